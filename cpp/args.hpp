@@ -1,0 +1,173 @@
+// Arguments of the kernels, as plain data shared by the bindings and every compiled
+// instruction-set variant of the kernels (so nothing here may contain code).
+//
+// Dimension letters used in every shape comment:
+//   B batch, T time steps, I input features, H hidden units, G = gates * H
+//   (G = H for SimpleRNN, 4H for LSTM, 3H for GRU).
+// All arrays are C-contiguous, batch-major: element (b, t, j) of a (B, T, n) array is at
+// [(b * T + t) * n + j]. Optional pointers are nullptr when absent (zeros, or "no mask").
+#pragma once
+#include <cstddef>
+
+namespace fastrnn {
+
+using Index = std::ptrdiff_t;
+
+enum class Activation : int { tanh = 0, relu = 1, linear = 2 };
+
+// ---------------------------------------------------------------------------------------
+// SimpleRNN: h_t = act(x_t K + (m * h_{t-1}) U + b)
+template <typename F>
+struct SimpleRnnForwardArgs {
+  F* outputs;                 // (B, T, H)  out: h_t for every t (also what backward needs)
+  F* h_last;                  // (B, H)     out
+  const F* x;                 // (B, T, I)
+  const F* h0;                // (B, H)     or nullptr (zeros)
+  const F* kernel;            // (I, H)
+  const F* recurrent_kernel;  // (H, H)
+  const F* bias;              // (H,)       or nullptr
+  const F* recurrent_mask;    // (B, H)     or nullptr; multiplies h_{t-1} before U
+  F* h_scratch;               // (B, H)     workspace, used when recurrent_mask is set
+  Index B, T, I, H;
+  Activation activation;
+};
+
+template <typename F>
+struct SimpleRnnBackwardArgs {
+  F* d_x;                     // (B, T, I)  out
+  F* d_h0;                    // (B, H)     out
+  F* d_kernel;                // (I, H)     out
+  F* d_recurrent_kernel;      // (H, H)     out
+  F* d_bias;                  // (H,)       out
+  F* d_pre;                   // (B, T, H)  workspace: gradient of the pre-activations
+  F* d_h;                     // (B, H)     workspace: gradient carried into h_{t-1}
+  F* h_prev;                  // (B, T, H)  workspace: m * h_{t-1} for every step
+  const F* outputs;           // (B, T, H)  tape
+  const F* x;                 // (B, T, I)  tape
+  const F* h0;                // (B, H)     tape, or nullptr
+  const F* kernel;            // (I, H)
+  const F* recurrent_kernel;  // (H, H)
+  const F* recurrent_mask;    // (B, H)     or nullptr
+  const F* d_outputs;         // (B, T, H)  or nullptr
+  const F* d_h_last;          // (B, H)     or nullptr
+  Index B, T, I, H;
+  Index truncate;             // 0: full BPTT; k > 0: h entering t = T-k, T-2k, ... (> 0) is a constant
+  Activation activation;
+};
+
+// ---------------------------------------------------------------------------------------
+// LSTM, Keras layout, gate order i, f, c (candidate, "g"), o:
+//   z = x_t K + (m * h_{t-1}) U + b;  i, f, o = sigmoid(z_i, z_f, z_o);  g = tanh(z_c)
+//   c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
+template <typename F>
+struct LstmForwardArgs {
+  F* outputs;                 // (B, T, H)   out
+  F* h_last;                  // (B, H)      out
+  F* c_last;                  // (B, H)      out
+  F* gates;                   // (B, T, 4H)  out (tape): activated i, f, g, o
+  F* cells;                   // (B, T, H)   out (tape): c_t
+  const F* x;                 // (B, T, I)
+  const F* h0;                // (B, H)      or nullptr
+  const F* c0;                // (B, H)      or nullptr
+  const F* kernel;            // (I, 4H)
+  const F* recurrent_kernel;  // (H, 4H)
+  const F* bias;              // (4H,)       or nullptr
+  const F* recurrent_mask;    // (B, H)      or nullptr
+  F* h_scratch;               // (B, H)      workspace, used when recurrent_mask is set
+  Index B, T, I, H;
+};
+
+template <typename F>
+struct LstmBackwardArgs {
+  F* d_x;                     // (B, T, I)   out
+  F* d_h0;                    // (B, H)      out
+  F* d_c0;                    // (B, H)      out
+  F* d_kernel;                // (I, 4H)     out
+  F* d_recurrent_kernel;      // (H, 4H)     out
+  F* d_bias;                  // (4H,)       out
+  F* d_gates;                 // (B, T, 4H)  workspace: gradient of the pre-activations
+  F* d_h;                     // (B, H)      workspace
+  F* d_c;                     // (B, H)      workspace
+  F* h_prev;                  // (B, T, H)   workspace: m * h_{t-1} for every step
+  const F* outputs;           // (B, T, H)   tape
+  const F* gates;             // (B, T, 4H)  tape
+  const F* cells;             // (B, T, H)   tape
+  const F* x;                 // (B, T, I)   tape
+  const F* h0;                // (B, H)      or nullptr
+  const F* c0;                // (B, H)      or nullptr
+  const F* kernel;            // (I, 4H)
+  const F* recurrent_kernel;  // (H, 4H)
+  const F* recurrent_mask;    // (B, H)      or nullptr
+  const F* d_outputs;         // (B, T, H)   or nullptr
+  const F* d_h_last;          // (B, H)      or nullptr
+  const F* d_c_last;          // (B, H)      or nullptr
+  Index B, T, I, H;
+  Index truncate;
+};
+
+// ---------------------------------------------------------------------------------------
+// GRU, Keras reset_after=True layout, gate order z, r, h; bias (2, 3H) = [input; recurrent]:
+//   xz = x_t K + b_in;  hz = (m * h_{t-1}) U + b_rec
+//   z = sigmoid(xz_z + hz_z);  r = sigmoid(xz_r + hz_r);  n = tanh(xz_h + r * hz_h)
+//   h_t = z * h_{t-1} + (1 - z) * n
+template <typename F>
+struct GruForwardArgs {
+  F* outputs;                 // (B, T, H)   out
+  F* h_last;                  // (B, H)      out
+  F* gates;                   // (B, T, 3H)  out (tape): z, r, n
+  F* hz_h;                    // (B, T, H)   out (tape): the recurrent part of the candidate, hz_h
+  const F* x;                 // (B, T, I)
+  const F* h0;                // (B, H)      or nullptr
+  const F* kernel;            // (I, 3H)
+  const F* recurrent_kernel;  // (H, 3H)
+  const F* bias;              // (2, 3H)     or nullptr
+  const F* recurrent_mask;    // (B, H)      or nullptr
+  F* h_scratch;               // (B, H)      workspace, used when recurrent_mask is set
+  F* hz;                      // (B, 3H)     workspace: the recurrent GEMM of one step
+  Index B, T, I, H;
+};
+
+template <typename F>
+struct GruBackwardArgs {
+  F* d_x;                     // (B, T, I)   out
+  F* d_h0;                    // (B, H)      out
+  F* d_kernel;                // (I, 3H)     out
+  F* d_recurrent_kernel;      // (H, 3H)     out
+  F* d_bias;                  // (2, 3H)     out
+  F* d_xz;                    // (B, T, 3H)  workspace: gradient of xz
+  F* d_hz;                    // (B, T, 3H)  workspace: gradient of hz
+  F* d_h;                     // (B, H)      workspace
+  F* d_h_rec;                 // (B, H)      workspace, used when recurrent_mask is set
+  F* h_prev;                  // (B, T, H)   workspace: m * h_{t-1} for every step
+  const F* outputs;           // (B, T, H)   tape
+  const F* gates;             // (B, T, 3H)  tape
+  const F* hz_h;              // (B, T, H)   tape
+  const F* x;                 // (B, T, I)   tape
+  const F* h0;                // (B, H)      or nullptr
+  const F* kernel;            // (I, 3H)
+  const F* recurrent_kernel;  // (H, 3H)
+  const F* recurrent_mask;    // (B, H)      or nullptr
+  const F* d_outputs;         // (B, T, H)   or nullptr
+  const F* d_h_last;          // (B, H)      or nullptr
+  Index B, T, I, H;
+  Index truncate;
+};
+
+// One instruction-set variant of every kernel.
+template <typename F>
+struct KernelSet {
+  void (*simple_rnn_forward)(const SimpleRnnForwardArgs<F>&);
+  void (*simple_rnn_backward)(const SimpleRnnBackwardArgs<F>&);
+  void (*lstm_forward)(const LstmForwardArgs<F>&);
+  void (*lstm_backward)(const LstmBackwardArgs<F>&);
+  void (*gru_forward)(const GruForwardArgs<F>&);
+  void (*gru_backward)(const GruBackwardArgs<F>&);
+};
+
+struct KernelTable {
+  const char* name;
+  KernelSet<float> f32;
+  KernelSet<double> f64;
+};
+
+}  // namespace fastrnn

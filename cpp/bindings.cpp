@@ -1,0 +1,484 @@
+// fastrnn._core: the only file that knows Python.
+// Every entry point: check every argument (dtype, shape, contiguity) and throw a ValueError
+// naming it; allocate outputs while holding the GIL; release the GIL around the kernel only.
+#include <pybind11/pybind11.h>
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <cblas.h>
+
+#include <climits>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "args.hpp"
+#include "dispatch.hpp"
+
+namespace py = pybind11;
+using fastrnn::Index;
+using Opt = std::optional<py::array>;
+
+namespace {
+
+std::string shape_str(const std::vector<Index>& s) {
+  std::ostringstream o;
+  o << "(";
+  for (std::size_t k = 0; k < s.size(); ++k) o << (k ? ", " : "") << s[k];
+  o << (s.size() == 1 ? ",)" : ")");
+  return o.str();
+}
+
+template <typename F>
+const char* dtype_name() {
+  return sizeof(F) == 4 ? "float32" : "float64";
+}
+
+// Checks that `a` is a C-contiguous F array of exactly `shape`; returns its data.
+template <typename F>
+const F* checked(const py::array& a, const char* name, const std::vector<Index>& shape) {
+  std::vector<Index> got(a.shape(), a.shape() + a.ndim());
+  const bool dtype_ok = a.dtype().is(py::dtype::of<F>());
+  if (!dtype_ok || got != shape) {
+    std::ostringstream o;
+    o << "argument `" << name << "`: expected a " << dtype_name<F>() << " array of shape "
+      << shape_str(shape) << ", got " << py::str(a.dtype()).cast<std::string>() << " "
+      << shape_str(got);
+    throw std::invalid_argument(o.str());
+  }
+  if (!(a.flags() & py::array::c_style))
+    throw std::invalid_argument(std::string("argument `") + name + "`: must be C-contiguous");
+  return static_cast<const F*>(a.data());
+}
+
+template <typename F>
+const F* checked(const Opt& a, const char* name, const std::vector<Index>& shape) {
+  return a ? checked<F>(*a, name, shape) : nullptr;
+}
+
+template <typename F>
+py::array_t<F> empty(const std::vector<Index>& shape) {
+  return py::array_t<F>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+template <typename F>
+F* data(py::array_t<F>& a) {
+  return a.mutable_data();
+}
+
+// Per-thread scratch memory, reused across calls (kernels never allocate).
+template <typename F>
+struct Workspace {
+  std::unique_ptr<F[]> buffer;
+  std::size_t size = 0;
+  F* get(std::size_t n) {
+    if (n > size) {
+      buffer = std::make_unique<F[]>(n);
+      size = n;
+    }
+    return buffer.get();
+  }
+};
+template <typename F>
+Workspace<F>& workspace() {
+  thread_local Workspace<F> ws;
+  return ws;
+}
+
+// Sizes of one call, read from x (B, T, I) and recurrent_kernel (H, gates * H).
+struct Dims {
+  Index B, T, I, H, G;
+};
+
+template <typename F>
+Dims read_dims(const py::array& x, const py::array& recurrent_kernel, Index gates) {
+  if (x.ndim() != 3)
+    throw std::invalid_argument("argument `x`: expected a 3-D array (batch, time, features), got " +
+                                std::to_string(x.ndim()) + "-D");
+  if (recurrent_kernel.ndim() != 2 || recurrent_kernel.shape(0) < 1)
+    throw std::invalid_argument("argument `recurrent_kernel`: expected a 2-D array (units, " +
+                                std::to_string(gates) + " * units) with units >= 1");
+  Dims d{x.shape(0), x.shape(1), x.shape(2), recurrent_kernel.shape(0), 0};
+  d.G = gates * d.H;
+  if (d.I < 1) throw std::invalid_argument("argument `x`: needs at least one feature");
+  checked<F>(x, "x", {d.B, d.T, d.I});
+  checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  // OpenBLAS takes 32-bit sizes and strides.
+  const double biggest = static_cast<double>(d.B) * static_cast<double>(d.T) *
+                         static_cast<double>(std::max(std::max(d.G, d.I), Index(1)));
+  if (biggest >= static_cast<double>(INT_MAX))
+    throw std::invalid_argument("arrays too large for 32-bit BLAS indexing: batch * time * "
+                                "max(features, gates * units) must stay below 2**31");
+  return d;
+}
+
+template <typename F>
+void copy_or_zero(F* dst, const F* src, Index n) {
+  if (src != nullptr)
+    std::memcpy(dst, src, sizeof(F) * static_cast<std::size_t>(n));
+  else
+    std::fill(dst, dst + n, F(0));
+}
+
+template <typename F>
+void zero(py::array_t<F>& a) {
+  std::fill(a.mutable_data(), a.mutable_data() + a.size(), F(0));
+}
+
+template <typename F>
+const fastrnn::KernelSet<F>& kernel_set();
+template <>
+const fastrnn::KernelSet<float>& kernel_set<float>() {
+  return fastrnn::kernels().f32;
+}
+template <>
+const fastrnn::KernelSet<double>& kernel_set<double>() {
+  return fastrnn::kernels().f64;
+}
+
+fastrnn::Activation parse_activation(const std::string& name) {
+  if (name == "tanh") return fastrnn::Activation::tanh;
+  if (name == "relu") return fastrnn::Activation::relu;
+  if (name == "linear") return fastrnn::Activation::linear;
+  throw std::invalid_argument("argument `activation`: expected 'tanh', 'relu' or 'linear', got '" +
+                              name + "'");
+}
+
+Index parse_truncate(Index truncate) {
+  if (truncate < 0)
+    throw std::invalid_argument("argument `truncate`: expected 0 (full BPTT) or a positive "
+                                "number of steps, got " + std::to_string(truncate));
+  return truncate;
+}
+
+// ---------------------------------------------------------------------------- SimpleRNN
+template <typename F>
+py::tuple simple_rnn_forward(const py::array& x, const Opt& h0, const py::array& kernel,
+                             const py::array& recurrent_kernel, const Opt& bias, const Opt& mask,
+                             const std::string& activation) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 1);
+  fastrnn::SimpleRnnForwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.bias = checked<F>(bias, "bias", {d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.activation = parse_activation(activation);
+  auto outputs = empty<F>({d.B, d.T, d.H});
+  auto h_last = empty<F>({d.B, d.H});
+  a.outputs = data(outputs);
+  a.h_last = data(h_last);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      copy_or_zero(a.h_last, a.h0, d.B * d.H);
+    } else {
+      a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
+      kernel_set<F>().simple_rnn_forward(a);
+    }
+  }
+  return py::make_tuple(outputs, h_last);
+}
+
+template <typename F>
+py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array& kernel,
+                              const py::array& recurrent_kernel, const Opt& mask,
+                              const py::array& outputs, const Opt& d_outputs, const Opt& d_h_last,
+                              const std::string& activation, Index truncate) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 1);
+  fastrnn::SimpleRnnBackwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
+  a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
+  a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
+  a.activation = parse_activation(activation);
+  a.truncate = parse_truncate(truncate);
+  auto d_x = empty<F>({d.B, d.T, d.I});
+  auto d_h0 = empty<F>({d.B, d.H});
+  auto d_kernel = empty<F>({d.I, d.G});
+  auto d_rec = empty<F>({d.H, d.G});
+  auto d_bias = empty<F>({d.G});
+  a.d_x = data(d_x), a.d_h0 = data(d_h0), a.d_kernel = data(d_kernel);
+  a.d_recurrent_kernel = data(d_rec), a.d_bias = data(d_bias);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      zero(d_x), zero(d_kernel), zero(d_rec), zero(d_bias);
+      copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
+    } else {
+      const std::size_t bth = std::size_t(d.B * d.T * d.H);
+      F* ws = workspace<F>().get(2 * bth + std::size_t(d.B * d.H));
+      a.d_pre = ws, a.h_prev = ws + bth, a.d_h = ws + 2 * bth;
+      kernel_set<F>().simple_rnn_backward(a);
+    }
+  }
+  return py::make_tuple(d_x, d_h0, d_kernel, d_rec, d_bias);
+}
+
+// ---------------------------------------------------------------------------- LSTM
+template <typename F>
+py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const py::array& kernel,
+                       const py::array& recurrent_kernel, const Opt& bias, const Opt& mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 4);
+  fastrnn::LstmForwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.c0 = checked<F>(c0, "c0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.bias = checked<F>(bias, "bias", {d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  auto outputs = empty<F>({d.B, d.T, d.H});
+  auto h_last = empty<F>({d.B, d.H});
+  auto c_last = empty<F>({d.B, d.H});
+  auto gates = empty<F>({d.B, d.T, d.G});
+  auto cells = empty<F>({d.B, d.T, d.H});
+  a.outputs = data(outputs), a.h_last = data(h_last), a.c_last = data(c_last);
+  a.gates = data(gates), a.cells = data(cells);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      copy_or_zero(a.h_last, a.h0, d.B * d.H);
+      copy_or_zero(a.c_last, a.c0, d.B * d.H);
+    } else {
+      a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
+      kernel_set<F>().lstm_forward(a);
+    }
+  }
+  return py::make_tuple(outputs, h_last, c_last, gates, cells);
+}
+
+template <typename F>
+py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const py::array& kernel,
+                        const py::array& recurrent_kernel, const Opt& mask,
+                        const py::array& outputs, const py::array& gates, const py::array& cells,
+                        const Opt& d_outputs, const Opt& d_h_last, const Opt& d_c_last,
+                        Index truncate) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 4);
+  fastrnn::LstmBackwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.c0 = checked<F>(c0, "c0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
+  a.gates = checked<F>(gates, "gates", {d.B, d.T, d.G});
+  a.cells = checked<F>(cells, "cells", {d.B, d.T, d.H});
+  a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
+  a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
+  a.d_c_last = checked<F>(d_c_last, "d_c_last", {d.B, d.H});
+  a.truncate = parse_truncate(truncate);
+  auto d_x = empty<F>({d.B, d.T, d.I});
+  auto d_h0 = empty<F>({d.B, d.H});
+  auto d_c0 = empty<F>({d.B, d.H});
+  auto d_kernel = empty<F>({d.I, d.G});
+  auto d_rec = empty<F>({d.H, d.G});
+  auto d_bias = empty<F>({d.G});
+  a.d_x = data(d_x), a.d_h0 = data(d_h0), a.d_c0 = data(d_c0), a.d_kernel = data(d_kernel);
+  a.d_recurrent_kernel = data(d_rec), a.d_bias = data(d_bias);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      zero(d_x), zero(d_kernel), zero(d_rec), zero(d_bias);
+      copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
+      copy_or_zero(a.d_c0, a.d_c_last, d.B * d.H);
+    } else {
+      const std::size_t btg = std::size_t(d.B * d.T * d.G), bth = std::size_t(d.B * d.T * d.H);
+      const std::size_t bh = std::size_t(d.B * d.H);
+      F* ws = workspace<F>().get(btg + bth + 2 * bh);
+      a.d_gates = ws, a.h_prev = ws + btg, a.d_h = ws + btg + bth, a.d_c = ws + btg + bth + bh;
+      kernel_set<F>().lstm_backward(a);
+    }
+  }
+  return py::make_tuple(d_x, d_h0, d_c0, d_kernel, d_rec, d_bias);
+}
+
+// ---------------------------------------------------------------------------- GRU
+template <typename F>
+py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel,
+                      const py::array& recurrent_kernel, const Opt& bias, const Opt& mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 3);
+  fastrnn::GruForwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.bias = checked<F>(bias, "bias", {2, d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  auto outputs = empty<F>({d.B, d.T, d.H});
+  auto h_last = empty<F>({d.B, d.H});
+  auto gates = empty<F>({d.B, d.T, d.G});
+  auto hz_h = empty<F>({d.B, d.T, d.H});
+  a.outputs = data(outputs), a.h_last = data(h_last), a.gates = data(gates), a.hz_h = data(hz_h);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      copy_or_zero(a.h_last, a.h0, d.B * d.H);
+    } else {
+      F* ws = workspace<F>().get(std::size_t(d.B * d.H + d.B * d.G));
+      a.h_scratch = ws, a.hz = ws + d.B * d.H;
+      kernel_set<F>().gru_forward(a);
+    }
+  }
+  return py::make_tuple(outputs, h_last, gates, hz_h);
+}
+
+template <typename F>
+py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kernel,
+                       const py::array& recurrent_kernel, const Opt& mask,
+                       const py::array& outputs, const py::array& gates, const py::array& hz_h,
+                       const Opt& d_outputs, const Opt& d_h_last, Index truncate) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 3);
+  fastrnn::GruBackwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
+  a.gates = checked<F>(gates, "gates", {d.B, d.T, d.G});
+  a.hz_h = checked<F>(hz_h, "hz_h", {d.B, d.T, d.H});
+  a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
+  a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
+  a.truncate = parse_truncate(truncate);
+  auto d_x = empty<F>({d.B, d.T, d.I});
+  auto d_h0 = empty<F>({d.B, d.H});
+  auto d_kernel = empty<F>({d.I, d.G});
+  auto d_rec = empty<F>({d.H, d.G});
+  auto d_bias = empty<F>({2, d.G});
+  a.d_x = data(d_x), a.d_h0 = data(d_h0), a.d_kernel = data(d_kernel);
+  a.d_recurrent_kernel = data(d_rec), a.d_bias = data(d_bias);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      zero(d_x), zero(d_kernel), zero(d_rec), zero(d_bias);
+      copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
+    } else {
+      const std::size_t btg = std::size_t(d.B * d.T * d.G), bth = std::size_t(d.B * d.T * d.H);
+      const std::size_t bh = std::size_t(d.B * d.H);
+      F* ws = workspace<F>().get(2 * btg + bth + 2 * bh);
+      a.d_xz = ws, a.d_hz = ws + btg, a.h_prev = ws + 2 * btg;
+      a.d_h = ws + 2 * btg + bth, a.d_h_rec = ws + 2 * btg + bth + bh;
+      kernel_set<F>().gru_backward(a);
+    }
+  }
+  return py::make_tuple(d_x, d_h0, d_kernel, d_rec, d_bias);
+}
+
+// Picks the float32 or float64 instantiation from the dtype of x.
+template <typename Fn32, typename Fn64, typename... Args>
+py::tuple by_dtype(Fn32 f32, Fn64 f64, const py::array& x, Args&&... args) {
+  if (x.dtype().is(py::dtype::of<float>())) return f32(x, std::forward<Args>(args)...);
+  if (x.dtype().is(py::dtype::of<double>())) return f64(x, std::forward<Args>(args)...);
+  throw std::invalid_argument("argument `x`: expected float32 or float64, got " +
+                              py::str(x.dtype()).cast<std::string>());
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastrnn C++ kernels (batch-major, Keras weight layout). Use fastrnn.ops instead.";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::invalid_argument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+  const auto none = py::none();
+
+  m.def("simple_rnn_forward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const Opt& b, const Opt& mask, const std::string& act) {
+          return by_dtype(simple_rnn_forward<float>, simple_rnn_forward<double>, x, h0, k, u, b,
+                          mask, act);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), py::arg("recurrent_mask") = none, py::arg("activation") = "tanh",
+        "-> (outputs, h_last)");
+  m.def("simple_rnn_backward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const Opt& mask, const py::array& out, const Opt& d_out, const Opt& d_h_last,
+           const std::string& act, Index truncate) {
+          return by_dtype(simple_rnn_backward<float>, simple_rnn_backward<double>, x, h0, k, u,
+                          mask, out, d_out, d_h_last, act, truncate);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("recurrent_mask"), py::arg("outputs"), py::arg("d_outputs"), py::arg("d_h_last"),
+        py::arg("activation") = "tanh", py::arg("truncate") = 0,
+        "-> (d_x, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
+  m.def("lstm_forward",
+        [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
+           const py::array& u, const Opt& b, const Opt& mask) {
+          return by_dtype(lstm_forward<float>, lstm_forward<double>, x, h0, c0, k, u, b, mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), py::arg("recurrent_mask") = none,
+        "-> (outputs, h_last, c_last, gates, cells)");
+  m.def("lstm_backward",
+        [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
+           const py::array& u, const Opt& mask, const py::array& out, const py::array& gates,
+           const py::array& cells, const Opt& d_out, const Opt& d_h_last, const Opt& d_c_last,
+           Index truncate) {
+          return by_dtype(lstm_backward<float>, lstm_backward<double>, x, h0, c0, k, u, mask, out,
+                          gates, cells, d_out, d_h_last, d_c_last, truncate);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("recurrent_mask"), py::arg("outputs"), py::arg("gates"), py::arg("cells"),
+        py::arg("d_outputs"), py::arg("d_h_last"), py::arg("d_c_last"), py::arg("truncate") = 0,
+        "-> (d_x, d_h0, d_c0, d_kernel, d_recurrent_kernel, d_bias)");
+  m.def("gru_forward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const Opt& b, const Opt& mask) {
+          return by_dtype(gru_forward<float>, gru_forward<double>, x, h0, k, u, b, mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), py::arg("recurrent_mask") = none, "-> (outputs, h_last, gates, hz_h)");
+  m.def("gru_backward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const Opt& mask, const py::array& out, const py::array& gates, const py::array& hz_h,
+           const Opt& d_out, const Opt& d_h_last, Index truncate) {
+          return by_dtype(gru_backward<float>, gru_backward<double>, x, h0, k, u, mask, out, gates,
+                          hz_h, d_out, d_h_last, truncate);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("recurrent_mask"), py::arg("outputs"), py::arg("gates"), py::arg("hz_h"),
+        py::arg("d_outputs"), py::arg("d_h_last"), py::arg("truncate") = 0,
+        "-> (d_x, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
+
+  m.def("set_num_threads", [](int n) {
+    if (n < 1)
+      throw std::invalid_argument("argument `n`: expected a positive number of threads, got " +
+                                  std::to_string(n));
+    scipy_openblas_set_num_threads(n);
+  }, py::arg("n"), "Threads used by the core (OpenBLAS included).");
+  m.def("get_num_threads", [] { return scipy_openblas_get_num_threads(); });
+  m.def("blas_config", [] {
+    return std::string(scipy_openblas_get_config()) + " core=" + scipy_openblas_get_corename();
+  }, "OpenBLAS build configuration and the kernel (core) it chose for this CPU.");
+  m.def("kernel_set", [] { return std::string(fastrnn::kernels().name); },
+        "The instruction-set variant of the kernels in use.");
+  m.def("available_kernel_sets", &fastrnn::available_kernel_sets);
+  m.def("select_kernel_set", &fastrnn::select_kernel_set, py::arg("name"));
+#ifdef VERSION_INFO
+#define FASTRNN_STRINGIFY_(x) #x
+#define FASTRNN_STRINGIFY(x) FASTRNN_STRINGIFY_(x)
+  m.attr("__version__") = FASTRNN_STRINGIFY(VERSION_INFO);
+#endif
+}

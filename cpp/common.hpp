@@ -1,0 +1,136 @@
+// Shared pieces of the kernels: the instruction-set namespace, Eigen, the BLAS calls and the
+// few passes every cell uses. Everything here lives in fastrnn::FASTRNN_ARCH, because this
+// header is compiled once per instruction set (see CMakeLists.txt) and the copies must not
+// be merged by the linker.
+#pragma once
+
+#ifndef FASTRNN_ARCH
+#define FASTRNN_ARCH generic
+#endif
+
+// Eigen is header-only and compiled here once per instruction set: renaming its namespace
+// per variant keeps the AVX-512 copy of an inline Eigen function from being linked into the
+// baseline variant (the technique TensorFlow Lite uses for its own Eigen copy).
+#define FASTRNN_CAT_(a, b) a##_##b
+#define FASTRNN_CAT(a, b) FASTRNN_CAT_(a, b)
+#define Eigen FASTRNN_CAT(Eigen, FASTRNN_ARCH)
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cblas.h>
+#include <cstring>
+
+#include "args.hpp"
+
+namespace fastrnn {
+namespace FASTRNN_ARCH {
+
+template <typename F>
+using Vec = Eigen::Map<Eigen::Array<F, Eigen::Dynamic, 1>>;
+template <typename F>
+using CVec = Eigen::Map<const Eigen::Array<F, Eigen::Dynamic, 1>>;
+
+// Row-major C (M, N) = alpha * op(A) op(B) + beta * C, through OpenBLAS.
+inline void gemm(bool trans_a, bool trans_b, Index M, Index N, Index K, float alpha,
+                 const float* A, Index lda, const float* Bm, Index ldb, float beta, float* C,
+                 Index ldc) {
+  scipy_cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(M),
+                    static_cast<int>(N), static_cast<int>(K), alpha, A, static_cast<int>(lda),
+                    Bm, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+}
+inline void gemm(bool trans_a, bool trans_b, Index M, Index N, Index K, double alpha,
+                 const double* A, Index lda, const double* Bm, Index ldb, double beta,
+                 double* C, Index ldc) {
+  scipy_cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(M),
+                    static_cast<int>(N), static_cast<int>(K), alpha, A, static_cast<int>(lda),
+                    Bm, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+}
+
+// The recurrent GEMM of step t: C (B rows, ldc) (+)= h_prev (B, H; rows ldh apart) U (H, G).
+// A missing h_prev (zero initial state) contributes nothing.
+template <typename F>
+inline void recurrent_gemm(F* C, Index ldc, const F* h_prev, Index ldh, const F* U, Index B,
+                           Index H, Index G, F beta) {
+  if (h_prev == nullptr) {
+    if (beta == F(0))
+      for (Index b = 0; b < B; ++b) std::fill(C + b * ldc, C + b * ldc + G, F(0));
+    return;
+  }
+  gemm(false, false, B, G, H, F(1), h_prev, ldh, U, G, beta, C, ldc);
+}
+
+// The state that enters step t, as the recurrent GEMM sees it: m * h_{t-1} when a recurrent
+// dropout mask is set (written to scratch), otherwise h_{t-1} itself (rows ld apart).
+// Returns nullptr for a zero state; *ld_out receives the row stride of the result.
+template <typename F>
+inline const F* state_into_step(Index t, const F* outputs, const F* h0, const F* mask,
+                                F* scratch, Index B, Index T, Index H, Index* ld_out) {
+  const F* h = t > 0 ? outputs + (t - 1) * H : h0;
+  Index ld = t > 0 ? T * H : H;
+  if (h == nullptr) return nullptr;
+  if (mask == nullptr) {
+    *ld_out = ld;
+    return h;
+  }
+  for (Index b = 0; b < B; ++b)
+    Vec<F>(scratch + b * H, H) = CVec<F>(h + b * ld, H) * CVec<F>(mask + b * H, H);
+  *ld_out = H;
+  return scratch;
+}
+
+// h_prev (B, T, H): row (b, t) = m * h_{t-1} (h_{-1} = h0, or zeros), the left factor of dU.
+template <typename F>
+inline void gather_previous_states(F* h_prev, const F* outputs, const F* h0, const F* mask,
+                                   Index B, Index T, Index H) {
+  for (Index b = 0; b < B; ++b) {
+    F* dst = h_prev + b * T * H;
+    if (h0 != nullptr)
+      std::memcpy(dst, h0 + b * H, sizeof(F) * static_cast<std::size_t>(H));
+    else
+      std::fill(dst, dst + H, F(0));
+    if (T > 1)
+      std::memcpy(dst + H, outputs + b * T * H, sizeof(F) * static_cast<std::size_t>((T - 1) * H));
+    if (mask != nullptr) {
+      CVec<F> m(mask + b * H, H);
+      for (Index t = 0; t < T; ++t) Vec<F>(dst + t * H, H) *= m;
+    }
+  }
+}
+
+// The weight gradients that follow the time loop, each one GEMM over all B*T rows:
+//   d_kernel (I, G) = x^T d_pre,   d_x (B*T, I) = d_pre K^T,   d_rec (H, G) = h_prev^T d_rec_pre.
+template <typename F>
+inline void weight_gradients(F* d_x, F* d_kernel, F* d_recurrent_kernel, const F* x,
+                             const F* kernel, const F* h_prev, const F* d_pre,
+                             const F* d_rec_pre, Index rows, Index I, Index H, Index G) {
+  gemm(true, false, I, G, rows, F(1), x, I, d_pre, G, F(0), d_kernel, G);
+  gemm(false, true, rows, I, G, F(1), d_pre, G, kernel, G, F(0), d_x, I);
+  gemm(true, false, H, G, rows, F(1), h_prev, H, d_rec_pre, G, F(0), d_recurrent_kernel, G);
+}
+
+// d_bias (G,) = column sums of d_pre (rows, G).
+template <typename F>
+inline void column_sums(F* d_bias, const F* d_pre, Index rows, Index G) {
+  Vec<F> acc(d_bias, G);
+  acc.setZero();
+  for (Index r = 0; r < rows; ++r) acc += CVec<F>(d_pre + r * G, G);
+}
+
+// Truncated BPTT: the state entering step t is a constant when t = T-k, T-2k, ... and t > 0.
+inline bool cut_before(Index t, Index T, Index truncate) {
+  return truncate > 0 && t > 0 && (T - t) % truncate == 0;
+}
+
+// Starts the carried gradient: d_h_last, or zeros.
+template <typename F>
+inline void init_carry(F* carry, const F* given, Index n) {
+  if (given != nullptr)
+    std::memcpy(carry, given, sizeof(F) * static_cast<std::size_t>(n));
+  else
+    std::fill(carry, carry + n, F(0));
+}
+
+}  // namespace FASTRNN_ARCH
+}  // namespace fastrnn

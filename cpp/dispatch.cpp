@@ -1,0 +1,104 @@
+#include "dispatch.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace fastrnn {
+
+#ifdef FASTRNN_HAVE_native
+namespace native { const KernelTable& kernel_table(); }
+#endif
+#ifdef FASTRNN_HAVE_generic
+namespace generic { const KernelTable& kernel_table(); }
+#endif
+#ifdef FASTRNN_HAVE_avx2
+namespace avx2 { const KernelTable& kernel_table(); }
+#endif
+#ifdef FASTRNN_HAVE_avx512
+namespace avx512 { const KernelTable& kernel_table(); }
+#endif
+
+namespace {
+
+struct Variant {
+  const char* name;
+  const KernelTable* (*get)();
+  bool (*supported)();
+};
+
+bool always() { return true; }
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+bool has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+bool has_avx512() {
+  __builtin_cpu_init();
+  return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+}
+#endif
+
+// Best last.
+const std::vector<Variant>& variants() {
+  static const std::vector<Variant> all = {
+#ifdef FASTRNN_HAVE_native
+      {"native", [] { return &native::kernel_table(); }, always},
+#endif
+#ifdef FASTRNN_HAVE_generic
+      {"generic", [] { return &generic::kernel_table(); }, always},
+#endif
+#ifdef FASTRNN_HAVE_avx2
+      {"avx2", [] { return &avx2::kernel_table(); }, has_avx2},
+#endif
+#ifdef FASTRNN_HAVE_avx512
+      {"avx512", [] { return &avx512::kernel_table(); }, has_avx512},
+#endif
+  };
+  return all;
+}
+
+const KernelTable* find(const std::string& name) {
+  for (const auto& v : variants())
+    if (name == v.name) {
+      if (!v.supported())
+        throw std::invalid_argument("kernel set '" + name + "' is not supported by this CPU");
+      return v.get();
+    }
+  throw std::invalid_argument("unknown kernel set '" + name + "'");
+}
+
+const KernelTable* best() {
+  if (const char* env = std::getenv("FASTRNN_ARCH"); env != nullptr && *env != '\0') {
+    try {
+      return find(env);
+    } catch (const std::invalid_argument&) {
+      // fall through to the best supported variant
+    }
+  }
+  const KernelTable* chosen = nullptr;
+  for (const auto& v : variants())
+    if (v.supported()) chosen = v.get();
+  return chosen;
+}
+
+std::atomic<const KernelTable*>& current() {
+  static std::atomic<const KernelTable*> table{best()};
+  return table;
+}
+
+}  // namespace
+
+const KernelTable& kernels() { return *current().load(std::memory_order_relaxed); }
+
+std::vector<std::string> available_kernel_sets() {
+  std::vector<std::string> names;
+  for (const auto& v : variants())
+    if (v.supported()) names.emplace_back(v.name);
+  return names;
+}
+
+void select_kernel_set(const std::string& name) { current().store(find(name)); }
+
+}  // namespace fastrnn

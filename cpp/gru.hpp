@@ -1,0 +1,118 @@
+// ======================================================================================
+// GRU, forward and backward.   B batch, T time, I inputs, H hidden units, G = 3H.
+// Keras reset_after=True layout (the form PyTorch uses), gate order z, r, h;
+// bias (2, 3H) = [input bias b_in; recurrent bias b_rec]:
+//   xz = x_t K + b_in                  hz = (m * h_{t-1}) U + b_rec
+//   z = sigmoid(xz_z + hz_z)           r = sigmoid(xz_r + hz_r)
+//   n = tanh(xz_h + r * hz_h)          h_t = z * h_{t-1} + (1 - z) * n
+// One recurrent GEMM per step ("linear before reset"). The tape keeps z, r, n (B, T, 3H)
+// and hz_h (B, T, H).
+// ======================================================================================
+#pragma once
+#include "common.hpp"
+
+namespace fastrnn {
+namespace FASTRNN_ARCH {
+namespace gru {
+
+// Gate math of one (b, t). gate: xz on entry (no bias), z r n on return; hz: this row of the
+// recurrent GEMM (no bias); writes hz_h (with bias) and h_t.
+template <typename F>
+inline void cell_forward(F* gate, F* hzh_out, F* h, const F* hz, const F* h_prev,
+                         const F* bias, Index H) {
+  Vec<F> zr(gate, 2 * H), n(gate + 2 * H, H);
+  Vec<F> hzh(hzh_out, H);
+  zr += CVec<F>(hz, 2 * H);
+  hzh = CVec<F>(hz + 2 * H, H);
+  if (bias != nullptr) {
+    zr += CVec<F>(bias, 2 * H) + CVec<F>(bias + 3 * H, 2 * H);
+    n += CVec<F>(bias + 2 * H, H);
+    hzh += CVec<F>(bias + 5 * H, H);
+  }
+  zr = zr.logistic();
+  Vec<F> z(gate, H), r(gate + H, H);
+  n = (n + r * hzh).tanh();
+  if (h_prev != nullptr)
+    Vec<F>(h, H) = z * CVec<F>(h_prev, H) + (F(1) - z) * n;
+  else
+    Vec<F>(h, H) = (F(1) - z) * n;
+}
+
+template <typename F>
+void forward(const GruForwardArgs<F>& a) {
+  const Index B = a.B, T = a.T, H = a.H, G = 3 * H;
+  // xz for every step in one GEMM: (B*T, I) x (I, 3H).
+  gemm(false, false, B * T, G, a.I, F(1), a.x, a.I, a.kernel, G, F(0), a.gates, G);
+  for (Index t = 0; t < T; ++t) {
+    Index ldh = H;
+    const F* h_rec = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
+                                     H, &ldh);
+    recurrent_gemm(a.hz, G, h_rec, ldh, a.recurrent_kernel, B, H, G, F(0));
+    for (Index b = 0; b < B; ++b) {
+      const Index r = b * T + t;
+      const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : (a.h0 ? a.h0 + b * H : nullptr);
+      cell_forward(a.gates + r * G, a.hz_h + r * H, a.outputs + r * H, a.hz + b * G, h_prev,
+                   a.bias, H);
+    }
+  }
+  for (Index b = 0; b < B; ++b)
+    std::memcpy(a.h_last + b * H, a.outputs + (b * T + T - 1) * H, sizeof(F) * std::size_t(H));
+}
+
+// Backward through the gate math of one (b, t). dh_io: gradient reaching h_t on entry, the
+// direct part of the gradient reaching h_{t-1} (dh * z) on return.
+template <typename F>
+inline void cell_backward(F* dxz, F* dhz, F* dh_io, const F* gate, const F* hzh,
+                          const F* h_prev, Index H) {
+  CVec<F> z(gate, H), r(gate + H, H), n(gate + 2 * H, H);
+  Vec<F> dh(dh_io, H);
+  Vec<F> dzz(dxz, H), dzr(dxz + H, H), dzn(dxz + 2 * H, H);
+  if (h_prev != nullptr)
+    dzz = dh * (CVec<F>(h_prev, H) - n) * z * (F(1) - z);
+  else
+    dzz = -dh * n * z * (F(1) - z);
+  dzn = dh * (F(1) - z) * (F(1) - n * n);
+  dzr = dzn * CVec<F>(hzh, H) * r * (F(1) - r);
+  Vec<F>(dhz, 2 * H) = Vec<F>(dxz, 2 * H);
+  Vec<F>(dhz + 2 * H, H) = dzn * r;
+  dh *= z;
+}
+
+template <typename F>
+void backward(const GruBackwardArgs<F>& a) {
+  const Index B = a.B, T = a.T, H = a.H, G = 3 * H;
+  init_carry(a.d_h, a.d_h_last, B * H);
+  for (Index t = T - 1; t >= 0; --t) {
+    for (Index b = 0; b < B; ++b) {
+      const Index r = b * T + t;
+      Vec<F> dh(a.d_h + b * H, H);
+      if (a.d_outputs != nullptr) dh += CVec<F>(a.d_outputs + r * H, H);
+      const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : (a.h0 ? a.h0 + b * H : nullptr);
+      cell_backward(a.d_xz + r * G, a.d_hz + r * G, a.d_h + b * H, a.gates + r * G,
+                    a.hz_h + r * H, h_prev, H);
+    }
+    if (cut_before(t, T, a.truncate)) {  // h entering step t is a constant
+      std::fill(a.d_h, a.d_h + B * H, F(0));
+      continue;
+    }
+    // d_h_{t-1} = dh * z + (d_hz_t U^T) * m.
+    if (a.recurrent_mask == nullptr) {
+      gemm(false, true, B, H, G, F(1), a.d_hz + t * G, T * G, a.recurrent_kernel, G, F(1), a.d_h,
+           H);
+    } else {
+      gemm(false, true, B, H, G, F(1), a.d_hz + t * G, T * G, a.recurrent_kernel, G, F(0),
+           a.d_h_rec, H);
+      Vec<F>(a.d_h, B * H) += CVec<F>(a.d_h_rec, B * H) * CVec<F>(a.recurrent_mask, B * H);
+    }
+  }
+  std::memcpy(a.d_h0, a.d_h, sizeof(F) * std::size_t(B * H));
+  gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, B, T, H);
+  weight_gradients(a.d_x, a.d_kernel, a.d_recurrent_kernel, a.x, a.kernel, a.h_prev, a.d_xz,
+                   a.d_hz, B * T, a.I, H, G);
+  column_sums(a.d_bias, a.d_xz, B * T, G);
+  column_sums(a.d_bias + G, a.d_hz, B * T, G);
+}
+
+}  // namespace gru
+}  // namespace FASTRNN_ARCH
+}  // namespace fastrnn

@@ -1,0 +1,27 @@
+// One instruction-set variant of every kernel (compiled once per FASTRNN_ARCH, see
+// CMakeLists.txt), exported as a table of function pointers for dispatch.cpp.
+#include "gru.hpp"
+#include "lstm.hpp"
+#include "simple_rnn.hpp"
+
+namespace fastrnn {
+namespace FASTRNN_ARCH {
+
+template <typename F>
+constexpr KernelSet<F> kernel_set() {
+  return KernelSet<F>{&simple_rnn::forward<F>, &simple_rnn::backward<F>,
+                      &lstm::forward<F>,       &lstm::backward<F>,
+                      &gru::forward<F>,        &gru::backward<F>};
+}
+
+#define FASTRNN_STR_(x) #x
+#define FASTRNN_STR(x) FASTRNN_STR_(x)
+
+const KernelTable& kernel_table() {
+  static const KernelTable table{FASTRNN_STR(FASTRNN_ARCH), kernel_set<float>(),
+                                 kernel_set<double>()};
+  return table;
+}
+
+}  // namespace FASTRNN_ARCH
+}  // namespace fastrnn

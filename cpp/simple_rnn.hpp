@@ -1,0 +1,83 @@
+// ======================================================================================
+// SimpleRNN, forward and backward.
+//   B batch, T time, I inputs, H hidden units.  h_t = act(x_t K + (m * h_{t-1}) U + b)
+//   act in {tanh, relu, linear}; m is an optional recurrent dropout mask (B, H).
+// ======================================================================================
+#pragma once
+#include "common.hpp"
+
+namespace fastrnn {
+namespace FASTRNN_ARCH {
+namespace simple_rnn {
+
+// One step's activation, in place on a row of pre-activations (+ bias).
+template <typename F>
+inline void activate_row(F* row, const F* bias, Index H, Activation act) {
+  Vec<F> a(row, H);
+  if (bias != nullptr) a += CVec<F>(bias, H);
+  switch (act) {
+    case Activation::tanh: a = a.tanh(); break;
+    case Activation::relu: a = a.max(F(0)); break;
+    case Activation::linear: break;
+  }
+}
+
+// d_pre = d_h * act'(pre), with act' written through the output h = act(pre).
+template <typename F>
+inline void activation_grad_row(F* d_pre, const F* d_h, const F* h, Index H, Activation act) {
+  Vec<F> dz(d_pre, H);
+  CVec<F> dh(d_h, H), y(h, H);
+  switch (act) {
+    case Activation::tanh: dz = dh * (F(1) - y * y); break;
+    case Activation::relu: dz = (y > F(0)).select(dh, F(0)); break;
+    case Activation::linear: dz = dh; break;
+  }
+}
+
+template <typename F>
+void forward(const SimpleRnnForwardArgs<F>& a) {
+  const Index B = a.B, T = a.T, H = a.H;
+  // x K for all B*T rows at once, straight into the outputs: (B*T, I) x (I, H).
+  gemm(false, false, B * T, H, a.I, F(1), a.x, a.I, a.kernel, H, F(0), a.outputs, H);
+  for (Index t = 0; t < T; ++t) {
+    F* out_t = a.outputs + t * H;  // rows b * T * H apart
+    Index ldh = H;
+    const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
+                                      H, &ldh);
+    recurrent_gemm(out_t, T * H, h_prev, ldh, a.recurrent_kernel, B, H, H, F(1));
+    for (Index b = 0; b < B; ++b) activate_row(out_t + b * T * H, a.bias, H, a.activation);
+  }
+  for (Index b = 0; b < B; ++b)
+    std::memcpy(a.h_last + b * H, a.outputs + (b * T + T - 1) * H, sizeof(F) * std::size_t(H));
+}
+
+template <typename F>
+void backward(const SimpleRnnBackwardArgs<F>& a) {
+  const Index B = a.B, T = a.T, H = a.H;
+  init_carry(a.d_h, a.d_h_last, B * H);  // d_h: gradient flowing into h_t from later steps
+  for (Index t = T - 1; t >= 0; --t) {
+    for (Index b = 0; b < B; ++b) {
+      const Index r = (b * T + t) * H;
+      Vec<F> dh(a.d_h + b * H, H);
+      if (a.d_outputs != nullptr) dh += CVec<F>(a.d_outputs + r, H);
+      activation_grad_row(a.d_pre + r, a.d_h + b * H, a.outputs + r, H, a.activation);
+    }
+    if (cut_before(t, T, a.truncate)) {
+      std::fill(a.d_h, a.d_h + B * H, F(0));  // h_{t-1} is a constant here
+      continue;
+    }
+    // d_h_{t-1} = (d_pre_t U^T) * m: the only product on the critical path.
+    gemm(false, true, B, H, H, F(1), a.d_pre + t * H, T * H, a.recurrent_kernel, H, F(0), a.d_h,
+         H);
+    if (a.recurrent_mask != nullptr) Vec<F>(a.d_h, B * H) *= CVec<F>(a.recurrent_mask, B * H);
+  }
+  std::memcpy(a.d_h0, a.d_h, sizeof(F) * std::size_t(B * H));
+  gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, B, T, H);
+  weight_gradients(a.d_x, a.d_kernel, a.d_recurrent_kernel, a.x, a.kernel, a.h_prev, a.d_pre,
+                   a.d_pre, B * T, a.I, H, H);
+  column_sums(a.d_bias, a.d_pre, B * T, H);
+}
+
+}  // namespace simple_rnn
+}  // namespace FASTRNN_ARCH
+}  // namespace fastrnn

@@ -1,0 +1,379 @@
+"""The functional API over the C++ kernels: forward and (truncated) backward of whole sequences.
+
+Arrays are batch-major, as Keras users pass them: ``x`` is ``(batch, time, features)``.
+Weights use the Keras layout and gate order:
+
+======================  ==============  ==================  ==============
+cell                    ``kernel``      ``recurrent_kernel``  ``bias``
+======================  ==============  ==================  ==============
+SimpleRNN               ``(I, H)``      ``(H, H)``          ``(H,)``
+LSTM (gates i, f, c, o)  ``(I, 4H)``     ``(H, 4H)``         ``(4H,)``
+GRU (gates z, r, h)      ``(I, 3H)``     ``(H, 3H)``         ``(2, 3H)``
+======================  ==============  ==================  ==============
+
+GRU is Keras's ``reset_after=True`` form (the one PyTorch uses); its bias rows are the input
+and the recurrent bias. Every ``*_forward`` returns the outputs ``(B, T, H)``, the last state(s)
+and a *tape*: an opaque object holding what the matching ``*_backward`` needs. A tape may be
+used for any number of backward calls. The returned ``outputs`` array is read-only because the
+tape shares it.
+
+float32 is the default; float64 works too (gradient checks). float16 is converted to float32.
+Integer, boolean, complex or object arrays, and arguments whose dtypes differ from ``x``'s,
+raise ``TypeError``. ``h0``/``c0``/``bias`` may be ``None`` (zeros / no bias). Empty batches and
+``T = 0`` are allowed: outputs are empty, the last state is the initial state.
+
+Truncated BPTT: ``truncate=k`` treats the state entering step ``t`` as a constant for every
+``t = T-k, T-2k, ... > 0`` (how PyTorch users detach the state every ``k`` steps);
+``truncate=None`` is full backpropagation through time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _core
+
+__all__ = [
+    "Tape",
+    "gru_backward",
+    "gru_forward",
+    "lstm_backward",
+    "lstm_forward",
+    "simple_rnn_backward",
+    "simple_rnn_forward",
+]
+
+ArrayLike = Any
+_ACTIVATIONS = ("tanh", "relu", "linear")
+
+
+class Tape:
+    """What a backward pass needs from its forward pass. Treat it as opaque."""
+
+    __slots__ = ("_arrays", "_cell", "_options")
+
+    def __init__(self, cell: str, arrays: dict[str, Optional[np.ndarray]], **options: Any):
+        self._cell = cell
+        self._arrays = arrays
+        self._options = options
+
+    @property
+    def cell(self) -> str:
+        """``"simple_rnn"``, ``"lstm"`` or ``"gru"``."""
+        return self._cell
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by this tape (arrays shared with the caller included)."""
+        return sum(a.nbytes for a in self._arrays.values() if a is not None)
+
+    def __repr__(self) -> str:
+        x = self._arrays["x"]
+        return f"<fastrnn.ops.Tape {self._cell} x{tuple(x.shape)} {x.dtype} {self.nbytes} bytes>"
+
+
+# ----------------------------------------------------------------------------- validation
+def _float_dtype(name: str, a: np.ndarray) -> np.dtype:
+    kind = a.dtype.kind
+    if kind == "f":
+        if a.dtype == np.float64 or a.dtype.itemsize > 8:
+            return np.dtype(np.float64)
+        return np.dtype(np.float32)
+    raise TypeError(
+        f"Received an invalid value for argument `{name}`: expected a float32 or float64 array, "
+        f"got dtype {a.dtype}."
+    )
+
+
+def _array(
+    name: str, value: ArrayLike, dtype: Optional[np.dtype], shape: tuple, what: str
+) -> np.ndarray:
+    """Returns `value` as a C-contiguous array of `dtype` and exactly `shape` (dims < 0: any)."""
+    a = np.asarray(value)
+    got = _float_dtype(name, a)
+    if dtype is not None and got != dtype:
+        raise TypeError(
+            f"Received an invalid value for argument `{name}`: its dtype {a.dtype} differs from "
+            f"`x`'s {dtype}; pass every array in one dtype (float32 or float64)."
+        )
+    if a.ndim != len(shape) or any(s >= 0 and s != g for s, g in zip(shape, a.shape)):
+        want = tuple("?" if s < 0 else s for s in shape)
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`: expected shape {want} {what}, "
+            f"got {a.shape}."
+        )
+    return np.ascontiguousarray(a, dtype=got)
+
+
+def _optional(name: str, value: ArrayLike, dtype: np.dtype, shape: tuple, what: str):
+    return None if value is None else _array(name, value, dtype, shape, what)
+
+
+def _inputs(x: ArrayLike, recurrent_kernel: ArrayLike, gates: int):
+    """Validates x and recurrent_kernel; returns them with (dtype, B, T, I, H)."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(
+            "Received an invalid value for argument `x`: expected a 3-D array (batch, time, "
+            f"features), got shape {x.shape}."
+        )
+    dtype = _float_dtype("x", x)
+    x = np.ascontiguousarray(x, dtype=dtype)
+    B, T, I = x.shape
+    if I < 1:
+        raise ValueError(
+            "Received an invalid value for argument `x`: expected at least one feature, "
+            f"got shape {x.shape}."
+        )
+    u = np.asarray(recurrent_kernel)
+    if u.ndim != 2 or u.shape[0] < 1 or u.shape[1] != gates * u.shape[0]:
+        raise ValueError(
+            "Received an invalid value for argument `recurrent_kernel`: expected shape "
+            f"(units, {gates} * units) with units >= 1, got {u.shape}."
+        )
+    u = _array("recurrent_kernel", u, dtype, u.shape, "")
+    return x, u, dtype, B, T, I, u.shape[0]
+
+
+def _mask(value: ArrayLike, dtype: np.dtype, B: int, H: int) -> Optional[np.ndarray]:
+    return _optional("recurrent_mask", value, dtype, (B, H), "(batch, units)")
+
+
+def _truncate(truncate: Optional[int]) -> int:
+    if truncate is None:
+        return 0
+    if isinstance(truncate, (bool, np.bool_)) or not isinstance(truncate, (int, np.integer)):
+        raise TypeError(
+            "Received an invalid value for argument `truncate`: expected None or a positive "
+            f"integer, got {truncate!r}."
+        )
+    if truncate < 1:
+        raise ValueError(
+            "Received an invalid value for argument `truncate`: expected None or a positive "
+            f"integer, got {truncate}."
+        )
+    return int(truncate)
+
+
+def _check_tape(tape: Tape, cell: str) -> dict:
+    if not isinstance(tape, Tape):
+        raise TypeError(
+            f"Received an invalid value for argument `tape`: expected the tape returned by "
+            f"fastrnn.ops.{cell}_forward, got {type(tape).__name__}."
+        )
+    if tape.cell != cell:
+        raise ValueError(
+            f"Received an invalid value for argument `tape`: it comes from "
+            f"{tape.cell}_forward, not {cell}_forward."
+        )
+    return tape._arrays
+
+
+def _upstream(name: str, value: ArrayLike, like: np.ndarray) -> Optional[np.ndarray]:
+    what = "(batch, time, units)" if like.ndim == 3 else "(batch, units)"
+    return _optional(name, value, like.dtype, like.shape, what)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+# ----------------------------------------------------------------------------- SimpleRNN
+def simple_rnn_forward(
+    x: ArrayLike,
+    h0: Optional[ArrayLike],
+    kernel: ArrayLike,
+    recurrent_kernel: ArrayLike,
+    bias: Optional[ArrayLike],
+    activation: str = "tanh",
+    *,
+    recurrent_mask: Optional[ArrayLike] = None,
+) -> tuple[np.ndarray, np.ndarray, Tape]:
+    """SimpleRNN over a whole sequence: ``h_t = act(x_t K + (m * h_{t-1}) U + b)``.
+
+    Args:
+        x: ``(B, T, I)``.
+        h0: ``(B, H)`` or None (zeros).
+        kernel: ``(I, H)``.  recurrent_kernel: ``(H, H)``.  bias: ``(H,)`` or None.
+        activation: ``"tanh"``, ``"relu"`` or ``"linear"``.
+        recurrent_mask: ``(B, H)`` or None: recurrent dropout mask (already scaled), multiplied
+            into ``h_{t-1}`` before the recurrent product, the same at every step.
+
+    Returns:
+        ``(outputs (B, T, H), h_last (B, H), tape)``.
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(
+            "Received an invalid value for argument `activation`: expected one of "
+            f"{_ACTIVATIONS}, got {activation!r}."
+        )
+    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 1)
+    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
+    k = _array("kernel", kernel, dtype, (I, H), "(features, units)")
+    b = _optional("bias", bias, dtype, (H,), "(units,)")
+    m = _mask(recurrent_mask, dtype, B, H)
+    outputs, h_last = _core.simple_rnn_forward(x, h0, k, u, b, m, activation)
+    tape = Tape(
+        "simple_rnn",
+        {"x": x, "h0": h0, "kernel": k, "recurrent_kernel": u, "mask": m, "outputs": outputs},
+        activation=activation,
+    )
+    return _read_only(outputs), h_last, tape
+
+
+def simple_rnn_backward(
+    tape: Tape,
+    d_outputs: Optional[ArrayLike],
+    d_h_last: Optional[ArrayLike] = None,
+    truncate: Optional[int] = None,
+) -> dict[str, np.ndarray]:
+    """Gradients of a SimpleRNN forward.
+
+    Args:
+        tape: from :func:`simple_rnn_forward`.
+        d_outputs: ``(B, T, H)`` gradient of the loss w.r.t. the outputs, or None.
+        d_h_last: ``(B, H)`` gradient w.r.t. the last state, or None.
+        truncate: None (full BPTT) or ``k`` (see the module docstring).
+
+    Returns:
+        dict with ``x (B, T, I)``, ``h0 (B, H)``, ``kernel``, ``recurrent_kernel``, ``bias``.
+    """
+    a = _check_tape(tape, "simple_rnn")
+    out = a["outputs"]
+    d_out = _upstream("d_outputs", d_outputs, out)
+    d_last = _upstream("d_h_last", d_h_last, out[:, 0, :])
+    g = _core.simple_rnn_backward(
+        a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, d_out, d_last,
+        tape._options["activation"], _truncate(truncate),
+    )
+    return dict(zip(("x", "h0", "kernel", "recurrent_kernel", "bias"), g))
+
+
+# ----------------------------------------------------------------------------- LSTM
+def lstm_forward(
+    x: ArrayLike,
+    h0: Optional[ArrayLike],
+    c0: Optional[ArrayLike],
+    kernel: ArrayLike,
+    recurrent_kernel: ArrayLike,
+    bias: Optional[ArrayLike],
+    *,
+    recurrent_mask: Optional[ArrayLike] = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Tape]:
+    """LSTM over a whole sequence (Keras gate order i, f, c, o).
+
+    Args:
+        x: ``(B, T, I)``.  h0, c0: ``(B, H)`` or None (zeros).
+        kernel: ``(I, 4H)``.  recurrent_kernel: ``(H, 4H)``.  bias: ``(4H,)`` or None.
+        recurrent_mask: ``(B, H)`` or None (see :func:`simple_rnn_forward`).
+
+    Returns:
+        ``(outputs (B, T, H), h_last (B, H), c_last (B, H), tape)``.
+    """
+    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 4)
+    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
+    c0 = _optional("c0", c0, dtype, (B, H), "(batch, units)")
+    k = _array("kernel", kernel, dtype, (I, 4 * H), "(features, 4 * units)")
+    b = _optional("bias", bias, dtype, (4 * H,), "(4 * units,)")
+    m = _mask(recurrent_mask, dtype, B, H)
+    outputs, h_last, c_last, gates, cells = _core.lstm_forward(x, h0, c0, k, u, b, m)
+    tape = Tape(
+        "lstm",
+        {"x": x, "h0": h0, "c0": c0, "kernel": k, "recurrent_kernel": u, "mask": m,
+         "outputs": outputs, "gates": gates, "cells": cells},
+    )
+    return _read_only(outputs), h_last, c_last, tape
+
+
+def lstm_backward(
+    tape: Tape,
+    d_outputs: Optional[ArrayLike],
+    d_h_last: Optional[ArrayLike] = None,
+    d_c_last: Optional[ArrayLike] = None,
+    truncate: Optional[int] = None,
+) -> dict[str, np.ndarray]:
+    """Gradients of an LSTM forward.
+
+    Args:
+        tape: from :func:`lstm_forward`.
+        d_outputs: ``(B, T, H)`` or None.  d_h_last, d_c_last: ``(B, H)`` or None.
+        truncate: None (full BPTT) or ``k``.
+
+    Returns:
+        dict with ``x``, ``h0``, ``c0``, ``kernel``, ``recurrent_kernel``, ``bias``.
+    """
+    a = _check_tape(tape, "lstm")
+    out = a["outputs"]
+    d_out = _upstream("d_outputs", d_outputs, out)
+    d_h = _upstream("d_h_last", d_h_last, out[:, 0, :])
+    d_c = _upstream("d_c_last", d_c_last, out[:, 0, :])
+    g = _core.lstm_backward(
+        a["x"], a["h0"], a["c0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, a["gates"],
+        a["cells"], d_out, d_h, d_c, _truncate(truncate),
+    )
+    return dict(zip(("x", "h0", "c0", "kernel", "recurrent_kernel", "bias"), g))
+
+
+# ----------------------------------------------------------------------------- GRU
+def gru_forward(
+    x: ArrayLike,
+    h0: Optional[ArrayLike],
+    kernel: ArrayLike,
+    recurrent_kernel: ArrayLike,
+    bias: Optional[ArrayLike],
+    *,
+    recurrent_mask: Optional[ArrayLike] = None,
+) -> tuple[np.ndarray, np.ndarray, Tape]:
+    """GRU over a whole sequence (Keras ``reset_after=True``, gate order z, r, h).
+
+    Args:
+        x: ``(B, T, I)``.  h0: ``(B, H)`` or None (zeros).
+        kernel: ``(I, 3H)``.  recurrent_kernel: ``(H, 3H)``.
+        bias: ``(2, 3H)`` (input bias, recurrent bias) or None.
+        recurrent_mask: ``(B, H)`` or None (see :func:`simple_rnn_forward`).
+
+    Returns:
+        ``(outputs (B, T, H), h_last (B, H), tape)``.
+    """
+    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 3)
+    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
+    k = _array("kernel", kernel, dtype, (I, 3 * H), "(features, 3 * units)")
+    b = _optional("bias", bias, dtype, (2, 3 * H), "(2, 3 * units)")
+    m = _mask(recurrent_mask, dtype, B, H)
+    outputs, h_last, gates, hz_h = _core.gru_forward(x, h0, k, u, b, m)
+    tape = Tape(
+        "gru",
+        {"x": x, "h0": h0, "kernel": k, "recurrent_kernel": u, "mask": m, "outputs": outputs,
+         "gates": gates, "hz_h": hz_h},
+    )
+    return _read_only(outputs), h_last, tape
+
+
+def gru_backward(
+    tape: Tape,
+    d_outputs: Optional[ArrayLike],
+    d_h_last: Optional[ArrayLike] = None,
+    truncate: Optional[int] = None,
+) -> dict[str, np.ndarray]:
+    """Gradients of a GRU forward.
+
+    Args:
+        tape: from :func:`gru_forward`.
+        d_outputs: ``(B, T, H)`` or None.  d_h_last: ``(B, H)`` or None.
+        truncate: None (full BPTT) or ``k``.
+
+    Returns:
+        dict with ``x``, ``h0``, ``kernel``, ``recurrent_kernel``, ``bias (2, 3H)``.
+    """
+    a = _check_tape(tape, "gru")
+    out = a["outputs"]
+    d_out = _upstream("d_outputs", d_outputs, out)
+    d_h = _upstream("d_h_last", d_h_last, out[:, 0, :])
+    g = _core.gru_backward(
+        a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, a["gates"],
+        a["hz_h"], d_out, d_h, _truncate(truncate),
+    )
+    return dict(zip(("x", "h0", "kernel", "recurrent_kernel", "bias"), g))
