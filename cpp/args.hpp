@@ -53,6 +53,7 @@ struct SimpleRnnBackwardArgs {
   Index B, T, I, H;
   Index truncate;             // 0: full BPTT; k > 0: h entering t = T-k, T-2k, ... (> 0) is a constant
   Activation activation;
+  Index g_begin, g_end;       // columns of the weight gradients backward_weights computes
 };
 
 // ---------------------------------------------------------------------------------------
@@ -103,6 +104,7 @@ struct LstmBackwardArgs {
   const F* d_c_last;          // (B, H)      or nullptr
   Index B, T, I, H;
   Index truncate;
+  Index g_begin, g_end;       // columns of the weight gradients backward_weights computes
 };
 
 // ---------------------------------------------------------------------------------------
@@ -151,17 +153,22 @@ struct GruBackwardArgs {
   const F* d_h_last;          // (B, H)      or nullptr
   Index B, T, I, H;
   Index truncate;
+  Index g_begin, g_end;       // columns of the weight gradients backward_weights computes
 };
 
-// One instruction-set variant of every kernel.
+// One instruction-set variant of every kernel. Backward is split in two: the time loop
+// (independent per batch row) and the weight gradients that follow it (over the whole batch).
 template <typename F>
 struct KernelSet {
   void (*simple_rnn_forward)(const SimpleRnnForwardArgs<F>&);
-  void (*simple_rnn_backward)(const SimpleRnnBackwardArgs<F>&);
+  void (*simple_rnn_backward_steps)(const SimpleRnnBackwardArgs<F>&);
+  void (*simple_rnn_backward_weights)(const SimpleRnnBackwardArgs<F>&);
   void (*lstm_forward)(const LstmForwardArgs<F>&);
-  void (*lstm_backward)(const LstmBackwardArgs<F>&);
+  void (*lstm_backward_steps)(const LstmBackwardArgs<F>&);
+  void (*lstm_backward_weights)(const LstmBackwardArgs<F>&);
   void (*gru_forward)(const GruForwardArgs<F>&);
-  void (*gru_backward)(const GruBackwardArgs<F>&);
+  void (*gru_backward_steps)(const GruBackwardArgs<F>&);
+  void (*gru_backward_weights)(const GruBackwardArgs<F>&);
 };
 
 struct KernelTable {

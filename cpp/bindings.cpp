@@ -14,12 +14,23 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "args.hpp"
 #include "dispatch.hpp"
+#include "parallel.hpp"
 
 namespace py = pybind11;
+
+int& fastrnn::configured_threads() {
+  static int threads = [] {
+    const int n = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    scipy_openblas_set_num_threads(1);  // fastrnn threads its own work (parallel.hpp)
+    return n;
+  }();
+  return threads;
+}
 using fastrnn::Index;
 using Opt = std::optional<py::array>;
 
@@ -116,6 +127,16 @@ Dims read_dims(const py::array& x, const py::array& recurrent_kernel, Index gate
   return d;
 }
 
+// Threads for the time loops: split the batch when one step's recurrent GEMM is worth it.
+int step_slices(const Dims& d) {
+  return fastrnn::slices_for(2.0 * double(d.B) * double(d.H) * double(d.G) * double(d.T), d.B, 4);
+}
+// Threads for the weight gradients: split the gate columns.
+int weight_slices(const Dims& d) {
+  return fastrnn::slices_for(2.0 * double(d.B) * double(d.T) * double(d.I + d.H) * double(d.G),
+                             d.G, 16);
+}
+
 template <typename F>
 void copy_or_zero(F* dst, const F* src, Index n) {
   if (src != nullptr)
@@ -180,7 +201,7 @@ py::tuple simple_rnn_forward(const py::array& x, const Opt& h0, const py::array&
       copy_or_zero(a.h_last, a.h0, d.B * d.H);
     } else {
       a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
-      kernel_set<F>().simple_rnn_forward(a);
+      fastrnn::run_batch_sliced(kernel_set<F>().simple_rnn_forward, a, step_slices(d));
     }
   }
   return py::make_tuple(outputs, h_last);
@@ -220,7 +241,9 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
       const std::size_t bth = std::size_t(d.B * d.T * d.H);
       F* ws = workspace<F>().get(2 * bth + std::size_t(d.B * d.H));
       a.d_pre = ws, a.h_prev = ws + bth, a.d_h = ws + 2 * bth;
-      kernel_set<F>().simple_rnn_backward(a);
+      const auto& ks = kernel_set<F>();
+      fastrnn::run_batch_sliced(ks.simple_rnn_backward_steps, a, step_slices(d));
+      fastrnn::run_column_sliced(ks.simple_rnn_backward_weights, a, d.G, weight_slices(d));
     }
   }
   return py::make_tuple(d_x, d_h0, d_kernel, d_rec, d_bias);
@@ -254,7 +277,7 @@ py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const p
       copy_or_zero(a.c_last, a.c0, d.B * d.H);
     } else {
       a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
-      kernel_set<F>().lstm_forward(a);
+      fastrnn::run_batch_sliced(kernel_set<F>().lstm_forward, a, step_slices(d));
     }
   }
   return py::make_tuple(outputs, h_last, c_last, gates, cells);
@@ -301,7 +324,9 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
       const std::size_t bh = std::size_t(d.B * d.H);
       F* ws = workspace<F>().get(btg + bth + 2 * bh);
       a.d_gates = ws, a.h_prev = ws + btg, a.d_h = ws + btg + bth, a.d_c = ws + btg + bth + bh;
-      kernel_set<F>().lstm_backward(a);
+      const auto& ks = kernel_set<F>();
+      fastrnn::run_batch_sliced(ks.lstm_backward_steps, a, step_slices(d));
+      fastrnn::run_column_sliced(ks.lstm_backward_weights, a, d.G, weight_slices(d));
     }
   }
   return py::make_tuple(d_x, d_h0, d_c0, d_kernel, d_rec, d_bias);
@@ -332,7 +357,7 @@ py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel
     } else {
       F* ws = workspace<F>().get(std::size_t(d.B * d.H + d.B * d.G));
       a.h_scratch = ws, a.hz = ws + d.B * d.H;
-      kernel_set<F>().gru_forward(a);
+      fastrnn::run_batch_sliced(kernel_set<F>().gru_forward, a, step_slices(d));
     }
   }
   return py::make_tuple(outputs, h_last, gates, hz_h);
@@ -375,7 +400,9 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
       F* ws = workspace<F>().get(2 * btg + bth + 2 * bh);
       a.d_xz = ws, a.d_hz = ws + btg, a.h_prev = ws + 2 * btg;
       a.d_h = ws + 2 * btg + bth, a.d_h_rec = ws + 2 * btg + bth + bh;
-      kernel_set<F>().gru_backward(a);
+      const auto& ks = kernel_set<F>();
+      fastrnn::run_batch_sliced(ks.gru_backward_steps, a, step_slices(d));
+      fastrnn::run_column_sliced(ks.gru_backward_weights, a, d.G, weight_slices(d));
     }
   }
   return py::make_tuple(d_x, d_h0, d_kernel, d_rec, d_bias);
@@ -402,6 +429,7 @@ PYBIND11_MODULE(_core, m) {
     }
   });
   const auto none = py::none();
+  fastrnn::configured_threads();  // pins OpenBLAS to one thread before the first kernel
 
   m.def("simple_rnn_forward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
@@ -466,9 +494,9 @@ PYBIND11_MODULE(_core, m) {
     if (n < 1)
       throw std::invalid_argument("argument `n`: expected a positive number of threads, got " +
                                   std::to_string(n));
-    scipy_openblas_set_num_threads(n);
-  }, py::arg("n"), "Threads used by the core (OpenBLAS included).");
-  m.def("get_num_threads", [] { return scipy_openblas_get_num_threads(); });
+    fastrnn::configured_threads() = n;
+  }, py::arg("n"), "Threads used by the core.");
+  m.def("get_num_threads", [] { return fastrnn::configured_threads(); });
   m.def("blas_config", [] {
     return std::string(scipy_openblas_get_config()) + " core=" + scipy_openblas_get_corename();
   }, "OpenBLAS build configuration and the kernel (core) it chose for this CPU.");

@@ -99,23 +99,32 @@ inline void gather_previous_states(F* h_prev, const F* outputs, const F* h0, con
   }
 }
 
-// The weight gradients that follow the time loop, each one GEMM over all B*T rows:
-//   d_kernel (I, G) = x^T d_pre,   d_x (B*T, I) = d_pre K^T,   d_rec (H, G) = h_prev^T d_rec_pre.
+// d_x (rows, I) = d_pre (rows, G) K^T (G, I): one GEMM over all the rows of a batch slice.
 template <typename F>
-inline void weight_gradients(F* d_x, F* d_kernel, F* d_recurrent_kernel, const F* x,
-                             const F* kernel, const F* h_prev, const F* d_pre,
-                             const F* d_rec_pre, Index rows, Index I, Index H, Index G) {
-  gemm(true, false, I, G, rows, F(1), x, I, d_pre, G, F(0), d_kernel, G);
+inline void input_gradient(F* d_x, const F* d_pre, const F* kernel, Index rows, Index I,
+                           Index G) {
   gemm(false, true, rows, I, G, F(1), d_pre, G, kernel, G, F(0), d_x, I);
-  gemm(true, false, H, G, rows, F(1), h_prev, H, d_rec_pre, G, F(0), d_recurrent_kernel, G);
 }
 
-// d_bias (G,) = column sums of d_pre (rows, G).
+// Columns [g0, g1) of the weight gradients, each one GEMM over all B*T rows:
+//   d_kernel (I, G) = x^T d_pre,   d_rec (H, G) = h_prev^T d_rec_pre,   d_bias = column sums.
+// Column slices are independent, so the caller may compute them in parallel.
 template <typename F>
-inline void column_sums(F* d_bias, const F* d_pre, Index rows, Index G) {
-  Vec<F> acc(d_bias, G);
+inline void weight_gradients(F* d_kernel, F* d_recurrent_kernel, const F* x, const F* h_prev,
+                             const F* d_pre, const F* d_rec_pre, Index rows, Index I, Index H,
+                             Index G, Index g0, Index g1) {
+  const Index n = g1 - g0;
+  gemm(true, false, I, n, rows, F(1), x, I, d_pre + g0, G, F(0), d_kernel + g0, G);
+  gemm(true, false, H, n, rows, F(1), h_prev, H, d_rec_pre + g0, G, F(0),
+       d_recurrent_kernel + g0, G);
+}
+
+// d_bias[g0:g1] = column sums of d_pre (rows, G) over those columns.
+template <typename F>
+inline void column_sums(F* d_bias, const F* d_pre, Index rows, Index G, Index g0, Index g1) {
+  Vec<F> acc(d_bias + g0, g1 - g0);
   acc.setZero();
-  for (Index r = 0; r < rows; ++r) acc += CVec<F>(d_pre + r * G, G);
+  for (Index r = 0; r < rows; ++r) acc += CVec<F>(d_pre + r * G + g0, g1 - g0);
 }
 
 // Truncated BPTT: the state entering step t is a constant when t = T-k, T-2k, ... and t > 0.

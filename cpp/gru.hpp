@@ -78,8 +78,10 @@ inline void cell_backward(F* dxz, F* dhz, F* dh_io, const F* gate, const F* hzh,
   dh *= z;
 }
 
+// The time loop of backward, then d_x and the states entering each step (h_prev): d_xz and d_hz for every step, and d_h0. Rows are independent,
+// so the caller may run it on batch slices in parallel.
 template <typename F>
-void backward(const GruBackwardArgs<F>& a) {
+void backward_steps(const GruBackwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 3 * H;
   init_carry(a.d_h, a.d_h_last, B * H);
   for (Index t = T - 1; t >= 0; --t) {
@@ -107,10 +109,17 @@ void backward(const GruBackwardArgs<F>& a) {
   }
   std::memcpy(a.d_h0, a.d_h, sizeof(F) * std::size_t(B * H));
   gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, B, T, H);
-  weight_gradients(a.d_x, a.d_kernel, a.d_recurrent_kernel, a.x, a.kernel, a.h_prev, a.d_xz,
-                   a.d_hz, B * T, a.I, H, G);
-  column_sums(a.d_bias, a.d_xz, B * T, G);
-  column_sums(a.d_bias + G, a.d_hz, B * T, G);
+  input_gradient(a.d_x, a.d_xz, a.kernel, B * T, a.I, G);
+}
+
+// After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.
+template <typename F>
+void backward_weights(const GruBackwardArgs<F>& a) {
+  const Index rows = a.B * a.T, G = 3 * a.H;
+  weight_gradients(a.d_kernel, a.d_recurrent_kernel, a.x, a.h_prev, a.d_xz, a.d_hz, rows, a.I,
+                   a.H, G, a.g_begin, a.g_end);
+  column_sums(a.d_bias, a.d_xz, rows, G, a.g_begin, a.g_end);
+  column_sums(a.d_bias + G, a.d_hz, rows, G, a.g_begin, a.g_end);
 }
 
 }  // namespace gru

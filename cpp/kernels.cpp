@@ -9,9 +9,12 @@ namespace FASTRNN_ARCH {
 
 template <typename F>
 constexpr KernelSet<F> kernel_set() {
-  return KernelSet<F>{&simple_rnn::forward<F>, &simple_rnn::backward<F>,
-                      &lstm::forward<F>,       &lstm::backward<F>,
-                      &gru::forward<F>,        &gru::backward<F>};
+  return KernelSet<F>{&simple_rnn::forward<F>, &simple_rnn::backward_steps<F>,
+                      &simple_rnn::backward_weights<F>,
+                      &lstm::forward<F>,       &lstm::backward_steps<F>,
+                      &lstm::backward_weights<F>,
+                      &gru::forward<F>,        &gru::backward_steps<F>,
+                      &gru::backward_weights<F>};
 }
 
 #define FASTRNN_STR_(x) #x

@@ -74,8 +74,10 @@ inline void cell_backward(F* dz, F* dc_io, const F* dh_in, const F* gate, const 
   dc *= f;                                                                      // to c_{t-1}
 }
 
+// The time loop of backward, then d_x and the states entering each step (h_prev): d_gates for every step, d_h0 and d_c0. Rows are independent, so
+// the caller may run it on batch slices in parallel.
 template <typename F>
-void backward(const LstmBackwardArgs<F>& a) {
+void backward_steps(const LstmBackwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 4 * H;
   init_carry(a.d_h, a.d_h_last, B * H);
   init_carry(a.d_c, a.d_c_last, B * H);
@@ -101,9 +103,16 @@ void backward(const LstmBackwardArgs<F>& a) {
   std::memcpy(a.d_h0, a.d_h, sizeof(F) * std::size_t(B * H));
   std::memcpy(a.d_c0, a.d_c, sizeof(F) * std::size_t(B * H));
   gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, B, T, H);
-  weight_gradients(a.d_x, a.d_kernel, a.d_recurrent_kernel, a.x, a.kernel, a.h_prev, a.d_gates,
-                   a.d_gates, B * T, a.I, H, G);
-  column_sums(a.d_bias, a.d_gates, B * T, G);
+  input_gradient(a.d_x, a.d_gates, a.kernel, B * T, a.I, G);
+}
+
+// After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.
+template <typename F>
+void backward_weights(const LstmBackwardArgs<F>& a) {
+  const Index rows = a.B * a.T, G = 4 * a.H;
+  weight_gradients(a.d_kernel, a.d_recurrent_kernel, a.x, a.h_prev, a.d_gates, a.d_gates, rows,
+                   a.I, a.H, G, a.g_begin, a.g_end);
+  column_sums(a.d_bias, a.d_gates, rows, G, a.g_begin, a.g_end);
 }
 
 }  // namespace lstm

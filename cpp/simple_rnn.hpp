@@ -51,8 +51,10 @@ void forward(const SimpleRnnForwardArgs<F>& a) {
     std::memcpy(a.h_last + b * H, a.outputs + (b * T + T - 1) * H, sizeof(F) * std::size_t(H));
 }
 
+// The time loop of backward, then d_x and the states entering each step (h_prev): d_pre for every step, and d_h0. Rows are independent, so the
+// caller may run it on batch slices in parallel.
 template <typename F>
-void backward(const SimpleRnnBackwardArgs<F>& a) {
+void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H;
   init_carry(a.d_h, a.d_h_last, B * H);  // d_h: gradient flowing into h_t from later steps
   for (Index t = T - 1; t >= 0; --t) {
@@ -73,9 +75,16 @@ void backward(const SimpleRnnBackwardArgs<F>& a) {
   }
   std::memcpy(a.d_h0, a.d_h, sizeof(F) * std::size_t(B * H));
   gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, B, T, H);
-  weight_gradients(a.d_x, a.d_kernel, a.d_recurrent_kernel, a.x, a.kernel, a.h_prev, a.d_pre,
-                   a.d_pre, B * T, a.I, H, H);
-  column_sums(a.d_bias, a.d_pre, B * T, H);
+  input_gradient(a.d_x, a.d_pre, a.kernel, B * T, a.I, H);
+}
+
+// After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.
+template <typename F>
+void backward_weights(const SimpleRnnBackwardArgs<F>& a) {
+  const Index rows = a.B * a.T, H = a.H;
+  weight_gradients(a.d_kernel, a.d_recurrent_kernel, a.x, a.h_prev, a.d_pre, a.d_pre, rows, a.I,
+                   H, H, a.g_begin, a.g_end);
+  column_sums(a.d_bias, a.d_pre, rows, H, a.g_begin, a.g_end);
 }
 
 }  // namespace simple_rnn

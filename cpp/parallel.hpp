@@ -1,0 +1,161 @@
+// Threads. The recurrence of one batch row never reads another row, and the arrays are
+// batch-major, so a contiguous slice of rows is itself a valid kernel call: with n threads,
+// each runs the whole time loop (input projection included) on B/n rows, with no
+// synchronisation per step. Multi-threaded BLAS on a 64-row step GEMM spends much of its time
+// waking and joining threads, and its idle workers spin on the cores our threads need, so
+// OpenBLAS itself always runs single-threaded here; the weight gradients (sums over all rows)
+// are split by columns instead.
+#pragma once
+#include <cblas.h>
+
+#include <algorithm>
+#include <exception>
+#include <thread>
+#include <vector>
+
+#include "args.hpp"
+
+namespace fastrnn {
+
+// Threads the core may use (OpenBLAS is kept at one thread, see above).
+int& configured_threads();
+
+namespace detail {
+template <typename P>
+P* rows(P* p, Index first_row, Index row_size) {
+  return p == nullptr ? nullptr : p + first_row * row_size;
+}
+}  // namespace detail
+
+// The slice [b0, b0 + nb) of a call: every batch-dimension pointer offset, B = nb.
+template <typename F>
+SimpleRnnForwardArgs<F> batch_slice(SimpleRnnForwardArgs<F> a, Index b0, Index nb) {
+  using detail::rows;
+  const Index T = a.T, I = a.I, H = a.H;
+  a.outputs = rows(a.outputs, b0, T * H), a.h_last = rows(a.h_last, b0, H);
+  a.x = rows(a.x, b0, T * I), a.h0 = rows(a.h0, b0, H);
+  a.recurrent_mask = rows(a.recurrent_mask, b0, H), a.h_scratch = rows(a.h_scratch, b0, H);
+  a.B = nb;
+  return a;
+}
+
+template <typename F>
+LstmForwardArgs<F> batch_slice(LstmForwardArgs<F> a, Index b0, Index nb) {
+  using detail::rows;
+  const Index T = a.T, I = a.I, H = a.H;
+  a.outputs = rows(a.outputs, b0, T * H), a.h_last = rows(a.h_last, b0, H);
+  a.c_last = rows(a.c_last, b0, H), a.gates = rows(a.gates, b0, T * 4 * H);
+  a.cells = rows(a.cells, b0, T * H), a.x = rows(a.x, b0, T * I);
+  a.h0 = rows(a.h0, b0, H), a.c0 = rows(a.c0, b0, H);
+  a.recurrent_mask = rows(a.recurrent_mask, b0, H), a.h_scratch = rows(a.h_scratch, b0, H);
+  a.B = nb;
+  return a;
+}
+
+template <typename F>
+GruForwardArgs<F> batch_slice(GruForwardArgs<F> a, Index b0, Index nb) {
+  using detail::rows;
+  const Index T = a.T, I = a.I, H = a.H;
+  a.outputs = rows(a.outputs, b0, T * H), a.h_last = rows(a.h_last, b0, H);
+  a.gates = rows(a.gates, b0, T * 3 * H), a.hz_h = rows(a.hz_h, b0, T * H);
+  a.x = rows(a.x, b0, T * I), a.h0 = rows(a.h0, b0, H);
+  a.recurrent_mask = rows(a.recurrent_mask, b0, H), a.h_scratch = rows(a.h_scratch, b0, H);
+  a.hz = rows(a.hz, b0, 3 * H);
+  a.B = nb;
+  return a;
+}
+
+// Backward slices cover what backward_steps touches (backward_weights splits by columns).
+template <typename F>
+SimpleRnnBackwardArgs<F> batch_slice(SimpleRnnBackwardArgs<F> a, Index b0, Index nb) {
+  using detail::rows;
+  const Index T = a.T, H = a.H;
+  a.d_x = rows(a.d_x, b0, T * a.I), a.h_prev = rows(a.h_prev, b0, T * H);
+  a.d_h0 = rows(a.d_h0, b0, H), a.d_pre = rows(a.d_pre, b0, T * H), a.d_h = rows(a.d_h, b0, H);
+  a.outputs = rows(a.outputs, b0, T * H), a.h0 = rows(a.h0, b0, H);
+  a.recurrent_mask = rows(a.recurrent_mask, b0, H);
+  a.d_outputs = rows(a.d_outputs, b0, T * H), a.d_h_last = rows(a.d_h_last, b0, H);
+  a.B = nb;
+  return a;
+}
+
+template <typename F>
+LstmBackwardArgs<F> batch_slice(LstmBackwardArgs<F> a, Index b0, Index nb) {
+  using detail::rows;
+  const Index T = a.T, H = a.H;
+  a.d_x = rows(a.d_x, b0, T * a.I), a.h_prev = rows(a.h_prev, b0, T * H);
+  a.d_h0 = rows(a.d_h0, b0, H), a.d_c0 = rows(a.d_c0, b0, H);
+  a.d_gates = rows(a.d_gates, b0, T * 4 * H), a.d_h = rows(a.d_h, b0, H);
+  a.d_c = rows(a.d_c, b0, H), a.outputs = rows(a.outputs, b0, T * H);
+  a.gates = rows(a.gates, b0, T * 4 * H), a.cells = rows(a.cells, b0, T * H);
+  a.h0 = rows(a.h0, b0, H), a.c0 = rows(a.c0, b0, H);
+  a.recurrent_mask = rows(a.recurrent_mask, b0, H);
+  a.d_outputs = rows(a.d_outputs, b0, T * H), a.d_h_last = rows(a.d_h_last, b0, H);
+  a.d_c_last = rows(a.d_c_last, b0, H);
+  a.B = nb;
+  return a;
+}
+
+template <typename F>
+GruBackwardArgs<F> batch_slice(GruBackwardArgs<F> a, Index b0, Index nb) {
+  using detail::rows;
+  const Index T = a.T, H = a.H;
+  a.d_x = rows(a.d_x, b0, T * a.I), a.h_prev = rows(a.h_prev, b0, T * H);
+  a.d_h0 = rows(a.d_h0, b0, H), a.d_xz = rows(a.d_xz, b0, T * 3 * H);
+  a.d_hz = rows(a.d_hz, b0, T * 3 * H), a.d_h = rows(a.d_h, b0, H);
+  a.d_h_rec = rows(a.d_h_rec, b0, H), a.outputs = rows(a.outputs, b0, T * H);
+  a.gates = rows(a.gates, b0, T * 3 * H), a.hz_h = rows(a.hz_h, b0, T * H);
+  a.h0 = rows(a.h0, b0, H), a.recurrent_mask = rows(a.recurrent_mask, b0, H);
+  a.d_outputs = rows(a.d_outputs, b0, T * H), a.d_h_last = rows(a.d_h_last, b0, H);
+  a.B = nb;
+  return a;
+}
+
+// How many slices to run at once: one per thread when each slice's share of `flops` pays for a
+// thread start (~50 us), and each slice keeps at least `min_size` rows or columns.
+inline int slices_for(double flops, Index size, Index min_size) {
+  const int threads = configured_threads();
+  if (threads <= 1 || flops < 2.0e6) return 1;
+  return static_cast<int>(std::max<Index>(1, std::min<Index>(threads, size / min_size)));
+}
+
+// Runs fn(s) for s in [0, n) on n threads (fn(0) on the caller's).
+template <typename Fn>
+void run_parallel(int n, const Fn& fn) {
+  std::vector<std::thread> workers;
+  int started = 1;
+  try {
+    for (; started < n; ++started) workers.emplace_back(fn, started);
+  } catch (const std::exception&) {
+    for (int s = started; s < n; ++s) fn(s);  // could not start a thread: run it here
+  }
+  fn(0);
+  for (auto& w : workers) w.join();
+}
+
+// kernel(args) on `slices` contiguous batch slices in parallel.
+template <typename Args>
+void run_batch_sliced(void (*kernel)(const Args&), const Args& args, int slices) {
+  if (slices <= 1) return kernel(args);
+  const Index B = args.B;
+  run_parallel(slices, [&](int s) {
+    const Index b0 = B * s / slices, b1 = B * (s + 1) / slices;
+    kernel(batch_slice(args, b0, b1 - b0));
+  });
+}
+
+// backward_weights(args) on `slices` column ranges of the G gate columns in parallel.
+template <typename Args>
+void run_column_sliced(void (*kernel)(const Args&), Args args, Index G, int slices) {
+  if (slices <= 1) {
+    args.g_begin = 0, args.g_end = G;
+    return kernel(args);
+  }
+  run_parallel(slices, [&](int s) {
+    Args part = args;
+    part.g_begin = G * s / slices, part.g_end = G * (s + 1) / slices;
+    kernel(part);
+  });
+}
+
+}  // namespace fastrnn
