@@ -15,27 +15,26 @@ namespace fastrnn {
 namespace FASTRNN_ARCH {
 namespace gru {
 
-// Gate math of one (b, t). gate: xz on entry (no bias), z r n on return; hz: this row of the
-// recurrent GEMM (no bias); writes hz_h (with bias) and h_t.
+// Gate math of one (b, t). gate (3H): xz on entry (no bias), z r n on return; hz (3H): this
+// row of the recurrent GEMM (no bias); writes hz_h (with bias) and h_t.
 template <typename F>
 inline void cell_forward(F* gate, F* hzh_out, F* h, const F* hz, const F* h_prev,
                          const F* bias, Index H) {
-  Vec<F> zr(gate, 2 * H), n(gate + 2 * H, H);
-  Vec<F> hzh(hzh_out, H);
-  zr += CVec<F>(hz, 2 * H);
-  hzh = CVec<F>(hz + 2 * H, H);
-  if (bias != nullptr) {
-    zr += CVec<F>(bias, 2 * H) + CVec<F>(bias + 3 * H, 2 * H);
-    n += CVec<F>(bias + 2 * H, H);
-    hzh += CVec<F>(bias + 5 * H, H);
-  }
-  zr = zr.logistic();
-  Vec<F> z(gate, H), r(gate + H, H);
-  n = (n + r * hzh).tanh();
-  if (h_prev != nullptr)
-    Vec<F>(h, H) = z * CVec<F>(h_prev, H) + (F(1) - z) * n;
-  else
-    Vec<F>(h, H) = (F(1) - z) * n;
+  using P = pk::Packet<F>;
+  fused_row<F, 13, 5>(
+      H, {gate, gate + H, gate + 2 * H, hz, hz + H, hz + 2 * H, at(bias, 0), at(bias, H),
+          at(bias, 2 * H), at(bias, 3 * H), at(bias, 4 * H), at(bias, 5 * H), h_prev},
+      {gate, gate + H, gate + 2 * H, hzh_out, h}, [](const auto& in, const auto& out) {
+        using namespace Eigen::internal;
+        const P z = pk::sigmoid(padd(padd(pk::load<P>(in[0]), pk::load<P>(in[3])),
+                                     padd(pk::load<P>(in[6]), pk::load<P>(in[9]))));
+        const P r = pk::sigmoid(padd(padd(pk::load<P>(in[1]), pk::load<P>(in[4])),
+                                     padd(pk::load<P>(in[7]), pk::load<P>(in[10]))));
+        const P hzh = padd(pk::load<P>(in[5]), pk::load<P>(in[11]));
+        const P n = pk::tanh(pmadd(r, hzh, padd(pk::load<P>(in[2]), pk::load<P>(in[8]))));
+        pk::store(out[0], z), pk::store(out[1], r), pk::store(out[2], n), pk::store(out[3], hzh);
+        pk::store(out[4], pmadd(z, psub(pk::load<P>(in[12]), n), n));  // z h_{t-1} + (1-z) n
+      });
 }
 
 template <typename F>
@@ -50,7 +49,7 @@ void forward(const GruForwardArgs<F>& a) {
     recurrent_gemm(a.hz, G, h_rec, ldh, a.recurrent_kernel, B, H, G, F(0));
     for (Index b = 0; b < B; ++b) {
       const Index r = b * T + t;
-      const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : (a.h0 ? a.h0 + b * H : nullptr);
+      const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
       cell_forward(a.gates + r * G, a.hz_h + r * H, a.outputs + r * H, a.hz + b * G, h_prev,
                    a.bias, H);
     }
@@ -59,23 +58,28 @@ void forward(const GruForwardArgs<F>& a) {
     std::memcpy(a.h_last + b * H, a.outputs + (b * T + T - 1) * H, sizeof(F) * std::size_t(H));
 }
 
-// Backward through the gate math of one (b, t). dh_io: gradient reaching h_t on entry, the
-// direct part of the gradient reaching h_{t-1} (dh * z) on return.
+// Backward through the gate math of one (b, t). dh_io: gradient reaching h_t from step t+1 on
+// entry (d_out adds the output's), the direct part of the gradient reaching h_{t-1} (dh z) on
+// return. Writes d_xz and d_hz (3H each): the gradients of the two pre-activation sums.
 template <typename F>
-inline void cell_backward(F* dxz, F* dhz, F* dh_io, const F* gate, const F* hzh,
-                          const F* h_prev, Index H) {
-  CVec<F> z(gate, H), r(gate + H, H), n(gate + 2 * H, H);
-  Vec<F> dh(dh_io, H);
-  Vec<F> dzz(dxz, H), dzr(dxz + H, H), dzn(dxz + 2 * H, H);
-  if (h_prev != nullptr)
-    dzz = dh * (CVec<F>(h_prev, H) - n) * z * (F(1) - z);
-  else
-    dzz = -dh * n * z * (F(1) - z);
-  dzn = dh * (F(1) - z) * (F(1) - n * n);
-  dzr = dzn * CVec<F>(hzh, H) * r * (F(1) - r);
-  Vec<F>(dhz, 2 * H) = Vec<F>(dxz, 2 * H);
-  Vec<F>(dhz + 2 * H, H) = dzn * r;
-  dh *= z;
+inline void cell_backward(F* dxz, F* dhz, F* dh_io, const F* d_out, const F* gate,
+                          const F* hzh, const F* h_prev, Index H) {
+  using P = pk::Packet<F>;
+  fused_row<F, 7, 7>(
+      H, {dh_io, d_out, gate, gate + H, gate + 2 * H, hzh, h_prev},
+      {dxz, dxz + H, dxz + 2 * H, dhz, dhz + H, dhz + 2 * H, dh_io},
+      [](const auto& in, const auto& out) {
+        using namespace Eigen::internal;
+        const P one = pk::one<P>();
+        const P dh = padd(pk::load<P>(in[0]), pk::load<P>(in[1]));
+        const P z = pk::load<P>(in[2]), r = pk::load<P>(in[3]), n = pk::load<P>(in[4]);
+        const P dzz = pmul(pmul(dh, psub(pk::load<P>(in[6]), n)), pmul(z, psub(one, z)));
+        const P dzn = pmul(pmul(dh, psub(one, z)), psub(one, pmul(n, n)));  // through tanh
+        const P dzr = pmul(pmul(dzn, pk::load<P>(in[5])), pmul(r, psub(one, r)));
+        pk::store(out[0], dzz), pk::store(out[1], dzr), pk::store(out[2], dzn);
+        pk::store(out[3], dzz), pk::store(out[4], dzr), pk::store(out[5], pmul(dzn, r));
+        pk::store(out[6], pmul(dh, z));  // h_{t-1} also enters h_t directly, times z
+      });
 }
 
 // The time loop of backward, then d_x and the states entering each step (h_prev): d_xz and d_hz for every step, and d_h0. Rows are independent,
@@ -87,11 +91,9 @@ void backward_steps(const GruBackwardArgs<F>& a) {
   for (Index t = T - 1; t >= 0; --t) {
     for (Index b = 0; b < B; ++b) {
       const Index r = b * T + t;
-      Vec<F> dh(a.d_h + b * H, H);
-      if (a.d_outputs != nullptr) dh += CVec<F>(a.d_outputs + r * H, H);
-      const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : (a.h0 ? a.h0 + b * H : nullptr);
-      cell_backward(a.d_xz + r * G, a.d_hz + r * G, a.d_h + b * H, a.gates + r * G,
-                    a.hz_h + r * H, h_prev, H);
+      const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
+      cell_backward(a.d_xz + r * G, a.d_hz + r * G, a.d_h + b * H, at(a.d_outputs, r * H),
+                    a.gates + r * G, a.hz_h + r * H, h_prev, H);
     }
     if (cut_before(t, T, a.truncate)) {  // h entering step t is a constant
       std::fill(a.d_h, a.d_h + B * H, F(0));

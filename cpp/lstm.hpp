@@ -14,21 +14,24 @@ namespace fastrnn {
 namespace FASTRNN_ARCH {
 namespace lstm {
 
-// Gate math of one (b, t): activates z in place and writes c_t and h_t.
+// Gate math of one (b, t): activates z (4H, + bias) in place and writes c_t and h_t.
 template <typename F>
 inline void cell_forward(F* z, F* c, F* h, const F* c_prev, const F* bias, Index H) {
-  Vec<F> all(z, 4 * H);
-  if (bias != nullptr) all += CVec<F>(bias, 4 * H);
-  Vec<F>(z, 2 * H) = Vec<F>(z, 2 * H).logistic();  // i and f are adjacent
-  Vec<F> i(z, H), f(z + H, H), g(z + 2 * H, H), o(z + 3 * H, H);
-  g = g.tanh();
-  o = o.logistic();
-  Vec<F> ct(c, H);
-  if (c_prev != nullptr)
-    ct = f * CVec<F>(c_prev, H) + i * g;
-  else
-    ct = i * g;
-  Vec<F>(h, H) = o * ct.tanh();
+  using P = pk::Packet<F>;
+  fused_row<F, 9, 6>(
+      H, {z, z + H, z + 2 * H, z + 3 * H, at(bias, 0), at(bias, H), at(bias, 2 * H),
+          at(bias, 3 * H), c_prev},
+      {z, z + H, z + 2 * H, z + 3 * H, c, h}, [](const auto& in, const auto& out) {
+        using namespace Eigen::internal;
+        const P i = pk::sigmoid(padd(pk::load<P>(in[0]), pk::load<P>(in[4])));
+        const P f = pk::sigmoid(padd(pk::load<P>(in[1]), pk::load<P>(in[5])));
+        const P g = pk::tanh(padd(pk::load<P>(in[2]), pk::load<P>(in[6])));
+        const P o = pk::sigmoid(padd(pk::load<P>(in[3]), pk::load<P>(in[7])));
+        const P ct = pmadd(f, pk::load<P>(in[8]), pmul(i, g));  // c_t = f c_{t-1} + i g
+        pk::store(out[0], i), pk::store(out[1], f), pk::store(out[2], g), pk::store(out[3], o);
+        pk::store(out[4], ct);
+        pk::store(out[5], pmul(o, pk::tanh(ct)));  // h_t = o tanh(c_t)
+      });
 }
 
 template <typename F>
@@ -54,24 +57,30 @@ void forward(const LstmForwardArgs<F>& a) {
   }
 }
 
-// Backward through the gate math of one (b, t). dh, dc: gradients reaching h_t and c_t;
-// on return dc holds the gradient reaching c_{t-1}. dz receives d(pre-activations).
+// Backward through the gate math of one (b, t). dh: gradient reaching h_t from step t+1 (and
+// d_out from the output, if any); dc_io: gradient reaching c_t on entry, c_{t-1} on return.
+// Writes dz (4H): the gradient of the pre-activations. Recomputes tanh(c_t), nothing else.
 template <typename F>
-inline void cell_backward(F* dz, F* dc_io, const F* dh_in, const F* gate, const F* c,
-                          const F* c_prev, Index H) {
-  CVec<F> i(gate, H), f(gate + H, H), g(gate + 2 * H, H), o(gate + 3 * H, H);
-  CVec<F> dh(dh_in, H);
-  Vec<F> dc(dc_io, H);
-  const auto tc = CVec<F>(c, H).tanh().eval();
-  dc += dh * o * (F(1) - tc * tc);
-  Vec<F>(dz, H) = dc * g * i * (F(1) - i);                                     // d z_i
-  if (c_prev != nullptr)
-    Vec<F>(dz + H, H) = dc * CVec<F>(c_prev, H) * f * (F(1) - f);             // d z_f
-  else
-    Vec<F>(dz + H, H).setZero();
-  Vec<F>(dz + 2 * H, H) = dc * i * (F(1) - g * g);                             // d z_g
-  Vec<F>(dz + 3 * H, H) = dh * tc * o * (F(1) - o);                            // d z_o
-  dc *= f;                                                                      // to c_{t-1}
+inline void cell_backward(F* dz, F* dc_io, const F* dh, const F* d_out, const F* gate,
+                          const F* c, const F* c_prev, Index H) {
+  using P = pk::Packet<F>;
+  fused_row<F, 9, 5>(
+      H, {dh, d_out, dc_io, gate, gate + H, gate + 2 * H, gate + 3 * H, c, c_prev},
+      {dz, dz + H, dz + 2 * H, dz + 3 * H, dc_io}, [](const auto& in, const auto& out) {
+        using namespace Eigen::internal;
+        const P one = pk::one<P>();
+        const P dh_t = padd(pk::load<P>(in[0]), pk::load<P>(in[1]));
+        const P i = pk::load<P>(in[3]), f = pk::load<P>(in[4]);
+        const P g = pk::load<P>(in[5]), o = pk::load<P>(in[6]);
+        const P tc = pk::tanh(pk::load<P>(in[7]));
+        // dc = dc_next + dh o (1 - tanh(c)^2): c_t feeds h_t and c_{t+1}
+        const P dc = pmadd(pmul(dh_t, o), psub(one, pmul(tc, tc)), pk::load<P>(in[2]));
+        pk::store(out[0], pmul(pmul(dc, g), pmul(i, psub(one, i))));               // d z_i
+        pk::store(out[1], pmul(pmul(dc, pk::load<P>(in[8])), pmul(f, psub(one, f))));  // d z_f
+        pk::store(out[2], pmul(pmul(dc, i), psub(one, pmul(g, g))));               // d z_g
+        pk::store(out[3], pmul(pmul(dh_t, tc), pmul(o, psub(one, o))));            // d z_o
+        pk::store(out[4], pmul(dc, f));                                            // to c_{t-1}
+      });
 }
 
 // The time loop of backward, then d_x and the states entering each step (h_prev): d_gates for every step, d_h0 and d_c0. Rows are independent, so
@@ -84,11 +93,9 @@ void backward_steps(const LstmBackwardArgs<F>& a) {
   for (Index t = T - 1; t >= 0; --t) {
     for (Index b = 0; b < B; ++b) {
       const Index r = b * T + t;
-      Vec<F> dh(a.d_h + b * H, H);
-      if (a.d_outputs != nullptr) dh += CVec<F>(a.d_outputs + r * H, H);
-      const F* c_prev = t > 0 ? a.cells + (r - 1) * H : (a.c0 ? a.c0 + b * H : nullptr);
-      cell_backward(a.d_gates + r * G, a.d_c + b * H, a.d_h + b * H, a.gates + r * G,
-                    a.cells + r * H, c_prev, H);
+      const F* c_prev = t > 0 ? a.cells + (r - 1) * H : at(a.c0, b * H);
+      cell_backward(a.d_gates + r * G, a.d_c + b * H, a.d_h + b * H, at(a.d_outputs, r * H),
+                    a.gates + r * G, a.cells + r * H, c_prev, H);
     }
     if (cut_before(t, T, a.truncate)) {  // (h, c) entering step t are constants
       std::fill(a.d_h, a.d_h + B * H, F(0));

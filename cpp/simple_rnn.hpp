@@ -13,24 +13,50 @@ namespace simple_rnn {
 // One step's activation, in place on a row of pre-activations (+ bias).
 template <typename F>
 inline void activate_row(F* row, const F* bias, Index H, Activation act) {
-  Vec<F> a(row, H);
-  if (bias != nullptr) a += CVec<F>(bias, H);
+  using P = pk::Packet<F>;
+  using namespace Eigen::internal;
+  const std::array<const F*, 2> in{row, bias};
+  const std::array<F*, 1> out{row};
   switch (act) {
-    case Activation::tanh: a = a.tanh(); break;
-    case Activation::relu: a = a.max(F(0)); break;
-    case Activation::linear: break;
+    case Activation::tanh:
+      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
+        pk::store(d[0], pk::tanh(padd(pk::load<P>(s[0]), pk::load<P>(s[1]))));
+      });
+    case Activation::relu:
+      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
+        pk::store(d[0], pmax(padd(pk::load<P>(s[0]), pk::load<P>(s[1])), pzero(P())));
+      });
+    case Activation::linear:
+      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
+        pk::store(d[0], padd(pk::load<P>(s[0]), pk::load<P>(s[1])));
+      });
   }
 }
 
-// d_pre = d_h * act'(pre), with act' written through the output h = act(pre).
+// d_pre = (d_h + d_out) * act'(pre), with act' written through the output h = act(pre).
 template <typename F>
-inline void activation_grad_row(F* d_pre, const F* d_h, const F* h, Index H, Activation act) {
-  Vec<F> dz(d_pre, H);
-  CVec<F> dh(d_h, H), y(h, H);
+inline void activation_grad_row(F* d_pre, const F* d_h, const F* d_out, const F* h, Index H,
+                                Activation act) {
+  using P = pk::Packet<F>;
+  using namespace Eigen::internal;
+  const std::array<const F*, 3> in{d_h, d_out, h};
+  const std::array<F*, 1> out{d_pre};
   switch (act) {
-    case Activation::tanh: dz = dh * (F(1) - y * y); break;
-    case Activation::relu: dz = (y > F(0)).select(dh, F(0)); break;
-    case Activation::linear: dz = dh; break;
+    case Activation::tanh:
+      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
+        const P y = pk::load<P>(s[2]);
+        const P dh = padd(pk::load<P>(s[0]), pk::load<P>(s[1]));
+        pk::store(d[0], pmul(dh, psub(pk::one<P>(), pmul(y, y))));
+      });
+    case Activation::relu:
+      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
+        const P dh = padd(pk::load<P>(s[0]), pk::load<P>(s[1]));
+        pk::store(d[0], pselect(pcmp_lt(pzero(dh), pk::load<P>(s[2])), dh, pzero(dh)));
+      });
+    case Activation::linear:
+      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
+        pk::store(d[0], padd(pk::load<P>(s[0]), pk::load<P>(s[1])));
+      });
   }
 }
 
@@ -60,9 +86,8 @@ void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
   for (Index t = T - 1; t >= 0; --t) {
     for (Index b = 0; b < B; ++b) {
       const Index r = (b * T + t) * H;
-      Vec<F> dh(a.d_h + b * H, H);
-      if (a.d_outputs != nullptr) dh += CVec<F>(a.d_outputs + r, H);
-      activation_grad_row(a.d_pre + r, a.d_h + b * H, a.outputs + r, H, a.activation);
+      activation_grad_row(a.d_pre + r, a.d_h + b * H, at(a.d_outputs, r), a.outputs + r, H,
+                          a.activation);
     }
     if (cut_before(t, T, a.truncate)) {
       std::fill(a.d_h, a.d_h + B * H, F(0));  // h_{t-1} is a constant here

@@ -171,9 +171,11 @@ def _check_tape(tape: Tape, cell: str) -> dict:
     return tape._arrays
 
 
-def _upstream(name: str, value: ArrayLike, like: np.ndarray) -> Optional[np.ndarray]:
-    what = "(batch, time, units)" if like.ndim == 3 else "(batch, units)"
-    return _optional(name, value, like.dtype, like.shape, what)
+def _upstream(name: str, value: ArrayLike, outputs: np.ndarray, sequence: bool):
+    """Validates an upstream gradient: like `outputs` (B, T, H), or like one state (B, H)."""
+    B, T, H = outputs.shape
+    shape, what = ((B, T, H), "(batch, time, units)") if sequence else ((B, H), "(batch, units)")
+    return _optional(name, value, outputs.dtype, shape, what)
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -243,8 +245,8 @@ def simple_rnn_backward(
     """
     a = _check_tape(tape, "simple_rnn")
     out = a["outputs"]
-    d_out = _upstream("d_outputs", d_outputs, out)
-    d_last = _upstream("d_h_last", d_h_last, out[:, 0, :])
+    d_out = _upstream("d_outputs", d_outputs, out, True)
+    d_last = _upstream("d_h_last", d_h_last, out, False)
     g = _core.simple_rnn_backward(
         a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, d_out, d_last,
         tape._options["activation"], _truncate(truncate),
@@ -307,9 +309,9 @@ def lstm_backward(
     """
     a = _check_tape(tape, "lstm")
     out = a["outputs"]
-    d_out = _upstream("d_outputs", d_outputs, out)
-    d_h = _upstream("d_h_last", d_h_last, out[:, 0, :])
-    d_c = _upstream("d_c_last", d_c_last, out[:, 0, :])
+    d_out = _upstream("d_outputs", d_outputs, out, True)
+    d_h = _upstream("d_h_last", d_h_last, out, False)
+    d_c = _upstream("d_c_last", d_c_last, out, False)
     g = _core.lstm_backward(
         a["x"], a["h0"], a["c0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, a["gates"],
         a["cells"], d_out, d_h, d_c, _truncate(truncate),
@@ -370,8 +372,8 @@ def gru_backward(
     """
     a = _check_tape(tape, "gru")
     out = a["outputs"]
-    d_out = _upstream("d_outputs", d_outputs, out)
-    d_h = _upstream("d_h_last", d_h_last, out[:, 0, :])
+    d_out = _upstream("d_outputs", d_outputs, out, True)
+    d_h = _upstream("d_h_last", d_h_last, out, False)
     g = _core.gru_backward(
         a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, a["gates"],
         a["hz_h"], d_out, d_h, _truncate(truncate),

@@ -1,0 +1,34 @@
+"""Keras-style layers over the fused kernels of :mod:`fastrnn.ops`.
+
+Every layer follows the interface of :class:`fastrnn.layers.Layer` (``build``,
+``compute_output_shape``, ``forward``, ``backward``, ``weights``/``grads``/``weight_names``,
+``_bind``, ``get_weights``/``set_weights``, ``get_config``/``from_config``, ``count_params``,
+``reset_states``, ``rng``). :func:`serialize` / :func:`deserialize` / :func:`get` turn layers
+into JSON-ready dicts and back.
+"""
+
+from __future__ import annotations
+
+from .base import Layer, deserialize, get, serialize
+from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer
+from .recurrent import GRU, LSTM, SimpleRNN
+from .wrappers import Bidirectional, TimeDistributed
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "Activation",
+    "Bidirectional",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "Input",
+    "InputLayer",
+    "Layer",
+    "SimpleRNN",
+    "TimeDistributed",
+    "deserialize",
+    "get",
+    "serialize",
+]

@@ -1,0 +1,317 @@
+"""Feed-forward layers: Dense, Activation, Flatten, Dropout, Embedding, InputLayer/Input."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .base import (
+    Layer,
+    activation_backward,
+    activation_forward,
+    check_activation,
+    check_bool,
+    check_positive_int,
+    check_rate,
+    check_shape,
+    register,
+    serialize_initializer,
+)
+
+__all__ = ["Activation", "Dense", "Dropout", "Embedding", "Flatten", "Input", "InputLayer"]
+
+
+@register
+class InputLayer(Layer):
+    """Declares the input shape (without batch) of a model; the identity otherwise.
+
+    ``InputLayer(shape=(None, 1))`` or, Keras 2 style, ``InputLayer(input_shape=(None, 1))``.
+    """
+
+    def __init__(self, shape: Any = None, **kwargs: Any):
+        if shape is not None and kwargs.get("input_shape") is not None:
+            raise ValueError("Pass either `shape` or `input_shape` to InputLayer, not both.")
+        if shape is not None:
+            kwargs["input_shape"] = check_shape("shape", shape)
+        if kwargs.get("input_shape") is None:
+            raise ValueError(
+                "Received an invalid value for argument `shape`, InputLayer needs the input "
+                "shape without the batch axis, e.g. shape=(None, 1), got None."
+            )
+        super().__init__(**kwargs)
+
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        a = self._as_input(x)
+        if not self.built:
+            self.build(self._declared_input_shape)
+        self._check_input(a)
+        return a
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        return d_out
+
+
+def Input(shape: Any, batch_size: Optional[int] = None, name: Optional[str] = None,
+          dtype: Any = "float32") -> InputLayer:
+    """Keras's ``Input(shape)``: here simply an :class:`InputLayer` to put first in a model."""
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
+
+
+@register
+class Dense(Layer):
+    """``y = activation(x @ kernel + bias)`` on the last axis of an input of any rank.
+
+    As in Keras 3, a ``(B, T, F)`` input gives ``(B, T, units)``: the same weights at each step.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: Optional[str] = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_positive_int("units", units)
+        self.activation = check_activation("activation", activation)
+        self.use_bias = check_bool("use_bias", use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self._cache: Optional[tuple] = None
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def build(self, input_shape: tuple) -> None:
+        input_shape = tuple(input_shape)
+        if not input_shape or input_shape[-1] is None:
+            raise ValueError(
+                f"Layer `{self.name}` needs a known last (feature) dimension, got input shape "
+                f"{input_shape}."
+            )
+        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer)
+        super().build(input_shape)
+
+    def _check_input(self, x: np.ndarray) -> None:
+        # As Keras's input spec: any rank >= 2, only the feature count is fixed.
+        features = self.input_shape[-1]
+        if x.ndim < 2:
+            raise ValueError(
+                f"Layer `{self.name}` expects input of rank >= 2 (batch, ..., {features}), got "
+                f"an array of shape {x.shape}."
+            )
+        if x.shape[-1] != features:
+            raise ValueError(
+                f"Layer `{self.name}` was built for {features} input features: expected feature "
+                f"count {features}, received {x.shape[-1]} (input shape {x.shape})."
+            )
+
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        x = self._as_input(x)
+        self._ensure_built(x)
+        self._check_input(x)
+        z = x @ self._weights[0]
+        if self.use_bias:
+            z += self._weights[1]
+        y = activation_forward(self.activation, z)
+        self._cache = (x, z, y) if training else None
+        return y
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise self._no_tape()
+        x, z, y = self._cache
+        dz = activation_backward(self.activation, z, y, np.asarray(d_out, dtype=self.dtype))
+        x2 = x.reshape(-1, x.shape[-1])
+        dz2 = dz.reshape(-1, self.units)
+        grads = [x2.T @ dz2]
+        if self.use_bias:
+            grads.append(dz2.sum(axis=0))
+        self._write_grads(grads)
+        return dz @ self._weights[0].T
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": serialize_initializer(self.kernel_initializer),
+            "bias_initializer": serialize_initializer(self.bias_initializer),
+        }
+
+
+@register
+class Activation(Layer):
+    """Applies an activation by name (``"relu"``, ``"tanh"``, ``"softmax"`` ...)."""
+
+    def __init__(self, activation: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.activation = check_activation("activation", activation)
+        self._cache: Optional[tuple] = None
+
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        x = self._as_input(x)
+        self._ensure_built(x)
+        self._check_input(x)
+        y = activation_forward(self.activation, x)
+        self._cache = (x, y) if training else None
+        return y
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise self._no_tape()
+        x, y = self._cache
+        return activation_backward(self.activation, x, y, np.asarray(d_out, dtype=self.dtype))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": self.activation}
+
+
+@register
+class Flatten(Layer):
+    """``(B, d1, d2, ...) -> (B, d1 * d2 * ...)``; every non-batch dimension must be known."""
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        if any(d is None for d in input_shape):
+            raise ValueError(
+                f"Layer `{self.name}` needs every non-batch dimension known, got input shape "
+                f"{tuple(input_shape)}; give the time axis a fixed length."
+            )
+        return (int(np.prod(input_shape, dtype=np.int64)),)
+
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        x = self._as_input(x)
+        self._ensure_built(x)
+        self._check_input(x)
+        self._in_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        return np.asarray(d_out, dtype=self.dtype).reshape(self._in_shape)
+
+
+@register
+class Dropout(Layer):
+    """Zeroes each input element with probability `rate` during training (inverted dropout:
+    kept elements are scaled by ``1 / (1 - rate)``); the identity at inference."""
+
+    def __init__(self, rate: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.rate = check_rate("rate", rate)
+        self._mask: Optional[np.ndarray] = None
+
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        x = self._as_input(x)
+        self._ensure_built(x)
+        self._check_input(x)
+        if not training or self.rate == 0.0:
+            self._mask = None
+            return x
+        keep = self.rng.random(x.shape) >= self.rate
+        self._mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.rate)
+        return x * self._mask
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        d_out = np.asarray(d_out, dtype=self.dtype)
+        return d_out if self._mask is None else d_out * self._mask
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate}
+
+
+@register
+class Embedding(Layer):
+    """Token ids ``(B, T)`` -> vectors ``(B, T, output_dim)``.
+
+    Ids must be integers in ``[0, input_dim)`` (float arrays holding whole numbers are
+    accepted); anything else raises ``ValueError``. ``mask_zero=True`` is not supported.
+    ``backward`` returns zeros shaped like the ids: they are not differentiable.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        embeddings_initializer: Any = "uniform",
+        mask_zero: bool = False,
+        input_length: Optional[int] = None,
+        **kwargs: Any,
+    ):
+        if input_length is not None and kwargs.get("input_shape") is None:
+            kwargs["input_shape"] = (check_positive_int("input_length", input_length),)
+        super().__init__(**kwargs)
+        self.input_dim = check_positive_int("input_dim", input_dim)
+        self.output_dim = check_positive_int("output_dim", output_dim)
+        self.embeddings_initializer = embeddings_initializer
+        if check_bool("mask_zero", mask_zero):
+            raise NotImplementedError(
+                "Received an unsupported value for argument `mask_zero`, fastrnn layers do not "
+                "propagate masks, so only mask_zero=False is supported; got True."
+            )
+        self._ids: Optional[np.ndarray] = None
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape) + (self.output_dim,)
+
+    def build(self, input_shape: tuple) -> None:
+        self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                        self.embeddings_initializer)
+        super().build(input_shape)
+
+    def _indices(self, x: Any) -> np.ndarray:
+        a = np.asarray(x)
+        if a.dtype.kind == "f":
+            if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
+                raise ValueError(
+                    f"Layer `{self.name}` expects integer token ids, got a float array with "
+                    "non-integer values."
+                )
+        elif a.dtype.kind not in "iub":
+            raise TypeError(
+                f"Layer `{self.name}` expects integer token ids, got dtype {a.dtype}."
+            )
+        if a.ndim < 1:
+            raise ValueError(
+                f"Layer `{self.name}` expects ids with a batch axis, got shape {a.shape}."
+            )
+        if a.size:
+            lo, hi = a.min(), a.max()
+            if lo < 0 or hi >= self.input_dim:
+                bad = lo if lo < 0 else hi
+                raise ValueError(
+                    f"Layer `{self.name}`: token ids must be in [0, input_dim) = "
+                    f"[0, {self.input_dim}), got {int(bad)} (ids range from {int(lo)} to "
+                    f"{int(hi)}). Increase `input_dim` or fix the ids."
+                )
+        return a.astype(np.int64)
+
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        ids = self._indices(x)
+        self._ensure_built(ids)
+        self._check_input(ids)
+        self._ids = ids if training else None
+        return self._weights[0][ids]
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        if self._ids is None:
+            raise self._no_tape()
+        d_out = np.asarray(d_out, dtype=self.dtype)
+        d_emb = np.zeros_like(self._weights[0])
+        np.add.at(d_emb, self._ids.ravel(), d_out.reshape(-1, self.output_dim))
+        self._write_grads([d_emb])
+        return np.zeros(self._ids.shape, dtype=self.dtype)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": serialize_initializer(self.embeddings_initializer),
+            "mask_zero": False,
+        }

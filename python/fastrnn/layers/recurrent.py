@@ -1,0 +1,592 @@
+"""SimpleRNN, LSTM and GRU layers over the fused kernels of :mod:`fastrnn.ops`.
+
+Shapes: B batch, T time, F input features, H ``units``, G gate width (H, 4H or 3H).
+
+Fast path (``layer_norm=False``, the default): the whole sequence goes through one
+``ops.*_forward`` call, and ``backward`` is one ``ops.*_backward`` call. It covers every
+supported argument: dropout (the input mask multiplies ``x`` once, in NumPy, before the input
+projection), recurrent dropout (the mask is handed to the kernel as ``recurrent_mask``),
+``go_backwards``, ``stateful`` and ``truncate_bptt``.
+
+Layer-norm path (``layer_norm=True``): a per-step NumPy loop (forward and backward), because
+the kernels have no normalisation. It is several times slower than the fast path; use it when
+gradients are unstable, as Hands-On ML ch.15 suggests. Each step normalises the
+pre-activations over the units, per gate, with learned ``gamma``/``beta`` (epsilon 1e-3),
+before the gate activations:
+
+* SimpleRNN: ``h_t = act(LN(x_t K + (m * h_{t-1}) U + b))`` (the book's LNSimpleRNNCell).
+* LSTM: ``z = LN_gatewise(x_t K + (m * h_{t-1}) U + b)``, then the usual i, f, c, o gates.
+* GRU (reset_after): ``z, r = sigmoid(LN_gatewise(xz_zr + hz_zr))``,
+  ``n = tanh(LN(xz_h + r * hz_h))``, ``h_t = z * h_{t-1} + (1 - z) * n``.
+
+``return_state=True`` makes ``forward`` return a list ``[output, h]`` (LSTM: ``[output, h, c]``)
+and ``backward`` accept a list of the same length (entries may be None). As in Keras, such a
+layer cannot sit inside a Sequential model: its ``compute_output_shape`` returns a *list* of
+shapes, which the model rejects. Use it for direct layer calls.
+
+``stateful=True`` carries the last state(s) into the next ``forward`` call (training or not)
+until ``reset_states()``. The carried state is a constant for backward (truncated BPTT across
+batches). The batch size is fixed by the layer's ``batch_size`` argument or by the first call
+after a reset; another batch size raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import ops
+from .base import (
+    Layer,
+    activation_backward,
+    activation_forward,
+    check_activation,
+    check_bool,
+    check_positive_int,
+    check_rate,
+    make_initializer,
+    register,
+    rng_aware,
+    serialize_initializer,
+)
+
+__all__ = ["GRU", "LSTM", "SimpleRNN"]
+
+LN_EPSILON = 1e-3
+
+
+# ----------------------------------------------------------------------------- layer norm
+def _ln_forward(a: np.ndarray, gamma: np.ndarray, beta: np.ndarray, groups: int):
+    """Normalises each of `groups` blocks of a (B, groups*H) over its H units."""
+    B = a.shape[0]
+    a3 = a.reshape(B, groups, -1)
+    centred = a3 - a3.mean(axis=-1, keepdims=True)
+    inv_std = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + LN_EPSILON)
+    xhat = (centred * inv_std).reshape(B, -1)
+    return xhat * gamma + beta, (xhat, inv_std)
+
+
+def _ln_backward(dy: np.ndarray, cache: tuple, gamma: np.ndarray, groups: int):
+    """Returns (d_a, d_gamma, d_beta) for dy (B, groups*H)."""
+    xhat, inv_std = cache
+    B = dy.shape[0]
+    dxhat = (dy * gamma).reshape(B, groups, -1)
+    xh3 = xhat.reshape(B, groups, -1)
+    # d a = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std
+    da = inv_std * (
+        dxhat - dxhat.mean(axis=-1, keepdims=True)
+        - xh3 * (dxhat * xh3).mean(axis=-1, keepdims=True)
+    )
+    return da.reshape(B, -1), (dy * xhat).sum(axis=0), dy.sum(axis=0)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return activation_forward("sigmoid", z)
+
+
+def _cut_before(t: int, T: int, truncate: Optional[int]) -> bool:
+    """True when the state entering step t is a constant (same rule as the kernels)."""
+    return truncate is not None and t > 0 and (T - t) % truncate == 0
+
+
+# ----------------------------------------------------------------------------- base
+class _RNN(Layer):
+    """Shared sequence logic of SimpleRNN, LSTM and GRU; subclasses set the cell constants."""
+
+    _cell = ""  # "simple_rnn" | "lstm" | "gru"
+    _gates = 1  # G = _gates * H
+    _n_states = 1  # (h,) or (h, c)
+    _activations: tuple = ("tanh",)
+
+    def __init__(
+        self,
+        units: int,
+        activation: Optional[str] = "tanh",
+        recurrent_activation: Optional[str] = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        truncate_bptt: Optional[int] = None,
+        layer_norm: bool = False,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_positive_int("units", units)
+        if self._activations == ("tanh",) and activation not in ("tanh",):
+            check_activation("activation", activation)  # unknown names: the generic message
+            raise NotImplementedError(
+                f"Received an unsupported value for argument `activation`, {type(self).__name__} "
+                f"supports only 'tanh' (the fused kernel's), got {activation!r}."
+            )
+        self.activation = check_activation("activation", activation, self._activations)
+        self.recurrent_activation = check_activation(
+            "recurrent_activation", recurrent_activation, ("sigmoid",))
+        self.use_bias = check_bool("use_bias", use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.dropout = check_rate("dropout", dropout)
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.return_sequences = check_bool("return_sequences", return_sequences)
+        self.return_state = check_bool("return_state", return_state)
+        self.go_backwards = check_bool("go_backwards", go_backwards)
+        self.stateful = check_bool("stateful", stateful)
+        self.unroll = check_bool("unroll", unroll)  # accepted for Keras compatibility; no effect
+        self.truncate_bptt = (
+            None if truncate_bptt is None else check_positive_int("truncate_bptt", truncate_bptt)
+        )
+        self.layer_norm = check_bool("layer_norm", layer_norm)
+        self._tape: Optional[tuple] = None
+        self._states: Optional[list] = None
+        self._stateful_batch: Optional[int] = None
+        # The masks drawn by the last training forward (None when not used): for inspection.
+        self.last_dropout_mask: Optional[np.ndarray] = None
+        self.last_recurrent_mask: Optional[np.ndarray] = None
+        # Gradients w.r.t. the initial state(s) from the last backward.
+        self.initial_state_grads: Optional[list] = None
+
+    # ------------------------------------------------------------------ shapes and weights
+    def compute_output_shape(self, input_shape: tuple) -> Any:
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"Layer `{self.name}` expects inputs of shape (batch, time, features), i.e. an "
+                f"input_shape of (time, features); got {input_shape}."
+            )
+        H = self.units
+        out = (input_shape[0], H) if self.return_sequences else (H,)
+        if self.return_state:
+            return [out] + [(H,)] * self._n_states
+        return out
+
+    def _bias_shape(self) -> tuple:
+        return (self._gates * self.units,)
+
+    def _bias_initializer(self) -> Any:
+        return self.bias_initializer
+
+    def build(self, input_shape: tuple) -> None:
+        input_shape = tuple(input_shape)
+        self.compute_output_shape(input_shape)  # validates the rank
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError(
+                f"Layer `{self.name}` needs a known feature count (last axis), got input shape "
+                f"{input_shape}."
+            )
+        G = self._gates * self.units
+        self.add_weight("kernel", (features, G), self.kernel_initializer)
+        self.add_weight("recurrent_kernel", (self.units, G), self.recurrent_initializer)
+        if self.use_bias:
+            self.add_weight("bias", self._bias_shape(), self._bias_initializer())
+        if self.layer_norm:
+            self.add_weight("gamma", (G,), "ones")
+            self.add_weight("beta", (G,), "zeros")
+        super().build(input_shape)
+
+    def _named(self) -> dict:
+        return dict(zip(self._weight_names, self._weights))
+
+    # ------------------------------------------------------------------ states
+    def reset_states(self) -> None:
+        self._states = None
+        self._stateful_batch = None
+
+    @property
+    def states(self) -> Optional[list]:
+        """The carried state(s) of a stateful layer (copies), or None."""
+        return None if self._states is None else [s.copy() for s in self._states]
+
+    def _initial_states(self, B: int, initial_state: Any) -> list:
+        if initial_state is not None:
+            given = list(initial_state) if isinstance(initial_state, (list, tuple)) \
+                else [initial_state]
+            if len(given) != self._n_states:
+                raise ValueError(
+                    f"Layer `{self.name}` expects {self._n_states} initial state array(s), "
+                    f"got {len(given)}."
+                )
+            states = []
+            for s in given:
+                s = np.asarray(s, dtype=self.dtype)
+                if s.shape != (B, self.units):
+                    raise ValueError(
+                        f"Layer `{self.name}`: each initial state must have shape (batch, units) "
+                        f"= {(B, self.units)}, got {s.shape}."
+                    )
+                states.append(np.ascontiguousarray(s))
+            return states
+        if not self.stateful:
+            return [None] * self._n_states
+        fixed = self.batch_size or self._stateful_batch
+        if fixed is not None and fixed != B:
+            raise ValueError(
+                f"Stateful layer `{self.name}` needs a fixed batch size: it has been used with "
+                f"batch size {fixed}, got {B}. Use batches of {fixed} samples (drop or pad the "
+                "last partial batch) or call reset_states() first."
+            )
+        self._stateful_batch = B
+        return [None] * self._n_states if self._states is None else list(self._states)
+
+    def _mask(self, shape: tuple, rate: float) -> np.ndarray:
+        keep = self.rng.random(shape) >= rate
+        return keep.astype(self.dtype) / self.dtype.type(1.0 - rate)
+
+    # ------------------------------------------------------------------ forward / backward
+    def forward(self, x: Any, training: bool = False, initial_state: Any = None) -> Any:
+        """``x (B, T, F)`` -> ``(B, T, H)`` or ``(B, H)``; a list when ``return_state``.
+
+        `initial_state`: optional ``h0`` (LSTM: ``[h0, c0]``), each ``(B, H)``; it takes
+        precedence over a stateful layer's carried state.
+        """
+        x = self._as_input(x)
+        self._ensure_built(x)
+        self._check_input(x)
+        B, _, F = x.shape
+        states = self._initial_states(B, initial_state)
+        if self.go_backwards:
+            x = x[:, ::-1]
+        in_mask = rec_mask = None
+        if training and self.dropout > 0.0:
+            in_mask = self._mask((B, F), self.dropout)
+            x = x * in_mask[:, None, :]  # one mask per sequence, the same at every step
+        if training and self.recurrent_dropout > 0.0:
+            rec_mask = self._mask((B, self.units), self.recurrent_dropout)
+        self.last_dropout_mask, self.last_recurrent_mask = in_mask, rec_mask
+        if self.layer_norm:
+            outputs, last, tape = self._ln_forward(x, states, rec_mask)
+        else:
+            outputs, last, tape = self._fused_forward(x, states, rec_mask)
+        if self.stateful:
+            self._states = [np.array(s, dtype=self.dtype) for s in last]
+        self._tape = (tape, in_mask) if training else None
+        y = outputs if self.return_sequences else last[0]
+        if self.return_state:
+            return [y, *last]
+        return y
+
+    def backward(self, d_out: Any) -> np.ndarray:
+        """Gradient w.r.t. ``x``; writes the weight gradients into ``grads``.
+
+        With ``return_state``, `d_out` is a list ``[d_output, d_h(, d_c)]`` (None entries allowed).
+        """
+        if self._tape is None:
+            raise self._no_tape()
+        tape, in_mask = self._tape
+        n = 1 + self._n_states
+        if self.return_state:
+            if not isinstance(d_out, (list, tuple)) or len(d_out) != n:
+                raise ValueError(
+                    f"Layer `{self.name}` has return_state=True: backward expects a list of {n} "
+                    f"gradients [d_output, d_h{', d_c' if n == 3 else ''}], got "
+                    f"{type(d_out).__name__}."
+                )
+            d_y, *d_last = d_out
+        else:
+            d_y, d_last = d_out, [None] * self._n_states
+        d_y = None if d_y is None else np.asarray(d_y, dtype=self.dtype)
+        d_last = [None if d is None else np.asarray(d, dtype=self.dtype) for d in d_last]
+        if self.return_sequences:
+            d_outputs = d_y
+        else:
+            d_outputs = None
+            if d_y is not None:
+                d_last[0] = d_y if d_last[0] is None else d_last[0] + d_y
+        if self.layer_norm:
+            g = self._ln_backward(tape, d_outputs, d_last)
+        else:
+            g = self._fused_backward(tape, d_outputs, d_last)
+        d_x = g["x"]
+        if in_mask is not None:
+            d_x = d_x * in_mask[:, None, :]
+        if self.go_backwards:
+            d_x = d_x[:, ::-1]
+        self._write_grads([g[name] for name in self._weight_names])
+        self.initial_state_grads = [g["h0"], g["c0"]] if self._n_states == 2 else [g["h0"]]
+        return np.ascontiguousarray(d_x)
+
+    # ------------------------------------------------------------------ fused (ops) path
+    def _fused_forward(self, x, states, rec_mask):
+        w = self._named()
+        bias = w.get("bias")
+        if self._cell == "simple_rnn":
+            out, h, tape = ops.simple_rnn_forward(
+                x, states[0], w["kernel"], w["recurrent_kernel"], bias, self.activation,
+                recurrent_mask=rec_mask)
+            return out, [h], tape
+        if self._cell == "lstm":
+            out, h, c, tape = ops.lstm_forward(
+                x, states[0], states[1], w["kernel"], w["recurrent_kernel"], bias,
+                recurrent_mask=rec_mask)
+            return out, [h, c], tape
+        out, h, tape = ops.gru_forward(
+            x, states[0], w["kernel"], w["recurrent_kernel"], bias, recurrent_mask=rec_mask)
+        return out, [h], tape
+
+    def _fused_backward(self, tape, d_outputs, d_last):
+        k = self.truncate_bptt
+        if self._cell == "simple_rnn":
+            return ops.simple_rnn_backward(tape, d_outputs, d_last[0], truncate=k)
+        if self._cell == "lstm":
+            return ops.lstm_backward(tape, d_outputs, d_last[0], d_last[1], truncate=k)
+        return ops.gru_backward(tape, d_outputs, d_last[0], truncate=k)
+
+    # ------------------------------------------------------------------ layer-norm path
+    def _ln_forward(self, x, states, rec_mask):
+        """Per-step NumPy forward; returns (outputs, last states, tape)."""
+        w = self._named()
+        B, T, _ = x.shape
+        H = self.units
+        K, U, gamma, beta = w["kernel"], w["recurrent_kernel"], w["gamma"], w["beta"]
+        bias = w.get("bias")
+        if bias is None:
+            bias = np.zeros(self._bias_shape(), dtype=self.dtype)
+        h0 = np.zeros((B, H), self.dtype) if states[0] is None else states[0]
+        xk = x @ K  # (B, T, G): every input projection in one product
+        if self._cell == "gru":
+            xk = xk + bias[0]
+        else:
+            xk = xk + bias
+        outputs = np.empty((B, T, H), dtype=self.dtype)
+        h_prev_used = np.empty((B, T, H), dtype=self.dtype)  # m * h_{t-1}: the GEMM operand
+        steps = []
+        h = h0
+        c = None
+        if self._cell == "lstm":
+            c = np.zeros((B, H), self.dtype) if states[1] is None else states[1]
+        c0 = c
+        for t in range(T):
+            hm = h if rec_mask is None else h * rec_mask
+            h_prev_used[:, t] = hm
+            hu = hm @ U  # (B, G)
+            if self._cell == "simple_rnn":
+                n, ln = _ln_forward(xk[:, t] + hu, gamma, beta, 1)
+                h_new = activation_forward(self.activation, n)
+                steps.append((n, ln))
+            elif self._cell == "lstm":
+                n, ln = _ln_forward(xk[:, t] + hu, gamma, beta, 4)
+                i, f = _sigmoid(n[:, :H]), _sigmoid(n[:, H:2 * H])
+                g, o = np.tanh(n[:, 2 * H:3 * H]), _sigmoid(n[:, 3 * H:])
+                c_prev = c
+                c = f * c_prev + i * g
+                tc = np.tanh(c)
+                h_new = o * tc
+                steps.append((ln, i, f, g, o, c_prev, tc))
+            else:
+                hz = hu + bias[1]
+                nzr, ln_zr = _ln_forward(xk[:, t, :2 * H] + hz[:, :2 * H], gamma[:2 * H],
+                                         beta[:2 * H], 2)
+                z, r = _sigmoid(nzr[:, :H]), _sigmoid(nzr[:, H:])
+                nn, ln_n = _ln_forward(xk[:, t, 2 * H:] + r * hz[:, 2 * H:], gamma[2 * H:],
+                                       beta[2 * H:], 1)
+                cand = np.tanh(nn)
+                h_new = z * h + (1 - z) * cand
+                steps.append((ln_zr, ln_n, z, r, cand, hz[:, 2 * H:], h))
+            outputs[:, t] = h_new
+            h = h_new
+        last = [h.copy()] if self._cell != "lstm" else [h.copy(), c.copy()]
+        tape = {"x": x, "h_prev_used": h_prev_used, "outputs": outputs, "steps": steps,
+                "mask": rec_mask, "c0": c0}
+        return outputs, last, tape
+
+    def _ln_backward(self, tape, d_outputs, d_last):
+        w = self._named()
+        x, steps, mask = tape["x"], tape["steps"], tape["mask"]
+        B, T, _ = x.shape
+        H = self.units
+        K, U, gamma = w["kernel"], w["recurrent_kernel"], w["gamma"]
+        d_gamma = np.zeros_like(gamma)
+        d_beta = np.zeros_like(gamma)
+        d_pre = np.zeros((B, T, self._gates * H), self.dtype)  # d of x_t K + bias (input part)
+        d_hu = np.zeros((B, T, self._gates * H), self.dtype)  # d of (m * h_{t-1}) U
+        dh = np.zeros((B, H), self.dtype) if d_last[0] is None else d_last[0].copy()
+        dc = None
+        if self._cell == "lstm":
+            dc = np.zeros((B, H), self.dtype) if d_last[1] is None else d_last[1].copy()
+        outputs = tape["outputs"]
+        for t in reversed(range(T)):
+            if d_outputs is not None:
+                dh = dh + d_outputs[:, t]
+            if self._cell == "simple_rnn":
+                n, ln = steps[t]
+                dn = activation_backward(self.activation, n, outputs[:, t], dh)
+                da, dg, db = _ln_backward(dn, ln, gamma, 1)
+                d_pre[:, t] = da
+                d_hu[:, t] = da
+                dh_direct = None
+            elif self._cell == "lstm":
+                ln, i, f, g, o, c_prev, tc = steps[t]
+                do = dh * tc
+                dc = dc + dh * o * (1 - tc * tc)  # backprop through h = o * tanh(c)
+                dn = np.concatenate(
+                    [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g),
+                     do * o * (1 - o)], axis=1)
+                dc = dc * f  # to c_{t-1}
+                da, dg, db = _ln_backward(dn, ln, gamma, 4)
+                d_pre[:, t] = da
+                d_hu[:, t] = da
+                dh_direct = None
+            else:
+                ln_zr, ln_n, z, r, cand, hz_h, h_prev = steps[t]
+                dz = dh * (h_prev - cand)
+                d_nn = dh * (1 - z) * (1 - cand * cand)  # through h = ... (1 - z) * tanh(nn)
+                da_n, dg_n, db_n = _ln_backward(d_nn, ln_n, gamma[2 * H:], 1)
+                dr = da_n * hz_h
+                d_zr = np.concatenate([dz * z * (1 - z), dr * r * (1 - r)], axis=1)
+                da_zr, dg_zr, db_zr = _ln_backward(d_zr, ln_zr, gamma[:2 * H], 2)
+                dg = np.concatenate([dg_zr, dg_n])
+                db = np.concatenate([db_zr, db_n])
+                d_pre[:, t] = np.concatenate([da_zr, da_n], axis=1)
+                d_hu[:, t] = np.concatenate([da_zr, da_n * r], axis=1)
+                dh_direct = dh * z
+            d_gamma += dg
+            d_beta += db
+            if _cut_before(t, T, self.truncate_bptt):  # the state entering step t is constant
+                dh = np.zeros_like(dh)
+                if dc is not None:
+                    dc = np.zeros_like(dc)
+                continue
+            dh_rec = d_hu[:, t] @ U.T
+            if mask is not None:
+                dh_rec = dh_rec * mask
+            dh = dh_rec if dh_direct is None else dh_direct + dh_rec
+        d_pre2 = d_pre.reshape(B * T, -1)
+        d_hu2 = d_hu.reshape(B * T, -1)
+        g = {
+            "x": d_pre @ K.T,
+            "h0": dh,
+            "c0": dc,
+            "kernel": x.reshape(B * T, -1).T @ d_pre2,
+            "recurrent_kernel": tape["h_prev_used"].reshape(B * T, -1).T @ d_hu2,
+            "gamma": d_gamma,
+            "beta": d_beta,
+        }
+        if self._cell == "gru":
+            g["bias"] = np.stack([d_pre2.sum(axis=0), d_hu2.sum(axis=0)])
+        else:
+            g["bias"] = d_pre2.sum(axis=0)
+        return g
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        config = {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "recurrent_activation": self.recurrent_activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": serialize_initializer(self.kernel_initializer),
+            "recurrent_initializer": serialize_initializer(self.recurrent_initializer),
+            "bias_initializer": serialize_initializer(self.bias_initializer),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "truncate_bptt": self.truncate_bptt,
+            "layer_norm": self.layer_norm,
+        }
+        return config
+
+
+@register
+class SimpleRNN(_RNN):
+    """Keras ``SimpleRNN``: ``h_t = activation(x_t K + h_{t-1} U + b)``.
+
+    `activation`: ``"tanh"`` (default), ``"relu"`` or ``"linear"``. Weights: ``kernel (F, H)``,
+    ``recurrent_kernel (H, H)``, ``bias (H,)`` (+ ``gamma``, ``beta`` ``(H,)`` with
+    ``layer_norm``). See the module docstring for the other arguments.
+    """
+
+    _cell = "simple_rnn"
+    _gates = 1
+    _n_states = 1
+    _activations = ("tanh", "relu", "linear")
+
+    def __init__(self, units: int, activation: Optional[str] = "tanh", **kwargs: Any):
+        if "recurrent_activation" in kwargs:
+            raise TypeError("SimpleRNN has no `recurrent_activation` argument.")
+        super().__init__(units, activation=activation, **kwargs)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        del config["recurrent_activation"]
+        return config
+
+
+@register
+class LSTM(_RNN):
+    """Keras ``LSTM`` (gate order i, f, c, o). Weights: ``kernel (F, 4H)``,
+    ``recurrent_kernel (H, 4H)``, ``bias (4H,)`` (+ ``gamma``, ``beta`` ``(4H,)``).
+
+    `unit_forget_bias=True` (default) initialises the forget-gate bias to ones, as Keras does.
+    Only ``activation="tanh"`` and ``recurrent_activation="sigmoid"`` (the kernel's) are
+    supported.
+    """
+
+    _cell = "lstm"
+    _gates = 4
+    _n_states = 2
+
+    def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs: Any):
+        super().__init__(units, **kwargs)
+        self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
+
+    def _bias_initializer(self) -> Any:
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        base = make_initializer(self.bias_initializer)
+        ones = make_initializer("ones")
+        H = self.units
+
+        @rng_aware
+        def forget_ones(shape, dtype=np.float32, rng=None):
+            return np.concatenate([
+                base((H,), dtype=dtype, rng=rng),
+                ones((H,), dtype=dtype, rng=rng),
+                base((2 * H,), dtype=dtype, rng=rng),
+            ])
+
+        return forget_ones
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+
+@register
+class GRU(_RNN):
+    """Keras ``GRU`` with ``reset_after=True`` (gate order z, r, h; the PyTorch form).
+
+    Weights: ``kernel (F, 3H)``, ``recurrent_kernel (H, 3H)``, ``bias (2, 3H)`` (input bias,
+    recurrent bias) (+ ``gamma``, ``beta`` ``(3H,)``). ``reset_after=False`` is not supported.
+    """
+
+    _cell = "gru"
+    _gates = 3
+    _n_states = 1
+
+    def __init__(self, units: int, reset_after: bool = True, **kwargs: Any):
+        if not check_bool("reset_after", reset_after):
+            raise NotImplementedError(
+                "Received an unsupported value for argument `reset_after`, the fastrnn GRU "
+                "kernel implements reset_after=True only (Keras's default and PyTorch's form), "
+                "got False."
+            )
+        super().__init__(units, **kwargs)
+
+    def _bias_shape(self) -> tuple:
+        return (2, 3 * self.units)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "reset_after": True}

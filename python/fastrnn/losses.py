@@ -1,0 +1,505 @@
+"""Loss functions with analytic gradients, Keras semantics.
+
+Every loss reduces like Keras's default (``"sum_over_batch_size"``): a per-sample loss is the
+mean over the last axis (MSE, MAE, Huber, binary cross-entropy) or the sum over classes
+(categorical cross-entropies), then the per-sample losses are averaged. ``__call__`` returns
+that scalar; ``gradient`` returns d(scalar)/d(y_pred) with ``y_pred``'s shape and dtype;
+``value_and_gradient`` computes both in one pass (the model calls it once per batch).
+
+Shapes (``...`` is any number of leading axes, e.g. ``(B,)`` or ``(B, T)``; ``C`` classes):
+
+=================================  ===============================  ===================
+loss                               ``y_true``                       ``y_pred``
+=================================  ===============================  ===================
+mse, mae, huber, bce               ``(..., D)`` (or ``(...)`` if D=1)  ``(..., D)``
+categorical_crossentropy           ``(..., C)`` one-hot/soft labels   ``(..., C)``
+sparse_categorical_crossentropy    ``(...)`` or ``(..., 1)`` ints    ``(..., C)``
+=================================  ===============================  ===================
+
+As in Keras, a ``y_true`` that differs from ``y_pred`` only by a trailing axis of length 1 is
+reshaped to match. Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` before the log; the
+gradient is the exact derivative of that clipped loss (zero where a probability is clipped).
+A sigmoid/softmax output layer trains better with ``from_logits=True`` on a linear output.
+
+Custom losses: fastrnn has no autodiff, so a plain ``f(y_true, y_pred)`` cannot be trained on
+unless it also returns its gradient. :func:`get` wraps any callable in :class:`FunctionLoss`;
+the callable may return either a scalar (or per-sample array, averaged), usable for
+evaluation only, or a pair ``(value, d_value/d_y_pred)``, usable for training. Training with a
+scalar-only callable raises ``TypeError`` at the first batch. For anything reusable, subclass
+:class:`Loss` and implement ``_value`` and ``_value_and_gradient``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Union
+
+import numpy as np
+
+__all__ = [
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "FunctionLoss",
+    "Huber",
+    "Loss",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "SparseCategoricalCrossentropy",
+    "deserialize",
+    "get",
+    "serialize",
+]
+
+EPSILON = 1e-7  # Keras's backend.epsilon(): probabilities are clipped to [EPSILON, 1 - EPSILON]
+
+
+def _as_float_array(y_pred: Any) -> np.ndarray:
+    y_pred = np.asarray(y_pred)
+    if y_pred.dtype.kind != "f":
+        y_pred = y_pred.astype(np.float32)
+    return y_pred
+
+
+def _match_shape(y_true: Any, y_pred: np.ndarray, what: str = "y_true") -> np.ndarray:
+    """``y_true`` as an array of ``y_pred``'s shape and dtype (no copy when it already is)."""
+    y_true = np.asarray(y_true, dtype=y_pred.dtype)
+    if y_true.shape == y_pred.shape:
+        return y_true
+    # Keras squeezes or expands a trailing axis of length 1: (B,) vs (B, 1) and (B, 1) vs (B,).
+    if (y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1:] == (1,)) or (
+        y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1:] == (1,)
+    ):
+        if y_true.size == y_pred.size:
+            return y_true.reshape(y_pred.shape)
+    raise ValueError(
+        f"{what} and y_pred must have the same shape (up to a trailing axis of length 1), "
+        f"got {what} {y_true.shape} and y_pred {y_pred.shape}."
+    )
+
+
+def _num_samples(y_pred: np.ndarray) -> int:
+    """How many per-sample losses are averaged: the product of all axes but the last."""
+    if y_pred.ndim == 0:
+        raise ValueError("y_pred must have at least one axis, got a scalar.")
+    return int(np.prod(y_pred.shape[:-1], dtype=np.int64))
+
+
+def _check_not_empty(y_pred: np.ndarray) -> None:
+    if y_pred.ndim == 0:
+        raise ValueError("y_pred must have at least one axis, got a scalar.")
+    if y_pred.size == 0:
+        raise ValueError(
+            f"y_pred is empty (shape {y_pred.shape}); a loss needs at least one value."
+        )
+
+
+class Loss:
+    """Base class: a scalar loss over a batch and its gradient with respect to ``y_pred``.
+
+    Subclasses implement ``_value(y_true, y_pred) -> float`` and
+    ``_value_and_gradient(y_true, y_pred) -> (float, ndarray)``, receiving ``y_pred`` as a
+    floating array and ``y_true`` unconverted (see ``_match_shape``).
+    """
+
+    name: str = "loss"
+
+    def __init__(self, name: str | None = None):
+        if name is not None:
+            self.name = name
+
+    def __call__(self, y_true: Any, y_pred: Any) -> float:
+        """The mean loss over all samples. ``y_pred``: ``(..., D)``; ``y_true`` see module doc."""
+        y_pred = _as_float_array(y_pred)
+        _check_not_empty(y_pred)
+        return float(self._value(y_true, y_pred))
+
+    def gradient(self, y_true: Any, y_pred: Any) -> np.ndarray:
+        """d(loss)/d(y_pred): an array of ``y_pred``'s shape and dtype."""
+        return self.value_and_gradient(y_true, y_pred)[1]
+
+    def value_and_gradient(self, y_true: Any, y_pred: Any) -> tuple[float, np.ndarray]:
+        """``(loss, d(loss)/d(y_pred))`` in one pass; the gradient has ``y_pred``'s shape/dtype."""
+        y_pred = _as_float_array(y_pred)
+        _check_not_empty(y_pred)
+        value, grad = self._value_and_gradient(y_true, y_pred)
+        return float(value), grad
+
+    def _value(self, y_true: Any, y_pred: np.ndarray) -> float:
+        return self._value_and_gradient(y_true, y_pred)[0]
+
+    def _value_and_gradient(self, y_true: Any, y_pred: np.ndarray) -> tuple[float, np.ndarray]:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _value_and_gradient(y_true, y_pred)."
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-serialisable."""
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Loss:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class MeanSquaredError(Loss):
+    """``mean((y_pred - y_true) ** 2)``."""
+
+    name = "mean_squared_error"
+
+    def _value(self, y_true, y_pred):
+        diff = y_pred - _match_shape(y_true, y_pred)
+        # float64 accumulation: evaluation may reduce millions of float32 values at once
+        return np.square(diff, out=diff).sum(dtype=np.float64) / diff.size
+
+    def _value_and_gradient(self, y_true, y_pred):
+        grad = y_pred - _match_shape(y_true, y_pred)  # the only allocation: becomes the gradient
+        flat = grad.reshape(-1)
+        value = np.dot(flat, flat) / grad.size
+        grad *= 2.0 / grad.size
+        return value, grad
+
+
+class MeanAbsoluteError(Loss):
+    """``mean(|y_pred - y_true|)``; the gradient at a zero error is 0 (as in TensorFlow)."""
+
+    name = "mean_absolute_error"
+
+    def _value(self, y_true, y_pred):
+        diff = y_pred - _match_shape(y_true, y_pred)
+        return np.abs(diff, out=diff).sum(dtype=np.float64) / diff.size
+
+    def _value_and_gradient(self, y_true, y_pred):
+        diff = y_pred - _match_shape(y_true, y_pred)
+        grad = np.sign(diff)
+        value = np.dot(diff.reshape(-1), grad.reshape(-1)) / diff.size  # sum |diff|
+        grad *= 1.0 / diff.size
+        return value, grad
+
+
+class Huber(Loss):
+    """Quadratic for ``|error| <= delta``, linear beyond: ``0.5 e^2`` or ``delta (|e| - delta/2)``.
+
+    With ``c = clip(e, -delta, delta)`` the loss is ``c e - c^2 / 2`` and its derivative is ``c``.
+    """
+
+    name = "huber_loss"
+
+    def __init__(self, delta: float = 1.0, name: str | None = None):
+        super().__init__(name)
+        delta = float(delta)
+        if not delta > 0 or not np.isfinite(delta):
+            raise ValueError(
+                f"Received an invalid value for argument `delta`: expected a positive float, "
+                f"got {delta!r}."
+            )
+        self.delta = delta
+
+    def _value_and_gradient(self, y_true, y_pred):
+        err = y_pred - _match_shape(y_true, y_pred)
+        grad = np.clip(err, -self.delta, self.delta)
+        g, e = grad.reshape(-1), err.reshape(-1)
+        value = (np.dot(g, e) - 0.5 * np.dot(g, g)) / err.size
+        grad *= 1.0 / err.size
+        return value, grad
+
+    def get_config(self):
+        return {"name": self.name, "delta": self.delta}
+
+
+class BinaryCrossentropy(Loss):
+    """``-(t log p + (1 - t) log(1 - p))`` averaged; ``p = sigmoid(y_pred)`` when ``from_logits``.
+
+    With logits the stable form ``max(x, 0) - x t + log(1 + exp(-|x|))`` is used and the
+    gradient is ``sigmoid(x) - t``. With probabilities, ``p`` is clipped to ``[1e-7, 1 - 1e-7]``.
+    """
+
+    name = "binary_crossentropy"
+
+    def __init__(self, from_logits: bool = False, name: str | None = None):
+        super().__init__(name)
+        self.from_logits = bool(from_logits)
+
+    def _value_and_gradient(self, y_true, y_pred):
+        t = _match_shape(y_true, y_pred)
+        n = y_pred.size
+        if self.from_logits:
+            x = y_pred
+            e = np.abs(x)
+            np.negative(e, out=e)
+            np.exp(e, out=e)  # exp(-|x|) in (0, 1]: never overflows
+            value = np.log1p(e).sum(dtype=np.float64)
+            value += np.maximum(x, 0).sum(dtype=np.float64) - np.dot(x.reshape(-1), t.reshape(-1))
+            # sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0
+            grad = np.where(x >= 0, 1.0, e).astype(x.dtype, copy=False)
+            e += 1.0
+            grad /= e
+            grad -= t
+            grad *= 1.0 / n
+            return value / n, grad
+        p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        q = 1.0 - p
+        value = -(
+            np.dot(t.reshape(-1), np.log(p).reshape(-1))
+            + np.dot((1.0 - t).reshape(-1), np.log(q).reshape(-1))
+        )
+        # d/dp of -(t log p + (1-t) log(1-p)) = (p - t) / (p (1 - p)); 0 where p was clipped
+        grad = p - t
+        q *= p
+        grad /= q
+        grad[(y_pred < EPSILON) | (y_pred > 1.0 - EPSILON)] = 0.0
+        grad *= 1.0 / n
+        return value / n, grad
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+
+def _log_softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log_softmax(x), softmax(x))`` over the last axis, stable for any finite logits."""
+    shifted = x - x.max(axis=-1, keepdims=True)
+    probs = np.exp(shifted)
+    total = probs.sum(axis=-1, keepdims=True)
+    probs /= total
+    shifted -= np.log(total)
+    return shifted, probs
+
+
+def _sparse_labels(y_true: Any, y_pred: np.ndarray) -> np.ndarray:
+    """Integer labels of shape ``y_pred.shape[:-1]``, each checked to lie in ``[0, C)``."""
+    labels = np.asarray(y_true)
+    expected = y_pred.shape[:-1]
+    if labels.shape != expected:
+        if labels.shape == (*expected, 1):
+            labels = labels.reshape(expected)
+        else:
+            raise ValueError(
+                f"sparse labels must have shape {expected} or {(*expected, 1)} for y_pred of "
+                f"shape {y_pred.shape}, got {labels.shape}."
+            )
+    if labels.dtype.kind not in "iu":
+        # Keras casts float labels to int; a fractional or non-finite one is a mistake, not data.
+        if labels.dtype.kind != "f" or not np.all(np.mod(labels, 1) == 0):
+            raise ValueError(
+                "sparse labels must be integer class indices, got an array of dtype "
+                f"{labels.dtype} holding non-integer values."
+                if labels.dtype.kind == "f"
+                else f"sparse labels must be integer class indices, got dtype {labels.dtype}."
+            )
+        labels = labels.astype(np.intp)
+    num_classes = y_pred.shape[-1]
+    if labels.size:
+        low, high = labels.min(), labels.max()
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"labels must be in [0, {num_classes}), got {bad}.")
+    return labels
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """``-log p[label]`` averaged over samples; labels are class indices (see module doc).
+
+    With probabilities, ``p`` is first renormalised over the last axis then clipped (Keras);
+    the gradient is ``1 / sum(p) - onehot / p_label``. With logits, it is
+    ``softmax(x) - onehot``.
+    """
+
+    name = "sparse_categorical_crossentropy"
+
+    def __init__(self, from_logits: bool = False, name: str | None = None):
+        super().__init__(name)
+        self.from_logits = bool(from_logits)
+
+    def _value_and_gradient(self, y_true, y_pred):
+        labels = _sparse_labels(y_true, y_pred)
+        m = _num_samples(y_pred)
+        rows = y_pred.reshape(m, y_pred.shape[-1])
+        idx = labels.reshape(m)
+        arange = np.arange(m)
+        if self.from_logits:
+            log_probs, grad = _log_softmax(rows)
+            value = -log_probs[arange, idx].sum(dtype=np.float64)
+            grad[arange, idx] -= 1.0
+        else:
+            total = rows.sum(axis=-1, keepdims=True)
+            picked = rows[arange, idx] / total[:, 0]
+            inside = (picked >= EPSILON) & (picked <= 1.0 - EPSILON)
+            value = -np.log(np.clip(picked, EPSILON, 1.0 - EPSILON)).sum(dtype=np.float64)
+            grad = np.empty_like(rows)
+            np.divide(1.0, total, out=grad[:, :1])
+            grad[...] = grad[:, :1]
+            # where p_label was clipped the loss is flat in p (and p_label may be 0: no 1/0)
+            grad[~inside] = 0.0
+            grad[arange[inside], idx[inside]] -= 1.0 / rows[arange[inside], idx[inside]]
+        grad *= 1.0 / m
+        return value / m, grad.reshape(y_pred.shape)
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+
+class CategoricalCrossentropy(Loss):
+    """``-sum(t * log p)`` over classes, averaged over samples; ``y_true`` is one-hot or soft.
+
+    With probabilities, ``p`` is renormalised then clipped (Keras). With logits the gradient is
+    ``sum(t) softmax(x) - t``.
+    """
+
+    name = "categorical_crossentropy"
+
+    def __init__(self, from_logits: bool = False, name: str | None = None):
+        super().__init__(name)
+        self.from_logits = bool(from_logits)
+
+    def _value_and_gradient(self, y_true, y_pred):
+        t = np.asarray(y_true, dtype=y_pred.dtype)
+        if t.shape != y_pred.shape:
+            hint = (
+                " (for integer class labels use sparse_categorical_crossentropy)"
+                if t.shape == y_pred.shape[:-1] or t.shape == (*y_pred.shape[:-1], 1)
+                else ""
+            )
+            raise ValueError(
+                f"y_true and y_pred must have the same shape (..., classes), got y_true "
+                f"{t.shape} and y_pred {y_pred.shape}{hint}."
+            )
+        m = _num_samples(y_pred)
+        t_sum = t.sum(axis=-1, keepdims=True)
+        if self.from_logits:
+            log_probs, grad = _log_softmax(y_pred)
+            value = -np.dot(t.reshape(-1), log_probs.reshape(-1))
+            grad *= t_sum
+            grad -= t
+        else:
+            total = y_pred.sum(axis=-1, keepdims=True)
+            q = y_pred / total
+            inside = (q >= EPSILON) & (q <= 1.0 - EPSILON)
+            value = -np.dot(t.reshape(-1), np.log(np.clip(q, EPSILON, 1.0 - EPSILON)).reshape(-1))
+            # dL/dp_j = (sum_k t_k [q_k unclipped]) / S - t_j [q_j unclipped] / p_j
+            t_in = np.where(inside, t, 0.0).astype(y_pred.dtype, copy=False)
+            grad = np.zeros_like(y_pred)
+            np.divide(t_in, y_pred, out=grad, where=inside)  # no 0/0 where p was clipped
+            np.subtract(t_in.sum(axis=-1, keepdims=True) / total, grad, out=grad)
+        grad *= 1.0 / m
+        return value / m, grad
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+
+class FunctionLoss(Loss):
+    """Wraps a callable ``f(y_true, y_pred)`` (see the module doc for what it must return).
+
+    ``f`` returning a scalar or per-sample array: ``__call__`` works (its mean), training does
+    not. ``f`` returning ``(value, grad)``: both work; ``grad`` must be the derivative of the
+    scalar ``mean(value)`` with respect to ``y_pred``, with ``y_pred``'s shape.
+    """
+
+    def __init__(self, fn: Callable[[np.ndarray, np.ndarray], Any], name: str | None = None):
+        if not callable(fn):
+            raise TypeError(f"FunctionLoss needs a callable, got {type(fn).__name__}.")
+        super().__init__(name or getattr(fn, "__name__", type(fn).__name__))
+        self.fn = fn
+
+    def _value(self, y_true, y_pred):
+        out = self.fn(y_true, y_pred)
+        if isinstance(out, tuple):
+            out = out[0]
+        return float(np.mean(out))
+
+    def _value_and_gradient(self, y_true, y_pred):
+        out = self.fn(y_true, y_pred)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(
+                f"Custom loss `{self.name}` returned only a value, so it cannot be trained on: "
+                "fastrnn has no automatic differentiation. Return `(value, gradient)` from it "
+                "(gradient = d value / d y_pred, shape of y_pred), or subclass "
+                "fastrnn.losses.Loss and implement `_value_and_gradient`."
+            )
+        value, grad = out
+        grad = np.asarray(grad, dtype=y_pred.dtype)
+        if grad.shape != y_pred.shape:
+            raise ValueError(
+                f"Custom loss `{self.name}` returned a gradient of shape {grad.shape}; expected "
+                f"the shape of y_pred, {y_pred.shape}."
+            )
+        return float(np.mean(value)), grad
+
+    def get_config(self):
+        raise NotImplementedError(
+            f"Custom loss `{self.name}` wraps a Python function and cannot be serialised; "
+            "pass it again when loading (fastrnn never pickles code)."
+        )
+
+
+_ALIASES: dict[str, Callable[[], Loss]] = {
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber,
+    "huber_loss": Huber,
+    "binary_crossentropy": BinaryCrossentropy,
+    "bce": BinaryCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+}
+
+_CLASSES: dict[str, type[Loss]] = {
+    cls.__name__: cls
+    for cls in (
+        MeanSquaredError,
+        MeanAbsoluteError,
+        Huber,
+        BinaryCrossentropy,
+        SparseCategoricalCrossentropy,
+        CategoricalCrossentropy,
+    )
+}
+
+LossIdentifier = Union[str, Loss, dict, Callable[[np.ndarray, np.ndarray], Any]]
+
+
+def serialize(loss: Loss) -> dict[str, Any]:
+    """``{"class_name": ..., "config": ...}`` for a built-in loss (JSON-serialisable)."""
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+def deserialize(config: dict[str, Any]) -> Loss:
+    """The inverse of :func:`serialize`."""
+    try:
+        cls = _CLASSES[config["class_name"]]
+    except KeyError:
+        raise ValueError(
+            f"Unknown loss config {config!r}; expected {{'class_name': one of "
+            f"{sorted(_CLASSES)}, 'config': {{...}}}}."
+        ) from None
+    return cls.from_config(dict(config.get("config", {})))
+
+
+def get(identifier: LossIdentifier) -> Loss:
+    """A :class:`Loss` from a name, a Loss, a serialised config, or a callable.
+
+    Names (case-insensitive): ``mse``/``mean_squared_error``, ``mae``/``mean_absolute_error``,
+    ``huber``, ``binary_crossentropy``/``bce``, ``sparse_categorical_crossentropy``,
+    ``categorical_crossentropy``. A callable is wrapped in :class:`FunctionLoss`.
+    """
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        factory = _ALIASES.get(identifier.lower())
+        if factory is None:
+            raise ValueError(
+                f"Unknown loss {identifier!r}; valid names are: {', '.join(sorted(_ALIASES))}."
+            )
+        return factory()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if callable(identifier):
+        return FunctionLoss(identifier)
+    raise TypeError(
+        f"Could not interpret loss {identifier!r}: expected a name, a fastrnn.losses.Loss, a "
+        "config dict or a callable."
+    )

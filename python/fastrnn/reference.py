@@ -1,0 +1,312 @@
+"""The NumPy oracle: SimpleRNN, LSTM and GRU, forward and (truncated) backward, in plain NumPy.
+
+Same functions, arguments and return values as :mod:`fastrnn.ops`, written to be read: one line
+of math per line, each with the reason for it. The tests compare the C++ kernels against this
+module, and the benchmarks use it as the "hand-written NumPy" baseline, so it is vectorized the
+way a careful NumPy user would write it: the input projection of every step is one matmul, each
+step is one matmul plus elementwise math over the whole batch, and backward walks
+``reversed(range(T))`` carrying the gradient of the state into the step before (``dh_next``).
+
+Shapes: B batch, T time steps, I input features, H hidden units. Arrays are batch-major,
+``x`` is ``(B, T, I)``; weights use the Keras layout and gate order (LSTM i, f, c, o;
+GRU ``reset_after=True`` z, r, h with bias ``(2, 3H)`` = [input bias; recurrent bias]).
+``recurrent_mask`` ``(B, H)`` multiplies ``h_{t-1}`` where it enters the recurrent matmul
+(recurrent dropout), and nowhere else.
+
+Truncated BPTT, ``truncate=k``: the state entering step t is a constant for every
+``t = T-k, T-2k, ... > 0``; ``None`` is full backpropagation through time.
+
+Everything is computed in the dtype of ``x`` (float32 or float64; float16 becomes float32).
+This module imports nothing from fastrnn.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+__all__ = [
+    "Tape",
+    "gru_backward",
+    "gru_forward",
+    "lstm_backward",
+    "lstm_forward",
+    "simple_rnn_backward",
+    "simple_rnn_forward",
+]
+
+
+class Tape:
+    """What a backward pass needs from its forward pass: the cell name and a few arrays."""
+
+    __slots__ = ("arrays", "cell")
+
+    def __init__(self, cell: str, **arrays: Any):
+        self.cell = cell
+        self.arrays = arrays
+
+    def __repr__(self) -> str:
+        return f"<fastrnn.reference.Tape {self.cell}>"
+
+
+# ----------------------------------------------------------------------------- helpers
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # 1 / (1 + exp(-z)) rewritten through tanh: same value, but never overflows for large |z|.
+    return 0.5 + 0.5 * np.tanh(0.5 * z)
+
+
+def _setup(x, recurrent_kernel, h0, *others):
+    """Casts every array to x's float dtype; returns (x, U, h0 or zeros, *others, B, T, H)."""
+    x = np.asarray(x)
+    dtype = np.result_type(x.dtype, np.float32)  # float16 -> float32, float64 stays
+    x = x.astype(dtype, copy=False)
+    U = np.asarray(recurrent_kernel, dtype=dtype)
+    B, T, H = x.shape[0], x.shape[1], U.shape[0]
+    h0 = np.zeros((B, H), dtype) if h0 is None else np.asarray(h0, dtype=dtype)
+    others = [None if a is None else np.asarray(a, dtype=dtype) for a in others]
+    return (x, U, h0, *others, B, T, H)
+
+
+def _previous(first: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """(B, T, H) holding, at step t, the state entering it: first at t = 0, seq[:, t-1] after."""
+    return np.concatenate([first[:, None, :], seq], axis=1)[:, : seq.shape[1]]
+
+
+def _cut(t: int, T: int, truncate: Optional[int]) -> bool:
+    """True when the state entering step t is a constant under truncated BPTT."""
+    return truncate is not None and t > 0 and (T - t) % truncate == 0
+
+
+def _check(tape: Tape, cell: str, truncate: Optional[int]) -> dict:
+    if truncate is not None and truncate < 1:
+        raise ValueError(f"truncate must be None or a positive integer, got {truncate!r}")
+    if not isinstance(tape, Tape):
+        raise TypeError(f"expected a fastrnn.reference tape, got {type(tape).__name__}")
+    if tape.cell != cell:
+        raise ValueError(f"this tape comes from {tape.cell}_forward, not {cell}_forward")
+    return tape.arrays
+
+
+def _upstream(d: Optional[Any], shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """An incoming gradient, or zeros when the caller passed None."""
+    return np.zeros(shape, dtype) if d is None else np.asarray(d, dtype=dtype)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """The tape keeps the outputs it returns: the caller must not change them under it."""
+    a.flags.writeable = False
+    return a
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """(B, T, n) -> (B*T, n): every step of every sequence as one row of a single matmul."""
+    return a.reshape(-1, a.shape[-1])
+
+
+# ----------------------------------------------------------------------------- SimpleRNN
+#   h_t = act(x_t K + (m * h_{t-1}) U + b)
+
+_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0), "linear": lambda a: a}
+
+
+def _activation_grad(activation: str, h: np.ndarray) -> np.ndarray:
+    """act'(pre), written through the output h = act(pre), which is what the tape holds."""
+    if activation == "tanh":
+        return 1 - h * h  # tanh' = 1 - tanh^2
+    if activation == "relu":
+        return (h > 0).astype(h.dtype)  # 1 where the unit was active, else 0
+    return np.ones_like(h)  # linear
+
+
+def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation="tanh", *,
+                       recurrent_mask=None):
+    """Returns ``(outputs (B, T, H), h_last (B, H), tape)``."""
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}")
+    x, U, h0, K, b, m, B, T, H = _setup(x, recurrent_kernel, h0, kernel, bias, recurrent_mask)
+    act = _ACTIVATIONS[activation]
+    xk = (_flat(x) @ K).reshape(B, T, H)  # input projection of every step in one matmul
+    if b is not None:
+        xk += b  # the bias joins the input part once, not once per step
+    hs = np.empty((B, T, H), x.dtype)  # h_t for every step: outputs, and the tape
+    h = h0
+    for t in range(T):
+        hr = h if m is None else m * h  # recurrent dropout acts where h enters the matmul
+        h = hs[:, t] = act(xk[:, t] + hr @ U)  # the one matmul of the step
+    tape = Tape("simple_rnn", x=x, h0=h0, kernel=K, recurrent_kernel=U, mask=m, outputs=hs,
+                activation=activation)
+    return _read_only(hs), h.copy(), tape
+
+
+def simple_rnn_backward(tape, d_outputs, d_h_last=None, truncate=None):
+    """Returns dict ``x, h0, kernel, recurrent_kernel, bias`` of gradients."""
+    a = _check(tape, "simple_rnn", truncate)
+    x, h0, K, U, m = a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"]
+    hs = a["outputs"]
+    B, T, H = hs.shape
+    dy = None if d_outputs is None else np.asarray(d_outputs, dtype=hs.dtype)
+    d_pre = np.empty_like(hs)  # gradient of the pre-activations, every step
+    dh_next = _upstream(d_h_last, (B, H), hs.dtype)  # gradient reaching h_t from later steps
+    for t in reversed(range(T)):
+        dh = dh_next if dy is None else dh_next + dy[:, t]  # plus the loss's own gradient at t
+        d_pre[:, t] = dh * _activation_grad(a["activation"], hs[:, t])  # backprop through act
+        if _cut(t, T, truncate):
+            dh_next = np.zeros_like(dh_next)  # h_{t-1} is a constant: nothing flows further back
+        else:
+            dh_next = d_pre[:, t] @ U.T  # backprop through the recurrent matmul
+            if m is not None:
+                dh_next *= m  # ... and through the mask that scaled h_{t-1}
+    h_prev = _previous(h0, hs)  # the state each step multiplied by U
+    if m is not None:
+        h_prev = h_prev * m[:, None, :]  # as the matmul saw it
+    return {
+        "x": (_flat(d_pre) @ K.T).reshape(x.shape),  # every step's input gradient in one matmul
+        "h0": dh_next,  # what reached the state entering step 0
+        "kernel": _flat(x).T @ _flat(d_pre),  # sum over b, t of x_t^T d_pre_t
+        "recurrent_kernel": _flat(h_prev).T @ _flat(d_pre),  # sum of (m h_{t-1})^T d_pre_t
+        "bias": _flat(d_pre).sum(axis=0),  # the bias is added at every (b, t)
+    }
+
+
+# ----------------------------------------------------------------------------- LSTM
+#   z = x_t K + (m * h_{t-1}) U + b, split into the Keras gate order i, f, c (called g), o
+#   i, f, o = sigmoid(z_i, z_f, z_o);  g = tanh(z_g)
+#   c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
+
+
+def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, *, recurrent_mask=None):
+    """Returns ``(outputs (B, T, H), h_last (B, H), c_last (B, H), tape)``."""
+    x, U, h0, c0, K, b, m, B, T, H = _setup(
+        x, recurrent_kernel, h0, c0, kernel, bias, recurrent_mask
+    )
+    c0 = np.zeros((B, H), x.dtype) if c0 is None else c0
+    xz = (_flat(x) @ K).reshape(B, T, 4 * H)  # input part of all four gates, every step at once
+    if b is not None:
+        xz += b
+    gates = np.empty((B, T, 4 * H), x.dtype)  # activated i, f, g, o: all backward needs of them
+    cells = np.empty((B, T, H), x.dtype)  # c_t
+    hs = np.empty((B, T, H), x.dtype)  # h_t
+    h, c = h0, c0
+    for t in range(T):
+        hr = h if m is None else m * h  # recurrent dropout on the state entering the matmul
+        z = xz[:, t] + hr @ U  # pre-activations of the four gates: the one matmul of the step
+        i = _sigmoid(z[:, :H])  # input gate: how much of the candidate to write
+        f = _sigmoid(z[:, H : 2 * H])  # forget gate: how much of the old cell to keep
+        g = np.tanh(z[:, 2 * H : 3 * H])  # candidate cell value
+        o = _sigmoid(z[:, 3 * H :])  # output gate: how much of the cell to show
+        c = cells[:, t] = f * c + i * g  # the cell: a gated running sum
+        h = hs[:, t] = o * np.tanh(c)  # the output squashes the cell
+        gates[:, t] = np.concatenate([i, f, g, o], axis=1)
+    tape = Tape("lstm", x=x, h0=h0, c0=c0, kernel=K, recurrent_kernel=U, mask=m, outputs=hs,
+                gates=gates, cells=cells)
+    return _read_only(hs), h.copy(), c.copy(), tape
+
+
+def lstm_backward(tape, d_outputs, d_h_last=None, d_c_last=None, truncate=None):
+    """Returns dict ``x, h0, c0, kernel, recurrent_kernel, bias`` of gradients."""
+    a = _check(tape, "lstm", truncate)
+    x, h0, c0, K, U, m = a["x"], a["h0"], a["c0"], a["kernel"], a["recurrent_kernel"], a["mask"]
+    hs, gates, cells = a["outputs"], a["gates"], a["cells"]
+    B, T, H = hs.shape
+    dy = None if d_outputs is None else np.asarray(d_outputs, dtype=hs.dtype)
+    c_prev_all = _previous(c0, cells)  # c_{t-1} for every step
+    dz = np.empty_like(gates)  # gradient of the gate pre-activations, every step
+    dh_next = _upstream(d_h_last, (B, H), hs.dtype)  # gradient reaching h_t from later steps
+    dc_next = _upstream(d_c_last, (B, H), hs.dtype)  # gradient reaching c_t from later steps
+    for t in reversed(range(T)):
+        i, f, g, o = np.split(gates[:, t], 4, axis=1)
+        tc = np.tanh(cells[:, t])  # recomputed: cheaper to store c_t than tanh(c_t) too
+        dh = dh_next if dy is None else dh_next + dy[:, t]  # plus the loss's gradient at t
+        dc = dc_next + dh * o * (1 - tc * tc)  # c_t reaches the loss directly and through h_t
+        dz[:, t, :H] = dc * g * i * (1 - i)  # c = ... + i g, through the sigmoid of i
+        dz[:, t, H : 2 * H] = dc * c_prev_all[:, t] * f * (1 - f)  # c = f c_{t-1} + ...
+        dz[:, t, 2 * H : 3 * H] = dc * i * (1 - g * g)  # through tanh of the candidate
+        dz[:, t, 3 * H :] = dh * tc * o * (1 - o)  # h = o tanh(c), through the sigmoid of o
+        if _cut(t, T, truncate):
+            dh_next = np.zeros_like(dh_next)  # (h, c) entering step t are constants
+            dc_next = np.zeros_like(dc_next)
+        else:
+            dc_next = dc * f  # the cell path: c_{t-1} is scaled by the forget gate
+            dh_next = dz[:, t] @ U.T  # h_{t-1} enters only through the recurrent matmul
+            if m is not None:
+                dh_next *= m  # ... after the mask scaled it
+    h_prev = _previous(h0, hs)
+    if m is not None:
+        h_prev = h_prev * m[:, None, :]  # the state as the recurrent matmul saw it
+    return {
+        "x": (_flat(dz) @ K.T).reshape(x.shape),
+        "h0": dh_next,
+        "c0": dc_next,
+        "kernel": _flat(x).T @ _flat(dz),
+        "recurrent_kernel": _flat(h_prev).T @ _flat(dz),
+        "bias": _flat(dz).sum(axis=0),
+    }
+
+
+# ----------------------------------------------------------------------------- GRU
+#   Keras reset_after=True (PyTorch's form), gate order z, r, h; bias rows b_in, b_rec:
+#   xz = x_t K + b_in;  hz = (m * h_{t-1}) U + b_rec
+#   z = sigmoid(xz_z + hz_z);  r = sigmoid(xz_r + hz_r);  n = tanh(xz_h + r * hz_h)
+#   h_t = z * h_{t-1} + (1 - z) * n          (h_{t-1} here is unmasked)
+
+
+def gru_forward(x, h0, kernel, recurrent_kernel, bias, *, recurrent_mask=None):
+    """Returns ``(outputs (B, T, H), h_last (B, H), tape)``."""
+    x, U, h0, K, b, m, B, T, H = _setup(x, recurrent_kernel, h0, kernel, bias, recurrent_mask)
+    xz = (_flat(x) @ K).reshape(B, T, 3 * H)  # input part of z, r and the candidate, every step
+    b_rec = np.zeros(3 * H, x.dtype) if b is None else b[1]
+    if b is not None:
+        xz += b[0]  # the input bias, once for all steps
+    gates = np.empty((B, T, 3 * H), x.dtype)  # activated z, r, n
+    hz_h = np.empty((B, T, H), x.dtype)  # recurrent part of the candidate, before r scales it
+    hs = np.empty((B, T, H), x.dtype)
+    h = h0
+    for t in range(T):
+        hr = h if m is None else m * h  # recurrent dropout, in the matmul only
+        hz = hr @ U + b_rec  # recurrent part of all three: the one matmul of the step
+        z = _sigmoid(xz[:, t, :H] + hz[:, :H])  # update gate: how much of h_{t-1} to keep
+        r = _sigmoid(xz[:, t, H : 2 * H] + hz[:, H : 2 * H])  # reset gate
+        hz_h[:, t] = hz[:, 2 * H :]
+        n = np.tanh(xz[:, t, 2 * H :] + r * hz_h[:, t])  # candidate: r gates the recurrent part
+        h = hs[:, t] = z * h + (1 - z) * n  # blend old state and candidate
+        gates[:, t] = np.concatenate([z, r, n], axis=1)
+    tape = Tape("gru", x=x, h0=h0, kernel=K, recurrent_kernel=U, mask=m, outputs=hs,
+                gates=gates, hz_h=hz_h)
+    return _read_only(hs), h.copy(), tape
+
+
+def gru_backward(tape, d_outputs, d_h_last=None, truncate=None):
+    """Returns dict ``x, h0, kernel, recurrent_kernel, bias (2, 3H)`` of gradients."""
+    a = _check(tape, "gru", truncate)
+    x, h0, K, U, m = a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"]
+    hs, gates, hz_h = a["outputs"], a["gates"], a["hz_h"]
+    B, T, H = hs.shape
+    dy = None if d_outputs is None else np.asarray(d_outputs, dtype=hs.dtype)
+    h_prev_all = _previous(h0, hs)  # h_{t-1} for every step, unmasked
+    d_xz = np.empty_like(gates)  # gradient of xz (the input side), every step
+    d_hz = np.empty_like(gates)  # gradient of hz (the recurrent side), every step
+    dh_next = _upstream(d_h_last, (B, H), hs.dtype)
+    for t in reversed(range(T)):
+        z, r, n = np.split(gates[:, t], 3, axis=1)
+        dh = dh_next if dy is None else dh_next + dy[:, t]
+        dn = dh * (1 - z) * (1 - n * n)  # h = ... + (1 - z) n, through the tanh
+        dzz = dh * (h_prev_all[:, t] - n) * z * (1 - z)  # h = n + z (h_{t-1} - n), via sigmoid
+        dzr = dn * hz_h[:, t] * r * (1 - r)  # n = tanh(xz_h + r hz_h), via the sigmoid of r
+        d_xz[:, t] = np.concatenate([dzz, dzr, dn], axis=1)  # z, r: xz and hz enter as a sum
+        d_hz[:, t] = np.concatenate([dzz, dzr, dn * r], axis=1)  # hz_h is scaled by r
+        if _cut(t, T, truncate):
+            dh_next = np.zeros_like(dh_next)  # h entering step t is a constant
+        else:
+            d_rec = d_hz[:, t] @ U.T  # h_{t-1} through the recurrent matmul
+            if m is not None:
+                d_rec *= m  # ... where the mask scaled it
+            dh_next = dh * z + d_rec  # plus the direct path z * h_{t-1}
+    h_prev = h_prev_all if m is None else h_prev_all * m[:, None, :]
+    return {
+        "x": (_flat(d_xz) @ K.T).reshape(x.shape),
+        "h0": dh_next,
+        "kernel": _flat(x).T @ _flat(d_xz),
+        "recurrent_kernel": _flat(h_prev).T @ _flat(d_hz),
+        "bias": np.stack([_flat(d_xz).sum(axis=0), _flat(d_hz).sum(axis=0)]),  # b_in, b_rec
+    }

@@ -1,0 +1,79 @@
+"""Time-series toolkit: synthetic data, windows, splits, scaling, loaders, baselines,
+multi-step forecasting, metrics, backtests and plots.
+
+Plain NumPy; it imports nothing else from fastrnn. matplotlib (``fastrnn[plot]``) and
+statsmodels (``fastrnn[data]``) are imported only by the functions that need them.
+Models and baselines are interchangeable: everything here takes any object with a
+``predict(x)`` method.
+"""
+
+from __future__ import annotations
+
+from .backtest import BacktestResult, backtest
+from .baselines import (
+    Forecaster,
+    LinearForecaster,
+    NaiveForecaster,
+    SeasonalNaiveForecaster,
+)
+from .data import generate_time_series, make_seq2seq_targets, make_windows
+from .datasets import (
+    DATASETS,
+    JENA_COLUMNS,
+    TimeSeriesData,
+    fill_gaps,
+    load_dataset,
+    load_jena_climate,
+)
+from .forecast import STRATEGIES, forecast
+from .metrics import (
+    METRICS,
+    evaluate,
+    last_time_step_mse,
+    mae,
+    mape,
+    mase,
+    mse,
+    rmse,
+    smape,
+)
+from .plots import plot_forecast, plot_learning_curves
+from .split import MinMaxScaler, StandardScaler, split_points, train_val_test_split
+from .windows import WindowDataset, timeseries_dataset_from_array
+
+__all__ = [
+    "DATASETS",
+    "JENA_COLUMNS",
+    "METRICS",
+    "STRATEGIES",
+    "BacktestResult",
+    "Forecaster",
+    "LinearForecaster",
+    "MinMaxScaler",
+    "NaiveForecaster",
+    "SeasonalNaiveForecaster",
+    "StandardScaler",
+    "TimeSeriesData",
+    "WindowDataset",
+    "backtest",
+    "evaluate",
+    "fill_gaps",
+    "forecast",
+    "generate_time_series",
+    "last_time_step_mse",
+    "load_dataset",
+    "load_jena_climate",
+    "mae",
+    "make_seq2seq_targets",
+    "make_windows",
+    "mape",
+    "mase",
+    "mse",
+    "plot_forecast",
+    "plot_learning_curves",
+    "rmse",
+    "smape",
+    "split_points",
+    "timeseries_dataset_from_array",
+    "train_val_test_split",
+]
