@@ -72,34 +72,40 @@ EIGEN_ALWAYS_INLINE void store(typename unpacket_traits<P>::type* p, const P& x)
 }
 }  // namespace pk
 
-// Runs op(in, out) over a row of n elements, one packet at a time: op reads one packet from
-// each in[k] and writes one to each out[k] (it must read everything before it writes, since
-// outputs may alias inputs). A null input reads as zeros. The last n % lanes elements go
-// through zero-padded copies, so op only ever sees whole packets.
+// Runs op(ld, st) over a row of n elements, one packet of lanes at a time: ld(k) loads the
+// packet of input k (a null input reads as zeros), st(k, p) stores p to output k. op must load
+// everything before it stores, since outputs may alias inputs. The last n % lanes elements
+// use masked loads and stores where the instruction set has them (AVX2, AVX-512), else
+// zero-padded copies, so op only ever sees whole packets.
 template <typename F, std::size_t NI, std::size_t NO, typename Op>
 EIGEN_ALWAYS_INLINE void fused_row(Index n, const std::array<const F*, NI>& in,
                                    const std::array<F*, NO>& out, const Op& op) {
-  constexpr Index P = pk::lanes<F>;
-  alignas(64) const F zeros[P] = {};
-  std::array<const F*, NI> src{};
-  std::array<F*, NO> dst{};
+  using P = pk::Packet<F>;
+  using Traits = Eigen::internal::unpacket_traits<P>;
+  constexpr Index lanes = pk::lanes<F>;
+  const P zero = Eigen::internal::pset1<P>(F(0));
   Index j = 0;
-  for (; j + P <= n; j += P) {
-    for (std::size_t k = 0; k < NI; ++k) src[k] = in[k] != nullptr ? in[k] + j : zeros;
-    for (std::size_t k = 0; k < NO; ++k) dst[k] = out[k] + j;
-    op(src, dst);
+  for (; j + lanes <= n; j += lanes) {
+    op([&](std::size_t k) { return in[k] != nullptr ? pk::load<P>(in[k] + j) : zero; },
+       [&](std::size_t k, const P& v) { pk::store(out[k] + j, v); });
   }
-  if (j < n) {
-    const std::size_t r = static_cast<std::size_t>(n - j);
-    alignas(64) F tin[NI][P] = {};
-    alignas(64) F tout[NO][P] = {};
-    for (std::size_t k = 0; k < NI; ++k) {
-      if (in[k] != nullptr) std::memcpy(tin[k], in[k] + j, sizeof(F) * r);
-      src[k] = tin[k];
-    }
-    for (std::size_t k = 0; k < NO; ++k) dst[k] = tout[k];
-    op(src, dst);
-    for (std::size_t k = 0; k < NO; ++k) std::memcpy(out[k] + j, tout[k], sizeof(F) * r);
+  if (j == n) return;
+  const Index r = n - j;
+  if constexpr (Traits::masked_load_available && Traits::masked_store_available) {
+    using Mask = typename Traits::mask_t;
+    const Mask mask = static_cast<Mask>((Mask(1) << r) - 1);
+    op([&](std::size_t k) {
+         return in[k] != nullptr ? Eigen::internal::ploadu<P>(in[k] + j, mask) : zero;
+       },
+       [&](std::size_t k, const P& v) { Eigen::internal::pstoreu(out[k] + j, v, mask); });
+  } else {
+    alignas(64) F tin[NI][lanes] = {};
+    alignas(64) F tout[NO][lanes] = {};
+    for (std::size_t k = 0; k < NI; ++k)
+      if (in[k] != nullptr) std::copy(in[k] + j, in[k] + n, tin[k]);
+    op([&](std::size_t k) { return pk::load<P>(tin[k]); },
+       [&](std::size_t k, const P& v) { pk::store(tout[k], v); });
+    for (std::size_t k = 0; k < NO; ++k) std::copy(tout[k], tout[k] + r, out[k] + j);
   }
 }
 

@@ -24,16 +24,16 @@ inline void cell_forward(F* gate, F* hzh_out, F* h, const F* hz, const F* h_prev
   fused_row<F, 13, 5>(
       H, {gate, gate + H, gate + 2 * H, hz, hz + H, hz + 2 * H, at(bias, 0), at(bias, H),
           at(bias, 2 * H), at(bias, 3 * H), at(bias, 4 * H), at(bias, 5 * H), h_prev},
-      {gate, gate + H, gate + 2 * H, hzh_out, h}, [](const auto& in, const auto& out) {
+      {gate, gate + H, gate + 2 * H, hzh_out, h}, [](const auto& ld, const auto& st) {
         using namespace Eigen::internal;
-        const P z = pk::sigmoid(padd(padd(pk::load<P>(in[0]), pk::load<P>(in[3])),
-                                     padd(pk::load<P>(in[6]), pk::load<P>(in[9]))));
-        const P r = pk::sigmoid(padd(padd(pk::load<P>(in[1]), pk::load<P>(in[4])),
-                                     padd(pk::load<P>(in[7]), pk::load<P>(in[10]))));
-        const P hzh = padd(pk::load<P>(in[5]), pk::load<P>(in[11]));
-        const P n = pk::tanh(pmadd(r, hzh, padd(pk::load<P>(in[2]), pk::load<P>(in[8]))));
-        pk::store(out[0], z), pk::store(out[1], r), pk::store(out[2], n), pk::store(out[3], hzh);
-        pk::store(out[4], pmadd(z, psub(pk::load<P>(in[12]), n), n));  // z h_{t-1} + (1-z) n
+        const P z = pk::sigmoid(padd(padd(ld(0), ld(3)),
+                                     padd(ld(6), ld(9))));
+        const P r = pk::sigmoid(padd(padd(ld(1), ld(4)),
+                                     padd(ld(7), ld(10))));
+        const P hzh = padd(ld(5), ld(11));
+        const P n = pk::tanh(pmadd(r, hzh, padd(ld(2), ld(8))));
+        st(0, z), st(1, r), st(2, n), st(3, hzh);
+        st(4, pmadd(z, psub(ld(12), n), n));  // z h_{t-1} + (1-z) n
       });
 }
 
@@ -68,17 +68,17 @@ inline void cell_backward(F* dxz, F* dhz, F* dh_io, const F* d_out, const F* gat
   fused_row<F, 7, 7>(
       H, {dh_io, d_out, gate, gate + H, gate + 2 * H, hzh, h_prev},
       {dxz, dxz + H, dxz + 2 * H, dhz, dhz + H, dhz + 2 * H, dh_io},
-      [](const auto& in, const auto& out) {
+      [](const auto& ld, const auto& st) {
         using namespace Eigen::internal;
         const P one = pk::one<P>();
-        const P dh = padd(pk::load<P>(in[0]), pk::load<P>(in[1]));
-        const P z = pk::load<P>(in[2]), r = pk::load<P>(in[3]), n = pk::load<P>(in[4]);
-        const P dzz = pmul(pmul(dh, psub(pk::load<P>(in[6]), n)), pmul(z, psub(one, z)));
+        const P dh = padd(ld(0), ld(1));
+        const P z = ld(2), r = ld(3), n = ld(4);
+        const P dzz = pmul(pmul(dh, psub(ld(6), n)), pmul(z, psub(one, z)));
         const P dzn = pmul(pmul(dh, psub(one, z)), psub(one, pmul(n, n)));  // through tanh
-        const P dzr = pmul(pmul(dzn, pk::load<P>(in[5])), pmul(r, psub(one, r)));
-        pk::store(out[0], dzz), pk::store(out[1], dzr), pk::store(out[2], dzn);
-        pk::store(out[3], dzz), pk::store(out[4], dzr), pk::store(out[5], pmul(dzn, r));
-        pk::store(out[6], pmul(dh, z));  // h_{t-1} also enters h_t directly, times z
+        const P dzr = pmul(pmul(dzn, ld(5)), pmul(r, psub(one, r)));
+        st(0, dzz), st(1, dzr), st(2, dzn);
+        st(3, dzz), st(4, dzr), st(5, pmul(dzn, r));
+        st(6, pmul(dh, z));  // h_{t-1} also enters h_t directly, times z
       });
 }
 

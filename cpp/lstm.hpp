@@ -21,16 +21,16 @@ inline void cell_forward(F* z, F* c, F* h, const F* c_prev, const F* bias, Index
   fused_row<F, 9, 6>(
       H, {z, z + H, z + 2 * H, z + 3 * H, at(bias, 0), at(bias, H), at(bias, 2 * H),
           at(bias, 3 * H), c_prev},
-      {z, z + H, z + 2 * H, z + 3 * H, c, h}, [](const auto& in, const auto& out) {
+      {z, z + H, z + 2 * H, z + 3 * H, c, h}, [](const auto& ld, const auto& st) {
         using namespace Eigen::internal;
-        const P i = pk::sigmoid(padd(pk::load<P>(in[0]), pk::load<P>(in[4])));
-        const P f = pk::sigmoid(padd(pk::load<P>(in[1]), pk::load<P>(in[5])));
-        const P g = pk::tanh(padd(pk::load<P>(in[2]), pk::load<P>(in[6])));
-        const P o = pk::sigmoid(padd(pk::load<P>(in[3]), pk::load<P>(in[7])));
-        const P ct = pmadd(f, pk::load<P>(in[8]), pmul(i, g));  // c_t = f c_{t-1} + i g
-        pk::store(out[0], i), pk::store(out[1], f), pk::store(out[2], g), pk::store(out[3], o);
-        pk::store(out[4], ct);
-        pk::store(out[5], pmul(o, pk::tanh(ct)));  // h_t = o tanh(c_t)
+        const P i = pk::sigmoid(padd(ld(0), ld(4)));
+        const P f = pk::sigmoid(padd(ld(1), ld(5)));
+        const P g = pk::tanh(padd(ld(2), ld(6)));
+        const P o = pk::sigmoid(padd(ld(3), ld(7)));
+        const P ct = pmadd(f, ld(8), pmul(i, g));  // c_t = f c_{t-1} + i g
+        st(0, i), st(1, f), st(2, g), st(3, o);
+        st(4, ct);
+        st(5, pmul(o, pk::tanh(ct)));  // h_t = o tanh(c_t)
       });
 }
 
@@ -66,20 +66,20 @@ inline void cell_backward(F* dz, F* dc_io, const F* dh, const F* d_out, const F*
   using P = pk::Packet<F>;
   fused_row<F, 9, 5>(
       H, {dh, d_out, dc_io, gate, gate + H, gate + 2 * H, gate + 3 * H, c, c_prev},
-      {dz, dz + H, dz + 2 * H, dz + 3 * H, dc_io}, [](const auto& in, const auto& out) {
+      {dz, dz + H, dz + 2 * H, dz + 3 * H, dc_io}, [](const auto& ld, const auto& st) {
         using namespace Eigen::internal;
         const P one = pk::one<P>();
-        const P dh_t = padd(pk::load<P>(in[0]), pk::load<P>(in[1]));
-        const P i = pk::load<P>(in[3]), f = pk::load<P>(in[4]);
-        const P g = pk::load<P>(in[5]), o = pk::load<P>(in[6]);
-        const P tc = pk::tanh(pk::load<P>(in[7]));
+        const P dh_t = padd(ld(0), ld(1));
+        const P i = ld(3), f = ld(4);
+        const P g = ld(5), o = ld(6);
+        const P tc = pk::tanh(ld(7));
         // dc = dc_next + dh o (1 - tanh(c)^2): c_t feeds h_t and c_{t+1}
-        const P dc = pmadd(pmul(dh_t, o), psub(one, pmul(tc, tc)), pk::load<P>(in[2]));
-        pk::store(out[0], pmul(pmul(dc, g), pmul(i, psub(one, i))));               // d z_i
-        pk::store(out[1], pmul(pmul(dc, pk::load<P>(in[8])), pmul(f, psub(one, f))));  // d z_f
-        pk::store(out[2], pmul(pmul(dc, i), psub(one, pmul(g, g))));               // d z_g
-        pk::store(out[3], pmul(pmul(dh_t, tc), pmul(o, psub(one, o))));            // d z_o
-        pk::store(out[4], pmul(dc, f));                                            // to c_{t-1}
+        const P dc = pmadd(pmul(dh_t, o), psub(one, pmul(tc, tc)), ld(2));
+        st(0, pmul(pmul(dc, g), pmul(i, psub(one, i))));               // d z_i
+        st(1, pmul(pmul(dc, ld(8)), pmul(f, psub(one, f))));  // d z_f
+        st(2, pmul(pmul(dc, i), psub(one, pmul(g, g))));               // d z_g
+        st(3, pmul(pmul(dh_t, tc), pmul(o, psub(one, o))));            // d z_o
+        st(4, pmul(dc, f));                                            // to c_{t-1}
       });
 }
 

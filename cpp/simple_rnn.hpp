@@ -19,16 +19,16 @@ inline void activate_row(F* row, const F* bias, Index H, Activation act) {
   const std::array<F*, 1> out{row};
   switch (act) {
     case Activation::tanh:
-      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
-        pk::store(d[0], pk::tanh(padd(pk::load<P>(s[0]), pk::load<P>(s[1]))));
+      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
+        st(0, pk::tanh(padd(ld(0), ld(1))));
       });
     case Activation::relu:
-      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
-        pk::store(d[0], pmax(padd(pk::load<P>(s[0]), pk::load<P>(s[1])), pzero(P())));
+      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
+        st(0, pmax(padd(ld(0), ld(1)), pzero(P())));
       });
     case Activation::linear:
-      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
-        pk::store(d[0], padd(pk::load<P>(s[0]), pk::load<P>(s[1])));
+      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
+        st(0, padd(ld(0), ld(1)));
       });
   }
 }
@@ -43,19 +43,19 @@ inline void activation_grad_row(F* d_pre, const F* d_h, const F* d_out, const F*
   const std::array<F*, 1> out{d_pre};
   switch (act) {
     case Activation::tanh:
-      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
-        const P y = pk::load<P>(s[2]);
-        const P dh = padd(pk::load<P>(s[0]), pk::load<P>(s[1]));
-        pk::store(d[0], pmul(dh, psub(pk::one<P>(), pmul(y, y))));
+      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
+        const P y = ld(2);
+        const P dh = padd(ld(0), ld(1));
+        st(0, pmul(dh, psub(pk::one<P>(), pmul(y, y))));
       });
     case Activation::relu:
-      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
-        const P dh = padd(pk::load<P>(s[0]), pk::load<P>(s[1]));
-        pk::store(d[0], pselect(pcmp_lt(pzero(dh), pk::load<P>(s[2])), dh, pzero(dh)));
+      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
+        const P dh = padd(ld(0), ld(1));
+        st(0, pselect(pcmp_lt(pzero(dh), ld(2)), dh, pzero(dh)));
       });
     case Activation::linear:
-      return fused_row<F>(H, in, out, [](const auto& s, const auto& d) {
-        pk::store(d[0], padd(pk::load<P>(s[0]), pk::load<P>(s[1])));
+      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
+        st(0, padd(ld(0), ld(1)));
       });
   }
 }
