@@ -156,6 +156,40 @@ struct GruBackwardArgs {
   Index g_begin, g_end;       // columns of the weight gradients backward_weights computes
 };
 
+// ---------------------------------------------------------------------------------------
+// Optimizer updates over a flat buffer of n parameters (all arrays (n,), updated in place).
+template <typename F>
+struct SgdArgs {
+  F* param;
+  const F* grad;
+  F* velocity;  // or nullptr (no momentum)
+  Index n;
+  F learning_rate, momentum;
+  bool nesterov;
+};
+
+template <typename F>
+struct AdamArgs {
+  F* param;
+  const F* grad;
+  F* m;
+  F* v;
+  F* v_hat;  // or nullptr (no AMSGrad)
+  Index n;
+  F alpha, beta_1, beta_2, epsilon;  // alpha: the bias-corrected learning rate of this step
+};
+
+template <typename F>
+struct RmspropArgs {
+  F* param;
+  const F* grad;
+  F* v;
+  F* average_grad;     // or nullptr (not centered)
+  F* momentum_buffer;  // or nullptr (no momentum)
+  Index n;
+  F learning_rate, rho, momentum, epsilon;
+};
+
 // One instruction-set variant of every kernel. Backward is split in two: the time loop
 // (independent per batch row) and the weight gradients that follow it (over the whole batch).
 template <typename F>
@@ -169,6 +203,9 @@ struct KernelSet {
   void (*gru_forward)(const GruForwardArgs<F>&);
   void (*gru_backward_steps)(const GruBackwardArgs<F>&);
   void (*gru_backward_weights)(const GruBackwardArgs<F>&);
+  void (*sgd)(const SgdArgs<F>&);
+  void (*adam)(const AdamArgs<F>&);
+  void (*rmsprop)(const RmspropArgs<F>&);
 };
 
 struct KernelTable {

@@ -408,6 +408,73 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
   return py::make_tuple(d_x, d_h0, d_kernel, d_rec, d_bias);
 }
 
+// ---------------------------------------------------------------------------- optimizers
+// The parameter buffer and every slot: C-contiguous arrays of one float dtype and one shape.
+template <typename F>
+F* slot(const Opt& a, const char* name, const py::array& param) {
+  if (!a) return nullptr;
+  std::vector<Index> shape(param.shape(), param.shape() + param.ndim());
+  checked<F>(*a, name, shape);
+  py::array arr = *a;
+  if (!arr.writeable())
+    throw std::invalid_argument(std::string("argument `") + name + "`: must be writeable");
+  return static_cast<F*>(arr.mutable_data());
+}
+
+template <typename F>
+F* param_data(const py::array& param) {
+  return slot<F>(Opt(param), "param", param);
+}
+
+template <typename F>
+py::tuple sgd_update(const py::array& param, const py::array& grad, const Opt& velocity,
+                     double learning_rate, double momentum, bool nesterov) {
+  fastrnn::SgdArgs<F> a{};
+  a.param = param_data<F>(param);
+  a.grad = slot<F>(Opt(grad), "grad", param);
+  a.velocity = slot<F>(velocity, "velocity", param);
+  a.n = param.size();
+  a.learning_rate = F(learning_rate), a.momentum = F(momentum), a.nesterov = nesterov;
+  py::gil_scoped_release release;
+  kernel_set<F>().sgd(a);
+  return py::tuple();
+}
+
+template <typename F>
+py::tuple adam_update(const py::array& param, const py::array& grad, const py::array& m,
+                      const py::array& v, const Opt& v_hat, double alpha, double beta_1,
+                      double beta_2, double epsilon) {
+  fastrnn::AdamArgs<F> a{};
+  a.param = param_data<F>(param);
+  a.grad = slot<F>(Opt(grad), "grad", param);
+  a.m = slot<F>(Opt(m), "m", param);
+  a.v = slot<F>(Opt(v), "v", param);
+  a.v_hat = slot<F>(v_hat, "v_hat", param);
+  a.n = param.size();
+  a.alpha = F(alpha), a.beta_1 = F(beta_1), a.beta_2 = F(beta_2), a.epsilon = F(epsilon);
+  py::gil_scoped_release release;
+  kernel_set<F>().adam(a);
+  return py::tuple();
+}
+
+template <typename F>
+py::tuple rmsprop_update(const py::array& param, const py::array& grad, const py::array& v,
+                         const Opt& average_grad, const Opt& momentum_buffer,
+                         double learning_rate, double rho, double momentum, double epsilon) {
+  fastrnn::RmspropArgs<F> a{};
+  a.param = param_data<F>(param);
+  a.grad = slot<F>(Opt(grad), "grad", param);
+  a.v = slot<F>(Opt(v), "v", param);
+  a.average_grad = slot<F>(average_grad, "average_grad", param);
+  a.momentum_buffer = slot<F>(momentum_buffer, "momentum_buffer", param);
+  a.n = param.size();
+  a.learning_rate = F(learning_rate), a.rho = F(rho), a.momentum = F(momentum);
+  a.epsilon = F(epsilon);
+  py::gil_scoped_release release;
+  kernel_set<F>().rmsprop(a);
+  return py::tuple();
+}
+
 // Picks the float32 or float64 instantiation from the dtype of x.
 template <typename Fn32, typename Fn64, typename... Args>
 py::tuple by_dtype(Fn32 f32, Fn64 f64, const py::array& x, Args&&... args) {
@@ -489,6 +556,32 @@ PYBIND11_MODULE(_core, m) {
         py::arg("recurrent_mask"), py::arg("outputs"), py::arg("gates"), py::arg("hz_h"),
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("truncate") = 0,
         "-> (d_x, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
+
+  m.def("sgd_update",
+        [](const py::array& p, const py::array& g, const Opt& vel, double lr, double mu,
+           bool nesterov) {
+          return by_dtype(sgd_update<float>, sgd_update<double>, p, g, vel, lr, mu, nesterov);
+        },
+        py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("learning_rate"),
+        py::arg("momentum"), py::arg("nesterov"), "SGD step, in place.");
+  m.def("adam_update",
+        [](const py::array& p, const py::array& g, const py::array& m_, const py::array& v,
+           const Opt& vh, double alpha, double b1, double b2, double eps) {
+          return by_dtype(adam_update<float>, adam_update<double>, p, g, m_, v, vh, alpha, b1, b2,
+                          eps);
+        },
+        py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("v_hat"),
+        py::arg("alpha"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),
+        "Adam step, in place; alpha is the bias-corrected learning rate.");
+  m.def("rmsprop_update",
+        [](const py::array& p, const py::array& g, const py::array& v, const Opt& avg,
+           const Opt& mom, double lr, double rho, double mu, double eps) {
+          return by_dtype(rmsprop_update<float>, rmsprop_update<double>, p, g, v, avg, mom, lr,
+                          rho, mu, eps);
+        },
+        py::arg("param"), py::arg("grad"), py::arg("v"), py::arg("average_grad"),
+        py::arg("momentum_buffer"), py::arg("learning_rate"), py::arg("rho"),
+        py::arg("momentum"), py::arg("epsilon"), "RMSprop step, in place.");
 
   m.def("set_num_threads", [](int n) {
     if (n < 1)

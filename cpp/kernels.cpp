@@ -2,6 +2,7 @@
 // CMakeLists.txt), exported as a table of function pointers for dispatch.cpp.
 #include "gru.hpp"
 #include "lstm.hpp"
+#include "optimizers.hpp"
 #include "simple_rnn.hpp"
 
 namespace fastrnn {
@@ -14,7 +15,9 @@ constexpr KernelSet<F> kernel_set() {
                       &lstm::forward<F>,       &lstm::backward_steps<F>,
                       &lstm::backward_weights<F>,
                       &gru::forward<F>,        &gru::backward_steps<F>,
-                      &gru::backward_weights<F>};
+                      &gru::backward_weights<F>,
+                      &optim::sgd<F>,          &optim::adam<F>,
+                      &optim::rmsprop<F>};
 }
 
 #define FASTRNN_STR_(x) #x

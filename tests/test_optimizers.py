@@ -341,3 +341,32 @@ def test_centered_rmsprop_with_a_constant_gradient_stays_finite():
     for _ in range(200):
         opt.apply_gradients([w], [grad.copy()])
     assert np.isfinite(w).all()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: optimizers.SGD(0.1),
+        lambda: optimizers.SGD(0.1, momentum=0.9),
+        lambda: optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+        lambda: optimizers.Adam(0.01),
+        lambda: optimizers.Adam(0.01, amsgrad=True),
+        lambda: optimizers.RMSprop(0.01),
+        lambda: optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_update_matches_numpy_update(make, dtype):
+    """The one-pass C++ update and the NumPy formulas take the same steps."""
+    rng = np.random.default_rng(7)
+    start = rng.standard_normal(37).astype(dtype)
+    fused, plain = make(), make()
+    plain._update = plain._update_numpy  # force the NumPy path
+    p1, p2 = start.copy(), start.copy()
+    for _ in range(5):
+        g = rng.standard_normal(37).astype(dtype)
+        fused.apply_gradients([p1], [g.copy()])
+        plain.apply_gradients([p2], [g.copy()])
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(p1, p2, rtol=tol, atol=tol)
+    assert not np.allclose(p1, start)

@@ -37,10 +37,13 @@ from . import _core
 
 __all__ = [
     "Tape",
+    "adam_update",
     "gru_backward",
     "gru_forward",
     "lstm_backward",
     "lstm_forward",
+    "rmsprop_update",
+    "sgd_update",
     "simple_rnn_backward",
     "simple_rnn_forward",
 ]
@@ -379,3 +382,54 @@ def gru_backward(
         a["hz_h"], d_out, d_h, _truncate(truncate),
     )
     return dict(zip(("x", "h0", "kernel", "recurrent_kernel", "bias"), g))
+
+
+# ----------------------------------------------------------------------------- optimizers
+# Fused in-place updates over flat parameter buffers (one C++ pass per step instead of a dozen
+# NumPy passes). Every array: C-contiguous, writeable, float32 or float64, one shape.
+def sgd_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    velocity: Optional[np.ndarray],
+    learning_rate: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+) -> None:
+    """``w -= lr g``; with ``velocity``: ``v = mu v - lr g``, ``w += v`` (Nesterov:
+    ``w += mu v - lr g``). Updates ``param`` and ``velocity`` in place."""
+    _core.sgd_update(param, grad, velocity, learning_rate, momentum, nesterov)
+
+
+def adam_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    v_hat: Optional[np.ndarray],
+    alpha: float,
+    beta_1: float,
+    beta_2: float,
+    epsilon: float,
+) -> None:
+    """Keras Adam: ``m += (g - m)(1 - b1)``, ``v += (g^2 - v)(1 - b2)``,
+    ``w -= alpha m / (sqrt(v) + eps)`` with ``alpha`` the bias-corrected learning rate;
+    ``v_hat`` (AMSGrad) replaces ``v`` by ``max(v_hat, v)``. In place."""
+    _core.adam_update(param, grad, m, v, v_hat, alpha, beta_1, beta_2, epsilon)
+
+
+def rmsprop_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    v: np.ndarray,
+    average_grad: Optional[np.ndarray],
+    momentum_buffer: Optional[np.ndarray],
+    learning_rate: float,
+    rho: float,
+    momentum: float,
+    epsilon: float,
+) -> None:
+    """Keras RMSprop (centered when ``average_grad`` is given, with momentum when
+    ``momentum_buffer`` is given). In place."""
+    _core.rmsprop_update(
+        param, grad, v, average_grad, momentum_buffer, learning_rate, rho, momentum, epsilon
+    )

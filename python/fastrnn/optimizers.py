@@ -28,6 +28,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from . import ops
+
 __all__ = ["SGD", "Adam", "Optimizer", "RMSprop", "deserialize", "get", "serialize"]
 
 
@@ -202,6 +204,18 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+def _fusable(param: np.ndarray, grad: np.ndarray) -> bool:
+    """Whether the fused C++ update applies: one float dtype, C-contiguous, writeable."""
+    return (
+        param.dtype == grad.dtype
+        and param.dtype in (np.float32, np.float64)
+        and param.shape == grad.shape
+        and param.flags.c_contiguous
+        and grad.flags.c_contiguous
+        and param.flags.writeable
+    )
+
+
 class SGD(Optimizer):
     """Gradient descent, optionally with (Nesterov) momentum.
 
@@ -228,6 +242,13 @@ class SGD(Optimizer):
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name)
 
     def _update(self, param, grad, slots):
+        if not _fusable(param, grad):
+            return self._update_numpy(param, grad, slots)
+        ops.sgd_update(
+            param, grad, slots.get("momentum"), self._learning_rate, self.momentum, self.nesterov
+        )
+
+    def _update_numpy(self, param, grad, slots):
         lr, mu, step = self._learning_rate, self.momentum, slots["scratch"]
         np.multiply(grad, lr, out=step)  # lr * g
         if mu == 0:
@@ -281,6 +302,14 @@ class Adam(Optimizer):
         self._alpha = self._learning_rate * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
 
     def _update(self, param, grad, slots):
+        if not _fusable(param, grad):
+            return self._update_numpy(param, grad, slots)
+        ops.adam_update(
+            param, grad, slots["m"], slots["v"], slots.get("v_hat"), self._alpha, self.beta_1,
+            self.beta_2, self.epsilon,
+        )
+
+    def _update_numpy(self, param, grad, slots):
         m, v, s = slots["m"], slots["v"], slots["scratch"]
         np.subtract(grad, m, out=s)
         s *= 1.0 - self.beta_1
@@ -342,6 +371,14 @@ class RMSprop(Optimizer):
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name)
 
     def _update(self, param, grad, slots):
+        if not _fusable(param, grad):
+            return self._update_numpy(param, grad, slots)
+        ops.rmsprop_update(
+            param, grad, slots["v"], slots.get("average_grad"), slots.get("momentum"),
+            self._learning_rate, self.rho, self.momentum, self.epsilon,
+        )
+
+    def _update_numpy(self, param, grad, slots):
         rho, v, s = self.rho, slots["v"], slots["scratch"]
         v *= rho
         np.square(grad, out=s)
