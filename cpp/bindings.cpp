@@ -408,6 +408,88 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
   return py::make_tuple(d_x, d_h0, d_kernel, d_rec, d_bias);
 }
 
+// ---------------------------------------------------------------------------- streaming
+// One time step with the state updated in place: x (B, I), h and c (B, H) read and
+// overwritten. For online inference: no allocation (the step's gates live in the per-thread
+// workspace), no tape, checks only.
+template <typename F>
+Dims step_dims(const py::array& x, const py::array& recurrent_kernel, Index gates) {
+  if (x.ndim() != 2)
+    throw std::invalid_argument("argument `x`: expected a 2-D array (batch, features), got " +
+                                std::to_string(x.ndim()) + "-D");
+  if (recurrent_kernel.ndim() != 2 || recurrent_kernel.shape(0) < 1)
+    throw std::invalid_argument("argument `recurrent_kernel`: expected a 2-D array");
+  Dims d{x.shape(0), 1, x.shape(1), recurrent_kernel.shape(0), 0};
+  d.G = gates * d.H;
+  if (d.I < 1 || d.B < 1) throw std::invalid_argument("argument `x`: must not be empty");
+  checked<F>(x, "x", {d.B, d.I});
+  checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  return d;
+}
+
+template <typename F>
+F* inout(const py::array& a, const char* name, const Dims& d) {
+  checked<F>(a, name, {d.B, d.H});
+  py::array arr = a;
+  if (!arr.writeable())
+    throw std::invalid_argument(std::string("argument `") + name + "`: must be writeable");
+  return static_cast<F*>(arr.mutable_data());
+}
+
+template <typename F>
+void simple_rnn_step(const py::array& x, const py::array& h, const py::array& kernel,
+                     const py::array& recurrent_kernel, const Opt& bias,
+                     const std::string& activation) {
+  const Dims d = step_dims<F>(x, recurrent_kernel, 1);
+  fastrnn::SimpleRnnForwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.I});
+  a.h0 = a.h_last = inout<F>(h, "h", d);
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.bias = checked<F>(bias, "bias", {d.G});
+  a.activation = parse_activation(activation);
+  a.B = d.B, a.T = 1, a.I = d.I, a.H = d.H;
+  py::gil_scoped_release release;
+  a.outputs = workspace<F>().get(std::size_t(d.B * d.H));
+  kernel_set<F>().simple_rnn_forward(a);
+}
+
+template <typename F>
+void lstm_step(const py::array& x, const py::array& h, const py::array& c,
+               const py::array& kernel, const py::array& recurrent_kernel, const Opt& bias) {
+  const Dims d = step_dims<F>(x, recurrent_kernel, 4);
+  fastrnn::LstmForwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.I});
+  a.h0 = a.h_last = inout<F>(h, "h", d);
+  a.c0 = a.c_last = inout<F>(c, "c", d);
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.bias = checked<F>(bias, "bias", {d.G});
+  a.B = d.B, a.T = 1, a.I = d.I, a.H = d.H;
+  py::gil_scoped_release release;
+  F* ws = workspace<F>().get(std::size_t(d.B * (d.G + 2 * d.H)));
+  a.gates = ws, a.cells = ws + d.B * d.G, a.outputs = ws + d.B * (d.G + d.H);
+  kernel_set<F>().lstm_forward(a);
+}
+
+template <typename F>
+void gru_step(const py::array& x, const py::array& h, const py::array& kernel,
+              const py::array& recurrent_kernel, const Opt& bias) {
+  const Dims d = step_dims<F>(x, recurrent_kernel, 3);
+  fastrnn::GruForwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.I});
+  a.h0 = a.h_last = inout<F>(h, "h", d);
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.bias = checked<F>(bias, "bias", {2, d.G});
+  a.B = d.B, a.T = 1, a.I = d.I, a.H = d.H;
+  py::gil_scoped_release release;
+  F* ws = workspace<F>().get(std::size_t(d.B * (2 * d.G + 2 * d.H)));
+  a.gates = ws, a.hz = ws + d.B * d.G, a.hz_h = ws + 2 * d.B * d.G;
+  a.outputs = ws + d.B * (2 * d.G + d.H);
+  kernel_set<F>().gru_forward(a);
+}
+
 // ---------------------------------------------------------------------------- optimizers
 // The parameter buffer and every slot: C-contiguous arrays of one float dtype and one shape.
 template <typename F>
@@ -473,6 +555,15 @@ py::tuple rmsprop_update(const py::array& param, const py::array& grad, const py
   py::gil_scoped_release release;
   kernel_set<F>().rmsprop(a);
   return py::tuple();
+}
+
+// The same for functions that return nothing.
+template <typename Fn32, typename Fn64, typename... Args>
+void by_dtype_void(Fn32 f32, Fn64 f64, const py::array& x, Args&&... args) {
+  if (x.dtype().is(py::dtype::of<float>())) return f32(x, std::forward<Args>(args)...);
+  if (x.dtype().is(py::dtype::of<double>())) return f64(x, std::forward<Args>(args)...);
+  throw std::invalid_argument("argument `x`: expected float32 or float64, got " +
+                              py::str(x.dtype()).cast<std::string>());
 }
 
 // Picks the float32 or float64 instantiation from the dtype of x.
@@ -557,6 +648,25 @@ PYBIND11_MODULE(_core, m) {
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("truncate") = 0,
         "-> (d_x, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
 
+  m.def("simple_rnn_step",
+        [](const py::array& x, const py::array& h, const py::array& k, const py::array& u,
+           const Opt& b, const std::string& act) {
+          by_dtype_void(simple_rnn_step<float>, simple_rnn_step<double>, x, h, k, u, b, act);
+        },
+        py::arg("x"), py::arg("h"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), py::arg("activation") = "tanh", "One step; h (B, H) updated in place.");
+  m.def("lstm_step",
+        [](const py::array& x, const py::array& h, const py::array& c, const py::array& k,
+           const py::array& u, const Opt& b) {
+          by_dtype_void(lstm_step<float>, lstm_step<double>, x, h, c, k, u, b);
+        },
+        py::arg("x"), py::arg("h"), py::arg("c"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), "One step; h and c (B, H) updated in place.");
+  m.def("gru_step",
+        [](const py::array& x, const py::array& h, const py::array& k, const py::array& u,
+           const Opt& b) { by_dtype_void(gru_step<float>, gru_step<double>, x, h, k, u, b); },
+        py::arg("x"), py::arg("h"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), "One step; h (B, H) updated in place.");
   m.def("sgd_update",
         [](const py::array& p, const py::array& g, const Opt& vel, double lr, double mu,
            bool nesterov) {

@@ -36,6 +36,7 @@ import numpy as np
 from . import _core
 
 __all__ = [
+    "Stepper",
     "Tape",
     "adam_update",
     "gru_backward",
@@ -382,6 +383,134 @@ def gru_backward(
         a["hz_h"], d_out, d_h, _truncate(truncate),
     )
     return dict(zip(("x", "h0", "kernel", "recurrent_kernel", "bias"), g))
+
+
+# ----------------------------------------------------------------------------- streaming
+class Stepper:
+    """One time step at a time, with the state carried: online inference for a trained cell.
+
+    The weights are checked once, here; each :meth:`step` is one C++ call that updates the
+    state in place, with no allocation and no tape, so a forecaster can step a model per
+    incoming sample. The state after ``k`` steps equals ``h_last`` (and ``c_last``) of the
+    matching ``*_forward`` over those ``k`` steps.
+
+    Args:
+        cell: ``"simple_rnn"``, ``"lstm"`` or ``"gru"``.
+        kernel, recurrent_kernel, bias: the weights, as for the matching ``*_forward``.
+        batch_size: ``B``, the number of independent streams stepped together.
+        activation: SimpleRNN only.
+        dtype: float32 (default) or float64.
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        kernel: ArrayLike,
+        recurrent_kernel: ArrayLike,
+        bias: Optional[ArrayLike],
+        batch_size: int = 1,
+        activation: str = "tanh",
+        dtype: Any = np.float32,
+    ):
+        gates = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+        if cell not in gates:
+            raise ValueError(
+                "Received an invalid value for argument `cell`: expected one of "
+                f"{tuple(gates)}, got {cell!r}."
+            )
+        if activation not in _ACTIVATIONS or (cell != "simple_rnn" and activation != "tanh"):
+            raise ValueError(
+                "Received an invalid value for argument `activation`: expected one of "
+                f"{_ACTIVATIONS} (SimpleRNN) or 'tanh', got {activation!r}."
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
+            batch_size < 1
+        ):
+            raise ValueError(
+                "Received an invalid value for argument `batch_size`: expected a positive "
+                f"integer, got {batch_size!r}."
+            )
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(
+                "Received an invalid value for argument `dtype`: expected float32 or float64, "
+                f"got {dtype}."
+            )
+        g = gates[cell]
+        u = np.asarray(recurrent_kernel)
+        if u.ndim != 2 or u.shape[0] < 1 or u.shape[1] != g * u.shape[0]:
+            raise ValueError(
+                "Received an invalid value for argument `recurrent_kernel`: expected shape "
+                f"(units, {g} * units) with units >= 1, got {u.shape}."
+            )
+        H = u.shape[0]
+        k = np.asarray(kernel)
+        if k.ndim != 2 or k.shape[1] != g * H or k.shape[0] < 1:
+            raise ValueError(
+                "Received an invalid value for argument `kernel`: expected shape "
+                f"(features, {g * H}), got {k.shape}."
+            )
+        self.cell, self.activation = cell, activation
+        self.units, self.input_dim, self.batch_size = H, k.shape[0], int(batch_size)
+        self.dtype = dtype
+        self._kernel = np.ascontiguousarray(k, dtype=dtype)
+        self._recurrent_kernel = np.ascontiguousarray(u, dtype=dtype)
+        bias_shape = (2, g * H) if cell == "gru" else (g * H,)
+        self._bias = _optional("bias", bias, None, bias_shape, "")
+        if self._bias is not None:
+            self._bias = self._bias.astype(dtype, copy=False)
+        self.reset_states()
+
+    @property
+    def states(self) -> list[np.ndarray]:
+        """Copies of the current state: ``[h]``, or ``[h, c]`` for LSTM, each ``(B, H)``."""
+        return [s.copy() for s in self._states]
+
+    def reset_states(self, states: Optional[list[ArrayLike]] = None) -> None:
+        """Sets the state to zeros, or to the given ``[h]`` / ``[h, c]`` arrays ``(B, H)``."""
+        n = 2 if self.cell == "lstm" else 1
+        shape = (self.batch_size, self.units)
+        if states is None:
+            self._states = [np.zeros(shape, self.dtype) for _ in range(n)]
+            return
+        if len(states) != n:
+            raise ValueError(
+                f"Received an invalid value for argument `states`: expected {n} arrays, "
+                f"got {len(states)}."
+            )
+        self._states = [
+            _array(f"states[{i}]", s, None, shape, "(batch, units)").astype(self.dtype)
+            for i, s in enumerate(states)
+        ]
+
+    def step(self, x: ArrayLike) -> np.ndarray:
+        """Advances every stream by one step.
+
+        Args:
+            x: ``(B, I)``: this step's input of each stream.
+
+        Returns:
+            ``h`` ``(B, H)``: the new output (a copy; the state itself is kept inside).
+        """
+        x = np.asarray(x)
+        if x.dtype != self.dtype or not x.flags.c_contiguous:
+            _float_dtype("x", x)  # integer, bool or object input: a TypeError naming `x`
+            x = np.ascontiguousarray(x, dtype=self.dtype)
+        if x.shape != (self.batch_size, self.input_dim):
+            raise ValueError(
+                "Received an invalid value for argument `x`: expected shape "
+                f"{(self.batch_size, self.input_dim)} (batch, features), got {x.shape}."
+            )
+        h = self._states[0]
+        if self.cell == "lstm":
+            _core.lstm_step(x, h, self._states[1], self._kernel, self._recurrent_kernel,
+                            self._bias)
+        elif self.cell == "gru":
+            _core.gru_step(x, h, self._kernel, self._recurrent_kernel, self._bias)
+        else:
+            _core.simple_rnn_step(x, h, self._kernel, self._recurrent_kernel, self._bias,
+                                  self.activation)
+        return h.copy()
 
 
 # ----------------------------------------------------------------------------- optimizers

@@ -1,0 +1,82 @@
+"""ops.Stepper: streaming one step at a time must equal the whole-sequence forward."""
+
+import numpy as np
+import pytest
+
+from fastrnn import ops
+
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _weights(cell, I, H, dtype, rng):
+    g = GATES[cell]
+    k = (rng.standard_normal((I, g * H)) * 0.5).astype(dtype)
+    u = (rng.standard_normal((H, g * H)) * 0.5).astype(dtype)
+    b = (rng.standard_normal((2, g * H) if cell == "gru" else (g * H,)) * 0.5).astype(dtype)
+    return k, u, b
+
+
+def _forward(cell, x, k, u, b, activation):
+    if cell == "lstm":
+        out, h, c, _ = ops.lstm_forward(x, None, None, k, u, b)
+        return out, [h, c]
+    if cell == "gru":
+        out, h, _ = ops.gru_forward(x, None, k, u, b)
+        return out, [h]
+    out, h, _ = ops.simple_rnn_forward(x, None, k, u, b, activation)
+    return out, [h]
+
+
+@pytest.mark.parametrize("cell", list(GATES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B,T,I,H", [(1, 7, 14, 20), (3, 5, 2, 17), (2, 1, 1, 1)])
+def test_steps_equal_forward(cell, dtype, B, T, I, H):
+    rng = np.random.default_rng(B * 100 + H)
+    k, u, b = _weights(cell, I, H, dtype, rng)
+    x = rng.standard_normal((B, T, I)).astype(dtype)
+    activation = "relu" if cell == "simple_rnn" and H == 17 else "tanh"
+    stepper = ops.Stepper(cell, k, u, b, batch_size=B, activation=activation, dtype=dtype)
+    outs = np.stack([stepper.step(x[:, t]) for t in range(T)], axis=1)
+    out, states = _forward(cell, x, k, u, b, activation)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(outs, out, rtol=tol, atol=tol)
+    for got, want in zip(stepper.states, states):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_reset_and_given_states():
+    rng = np.random.default_rng(0)
+    k, u, b = _weights("lstm", 3, 4, np.float32, rng)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    st = ops.Stepper("lstm", k, u, b, batch_size=2)
+    first = st.step(x)
+    second = st.step(x)
+    assert not np.allclose(first, second)
+    st.reset_states()
+    np.testing.assert_array_equal(st.step(x), first)
+    h0 = rng.standard_normal((2, 4)).astype(np.float32)
+    c0 = rng.standard_normal((2, 4)).astype(np.float32)
+    st.reset_states([h0, c0])
+    _, h, c, _ = ops.lstm_forward(x[:, None], h0, c0, k, u, b)
+    np.testing.assert_allclose(st.step(x), h, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(st.states[1], c, rtol=1e-6, atol=1e-6)
+
+
+def test_bad_input_is_a_clear_error():
+    rng = np.random.default_rng(0)
+    k, u, b = _weights("gru", 3, 4, np.float32, rng)
+    with pytest.raises(ValueError, match="`cell`"):
+        ops.Stepper("rnn", k, u, b)
+    with pytest.raises(ValueError, match="`recurrent_kernel`"):
+        ops.Stepper("lstm", k, u, b)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        ops.Stepper("gru", k, u, b, batch_size=0)
+    with pytest.raises(ValueError, match="`activation`"):
+        ops.Stepper("gru", k, u, b, activation="relu")
+    st = ops.Stepper("gru", k, u, b, batch_size=2)
+    with pytest.raises(ValueError, match=r"`x`: expected shape \(2, 3\)"):
+        st.step(np.zeros((2, 4), np.float32))
+    with pytest.raises(TypeError, match="`x`"):
+        st.step(np.zeros((2, 3), np.int64))
+    with pytest.raises(ValueError, match="`states`"):
+        st.reset_states([np.zeros((2, 4))] * 2)
