@@ -34,7 +34,7 @@ struct SimpleRnnForwardArgs {
 
 template <typename F>
 struct SimpleRnnBackwardArgs {
-  F* d_x;                     // (B, T, I)  out
+  F* d_x;                     // (B, T, I)  out, or nullptr (not wanted)
   F* d_h0;                    // (B, H)     out
   F* d_kernel;                // (I, H)     out
   F* d_recurrent_kernel;      // (H, H)     out
@@ -80,7 +80,7 @@ struct LstmForwardArgs {
 
 template <typename F>
 struct LstmBackwardArgs {
-  F* d_x;                     // (B, T, I)   out
+  F* d_x;                     // (B, T, I)   out, or nullptr (not wanted)
   F* d_h0;                    // (B, H)      out
   F* d_c0;                    // (B, H)      out
   F* d_kernel;                // (I, 4H)     out
@@ -131,7 +131,7 @@ struct GruForwardArgs {
 
 template <typename F>
 struct GruBackwardArgs {
-  F* d_x;                     // (B, T, I)   out
+  F* d_x;                     // (B, T, I)   out, or nullptr (not wanted)
   F* d_h0;                    // (B, H)      out
   F* d_kernel;                // (I, 3H)     out
   F* d_recurrent_kernel;      // (H, 3H)     out

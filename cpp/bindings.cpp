@@ -131,10 +131,13 @@ Dims read_dims(const py::array& x, const py::array& recurrent_kernel, Index gate
 int step_slices(const Dims& d) {
   return fastrnn::slices_for(2.0 * double(d.B) * double(d.H) * double(d.G) * double(d.T), d.B, 4);
 }
-// Threads for the weight gradients: split the gate columns.
-int weight_slices(const Dims& d) {
-  return fastrnn::slices_for(2.0 * double(d.B) * double(d.T) * double(d.I + d.H) * double(d.G),
-                             d.G, 16);
+// The weight gradients' work, and the workspace their row-split partial sums need.
+double weight_flops(const Dims& d) {
+  return 2.0 * double(d.B) * double(d.T) * double(d.I + d.H) * double(d.G);
+}
+std::size_t weight_partials_size(const Dims& d, Index bias_size) {
+  const Index extra = std::max(0, fastrnn::configured_threads() - 1);
+  return std::size_t(extra * ((d.I + d.H) * d.G + bias_size));
 }
 
 template <typename F>
@@ -211,7 +214,7 @@ template <typename F>
 py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array& kernel,
                               const py::array& recurrent_kernel, const Opt& mask,
                               const py::array& outputs, const Opt& d_outputs, const Opt& d_h_last,
-                              const std::string& activation, Index truncate) {
+                              const std::string& activation, Index truncate, bool input_grad) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 1);
   fastrnn::SimpleRnnBackwardArgs<F> a{};
   a.x = checked<F>(x, "x", {d.B, d.T, d.I});
@@ -224,12 +227,12 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
   a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
   a.activation = parse_activation(activation);
   a.truncate = parse_truncate(truncate);
-  auto d_x = empty<F>({d.B, d.T, d.I});
+  auto d_x = empty<F>({input_grad ? d.B : 0, d.T, d.I});
   auto d_h0 = empty<F>({d.B, d.H});
   auto d_kernel = empty<F>({d.I, d.G});
   auto d_rec = empty<F>({d.H, d.G});
   auto d_bias = empty<F>({d.G});
-  a.d_x = data(d_x), a.d_h0 = data(d_h0), a.d_kernel = data(d_kernel);
+  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0), a.d_kernel = data(d_kernel);
   a.d_recurrent_kernel = data(d_rec), a.d_bias = data(d_bias);
   a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
@@ -238,15 +241,16 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
       zero(d_x), zero(d_kernel), zero(d_rec), zero(d_bias);
       copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
     } else {
-      const std::size_t bth = std::size_t(d.B * d.T * d.H);
-      F* ws = workspace<F>().get(2 * bth + std::size_t(d.B * d.H));
+      const std::size_t bth = std::size_t(d.B * d.T * d.H), bh = std::size_t(d.B * d.H);
+      F* ws = workspace<F>().get(2 * bth + bh + weight_partials_size(d, d.G));
       a.d_pre = ws, a.h_prev = ws + bth, a.d_h = ws + 2 * bth;
       const auto& ks = kernel_set<F>();
       fastrnn::run_batch_sliced(ks.simple_rnn_backward_steps, a, step_slices(d));
-      fastrnn::run_column_sliced(ks.simple_rnn_backward_weights, a, d.G, weight_slices(d));
+      fastrnn::run_weights(ks.simple_rnn_backward_weights, a, d.G, d.G, weight_flops(d),
+                           ws + 2 * bth + bh);
     }
   }
-  return py::make_tuple(d_x, d_h0, d_kernel, d_rec, d_bias);
+  return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias);
 }
 
 // ---------------------------------------------------------------------------- LSTM
@@ -288,7 +292,7 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
                         const py::array& recurrent_kernel, const Opt& mask,
                         const py::array& outputs, const py::array& gates, const py::array& cells,
                         const Opt& d_outputs, const Opt& d_h_last, const Opt& d_c_last,
-                        Index truncate) {
+                        Index truncate, bool input_grad) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 4);
   fastrnn::LstmBackwardArgs<F> a{};
   a.x = checked<F>(x, "x", {d.B, d.T, d.I});
@@ -304,13 +308,13 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
   a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
   a.d_c_last = checked<F>(d_c_last, "d_c_last", {d.B, d.H});
   a.truncate = parse_truncate(truncate);
-  auto d_x = empty<F>({d.B, d.T, d.I});
+  auto d_x = empty<F>({input_grad ? d.B : 0, d.T, d.I});
   auto d_h0 = empty<F>({d.B, d.H});
   auto d_c0 = empty<F>({d.B, d.H});
   auto d_kernel = empty<F>({d.I, d.G});
   auto d_rec = empty<F>({d.H, d.G});
   auto d_bias = empty<F>({d.G});
-  a.d_x = data(d_x), a.d_h0 = data(d_h0), a.d_c0 = data(d_c0), a.d_kernel = data(d_kernel);
+  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0), a.d_c0 = data(d_c0), a.d_kernel = data(d_kernel);
   a.d_recurrent_kernel = data(d_rec), a.d_bias = data(d_bias);
   a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
@@ -322,14 +326,15 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
     } else {
       const std::size_t btg = std::size_t(d.B * d.T * d.G), bth = std::size_t(d.B * d.T * d.H);
       const std::size_t bh = std::size_t(d.B * d.H);
-      F* ws = workspace<F>().get(btg + bth + 2 * bh);
+      F* ws = workspace<F>().get(btg + bth + 2 * bh + weight_partials_size(d, d.G));
       a.d_gates = ws, a.h_prev = ws + btg, a.d_h = ws + btg + bth, a.d_c = ws + btg + bth + bh;
       const auto& ks = kernel_set<F>();
       fastrnn::run_batch_sliced(ks.lstm_backward_steps, a, step_slices(d));
-      fastrnn::run_column_sliced(ks.lstm_backward_weights, a, d.G, weight_slices(d));
+      fastrnn::run_weights(ks.lstm_backward_weights, a, d.G, d.G, weight_flops(d),
+                           ws + btg + bth + 2 * bh);
     }
   }
-  return py::make_tuple(d_x, d_h0, d_c0, d_kernel, d_rec, d_bias);
+  return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_c0, d_kernel, d_rec, d_bias);
 }
 
 // ---------------------------------------------------------------------------- GRU
@@ -367,7 +372,8 @@ template <typename F>
 py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kernel,
                        const py::array& recurrent_kernel, const Opt& mask,
                        const py::array& outputs, const py::array& gates, const py::array& hz_h,
-                       const Opt& d_outputs, const Opt& d_h_last, Index truncate) {
+                       const Opt& d_outputs, const Opt& d_h_last, Index truncate,
+                       bool input_grad) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 3);
   fastrnn::GruBackwardArgs<F> a{};
   a.x = checked<F>(x, "x", {d.B, d.T, d.I});
@@ -381,12 +387,12 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
   a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
   a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
   a.truncate = parse_truncate(truncate);
-  auto d_x = empty<F>({d.B, d.T, d.I});
+  auto d_x = empty<F>({input_grad ? d.B : 0, d.T, d.I});
   auto d_h0 = empty<F>({d.B, d.H});
   auto d_kernel = empty<F>({d.I, d.G});
   auto d_rec = empty<F>({d.H, d.G});
   auto d_bias = empty<F>({2, d.G});
-  a.d_x = data(d_x), a.d_h0 = data(d_h0), a.d_kernel = data(d_kernel);
+  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0), a.d_kernel = data(d_kernel);
   a.d_recurrent_kernel = data(d_rec), a.d_bias = data(d_bias);
   a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
@@ -397,15 +403,16 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
     } else {
       const std::size_t btg = std::size_t(d.B * d.T * d.G), bth = std::size_t(d.B * d.T * d.H);
       const std::size_t bh = std::size_t(d.B * d.H);
-      F* ws = workspace<F>().get(2 * btg + bth + 2 * bh);
+      F* ws = workspace<F>().get(2 * btg + bth + 2 * bh + weight_partials_size(d, 2 * d.G));
       a.d_xz = ws, a.d_hz = ws + btg, a.h_prev = ws + 2 * btg;
       a.d_h = ws + 2 * btg + bth, a.d_h_rec = ws + 2 * btg + bth + bh;
       const auto& ks = kernel_set<F>();
       fastrnn::run_batch_sliced(ks.gru_backward_steps, a, step_slices(d));
-      fastrnn::run_column_sliced(ks.gru_backward_weights, a, d.G, weight_slices(d));
+      fastrnn::run_weights(ks.gru_backward_weights, a, d.G, 2 * d.G, weight_flops(d),
+                           ws + 2 * btg + bth + 2 * bh);
     }
   }
-  return py::make_tuple(d_x, d_h0, d_kernel, d_rec, d_bias);
+  return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias);
 }
 
 // ---------------------------------------------------------------------------- streaming
@@ -601,14 +608,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("simple_rnn_backward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
            const Opt& mask, const py::array& out, const Opt& d_out, const Opt& d_h_last,
-           const std::string& act, Index truncate) {
+           const std::string& act, Index truncate, bool input_grad) {
           return by_dtype(simple_rnn_backward<float>, simple_rnn_backward<double>, x, h0, k, u,
-                          mask, out, d_out, d_h_last, act, truncate);
+                          mask, out, d_out, d_h_last, act, truncate, input_grad);
         },
         py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("recurrent_mask"), py::arg("outputs"), py::arg("d_outputs"), py::arg("d_h_last"),
-        py::arg("activation") = "tanh", py::arg("truncate") = 0,
-        "-> (d_x, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
+        py::arg("activation") = "tanh", py::arg("truncate") = 0, py::arg("input_grad") = true,
+        "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
   m.def("lstm_forward",
         [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
            const py::array& u, const Opt& b, const Opt& mask) {
@@ -621,14 +628,15 @@ PYBIND11_MODULE(_core, m) {
         [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
            const py::array& u, const Opt& mask, const py::array& out, const py::array& gates,
            const py::array& cells, const Opt& d_out, const Opt& d_h_last, const Opt& d_c_last,
-           Index truncate) {
+           Index truncate, bool input_grad) {
           return by_dtype(lstm_backward<float>, lstm_backward<double>, x, h0, c0, k, u, mask, out,
-                          gates, cells, d_out, d_h_last, d_c_last, truncate);
+                          gates, cells, d_out, d_h_last, d_c_last, truncate, input_grad);
         },
         py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("recurrent_mask"), py::arg("outputs"), py::arg("gates"), py::arg("cells"),
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("d_c_last"), py::arg("truncate") = 0,
-        "-> (d_x, d_h0, d_c0, d_kernel, d_recurrent_kernel, d_bias)");
+        py::arg("input_grad") = true,
+        "-> (d_x or None, d_h0, d_c0, d_kernel, d_recurrent_kernel, d_bias)");
   m.def("gru_forward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
            const Opt& b, const Opt& mask) {
@@ -639,14 +647,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("gru_backward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
            const Opt& mask, const py::array& out, const py::array& gates, const py::array& hz_h,
-           const Opt& d_out, const Opt& d_h_last, Index truncate) {
+           const Opt& d_out, const Opt& d_h_last, Index truncate, bool input_grad) {
           return by_dtype(gru_backward<float>, gru_backward<double>, x, h0, k, u, mask, out, gates,
-                          hz_h, d_out, d_h_last, truncate);
+                          hz_h, d_out, d_h_last, truncate, input_grad);
         },
         py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("recurrent_mask"), py::arg("outputs"), py::arg("gates"), py::arg("hz_h"),
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("truncate") = 0,
-        "-> (d_x, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
+        py::arg("input_grad") = true,
+        "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
 
   m.def("simple_rnn_step",
         [](const py::array& x, const py::array& h, const py::array& k, const py::array& u,

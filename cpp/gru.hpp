@@ -111,7 +111,7 @@ void backward_steps(const GruBackwardArgs<F>& a) {
   }
   std::memcpy(a.d_h0, a.d_h, sizeof(F) * std::size_t(B * H));
   gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, B, T, H);
-  input_gradient(a.d_x, a.d_xz, a.kernel, B * T, a.I, G);
+  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_xz, a.kernel, B * T, a.I, G);
 }
 
 // After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.

@@ -10,21 +10,27 @@ namespace fastrnn {
 namespace FASTRNN_ARCH {
 namespace optim {
 
+// Each update is one fused_row pass (whole packets, masked tail), so every element takes the
+// same instructions wherever the buffer sits in memory: training is bit-reproducible.
+
 // w -= lr g; with momentum: v = mu v - lr g, then w += v (or w += mu v - lr g, Nesterov).
 template <typename F>
 void sgd(const SgdArgs<F>& a) {
-  Vec<F> w(a.param, a.n);
-  CVec<F> g(a.grad, a.n);
-  if (a.velocity == nullptr) {
-    w -= a.learning_rate * g;
-    return;
-  }
-  Vec<F> v(a.velocity, a.n);
-  v = a.momentum * v - a.learning_rate * g;
-  if (a.nesterov)
-    w += a.momentum * v - a.learning_rate * g;
-  else
-    w += v;
+  using P = pk::Packet<F>;
+  using namespace Eigen::internal;
+  const P lr = pset1<P>(a.learning_rate), mu = pset1<P>(a.momentum);
+  if (a.velocity == nullptr)
+    return fused_row<F, 2, 1>(a.n, {a.param, a.grad}, {a.param}, [&](const auto& ld, const auto& st) {
+      st(0, psub(ld(0), pmul(lr, ld(1))));
+    });
+  const bool nesterov = a.nesterov;
+  fused_row<F, 3, 2>(a.n, {a.param, a.grad, a.velocity}, {a.param, a.velocity},
+                     [&](const auto& ld, const auto& st) {
+                       const P step = pmul(lr, ld(1));
+                       const P v = psub(pmul(mu, ld(2)), step);  // v = mu v - lr g
+                       st(0, padd(ld(0), nesterov ? psub(pmul(mu, v), step) : v));
+                       st(1, v);
+                     });
 }
 
 // m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); w -= alpha m / (sqrt(v) + eps), with
@@ -32,17 +38,22 @@ void sgd(const SgdArgs<F>& a) {
 // replaces v in the last step.
 template <typename F>
 void adam(const AdamArgs<F>& a) {
-  Vec<F> w(a.param, a.n), m(a.m, a.n), v(a.v, a.n);
-  CVec<F> g(a.grad, a.n);
-  m += (g - m) * (F(1) - a.beta_1);
-  v += (g * g - v) * (F(1) - a.beta_2);
-  if (a.v_hat == nullptr) {
-    w -= a.alpha * m / (v.sqrt() + a.epsilon);
-  } else {
-    Vec<F> vh(a.v_hat, a.n);
-    vh = vh.max(v);
-    w -= a.alpha * m / (vh.sqrt() + a.epsilon);
-  }
+  using P = pk::Packet<F>;
+  using namespace Eigen::internal;
+  const P alpha = pset1<P>(a.alpha), eps = pset1<P>(a.epsilon);
+  const P c1 = pset1<P>(F(1) - a.beta_1), c2 = pset1<P>(F(1) - a.beta_2);
+  const bool ams = a.v_hat != nullptr;
+  F* vh = ams ? a.v_hat : a.v;  // without AMSGrad the v_hat slot aliases v (written twice)
+  fused_row<F, 5, 4>(a.n, {a.param, a.grad, a.m, a.v, vh}, {a.param, a.m, a.v, vh},
+                     [&](const auto& ld, const auto& st) {
+                       const P g = ld(1);
+                       P m = ld(2), v = ld(3);
+                       m = padd(m, pmul(psub(g, m), c1));
+                       v = padd(v, pmul(psub(pmul(g, g), v), c2));
+                       const P denom_v = ams ? pmax(ld(4), v) : v;
+                       st(0, psub(ld(0), pdiv(pmul(alpha, m), padd(psqrt(denom_v), eps))));
+                       st(1, m), st(2, v), st(3, denom_v);
+                     });
 }
 
 // v = rho v + (1 - rho) g^2; centered: a = rho a + (1 - rho) g, d = max(v - a^2, 0) + eps
@@ -50,30 +61,31 @@ void adam(const AdamArgs<F>& a) {
 // step = lr g / sqrt(d); with momentum: mom = momentum mom + step, w -= mom; else w -= step.
 template <typename F>
 void rmsprop(const RmspropArgs<F>& a) {
-  Vec<F> w(a.param, a.n), v(a.v, a.n);
-  CVec<F> g(a.grad, a.n);
-  v = a.rho * v + (F(1) - a.rho) * g * g;
-  if (a.average_grad != nullptr) {
-    Vec<F> avg(a.average_grad, a.n);
-    avg = a.rho * avg + (F(1) - a.rho) * g;
-    const auto step = a.learning_rate * g / ((v - avg * avg).max(F(0)) + a.epsilon).sqrt();
-    if (a.momentum_buffer != nullptr) {
-      Vec<F> mom(a.momentum_buffer, a.n);
-      mom = a.momentum * mom + step;
-      w -= mom;
-    } else {
-      w -= step;
-    }
-    return;
-  }
-  const auto step = a.learning_rate * g / (v + a.epsilon).sqrt();
-  if (a.momentum_buffer != nullptr) {
-    Vec<F> mom(a.momentum_buffer, a.n);
-    mom = a.momentum * mom + step;
-    w -= mom;
-  } else {
-    w -= step;
-  }
+  using P = pk::Packet<F>;
+  using namespace Eigen::internal;
+  const P lr = pset1<P>(a.learning_rate), rho = pset1<P>(a.rho), mu = pset1<P>(a.momentum);
+  const P one_rho = pset1<P>(F(1) - a.rho), eps = pset1<P>(a.epsilon), zero = pset1<P>(F(0));
+  const bool centered = a.average_grad != nullptr, momentum = a.momentum_buffer != nullptr;
+  // Absent slots alias v (read and written back unchanged, last).
+  F* avg = centered ? a.average_grad : a.v;
+  F* mom = momentum ? a.momentum_buffer : a.v;
+  fused_row<F, 5, 4>(a.n, {a.param, a.grad, a.v, avg, mom}, {avg, mom, a.param, a.v},
+                     [&](const auto& ld, const auto& st) {
+                       const P g = ld(1);
+                       const P v = padd(pmul(rho, ld(2)), pmul(one_rho, pmul(g, g)));
+                       P d = v;
+                       P av = ld(3);
+                       if (centered) {
+                         av = padd(pmul(rho, av), pmul(one_rho, g));
+                         d = pmax(psub(v, pmul(av, av)), zero);
+                       }
+                       const P step = pdiv(pmul(lr, g), psqrt(padd(d, eps)));
+                       P mo = ld(4);
+                       if (momentum) mo = padd(pmul(mu, mo), step);
+                       st(0, av), st(1, mo);
+                       st(2, psub(ld(0), momentum ? mo : step));
+                       st(3, v);
+                     });
 }
 
 }  // namespace optim

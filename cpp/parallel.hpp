@@ -111,11 +111,44 @@ GruBackwardArgs<F> batch_slice(GruBackwardArgs<F> a, Index b0, Index nb) {
   return a;
 }
 
-// How many slices to run at once: one per thread when each slice's share of `flops` pays for a
-// thread start (~50 us), and each slice keeps at least `min_size` rows or columns.
+// The weight-gradient phase on the batch rows [b0, b0 + nb) only, into the given buffers
+// (d_kernel (I, G), d_recurrent_kernel (H, G), d_bias): a partial sum over those rows.
+template <typename F>
+SimpleRnnBackwardArgs<F> weight_rows(SimpleRnnBackwardArgs<F> a, Index b0, Index nb, F* dk,
+                                     F* drk, F* db) {
+  using detail::rows;
+  a.x = rows(a.x, b0, a.T * a.I), a.h_prev = rows(a.h_prev, b0, a.T * a.H);
+  a.d_pre = rows(a.d_pre, b0, a.T * a.H);
+  a.d_kernel = dk, a.d_recurrent_kernel = drk, a.d_bias = db, a.B = nb;
+  return a;
+}
+
+template <typename F>
+LstmBackwardArgs<F> weight_rows(LstmBackwardArgs<F> a, Index b0, Index nb, F* dk, F* drk,
+                                F* db) {
+  using detail::rows;
+  a.x = rows(a.x, b0, a.T * a.I), a.h_prev = rows(a.h_prev, b0, a.T * a.H);
+  a.d_gates = rows(a.d_gates, b0, a.T * 4 * a.H);
+  a.d_kernel = dk, a.d_recurrent_kernel = drk, a.d_bias = db, a.B = nb;
+  return a;
+}
+
+template <typename F>
+GruBackwardArgs<F> weight_rows(GruBackwardArgs<F> a, Index b0, Index nb, F* dk, F* drk,
+                               F* db) {
+  using detail::rows;
+  a.x = rows(a.x, b0, a.T * a.I), a.h_prev = rows(a.h_prev, b0, a.T * a.H);
+  a.d_xz = rows(a.d_xz, b0, a.T * 3 * a.H), a.d_hz = rows(a.d_hz, b0, a.T * 3 * a.H);
+  a.d_kernel = dk, a.d_recurrent_kernel = drk, a.d_bias = db, a.B = nb;
+  return a;
+}
+
+// How many slices to run at once: one per thread when the work (`flops`, about 0.1 ms per
+// 1e7 on one core) pays for starting a thread (~30-50 us), and each slice keeps at least
+// `min_size` rows or columns.
 inline int slices_for(double flops, Index size, Index min_size) {
   const int threads = configured_threads();
-  if (threads <= 1 || flops < 2.0e6) return 1;
+  if (threads <= 1 || flops < 1.0e7) return 1;
   return static_cast<int>(std::max<Index>(1, std::min<Index>(threads, size / min_size)));
 }
 
@@ -156,6 +189,42 @@ void run_column_sliced(void (*kernel)(const Args&), Args args, Index G, int slic
     part.g_begin = G * s / slices, part.g_end = G * (s + 1) / slices;
     kernel(part);
   });
+}
+
+// backward_weights(args) split over `slices` row ranges of the batch, each summing into its
+// own (I + H) * G + bias_size partial buffer (in `partials`, slices - 1 of them; the first
+// slice writes the outputs directly), then added up. For skinny gradients (small G) this keeps
+// each GEMM's output whole, where a column split would leave every thread a sliver.
+template <typename Args, typename F>
+void run_row_sliced_weights(void (*kernel)(const Args&), Args args, Index G, Index bias_size,
+                            int slices, F* partials) {
+  args.g_begin = 0, args.g_end = G;
+  if (slices <= 1) return kernel(args);
+  const Index B = args.B, kn = args.I * G, rn = args.H * G, stride = kn + rn + bias_size;
+  run_parallel(slices, [&](int s) {
+    const Index b0 = B * s / slices, b1 = B * (s + 1) / slices;
+    F* p = s == 0 ? nullptr : partials + (s - 1) * stride;
+    kernel(s == 0 ? weight_rows(args, b0, b1 - b0, args.d_kernel, args.d_recurrent_kernel,
+                                args.d_bias)
+                  : weight_rows(args, b0, b1 - b0, p, p + kn, p + kn + rn));
+  });
+  for (int s = 1; s < slices; ++s) {
+    const F* p = partials + (s - 1) * stride;
+    for (Index k = 0; k < kn; ++k) args.d_kernel[k] += p[k];
+    for (Index k = 0; k < rn; ++k) args.d_recurrent_kernel[k] += p[kn + k];
+    for (Index k = 0; k < bias_size; ++k) args.d_bias[k] += p[kn + rn + k];
+  }
+}
+
+// The weight phase, split the cheaper way: by gate columns when G is wide, by batch rows
+// (with partial sums) when it is narrow. `partials` must hold (threads - 1) * ((I + H) * G +
+// bias_size) elements.
+template <typename Args, typename F>
+void run_weights(void (*kernel)(const Args&), const Args& args, Index G, Index bias_size,
+                 double flops, F* partials) {
+  if (G >= 512)
+    return run_column_sliced(kernel, args, G, slices_for(flops, G, 128));
+  run_row_sliced_weights(kernel, args, G, bias_size, slices_for(flops, args.B, 8), partials);
 }
 
 }  // namespace fastrnn

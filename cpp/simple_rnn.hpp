@@ -100,7 +100,7 @@ void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
   }
   std::memcpy(a.d_h0, a.d_h, sizeof(F) * std::size_t(B * H));
   gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, B, T, H);
-  input_gradient(a.d_x, a.d_pre, a.kernel, B * T, a.I, H);
+  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_pre, a.kernel, B * T, a.I, H);
 }
 
 // After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.

@@ -80,3 +80,22 @@ def test_bad_input_is_a_clear_error():
         st.step(np.zeros((2, 3), np.int64))
     with pytest.raises(ValueError, match="`states`"):
         st.reset_states([np.zeros((2, 4))] * 2)
+
+
+@pytest.mark.parametrize("cell", list(GATES))
+def test_backward_without_input_gradient(cell):
+    """input_grad=False skips d_x and leaves every other gradient unchanged."""
+    rng = np.random.default_rng(3)
+    k, u, b = _weights(cell, 5, 7, np.float64, rng)
+    x = rng.standard_normal((4, 6, 5))
+    d = rng.standard_normal((4, 6, 7))
+    if cell == "lstm":
+        *_, tape = ops.lstm_forward(x, None, None, k, u, b)
+    else:
+        *_, tape = getattr(ops, f"{cell}_forward")(x, None, k, u, b)
+    backward = getattr(ops, f"{cell}_backward")
+    full, partial = backward(tape, d), backward(tape, d, input_grad=False)
+    assert full["x"].shape == x.shape and partial["x"] is None
+    for name, g in full.items():
+        if name != "x":
+            np.testing.assert_array_equal(partial[name], g)

@@ -1,19 +1,57 @@
 """fastrnn: fast SimpleRNN, LSTM and GRU training on NumPy arrays.
 
-A C++ core (OpenBLAS GEMMs, fused vectorised gate math) under a Keras-style Python API.
+A C++ core (OpenBLAS GEMMs, fused vectorised gate math, truncated BPTT) under a Keras-style
+Python API::
+
+    import fastrnn
+    model = fastrnn.Sequential([
+        fastrnn.layers.SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+        fastrnn.layers.SimpleRNN(20),
+        fastrnn.layers.Dense(1),
+    ])
+    model.compile(loss="mse", optimizer="adam")
+    model.fit(X_train, y_train, epochs=20, validation_data=(X_valid, y_valid))
 """
 
 from __future__ import annotations
 
-from . import _core, ops
+from . import (
+    _core,
+    callbacks,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    ops,
+    optimizers,
+    reference,
+    timeseries,
+)
+from .models import Sequential, load_model, set_seed
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "get_num_threads", "ops", "set_num_threads"]
+__all__ = [
+    "Sequential",
+    "__version__",
+    "callbacks",
+    "get_num_threads",
+    "initializers",
+    "layers",
+    "load_model",
+    "losses",
+    "metrics",
+    "ops",
+    "optimizers",
+    "reference",
+    "set_num_threads",
+    "set_seed",
+    "timeseries",
+]
 
 
 def set_num_threads(n: int) -> None:
-    """Sets the number of threads the core uses (its OpenBLAS included)."""
+    """Sets the number of threads the core uses for its kernels (default: all cores)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(
             f"Received an invalid value for argument `n`: expected a positive integer, got {n!r}."

@@ -95,6 +95,13 @@ def _array(
     name: str, value: ArrayLike, dtype: Optional[np.dtype], shape: tuple, what: str
 ) -> np.ndarray:
     """Returns `value` as a C-contiguous array of `dtype` and exactly `shape` (dims < 0: any)."""
+    if (  # the common case, checked first and cheaply: already exactly what is needed
+        type(value) is np.ndarray
+        and value.dtype == dtype
+        and value.shape == shape
+        and value.flags.c_contiguous
+    ):
+        return value
     a = np.asarray(value)
     got = _float_dtype(name, a)
     if dtype is not None and got != dtype:
@@ -235,6 +242,8 @@ def simple_rnn_backward(
     d_outputs: Optional[ArrayLike],
     d_h_last: Optional[ArrayLike] = None,
     truncate: Optional[int] = None,
+    *,
+    input_grad: bool = True,
 ) -> dict[str, np.ndarray]:
     """Gradients of a SimpleRNN forward.
 
@@ -243,6 +252,8 @@ def simple_rnn_backward(
         d_outputs: ``(B, T, H)`` gradient of the loss w.r.t. the outputs, or None.
         d_h_last: ``(B, H)`` gradient w.r.t. the last state, or None.
         truncate: None (full BPTT) or ``k`` (see the module docstring).
+        input_grad: False skips the input gradient (``"x"`` is then None): a model's first
+            layer needs none, and it costs one GEMM over all ``B * T`` rows.
 
     Returns:
         dict with ``x (B, T, I)``, ``h0 (B, H)``, ``kernel``, ``recurrent_kernel``, ``bias``.
@@ -253,7 +264,7 @@ def simple_rnn_backward(
     d_last = _upstream("d_h_last", d_h_last, out, False)
     g = _core.simple_rnn_backward(
         a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, d_out, d_last,
-        tape._options["activation"], _truncate(truncate),
+        tape._options["activation"], _truncate(truncate), bool(input_grad),
     )
     return dict(zip(("x", "h0", "kernel", "recurrent_kernel", "bias"), g))
 
@@ -300,6 +311,8 @@ def lstm_backward(
     d_h_last: Optional[ArrayLike] = None,
     d_c_last: Optional[ArrayLike] = None,
     truncate: Optional[int] = None,
+    *,
+    input_grad: bool = True,
 ) -> dict[str, np.ndarray]:
     """Gradients of an LSTM forward.
 
@@ -307,6 +320,7 @@ def lstm_backward(
         tape: from :func:`lstm_forward`.
         d_outputs: ``(B, T, H)`` or None.  d_h_last, d_c_last: ``(B, H)`` or None.
         truncate: None (full BPTT) or ``k``.
+        input_grad: False skips the input gradient (``"x"`` is then None).
 
     Returns:
         dict with ``x``, ``h0``, ``c0``, ``kernel``, ``recurrent_kernel``, ``bias``.
@@ -318,7 +332,7 @@ def lstm_backward(
     d_c = _upstream("d_c_last", d_c_last, out, False)
     g = _core.lstm_backward(
         a["x"], a["h0"], a["c0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, a["gates"],
-        a["cells"], d_out, d_h, d_c, _truncate(truncate),
+        a["cells"], d_out, d_h, d_c, _truncate(truncate), bool(input_grad),
     )
     return dict(zip(("x", "h0", "c0", "kernel", "recurrent_kernel", "bias"), g))
 
@@ -363,6 +377,8 @@ def gru_backward(
     d_outputs: Optional[ArrayLike],
     d_h_last: Optional[ArrayLike] = None,
     truncate: Optional[int] = None,
+    *,
+    input_grad: bool = True,
 ) -> dict[str, np.ndarray]:
     """Gradients of a GRU forward.
 
@@ -370,6 +386,7 @@ def gru_backward(
         tape: from :func:`gru_forward`.
         d_outputs: ``(B, T, H)`` or None.  d_h_last: ``(B, H)`` or None.
         truncate: None (full BPTT) or ``k``.
+        input_grad: False skips the input gradient (``"x"`` is then None).
 
     Returns:
         dict with ``x``, ``h0``, ``kernel``, ``recurrent_kernel``, ``bias (2, 3H)``.
@@ -380,7 +397,7 @@ def gru_backward(
     d_h = _upstream("d_h_last", d_h_last, out, False)
     g = _core.gru_backward(
         a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, a["gates"],
-        a["hz_h"], d_out, d_h, _truncate(truncate),
+        a["hz_h"], d_out, d_h, _truncate(truncate), bool(input_grad),
     )
     return dict(zip(("x", "h0", "kernel", "recurrent_kernel", "bias"), g))
 

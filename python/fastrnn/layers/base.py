@@ -300,6 +300,9 @@ class Layer:
             )
         self.name = name or _unique_name(type(self).__name__)
         self.trainable = check_bool("trainable", trainable)
+        # False when nothing consumes this layer's input gradient (a model's first layer):
+        # backward may then skip computing it and return None.
+        self.input_grad_needed = True
         self.dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
         self.batch_size = None if batch_size is None else check_positive_int(

@@ -305,13 +305,15 @@ class _RNN(Layer):
             g = self._ln_backward(tape, d_outputs, d_last)
         else:
             g = self._fused_backward(tape, d_outputs, d_last)
+        self._write_grads([g[name] for name in self._weight_names])
+        self.initial_state_grads = [g["h0"], g["c0"]] if self._n_states == 2 else [g["h0"]]
         d_x = g["x"]
+        if d_x is None or not self.input_grad_needed:
+            return None
         if in_mask is not None:
             d_x = d_x * in_mask[:, None, :]
         if self.go_backwards:
             d_x = d_x[:, ::-1]
-        self._write_grads([g[name] for name in self._weight_names])
-        self.initial_state_grads = [g["h0"], g["c0"]] if self._n_states == 2 else [g["h0"]]
         return np.ascontiguousarray(d_x)
 
     # ------------------------------------------------------------------ fused (ops) path
@@ -333,12 +335,14 @@ class _RNN(Layer):
         return out, [h], tape
 
     def _fused_backward(self, tape, d_outputs, d_last):
-        k = self.truncate_bptt
+        k, wanted = self.truncate_bptt, self.input_grad_needed
         if self._cell == "simple_rnn":
-            return ops.simple_rnn_backward(tape, d_outputs, d_last[0], truncate=k)
+            return ops.simple_rnn_backward(tape, d_outputs, d_last[0], truncate=k,
+                                           input_grad=wanted)
         if self._cell == "lstm":
-            return ops.lstm_backward(tape, d_outputs, d_last[0], d_last[1], truncate=k)
-        return ops.gru_backward(tape, d_outputs, d_last[0], truncate=k)
+            return ops.lstm_backward(tape, d_outputs, d_last[0], d_last[1], truncate=k,
+                                     input_grad=wanted)
+        return ops.gru_backward(tape, d_outputs, d_last[0], truncate=k, input_grad=wanted)
 
     # ------------------------------------------------------------------ layer-norm path
     def _ln_forward(self, x, states, rec_mask):

@@ -1,0 +1,304 @@
+"""Hands-On ML (2nd ed.), chapter 15, "Forecasting a Time Series", trained with fastrnn.
+
+The book's Keras code with the import changed: the same generate_time_series data
+(np.random.seed(42); 10,000 series of 51 steps for the one-step forecasts and, re-seeded,
+of 60 steps for the 10-step ones; 7000/2000/1000 split), the same models, optimizers and
+20 epochs. Prints the validation MSE and seconds per epoch of each experiment
+next to what TF-Keras reaches on this data, and (when PyTorch is installed) the seconds per
+epoch of a PyTorch eager training loop for the deep RNNs.
+
+    python examples/hands_on_ml_ch15.py             # the full table (about a minute)
+    python examples/hands_on_ml_ch15.py --quick     # 2000 series, 5 epochs
+    python examples/hands_on_ml_ch15.py --epochs 5 --series 3000 --no-torch
+    python examples/hands_on_ml_ch15.py --seeds 3   # median over seeds 42, 43, 44
+
+Notes on the experiments (as in the book's notebook):
+* Results vary with the seed (the Flatten + Dense model ends anywhere in 0.0035-0.0045 over
+  seeds 0-5, as Keras's 0.0036-0.0042 does): ``--seeds k`` reports the median over k seeds.
+* "10 steps ahead, recursive" forecasts 10 steps with the deep RNN + Dense model, feeding
+  each prediction back as the next input; its MSE is over the 10 steps.
+* The seq-to-seq models are scored with the book's ``last_time_step_mse`` metric (the MSE of
+  the 10-step forecast made at the last time step). SimpleRNN uses Adam(learning_rate=0.01);
+  LSTM and GRU use Keras's default ``"adam"`` (0.001), as the book does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from fastrnn import Sequential, layers, optimizers, set_seed  # was: from tensorflow import keras
+
+try:  # the time-series toolkit's copy of the book's function, if present
+    from fastrnn.timeseries import generate_time_series
+except ImportError:  # pragma: no cover - the same function, written out
+
+    def generate_time_series(batch_size: int, n_steps: int) -> np.ndarray:
+        """The book's two noisy sines: float32 array (batch_size, n_steps, 1)."""
+        freq1, freq2, offsets1, offsets2 = np.random.rand(4, batch_size, 1)  # noqa: NPY002
+        t = np.linspace(0, 1, n_steps)
+        series = 0.5 * np.sin((t - offsets1) * (freq1 * 10 + 10))
+        series += 0.2 * np.sin((t - offsets2) * (freq2 * 20 + 20))
+        series += 0.1 * (np.random.rand(batch_size, n_steps) - 0.5)  # noqa: NPY002
+        return series[..., np.newaxis].astype(np.float32)
+
+
+N_STEPS = 50
+AHEAD = 10
+
+# Validation MSE reached with TF-Keras on this data (low, high).
+KERAS = {
+    "naive (last value)": (0.020, 0.020),
+    "linear: Flatten + Dense(1)": (0.0036, 0.0042),
+    "SimpleRNN(1), Adam 0.005": (0.011, 0.011),
+    "deep RNN 20-20-1": (0.0030, 0.0030),
+    "deep RNN 20-20-Dense(1)": (0.0026, 0.0027),
+    "10 steps ahead, recursive": (0.029, 0.032),
+    "seq-to-vector: Dense(10)": (0.0075, 0.0085),
+    "seq-to-seq SimpleRNN (last step)": (0.0053, 0.006),
+    "seq-to-seq LSTM(20)x2 (last step)": (0.009, 0.009),
+    "seq-to-seq GRU(20)x2 (last step)": (0.0095, 0.0095),
+}
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    name: str
+    val_mse: float
+    seconds_per_epoch: Optional[float]
+    torch_seconds_per_epoch: Optional[float] = None
+    spread: Optional[tuple[float, float]] = None  # (min, max) over seeds
+
+    @property
+    def keras(self) -> tuple[float, float]:
+        return KERAS[self.name]
+
+    @property
+    def matched(self) -> str:
+        """"yes" at or below the Keras range's upper end (which is rounded to 2 significant
+        digits, hence 2% slack), "close" within 15% above it, else "no"."""
+        hi = self.keras[1]
+        if self.val_mse <= 1.02 * hi:
+            return "yes"
+        return "close" if self.val_mse <= 1.15 * hi else "no"
+
+
+def last_time_step_mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """The book's metric: MSE of the forecast made at the last time step. (N, T, 10) each."""
+    return float(np.mean((y_true[:, -1] - y_pred[:, -1]) ** 2))
+
+
+def make_data(n_series: int) -> dict[str, np.ndarray]:
+    """The book's arrays, split 70/20/10 into ``_train``, ``_valid``, ``_test``.
+
+    As in the book's notebook, the one-step experiments use ``np.random.seed(42)`` then
+    ``generate_time_series(n, 51)``: ``x`` (N, 50, 1), ``y`` (N, 1); the multi-step ones
+    re-seed 42 and use ``generate_time_series(n, 60)``: ``x10`` (N, 50, 1), ``y10`` (N, 10)
+    (the next 10 values) and ``yseq`` (N, 50, 10) (the next 10 values after every step).
+    """
+    np.random.seed(42)  # noqa: NPY002 (the book's seeding, which generate_time_series uses)
+    one = generate_time_series(n_series, N_STEPS + 1)
+    np.random.seed(42)  # noqa: NPY002
+    many = generate_time_series(n_series, N_STEPS + AHEAD)
+    y_seq = np.empty((n_series, N_STEPS, AHEAD), np.float32)
+    for step_ahead in range(1, AHEAD + 1):
+        y_seq[:, :, step_ahead - 1] = many[:, step_ahead:step_ahead + N_STEPS, 0]
+    n_train, n_valid = int(0.7 * n_series), int(0.2 * n_series)
+    data = {}
+    for part, rows in (("train", slice(0, n_train)),
+                       ("valid", slice(n_train, n_train + n_valid)),
+                       ("test", slice(n_train + n_valid, n_series))):
+        data[f"x_{part}"] = one[rows, :N_STEPS]
+        data[f"y_{part}"] = one[rows, N_STEPS]
+        data[f"x10_{part}"] = many[rows, :N_STEPS]
+        data[f"y10_{part}"] = many[rows, N_STEPS:, 0]
+        data[f"yseq_{part}"] = y_seq[rows]
+    return data
+
+
+def _train(build: Callable[[], list], optimizer, x, y, xv, yv, epochs: int,
+           metrics: Optional[list] = None, seed: int = 42
+           ) -> tuple[Sequential, dict, float]:
+    """Builds, compiles and fits one model; returns it, its history and seconds per epoch."""
+    set_seed(seed)  # the book's tf.random.set_seed(42) before each model
+    model = Sequential(build())
+    model.compile(loss="mse", optimizer=optimizer() if callable(optimizer) else optimizer,
+                  metrics=metrics)
+    t0 = time.perf_counter()
+    history = model.fit(x, y, epochs=epochs, validation_data=(xv, yv), verbose=0)
+    return model, history.history, (time.perf_counter() - t0) / epochs
+
+
+def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
+        seeds: tuple[int, ...] = (42,), log: Callable[[str], None] = print) -> list[Row]:
+    """Runs every experiment; returns the table's rows.
+
+    With several `seeds`, each trained model is trained once per seed and the row reports the
+    median validation MSE (and the range in ``Row.spread``); the recursive forecast uses the
+    deep RNN + Dense model of the first seed.
+    """
+    d = make_data(n_series)
+    rows: list[Row] = []
+
+    def done(row: Row) -> None:
+        rows.append(row)
+        spe = "" if row.seconds_per_epoch is None else f", {row.seconds_per_epoch:.3f} s/epoch"
+        spread = "" if row.spread is None else f" (seeds: {row.spread[0]:.4f}-{row.spread[1]:.4f})"
+        log(f"  {row.name}: val MSE {row.val_mse:.4f}{spread}{spe}")
+
+    def trained(name: str, build: Callable[[], list], optimizer, part: str,
+                metric: str = "val_loss", torch_head: Optional[bool] = None) -> Sequential:
+        x, xv = d[f"x{'' if part == 'y' else '10'}_train"], d[
+            f"x{'' if part == 'y' else '10'}_valid"]
+        results = [_train(build, optimizer, x, d[f"{part}_train"], xv, d[f"{part}_valid"],
+                          epochs, metrics=[last_time_step_mse] if part == "yseq" else None,
+                          seed=seed) for seed in seeds]
+        vals = [h[metric][-1] for _, h, _ in results]
+        torch_spe = None
+        if compare_torch and torch_head is not None:
+            torch_spe = torch_seconds_per_epoch(x, d["y_train"], dense_head=torch_head)
+        done(Row(name, float(np.median(vals)), float(np.mean([r[2] for r in results])),
+                 torch_spe, None if len(vals) == 1 else (min(vals), max(vals))))
+        return results[0][0]
+
+    done(Row("naive (last value)",
+             float(np.mean((d["y_valid"] - d["x_valid"][:, -1]) ** 2)), None))
+    trained("linear: Flatten + Dense(1)",
+            lambda: [layers.Flatten(input_shape=[N_STEPS, 1]), layers.Dense(1)], "adam", "y")
+    trained("SimpleRNN(1), Adam 0.005", lambda: [layers.SimpleRNN(1, input_shape=[None, 1])],
+            lambda: optimizers.Adam(learning_rate=0.005), "y")
+    trained("deep RNN 20-20-1",
+            lambda: [layers.SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+                     layers.SimpleRNN(20, return_sequences=True), layers.SimpleRNN(1)],
+            "adam", "y", torch_head=False)
+    deep = trained("deep RNN 20-20-Dense(1)",
+                   lambda: [layers.SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+                            layers.SimpleRNN(20), layers.Dense(1)],
+                   "adam", "y", torch_head=True)
+
+    # Forecast 10 steps by feeding each prediction back in (the book's loop on X_valid).
+    seq = d["x10_valid"]
+    for _ in range(AHEAD):
+        y_one = deep.predict(seq, batch_size=len(seq))[:, np.newaxis, :]  # (N, 1, 1)
+        seq = np.concatenate([seq, y_one], axis=1)
+    recursive = float(np.mean((seq[:, N_STEPS:, 0] - d["y10_valid"]) ** 2))
+    done(Row("10 steps ahead, recursive", recursive, None))
+
+    trained("seq-to-vector: Dense(10)",
+            lambda: [layers.SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+                     layers.SimpleRNN(20), layers.Dense(AHEAD)], "adam", "y10")
+    for name, cell, optimizer in (
+        ("seq-to-seq SimpleRNN (last step)", layers.SimpleRNN,
+         lambda: optimizers.Adam(learning_rate=0.01)),
+        ("seq-to-seq LSTM(20)x2 (last step)", layers.LSTM, "adam"),
+        ("seq-to-seq GRU(20)x2 (last step)", layers.GRU, "adam"),
+    ):
+        trained(name, lambda cell=cell: [cell(20, return_sequences=True, input_shape=[None, 1]),
+                                         cell(20, return_sequences=True),
+                                         layers.TimeDistributed(layers.Dense(AHEAD))],
+                optimizer, "yseq", metric="val_last_time_step_mse")
+    return rows
+
+
+def torch_seconds_per_epoch(x: np.ndarray, y: np.ndarray, dense_head: bool,
+                            epochs: int = 1) -> Optional[float]:
+    """Seconds per epoch of a PyTorch eager loop training the same deep RNN (batch 32,
+    shuffled, Adam), or None when PyTorch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+
+    class DeepRNN(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn1 = torch.nn.RNN(1, 20, batch_first=True)
+            self.rnn2 = torch.nn.RNN(20, 20, batch_first=True)
+            self.head = torch.nn.Linear(20, 1) if dense_head else torch.nn.RNN(
+                20, 1, batch_first=True)
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            h = self.rnn2(self.rnn1(inputs)[0])[0]
+            if dense_head:
+                return self.head(h[:, -1])
+            return self.head(h)[0][:, -1]
+
+    torch.manual_seed(42)
+    model = DeepRNN()
+    opt = torch.optim.Adam(model.parameters(), lr=0.001)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    n = len(xt)
+
+    def epoch(batches: Optional[int] = None) -> None:
+        perm = torch.randperm(n)
+        for start in range(0, n if batches is None else 32 * batches, 32):
+            idx = perm[start:start + 32]
+            opt.zero_grad()
+            loss = torch.mean((model(xt[idx]) - yt[idx]) ** 2)
+            loss.backward()
+            opt.step()
+
+    epoch(batches=10)  # warm-up: first calls set up oneDNN/allocators
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        epoch()
+    return (time.perf_counter() - t0) / epochs
+
+
+def format_table(rows: list[Row]) -> str:
+    """The table as Markdown."""
+    show_torch = any(r.torch_seconds_per_epoch is not None for r in rows)
+    show_spread = any(r.spread is not None for r in rows)
+    head = ["experiment", "fastrnn val MSE", "TF-Keras val MSE", "matched", "fastrnn s/epoch"]
+    if show_spread:
+        head.insert(2, "range over seeds")
+    if show_torch:
+        head += ["PyTorch loop s/epoch", "speed-up"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lo, hi = r.keras
+        keras = f"{lo:.4g}" if lo == hi else f"{lo:.4g}-{hi:.4g}"
+        spe = "-" if r.seconds_per_epoch is None else f"{r.seconds_per_epoch:.3f}"
+        cells = [r.name, f"{r.val_mse:.4f}", keras, r.matched, spe]
+        if show_spread:
+            cells.insert(2, "-" if r.spread is None else f"{r.spread[0]:.4f}-{r.spread[1]:.4f}")
+        if show_torch:
+            t = r.torch_seconds_per_epoch
+            cells += ["-" if t is None else f"{t:.3f}",
+                      "-" if t is None or not r.seconds_per_epoch
+                      else f"{t / r.seconds_per_epoch:.1f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per model (book: 20)")
+    parser.add_argument("--series", type=int, default=10000,
+                        help="number of series, split 70/20/10 (book: 10000)")
+    parser.add_argument("--quick", action="store_true", help="2000 series and 5 epochs")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train each model with this many seeds (42, 43, ...) and report "
+                             "the median validation MSE")
+    parser.add_argument("--no-torch", action="store_true",
+                        help="skip the PyTorch timing even if torch is installed")
+    args = parser.parse_args(argv)
+    epochs, n_series = args.epochs, args.series
+    if args.quick:
+        epochs, n_series = min(epochs, 5), min(n_series, 2000)
+    print(f"Hands-On ML ch.15 with fastrnn: {n_series} series, {epochs} epochs per model, "
+          f"{max(1, args.seeds)} seed(s)")
+    seeds = tuple(range(42, 42 + max(1, args.seeds)))
+    rows = run(epochs=epochs, n_series=n_series, compare_torch=not args.no_torch, seeds=seeds)
+    print()
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,764 @@
+"""The ``fastrnn`` command: ``demo``, ``forecast``, ``info`` and ``bench``.
+
+``main(argv)`` returns the exit status instead of exiting, so tests call it in-process:
+
+* 0: success;
+* 1: the data is unusable (missing file, unknown column, non-numeric values, NaN gaps, a
+  series too short for the window and horizon, a missing optional dependency);
+* 2: usage errors (unknown options, bad option values), as argparse does.
+
+Every error is one line on stderr, ``fastrnn: error: ...``, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, NoReturn, Optional
+
+import numpy as np
+
+from . import __version__
+
+PROG = "fastrnn"
+
+# Demo defaults: the book's setting (Hands-On ML ch.15): 50 input steps, 10,000 series split
+# 7000/2000/1000, seed 42. 10 epochs keep the whole demo near 20 s on 2 cores.
+DEMO_STEPS = 50
+DEMO_AHEAD = 10
+DEMO_EPOCHS = 10
+DEMO_SERIES = 10000
+DEMO_PLOTTED = 3  # validation series drawn, one PNG each
+
+RECURRENT_MODELS = ("lstm", "gru", "rnn")
+FORECAST_MODELS = (*RECURRENT_MODELS, "linear", "naive")
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
+
+
+# ----------------------------------------------------------------------------- errors
+class CommandError(Exception):
+    """An expected failure, reported as one ``fastrnn: error: ...`` line.
+
+    ``status`` is the exit code: 1 for unusable data, 2 for usage errors.
+    """
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def usage_error(message: str) -> CommandError:
+    """A bad option value (exit status 2)."""
+    return CommandError(message, status=2)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block) that points at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise usage_error(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _say(quiet: bool) -> Callable[[str], None]:
+    """print, or nothing with --quiet."""
+    return (lambda _message: None) if quiet else (lambda message: print(message, flush=True))
+
+
+def _seed_everything(seed: int) -> None:
+    """fastrnn.set_seed when the models module provides it, else NumPy's global seed."""
+    try:
+        from .models import set_seed
+    except ImportError:  # pragma: no cover - models without set_seed
+        np.random.seed(seed)  # noqa: NPY002
+    else:
+        set_seed(seed)
+
+
+def _plot_or_note(draw: Callable[[], list[str]], say: Callable[[str], None]) -> list[str]:
+    """Runs ``draw`` (which writes PNGs); without matplotlib, prints one note instead."""
+    try:
+        paths = draw()
+    except ImportError:
+        print("note: plot skipped: matplotlib is not installed (pip install 'fastrnn[plot]')")
+        return []
+    for path in paths:
+        say(f"plot: {path}")
+    return paths
+
+
+def _format_table(head: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                         for i, (cell, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _fmt(value: Optional[float], digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+
+
+# ----------------------------------------------------------------------------- models
+def _recurrent_model(kind: str, units: int, depth: int, window: int, outputs: int) -> Any:
+    """``depth`` recurrent layers of ``units`` then ``Dense(outputs)``, compiled with Adam."""
+    from . import layers
+    from .models import Sequential
+
+    cell = {"rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}[kind]
+    stack = [cell(units, return_sequences=depth > 1, input_shape=[window, 1])]
+    stack += [cell(units, return_sequences=i < depth - 2) for i in range(depth - 1)]
+    model = Sequential([*stack, layers.Dense(outputs)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+@dataclass
+class Trained:
+    """A fitted model or baseline with its training cost."""
+
+    name: str
+    model: Any
+    seconds_per_epoch: Optional[float] = None
+    epochs: Optional[int] = None
+    history: Optional[dict] = field(default=None, repr=False)
+
+
+def _fit(name: str, model: Any, x: np.ndarray, y: np.ndarray,
+         validation: tuple[np.ndarray, np.ndarray], epochs: int, verbose: int,
+         callbacks: Optional[list] = None) -> Trained:
+    start = time.perf_counter()
+    history = model.fit(x, y, epochs=epochs, batch_size=32, validation_data=validation,
+                        verbose=verbose, callbacks=callbacks)
+    seconds = time.perf_counter() - start
+    ran = len(history.history.get("loss", []))
+    return Trained(name, model, seconds / ran if ran else None, ran, history.history)
+
+
+# ----------------------------------------------------------------------------- demo
+def _run_demo(args: argparse.Namespace) -> int:
+    from .timeseries import (
+        LinearForecaster,
+        NaiveForecaster,
+        forecast,
+        generate_time_series,
+        mse,
+        plot_forecast,
+    )
+
+    if args.series < 10:
+        raise usage_error(f"argument --series: expected at least 10 series, got {args.series}")
+    say = _say(args.quiet)
+    verbose = 0 if args.quiet else 1
+    _seed_everything(args.seed)
+    started = time.perf_counter()
+
+    # As in the book: models learn the next value of 51-step series (50 inputs + target);
+    # the recursive 10-step forecasts are scored on 60-step series with the same random
+    # parameters (same seed), whose first 50 steps are the inputs.
+    series = generate_time_series(args.series, DEMO_STEPS + 1, seed=args.seed)
+    longer = generate_time_series(args.series, DEMO_STEPS + DEMO_AHEAD, seed=args.seed)
+    n_train, n_val = int(0.7 * args.series), int(0.2 * args.series)
+    val = slice(n_train, n_train + n_val)
+    x_train, y_train = series[:n_train, :DEMO_STEPS], series[:n_train, DEMO_STEPS]
+    x_val, y_val = series[val, :DEMO_STEPS], series[val, DEMO_STEPS]
+    x_val_long, y_val_ahead = longer[val, :DEMO_STEPS], longer[val, DEMO_STEPS:, 0]
+    say(f"fastrnn demo: {args.series} series of {DEMO_STEPS} steps (seed {args.seed}), "
+        f"{n_train} training / {n_val} validation, {args.epochs} epochs")
+
+    start = time.perf_counter()
+    linear = LinearForecaster().fit(x_train, y_train)
+    trained = [Trained("naive (last value)", NaiveForecaster()),
+               Trained("linear (least squares)", linear, time.perf_counter() - start)]
+    for label, kind in (("deep RNN 20-20-Dense(1)", "rnn"), ("LSTM 20-20-Dense(1)", "lstm")):
+        say(f"training {label}")
+        model = _recurrent_model(kind, 20, 2, DEMO_STEPS, 1)
+        trained.append(_fit(label, model, x_train, y_train, (x_val, y_val), args.epochs,
+                            verbose))
+
+    rows, ahead = [], {}
+    naive_mse = mse(y_val, x_val[:, -1])
+    for item in trained:
+        one_step = forecast(item.model, x_val, 1, strategy="recursive")  # (N, 1)
+        ahead[item.name] = forecast(item.model, x_val_long, DEMO_AHEAD, strategy="recursive")
+        error = mse(y_val, one_step[:, 0])
+        rows.append([item.name, _fmt(error), f"{error / naive_mse:.2f}",
+                     _fmt(mse(y_val_ahead, ahead[item.name])),
+                     _fmt(item.seconds_per_epoch, 3) if item.epochs else "-",
+                     str(item.epochs) if item.epochs is not None else "-"])
+    print()
+    print(_format_table(["model", "val MSE", "vs naive", f"{DEMO_AHEAD}-step MSE", "s/epoch",
+                         "epochs"], rows))
+    print(f"(val MSE: next value of the {n_val} validation series; {DEMO_AHEAD}-step MSE: "
+          "recursive forecasts, each prediction fed back; s/epoch includes validation)")
+
+    def draw() -> list[str]:
+        paths = []
+        for k in range(min(DEMO_PLOTTED, n_val)):
+            paths.append(plot_forecast(
+                x_val_long[k, :, 0], {item.name: ahead[item.name][k] for item in trained},
+                truth=y_val_ahead[k], path=Path(args.out) / f"forecast_{k + 1}.png",
+                title=f"Validation series {k + 1}: {DEMO_AHEAD}-step recursive forecasts"))
+        return paths
+
+    _plot_or_note(draw, print)
+    say(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+# ----------------------------------------------------------------------------- CSV input
+@dataclass
+class Series:
+    """A univariate series to forecast."""
+
+    name: str
+    values: np.ndarray  # (T,) float64
+    timestamps: Optional[np.ndarray] = None  # (T,) datetime64, or None: step numbers
+    season: int = 1
+
+
+def _sniff_dialect(sample: str) -> Any:
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:
+        return csv.excel
+
+
+def _describe_positions(lines: list[int], limit: int = 5) -> str:
+    shown = ", ".join(map(str, lines[:limit]))
+    return shown + (f" and {len(lines) - limit} more" if len(lines) > limit else "")
+
+
+def read_csv_column(
+    path: str, column: Optional[str], time_column: Optional[str] = None,
+    allow_gaps: bool = False,
+) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Reads one numeric column (and optionally a time column) of a CSV file.
+
+    Missing values (empty, NA, NaN, null) are an error that says how many and on which
+    lines, unless ``allow_gaps`` (then they are NaN, for :func:`fill_gaps`).
+
+    Returns ``(values (T,) float64, timestamps (T,) datetime64 or None)``.
+
+    Raises:
+        CommandError: missing file, no header, unknown column (the available ones are
+            listed), ragged rows, non-numeric values or unparsable times (with line numbers).
+    """
+    if not os.path.isfile(path):
+        raise CommandError(f"file not found: {path}")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise CommandError(f"cannot read {path}: {err}") from None
+    reader = csv.reader(text.splitlines(), _sniff_dialect(text[:4096]))
+    rows = [(number, row) for number, row in enumerate(reader, start=1) if any(
+        cell.strip() for cell in row)]
+    if not rows:
+        raise CommandError(f"{path} is empty: expected a header line and data rows")
+    header = [name.strip() for name in rows[0][1]]
+    available = ", ".join(repr(name) for name in header)
+    if column is None:
+        raise usage_error(f"--csv needs --column NAME; the columns of {path} are: {available}")
+    for flag, name in (("--column", column), ("--time-column", time_column)):
+        if name is not None and name not in header:
+            raise CommandError(f"{flag}: no column {name!r} in {path}; available: {available}")
+    data = rows[1:]
+    if not data:
+        raise CommandError(f"{path} has a header but no data rows")
+    index = header.index(column)
+    values = np.empty(len(data))
+    bad: list[tuple[int, str]] = []
+    for i, (number, row) in enumerate(data):
+        if len(row) != len(header):
+            raise CommandError(f"{path}, line {number}: {len(row)} fields, but the header has "
+                               f"{len(header)}")
+        cell = row[index].strip()
+        if cell.lower() in MISSING_TOKENS:
+            values[i] = np.nan
+            continue
+        try:
+            values[i] = float(cell)
+        except ValueError:
+            bad.append((number, cell))
+            continue
+        if not np.isfinite(values[i]):
+            bad.append((number, cell))
+    if bad:
+        number, cell = bad[0]
+        more = f" ({len(bad)} such values in all)" if len(bad) > 1 else ""
+        raise CommandError(f"{path}, line {number}: column {column!r} has a non-numeric value "
+                           f"{cell!r}{more}")
+    timestamps = None
+    if time_column is not None:
+        timestamps = _parse_times(path, [(n, r[header.index(time_column)]) for n, r in data],
+                                  time_column)
+    lines = [number for number, _ in data]
+    missing = np.flatnonzero(np.isnan(values))
+    if missing.size == values.size:
+        raise CommandError(f"column {column!r} in {path} has no values")
+    if missing.size and not allow_gaps:
+        raise CommandError(
+            f"column {column!r} in {path} has {missing.size} missing value(s) (lines "
+            f"{_describe_positions([lines[i] for i in missing])}); fill them in the file or "
+            "pass --fill-gaps to interpolate linearly")
+    return values, timestamps
+
+
+def _parse_times(path: str, cells: list[tuple[int, str]], name: str) -> np.ndarray:
+    parsed = []
+    for number, cell in cells:
+        text = cell.strip().replace("/", "-")
+        try:
+            # no unit given: months stay months, so the next step is a calendar month
+            parsed.append(np.datetime64(text))
+        except ValueError:
+            raise CommandError(
+                f"{path}, line {number}: time column {name!r} has {cell!r}; expected an ISO "
+                "8601 date or time such as 2020-01-31 or 2020-01-31 12:00") from None
+    times = np.array(parsed)  # the finest unit among the cells
+    steps = np.diff(times).astype(np.int64)
+    if np.any(steps <= 0):
+        first = int(np.flatnonzero(steps <= 0)[0]) + 1
+        raise CommandError(f"{path}, line {cells[first][0]}: time column {name!r} is not "
+                           "increasing (sort the rows by time first)")
+    return times
+
+
+def infer_season(timestamps: Optional[np.ndarray]) -> int:
+    """The seasonal period implied by the sampling interval: daily cycle for sub-daily data
+    (24 for hourly), 7 for daily, 52 for weekly, 12 for monthly, 4 for quarterly, else 1
+    (no season: yearly, irregular or no timestamps)."""
+    if timestamps is None or len(timestamps) < 3:
+        return 1
+    seconds = np.diff(timestamps.astype("datetime64[s]")).astype(np.int64)
+    step = float(np.median(seconds))
+    day = 86400.0
+    if 0 < step < day and day % step == 0:
+        return int(day // step)
+    for low, high, season in ((day, day, 7), (7 * day, 7 * day, 52), (28 * day, 31 * day, 12),
+                              (89 * day, 92 * day, 4)):
+        if low <= step <= high:
+            return season
+    return 1
+
+
+def _load_series(args: argparse.Namespace) -> Series:
+    from .timeseries import fill_gaps, load_dataset
+
+    if args.dataset is not None:
+        if args.column is not None or args.time_column is not None:
+            raise usage_error("--column and --time-column go with --csv, not --dataset")
+        try:
+            data = load_dataset(args.dataset)
+        except ImportError as err:
+            raise CommandError(str(err)) from None
+        values = np.asarray(data.values, dtype=np.float64)
+        timestamps = data.timestamps
+        name = f"{args.dataset} ({data.columns[0]})"
+    else:
+        values, timestamps = read_csv_column(args.csv, args.column, args.time_column,
+                                             allow_gaps=args.fill_gaps)
+        name = f"{Path(args.csv).name}: {args.column}"
+        if np.isnan(values).any():
+            values = fill_gaps(values)
+    season = args.season if args.season is not None else infer_season(timestamps)
+    return Series(name, values, timestamps, season)
+
+
+# ----------------------------------------------------------------------------- forecast
+SPLIT = (0.7, 0.15)  # train and validation fractions; the test part is the rest
+
+
+def _windows_at(values: np.ndarray, origins: np.ndarray, window: int) -> np.ndarray:
+    """Inputs ending just before each origin: (N, window, 1)."""
+    return values[origins[:, None] - window + np.arange(window)][..., None].astype(np.float32)
+
+
+def _targets_at(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """The ``horizon`` values from each origin on: (N, horizon)."""
+    return values[origins[:, None] + np.arange(horizon)].astype(np.float32)
+
+
+class RelativeModel:
+    """Wraps a model trained on changes: it sees each window minus its last value, divided
+    by ``scale``, and predicts the change of the next values from that last value.
+
+    Trends then stay within the range the model was trained on, so a trending series (co2)
+    does not push the network's inputs past anything it has seen.
+    """
+
+    def __init__(self, model: Any, scale: float) -> None:
+        self.model = model
+        self.scale = scale
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        """(B, L, 1) windows -> changes from the last value, (B, L, 1)."""
+        return (x - x[:, -1:, :]) / self.scale
+
+    def targets(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(B, H) targets -> changes from each window's last value."""
+        return (y - x[:, -1, :]) / self.scale
+
+    def predict(self, x: np.ndarray, **kwargs: Any) -> np.ndarray:
+        """Forecasts in the units of ``x``: last value plus the predicted changes."""
+        x = np.asarray(x, dtype=np.float32)
+        changes = np.asarray(self.model.predict(self.inputs(x), **kwargs))
+        return (x[:, -1, :] + self.scale * changes.reshape(len(x), -1)).astype(np.float32)
+
+
+def _check_lengths(series: Series, window: int, horizon: int, season: int) -> tuple[int, int]:
+    from .timeseries import split_points
+
+    length = series.values.size
+    need = window + horizon
+    if length < need:
+        raise CommandError(f"the series has {length} values, fewer than window + horizon = "
+                           f"{need}; use a smaller --window or --horizon")
+    train_end, val_end, _ = split_points(length, *SPLIT)
+    parts = {"training": (train_end, need), "validation": (val_end - train_end, horizon),
+             "test": (length - val_end, horizon)}
+    for part, (size, minimum) in parts.items():
+        if size < minimum:
+            raise CommandError(
+                f"the series has {length} values: its {part} part ({size} values) is shorter "
+                f"than {'window + horizon' if part == 'training' else 'the horizon'} = "
+                f"{minimum}; use a smaller --window or --horizon or a longer series")
+    if season > 1 and val_end < season + horizon:
+        raise CommandError(f"--season {season} is longer than the data before the test part "
+                           f"allows ({val_end} values); use a smaller --season")
+    return train_end, val_end
+
+
+def _run_forecast(args: argparse.Namespace) -> int:
+    from . import callbacks
+    from .timeseries import (
+        LinearForecaster,
+        NaiveForecaster,
+        SeasonalNaiveForecaster,
+        StandardScaler,
+        evaluate,
+        forecast,
+        make_windows,
+        plot_forecast,
+        plot_learning_curves,
+    )
+
+    series = _load_series(args)
+    window, horizon, season = args.window, args.horizon, series.season
+    train_end, val_end = _check_lengths(series, window, horizon, season)
+    _seed_everything(args.seed)
+    length = series.values.size
+    print(f"fastrnn forecast: {series.name}, {length} values; train {train_end}, validation "
+        f"{val_end - train_end}, test {length - val_end}; window {window}, horizon {horizon}, "
+        f"season {season if season > 1 else 'none'}")
+
+    scaler = StandardScaler().fit(series.values[:train_end])  # training part only
+    scaled = scaler.transform(series.values)
+    outputs = horizon if args.strategy == "direct" else 1
+    x_train, y_train = make_windows(scaled[:train_end], window, outputs)
+    val_origins = np.arange(train_end, val_end - outputs + 1)
+    validation = (_windows_at(scaled, val_origins, window),
+                  _targets_at(scaled, val_origins, outputs))
+    test_origins = np.arange(val_end, length - horizon + 1)
+
+    verbose = 0 if args.quiet else 1
+    relative = args.target == "change" and args.model != "naive"
+    if relative:
+        # one-step changes of the training part set the scale of the model's inputs/targets
+        step_scale = float(np.std(np.diff(scaled[:train_end]))) or 1.0
+        wrapper = RelativeModel(None, step_scale)
+        y_train = wrapper.targets(x_train, y_train)
+        validation = (wrapper.inputs(validation[0]),
+                      wrapper.targets(validation[0], validation[1]))
+        x_train = wrapper.inputs(x_train)
+    if args.model in RECURRENT_MODELS:
+        model = _recurrent_model(args.model, args.units, args.layers, window, outputs)
+        stop = callbacks.EarlyStopping(patience=args.patience, restore_best_weights=True)
+        trained = _fit(args.model, model, x_train, y_train, validation, args.epochs, verbose,
+                       [stop])
+    elif args.model == "linear":
+        trained = Trained("linear", LinearForecaster().fit(x_train, y_train))
+    else:
+        trained = Trained("naive", NaiveForecaster())
+    if relative:
+        wrapper.model = trained.model
+        trained.model = wrapper
+
+    def predict(model: Any, context: int, origins: np.ndarray) -> np.ndarray:
+        """Forecasts in the data's units, (N, horizon)."""
+        out = forecast(model, _windows_at(scaled, origins, context), horizon,
+                       strategy=args.strategy)
+        return scaler.inverse_transform(out)
+
+    context = max(window, season)  # the seasonal baseline looks a whole season back
+    truth = _targets_at(series.values, test_origins, horizon)
+    forecasts = {trained.name: predict(trained.model, window, test_origins)}
+    forecasts.setdefault("naive", predict(NaiveForecaster(), context, test_origins))
+    if season > 1:
+        forecasts[f"seasonal naive ({season})"] = predict(
+            SeasonalNaiveForecaster(season), context, test_origins)
+
+    history = series.values[:val_end]
+    metrics = ("mae", "rmse", "mase", "smape")
+    scores = {name: evaluate(truth, pred, metrics, y_train=history, season=season)
+              for name, pred in forecasts.items()}
+    naive_mae = scores["naive"]["mae"]
+    rows = [[name, *(_fmt(s[m]) for m in metrics), f"{s['mae'] / naive_mae:.2f}"]
+            for name, s in scores.items()]
+    print()
+    print(_format_table(["model", *metrics, "mae vs naive"], rows))
+    print(f"({len(test_origins)} test forecasts of {horizon} steps, {args.strategy} strategy, "
+          f"model trained on {'changes' if relative else 'levels'};\n "
+          f"mase scaled by the in-sample {'seasonal ' if season > 1 else ''}naive error"
+          f"{f' (m={season})' if season > 1 else ''})")
+    if trained.epochs is not None:
+        print(f"{trained.name}: {trained.epochs} epochs, {_fmt(trained.seconds_per_epoch, 3)} "
+              "s/epoch")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = _time_labels(series, np.arange(length + horizon))
+    test_path = out / "test_forecasts.csv"
+    with open(test_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["origin", "step", "time", "actual", *forecasts])
+        for i, origin in enumerate(test_origins):
+            for step in range(horizon):
+                writer.writerow([labels[origin], step + 1, labels[origin + step],
+                                 f"{truth[i, step]:.6g}",
+                                 *(f"{pred[i, step]:.6g}" for pred in forecasts.values())])
+    future = predict(trained.model, window, np.array([length]))[0]
+    future_path = out / "forecast.csv"
+    with open(future_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "time", trained.name])
+        for step in range(horizon):
+            writer.writerow([step + 1, labels[length + step], f"{future[step]:.6g}"])
+    print(f"forecasts: {future_path} (next {horizon} steps), {test_path} (test part)")
+
+    def draw() -> list[str]:
+        last = len(test_origins) - 1
+        shown = min(val_end, max(4 * horizon, window, 2 * season))
+        origin = int(test_origins[last])
+        paths = [plot_forecast(
+            series.values[origin - shown:origin], {name: pred[last]
+                                                   for name, pred in forecasts.items()},
+            truth=truth[last], path=out / "forecast.png", history_index=np.arange(
+                origin - shown, origin),
+            title=f"{series.name}: last test forecast")]
+        if trained.history:
+            paths.append(plot_learning_curves(trained.history, out / "learning_curves.png",
+                                              title=f"{trained.name} on {series.name}"))
+        return paths
+
+    _plot_or_note(draw, print)
+    return 0
+
+
+def _time_labels(series: Series, steps: np.ndarray) -> list[str]:
+    """A label per step: the timestamp (extrapolated past the end) or the step number."""
+    if series.timestamps is None:
+        return [str(int(step)) for step in steps]
+    times = series.timestamps
+    if len(times) < 2:
+        return [str(times[0])] + [str(int(step)) for step in steps[1:]]
+    delta = times[-1] - times[-2]
+    past_end = [times[-1] + delta * int(step - len(times) + 1) for step in steps
+                if step >= len(times)]
+    return [str(t) for t in times[steps[steps < len(times)]]] + [str(t) for t in past_end]
+
+
+# ----------------------------------------------------------------------------- info, bench
+def _run_info(args: argparse.Namespace) -> int:
+    import fastrnn
+
+    from . import _core
+
+    optional = []
+    for module in ("tqdm", "matplotlib", "statsmodels", "torch"):
+        try:
+            imported = __import__(module)
+            optional.append(f"{module} {getattr(imported, '__version__', '?')}")
+        except ImportError:
+            optional.append(f"{module} (not installed)")
+    rows = [
+        ("fastrnn", f"{__version__} ({Path(fastrnn.__file__).parent})"),
+        ("python", f"{platform.python_version()} ({platform.python_implementation()}, "
+                   f"{platform.machine()})"),
+        ("numpy", np.__version__),
+        ("optional", ", ".join(optional)),
+        ("kernel set", f"{_core.kernel_set()} (available: "
+                       f"{', '.join(_core.available_kernel_sets())})"),
+        ("blas", str(_core.blas_config())),
+        ("threads", f"{fastrnn.get_num_threads()} (cpus: {os.cpu_count()})"),
+    ]
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key.ljust(width)}  {value}")
+    return 0
+
+
+def _benchmarks_script() -> Optional[Path]:
+    """benchmarks/run.py of a source checkout (it is not installed with the package)."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+    return script if script.is_file() else None
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    script = _benchmarks_script()
+    if script is None:
+        raise CommandError("the benchmarks are not installed with the package: run "
+                           "'python benchmarks/run.py' from a fastrnn source checkout")
+    return subprocess.call([sys.executable, str(script), *args.bench_args])
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fastrnn`` argument parser with its four subcommands."""
+    parser = _Parser(prog=PROG, description="Fast SimpleRNN/LSTM/GRU training and "
+                     "time-series forecasting on NumPy arrays.")
+    parser.add_argument("--version", action="version", version=f"fastrnn {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    demo = commands.add_parser(
+        "demo", help="train the book's models on generated series and print a table",
+        description="Hands-On ML ch.15 on its generated two-sine series: naive and linear "
+        "baselines, a deep SimpleRNN and an LSTM (20-20-Dense(1)); prints validation MSE, "
+        "ratio to the naive baseline, seconds per epoch, and writes forecast plots.")
+    demo.add_argument("--epochs", type=_positive_int, default=DEMO_EPOCHS,
+                      help=f"training epochs per model (default {DEMO_EPOCHS})")
+    demo.add_argument("--series", type=_positive_int, default=DEMO_SERIES,
+                      help=f"number of generated series, split 70/20/10 (default {DEMO_SERIES})")
+    demo.add_argument("--out", default="fastrnn_demo",
+                      help="directory for the forecast plots (default fastrnn_demo/)")
+    demo.add_argument("--seed", type=_non_negative_int, default=42,
+                      help="seed of the data and the weights (default 42)")
+    demo.add_argument("--quiet", action="store_true",
+                      help="no progress bars; print only the table and the plot paths")
+    demo.set_defaults(run=_run_demo)
+
+    fc = commands.add_parser(
+        "forecast", help="train a model on a CSV column or a bundled series and forecast",
+        description="Chronological 70/15/15 train/validation/test split, scaling fitted on "
+        "the training part, windows of --window steps, a model forecasting --horizon steps; "
+        "prints test metrics against the naive and seasonal-naive baselines and writes the "
+        "forecasts (CSV) and plots to --out.")
+    source = fc.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", metavar="FILE", help="a CSV file with a header line")
+    source.add_argument("--dataset", choices=("co2", "sunspots", "nile"),
+                        help="a real series bundled with statsmodels (pip install "
+                        "'fastrnn[data]')")
+    fc.add_argument("--column", metavar="NAME", help="the column to forecast (with --csv)")
+    fc.add_argument("--time-column", metavar="NAME",
+                    help="a column of ISO 8601 times (with --csv): sets the season and labels")
+    fc.add_argument("--fill-gaps", action="store_true",
+                    help="interpolate missing values linearly instead of failing")
+    fc.add_argument("--horizon", type=_positive_int, default=10,
+                    help="steps to forecast (default 10)")
+    fc.add_argument("--window", type=_positive_int, default=52,
+                    help="input steps per forecast (default 52)")
+    fc.add_argument("--model", choices=FORECAST_MODELS, default="lstm",
+                    help="the forecaster (default lstm)")
+    fc.add_argument("--strategy", choices=("direct", "recursive"), default="direct",
+                    help="direct: one Dense(horizon) output; recursive: one step, fed back "
+                    "(default direct)")
+    fc.add_argument("--target", choices=("change", "level"), default="change",
+                    help="change: the model sees each window relative to its last value and "
+                    "predicts the changes (follows trends); level: the scaled values "
+                    "(default change)")
+    fc.add_argument("--epochs", type=_non_negative_int, default=30,
+                    help="maximum training epochs (default 30)")
+    fc.add_argument("--patience", type=_non_negative_int, default=5,
+                    help="stop after this many epochs without validation improvement and keep "
+                    "the best weights (default 5)")
+    fc.add_argument("--units", type=_positive_int, default=32,
+                    help="units per recurrent layer (default 32)")
+    fc.add_argument("--layers", type=_positive_int, default=1,
+                    help="recurrent layers (default 1)")
+    fc.add_argument("--season", type=_positive_int, default=None,
+                    help="seasonal period in steps (default: from the time step, e.g. 52 for "
+                    "weekly data; 1 = none)")
+    fc.add_argument("--out", default="fastrnn_forecast",
+                    help="directory for forecasts and plots (default fastrnn_forecast/)")
+    fc.add_argument("--seed", type=_non_negative_int, default=42, help="seed (default 42)")
+    fc.add_argument("--quiet", action="store_true", help="no progress bars")
+    fc.set_defaults(run=_run_forecast)
+
+    info = commands.add_parser("info", help="versions, kernel set, BLAS and threads",
+                               description="Prints versions, the kernel set, the BLAS "
+                               "configuration and the thread count.")
+    info.set_defaults(run=_run_info)
+
+    bench = commands.add_parser(
+        "bench", help="run benchmarks/run.py of a source checkout",
+        description="Runs benchmarks/run.py from the fastrnn source tree (not installed with "
+        "the package); arguments after 'bench' are passed on, e.g. 'fastrnn bench -- --quick'.")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER,
+                       help="arguments for benchmarks/run.py")
+    bench.set_defaults(run=_run_bench)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the ``fastrnn`` command; returns the exit status (see the module docstring)."""
+    parser = build_parser()
+    args = None
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        if args.command == "bench" and args.bench_args[:1] == ["--"]:
+            args.bench_args = args.bench_args[1:]
+        return int(args.run(args))
+    except SystemExit as done:  # --help and --version
+        return done.code if isinstance(done.code, int) else 0
+    except CommandError as err:
+        sys.stdout.flush()
+        message = str(err)
+        if err.status == 2 and "--help" not in message:
+            command = f"{PROG} {args.command}" if args is not None else PROG
+            message += f" (see '{command} --help')"
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return err.status
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `fastrnn info | head -1`: the reader left, not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
+        return 0

@@ -1,0 +1,156 @@
+"""The benchmark suite runs and writes its files. No timing is asserted: benchmarks are not tests.
+
+Each test runs ``benchmarks/run.py`` in a subprocess on the smallest sizes (``--smoke``), the way
+a user runs it, so the suite's imports, argument parsing and output files are what is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fastrnn
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "benchmarks" / "run.py"
+HANG_GUARD_SECONDS = 900  # only stops a hung run; the smoke run takes seconds
+
+
+def run_suite(*args: str) -> subprocess.CompletedProcess:
+    """Runs the suite with `args`, finding this fastrnn whether installed or on PYTHONPATH."""
+    env = dict(os.environ)
+    package_parent = str(Path(fastrnn.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (package_parent, env.get("PYTHONPATH", "")) if p
+    )
+    return subprocess.run(
+        [sys.executable, str(RUN), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_SECONDS,
+        check=False,
+    )
+
+
+def load_results(out: Path, proc: subprocess.CompletedProcess) -> dict[str, Any]:
+    """The run's results.json, after checking the run succeeded."""
+    assert proc.returncode == 0, f"run.py failed:\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
+def check_timing(result: dict[str, Any]) -> None:
+    """A result is a positive median time, or says why it is missing."""
+    if "median_s" in result:
+        assert result["median_s"] > 0
+        assert result["timing"]["repeats"] >= 1
+    else:
+        assert "skipped" in result or "error" in result, result
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
+    """One smoke run of every section, shared by the tests below."""
+    out = tmp_path_factory.mktemp("bench_out")
+    proc = run_suite("--quick", "--smoke", "--epochs", "1", "--out", str(out))
+    return out, load_results(out, proc), proc.stdout
+
+
+def test_meta_describes_machine_and_blas(quick_run):
+    _, results, _ = quick_run
+    meta = results["meta"]
+    for key in ("date", "machine", "versions", "threads", "blas", "openblas_env",
+                "fastrnn_kernel_set", "fastrnn_blas_config", "mode"):
+        assert key in meta, key
+    assert meta["mode"] == "smoke"
+    assert meta["threads"] >= 1
+    assert set(meta["openblas_env"]) == {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+    assert meta["machine"]["cores"] >= 1
+
+
+def test_sgemm_rates_recorded(quick_run):
+    _, results, _ = quick_run
+    assert results["sgemm"], "no sgemm rates"
+    for row in results["sgemm"]:
+        assert {"label", "m", "n", "k", "gflops", "median_s"} <= set(row)
+        assert row["gflops"] > 0
+    assert results["sgemm_peak_gflops"] > 0
+
+
+def test_kernel_rows_cover_every_cell_and_pass(quick_run):
+    _, results, _ = quick_run
+    rows = results["kernels"]
+    keys = {"group", "label", "cell", "pass", "batch", "time", "input", "hidden", "gflop",
+            "results", "speedup_vs_numpy", "speedup_vs_torch", "fastrnn_pct_of_sgemm"}
+    for row in rows:
+        assert keys <= set(row), keys - set(row)
+        assert set(row["results"]) == {"fastrnn", "numpy", "torch"}
+        assert "median_s" in row["results"]["fastrnn"], row["results"]["fastrnn"]
+        for result in row["results"].values():
+            check_timing(result)
+    seen = {(r["cell"], r["pass"], r["group"]) for r in rows}
+    for cell in ("simple_rnn", "lstm", "gru"):
+        for pass_ in ("forward", "forward+backward"):
+            for group in ("perf", "hidden", "batch"):
+                assert (cell, pass_, group) in seen
+
+
+def test_latency_and_e2e_rows(quick_run):
+    _, results, _ = quick_run
+    kinds = {r["kind"] for r in results["latency"]}
+    assert kinds == {"streaming step", "whole sequence"}
+    for row in results["latency"]:
+        for result in row["results"].values():
+            check_timing(result)
+    assert [r["model"] for r in results["e2e"]] == ["deep_rnn", "seq2seq", "jena_lstm"]
+    for row in results["e2e"]:
+        assert set(row["results"]) == {"fastrnn", "torch", "tf_keras"}
+        for result in row["results"].values():
+            assert "s_per_epoch" in result or "skipped" in result or "error" in result
+            if "s_per_epoch" in result:
+                assert result["s_per_epoch"] > 0 and result["val_mse"] >= 0
+    jena = results["e2e"][-1]["results"]
+    for result in jena.values():
+        if "s_per_epoch" in result:
+            assert result["peak_rss_mib"] > 0
+
+
+def test_targets_and_report_written(quick_run):
+    out, results, stdout = quick_run
+    assert results["targets"]
+    for target in results["targets"]:
+        assert {"target", "goal", "measured", "status"} <= set(target)
+    report = (out / "RESULTS.md").read_text(encoding="utf-8")
+    assert report.startswith("# fastrnn benchmarks")
+    for heading in ("Kernels at PERF.md's sizes", "Inference latency", "End-to-end", "Targets"):
+        assert heading in report
+        assert heading in stdout
+
+
+def test_plots_written(quick_run):
+    pytest.importorskip("matplotlib")
+    out, results, _ = quick_run
+    assert "kernels_hidden.png" in results["plots"]
+    for name in results["plots"]:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_only_one_section(tmp_path):
+    proc = run_suite("--smoke", "--only", "latency", "--out", str(tmp_path))
+    results = load_results(tmp_path, proc)
+    assert results["latency"]
+    for section in ("kernels", "sgemm", "e2e"):
+        assert section not in results
+
+
+def test_bad_arguments_rejected(tmp_path):
+    proc = run_suite("--threads", "0", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert "--threads" in proc.stderr
