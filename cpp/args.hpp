@@ -15,6 +15,17 @@ using Index = std::ptrdiff_t;
 
 enum class Activation : int { tanh = 0, relu = 1, linear = 2 };
 
+// Which hidden units [u_begin, u_end) of every step this call computes, and how it waits for
+// the calls computing the other units (sync(sync_ctx) returns once every call has finished
+// the current step). The default, units [0, H) and no sync, is the whole step. With the
+// units split over threads, each thread multiplies by its own columns of the recurrent
+// kernel, so each packs only its share of it per step and keeps all B rows in its GEMM.
+struct StepSplit {
+  Index u_begin = 0, u_end = -1;  // u_end < 0: up to H
+  void (*sync)(void*) = nullptr;
+  void* sync_ctx = nullptr;
+};
+
 // ---------------------------------------------------------------------------------------
 // SimpleRNN: h_t = act(x_t K + (m * h_{t-1}) U + b)
 template <typename F>
@@ -30,6 +41,7 @@ struct SimpleRnnForwardArgs {
   F* h_scratch;               // (B, H)     workspace, used when recurrent_mask is set
   Index B, T, I, H;
   Activation activation;
+  StepSplit split;
 };
 
 template <typename F>
@@ -54,6 +66,7 @@ struct SimpleRnnBackwardArgs {
   Index truncate;             // 0: full BPTT; k > 0: h entering t = T-k, T-2k, ... (> 0) is a constant
   Activation activation;
   Index g_begin, g_end;       // columns of the weight gradients backward_weights computes
+  StepSplit split;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -76,6 +89,7 @@ struct LstmForwardArgs {
   const F* recurrent_mask;    // (B, H)      or nullptr
   F* h_scratch;               // (B, H)      workspace, used when recurrent_mask is set
   Index B, T, I, H;
+  StepSplit split;
 };
 
 template <typename F>
@@ -105,6 +119,7 @@ struct LstmBackwardArgs {
   Index B, T, I, H;
   Index truncate;
   Index g_begin, g_end;       // columns of the weight gradients backward_weights computes
+  StepSplit split;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -127,6 +142,7 @@ struct GruForwardArgs {
   F* h_scratch;               // (B, H)      workspace, used when recurrent_mask is set
   F* hz;                      // (B, 3H)     workspace: the recurrent GEMM of one step
   Index B, T, I, H;
+  StepSplit split;
 };
 
 template <typename F>
@@ -154,6 +170,7 @@ struct GruBackwardArgs {
   Index B, T, I, H;
   Index truncate;
   Index g_begin, g_end;       // columns of the weight gradients backward_weights computes
+  StepSplit split;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -196,12 +213,15 @@ template <typename F>
 struct KernelSet {
   void (*simple_rnn_forward)(const SimpleRnnForwardArgs<F>&);
   void (*simple_rnn_backward_steps)(const SimpleRnnBackwardArgs<F>&);
+  void (*simple_rnn_backward_inputs)(const SimpleRnnBackwardArgs<F>&);
   void (*simple_rnn_backward_weights)(const SimpleRnnBackwardArgs<F>&);
   void (*lstm_forward)(const LstmForwardArgs<F>&);
   void (*lstm_backward_steps)(const LstmBackwardArgs<F>&);
+  void (*lstm_backward_inputs)(const LstmBackwardArgs<F>&);
   void (*lstm_backward_weights)(const LstmBackwardArgs<F>&);
   void (*gru_forward)(const GruForwardArgs<F>&);
   void (*gru_backward_steps)(const GruBackwardArgs<F>&);
+  void (*gru_backward_inputs)(const GruBackwardArgs<F>&);
   void (*gru_backward_weights)(const GruBackwardArgs<F>&);
   void (*sgd)(const SgdArgs<F>&);
   void (*adam)(const AdamArgs<F>&);

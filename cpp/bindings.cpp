@@ -127,9 +127,15 @@ Dims read_dims(const py::array& x, const py::array& recurrent_kernel, Index gate
   return d;
 }
 
-// Threads for the time loops: split the batch when one step's recurrent GEMM is worth it.
-int step_slices(const Dims& d) {
-  return fastrnn::slices_for(2.0 * double(d.B) * double(d.H) * double(d.G) * double(d.T), d.B, 4);
+// Runs a time loop (forward, or backward_steps) threaded as plan_steps says; for a backward
+// split by units, `inputs` (the per-row work after the loop) follows, split by rows.
+template <typename Args>
+void run_steps(void (*steps)(const Args&), const Args& a, const Dims& d, bool masked,
+               void (*inputs)(const Args&) = nullptr) {
+  const fastrnn::StepPlan plan = fastrnn::plan_steps(d.B, d.H, d.G, d.T, masked);
+  if (!plan.units) return fastrnn::run_batch_sliced(steps, a, plan.slices);
+  fastrnn::run_unit_sliced(steps, a, plan.slices);
+  if (inputs != nullptr) fastrnn::run_batch_sliced(inputs, a, plan.slices);
 }
 // The weight gradients' work, and the workspace their row-split partial sums need.
 double weight_flops(const Dims& d) {
@@ -204,7 +210,7 @@ py::tuple simple_rnn_forward(const py::array& x, const Opt& h0, const py::array&
       copy_or_zero(a.h_last, a.h0, d.B * d.H);
     } else {
       a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
-      fastrnn::run_batch_sliced(kernel_set<F>().simple_rnn_forward, a, step_slices(d));
+      run_steps(kernel_set<F>().simple_rnn_forward, a, d, a.recurrent_mask != nullptr);
     }
   }
   return py::make_tuple(outputs, h_last);
@@ -245,7 +251,8 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
       F* ws = workspace<F>().get(2 * bth + bh + weight_partials_size(d, d.G));
       a.d_pre = ws, a.h_prev = ws + bth, a.d_h = ws + 2 * bth;
       const auto& ks = kernel_set<F>();
-      fastrnn::run_batch_sliced(ks.simple_rnn_backward_steps, a, step_slices(d));
+      run_steps(ks.simple_rnn_backward_steps, a, d, a.recurrent_mask != nullptr,
+                ks.simple_rnn_backward_inputs);
       fastrnn::run_weights(ks.simple_rnn_backward_weights, a, d.G, d.G, weight_flops(d),
                            ws + 2 * bth + bh);
     }
@@ -281,7 +288,7 @@ py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const p
       copy_or_zero(a.c_last, a.c0, d.B * d.H);
     } else {
       a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
-      fastrnn::run_batch_sliced(kernel_set<F>().lstm_forward, a, step_slices(d));
+      run_steps(kernel_set<F>().lstm_forward, a, d, a.recurrent_mask != nullptr);
     }
   }
   return py::make_tuple(outputs, h_last, c_last, gates, cells);
@@ -329,7 +336,8 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
       F* ws = workspace<F>().get(btg + bth + 2 * bh + weight_partials_size(d, d.G));
       a.d_gates = ws, a.h_prev = ws + btg, a.d_h = ws + btg + bth, a.d_c = ws + btg + bth + bh;
       const auto& ks = kernel_set<F>();
-      fastrnn::run_batch_sliced(ks.lstm_backward_steps, a, step_slices(d));
+      run_steps(ks.lstm_backward_steps, a, d, a.recurrent_mask != nullptr,
+                ks.lstm_backward_inputs);
       fastrnn::run_weights(ks.lstm_backward_weights, a, d.G, d.G, weight_flops(d),
                            ws + btg + bth + 2 * bh);
     }
@@ -362,7 +370,7 @@ py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel
     } else {
       F* ws = workspace<F>().get(std::size_t(d.B * d.H + d.B * d.G));
       a.h_scratch = ws, a.hz = ws + d.B * d.H;
-      fastrnn::run_batch_sliced(kernel_set<F>().gru_forward, a, step_slices(d));
+      run_steps(kernel_set<F>().gru_forward, a, d, a.recurrent_mask != nullptr);
     }
   }
   return py::make_tuple(outputs, h_last, gates, hz_h);
@@ -407,7 +415,8 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
       a.d_xz = ws, a.d_hz = ws + btg, a.h_prev = ws + 2 * btg;
       a.d_h = ws + 2 * btg + bth, a.d_h_rec = ws + 2 * btg + bth + bh;
       const auto& ks = kernel_set<F>();
-      fastrnn::run_batch_sliced(ks.gru_backward_steps, a, step_slices(d));
+      run_steps(ks.gru_backward_steps, a, d, a.recurrent_mask != nullptr,
+                ks.gru_backward_inputs);
       fastrnn::run_weights(ks.gru_backward_weights, a, d.G, 2 * d.G, weight_flops(d),
                            ws + 2 * btg + bth + 2 * bh);
     }

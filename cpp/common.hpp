@@ -133,17 +133,64 @@ inline void gemm(bool trans_a, bool trans_b, Index M, Index N, Index K, double a
                     Bm, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
 }
 
-// The recurrent GEMM of step t: C (B rows, ldc) (+)= h_prev (B, H; rows ldh apart) U (H, G).
-// A missing h_prev (zero initial state) contributes nothing.
+// The hidden units a call computes (see StepSplit): [u0, u0 + n), and whether that is all H.
+struct Units {
+  Index u0, n;
+  bool all;
+};
+inline Units units_of(const StepSplit& split, Index H) {
+  const Index u1 = split.u_end < 0 ? H : split.u_end;
+  return {split.u_begin, u1 - split.u_begin, split.u_begin == 0 && u1 == H};
+}
+// Waits for the calls that compute the other units of this step (no-op when alone).
+inline void step_done(const StepSplit& split) {
+  if (split.sync != nullptr) split.sync(split.sync_ctx);
+}
+
+// C (M rows, ldc) (+)= A (M, K; lda) W (K, gates * H), restricted to the columns of units u of
+// every gate block: one GEMM when u covers all units, else one per gate block.
 template <typename F>
-inline void recurrent_gemm(F* C, Index ldc, const F* h_prev, Index ldh, const F* U, Index B,
-                           Index H, Index G, F beta) {
-  if (h_prev == nullptr) {
-    if (beta == F(0))
-      for (Index b = 0; b < B; ++b) std::fill(C + b * ldc, C + b * ldc + G, F(0));
-    return;
+inline void gate_columns_gemm(const Units& u, Index gates, Index H, Index M, Index K,
+                              const F* A, Index lda, const F* W, F beta, F* C, Index ldc) {
+  const Index G = gates * H;
+  if (u.all) return gemm(false, false, M, G, K, F(1), A, lda, W, G, beta, C, ldc);
+  for (Index g = 0; g < gates; ++g)
+    gemm(false, false, M, u.n, K, F(1), A, lda, W + g * H + u.u0, G, beta, C + g * H + u.u0, ldc);
+}
+
+// Sets columns of units u of every gate block of B rows (ldc apart) to zero.
+template <typename F>
+inline void zero_gate_columns(const Units& u, Index gates, Index H, Index B, F* C, Index ldc) {
+  for (Index b = 0; b < B; ++b)
+    for (Index g = 0; g < gates; ++g)
+      std::fill(C + b * ldc + g * H + u.u0, C + b * ldc + g * H + u.u0 + u.n, F(0));
+}
+
+// The carried gradient of units u: rows of `given` (B, H), or zeros.
+template <typename F>
+inline void init_carry_units(F* carry, const F* given, const Units& u, Index B, Index H) {
+  for (Index b = 0; b < B; ++b) {
+    F* dst = carry + b * H + u.u0;
+    if (given != nullptr)
+      std::copy(given + b * H + u.u0, given + b * H + u.u0 + u.n, dst);
+    else
+      std::fill(dst, dst + u.n, F(0));
   }
-  gemm(false, false, B, G, H, F(1), h_prev, ldh, U, G, beta, C, ldc);
+}
+
+// dst[b, u] = src[b * ld_src + u] for the units u, every row b.
+template <typename F>
+inline void copy_units(F* dst, Index ld_dst, const F* src, Index ld_src, const Units& u,
+                       Index B) {
+  for (Index b = 0; b < B; ++b)
+    std::copy(src + b * ld_src + u.u0, src + b * ld_src + u.u0 + u.n, dst + b * ld_dst + u.u0);
+}
+
+// d_h[b, u] *= m[b, u] for the units u (a recurrent dropout mask reaches h_{t-1} this way).
+template <typename F>
+inline void mask_units(F* d_h, const F* mask, const Units& u, Index B, Index H) {
+  for (Index b = 0; b < B; ++b)
+    Vec<F>(d_h + b * H + u.u0, u.n) *= CVec<F>(mask + b * H + u.u0, u.n);
 }
 
 // The state that enters step t, as the recurrent GEMM sees it: m * h_{t-1} when a recurrent
@@ -215,15 +262,6 @@ inline void column_sums(F* d_bias, const F* d_pre, Index rows, Index G, Index g0
 // Truncated BPTT: the state entering step t is a constant when t = T-k, T-2k, ... and t > 0.
 inline bool cut_before(Index t, Index T, Index truncate) {
   return truncate > 0 && t > 0 && (T - t) % truncate == 0;
-}
-
-// Starts the carried gradient: d_h_last, or zeros.
-template <typename F>
-inline void init_carry(F* carry, const F* given, Index n) {
-  if (given != nullptr)
-    std::memcpy(carry, given, sizeof(F) * static_cast<std::size_t>(n));
-  else
-    std::fill(carry, carry + n, F(0));
 }
 
 }  // namespace FASTRNN_ARCH

@@ -15,14 +15,15 @@ namespace fastrnn {
 namespace FASTRNN_ARCH {
 namespace gru {
 
-// Gate math of one (b, t). gate (3H): xz on entry (no bias), z r n on return; hz (3H): this
-// row of the recurrent GEMM (no bias); writes hz_h (with bias) and h_t.
+// Gate math of `units` units of one (b, t), gate blocks H apart. gate: xz on entry (no
+// bias), z r n on return; hz: this row of the recurrent GEMM (no bias); writes hz_h (with
+// bias) and h_t.
 template <typename F>
 inline void cell_forward(F* gate, F* hzh_out, F* h, const F* hz, const F* h_prev,
-                         const F* bias, Index H) {
+                         const F* bias, Index units, Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 13, 5>(
-      H, {gate, gate + H, gate + 2 * H, hz, hz + H, hz + 2 * H, at(bias, 0), at(bias, H),
+      units, {gate, gate + H, gate + 2 * H, hz, hz + H, hz + 2 * H, at(bias, 0), at(bias, H),
           at(bias, 2 * H), at(bias, 3 * H), at(bias, 4 * H), at(bias, 5 * H), h_prev},
       {gate, gate + H, gate + 2 * H, hzh_out, h}, [](const auto& ld, const auto& st) {
         using namespace Eigen::internal;
@@ -40,22 +41,26 @@ inline void cell_forward(F* gate, F* hzh_out, F* h, const F* hz, const F* h_prev
 template <typename F>
 void forward(const GruForwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 3 * H;
+  const Units u = units_of(a.split, H);
   // xz for every step in one GEMM: (B*T, I) x (I, 3H).
-  gemm(false, false, B * T, G, a.I, F(1), a.x, a.I, a.kernel, G, F(0), a.gates, G);
+  gate_columns_gemm(u, 3, H, B * T, a.I, a.x, a.I, a.kernel, F(0), a.gates, G);
   for (Index t = 0; t < T; ++t) {
     Index ldh = H;
     const F* h_rec = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
                                      H, &ldh);
-    recurrent_gemm(a.hz, G, h_rec, ldh, a.recurrent_kernel, B, H, G, F(0));
+    if (h_rec != nullptr)  // hz = h_{t-1} U, the units u of each gate
+      gate_columns_gemm(u, 3, H, B, H, h_rec, ldh, a.recurrent_kernel, F(0), a.hz, G);
+    else
+      zero_gate_columns(u, 3, H, B, a.hz, G);
     for (Index b = 0; b < B; ++b) {
       const Index r = b * T + t;
       const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
-      cell_forward(a.gates + r * G, a.hz_h + r * H, a.outputs + r * H, a.hz + b * G, h_prev,
-                   a.bias, H);
+      cell_forward(a.gates + r * G + u.u0, a.hz_h + r * H + u.u0, a.outputs + r * H + u.u0,
+                   a.hz + b * G + u.u0, at(h_prev, u.u0), at(a.bias, u.u0), u.n, H);
     }
+    step_done(a.split);  // h_t complete before step t+1 multiplies by it
   }
-  for (Index b = 0; b < B; ++b)
-    std::memcpy(a.h_last + b * H, a.outputs + (b * T + T - 1) * H, sizeof(F) * std::size_t(H));
+  copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
 }
 
 // Backward through the gate math of one (b, t). dh_io: gradient reaching h_t from step t+1 on
@@ -63,10 +68,10 @@ void forward(const GruForwardArgs<F>& a) {
 // return. Writes d_xz and d_hz (3H each): the gradients of the two pre-activation sums.
 template <typename F>
 inline void cell_backward(F* dxz, F* dhz, F* dh_io, const F* d_out, const F* gate,
-                          const F* hzh, const F* h_prev, Index H) {
+                          const F* hzh, const F* h_prev, Index units, Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 7, 7>(
-      H, {dh_io, d_out, gate, gate + H, gate + 2 * H, hzh, h_prev},
+      units, {dh_io, d_out, gate, gate + H, gate + 2 * H, hzh, h_prev},
       {dxz, dxz + H, dxz + 2 * H, dhz, dhz + H, dhz + 2 * H, dh_io},
       [](const auto& ld, const auto& st) {
         using namespace Eigen::internal;
@@ -82,36 +87,51 @@ inline void cell_backward(F* dxz, F* dhz, F* dh_io, const F* d_out, const F* gat
       });
 }
 
-// The time loop of backward, then d_x and the states entering each step (h_prev): d_xz and d_hz for every step, and d_h0. Rows are independent,
-// so the caller may run it on batch slices in parallel.
+// After the time loop, for a slice of rows: the states entering each step (h_prev, for the
+// weight gradients) and d_x = d_xz K^T.
+template <typename F>
+void backward_inputs(const GruBackwardArgs<F>& a) {
+  gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.H);
+  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_xz, a.kernel, a.B * a.T, a.I, 3 * a.H);
+}
+
+// The time loop of backward: d_xz and d_hz for every step, and d_h0. Rows are independent,
+// so the caller may run it on batch slices in parallel, or split the units (a.split). With
+// all units, it goes on with backward_inputs (otherwise the caller runs that afterwards).
 template <typename F>
 void backward_steps(const GruBackwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 3 * H;
-  init_carry(a.d_h, a.d_h_last, B * H);
+  const Units u = units_of(a.split, H);
+  init_carry_units(a.d_h, a.d_h_last, u, B, H);  // gradient reaching h_t from later steps
   for (Index t = T - 1; t >= 0; --t) {
     for (Index b = 0; b < B; ++b) {
       const Index r = b * T + t;
       const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
-      cell_backward(a.d_xz + r * G, a.d_hz + r * G, a.d_h + b * H, at(a.d_outputs, r * H),
-                    a.gates + r * G, a.hz_h + r * H, h_prev, H);
+      cell_backward(a.d_xz + r * G + u.u0, a.d_hz + r * G + u.u0, a.d_h + b * H + u.u0,
+                    at(a.d_outputs, r * H + u.u0), a.gates + r * G + u.u0,
+                    a.hz_h + r * H + u.u0, at(h_prev, u.u0), u.n, H);
     }
+    step_done(a.split);  // every unit's d_hz_t is written before the product below reads them
     if (cut_before(t, T, a.truncate)) {  // h entering step t is a constant
-      std::fill(a.d_h, a.d_h + B * H, F(0));
+      for (Index b = 0; b < B; ++b)
+        std::fill(a.d_h + b * H + u.u0, a.d_h + b * H + u.u0 + u.n, F(0));
       continue;
     }
-    // d_h_{t-1} = dh * z + (d_hz_t U^T) * m.
+    // d_h_{t-1} = dh * z (already in d_h) + (d_hz_t U^T) * m, its units u.
+    const F* U_rows = a.recurrent_kernel + u.u0 * G;
     if (a.recurrent_mask == nullptr) {
-      gemm(false, true, B, H, G, F(1), a.d_hz + t * G, T * G, a.recurrent_kernel, G, F(1), a.d_h,
+      gemm(false, true, B, u.n, G, F(1), a.d_hz + t * G, T * G, U_rows, G, F(1), a.d_h + u.u0,
            H);
     } else {
-      gemm(false, true, B, H, G, F(1), a.d_hz + t * G, T * G, a.recurrent_kernel, G, F(0),
-           a.d_h_rec, H);
-      Vec<F>(a.d_h, B * H) += CVec<F>(a.d_h_rec, B * H) * CVec<F>(a.recurrent_mask, B * H);
+      gemm(false, true, B, u.n, G, F(1), a.d_hz + t * G, T * G, U_rows, G, F(0),
+           a.d_h_rec + u.u0, H);
+      mask_units(a.d_h_rec, a.recurrent_mask, u, B, H);
+      for (Index b = 0; b < B; ++b)
+        Vec<F>(a.d_h + b * H + u.u0, u.n) += CVec<F>(a.d_h_rec + b * H + u.u0, u.n);
     }
   }
-  std::memcpy(a.d_h0, a.d_h, sizeof(F) * std::size_t(B * H));
-  gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, B, T, H);
-  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_xz, a.kernel, B * T, a.I, G);
+  copy_units(a.d_h0, H, a.d_h, H, u, B);
+  if (u.all) backward_inputs(a);
 }
 
 // After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.

@@ -11,10 +11,13 @@ namespace FASTRNN_ARCH {
 template <typename F>
 constexpr KernelSet<F> kernel_set() {
   return KernelSet<F>{&simple_rnn::forward<F>, &simple_rnn::backward_steps<F>,
+                      &simple_rnn::backward_inputs<F>,
                       &simple_rnn::backward_weights<F>,
                       &lstm::forward<F>,       &lstm::backward_steps<F>,
+                      &lstm::backward_inputs<F>,
                       &lstm::backward_weights<F>,
                       &gru::forward<F>,        &gru::backward_steps<F>,
+                      &gru::backward_inputs<F>,
                       &gru::backward_weights<F>,
                       &optim::sgd<F>,          &optim::adam<F>,
                       &optim::rmsprop<F>};

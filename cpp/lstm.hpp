@@ -14,12 +14,13 @@ namespace fastrnn {
 namespace FASTRNN_ARCH {
 namespace lstm {
 
-// Gate math of one (b, t): activates z (4H, + bias) in place and writes c_t and h_t.
+// Gate math of n units of one (b, t), gate blocks H apart: activates z (+ bias) in place and
+// writes c_t and h_t.
 template <typename F>
-inline void cell_forward(F* z, F* c, F* h, const F* c_prev, const F* bias, Index H) {
+inline void cell_forward(F* z, F* c, F* h, const F* c_prev, const F* bias, Index n, Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 9, 6>(
-      H, {z, z + H, z + 2 * H, z + 3 * H, at(bias, 0), at(bias, H), at(bias, 2 * H),
+      n, {z, z + H, z + 2 * H, z + 3 * H, at(bias, 0), at(bias, H), at(bias, 2 * H),
           at(bias, 3 * H), c_prev},
       {z, z + H, z + 2 * H, z + 3 * H, c, h}, [](const auto& ld, const auto& st) {
         using namespace Eigen::internal;
@@ -37,24 +38,26 @@ inline void cell_forward(F* z, F* c, F* h, const F* c_prev, const F* bias, Index
 template <typename F>
 void forward(const LstmForwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 4 * H;
+  const Units u = units_of(a.split, H);
   // x K for every step in one GEMM: gates (B*T, 4H) = x (B*T, I) K (I, 4H).
-  gemm(false, false, B * T, G, a.I, F(1), a.x, a.I, a.kernel, G, F(0), a.gates, G);
+  gate_columns_gemm(u, 4, H, B * T, a.I, a.x, a.I, a.kernel, F(0), a.gates, G);
   for (Index t = 0; t < T; ++t) {
     Index ldh = H;
     const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
                                       H, &ldh);
-    recurrent_gemm(a.gates + t * G, T * G, h_prev, ldh, a.recurrent_kernel, B, H, G, F(1));
+    if (h_prev != nullptr)  // gates_t += h_{t-1} U
+      gate_columns_gemm(u, 4, H, B, H, h_prev, ldh, a.recurrent_kernel, F(1), a.gates + t * G,
+                        T * G);
     for (Index b = 0; b < B; ++b) {
       const Index r = b * T + t;
-      const F* c_prev = t > 0 ? a.cells + (r - 1) * H : (a.c0 ? a.c0 + b * H : nullptr);
-      cell_forward(a.gates + r * G, a.cells + r * H, a.outputs + r * H, c_prev, a.bias, H);
+      const F* c_prev = t > 0 ? a.cells + (r - 1) * H : at(a.c0, b * H);
+      cell_forward(a.gates + r * G + u.u0, a.cells + r * H + u.u0, a.outputs + r * H + u.u0,
+                   at(c_prev, u.u0), at(a.bias, u.u0), u.n, H);
     }
+    step_done(a.split);  // h_t complete before step t+1 multiplies by it
   }
-  for (Index b = 0; b < B; ++b) {
-    const Index r = b * T + T - 1;
-    std::memcpy(a.h_last + b * H, a.outputs + r * H, sizeof(F) * std::size_t(H));
-    std::memcpy(a.c_last + b * H, a.cells + r * H, sizeof(F) * std::size_t(H));
-  }
+  copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
+  copy_units(a.c_last, H, a.cells + (T - 1) * H, T * H, u, B);
 }
 
 // Backward through the gate math of one (b, t). dh: gradient reaching h_t from step t+1 (and
@@ -62,10 +65,10 @@ void forward(const LstmForwardArgs<F>& a) {
 // Writes dz (4H): the gradient of the pre-activations. Recomputes tanh(c_t), nothing else.
 template <typename F>
 inline void cell_backward(F* dz, F* dc_io, const F* dh, const F* d_out, const F* gate,
-                          const F* c, const F* c_prev, Index H) {
+                          const F* c, const F* c_prev, Index n, Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 9, 5>(
-      H, {dh, d_out, dc_io, gate, gate + H, gate + 2 * H, gate + 3 * H, c, c_prev},
+      n, {dh, d_out, dc_io, gate, gate + H, gate + 2 * H, gate + 3 * H, c, c_prev},
       {dz, dz + H, dz + 2 * H, dz + 3 * H, dc_io}, [](const auto& ld, const auto& st) {
         using namespace Eigen::internal;
         const P one = pk::one<P>();
@@ -83,34 +86,47 @@ inline void cell_backward(F* dz, F* dc_io, const F* dh, const F* d_out, const F*
       });
 }
 
-// The time loop of backward, then d_x and the states entering each step (h_prev): d_gates for every step, d_h0 and d_c0. Rows are independent, so
-// the caller may run it on batch slices in parallel.
+// After the time loop, for a slice of rows: the states entering each step (h_prev, for the
+// weight gradients) and d_x = d_gates K^T.
+template <typename F>
+void backward_inputs(const LstmBackwardArgs<F>& a) {
+  gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.H);
+  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_gates, a.kernel, a.B * a.T, a.I, 4 * a.H);
+}
+
+// The time loop of backward: d_gates for every step, d_h0 and d_c0. Rows are independent, so
+// the caller may run it on batch slices in parallel, or split the units (a.split). With all
+// units, it goes on with backward_inputs (otherwise the caller runs that afterwards).
 template <typename F>
 void backward_steps(const LstmBackwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 4 * H;
-  init_carry(a.d_h, a.d_h_last, B * H);
-  init_carry(a.d_c, a.d_c_last, B * H);
+  const Units u = units_of(a.split, H);
+  init_carry_units(a.d_h, a.d_h_last, u, B, H);  // gradients reaching h_t and c_t
+  init_carry_units(a.d_c, a.d_c_last, u, B, H);
   for (Index t = T - 1; t >= 0; --t) {
     for (Index b = 0; b < B; ++b) {
       const Index r = b * T + t;
       const F* c_prev = t > 0 ? a.cells + (r - 1) * H : at(a.c0, b * H);
-      cell_backward(a.d_gates + r * G, a.d_c + b * H, a.d_h + b * H, at(a.d_outputs, r * H),
-                    a.gates + r * G, a.cells + r * H, c_prev, H);
+      cell_backward(a.d_gates + r * G + u.u0, a.d_c + b * H + u.u0, a.d_h + b * H + u.u0,
+                    at(a.d_outputs, r * H + u.u0), a.gates + r * G + u.u0,
+                    a.cells + r * H + u.u0, at(c_prev, u.u0), u.n, H);
     }
+    step_done(a.split);  // every unit's dz_t is written before the product below reads them
     if (cut_before(t, T, a.truncate)) {  // (h, c) entering step t are constants
-      std::fill(a.d_h, a.d_h + B * H, F(0));
-      std::fill(a.d_c, a.d_c + B * H, F(0));
+      for (Index b = 0; b < B; ++b) {
+        std::fill(a.d_h + b * H + u.u0, a.d_h + b * H + u.u0 + u.n, F(0));
+        std::fill(a.d_c + b * H + u.u0, a.d_c + b * H + u.u0 + u.n, F(0));
+      }
       continue;
     }
-    // d_h_{t-1} = (dz_t U^T) * m: the only product on the critical path.
-    gemm(false, true, B, H, G, F(1), a.d_gates + t * G, T * G, a.recurrent_kernel, G, F(0),
-         a.d_h, H);
-    if (a.recurrent_mask != nullptr) Vec<F>(a.d_h, B * H) *= CVec<F>(a.recurrent_mask, B * H);
+    // d_h_{t-1} = (dz_t U^T) * m, its units u: the only product on the critical path.
+    gemm(false, true, B, u.n, G, F(1), a.d_gates + t * G, T * G,
+         a.recurrent_kernel + u.u0 * G, G, F(0), a.d_h + u.u0, H);
+    if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
   }
-  std::memcpy(a.d_h0, a.d_h, sizeof(F) * std::size_t(B * H));
-  std::memcpy(a.d_c0, a.d_c, sizeof(F) * std::size_t(B * H));
-  gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, B, T, H);
-  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_gates, a.kernel, B * T, a.I, G);
+  copy_units(a.d_h0, H, a.d_h, H, u, B);
+  copy_units(a.d_c0, H, a.d_c, H, u, B);
+  if (u.all) backward_inputs(a);
 }
 
 // After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.

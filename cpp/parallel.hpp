@@ -9,6 +9,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <thread>
 #include <vector>
@@ -164,6 +165,65 @@ void run_parallel(int n, const Fn& fn) {
   }
   fn(0);
   for (auto& w : workers) w.join();
+}
+
+// A barrier for the threads of one call: the step loops of a unit split wait here once per
+// step. They spin (the wait is short: the other thread is doing the same work), yielding
+// after a while in case there are more threads than free cores.
+class StepBarrier {
+ public:
+  explicit StepBarrier(int parties) : parties_(parties) {}
+
+  void wait() {
+    const unsigned generation = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == parties_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_acq_rel);
+      return;
+    }
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins)
+      if (spins > 2000) std::this_thread::yield();
+  }
+
+  static void wait_on(void* barrier) { static_cast<StepBarrier*>(barrier)->wait(); }
+
+ private:
+  const int parties_;
+  std::atomic<int> arrived_{0};
+  std::atomic<unsigned> generation_{0};
+};
+
+// kernel(args) with the hidden units split into `slices` ranges (multiples of 16 units where
+// possible, so gate math keeps whole packets), one per thread, in step with each other.
+template <typename Args>
+void run_unit_sliced(void (*kernel)(const Args&), const Args& args, int slices) {
+  StepBarrier barrier(slices);
+  const Index H = args.H, blocks = (H + 15) / 16;
+  run_parallel(slices, [&](int s) {
+    Args part = args;
+    part.split.u_begin = std::min(H, blocks * s / slices * 16);
+    part.split.u_end = std::min(H, blocks * (s + 1) / slices * 16);
+    part.split.sync = &StepBarrier::wait_on;
+    part.split.sync_ctx = &barrier;
+    kernel(part);
+  });
+}
+
+// How the time loop is threaded: split the batch rows (each thread a whole smaller problem,
+// no synchronisation), or split the hidden units (each thread all rows, a share of the
+// recurrent kernel, one barrier per step). Splitting units pays when rows per thread would
+// be few or the recurrent kernel is large (its per-step packing then dominates); it needs no
+// recurrent dropout mask (whose masked state every thread would write).
+struct StepPlan {
+  int slices;
+  bool units;
+};
+
+inline StepPlan plan_steps(Index B, Index H, Index G, Index T, bool masked) {
+  const int slices = slices_for(2.0 * double(B) * double(H) * double(G) * double(T), B, 4);
+  if (slices <= 1) return {1, false};
+  const bool units = !masked && H >= 32 * slices && (H >= 384 || B / slices < 24);
+  return {slices, units};
 }
 
 // kernel(args) on `slices` contiguous batch slices in parallel.

@@ -63,44 +63,58 @@ inline void activation_grad_row(F* d_pre, const F* d_h, const F* d_out, const F*
 template <typename F>
 void forward(const SimpleRnnForwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H;
+  const Units u = units_of(a.split, H);
   // x K for all B*T rows at once, straight into the outputs: (B*T, I) x (I, H).
-  gemm(false, false, B * T, H, a.I, F(1), a.x, a.I, a.kernel, H, F(0), a.outputs, H);
+  gate_columns_gemm(u, 1, H, B * T, a.I, a.x, a.I, a.kernel, F(0), a.outputs, H);
   for (Index t = 0; t < T; ++t) {
     F* out_t = a.outputs + t * H;  // rows b * T * H apart
     Index ldh = H;
     const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
                                       H, &ldh);
-    recurrent_gemm(out_t, T * H, h_prev, ldh, a.recurrent_kernel, B, H, H, F(1));
-    for (Index b = 0; b < B; ++b) activate_row(out_t + b * T * H, a.bias, H, a.activation);
+    if (h_prev != nullptr)  // pre_t += h_{t-1} U
+      gate_columns_gemm(u, 1, H, B, H, h_prev, ldh, a.recurrent_kernel, F(1), out_t, T * H);
+    for (Index b = 0; b < B; ++b)
+      activate_row(out_t + b * T * H + u.u0, at(a.bias, u.u0), u.n, a.activation);
+    step_done(a.split);  // h_t complete before step t+1 multiplies by it
   }
-  for (Index b = 0; b < B; ++b)
-    std::memcpy(a.h_last + b * H, a.outputs + (b * T + T - 1) * H, sizeof(F) * std::size_t(H));
+  copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
 }
 
-// The time loop of backward, then d_x and the states entering each step (h_prev): d_pre for every step, and d_h0. Rows are independent, so the
-// caller may run it on batch slices in parallel.
+// After the time loop, for a slice of rows: the states entering each step (h_prev, for the
+// weight gradients) and d_x = d_pre K^T.
+template <typename F>
+void backward_inputs(const SimpleRnnBackwardArgs<F>& a) {
+  gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.H);
+  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_pre, a.kernel, a.B * a.T, a.I, a.H);
+}
+
+// The time loop of backward: d_pre for every step, and d_h0. Rows are independent, so the
+// caller may run it on batch slices in parallel, or split the units (a.split). With all
+// units, it goes on with backward_inputs (otherwise the caller runs that afterwards).
 template <typename F>
 void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H;
-  init_carry(a.d_h, a.d_h_last, B * H);  // d_h: gradient flowing into h_t from later steps
+  const Units u = units_of(a.split, H);
+  init_carry_units(a.d_h, a.d_h_last, u, B, H);  // gradient reaching h_t from later steps
   for (Index t = T - 1; t >= 0; --t) {
     for (Index b = 0; b < B; ++b) {
-      const Index r = (b * T + t) * H;
-      activation_grad_row(a.d_pre + r, a.d_h + b * H, at(a.d_outputs, r), a.outputs + r, H,
-                          a.activation);
+      const Index r = (b * T + t) * H + u.u0;
+      activation_grad_row(a.d_pre + r, a.d_h + b * H + u.u0, at(a.d_outputs, r), a.outputs + r,
+                          u.n, a.activation);
     }
-    if (cut_before(t, T, a.truncate)) {
-      std::fill(a.d_h, a.d_h + B * H, F(0));  // h_{t-1} is a constant here
+    step_done(a.split);  // every unit's d_pre_t is written before the product below reads them
+    if (cut_before(t, T, a.truncate)) {  // h_{t-1} is a constant here
+      for (Index b = 0; b < B; ++b)
+        std::fill(a.d_h + b * H + u.u0, a.d_h + b * H + u.u0 + u.n, F(0));
       continue;
     }
-    // d_h_{t-1} = (d_pre_t U^T) * m: the only product on the critical path.
-    gemm(false, true, B, H, H, F(1), a.d_pre + t * H, T * H, a.recurrent_kernel, H, F(0), a.d_h,
-         H);
-    if (a.recurrent_mask != nullptr) Vec<F>(a.d_h, B * H) *= CVec<F>(a.recurrent_mask, B * H);
+    // d_h_{t-1} = (d_pre_t U^T) * m, its units u: the only product on the critical path.
+    gemm(false, true, B, u.n, H, F(1), a.d_pre + t * H, T * H, a.recurrent_kernel + u.u0 * H, H,
+         F(0), a.d_h + u.u0, H);
+    if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
   }
-  std::memcpy(a.d_h0, a.d_h, sizeof(F) * std::size_t(B * H));
-  gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, B, T, H);
-  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_pre, a.kernel, B * T, a.I, H);
+  copy_units(a.d_h0, H, a.d_h, H, u, B);
+  if (u.all) backward_inputs(a);
 }
 
 // After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.
