@@ -94,6 +94,10 @@ class Budget:
     #: Implementations take turns this many times per case, each round taking its share of
     #: the samples: load from other processes then hits every implementation alike.
     rounds: int = 1
+    #: Sleep this long before each measurement: the previous library's idle worker threads
+    #: keep spinning for a while after its last call (OpenBLAS's for about 0.1 s), taking the
+    #: cores the next implementation needs. Each implementation should start on quiet cores.
+    settle_seconds: float = 0.12
 
 
 def measure(fn: Callable[[], Any], budget: Budget, warmup: int = 1) -> Timing:
@@ -106,6 +110,8 @@ def measure(fn: Callable[[], Any], budget: Budget, warmup: int = 1) -> Timing:
     hundred times. The garbage collector is off while timing (as in :mod:`timeit`), so a
     collection lands in no sample.
     """
+    if budget.settle_seconds > 0:
+        time.sleep(budget.settle_seconds)
     estimate = 0.0
     calls, began = 0, time.perf_counter()
     while calls < warmup or (

@@ -124,9 +124,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             warmup_seconds=0.05, rounds=2,
         ),
         "quick": common.Budget(
-            seconds=0.1, min_repeats=3, min_repeats_slow=2, max_repeats=50, warmup_seconds=0.03
+            seconds=0.1, min_repeats=3, min_repeats_slow=2, max_repeats=50, warmup_seconds=0.03,
+            settle_seconds=0.05,
         ),
-        "smoke": common.Budget(seconds=0.01, min_repeats=2, max_repeats=5, warmup_seconds=0.0),
+        "smoke": common.Budget(
+            seconds=0.01, min_repeats=2, max_repeats=5, warmup_seconds=0.0, settle_seconds=0.0
+        ),
     }[mode]
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -100,6 +100,13 @@ Workspace<F>& workspace() {
   return ws;
 }
 
+// fastrnn threads its own work and needs OpenBLAS single-threaded inside it (parallel.hpp);
+// something else in the process (threadpoolctl, another library sharing this OpenBLAS) may
+// have changed that, so every entry point puts it back. Cheap: one call when it is right.
+void keep_blas_single_threaded() {
+  if (scipy_openblas_get_num_threads() != 1) scipy_openblas_set_num_threads(1);
+}
+
 // Sizes of one call, read from x (B, T, I) and recurrent_kernel (H, gates * H).
 struct Dims {
   Index B, T, I, H, G;
@@ -107,6 +114,7 @@ struct Dims {
 
 template <typename F>
 Dims read_dims(const py::array& x, const py::array& recurrent_kernel, Index gates) {
+  keep_blas_single_threaded();
   if (x.ndim() != 3)
     throw std::invalid_argument("argument `x`: expected a 3-D array (batch, time, features), got " +
                                 std::to_string(x.ndim()) + "-D");
@@ -430,6 +438,7 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
 // workspace), no tape, checks only.
 template <typename F>
 Dims step_dims(const py::array& x, const py::array& recurrent_kernel, Index gates) {
+  keep_blas_single_threaded();
   if (x.ndim() != 2)
     throw std::invalid_argument("argument `x`: expected a 2-D array (batch, features), got " +
                                 std::to_string(x.ndim()) + "-D");

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <exception>
 #include <thread>
 #include <vector>
@@ -168,8 +170,10 @@ void run_parallel(int n, const Fn& fn) {
 }
 
 // A barrier for the threads of one call: the step loops of a unit split wait here once per
-// step. They spin (the wait is short: the other thread is doing the same work), yielding
-// after a while in case there are more threads than free cores.
+// step. The wait is usually short (the other thread does the same work), so it spins first;
+// but when the cores are shared (other processes, or other libraries' idle worker threads
+// still spinning), the thread it waits for may not be running, so after a few microseconds
+// it sleeps on a condition variable instead of burning the time slice that thread needs.
 class StepBarrier {
  public:
   explicit StepBarrier(int parties) : parties_(parties) {}
@@ -178,11 +182,19 @@ class StepBarrier {
     const unsigned generation = generation_.load(std::memory_order_acquire);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == parties_) {
       arrived_.store(0, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_acq_rel);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        generation_.fetch_add(1, std::memory_order_acq_rel);
+      }
+      if (sleepers_.load(std::memory_order_acquire) > 0) wake_.notify_all();
       return;
     }
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins)
-      if (spins > 2000) std::this_thread::yield();
+    for (int spins = 0; spins < 4000; ++spins)  // a few microseconds
+      if (generation_.load(std::memory_order_acquire) != generation) return;
+    std::unique_lock<std::mutex> lock(mutex_);
+    sleepers_.fetch_add(1, std::memory_order_acq_rel);
+    wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != generation; });
+    sleepers_.fetch_sub(1, std::memory_order_acq_rel);
   }
 
   static void wait_on(void* barrier) { static_cast<StepBarrier*>(barrier)->wait(); }
@@ -190,7 +202,10 @@ class StepBarrier {
  private:
   const int parties_;
   std::atomic<int> arrived_{0};
+  std::atomic<int> sleepers_{0};
   std::atomic<unsigned> generation_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
 };
 
 // kernel(args) with the hidden units split into `slices` ranges (multiples of 16 units where
@@ -220,10 +235,16 @@ struct StepPlan {
 };
 
 inline StepPlan plan_steps(Index B, Index H, Index G, Index T, bool masked) {
-  const int slices = slices_for(2.0 * double(B) * double(H) * double(G) * double(T), B, 4);
-  if (slices <= 1) return {1, false};
-  const bool units = !masked && H >= 32 * slices && (H >= 384 || B / slices < 24);
-  return {slices, units};
+  const double step_flops = 2.0 * double(B) * double(H) * double(G);
+  const int threads = slices_for(step_flops * double(T), Index(1) << 30, 1);
+  if (threads <= 1) return {1, false};
+  // A unit split synchronises every step: only worth it when each thread's share of a step
+  // is long (about 50 us or more) next to a barrier, and wanted when rows would be few or
+  // the recurrent kernel is large.
+  const bool units = !masked && H >= 32 * threads && step_flops / threads >= 5.0e6 &&
+                     (H >= 384 || B / threads < 24);
+  if (units) return {threads, true};
+  return {static_cast<int>(std::max<Index>(1, std::min<Index>(threads, B / 4))), false};
 }
 
 // kernel(args) on `slices` contiguous batch slices in parallel.

@@ -11,8 +11,10 @@ import fastrnn
 from _cells import VARIANT_IDS, VARIANTS, assert_close, backward, forward, make_case, upstream
 from fastrnn import reference as ref
 
-# (B, T, I, H): narrow gates (row-split weights), wide gates (column-split), odd batch.
-SHAPES = [(64, 30, 16, 64), (32, 12, 24, 160), (37, 9, 5, 97)]
+# (B, T, I, H): the batch split over threads (row-split weights for narrow gates, column-split
+# for wide ones, an odd batch), and the hidden units split over threads (wide layers, few rows:
+# (8, 6, 8, 464) for LSTM and GRU, (8, 5, 8, 800) for SimpleRNN).
+SHAPES = [(64, 30, 16, 64), (32, 12, 24, 160), (37, 9, 5, 97), (8, 6, 8, 464), (8, 5, 8, 800)]
 
 
 @pytest.fixture
@@ -61,3 +63,24 @@ def test_threads_do_not_change_float32_results_beyond_rounding(two_threads, vari
     np.testing.assert_array_equal(two[0], one[0])  # forward: the same rows, the same math
     for name, g in two[2].items():
         assert_close(g, one[2][name], 1e-5, f"d_{name}")  # sums may be split differently
+
+
+def test_outside_blas_thread_changes_do_not_stick():
+    """threadpoolctl (or anyone) raising the core's OpenBLAS threads must not leave it there:
+    the core threads its own work, and a multi-threaded BLAS inside its threads oversubscribes
+    the cores."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(0)
+    case = make_case(rng, "lstm", 4, 3, 2, 5, np.float32)
+
+    def core_blas_threads():
+        for info in threadpoolctl.threadpool_info():
+            if info["filepath"].endswith("libscipy_openblas.so"):
+                return info["num_threads"]
+        return None
+
+    with threadpoolctl.threadpool_limits(limits=2):
+        if core_blas_threads() is None:
+            pytest.skip("the core's OpenBLAS is not visible to threadpoolctl")
+        forward(fastrnn.ops, case)
+        assert core_blas_threads() == 1

@@ -25,6 +25,7 @@ from . import (
     ops,
     optimizers,
     reference,
+    saving,
     timeseries,
 )
 from .models import Sequential, load_model, set_seed
@@ -44,6 +45,7 @@ __all__ = [
     "ops",
     "optimizers",
     "reference",
+    "saving",
     "set_num_threads",
     "set_seed",
     "timeseries",
