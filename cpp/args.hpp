@@ -63,7 +63,7 @@ struct SimpleRnnBackwardArgs {
   const F* d_outputs;         // (B, T, H)  or nullptr
   const F* d_h_last;          // (B, H)     or nullptr
   Index B, T, I, H;
-  Index truncate;             // 0: full BPTT; k > 0: h entering t = T-k, T-2k, ... (> 0) is a constant
+  Index truncate;             // 0: full BPTT; k: the state entering T-k, T-2k, ... > 0 is constant
   Activation activation;
   Index g_begin, g_end;       // columns of the weight gradients backward_weights computes
   StepSplit split;

@@ -329,7 +329,8 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
   auto d_kernel = empty<F>({d.I, d.G});
   auto d_rec = empty<F>({d.H, d.G});
   auto d_bias = empty<F>({d.G});
-  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0), a.d_c0 = data(d_c0), a.d_kernel = data(d_kernel);
+  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0), a.d_c0 = data(d_c0);
+  a.d_kernel = data(d_kernel);
   a.d_recurrent_kernel = data(d_rec), a.d_bias = data(d_bias);
   a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
@@ -350,7 +351,8 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
                            ws + btg + bth + 2 * bh);
     }
   }
-  return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_c0, d_kernel, d_rec, d_bias);
+  return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_c0, d_kernel, d_rec,
+                        d_bias);
 }
 
 // ---------------------------------------------------------------------------- GRU

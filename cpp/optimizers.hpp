@@ -20,9 +20,10 @@ void sgd(const SgdArgs<F>& a) {
   using namespace Eigen::internal;
   const P lr = pset1<P>(a.learning_rate), mu = pset1<P>(a.momentum);
   if (a.velocity == nullptr)
-    return fused_row<F, 2, 1>(a.n, {a.param, a.grad}, {a.param}, [&](const auto& ld, const auto& st) {
-      st(0, psub(ld(0), pmul(lr, ld(1))));
-    });
+    return fused_row<F, 2, 1>(a.n, {a.param, a.grad}, {a.param},
+                              [&](const auto& ld, const auto& st) {
+                                st(0, psub(ld(0), pmul(lr, ld(1))));  // w -= lr g
+                              });
   const bool nesterov = a.nesterov;
   fused_row<F, 3, 2>(a.n, {a.param, a.grad, a.velocity}, {a.param, a.velocity},
                      [&](const auto& ld, const auto& st) {
