@@ -90,6 +90,7 @@ struct LstmForwardArgs {
   F* h_scratch;               // (B, H)      workspace, used when recurrent_mask is set
   Index B, T, I, H;
   StepSplit split;
+  bool no_tape;               // inference: gates is (B, 4H) and cells (B, H) scratch, reused
 };
 
 template <typename F>
@@ -143,6 +144,7 @@ struct GruForwardArgs {
   F* hz;                      // (B, 3H)     workspace: the recurrent GEMM of one step
   Index B, T, I, H;
   StepSplit split;
+  bool no_tape;               // inference: gates is (B, 3H) and hz_h (B, H) scratch, reused
 };
 
 template <typename F>

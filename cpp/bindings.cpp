@@ -271,7 +271,8 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
 // ---------------------------------------------------------------------------- LSTM
 template <typename F>
 py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const py::array& kernel,
-                       const py::array& recurrent_kernel, const Opt& bias, const Opt& mask) {
+                       const py::array& recurrent_kernel, const Opt& bias, const Opt& mask,
+                       bool keep_tape) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 4);
   fastrnn::LstmForwardArgs<F> a{};
   a.x = checked<F>(x, "x", {d.B, d.T, d.I});
@@ -284,10 +285,12 @@ py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const p
   auto outputs = empty<F>({d.B, d.T, d.H});
   auto h_last = empty<F>({d.B, d.H});
   auto c_last = empty<F>({d.B, d.H});
-  auto gates = empty<F>({d.B, d.T, d.G});
-  auto cells = empty<F>({d.B, d.T, d.H});
+  // Without a tape (inference), gates and cells are one step's scratch in the workspace.
+  const Index steps = keep_tape ? d.T : 0;
+  auto gates = empty<F>({d.B, steps, d.G});
+  auto cells = empty<F>({d.B, steps, d.H});
   a.outputs = data(outputs), a.h_last = data(h_last), a.c_last = data(c_last);
-  a.gates = data(gates), a.cells = data(cells);
+  a.gates = data(gates), a.cells = data(cells), a.no_tape = !keep_tape;
   a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
     py::gil_scoped_release release;
@@ -295,10 +298,14 @@ py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const p
       copy_or_zero(a.h_last, a.h0, d.B * d.H);
       copy_or_zero(a.c_last, a.c0, d.B * d.H);
     } else {
-      a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
+      const std::size_t bh = std::size_t(d.B * d.H), bg = std::size_t(d.B * d.G);
+      F* ws = workspace<F>().get(bh + (keep_tape ? 0 : bg + bh));
+      a.h_scratch = ws;
+      if (!keep_tape) a.gates = ws + bh, a.cells = ws + bh + bg;
       run_steps(kernel_set<F>().lstm_forward, a, d, a.recurrent_mask != nullptr);
     }
   }
+  if (!keep_tape) return py::make_tuple(outputs, h_last, c_last, py::none(), py::none());
   return py::make_tuple(outputs, h_last, c_last, gates, cells);
 }
 
@@ -358,7 +365,8 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
 // ---------------------------------------------------------------------------- GRU
 template <typename F>
 py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel,
-                      const py::array& recurrent_kernel, const Opt& bias, const Opt& mask) {
+                      const py::array& recurrent_kernel, const Opt& bias, const Opt& mask,
+                      bool keep_tape) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 3);
   fastrnn::GruForwardArgs<F> a{};
   a.x = checked<F>(x, "x", {d.B, d.T, d.I});
@@ -369,20 +377,26 @@ py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel
   a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
   auto outputs = empty<F>({d.B, d.T, d.H});
   auto h_last = empty<F>({d.B, d.H});
-  auto gates = empty<F>({d.B, d.T, d.G});
-  auto hz_h = empty<F>({d.B, d.T, d.H});
+  // Without a tape (inference), gates and hz_h are one step's scratch in the workspace.
+  const Index steps = keep_tape ? d.T : 0;
+  auto gates = empty<F>({d.B, steps, d.G});
+  auto hz_h = empty<F>({d.B, steps, d.H});
   a.outputs = data(outputs), a.h_last = data(h_last), a.gates = data(gates), a.hz_h = data(hz_h);
+  a.no_tape = !keep_tape;
   a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
     py::gil_scoped_release release;
     if (d.B == 0 || d.T == 0) {
       copy_or_zero(a.h_last, a.h0, d.B * d.H);
     } else {
-      F* ws = workspace<F>().get(std::size_t(d.B * d.H + d.B * d.G));
-      a.h_scratch = ws, a.hz = ws + d.B * d.H;
+      const std::size_t bh = std::size_t(d.B * d.H), bg = std::size_t(d.B * d.G);
+      F* ws = workspace<F>().get(bh + bg + (keep_tape ? 0 : bg + bh));
+      a.h_scratch = ws, a.hz = ws + bh;
+      if (!keep_tape) a.gates = ws + bh + bg, a.hz_h = ws + bh + 2 * bg;
       run_steps(kernel_set<F>().gru_forward, a, d, a.recurrent_mask != nullptr);
     }
   }
+  if (!keep_tape) return py::make_tuple(outputs, h_last, py::none(), py::none());
   return py::make_tuple(outputs, h_last, gates, hz_h);
 }
 
@@ -638,12 +652,13 @@ PYBIND11_MODULE(_core, m) {
         "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
   m.def("lstm_forward",
         [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
-           const py::array& u, const Opt& b, const Opt& mask) {
-          return by_dtype(lstm_forward<float>, lstm_forward<double>, x, h0, c0, k, u, b, mask);
+           const py::array& u, const Opt& b, const Opt& mask, bool keep_tape) {
+          return by_dtype(lstm_forward<float>, lstm_forward<double>, x, h0, c0, k, u, b, mask,
+                          keep_tape);
         },
         py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
-        py::arg("bias"), py::arg("recurrent_mask") = none,
-        "-> (outputs, h_last, c_last, gates, cells)");
+        py::arg("bias"), py::arg("recurrent_mask") = none, py::arg("keep_tape") = true,
+        "-> (outputs, h_last, c_last, gates, cells); gates and cells are None without a tape");
   m.def("lstm_backward",
         [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
            const py::array& u, const Opt& mask, const py::array& out, const py::array& gates,
@@ -659,11 +674,13 @@ PYBIND11_MODULE(_core, m) {
         "-> (d_x or None, d_h0, d_c0, d_kernel, d_recurrent_kernel, d_bias)");
   m.def("gru_forward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
-           const Opt& b, const Opt& mask) {
-          return by_dtype(gru_forward<float>, gru_forward<double>, x, h0, k, u, b, mask);
+           const Opt& b, const Opt& mask, bool keep_tape) {
+          return by_dtype(gru_forward<float>, gru_forward<double>, x, h0, k, u, b, mask,
+                          keep_tape);
         },
         py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
-        py::arg("bias"), py::arg("recurrent_mask") = none, "-> (outputs, h_last, gates, hz_h)");
+        py::arg("bias"), py::arg("recurrent_mask") = none, py::arg("keep_tape") = true,
+        "-> (outputs, h_last, gates, hz_h); gates and hz_h are None without a tape");
   m.def("gru_backward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
            const Opt& mask, const py::array& out, const py::array& gates, const py::array& hz_h,

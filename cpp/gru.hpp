@@ -38,13 +38,20 @@ inline void cell_forward(F* gate, F* hzh_out, F* h, const F* hz, const F* h_prev
       });
 }
 
+// With a tape, gates and hz_h hold every step, (B, T, 3H) and (B, T, H); without (inference,
+// a.no_tape), they are one step's scratch, (B, 3H) and (B, H), and the input projection is done
+// step by step, so memory beyond the outputs is O(B * H).
 template <typename F>
 void forward(const GruForwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 3 * H;
   const Units u = units_of(a.split, H);
+  const Index gb = a.no_tape ? G : T * G, gt = a.no_tape ? 0 : G;  // row strides: b, t
+  const Index hb = a.no_tape ? H : T * H, ht = a.no_tape ? 0 : H;
   // xz for every step in one GEMM: (B*T, I) x (I, 3H).
-  gate_columns_gemm(u, 3, H, B * T, a.I, a.x, a.I, a.kernel, F(0), a.gates, G);
+  if (!a.no_tape) gate_columns_gemm(u, 3, H, B * T, a.I, a.x, a.I, a.kernel, F(0), a.gates, G);
   for (Index t = 0; t < T; ++t) {
+    if (a.no_tape)  // this step's x_t K only
+      gate_columns_gemm(u, 3, H, B, a.I, a.x + t * a.I, T * a.I, a.kernel, F(0), a.gates, G);
     Index ldh = H;
     const F* h_rec = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
                                      H, &ldh);
@@ -55,8 +62,9 @@ void forward(const GruForwardArgs<F>& a) {
     for (Index b = 0; b < B; ++b) {
       const Index r = b * T + t;
       const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
-      cell_forward(a.gates + r * G + u.u0, a.hz_h + r * H + u.u0, a.outputs + r * H + u.u0,
-                   a.hz + b * G + u.u0, at(h_prev, u.u0), at(a.bias, u.u0), u.n, H);
+      cell_forward(a.gates + b * gb + t * gt + u.u0, a.hz_h + b * hb + t * ht + u.u0,
+                   a.outputs + r * H + u.u0, a.hz + b * G + u.u0, at(h_prev, u.u0),
+                   at(a.bias, u.u0), u.n, H);
     }
     step_done(a.split);  // h_t complete before step t+1 multiplies by it
   }

@@ -35,29 +35,37 @@ inline void cell_forward(F* z, F* c, F* h, const F* c_prev, const F* bias, Index
       });
 }
 
+// With a tape, gates and cells hold every step, (B, T, 4H) and (B, T, H); without (inference,
+// a.no_tape), they are one step's scratch, (B, 4H) and (B, H), overwritten in place, and the
+// input projection is done step by step, so memory beyond the outputs is O(B * H).
 template <typename F>
 void forward(const LstmForwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 4 * H;
   const Units u = units_of(a.split, H);
+  const Index gb = a.no_tape ? G : T * G, gt = a.no_tape ? 0 : G;  // row strides: b, t
+  const Index cb = a.no_tape ? H : T * H, ct = a.no_tape ? 0 : H;
   // x K for every step in one GEMM: gates (B*T, 4H) = x (B*T, I) K (I, 4H).
-  gate_columns_gemm(u, 4, H, B * T, a.I, a.x, a.I, a.kernel, F(0), a.gates, G);
+  if (!a.no_tape) gate_columns_gemm(u, 4, H, B * T, a.I, a.x, a.I, a.kernel, F(0), a.gates, G);
   for (Index t = 0; t < T; ++t) {
+    if (a.no_tape)  // this step's x_t K only
+      gate_columns_gemm(u, 4, H, B, a.I, a.x + t * a.I, T * a.I, a.kernel, F(0), a.gates, G);
     Index ldh = H;
     const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
                                       H, &ldh);
     if (h_prev != nullptr)  // gates_t += h_{t-1} U
-      gate_columns_gemm(u, 4, H, B, H, h_prev, ldh, a.recurrent_kernel, F(1), a.gates + t * G,
-                        T * G);
+      gate_columns_gemm(u, 4, H, B, H, h_prev, ldh, a.recurrent_kernel, F(1), a.gates + t * gt,
+                        gb);
     for (Index b = 0; b < B; ++b) {
-      const Index r = b * T + t;
-      const F* c_prev = t > 0 ? a.cells + (r - 1) * H : at(a.c0, b * H);
-      cell_forward(a.gates + r * G + u.u0, a.cells + r * H + u.u0, a.outputs + r * H + u.u0,
-                   at(c_prev, u.u0), at(a.bias, u.u0), u.n, H);
+      F* c = a.cells + b * cb + t * ct;
+      const F* c_prev = t > 0 ? c - ct : at(a.c0, b * H);  // no tape: c_{t-1} is c, in place
+      cell_forward(a.gates + b * gb + t * gt + u.u0, c + u.u0,
+                   a.outputs + (b * T + t) * H + u.u0, at(c_prev, u.u0), at(a.bias, u.u0), u.n,
+                   H);
     }
     step_done(a.split);  // h_t complete before step t+1 multiplies by it
   }
   copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
-  copy_units(a.c_last, H, a.cells + (T - 1) * H, T * H, u, B);
+  copy_units(a.c_last, H, a.cells + (T - 1) * ct, cb, u, B);
 }
 
 // Backward through the gate math of one (b, t). dh: gradient reaching h_t from step t+1 (and

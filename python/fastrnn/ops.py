@@ -204,7 +204,8 @@ def simple_rnn_forward(
     activation: str = "tanh",
     *,
     recurrent_mask: Optional[ArrayLike] = None,
-) -> tuple[np.ndarray, np.ndarray, Tape]:
+    keep_tape: bool = True,
+) -> tuple[np.ndarray, np.ndarray, Optional[Tape]]:
     """SimpleRNN over a whole sequence: ``h_t = act(x_t K + (m * h_{t-1}) U + b)``.
 
     Args:
@@ -214,6 +215,8 @@ def simple_rnn_forward(
         activation: ``"tanh"``, ``"relu"`` or ``"linear"``.
         recurrent_mask: ``(B, H)`` or None: recurrent dropout mask (already scaled), multiplied
             into ``h_{t-1}`` before the recurrent product, the same at every step.
+        keep_tape: False for inference: no tape is returned (None), and LSTM/GRU keep only one
+            step of gate values, so memory beyond the outputs is ``O(B * H)``.
 
     Returns:
         ``(outputs (B, T, H), h_last (B, H), tape)``.
@@ -229,6 +232,8 @@ def simple_rnn_forward(
     b = _optional("bias", bias, dtype, (H,), "(units,)")
     m = _mask(recurrent_mask, dtype, B, H)
     outputs, h_last = _core.simple_rnn_forward(x, h0, k, u, b, m, activation)
+    if not keep_tape:
+        return outputs, h_last, None
     tape = Tape(
         "simple_rnn",
         {"x": x, "h0": h0, "kernel": k, "recurrent_kernel": u, "mask": m, "outputs": outputs},
@@ -279,13 +284,15 @@ def lstm_forward(
     bias: Optional[ArrayLike],
     *,
     recurrent_mask: Optional[ArrayLike] = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, Tape]:
+    keep_tape: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Optional[Tape]]:
     """LSTM over a whole sequence (Keras gate order i, f, c, o).
 
     Args:
         x: ``(B, T, I)``.  h0, c0: ``(B, H)`` or None (zeros).
         kernel: ``(I, 4H)``.  recurrent_kernel: ``(H, 4H)``.  bias: ``(4H,)`` or None.
         recurrent_mask: ``(B, H)`` or None (see :func:`simple_rnn_forward`).
+        keep_tape: False for inference (tape None, ``O(B * H)`` memory beyond the outputs).
 
     Returns:
         ``(outputs (B, T, H), h_last (B, H), c_last (B, H), tape)``.
@@ -296,7 +303,10 @@ def lstm_forward(
     k = _array("kernel", kernel, dtype, (I, 4 * H), "(features, 4 * units)")
     b = _optional("bias", bias, dtype, (4 * H,), "(4 * units,)")
     m = _mask(recurrent_mask, dtype, B, H)
-    outputs, h_last, c_last, gates, cells = _core.lstm_forward(x, h0, c0, k, u, b, m)
+    outputs, h_last, c_last, gates, cells = _core.lstm_forward(x, h0, c0, k, u, b, m,
+                                                              bool(keep_tape))
+    if not keep_tape:
+        return outputs, h_last, c_last, None
     tape = Tape(
         "lstm",
         {"x": x, "h0": h0, "c0": c0, "kernel": k, "recurrent_kernel": u, "mask": m,
@@ -346,7 +356,8 @@ def gru_forward(
     bias: Optional[ArrayLike],
     *,
     recurrent_mask: Optional[ArrayLike] = None,
-) -> tuple[np.ndarray, np.ndarray, Tape]:
+    keep_tape: bool = True,
+) -> tuple[np.ndarray, np.ndarray, Optional[Tape]]:
     """GRU over a whole sequence (Keras ``reset_after=True``, gate order z, r, h).
 
     Args:
@@ -354,6 +365,7 @@ def gru_forward(
         kernel: ``(I, 3H)``.  recurrent_kernel: ``(H, 3H)``.
         bias: ``(2, 3H)`` (input bias, recurrent bias) or None.
         recurrent_mask: ``(B, H)`` or None (see :func:`simple_rnn_forward`).
+        keep_tape: False for inference (tape None, ``O(B * H)`` memory beyond the outputs).
 
     Returns:
         ``(outputs (B, T, H), h_last (B, H), tape)``.
@@ -363,7 +375,9 @@ def gru_forward(
     k = _array("kernel", kernel, dtype, (I, 3 * H), "(features, 3 * units)")
     b = _optional("bias", bias, dtype, (2, 3 * H), "(2, 3 * units)")
     m = _mask(recurrent_mask, dtype, B, H)
-    outputs, h_last, gates, hz_h = _core.gru_forward(x, h0, k, u, b, m)
+    outputs, h_last, gates, hz_h = _core.gru_forward(x, h0, k, u, b, m, bool(keep_tape))
+    if not keep_tape:
+        return outputs, h_last, None
     tape = Tape(
         "gru",
         {"x": x, "h0": h0, "kernel": k, "recurrent_kernel": u, "mask": m, "outputs": outputs,

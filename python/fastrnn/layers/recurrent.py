@@ -265,7 +265,7 @@ class _RNN(Layer):
         if self.layer_norm:
             outputs, last, tape = self._ln_forward(x, states, rec_mask)
         else:
-            outputs, last, tape = self._fused_forward(x, states, rec_mask)
+            outputs, last, tape = self._fused_forward(x, states, rec_mask, training)
         if self.stateful:
             self._states = [np.array(s, dtype=self.dtype) for s in last]
         self._tape = (tape, in_mask) if training else None
@@ -317,21 +317,20 @@ class _RNN(Layer):
         return np.ascontiguousarray(d_x)
 
     # ------------------------------------------------------------------ fused (ops) path
-    def _fused_forward(self, x, states, rec_mask):
+    def _fused_forward(self, x, states, rec_mask, training):
         w = self._named()
         bias = w.get("bias")
+        kw = {"recurrent_mask": rec_mask, "keep_tape": training}  # inference keeps no tape
         if self._cell == "simple_rnn":
             out, h, tape = ops.simple_rnn_forward(
-                x, states[0], w["kernel"], w["recurrent_kernel"], bias, self.activation,
-                recurrent_mask=rec_mask)
+                x, states[0], w["kernel"], w["recurrent_kernel"], bias, self.activation, **kw)
             return out, [h], tape
         if self._cell == "lstm":
             out, h, c, tape = ops.lstm_forward(
-                x, states[0], states[1], w["kernel"], w["recurrent_kernel"], bias,
-                recurrent_mask=rec_mask)
+                x, states[0], states[1], w["kernel"], w["recurrent_kernel"], bias, **kw)
             return out, [h, c], tape
         out, h, tape = ops.gru_forward(
-            x, states[0], w["kernel"], w["recurrent_kernel"], bias, recurrent_mask=rec_mask)
+            x, states[0], w["kernel"], w["recurrent_kernel"], bias, **kw)
         return out, [h], tape
 
     def _fused_backward(self, tape, d_outputs, d_last):
