@@ -14,8 +14,9 @@ GRU (gates z, r, h)      ``(I, 3H)``     ``(H, 3H)``         ``(2, 3H)``
 GRU is Keras's ``reset_after=True`` form (the one PyTorch uses); its bias rows are the input
 and the recurrent bias. Every ``*_forward`` returns the outputs ``(B, T, H)``, the last state(s)
 and a *tape*: an opaque object holding what the matching ``*_backward`` needs. A tape may be
-used for any number of backward calls. The returned ``outputs`` array is read-only because the
-tape shares it.
+used for any number of backward calls. ``keep_tape=False`` (inference) returns None instead
+and keeps only one step of gate values, so memory beyond the outputs is ``O(B * H)``. The
+returned ``outputs`` array is read-only when a tape shares it.
 
 float32 is the default; float64 works too (gradient checks). float16 is converted to float32.
 Integer, boolean, complex or object arrays, and arguments whose dtypes differ from ``x``'s,
