@@ -241,10 +241,9 @@ inline StepPlan plan_steps(Index B, Index H, Index G, Index T, bool masked) {
   const int threads = slices_for(step_flops * double(T), Index(1) << 30, 1);
   if (threads <= 1) return {1, false};
   // A unit split synchronises every step: only worth it when each thread's share of a step
-  // is long (about 50 us or more) next to a barrier, and wanted when rows would be few or
-  // the recurrent kernel is large.
-  const bool units = !masked && H >= 32 * threads && step_flops / threads >= 5.0e6 &&
-                     (H >= 384 || B / threads < 24);
+  // is long (about 50 us or more) next to a barrier, and when the recurrent kernel is large
+  // (measured here: rows win up to H = 256 even with 16 rows a thread, units win at 512).
+  const bool units = !masked && H >= 384 && H >= 32 * threads && step_flops / threads >= 5.0e6;
   if (units) return {threads, true};
   return {static_cast<int>(std::max<Index>(1, std::min<Index>(threads, B / 4))), false};
 }

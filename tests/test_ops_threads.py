@@ -12,7 +12,7 @@ from _cells import VARIANT_IDS, VARIANTS, assert_close, backward, forward, make_
 from fastrnn import reference as ref
 
 # (B, T, I, H): the batch split over threads (row-split weights for narrow gates, column-split
-# for wide ones, an odd batch), and the hidden units split over threads (wide layers, few rows:
+# for wide ones, an odd batch), and the hidden units split over threads (wide layers:
 # (8, 6, 8, 464) for LSTM and GRU, (8, 5, 8, 800) for SimpleRNN).
 SHAPES = [(64, 30, 16, 64), (32, 12, 24, 160), (37, 9, 5, 97), (8, 6, 8, 464), (8, 5, 8, 800)]
 
