@@ -9,7 +9,10 @@
 
 #include <climits>
 #include <cstring>
+#include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -71,9 +74,80 @@ const F* checked(const Opt& a, const char* name, const std::vector<Index>& shape
   return a ? checked<F>(*a, name, shape) : nullptr;
 }
 
+// Recycles the memory of large returned arrays (outputs, tapes, gradients). Training asks for
+// the same shapes every batch; memory fresh from the OS costs a page fault and a zeroing per
+// 4 KiB page (about 10% of a Jena-shaped LSTM step), so freed buffers wait here, up to a
+// limit, for the next array of exactly their size.
+class BufferPool {
+ public:
+  static constexpr std::size_t kMinBytes = std::size_t(1) << 16;  // smaller: malloc is fine
+  static constexpr std::size_t kMaxPooled = std::size_t(1) << 28;  // 256 MiB held at most
+
+  std::unique_ptr<char[]> take(std::size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(bytes);
+      if (it != free_.end()) {
+        std::unique_ptr<char[]> buffer = std::move(it->second);
+        free_.erase(it);
+        pooled_ -= bytes;
+        return buffer;
+      }
+    }
+    return std::make_unique<char[]>(bytes);  // zeroed once; reused buffers are not
+  }
+
+  void give(std::size_t bytes, std::unique_ptr<char[]> buffer) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (pooled_ + bytes > kMaxPooled) return;  // over the limit: freed here
+    free_.emplace(bytes, std::move(buffer));
+    pooled_ += bytes;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::multimap<std::size_t, std::unique_ptr<char[]>> free_;
+  std::size_t pooled_ = 0;
+};
+
+// Set when the pool is destroyed at exit; an array freed after that frees its own buffer.
+std::atomic<bool> buffer_pool_closed{false};
+
+struct ClosingBufferPool : BufferPool {
+  ~ClosingBufferPool() { buffer_pool_closed = true; }
+};
+
+BufferPool& buffer_pool() {
+  static ClosingBufferPool pool;
+  return pool;
+}
+
+// The owner of a pooled buffer, kept alive by the array's base capsule.
+struct PooledBuffer {
+  PooledBuffer(std::size_t size, std::unique_ptr<char[]> buffer)
+      : bytes(size), data(std::move(buffer)) {}
+  ~PooledBuffer() {
+    if (!buffer_pool_closed) buffer_pool().give(bytes, std::move(data));
+  }
+  std::size_t bytes;
+  std::unique_ptr<char[]> data;
+};
+
+// An uninitialised C-contiguous array of `shape` (every kernel writes all of its outputs).
 template <typename F>
 py::array_t<F> empty(const std::vector<Index>& shape) {
-  return py::array_t<F>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  std::size_t count = 1;
+  for (Index d : shape) count *= std::size_t(d);
+  const std::size_t bytes = count * sizeof(F);
+  if (bytes < BufferPool::kMinBytes) return py::array_t<F>(dims);
+  auto owner = std::make_unique<PooledBuffer>(bytes, buffer_pool().take(bytes));
+  F* data = reinterpret_cast<F*>(owner->data.get());
+  py::capsule base(owner.get(), [](void* p) {
+    std::unique_ptr<PooledBuffer>(static_cast<PooledBuffer*>(p));  // returns it to the pool
+  });
+  owner.release();  // the capsule owns it now
+  return py::array_t<F>(dims, data, base);
 }
 
 template <typename F>
