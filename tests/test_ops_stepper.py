@@ -124,3 +124,20 @@ def test_inference_without_tape_matches_training_forward(cell, B, T, I, H, maske
     assert without[-1] is None and with_tape[-1] is not None
     for got, want in zip(without[:-1], with_tape[:-1]):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+
+
+def test_reused_buffers_never_alias_live_arrays():
+    """The core recycles the memory of large returned arrays once they are freed: arrays that
+    are still alive must never share memory with new ones, and recycled ones hold new values."""
+    rng = np.random.default_rng(11)
+    k, u, b = _weights("lstm", 8, 64, np.float32, rng)
+    x = rng.standard_normal((32, 40, 8)).astype(np.float32)  # outputs and tape well over 64 KiB
+    first = ops.lstm_forward(x, None, None, k, u, b)
+    kept = first[0].copy()
+    second = ops.lstm_forward(2 * x, None, None, k, u, b)
+    assert not np.shares_memory(first[0], second[0])
+    np.testing.assert_array_equal(first[0], kept)  # the live array was not overwritten
+    del first
+    third = ops.lstm_forward(x, None, None, k, u, b)  # may reuse first's memory
+    np.testing.assert_array_equal(third[0], kept)
+    assert not np.shares_memory(third[0], second[0])
