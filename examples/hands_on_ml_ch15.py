@@ -11,6 +11,7 @@ epoch of a PyTorch eager training loop for the deep RNNs.
     python examples/hands_on_ml_ch15.py --quick     # 2000 series, 5 epochs
     python examples/hands_on_ml_ch15.py --epochs 5 --series 3000 --no-torch
     python examples/hands_on_ml_ch15.py --seeds 3   # median over seeds 42, 43, 44
+    python examples/hands_on_ml_ch15.py --keras     # TF-Keras on the same arrays, if installed
 
 Notes on the experiments (as in the book's notebook):
 * Results vary with the seed (the Flatten + Dense model ends anywhere in 0.0035-0.0045 over
@@ -74,6 +75,8 @@ class Row:
     seconds_per_epoch: Optional[float]
     torch_seconds_per_epoch: Optional[float] = None
     spread: Optional[tuple[float, float]] = None  # (min, max) over seeds
+    #: TF-Keras trained here on the same arrays and seeds (``--keras``): (val MSE, s/epoch)
+    keras_run: Optional[tuple[float, float]] = None
 
     @property
     def keras(self) -> tuple[float, float]:
@@ -135,13 +138,50 @@ def _train(build: Callable[[], list], optimizer, x, y, xv, yv, epochs: int,
     return model, history.history, (time.perf_counter() - t0) / epochs
 
 
+def keras_run(build: Callable, optimizer, x, y, xv, yv, epochs: int, seeds: tuple[int, ...],
+              seq2seq: bool) -> Optional[tuple[float, float]]:
+    """The same model in TF-Keras, built by the same `build` from ``keras.layers`` (the
+    book's code with the other import), trained on the same arrays: (median val MSE over
+    `seeds`, seconds per epoch), or None when TensorFlow is not installed."""
+    try:
+        import os
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import warnings
+
+        from tensorflow import keras
+    except ImportError:
+        return None
+
+    def last_time_step_mse(y_true, y_pred):
+        return keras.ops.mean(keras.ops.square(y_true[:, -1] - y_pred[:, -1]), axis=-1)
+
+    values, seconds = [], []
+    for seed in seeds:
+        keras.utils.set_random_seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras 3 prefers Input() to input_shape=
+            model = keras.models.Sequential(build(keras.layers))
+        opt = optimizer(keras.optimizers) if callable(optimizer) else optimizer
+        model.compile(loss="mse", optimizer=opt,
+                      metrics=[last_time_step_mse] if seq2seq else None)
+        t0 = time.perf_counter()
+        history = model.fit(x, y, epochs=epochs, validation_data=(xv, yv), verbose=0)
+        seconds.append((time.perf_counter() - t0) / epochs)
+        key = "val_last_time_step_mse" if seq2seq else "val_loss"
+        values.append(history.history[key][-1])
+    return float(np.median(values)), float(np.mean(seconds))
+
+
 def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
-        seeds: tuple[int, ...] = (42,), log: Callable[[str], None] = print) -> list[Row]:
+        seeds: tuple[int, ...] = (42,), log: Callable[[str], None] = print,
+        compare_keras: bool = False) -> list[Row]:
     """Runs every experiment; returns the table's rows.
 
     With several `seeds`, each trained model is trained once per seed and the row reports the
     median validation MSE (and the range in ``Row.spread``); the recursive forecast uses the
-    deep RNN + Dense model of the first seed.
+    deep RNN + Dense model of the first seed. With `compare_keras`, TF-Keras (when installed)
+    trains each model on the same arrays with the same seeds.
     """
     d = make_data(n_series)
     rows: list[Row] = []
@@ -163,23 +203,30 @@ def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
         torch_spe = None
         if compare_torch and torch_head is not None:
             torch_spe = torch_seconds_per_epoch(x, d["y_train"], dense_head=torch_head)
+        keras_result = None
+        if compare_keras:
+            keras_result = keras_run(build, optimizer, x, d[f"{part}_train"], xv,
+                                     d[f"{part}_valid"], epochs, seeds, part == "yseq")
         done(Row(name, float(np.median(vals)), float(np.mean([r[2] for r in results])),
-                 torch_spe, None if len(vals) == 1 else (min(vals), max(vals))))
+                 torch_spe, None if len(vals) == 1 else (min(vals), max(vals)), keras_result))
         return results[0][0]
 
     done(Row("naive (last value)",
              float(np.mean((d["y_valid"] - d["x_valid"][:, -1]) ** 2)), None))
+    # Each builder takes the layers module (fastrnn's, or keras.layers for the comparison) and
+    # each optimizer factory the optimizers module: the book's code with either import.
     trained("linear: Flatten + Dense(1)",
-            lambda: [layers.Flatten(input_shape=[N_STEPS, 1]), layers.Dense(1)], "adam", "y")
-    trained("SimpleRNN(1), Adam 0.005", lambda: [layers.SimpleRNN(1, input_shape=[None, 1])],
-            lambda: optimizers.Adam(learning_rate=0.005), "y")
+            lambda L=layers: [L.Flatten(input_shape=[N_STEPS, 1]), L.Dense(1)], "adam", "y")
+    trained("SimpleRNN(1), Adam 0.005", lambda L=layers: [L.SimpleRNN(1, input_shape=[None, 1])],
+            lambda O=optimizers: O.Adam(learning_rate=0.005), "y")
     trained("deep RNN 20-20-1",
-            lambda: [layers.SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
-                     layers.SimpleRNN(20, return_sequences=True), layers.SimpleRNN(1)],
+            lambda L=layers: [L.SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+                              L.SimpleRNN(20, return_sequences=True), L.SimpleRNN(1)],
             "adam", "y", torch_head=False)
     deep = trained("deep RNN 20-20-Dense(1)",
-                   lambda: [layers.SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
-                            layers.SimpleRNN(20), layers.Dense(1)],
+                   lambda L=layers: [L.SimpleRNN(20, return_sequences=True,
+                                                 input_shape=[None, 1]),
+                                     L.SimpleRNN(20), L.Dense(1)],
                    "adam", "y", torch_head=True)
 
     # Forecast 10 steps by feeding each prediction back in (the book's loop on X_valid).
@@ -191,17 +238,18 @@ def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
     done(Row("10 steps ahead, recursive", recursive, None))
 
     trained("seq-to-vector: Dense(10)",
-            lambda: [layers.SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
-                     layers.SimpleRNN(20), layers.Dense(AHEAD)], "adam", "y10")
+            lambda L=layers: [L.SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+                              L.SimpleRNN(20), L.Dense(AHEAD)], "adam", "y10")
     for name, cell, optimizer in (
-        ("seq-to-seq SimpleRNN (last step)", layers.SimpleRNN,
-         lambda: optimizers.Adam(learning_rate=0.01)),
-        ("seq-to-seq LSTM(20)x2 (last step)", layers.LSTM, "adam"),
-        ("seq-to-seq GRU(20)x2 (last step)", layers.GRU, "adam"),
+        ("seq-to-seq SimpleRNN (last step)", "SimpleRNN",
+         lambda O=optimizers: O.Adam(learning_rate=0.01)),
+        ("seq-to-seq LSTM(20)x2 (last step)", "LSTM", "adam"),
+        ("seq-to-seq GRU(20)x2 (last step)", "GRU", "adam"),
     ):
-        trained(name, lambda cell=cell: [cell(20, return_sequences=True, input_shape=[None, 1]),
-                                         cell(20, return_sequences=True),
-                                         layers.TimeDistributed(layers.Dense(AHEAD))],
+        trained(name, lambda L=layers, cell=cell: [
+                    getattr(L, cell)(20, return_sequences=True, input_shape=[None, 1]),
+                    getattr(L, cell)(20, return_sequences=True),
+                    L.TimeDistributed(L.Dense(AHEAD))],
                 optimizer, "yseq", metric="val_last_time_step_mse")
     return rows
 
@@ -255,11 +303,14 @@ def format_table(rows: list[Row]) -> str:
     """The table as Markdown."""
     show_torch = any(r.torch_seconds_per_epoch is not None for r in rows)
     show_spread = any(r.spread is not None for r in rows)
+    show_keras = any(r.keras_run is not None for r in rows)
     head = ["experiment", "fastrnn val MSE", "TF-Keras val MSE", "matched", "fastrnn s/epoch"]
     if show_spread:
         head.insert(2, "range over seeds")
     if show_torch:
         head += ["PyTorch loop s/epoch", "speed-up"]
+    if show_keras:
+        head += ["TF-Keras here: val MSE", "TF-Keras s/epoch"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lo, hi = r.keras
@@ -273,6 +324,9 @@ def format_table(rows: list[Row]) -> str:
             cells += ["-" if t is None else f"{t:.3f}",
                       "-" if t is None or not r.seconds_per_epoch
                       else f"{t / r.seconds_per_epoch:.1f}x"]
+        if show_keras:
+            k = r.keras_run
+            cells += ["-", "-"] if k is None else [f"{k[0]:.4f}", f"{k[1]:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -288,6 +342,9 @@ def main(argv: Optional[list[str]] = None) -> None:
                              "the median validation MSE")
     parser.add_argument("--no-torch", action="store_true",
                         help="skip the PyTorch timing even if torch is installed")
+    parser.add_argument("--keras", action="store_true",
+                        help="also train every model with TF-Keras (when installed) on the same "
+                             "arrays and seeds: its validation MSE and seconds per epoch")
     args = parser.parse_args(argv)
     epochs, n_series = args.epochs, args.series
     if args.quick:
@@ -295,7 +352,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     print(f"Hands-On ML ch.15 with fastrnn: {n_series} series, {epochs} epochs per model, "
           f"{max(1, args.seeds)} seed(s)")
     seeds = tuple(range(42, 42 + max(1, args.seeds)))
-    rows = run(epochs=epochs, n_series=n_series, compare_torch=not args.no_torch, seeds=seeds)
+    rows = run(epochs=epochs, n_series=n_series, compare_torch=not args.no_torch, seeds=seeds,
+               compare_keras=args.keras)
     print()
     print(format_table(rows))
 
