@@ -139,14 +139,19 @@ def _inputs(x: ArrayLike, recurrent_kernel: ArrayLike, gates: int):
             "Received an invalid value for argument `x`: expected at least one feature, "
             f"got shape {x.shape}."
         )
-    u = np.asarray(recurrent_kernel)
+    u = _recurrent_kernel(recurrent_kernel, gates, dtype)
+    return x, u, dtype, B, T, I, u.shape[0]
+
+
+def _recurrent_kernel(value: ArrayLike, gates: int, dtype: Optional[np.dtype]) -> np.ndarray:
+    """Validates a recurrent kernel (H, gates * H), H >= 1 (any float dtype if `dtype` is None)."""
+    u = np.asarray(value)
     if u.ndim != 2 or u.shape[0] < 1 or u.shape[1] != gates * u.shape[0]:
         raise ValueError(
             "Received an invalid value for argument `recurrent_kernel`: expected shape "
             f"(units, {gates} * units) with units >= 1, got {u.shape}."
         )
-    u = _array("recurrent_kernel", u, dtype, u.shape, "")
-    return x, u, dtype, B, T, I, u.shape[0]
+    return _array("recurrent_kernel", u, dtype, u.shape, "")
 
 
 def _mask(value: ArrayLike, dtype: np.dtype, B: int, H: int) -> Optional[np.ndarray]:
@@ -469,24 +474,19 @@ class Stepper:
                 f"got {dtype}."
             )
         g = gates[cell]
-        u = np.asarray(recurrent_kernel)
-        if u.ndim != 2 or u.shape[0] < 1 or u.shape[1] != g * u.shape[0]:
-            raise ValueError(
-                "Received an invalid value for argument `recurrent_kernel`: expected shape "
-                f"(units, {g} * units) with units >= 1, got {u.shape}."
-            )
+        u = _recurrent_kernel(recurrent_kernel, g, None)
         H = u.shape[0]
-        k = np.asarray(kernel)
-        if k.ndim != 2 or k.shape[1] != g * H or k.shape[0] < 1:
+        k = _array("kernel", kernel, None, (-1, g * H), f"(features, {g} * units)")
+        if k.shape[0] < 1:
             raise ValueError(
-                "Received an invalid value for argument `kernel`: expected shape "
-                f"(features, {g * H}), got {k.shape}."
+                "Received an invalid value for argument `kernel`: expected at least one "
+                f"feature row, got shape {k.shape}."
             )
         self.cell, self.activation = cell, activation
         self.units, self.input_dim, self.batch_size = H, k.shape[0], int(batch_size)
         self.dtype = dtype
-        self._kernel = np.ascontiguousarray(k, dtype=dtype)
-        self._recurrent_kernel = np.ascontiguousarray(u, dtype=dtype)
+        self._kernel = k.astype(dtype, copy=False)
+        self._recurrent_kernel = u.astype(dtype, copy=False)
         bias_shape = (2, g * H) if cell == "gru" else (g * H,)
         self._bias = _optional("bias", bias, None, bias_shape, "")
         if self._bias is not None:
