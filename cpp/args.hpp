@@ -24,6 +24,7 @@ struct StepSplit {
   Index u_begin = 0, u_end = -1;  // u_end < 0: up to H
   void (*sync)(void*) = nullptr;
   void* sync_ctx = nullptr;
+  bool inputs_later = false;  // backward: the caller runs backward_inputs after the loop
 };
 
 // ---------------------------------------------------------------------------------------
@@ -59,6 +60,8 @@ struct SimpleRnnBackwardArgs {
   const F* h0;                // (B, H)     tape, or nullptr
   const F* kernel;            // (I, H)
   const F* recurrent_kernel;  // (H, H)
+  const F* recurrent_kernel_t;  // (H, H)   U transposed, filled by the caller (see bindings)
+  const F* kernel_t;            // (H, I)   K transposed, likewise
   const F* recurrent_mask;    // (B, H)     or nullptr
   const F* d_outputs;         // (B, T, H)  or nullptr
   const F* d_h_last;          // (B, H)     or nullptr
@@ -113,6 +116,8 @@ struct LstmBackwardArgs {
   const F* c0;                // (B, H)      or nullptr
   const F* kernel;            // (I, 4H)
   const F* recurrent_kernel;  // (H, 4H)
+  const F* recurrent_kernel_t;  // (4H, H)   U transposed, filled by the caller (see bindings)
+  const F* kernel_t;            // (4H, I)   K transposed, likewise
   const F* recurrent_mask;    // (B, H)      or nullptr
   const F* d_outputs;         // (B, T, H)   or nullptr
   const F* d_h_last;          // (B, H)      or nullptr
@@ -166,6 +171,8 @@ struct GruBackwardArgs {
   const F* h0;                // (B, H)      or nullptr
   const F* kernel;            // (I, 3H)
   const F* recurrent_kernel;  // (H, 3H)
+  const F* recurrent_kernel_t;  // (3H, H)   U transposed, filled by the caller (see bindings)
+  const F* kernel_t;            // (3H, I)   K transposed, likewise
   const F* recurrent_mask;    // (B, H)      or nullptr
   const F* d_outputs;         // (B, T, H)   or nullptr
   const F* d_h_last;          // (B, H)      or nullptr

@@ -209,16 +209,46 @@ Dims read_dims(const py::array& x, const py::array& recurrent_kernel, Index gate
   return d;
 }
 
-// Runs a time loop (forward, or backward_steps) threaded as plan_steps says; for a backward
-// split by units, `inputs` (the per-row work after the loop) follows, split by rows.
+// Runs a time loop (forward, or backward_steps) threaded as plan_steps says; for a backward,
+// `inputs` (the per-row work after the loop) follows as a phase of its own, split by rows
+// when it is big enough.
 template <typename Args>
 void run_steps(void (*steps)(const Args&), const Args& a, const Dims& d, bool masked,
                void (*inputs)(const Args&) = nullptr) {
   const fastrnn::StepPlan plan = fastrnn::plan_steps(d.B, d.H, d.G, d.T, masked);
-  if (!plan.units) return fastrnn::run_batch_sliced(steps, a, plan.slices);
-  fastrnn::run_unit_sliced(steps, a, plan.slices);
-  if (inputs != nullptr) fastrnn::run_batch_sliced(inputs, a, plan.slices);
+  if (plan.slices <= 1) return steps(a);
+  Args threaded = a;
+  threaded.split.inputs_later = inputs != nullptr;
+  if (plan.units)
+    fastrnn::run_unit_sliced(steps, threaded, plan.slices);
+  else
+    fastrnn::run_batch_sliced(steps, threaded, plan.slices);
+  if (inputs != nullptr) {
+    const double flops = 2.0 * double(d.B) * double(d.T) * double(d.I) * double(d.G);
+    fastrnn::run_batch_sliced(inputs, a, fastrnn::slices_for(flops, d.B, 4));
+  }
 }
+// U^T (G, H) and K^T (G, I), stored at ws for backward: its products with them (d_h_{t-1} =
+// dz_t U^T every step, d_x = dz K^T) then run as plain GEMMs, which OpenBLAS computes with its
+// small-matrix kernels at small sizes. As transposed products they took its general path at
+// small sizes, which packs the operands and takes a buffer from an allocator behind a lock,
+// every step (and threads calling it every step queue on that lock).
+void transpose(const float* src, Index rows, Index cols, float* dst) {
+  scipy_cblas_somatcopy(CblasRowMajor, CblasTrans, static_cast<int>(rows), static_cast<int>(cols),
+                        1.0f, src, static_cast<int>(cols), dst, static_cast<int>(rows));
+}
+void transpose(const double* src, Index rows, Index cols, double* dst) {
+  scipy_cblas_domatcopy(CblasRowMajor, CblasTrans, static_cast<int>(rows), static_cast<int>(cols),
+                        1.0, src, static_cast<int>(cols), dst, static_cast<int>(rows));
+}
+template <typename F, typename Args>
+void store_transposed_weights(Args& a, const Dims& d, F* ws) {
+  transpose(a.recurrent_kernel, d.H, d.G, ws);
+  transpose(a.kernel, d.I, d.G, ws + d.H * d.G);
+  a.recurrent_kernel_t = ws, a.kernel_t = ws + d.H * d.G;
+}
+std::size_t transposed_weights_size(const Dims& d) { return std::size_t((d.H + d.I) * d.G); }
+
 // The weight gradients' work, and the workspace their row-split partial sums need.
 double weight_flops(const Dims& d) {
   return 2.0 * double(d.B) * double(d.T) * double(d.I + d.H) * double(d.G);
@@ -330,8 +360,10 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
       copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
     } else {
       const std::size_t bth = std::size_t(d.B * d.T * d.H), bh = std::size_t(d.B * d.H);
-      F* ws = workspace<F>().get(2 * bth + bh + weight_partials_size(d, d.G));
+      const std::size_t partials = weight_partials_size(d, d.G);
+      F* ws = workspace<F>().get(2 * bth + bh + partials + transposed_weights_size(d));
       a.d_pre = ws, a.h_prev = ws + bth, a.d_h = ws + 2 * bth;
+      store_transposed_weights(a, d, ws + 2 * bth + bh + partials);
       const auto& ks = kernel_set<F>();
       run_steps(ks.simple_rnn_backward_steps, a, d, a.recurrent_mask != nullptr,
                 ks.simple_rnn_backward_inputs);
@@ -423,8 +455,10 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
     } else {
       const std::size_t btg = std::size_t(d.B * d.T * d.G), bth = std::size_t(d.B * d.T * d.H);
       const std::size_t bh = std::size_t(d.B * d.H);
-      F* ws = workspace<F>().get(btg + bth + 2 * bh + weight_partials_size(d, d.G));
+      const std::size_t partials = weight_partials_size(d, d.G);
+      F* ws = workspace<F>().get(btg + bth + 2 * bh + partials + transposed_weights_size(d));
       a.d_gates = ws, a.h_prev = ws + btg, a.d_h = ws + btg + bth, a.d_c = ws + btg + bth + bh;
+      store_transposed_weights(a, d, ws + btg + bth + 2 * bh + partials);
       const auto& ks = kernel_set<F>();
       run_steps(ks.lstm_backward_steps, a, d, a.recurrent_mask != nullptr,
                 ks.lstm_backward_inputs);
@@ -509,9 +543,11 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
     } else {
       const std::size_t btg = std::size_t(d.B * d.T * d.G), bth = std::size_t(d.B * d.T * d.H);
       const std::size_t bh = std::size_t(d.B * d.H);
-      F* ws = workspace<F>().get(2 * btg + bth + 2 * bh + weight_partials_size(d, 2 * d.G));
+      const std::size_t partials = weight_partials_size(d, 2 * d.G);
+      F* ws = workspace<F>().get(2 * btg + bth + 2 * bh + partials + transposed_weights_size(d));
       a.d_xz = ws, a.d_hz = ws + btg, a.h_prev = ws + 2 * btg;
       a.d_h = ws + 2 * btg + bth, a.d_h_rec = ws + 2 * btg + bth + bh;
+      store_transposed_weights(a, d, ws + 2 * btg + bth + 2 * bh + partials);
       const auto& ks = kernel_set<F>();
       run_steps(ks.gru_backward_steps, a, d, a.recurrent_mask != nullptr,
                 ks.gru_backward_inputs);
@@ -833,3 +869,4 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = FASTRNN_STRINGIFY(VERSION_INFO);
 #endif
 }
+

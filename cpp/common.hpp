@@ -231,11 +231,12 @@ inline void gather_previous_states(F* h_prev, const F* outputs, const F* h0, con
   }
 }
 
-// d_x (rows, I) = d_pre (rows, G) K^T (G, I): one GEMM over all the rows of a batch slice.
+// d_x (rows, I) = d_pre (rows, G) K^T (G, I): one GEMM over all the rows of a batch slice
+// (kernel_t is K^T, stored).
 template <typename F>
-inline void input_gradient(F* d_x, const F* d_pre, const F* kernel, Index rows, Index I,
+inline void input_gradient(F* d_x, const F* d_pre, const F* kernel_t, Index rows, Index I,
                            Index G) {
-  gemm(false, true, rows, I, G, F(1), d_pre, G, kernel, G, F(0), d_x, I);
+  gemm(false, false, rows, I, G, F(1), d_pre, G, kernel_t, I, F(0), d_x, I);
 }
 
 // Columns [g0, g1) of the weight gradients, each one GEMM over all B*T rows:

@@ -100,7 +100,7 @@ inline void cell_backward(F* dxz, F* dhz, F* dh_io, const F* d_out, const F* gat
 template <typename F>
 void backward_inputs(const GruBackwardArgs<F>& a) {
   gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.H);
-  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_xz, a.kernel, a.B * a.T, a.I, 3 * a.H);
+  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_xz, a.kernel_t, a.B * a.T, a.I, 3 * a.H);
 }
 
 // The time loop of backward: d_xz and d_hz for every step, and d_h0. Rows are independent,
@@ -126,12 +126,12 @@ void backward_steps(const GruBackwardArgs<F>& a) {
       continue;
     }
     // d_h_{t-1} = dh * z (already in d_h) + (d_hz_t U^T) * m, its units u.
-    const F* U_rows = a.recurrent_kernel + u.u0 * G;
+    const F* Ut_cols = a.recurrent_kernel_t + u.u0;
     if (a.recurrent_mask == nullptr) {
-      gemm(false, true, B, u.n, G, F(1), a.d_hz + t * G, T * G, U_rows, G, F(1), a.d_h + u.u0,
+      gemm(false, false, B, u.n, G, F(1), a.d_hz + t * G, T * G, Ut_cols, H, F(1), a.d_h + u.u0,
            H);
     } else {
-      gemm(false, true, B, u.n, G, F(1), a.d_hz + t * G, T * G, U_rows, G, F(0),
+      gemm(false, false, B, u.n, G, F(1), a.d_hz + t * G, T * G, Ut_cols, H, F(0),
            a.d_h_rec + u.u0, H);
       mask_units(a.d_h_rec, a.recurrent_mask, u, B, H);
       for (Index b = 0; b < B; ++b)
@@ -139,7 +139,7 @@ void backward_steps(const GruBackwardArgs<F>& a) {
     }
   }
   copy_units(a.d_h0, H, a.d_h, H, u, B);
-  if (u.all) backward_inputs(a);
+  if (u.all && !a.split.inputs_later) backward_inputs(a);
 }
 
 // After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.

@@ -99,7 +99,7 @@ inline void cell_backward(F* dz, F* dc_io, const F* dh, const F* d_out, const F*
 template <typename F>
 void backward_inputs(const LstmBackwardArgs<F>& a) {
   gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.H);
-  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_gates, a.kernel, a.B * a.T, a.I, 4 * a.H);
+  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_gates, a.kernel_t, a.B * a.T, a.I, 4 * a.H);
 }
 
 // The time loop of backward: d_gates for every step, d_h0 and d_c0. Rows are independent, so
@@ -128,13 +128,13 @@ void backward_steps(const LstmBackwardArgs<F>& a) {
       continue;
     }
     // d_h_{t-1} = (dz_t U^T) * m, its units u: the only product on the critical path.
-    gemm(false, true, B, u.n, G, F(1), a.d_gates + t * G, T * G,
-         a.recurrent_kernel + u.u0 * G, G, F(0), a.d_h + u.u0, H);
+    gemm(false, false, B, u.n, G, F(1), a.d_gates + t * G, T * G, a.recurrent_kernel_t + u.u0,
+         H, F(0), a.d_h + u.u0, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
   }
   copy_units(a.d_h0, H, a.d_h, H, u, B);
   copy_units(a.d_c0, H, a.d_c, H, u, B);
-  if (u.all) backward_inputs(a);
+  if (u.all && !a.split.inputs_later) backward_inputs(a);
 }
 
 // After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.

@@ -4,15 +4,21 @@
 // synchronisation per step. Multi-threaded BLAS on a 64-row step GEMM spends much of its time
 // waking and joining threads, and its idle workers spin on the cores our threads need, so
 // OpenBLAS itself always runs single-threaded here; the weight gradients (sums over all rows)
-// are split by columns instead.
+// are split by columns or rows (partial sums). The threads are a pool kept across calls
+// (WorkerPool), so even a book-sized layer (32 x 50 x 20) gains from them.
 #pragma once
 #include <cblas.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
-#include <mutex>
+#include <cstdint>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -22,6 +28,9 @@ namespace fastrnn {
 
 // Threads the core may use (OpenBLAS is kept at one thread, see above).
 int& configured_threads();
+
+// Below this much work (flops) a phase runs on one thread.
+inline constexpr double kMinParallelFlops = 1.0e6;
 
 namespace detail {
 template <typename P>
@@ -148,18 +157,150 @@ GruBackwardArgs<F> weight_rows(GruBackwardArgs<F> a, Index b0, Index nb, F* dk, 
   return a;
 }
 
-// How many slices to run at once: one per thread when the work (`flops`, about 0.1 ms per
-// 1e7 on one core) pays for starting a thread (~30-50 us), and each slice keeps at least
-// `min_size` rows or columns.
+// How many slices to run at once: one per thread when the work (`flops`, about 10 us per
+// 1e6 on one core) pays for handing it to a pooled thread (a few microseconds), and each
+// slice keeps at least `min_size` rows or columns.
 inline int slices_for(double flops, Index size, Index min_size) {
   const int threads = configured_threads();
-  if (threads <= 1 || flops < 1.0e7) return 1;
+  if (threads <= 1 || flops < kMinParallelFlops) return 1;
   return static_cast<int>(std::max<Index>(1, std::min<Index>(threads, size / min_size)));
 }
 
-// Runs fn(s) for s in [0, n) on n threads (fn(0) on the caller's).
+// The threads that run the slices of a call. Starting a std::thread costs 30-50 us, as much
+// as a whole book-sized forward pass, so the workers are started once and kept: after a job
+// each spins for a while (the next phase of a training step usually comes within
+// microseconds), then sleeps on a condition variable. One call uses the pool at a time; a
+// call made while it is busy (another Python thread, the GIL being released around kernels)
+// runs on threads of its own instead.
+class WorkerPool {
+ public:
+  // The process's pool, created on first use. It is never destroyed: its workers may still
+  // be parked when the interpreter exits. A child process after fork() gets a new one (the
+  // parent's workers do not exist there).
+  static WorkerPool& instance() {
+    static WorkerPool* pool = nullptr;  // deliberately never deleted
+    static std::mutex guard;
+    std::lock_guard<std::mutex> lock(guard);
+    if (pool == nullptr || pool->owner_ != ::getpid())  // (a forked copy's threads are gone)
+      pool = std::make_unique<WorkerPool>().release();
+    return *pool;
+  }
+
+  // Runs fn(s) for s in [0, n), fn(0) on the caller's thread. Returns false (nothing run)
+  // when the pool is busy with another call or cannot start its threads.
+  template <typename Fn>
+  bool run(int n, const Fn& fn) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock() || !grow(n - 1)) return false;
+    call_ = [](const void* f, int s) { (*static_cast<const Fn*>(f))(s); };
+    fn_ = &fn;
+    error_ = nullptr;
+    pending_.store(n - 1, std::memory_order_relaxed);
+    const std::uint64_t job = ((state_.load(std::memory_order_relaxed) >> 8) + 1) << 8 |
+                              static_cast<std::uint64_t>(n);
+    state_.store(job, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      wake_.notify_all();
+    }
+    std::exception_ptr mine;
+    try {
+      fn(0);
+    } catch (...) {
+      mine = std::current_exception();
+    }
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins)
+      if (spins > 20000) std::this_thread::yield();
+    if (mine != nullptr) std::rethrow_exception(mine);
+    if (error_ != nullptr) std::rethrow_exception(error_);
+    return true;
+  }
+
+  WorkerPool() : owner_(::getpid()) {}
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+ private:
+  // Makes sure `count` workers exist (called with busy_ held).
+  bool grow(int count) {
+    try {
+      while (static_cast<int>(workers_.size()) < count) {
+        const int index = static_cast<int>(workers_.size());
+        // The current generation is passed in: the thread may first run after the job that
+        // started it is published, and must not take that job as already seen.
+        const std::uint64_t seen = state_.load(std::memory_order_relaxed) >> 8;
+        workers_.emplace_back([this, index, seen] { work(index + 1, seen); });
+        workers_.back().detach();
+      }
+    } catch (const std::exception&) {
+      return false;
+    }
+    return true;
+  }
+
+  // Worker loop: runs slice `slice` of every job with more than `slice` slices.
+  void work(int slice, std::uint64_t seen) {
+    for (;;) {
+      std::uint64_t job = await(seen);
+      seen = job >> 8;
+      if (slice >= static_cast<int>(job & 0xff)) continue;  // not needed this time
+      try {
+        call_(fn_, slice);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(sleep_mutex_);
+        if (error_ == nullptr) error_ = std::current_exception();
+      }
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  // Waits for a job newer than `seen`: spins for about 2 ms, then sleeps.
+  std::uint64_t await(std::uint64_t seen) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(2000);
+    for (int spins = 0;; ++spins) {
+      const std::uint64_t job = state_.load(std::memory_order_acquire);
+      if ((job >> 8) != seen) return job;
+      if ((spins & 63) == 63 && std::chrono::steady_clock::now() > until) break;
+      pause();
+    }
+    std::unique_lock<std::mutex> lock(sleep_mutex_);
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    std::uint64_t job = 0;
+    wake_.wait(lock, [&] {
+      job = state_.load(std::memory_order_seq_cst);
+      return (job >> 8) != seen;
+    });
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    return job;
+  }
+
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+
+  const pid_t owner_;
+  std::mutex busy_;
+  std::vector<std::thread> workers_;
+  // The job: generation << 8 | number of slices. Workers read call_ and fn_ after seeing a
+  // new generation; the caller rewrites them only once every worker of the last job is done.
+  std::atomic<std::uint64_t> state_{0};
+  std::atomic<int> pending_{0};
+  void (*call_)(const void*, int) = nullptr;
+  const void* fn_ = nullptr;
+  std::exception_ptr error_;
+  std::atomic<int> sleepers_{0};
+  std::mutex sleep_mutex_;
+  std::condition_variable wake_;
+};
+
+// Runs fn(s) for s in [0, n) on n threads (fn(0) on the caller's), on the pool when it is
+// free, else on threads started for this call.
 template <typename Fn>
 void run_parallel(int n, const Fn& fn) {
+  if (n <= 1) return fn(0);
+  if (n <= 255 && WorkerPool::instance().run(n, fn)) return;
   std::vector<std::thread> workers;
   int started = 1;
   try {

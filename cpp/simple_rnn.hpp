@@ -85,7 +85,7 @@ void forward(const SimpleRnnForwardArgs<F>& a) {
 template <typename F>
 void backward_inputs(const SimpleRnnBackwardArgs<F>& a) {
   gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.H);
-  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_pre, a.kernel, a.B * a.T, a.I, a.H);
+  if (a.d_x != nullptr) input_gradient(a.d_x, a.d_pre, a.kernel_t, a.B * a.T, a.I, a.H);
 }
 
 // The time loop of backward: d_pre for every step, and d_h0. Rows are independent, so the
@@ -109,12 +109,12 @@ void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
       continue;
     }
     // d_h_{t-1} = (d_pre_t U^T) * m, its units u: the only product on the critical path.
-    gemm(false, true, B, u.n, H, F(1), a.d_pre + t * H, T * H, a.recurrent_kernel + u.u0 * H, H,
+    gemm(false, false, B, u.n, H, F(1), a.d_pre + t * H, T * H, a.recurrent_kernel_t + u.u0, H,
          F(0), a.d_h + u.u0, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
   }
   copy_units(a.d_h0, H, a.d_h, H, u, B);
-  if (u.all) backward_inputs(a);
+  if (u.all && !a.split.inputs_later) backward_inputs(a);
 }
 
 // After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.

@@ -84,3 +84,62 @@ def test_outside_blas_thread_changes_do_not_stick():
             pytest.skip("the core's OpenBLAS is not visible to threadpoolctl")
         forward(fastrnn.ops, case)
         assert core_blas_threads() == 1
+
+
+def _flat(result) -> list[np.ndarray]:
+    out, states, grads = result
+    return [out, *states.values(), *grads.values()]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_calls_from_many_python_threads_at_once(two_threads, variant):
+    """Kernels release the GIL, so several Python threads can be inside the core together; one
+    of them gets the worker pool and the others threads of their own. Every result must be
+    what the same call gives alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cell, activation = variant
+    rng = np.random.default_rng(11)
+    cases = [make_case(rng, cell, 48, 25, 12, 64, np.float64, activation=activation)
+             for _ in range(4)]
+    upstreams = [upstream(rng, case) for case in cases]
+    alone = [_flat(_run(case, *u, None)) for case, u in zip(cases, upstreams)]
+
+    def repeat(k: int) -> list[list[np.ndarray]]:
+        return [_flat(_run(cases[k], *upstreams[k], None)) for _ in range(15)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(repeat, range(4)))
+    for k in range(4):
+        for run in together[k]:
+            for got, want in zip(run, alone[k]):
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def _child_forward(conn, case) -> None:
+    fastrnn.set_num_threads(2)
+    conn.send(forward(fastrnn.ops, case)[0])
+    conn.close()
+
+
+def test_threads_work_in_a_forked_child(two_threads):
+    """A child made by fork() after the parent used its worker threads has none of them: the
+    core must start its own there instead of waiting for threads that do not exist."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork() here")
+    rng = np.random.default_rng(3)
+    case = make_case(rng, "lstm", 64, 30, 16, 64, np.float32)
+    want = forward(fastrnn.ops, case)[0]  # the parent's pool is up and running
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child_forward, args=(send, case))
+    child.start()
+    try:
+        assert receive.poll(60), "the forked child did not answer within 60 s (deadlocked?)"
+        np.testing.assert_array_equal(receive.recv(), want)
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
