@@ -157,6 +157,13 @@ GruBackwardArgs<F> weight_rows(GruBackwardArgs<F> a, Index b0, Index nb, F* dk, 
   return a;
 }
 
+// Tells the core a spin-wait loop is running (less power, and the other hyperthread runs).
+inline void cpu_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 // How many slices to run at once: one per thread when the work (`flops`, about 10 us per
 // 1e6 on one core) pays for handing it to a pooled thread (a few microseconds), and each
 // slice keeps at least `min_size` rows or columns.
@@ -261,7 +268,7 @@ class WorkerPool {
       const std::uint64_t job = state_.load(std::memory_order_acquire);
       if ((job >> 8) != seen) return job;
       if ((spins & 63) == 63 && std::chrono::steady_clock::now() > until) break;
-      pause();
+      cpu_pause();
     }
     std::unique_lock<std::mutex> lock(sleep_mutex_);
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
@@ -272,12 +279,6 @@ class WorkerPool {
     });
     sleepers_.fetch_sub(1, std::memory_order_relaxed);
     return job;
-  }
-
-  static void pause() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
   }
 
   const pid_t owner_;
@@ -315,7 +316,7 @@ void run_parallel(int n, const Fn& fn) {
 // A barrier for the threads of one call: the step loops of a unit split wait here once per
 // step. The wait is usually short (the other thread does the same work), so it spins first;
 // but when the cores are shared (other processes, or other libraries' idle worker threads
-// still spinning), the thread it waits for may not be running, so after a few microseconds
+// still spinning), the thread it waits for may not be running, so after 200 microseconds
 // it sleeps on a condition variable instead of burning the time slice that thread needs.
 class StepBarrier {
  public:
@@ -332,8 +333,12 @@ class StepBarrier {
       if (sleepers_.load(std::memory_order_acquire) > 0) wake_.notify_all();
       return;
     }
-    for (int spins = 0; spins < 4000; ++spins)  // a few microseconds
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+    for (int spins = 0;; ++spins) {
       if (generation_.load(std::memory_order_acquire) != generation) return;
+      if ((spins & 63) == 63 && std::chrono::steady_clock::now() > until) break;
+      cpu_pause();
+    }
     std::unique_lock<std::mutex> lock(mutex_);
     sleepers_.fetch_add(1, std::memory_order_acq_rel);
     wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != generation; });
