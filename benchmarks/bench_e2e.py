@@ -11,8 +11,10 @@ Models (synthetic data of the books' shapes, generated here):
 
 Frameworks: fastrnn (``Sequential``/``compile``/``fit``), a PyTorch eager loop (the same layers,
 optimizer, batch size and Keras's initializers) and TF-Keras; each only when importable. Every
-framework sees the same arrays and the same number of epochs; each epoch is timed on its own
-(training only), the validation MSE is computed afterwards from ``predict`` in NumPy.
+framework sees the same arrays, starts from the same initial weights (fastrnn's seeded Keras
+initializers, copied into the others) and trains the same number of epochs; each epoch is
+timed on its own (training only), the validation MSE is computed afterwards from ``predict``
+in NumPy. (Batch order and rounding still differ, so the validation MSEs differ a little.)
 """
 
 from __future__ import annotations
@@ -180,8 +182,23 @@ def _fastrnn_model(api: FastrnnApi, work: Workload) -> Any:
     return model
 
 
-def _fastrnn_trainer(api: FastrnnApi, work: Workload) -> tuple[Callable[[], None], Callable]:
+def initial_weights(api: Optional[FastrnnApi], work: Workload) -> Optional[list[np.ndarray]]:
+    """The workload's initial weights, in Keras's order and layout (from fastrnn's seeded
+    initializers), or None without fastrnn. Every framework starts from these, so validation
+    MSE after a few epochs compares the training, not the luck of the initialization."""
+    if api is None:
+        return None
     model = _fastrnn_model(api, work)
+    model.build((None, *work.x_train.shape[1:]))
+    return [np.array(w) for w in model.get_weights()]
+
+
+def _fastrnn_trainer(
+    api: FastrnnApi, work: Workload, initial: Optional[list[np.ndarray]]
+) -> tuple[Callable[[], None], Callable]:
+    model = _fastrnn_model(api, work)
+    if initial is not None:
+        model.set_weights(initial)
 
     def epoch() -> None:
         model.fit(work.x_train, work.y_train, epochs=1, batch_size=work.batch_size, verbose=0)
@@ -212,7 +229,9 @@ def fastrnn_traced_peak_mib(api: FastrnnApi, work: Workload, batches: int = 4) -
 
 
 # ----------------------------------------------------------------------------- PyTorch
-def _torch_trainer(torch: Any, work: Workload) -> tuple[Callable[[], None], Callable]:
+def _torch_trainer(
+    torch: Any, work: Workload, initial: Optional[list[np.ndarray]]
+) -> tuple[Callable[[], None], Callable]:
     nn = torch.nn
     torch.manual_seed(0)
 
@@ -248,6 +267,16 @@ def _torch_trainer(torch: Any, work: Workload) -> tuple[Callable[[], None], Call
             return self.dense(x if work.name == "seq2seq" else x[:, -1])
 
     net = Net()
+    if initial is not None:  # Keras order: per recurrent layer kernel, recurrent, bias; Dense
+        with torch.no_grad():
+            weights = iter(initial)
+            for rnn in net.rnns:
+                rnn.weight_ih_l0.copy_(torch.from_numpy(next(weights).T.copy()))
+                rnn.weight_hh_l0.copy_(torch.from_numpy(next(weights).T.copy()))
+                rnn.bias_ih_l0.copy_(torch.from_numpy(next(weights)))
+                rnn.bias_hh_l0.zero_()
+            net.dense.weight.copy_(torch.from_numpy(next(weights).T.copy()))
+            net.dense.bias.copy_(torch.from_numpy(next(weights)))
     if work.optimizer == "adam":
         opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
     else:
@@ -291,7 +320,9 @@ def tensorflow_available(threads: int) -> tuple[Optional[Any], str]:
     return tf, ""
 
 
-def _keras_trainer(tf: Any, work: Workload) -> tuple[Callable[[], None], Callable]:
+def _keras_trainer(
+    tf: Any, work: Workload, initial: Optional[list[np.ndarray]]
+) -> tuple[Callable[[], None], Callable]:
     keras = tf.keras
     keras.utils.set_random_seed(0)
     features = work.x_train.shape[2]
@@ -311,6 +342,8 @@ def _keras_trainer(tf: Any, work: Workload) -> tuple[Callable[[], None], Callabl
             keras.layers.TimeDistributed(keras.layers.Dense(10)),
         ]
     model = keras.Sequential(stack)
+    if initial is not None:
+        model.set_weights(initial)
     opt = keras.optimizers.Adam() if work.optimizer == "adam" else keras.optimizers.RMSprop()
     model.compile(optimizer=opt, loss="mse")
 
@@ -369,6 +402,7 @@ def run(
     rows = []
     for work in workloads(mode, epochs):
         results: dict[str, dict[str, Any]] = {}
+        initial = initial_weights(fastrnn, work)
         for name, (module, why, trainer) in available.items():
             progress(f"e2e {work.name} {name}")
             if module is None:
@@ -377,7 +411,8 @@ def run(
             track = work.name == "jena_lstm"
             try:
                 results[name] = _train(
-                    lambda m=module, t=trainer, w=work: t(m, w), work, track_memory=track
+                    lambda m=module, t=trainer, w=work, i=initial: t(m, w, i), work,
+                    track_memory=track,
                 )
                 if track and name == "fastrnn":
                     results[name]["tracemalloc_peak_mib_4_batches"] = fastrnn_traced_peak_mib(

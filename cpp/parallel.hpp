@@ -179,6 +179,12 @@ inline int slices_for(double flops, Index size, Index min_size) {
 // microseconds), then sleeps on a condition variable. One call uses the pool at a time; a
 // call made while it is busy (another Python thread, the GIL being released around kernels)
 // runs on threads of its own instead.
+//
+// Slices are claimed, not assigned: the caller and the workers take the next unclaimed slice
+// until none is left, so when the cores are busy with other work and a worker is slow to
+// wake, the caller runs its slices instead of waiting for it (at worst the call runs at the
+// speed of one thread). Only a job whose slices synchronise with each other (`together`: a
+// unit split, with a barrier every step) gives slice s to worker s, since all must run at once.
 class WorkerPool {
  public:
   // The process's pool, created on first use. It is never destroyed: its workers may still
@@ -193,32 +199,32 @@ class WorkerPool {
     return *pool;
   }
 
-  // Runs fn(s) for s in [0, n), fn(0) on the caller's thread. Returns false (nothing run)
-  // when the pool is busy with another call or cannot start its threads.
+  // Runs fn(s) for s in [0, n) (see above for `together`). Returns false (nothing run) when
+  // the pool is busy with another call or cannot start its threads.
   template <typename Fn>
-  bool run(int n, const Fn& fn) {
+  bool run(int n, const Fn& fn, bool together) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-    if (!busy.owns_lock() || !grow(n - 1)) return false;
+    if (!busy.owns_lock() || n > kMaxSlices || !grow(n - 1)) return false;
     call_ = [](const void* f, int s) { (*static_cast<const Fn*>(f))(s); };
     fn_ = &fn;
     error_ = nullptr;
-    pending_.store(n - 1, std::memory_order_relaxed);
-    const std::uint64_t job = ((state_.load(std::memory_order_relaxed) >> 8) + 1) << 8 |
-                              static_cast<std::uint64_t>(n);
-    state_.store(job, std::memory_order_seq_cst);
+    const std::uint64_t id = (state_.load(std::memory_order_relaxed) >> 16) + 1;
+    done_.store(0, std::memory_order_relaxed);
+    claims_.store(id << 32, std::memory_order_release);  // slice 0 of job `id` is next
+    state_.store(id << 16 | std::uint64_t(together) << 8 | std::uint64_t(n),
+                 std::memory_order_seq_cst);
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       std::lock_guard<std::mutex> lock(sleep_mutex_);
       wake_.notify_all();
     }
-    std::exception_ptr mine;
-    try {
-      fn(0);
-    } catch (...) {
-      mine = std::current_exception();
+    if (together)
+      run_slice(0);
+    else
+      run_claimed(id, n);
+    for (int spins = 0; done_.load(std::memory_order_acquire) != n; ++spins) {
+      if (spins > 2000) std::this_thread::yield();
+      cpu_pause();
     }
-    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins)
-      if (spins > 20000) std::this_thread::yield();
-    if (mine != nullptr) std::rethrow_exception(mine);
     if (error_ != nullptr) std::rethrow_exception(error_);
     return true;
   }
@@ -228,14 +234,16 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
  private:
+  static constexpr int kMaxSlices = 255;
+
   // Makes sure `count` workers exist (called with busy_ held).
   bool grow(int count) {
     try {
       while (static_cast<int>(workers_.size()) < count) {
         const int index = static_cast<int>(workers_.size());
-        // The current generation is passed in: the thread may first run after the job that
-        // started it is published, and must not take that job as already seen.
-        const std::uint64_t seen = state_.load(std::memory_order_relaxed) >> 8;
+        // The current job is passed in: the thread may first run after the job that started
+        // it is published, and must not take that job as already seen.
+        const std::uint64_t seen = state_.load(std::memory_order_relaxed) >> 16;
         workers_.emplace_back([this, index, seen] { work(index + 1, seen); });
         workers_.back().detach();
       }
@@ -245,28 +253,49 @@ class WorkerPool {
     return true;
   }
 
-  // Worker loop: runs slice `slice` of every job with more than `slice` slices.
-  void work(int slice, std::uint64_t seen) {
+  // Runs slice s of the current job and counts it done (an exception is kept for the caller).
+  void run_slice(int s) {
+    try {
+      call_(fn_, s);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      if (error_ == nullptr) error_ = std::current_exception();
+    }
+    done_.fetch_add(1, std::memory_order_acq_rel);
+  }
+
+  // Claims and runs slices of job `id` until none is left. A claim names its job, so a
+  // worker that wakes late can never take a slice of a later job for one of this job.
+  void run_claimed(std::uint64_t id, int n) {
+    std::uint64_t c = claims_.load(std::memory_order_acquire);
     for (;;) {
-      std::uint64_t job = await(seen);
-      seen = job >> 8;
-      if (slice >= static_cast<int>(job & 0xff)) continue;  // not needed this time
-      try {
-        call_(fn_, slice);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(sleep_mutex_);
-        if (error_ == nullptr) error_ = std::current_exception();
-      }
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+      if ((c >> 32) != id || static_cast<int>(c & 0xffffffffu) >= n) return;
+      if (claims_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
+                                        std::memory_order_acquire))
+        run_slice(static_cast<int>(c & 0xffffffffu));
     }
   }
 
-  // Waits for a job newer than `seen`: spins for about 2 ms, then sleeps.
+  // Worker loop: on every new job, claims slices (or runs slice `slice` of a together job).
+  void work(int slice, std::uint64_t seen) {
+    for (;;) {
+      const std::uint64_t job = await(seen);
+      seen = job >> 16;
+      const int n = static_cast<int>(job & 0xff);
+      if ((job >> 8) & 1) {
+        if (slice < n) run_slice(slice);
+      } else {
+        run_claimed(seen, n);
+      }
+    }
+  }
+
+  // Waits for a job newer than `seen`: spins for about 300 us, then sleeps.
   std::uint64_t await(std::uint64_t seen) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(2000);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(300);
     for (int spins = 0;; ++spins) {
       const std::uint64_t job = state_.load(std::memory_order_acquire);
-      if ((job >> 8) != seen) return job;
+      if ((job >> 16) != seen) return job;
       if ((spins & 63) == 63 && std::chrono::steady_clock::now() > until) break;
       cpu_pause();
     }
@@ -275,7 +304,7 @@ class WorkerPool {
     std::uint64_t job = 0;
     wake_.wait(lock, [&] {
       job = state_.load(std::memory_order_seq_cst);
-      return (job >> 8) != seen;
+      return (job >> 16) != seen;
     });
     sleepers_.fetch_sub(1, std::memory_order_relaxed);
     return job;
@@ -284,10 +313,12 @@ class WorkerPool {
   const pid_t owner_;
   std::mutex busy_;
   std::vector<std::thread> workers_;
-  // The job: generation << 8 | number of slices. Workers read call_ and fn_ after seeing a
-  // new generation; the caller rewrites them only once every worker of the last job is done.
+  // The job: id << 16 | together << 8 | number of slices. Workers read call_ and fn_ after
+  // seeing a new id (or claiming a slice of it); the caller rewrites them only once every
+  // slice of the last job is done.
   std::atomic<std::uint64_t> state_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<std::uint64_t> claims_{0};  // id << 32 | next unclaimed slice
+  std::atomic<int> done_{0};
   void (*call_)(const void*, int) = nullptr;
   const void* fn_ = nullptr;
   std::exception_ptr error_;
@@ -296,12 +327,12 @@ class WorkerPool {
   std::condition_variable wake_;
 };
 
-// Runs fn(s) for s in [0, n) on n threads (fn(0) on the caller's), on the pool when it is
+// Runs fn(s) for s in [0, n), slices that do not wait for each other: on the pool when it is
 // free, else on threads started for this call.
 template <typename Fn>
 void run_parallel(int n, const Fn& fn) {
   if (n <= 1) return fn(0);
-  if (n <= 255 && WorkerPool::instance().run(n, fn)) return;
+  if (WorkerPool::instance().run(n, fn, false)) return;
   std::vector<std::thread> workers;
   int started = 1;
   try {
@@ -362,14 +393,17 @@ template <typename Args>
 void run_unit_sliced(void (*kernel)(const Args&), const Args& args, int slices) {
   StepBarrier barrier(slices);
   const Index H = args.H, blocks = (H + 15) / 16;
-  run_parallel(slices, [&](int s) {
+  const auto slice = [&](int s) {
     Args part = args;
     part.split.u_begin = std::min(H, blocks * s / slices * 16);
     part.split.u_end = std::min(H, blocks * (s + 1) / slices * 16);
     part.split.sync = &StepBarrier::wait_on;
     part.split.sync_ctx = &barrier;
     kernel(part);
-  });
+  };
+  // The slices meet at a barrier every step, so all must run at once: on the pool's threads.
+  // When another call has the pool, this one runs all units on its own thread.
+  if (!WorkerPool::instance().run(slices, slice, true)) kernel(args);
 }
 
 // How the time loop is threaded: split the batch rows (each thread a whole smaller problem,
