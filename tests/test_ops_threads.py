@@ -92,21 +92,22 @@ def _flat(result) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
-def test_calls_from_many_python_threads_at_once(two_threads, variant):
+@pytest.mark.parametrize("shape", [(48, 25, 12, 64), (8, 6, 8, 464)], ids=["rows", "units"])
+def test_calls_from_many_python_threads_at_once(two_threads, variant, shape):
     """Kernels release the GIL, so several Python threads can be inside the core together; one
-    of them gets the worker pool and the others threads of their own. Every result must be
-    what the same call gives alone."""
+    of them gets the worker pool, the others run batch slices on threads of their own, or a
+    unit split (LSTM/GRU at 464 units) all on their own thread. Every result must be what the
+    same call gives alone."""
     from concurrent.futures import ThreadPoolExecutor
 
     cell, activation = variant
     rng = np.random.default_rng(11)
-    cases = [make_case(rng, cell, 48, 25, 12, 64, np.float64, activation=activation)
-             for _ in range(4)]
+    cases = [make_case(rng, cell, *shape, np.float64, activation=activation) for _ in range(4)]
     upstreams = [upstream(rng, case) for case in cases]
     alone = [_flat(_run(case, *u, None)) for case, u in zip(cases, upstreams)]
 
     def repeat(k: int) -> list[list[np.ndarray]]:
-        return [_flat(_run(cases[k], *upstreams[k], None)) for _ in range(15)]
+        return [_flat(_run(cases[k], *upstreams[k], None)) for _ in range(10)]
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(repeat, range(4)))
