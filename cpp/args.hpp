@@ -20,6 +20,12 @@ enum class Activation : int { tanh = 0, relu = 1, linear = 2 };
 // the current step). The default, units [0, H) and no sync, is the whole step. With the
 // units split over threads, each thread multiplies by its own columns of the recurrent
 // kernel, so each packs only its share of it per step and keeps all B rows in its GEMM.
+// The weight gradients are one GEMM (two for GRU) over all B*T rows: each row of `stacked`
+// holds what that step's gate gradients multiply ([x_t, m * h_{t-1}, 1]: the 1 gives the
+// bias gradient), so d_kernel, d_recurrent_kernel and d_bias come out of one product,
+// stacked by rows in `d_weights`. Its width:
+inline Index stacked_width(Index I, Index H, bool gru) { return I + H + (gru ? 2 : 1); }
+
 struct StepSplit {
   Index u_begin = 0, u_end = -1;  // u_end < 0: up to H
   void (*sync)(void*) = nullptr;
@@ -49,12 +55,10 @@ template <typename F>
 struct SimpleRnnBackwardArgs {
   F* d_x;                     // (B, T, I)  out, or nullptr (not wanted)
   F* d_h0;                    // (B, H)     out
-  F* d_kernel;                // (I, H)     out
-  F* d_recurrent_kernel;      // (H, H)     out
-  F* d_bias;                  // (H,)       out
+  F* d_weights;               // (I+H+1, H) out: d_kernel, d_recurrent_kernel, d_bias stacked
   F* d_pre;                   // (B, T, H)  workspace: gradient of the pre-activations
   F* d_h;                     // (B, H)     workspace: gradient carried into h_{t-1}
-  F* h_prev;                  // (B, T, H)  workspace: m * h_{t-1} for every step
+  F* stacked;                 // (B, T, I+H+1) workspace: [x_t, m * h_{t-1}, 1] every step
   const F* outputs;           // (B, T, H)  tape
   const F* x;                 // (B, T, I)  tape
   const F* h0;                // (B, H)     tape, or nullptr
@@ -101,13 +105,11 @@ struct LstmBackwardArgs {
   F* d_x;                     // (B, T, I)   out, or nullptr (not wanted)
   F* d_h0;                    // (B, H)      out
   F* d_c0;                    // (B, H)      out
-  F* d_kernel;                // (I, 4H)     out
-  F* d_recurrent_kernel;      // (H, 4H)     out
-  F* d_bias;                  // (4H,)       out
+  F* d_weights;               // (I+H+1, 4H) out: d_kernel, d_recurrent_kernel, d_bias stacked
   F* d_gates;                 // (B, T, 4H)  workspace: gradient of the pre-activations
   F* d_h;                     // (B, H)      workspace
   F* d_c;                     // (B, H)      workspace
-  F* h_prev;                  // (B, T, H)   workspace: m * h_{t-1} for every step
+  F* stacked;                 // (B, T, I+H+1) workspace: [x_t, m * h_{t-1}, 1] every step
   const F* outputs;           // (B, T, H)   tape
   const F* gates;             // (B, T, 4H)  tape
   const F* cells;             // (B, T, H)   tape
@@ -156,14 +158,13 @@ template <typename F>
 struct GruBackwardArgs {
   F* d_x;                     // (B, T, I)   out, or nullptr (not wanted)
   F* d_h0;                    // (B, H)      out
-  F* d_kernel;                // (I, 3H)     out
-  F* d_recurrent_kernel;      // (H, 3H)     out
-  F* d_bias;                  // (2, 3H)     out
+  F* d_weights;               // (I+H+2, 3H) out: d_kernel, d_bias[0], d_recurrent_kernel,
+                              //             d_bias[1] stacked
   F* d_xz;                    // (B, T, 3H)  workspace: gradient of xz
   F* d_hz;                    // (B, T, 3H)  workspace: gradient of hz
   F* d_h;                     // (B, H)      workspace
   F* d_h_rec;                 // (B, H)      workspace, used when recurrent_mask is set
-  F* h_prev;                  // (B, T, H)   workspace: m * h_{t-1} for every step
+  F* stacked;                 // (B, T, I+H+2) workspace: [x_t, 1, m * h_{t-1}, 1] every step
   const F* outputs;           // (B, T, H)   tape
   const F* gates;             // (B, T, 3H)  tape
   const F* hz_h;              // (B, T, H)   tape

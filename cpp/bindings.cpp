@@ -249,13 +249,36 @@ void store_transposed_weights(Args& a, const Dims& d, F* ws) {
 }
 std::size_t transposed_weights_size(const Dims& d) { return std::size_t((d.H + d.I) * d.G); }
 
-// The weight gradients' work, and the workspace their row-split partial sums need.
-double weight_flops(const Dims& d) {
-  return 2.0 * double(d.B) * double(d.T) * double(d.I + d.H) * double(d.G);
+// The weight phase (see stacked_width in args.hpp): its workspace holds the stacked rows
+// (B*T, S), the stacked gradients (S, G) and the row split's partial sums ((threads-1) S G).
+std::size_t weight_phase_size(const Dims& d, bool gru) {
+  const Index S = fastrnn::stacked_width(d.I, d.H, gru);
+  const Index threads = std::max(1, fastrnn::configured_threads());
+  return std::size_t(d.B * d.T * S + threads * S * d.G);
 }
-std::size_t weight_partials_size(const Dims& d, Index bias_size) {
-  const Index extra = std::max(0, fastrnn::configured_threads() - 1);
-  return std::size_t(extra * ((d.I + d.H) * d.G + bias_size));
+
+// Points a.stacked and a.d_weights into ws (weight_phase_size elements); returns the partials.
+template <typename F, typename Args>
+F* place_weight_phase(Args& a, const Dims& d, bool gru, F* ws) {
+  const Index S = fastrnn::stacked_width(d.I, d.H, gru);
+  a.stacked = ws, a.d_weights = ws + d.B * d.T * S;
+  return a.d_weights + S * d.G;
+}
+
+// Runs the weight phase, then unstacks the gradients into d_kernel (I, G), d_rec (H, G) and
+// d_bias (G,), or for GRU (2, G) (its stack is d_kernel, d_bias[0], d_rec, d_bias[1]).
+template <typename F, typename Args>
+void weight_phase(void (*kernel)(const Args&), const Args& a, const Dims& d, bool gru,
+                  F* partials, F* d_kernel, F* d_rec, F* d_bias) {
+  const Index S = fastrnn::stacked_width(d.I, d.H, gru), G = d.G;
+  const double flops = 2.0 * double(d.B) * double(d.T) * double(S) * double(G);
+  fastrnn::run_weights(kernel, a, G, S * G, flops, partials);
+  const F* w = a.d_weights;
+  std::copy(w, w + d.I * G, d_kernel);
+  const Index rec = gru ? d.I + 1 : d.I;
+  std::copy(w + rec * G, w + (rec + d.H) * G, d_rec);
+  std::copy(w + (S - 1) * G, w + S * G, d_bias + (gru ? G : 0));
+  if (gru) std::copy(w + d.I * G, w + (d.I + 1) * G, d_bias);
 }
 
 template <typename F>
@@ -350,8 +373,7 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
   auto d_kernel = empty<F>({d.I, d.G});
   auto d_rec = empty<F>({d.H, d.G});
   auto d_bias = empty<F>({d.G});
-  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0), a.d_kernel = data(d_kernel);
-  a.d_recurrent_kernel = data(d_rec), a.d_bias = data(d_bias);
+  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0);
   a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
     py::gil_scoped_release release;
@@ -360,15 +382,16 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
       copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
     } else {
       const std::size_t bth = std::size_t(d.B * d.T * d.H), bh = std::size_t(d.B * d.H);
-      const std::size_t partials = weight_partials_size(d, d.G);
-      F* ws = workspace<F>().get(2 * bth + bh + partials + transposed_weights_size(d));
-      a.d_pre = ws, a.h_prev = ws + bth, a.d_h = ws + 2 * bth;
-      store_transposed_weights(a, d, ws + 2 * bth + bh + partials);
+      F* ws = workspace<F>().get(bth + bh + transposed_weights_size(d) +
+                                 weight_phase_size(d, false));
+      a.d_pre = ws, a.d_h = ws + bth;
+      store_transposed_weights(a, d, ws + bth + bh);
+      F* partials = place_weight_phase(a, d, false, ws + bth + bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_steps(ks.simple_rnn_backward_steps, a, d, a.recurrent_mask != nullptr,
                 ks.simple_rnn_backward_inputs);
-      fastrnn::run_weights(ks.simple_rnn_backward_weights, a, d.G, d.G, weight_flops(d),
-                           ws + 2 * bth + bh);
+      weight_phase(ks.simple_rnn_backward_weights, a, d, false, partials, data(d_kernel),
+                   data(d_rec), data(d_bias));
     }
   }
   return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias);
@@ -443,8 +466,6 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
   auto d_rec = empty<F>({d.H, d.G});
   auto d_bias = empty<F>({d.G});
   a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0), a.d_c0 = data(d_c0);
-  a.d_kernel = data(d_kernel);
-  a.d_recurrent_kernel = data(d_rec), a.d_bias = data(d_bias);
   a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
     py::gil_scoped_release release;
@@ -453,17 +474,17 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
       copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
       copy_or_zero(a.d_c0, a.d_c_last, d.B * d.H);
     } else {
-      const std::size_t btg = std::size_t(d.B * d.T * d.G), bth = std::size_t(d.B * d.T * d.H);
-      const std::size_t bh = std::size_t(d.B * d.H);
-      const std::size_t partials = weight_partials_size(d, d.G);
-      F* ws = workspace<F>().get(btg + bth + 2 * bh + partials + transposed_weights_size(d));
-      a.d_gates = ws, a.h_prev = ws + btg, a.d_h = ws + btg + bth, a.d_c = ws + btg + bth + bh;
-      store_transposed_weights(a, d, ws + btg + bth + 2 * bh + partials);
+      const std::size_t btg = std::size_t(d.B * d.T * d.G), bh = std::size_t(d.B * d.H);
+      F* ws = workspace<F>().get(btg + 2 * bh + transposed_weights_size(d) +
+                                 weight_phase_size(d, false));
+      a.d_gates = ws, a.d_h = ws + btg, a.d_c = ws + btg + bh;
+      store_transposed_weights(a, d, ws + btg + 2 * bh);
+      F* partials = place_weight_phase(a, d, false, ws + btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_steps(ks.lstm_backward_steps, a, d, a.recurrent_mask != nullptr,
                 ks.lstm_backward_inputs);
-      fastrnn::run_weights(ks.lstm_backward_weights, a, d.G, d.G, weight_flops(d),
-                           ws + btg + bth + 2 * bh);
+      weight_phase(ks.lstm_backward_weights, a, d, false, partials, data(d_kernel), data(d_rec),
+                   data(d_bias));
     }
   }
   return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_c0, d_kernel, d_rec,
@@ -532,8 +553,7 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
   auto d_kernel = empty<F>({d.I, d.G});
   auto d_rec = empty<F>({d.H, d.G});
   auto d_bias = empty<F>({2, d.G});
-  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0), a.d_kernel = data(d_kernel);
-  a.d_recurrent_kernel = data(d_rec), a.d_bias = data(d_bias);
+  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0);
   a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
     py::gil_scoped_release release;
@@ -541,18 +561,18 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
       zero(d_x), zero(d_kernel), zero(d_rec), zero(d_bias);
       copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
     } else {
-      const std::size_t btg = std::size_t(d.B * d.T * d.G), bth = std::size_t(d.B * d.T * d.H);
-      const std::size_t bh = std::size_t(d.B * d.H);
-      const std::size_t partials = weight_partials_size(d, 2 * d.G);
-      F* ws = workspace<F>().get(2 * btg + bth + 2 * bh + partials + transposed_weights_size(d));
-      a.d_xz = ws, a.d_hz = ws + btg, a.h_prev = ws + 2 * btg;
-      a.d_h = ws + 2 * btg + bth, a.d_h_rec = ws + 2 * btg + bth + bh;
-      store_transposed_weights(a, d, ws + 2 * btg + bth + 2 * bh + partials);
+      const std::size_t btg = std::size_t(d.B * d.T * d.G), bh = std::size_t(d.B * d.H);
+      F* ws = workspace<F>().get(2 * btg + 2 * bh + transposed_weights_size(d) +
+                                 weight_phase_size(d, true));
+      a.d_xz = ws, a.d_hz = ws + btg, a.d_h = ws + 2 * btg, a.d_h_rec = ws + 2 * btg + bh;
+      store_transposed_weights(a, d, ws + 2 * btg + 2 * bh);
+      F* partials =
+          place_weight_phase(a, d, true, ws + 2 * btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_steps(ks.gru_backward_steps, a, d, a.recurrent_mask != nullptr,
                 ks.gru_backward_inputs);
-      fastrnn::run_weights(ks.gru_backward_weights, a, d.G, 2 * d.G, weight_flops(d),
-                           ws + 2 * btg + bth + 2 * bh);
+      weight_phase(ks.gru_backward_weights, a, d, true, partials, data(d_kernel), data(d_rec),
+                   data(d_bias));
     }
   }
   return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias);

@@ -212,21 +212,25 @@ inline const F* state_into_step(Index t, const F* outputs, const F* h0, const F*
   return scratch;
 }
 
-// h_prev (B, T, H): row (b, t) = m * h_{t-1} (h_{-1} = h0, or zeros), the left factor of dU.
+// stacked (B, T, S): row (b, t) = [x_t, m * h_{t-1}, 1] (GRU: [x_t, 1, m * h_{t-1}, 1]), with
+// h_{-1} = h0 or zeros: the left factor of the weight gradients (see stacked_width).
 template <typename F>
-inline void gather_previous_states(F* h_prev, const F* outputs, const F* h0, const F* mask,
-                                   Index B, Index T, Index H) {
+inline void gather_stacked(F* stacked, const F* x, const F* outputs, const F* h0, const F* mask,
+                           Index B, Index T, Index I, Index H, bool gru) {
+  const Index S = stacked_width(I, H, gru), h_at = gru ? I + 1 : I;
   for (Index b = 0; b < B; ++b) {
-    F* dst = h_prev + b * T * H;
-    if (h0 != nullptr)
-      std::memcpy(dst, h0 + b * H, sizeof(F) * static_cast<std::size_t>(H));
-    else
-      std::fill(dst, dst + H, F(0));
-    if (T > 1)
-      std::memcpy(dst + H, outputs + b * T * H, sizeof(F) * static_cast<std::size_t>((T - 1) * H));
-    if (mask != nullptr) {
-      CVec<F> m(mask + b * H, H);
-      for (Index t = 0; t < T; ++t) Vec<F>(dst + t * H, H) *= m;
+    for (Index t = 0; t < T; ++t) {
+      F* row = stacked + (b * T + t) * S;
+      std::copy(x + (b * T + t) * I, x + (b * T + t + 1) * I, row);
+      const F* h = t > 0 ? outputs + (b * T + t - 1) * H : at(h0, b * H);
+      if (h == nullptr)
+        std::fill(row + h_at, row + h_at + H, F(0));
+      else if (mask == nullptr)
+        std::copy(h, h + H, row + h_at);
+      else
+        Vec<F>(row + h_at, H) = CVec<F>(h, H) * CVec<F>(mask + b * H, H);
+      row[S - 1] = F(1);
+      if (gru) row[I] = F(1);
     }
   }
 }
@@ -239,25 +243,13 @@ inline void input_gradient(F* d_x, const F* d_pre, const F* kernel_t, Index rows
   gemm(false, false, rows, I, G, F(1), d_pre, G, kernel_t, I, F(0), d_x, I);
 }
 
-// Columns [g0, g1) of the weight gradients, each one GEMM over all B*T rows:
-//   d_kernel (I, G) = x^T d_pre,   d_rec (H, G) = h_prev^T d_rec_pre,   d_bias = column sums.
-// Column slices are independent, so the caller may compute them in parallel.
+// Columns [g0, g1) of d_w (n, G) = A^T D, one GEMM over all `rows`: A is n columns of the
+// stacked rows (row stride lda), D the gate gradients (rows, G). Column slices are
+// independent, so the caller may compute them in parallel.
 template <typename F>
-inline void weight_gradients(F* d_kernel, F* d_recurrent_kernel, const F* x, const F* h_prev,
-                             const F* d_pre, const F* d_rec_pre, Index rows, Index I, Index H,
-                             Index G, Index g0, Index g1) {
-  const Index n = g1 - g0;
-  gemm(true, false, I, n, rows, F(1), x, I, d_pre + g0, G, F(0), d_kernel + g0, G);
-  gemm(true, false, H, n, rows, F(1), h_prev, H, d_rec_pre + g0, G, F(0),
-       d_recurrent_kernel + g0, G);
-}
-
-// d_bias[g0:g1] = column sums of d_pre (rows, G) over those columns.
-template <typename F>
-inline void column_sums(F* d_bias, const F* d_pre, Index rows, Index G, Index g0, Index g1) {
-  Vec<F> acc(d_bias + g0, g1 - g0);
-  acc.setZero();
-  for (Index r = 0; r < rows; ++r) acc += CVec<F>(d_pre + r * G + g0, g1 - g0);
+inline void stacked_weight_gradient(F* d_w, const F* A, Index n, Index lda, const F* D,
+                                    Index rows, Index G, Index g0, Index g1) {
+  gemm(true, false, n, g1 - g0, rows, F(1), A, lda, D + g0, G, F(0), d_w + g0, G);
 }
 
 // Truncated BPTT: the state entering step t is a constant when t = T-k, T-2k, ... and t > 0.

@@ -95,11 +95,11 @@ inline void cell_backward(F* dxz, F* dhz, F* dh_io, const F* d_out, const F* gat
       });
 }
 
-// After the time loop, for a slice of rows: the states entering each step (h_prev, for the
-// weight gradients) and d_x = d_xz K^T.
+// After the time loop, for a slice of rows: the stacked rows of the weight gradients and
+// d_x = d_xz K^T.
 template <typename F>
 void backward_inputs(const GruBackwardArgs<F>& a) {
-  gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.H);
+  gather_stacked(a.stacked, a.x, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.I, a.H, true);
   if (a.d_x != nullptr) input_gradient(a.d_x, a.d_xz, a.kernel_t, a.B * a.T, a.I, 3 * a.H);
 }
 
@@ -143,13 +143,14 @@ void backward_steps(const GruBackwardArgs<F>& a) {
 }
 
 // After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.
+// [d_kernel; d_bias[0]] = [x, 1]^T d_xz and [d_recurrent_kernel; d_bias[1]] = [m h, 1]^T d_hz.
 template <typename F>
 void backward_weights(const GruBackwardArgs<F>& a) {
-  const Index rows = a.B * a.T, G = 3 * a.H;
-  weight_gradients(a.d_kernel, a.d_recurrent_kernel, a.x, a.h_prev, a.d_xz, a.d_hz, rows, a.I,
-                   a.H, G, a.g_begin, a.g_end);
-  column_sums(a.d_bias, a.d_xz, rows, G, a.g_begin, a.g_end);
-  column_sums(a.d_bias + G, a.d_hz, rows, G, a.g_begin, a.g_end);
+  const Index S = stacked_width(a.I, a.H, true), rows = a.B * a.T, G = 3 * a.H;
+  stacked_weight_gradient(a.d_weights, a.stacked, a.I + 1, S, a.d_xz, rows, G, a.g_begin,
+                          a.g_end);
+  stacked_weight_gradient(a.d_weights + (a.I + 1) * G, a.stacked + a.I + 1, a.H + 1, S, a.d_hz,
+                          rows, G, a.g_begin, a.g_end);
 }
 
 }  // namespace gru

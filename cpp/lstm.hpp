@@ -94,11 +94,11 @@ inline void cell_backward(F* dz, F* dc_io, const F* dh, const F* d_out, const F*
       });
 }
 
-// After the time loop, for a slice of rows: the states entering each step (h_prev, for the
-// weight gradients) and d_x = d_gates K^T.
+// After the time loop, for a slice of rows: the stacked rows of the weight gradients and
+// d_x = d_gates K^T.
 template <typename F>
 void backward_inputs(const LstmBackwardArgs<F>& a) {
-  gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.H);
+  gather_stacked(a.stacked, a.x, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.I, a.H, false);
   if (a.d_x != nullptr) input_gradient(a.d_x, a.d_gates, a.kernel_t, a.B * a.T, a.I, 4 * a.H);
 }
 
@@ -140,10 +140,9 @@ void backward_steps(const LstmBackwardArgs<F>& a) {
 // After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.
 template <typename F>
 void backward_weights(const LstmBackwardArgs<F>& a) {
-  const Index rows = a.B * a.T, G = 4 * a.H;
-  weight_gradients(a.d_kernel, a.d_recurrent_kernel, a.x, a.h_prev, a.d_gates, a.d_gates, rows,
-                   a.I, a.H, G, a.g_begin, a.g_end);
-  column_sums(a.d_bias, a.d_gates, rows, G, a.g_begin, a.g_end);
+  const Index S = stacked_width(a.I, a.H, false);
+  stacked_weight_gradient(a.d_weights, a.stacked, S, S, a.d_gates, a.B * a.T, 4 * a.H,
+                          a.g_begin, a.g_end);
 }
 
 }  // namespace lstm

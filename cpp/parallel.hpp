@@ -84,7 +84,8 @@ template <typename F>
 SimpleRnnBackwardArgs<F> batch_slice(SimpleRnnBackwardArgs<F> a, Index b0, Index nb) {
   using detail::rows;
   const Index T = a.T, H = a.H;
-  a.d_x = rows(a.d_x, b0, T * a.I), a.h_prev = rows(a.h_prev, b0, T * H);
+  a.d_x = rows(a.d_x, b0, T * a.I);
+  a.stacked = rows(a.stacked, b0, T * stacked_width(a.I, H, false)), a.x = rows(a.x, b0, T * a.I);
   a.d_h0 = rows(a.d_h0, b0, H), a.d_pre = rows(a.d_pre, b0, T * H), a.d_h = rows(a.d_h, b0, H);
   a.outputs = rows(a.outputs, b0, T * H), a.h0 = rows(a.h0, b0, H);
   a.recurrent_mask = rows(a.recurrent_mask, b0, H);
@@ -97,7 +98,8 @@ template <typename F>
 LstmBackwardArgs<F> batch_slice(LstmBackwardArgs<F> a, Index b0, Index nb) {
   using detail::rows;
   const Index T = a.T, H = a.H;
-  a.d_x = rows(a.d_x, b0, T * a.I), a.h_prev = rows(a.h_prev, b0, T * H);
+  a.d_x = rows(a.d_x, b0, T * a.I);
+  a.stacked = rows(a.stacked, b0, T * stacked_width(a.I, H, false)), a.x = rows(a.x, b0, T * a.I);
   a.d_h0 = rows(a.d_h0, b0, H), a.d_c0 = rows(a.d_c0, b0, H);
   a.d_gates = rows(a.d_gates, b0, T * 4 * H), a.d_h = rows(a.d_h, b0, H);
   a.d_c = rows(a.d_c, b0, H), a.outputs = rows(a.outputs, b0, T * H);
@@ -114,7 +116,8 @@ template <typename F>
 GruBackwardArgs<F> batch_slice(GruBackwardArgs<F> a, Index b0, Index nb) {
   using detail::rows;
   const Index T = a.T, H = a.H;
-  a.d_x = rows(a.d_x, b0, T * a.I), a.h_prev = rows(a.h_prev, b0, T * H);
+  a.d_x = rows(a.d_x, b0, T * a.I);
+  a.stacked = rows(a.stacked, b0, T * stacked_width(a.I, H, true)), a.x = rows(a.x, b0, T * a.I);
   a.d_h0 = rows(a.d_h0, b0, H), a.d_xz = rows(a.d_xz, b0, T * 3 * H);
   a.d_hz = rows(a.d_hz, b0, T * 3 * H), a.d_h = rows(a.d_h, b0, H);
   a.d_h_rec = rows(a.d_h_rec, b0, H), a.outputs = rows(a.outputs, b0, T * H);
@@ -125,35 +128,32 @@ GruBackwardArgs<F> batch_slice(GruBackwardArgs<F> a, Index b0, Index nb) {
   return a;
 }
 
-// The weight-gradient phase on the batch rows [b0, b0 + nb) only, into the given buffers
-// (d_kernel (I, G), d_recurrent_kernel (H, G), d_bias): a partial sum over those rows.
+// The weight-gradient phase on the batch rows [b0, b0 + nb) only, into `dw` (the stacked
+// gradients, see stacked_width): a partial sum over those rows.
 template <typename F>
-SimpleRnnBackwardArgs<F> weight_rows(SimpleRnnBackwardArgs<F> a, Index b0, Index nb, F* dk,
-                                     F* drk, F* db) {
+SimpleRnnBackwardArgs<F> weight_rows(SimpleRnnBackwardArgs<F> a, Index b0, Index nb, F* dw) {
   using detail::rows;
-  a.x = rows(a.x, b0, a.T * a.I), a.h_prev = rows(a.h_prev, b0, a.T * a.H);
+  a.stacked = rows(a.stacked, b0, a.T * stacked_width(a.I, a.H, false));
   a.d_pre = rows(a.d_pre, b0, a.T * a.H);
-  a.d_kernel = dk, a.d_recurrent_kernel = drk, a.d_bias = db, a.B = nb;
+  a.d_weights = dw, a.B = nb;
   return a;
 }
 
 template <typename F>
-LstmBackwardArgs<F> weight_rows(LstmBackwardArgs<F> a, Index b0, Index nb, F* dk, F* drk,
-                                F* db) {
+LstmBackwardArgs<F> weight_rows(LstmBackwardArgs<F> a, Index b0, Index nb, F* dw) {
   using detail::rows;
-  a.x = rows(a.x, b0, a.T * a.I), a.h_prev = rows(a.h_prev, b0, a.T * a.H);
+  a.stacked = rows(a.stacked, b0, a.T * stacked_width(a.I, a.H, false));
   a.d_gates = rows(a.d_gates, b0, a.T * 4 * a.H);
-  a.d_kernel = dk, a.d_recurrent_kernel = drk, a.d_bias = db, a.B = nb;
+  a.d_weights = dw, a.B = nb;
   return a;
 }
 
 template <typename F>
-GruBackwardArgs<F> weight_rows(GruBackwardArgs<F> a, Index b0, Index nb, F* dk, F* drk,
-                               F* db) {
+GruBackwardArgs<F> weight_rows(GruBackwardArgs<F> a, Index b0, Index nb, F* dw) {
   using detail::rows;
-  a.x = rows(a.x, b0, a.T * a.I), a.h_prev = rows(a.h_prev, b0, a.T * a.H);
+  a.stacked = rows(a.stacked, b0, a.T * stacked_width(a.I, a.H, true));
   a.d_xz = rows(a.d_xz, b0, a.T * 3 * a.H), a.d_hz = rows(a.d_hz, b0, a.T * 3 * a.H);
-  a.d_kernel = dk, a.d_recurrent_kernel = drk, a.d_bias = db, a.B = nb;
+  a.d_weights = dw, a.B = nb;
   return a;
 }
 
@@ -454,39 +454,34 @@ void run_column_sliced(void (*kernel)(const Args&), Args args, Index G, int slic
 }
 
 // backward_weights(args) split over `slices` row ranges of the batch, each summing into its
-// own (I + H) * G + bias_size partial buffer (in `partials`, slices - 1 of them; the first
-// slice writes the outputs directly), then added up. For skinny gradients (small G) this keeps
-// each GEMM's output whole, where a column split would leave every thread a sliver.
+// own buffer of `size` elements (the stacked gradients; in `partials`, slices - 1 of them: the
+// first slice writes args.d_weights directly), then added up. For skinny gradients (small G)
+// this keeps each GEMM's output whole, where a column split would leave every thread a sliver.
 template <typename Args, typename F>
-void run_row_sliced_weights(void (*kernel)(const Args&), Args args, Index G, Index bias_size,
+void run_row_sliced_weights(void (*kernel)(const Args&), Args args, Index G, Index size,
                             int slices, F* partials) {
   args.g_begin = 0, args.g_end = G;
   if (slices <= 1) return kernel(args);
-  const Index B = args.B, kn = args.I * G, rn = args.H * G, stride = kn + rn + bias_size;
+  const Index B = args.B;
   run_parallel(slices, [&](int s) {
     const Index b0 = B * s / slices, b1 = B * (s + 1) / slices;
-    F* p = s == 0 ? nullptr : partials + (s - 1) * stride;
-    kernel(s == 0 ? weight_rows(args, b0, b1 - b0, args.d_kernel, args.d_recurrent_kernel,
-                                args.d_bias)
-                  : weight_rows(args, b0, b1 - b0, p, p + kn, p + kn + rn));
+    kernel(weight_rows(args, b0, b1 - b0, s == 0 ? args.d_weights : partials + (s - 1) * size));
   });
   for (int s = 1; s < slices; ++s) {
-    const F* p = partials + (s - 1) * stride;
-    for (Index k = 0; k < kn; ++k) args.d_kernel[k] += p[k];
-    for (Index k = 0; k < rn; ++k) args.d_recurrent_kernel[k] += p[kn + k];
-    for (Index k = 0; k < bias_size; ++k) args.d_bias[k] += p[kn + rn + k];
+    const F* p = partials + (s - 1) * size;
+    for (Index k = 0; k < size; ++k) args.d_weights[k] += p[k];
   }
 }
 
 // The weight phase, split the cheaper way: by gate columns when G is wide, by batch rows
-// (with partial sums) when it is narrow. `partials` must hold (threads - 1) * ((I + H) * G +
-// bias_size) elements.
+// (with partial sums) when it is narrow. `partials` must hold (threads - 1) * size elements,
+// size being that of the stacked gradients (stacked_width(I, H, gru) * G).
 template <typename Args, typename F>
-void run_weights(void (*kernel)(const Args&), const Args& args, Index G, Index bias_size,
+void run_weights(void (*kernel)(const Args&), const Args& args, Index G, Index size,
                  double flops, F* partials) {
   if (G >= 512)
     return run_column_sliced(kernel, args, G, slices_for(flops, G, 128));
-  run_row_sliced_weights(kernel, args, G, bias_size, slices_for(flops, args.B, 8), partials);
+  run_row_sliced_weights(kernel, args, G, size, slices_for(flops, args.B, 8), partials);
 }
 
 }  // namespace fastrnn

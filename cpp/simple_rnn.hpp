@@ -80,11 +80,11 @@ void forward(const SimpleRnnForwardArgs<F>& a) {
   copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
 }
 
-// After the time loop, for a slice of rows: the states entering each step (h_prev, for the
-// weight gradients) and d_x = d_pre K^T.
+// After the time loop, for a slice of rows: the stacked rows of the weight gradients and
+// d_x = d_pre K^T.
 template <typename F>
 void backward_inputs(const SimpleRnnBackwardArgs<F>& a) {
-  gather_previous_states(a.h_prev, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.H);
+  gather_stacked(a.stacked, a.x, a.outputs, a.h0, a.recurrent_mask, a.B, a.T, a.I, a.H, false);
   if (a.d_x != nullptr) input_gradient(a.d_x, a.d_pre, a.kernel_t, a.B * a.T, a.I, a.H);
 }
 
@@ -120,10 +120,9 @@ void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
 // After the time loop, over the whole batch: columns [g_begin, g_end) of the weight gradients.
 template <typename F>
 void backward_weights(const SimpleRnnBackwardArgs<F>& a) {
-  const Index rows = a.B * a.T, H = a.H;
-  weight_gradients(a.d_kernel, a.d_recurrent_kernel, a.x, a.h_prev, a.d_pre, a.d_pre, rows, a.I,
-                   H, H, a.g_begin, a.g_end);
-  column_sums(a.d_bias, a.d_pre, rows, H, a.g_begin, a.g_end);
+  const Index S = stacked_width(a.I, a.H, false);
+  stacked_weight_gradient(a.d_weights, a.stacked, S, S, a.d_pre, a.B * a.T, a.H, a.g_begin,
+                          a.g_end);
 }
 
 }  // namespace simple_rnn
