@@ -80,6 +80,9 @@ class Tape:
 
 
 # ----------------------------------------------------------------------------- validation
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _float_dtype(name: str, a: np.ndarray) -> np.dtype:
     kind = a.dtype.kind
     if kind == "f":
@@ -125,6 +128,15 @@ def _optional(name: str, value: ArrayLike, dtype: np.dtype, shape: tuple, what: 
 
 def _inputs(x: ArrayLike, recurrent_kernel: ArrayLike, gates: int):
     """Validates x and recurrent_kernel; returns them with (dtype, B, T, I, H)."""
+    if (  # the common case, checked first and cheaply
+        type(x) is np.ndarray
+        and x.ndim == 3
+        and x.dtype in _FLOAT_DTYPES
+        and x.flags.c_contiguous
+        and x.shape[2] >= 1
+    ):
+        u = _recurrent_kernel(recurrent_kernel, gates, x.dtype)
+        return (x, u, x.dtype, *x.shape, u.shape[0])
     x = np.asarray(x)
     if x.ndim != 3:
         raise ValueError(

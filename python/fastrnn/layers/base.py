@@ -460,6 +460,8 @@ class Layer:
                 )
 
     def _as_input(self, x: Any) -> np.ndarray:
+        if type(x) is np.ndarray and x.dtype == self.dtype and x.ndim >= 1:
+            return x  # the common case (every call inside fit), checked cheaply first
         a = np.asarray(x)
         if a.dtype.kind not in "fiub":
             raise TypeError(
