@@ -179,6 +179,7 @@ def _fastrnn_model(api: FastrnnApi, work: Workload) -> Any:
         ]
     model = api.sequential(stack)
     model.compile(optimizer=work.optimizer, loss="mse")
+    model.build((None, *work.x_train.shape[1:]))
     return model
 
 
@@ -188,9 +189,7 @@ def initial_weights(api: Optional[FastrnnApi], work: Workload) -> Optional[list[
     MSE after a few epochs compares the training, not the luck of the initialization."""
     if api is None:
         return None
-    model = _fastrnn_model(api, work)
-    model.build((None, *work.x_train.shape[1:]))
-    return [np.array(w) for w in model.get_weights()]
+    return [np.array(w) for w in _fastrnn_model(api, work).get_weights()]
 
 
 def _fastrnn_trainer(
