@@ -728,6 +728,59 @@ py::tuple rmsprop_update(const py::array& param, const py::array& grad, const py
   return py::tuple();
 }
 
+// ---------------------------------------------------------------------------- matmul
+void blas_gemm(bool ta, bool tb, Index M, Index N, Index K, const float* A, Index lda,
+               const float* B, Index ldb, float* C, Index ldc) {
+  scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    int(M), int(N), int(K), 1.0f, A, int(lda), B, int(ldb), 0.0f, C, int(ldc));
+}
+void blas_gemm(bool ta, bool tb, Index M, Index N, Index K, const double* A, Index lda,
+               const double* B, Index ldb, double* C, Index ldc) {
+  scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    int(M), int(N), int(K), 1.0, A, int(lda), B, int(ldb), 0.0, C, int(ldc));
+}
+
+// C (M, N) = op(a) op(b) for 2-D arrays, through the kernels' OpenBLAS (kept single-threaded)
+// with the rows of C split over the core's threads when the product is large. The Dense
+// layers use it, so a training step never wakes a second BLAS thread pool (NumPy's, whose idle
+// workers then spin on the cores the kernels' threads need).
+template <typename F>
+py::array matmul(const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
+  keep_blas_single_threaded();
+  if (a.ndim() != 2 || b.ndim() != 2)
+    throw std::invalid_argument("arguments `a` and `b`: expected 2-D arrays, got " +
+                                std::to_string(a.ndim()) + "-D and " + std::to_string(b.ndim()) +
+                                "-D");
+  const Index ra = a.shape(0), ca = a.shape(1), rb = b.shape(0), cb = b.shape(1);
+  const Index M = trans_a ? ca : ra, K = trans_a ? ra : ca, N = trans_b ? rb : cb;
+  if ((trans_b ? cb : rb) != K)
+    throw std::invalid_argument("arguments `a` and `b`: the inner dimensions differ (" +
+                                std::to_string(K) + " and " + std::to_string(trans_b ? cb : rb) +
+                                ")");
+  if (std::max({ra, ca, rb, cb}) >= Index(INT_MAX))
+    throw std::invalid_argument("arguments `a` and `b`: too large for 32-bit BLAS indexing");
+  const F* pa = checked<F>(a, "a", {ra, ca});
+  const F* pb = checked<F>(b, "b", {rb, cb});
+  auto c = empty<F>({M, N});
+  F* pc = data(c);
+  {
+    py::gil_scoped_release release;
+    if (K == 0) {
+      std::fill(pc, pc + M * N, F(0));
+    } else if (M > 0 && N > 0) {
+      const double flops = 2.0 * double(M) * double(N) * double(K);
+      const int slices = fastrnn::slices_for(flops, M, 16);
+      fastrnn::run_parallel(slices, [&](int s) {
+        const Index r0 = M * s / slices, r1 = M * (s + 1) / slices;
+        // Rows r0.. of C come from rows r0.. of a, or from its columns r0.. when transposed.
+        blas_gemm(trans_a, trans_b, r1 - r0, N, K, pa + (trans_a ? r0 : r0 * ca), ca, pb, cb,
+                  pc + r0 * N, N);
+      });
+    }
+  }
+  return std::move(c);
+}
+
 // The same for functions that return nothing.
 template <typename Fn32, typename Fn64, typename... Args>
 void by_dtype_void(Fn32 f32, Fn64 f64, const py::array& x, Args&&... args) {
@@ -869,6 +922,16 @@ PYBIND11_MODULE(_core, m) {
         py::arg("momentum_buffer"), py::arg("learning_rate"), py::arg("rho"),
         py::arg("momentum"), py::arg("epsilon"), "RMSprop step, in place.");
 
+  m.def(
+      "matmul",
+      [](const py::array& a, const py::array& b, bool trans_a, bool trans_b) -> py::array {
+        if (a.dtype().is(py::dtype::of<float>())) return matmul<float>(a, b, trans_a, trans_b);
+        if (a.dtype().is(py::dtype::of<double>())) return matmul<double>(a, b, trans_a, trans_b);
+        throw std::invalid_argument("argument `a`: expected float32 or float64, got " +
+                                    py::str(a.dtype()).cast<std::string>());
+      },
+      py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+      "op(a) @ op(b) for 2-D float arrays of one dtype -> (M, N)");
   m.def("set_num_threads", [](int n) {
     if (n < 1)
       throw std::invalid_argument("argument `n`: expected a positive number of threads, got " +

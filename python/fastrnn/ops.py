@@ -44,6 +44,7 @@ __all__ = [
     "gru_forward",
     "lstm_backward",
     "lstm_forward",
+    "matmul",
     "rmsprop_update",
     "sgd_update",
     "simple_rnn_backward",
@@ -560,6 +561,43 @@ class Stepper:
 # ----------------------------------------------------------------------------- optimizers
 # Fused in-place updates over flat parameter buffers (one C++ pass per step instead of a dozen
 # NumPy passes). Every array: C-contiguous, writeable, float32 or float64, one shape.
+# ----------------------------------------------------------------------------- matmul
+def matmul(a: ArrayLike, b: ArrayLike, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """``op(a) @ op(b)`` for 2-D float arrays, through the core's OpenBLAS.
+
+    ``op`` transposes when `trans_a` / `trans_b` is set (no copy is made for it). Large
+    products are split over the core's threads (``fastrnn.set_num_threads``); the layers use
+    this rather than NumPy's ``@`` so that training never wakes a second BLAS thread pool.
+
+    Args:
+        a: ``(M, K)``, or ``(K, M)`` with `trans_a`.  b: ``(K, N)``, or ``(N, K)`` with `trans_b`.
+
+    Returns:
+        ``(M, N)``, in the dtype of `a` (float32 or float64; `b` must have the same dtype).
+    """
+    if not (  # the common case (every call from a layer) goes straight to the core
+        type(a) is np.ndarray
+        and type(b) is np.ndarray
+        and a.ndim == 2
+        and b.ndim == 2
+        and a.dtype in _FLOAT_DTYPES
+        and b.dtype == a.dtype
+        and a.flags.c_contiguous
+        and b.flags.c_contiguous
+    ):
+        a = _array("a", a, None, (-1, -1), "(rows, columns)")
+        b = _array("b", b, a.dtype, (-1, -1), "(rows, columns)")
+    inner_a = a.shape[0] if trans_a else a.shape[1]
+    inner_b = b.shape[1] if trans_b else b.shape[0]
+    if inner_a != inner_b:
+        raise ValueError(
+            f"Received invalid values for arguments `a` and `b`: op(a) is "
+            f"{a.shape[::-1] if trans_a else a.shape} and op(b) is "
+            f"{b.shape[::-1] if trans_b else b.shape}; their inner dimensions differ."
+        )
+    return _core.matmul(a, b, bool(trans_a), bool(trans_b))
+
+
 def sgd_update(
     param: np.ndarray,
     grad: np.ndarray,

@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .. import ops
 from .base import (
     Layer,
     activation_backward,
@@ -56,6 +57,20 @@ def Input(shape: Any, batch_size: Optional[int] = None, name: Optional[str] = No
           dtype: Any = "float32") -> InputLayer:
     """Keras's ``Input(shape)``: here simply an :class:`InputLayer` to put first in a model."""
     return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
+
+
+_ONES: dict[tuple, np.ndarray] = {}
+
+
+def _ones_row(n: int, dtype: np.dtype) -> np.ndarray:
+    """A cached (1, n) row of ones (the left factor of column sums)."""
+    key = (n, np.dtype(dtype))
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) > 64:
+            _ONES.clear()
+        ones = _ONES[key] = np.ones((1, n), dtype=dtype)
+    return ones
 
 
 @register
@@ -115,7 +130,8 @@ class Dense(Layer):
         x = self._as_input(x)
         self._ensure_built(x)
         self._check_input(x)
-        z = x @ self._weights[0]
+        x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+        z = ops.matmul(x2, self._weights[0]).reshape(*x.shape[:-1], self.units)
         if self.use_bias:
             z += self._weights[1]
         y = activation_forward(self.activation, z)
@@ -127,13 +143,13 @@ class Dense(Layer):
             raise self._no_tape()
         x, z, y = self._cache
         dz = activation_backward(self.activation, z, y, np.asarray(d_out, dtype=self.dtype))
-        x2 = x.reshape(-1, x.shape[-1])
-        dz2 = dz.reshape(-1, self.units)
-        grads = [x2.T @ dz2]
-        if self.use_bias:
-            grads.append(dz2.sum(axis=0))
+        x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+        dz2 = np.ascontiguousarray(dz).reshape(-1, self.units)
+        grads = [ops.matmul(x2, dz2, trans_a=True)]
+        if self.use_bias:  # column sums, as a product with a row of ones
+            grads.append(ops.matmul(_ones_row(dz2.shape[0], dz2.dtype), dz2)[0])
         self._write_grads(grads)
-        return dz @ self._weights[0].T
+        return ops.matmul(dz2, self._weights[0], trans_b=True).reshape(x.shape)
 
     def get_config(self) -> dict:
         return {
