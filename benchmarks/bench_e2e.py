@@ -44,6 +44,7 @@ class Workload:
     batch_size: int
     optimizer: str  # "adam" or "rmsprop", Keras's defaults (learning rate 1e-3)
     epochs: int
+    settle_seconds: float = 1.0  # pause before each framework trains (see _train)
 
 
 # ----------------------------------------------------------------------------- synthetic data
@@ -90,6 +91,7 @@ def workloads(mode: str, epochs: Optional[int] = None) -> list[Workload]:
     ]
     if epochs is None:
         epochs = {"full": 3, "quick": 2, "smoke": 1}[mode]
+    settle = {"full": 1.0, "quick": 0.3, "smoke": 0.0}[mode]
 
     series = wave_series(n_series + n_valid, 60, rng)
     x = series[:, :50, None]  # (n, 50, 1)
@@ -117,17 +119,17 @@ def workloads(mode: str, epochs: Optional[int] = None) -> list[Workload]:
         Workload(
             "deep_rnn",
             f"SimpleRNN(20, seq) -> SimpleRNN(20) -> Dense(1), Adam, batch 32, {shape}",
-            xs_t, y_t, xs_v, y_v, 32, "adam", epochs,
+            xs_t, y_t, xs_v, y_v, 32, "adam", epochs, settle,
         ),
         Workload(
             "seq2seq",
             f"SimpleRNN(20, seq) x2 -> TimeDistributed(Dense(10)), Adam, batch 32, {shape}",
-            xs_t, ahead_t, xs_v, ahead_v, 32, "adam", epochs,
+            xs_t, ahead_t, xs_v, ahead_v, 32, "adam", epochs, settle,
         ),
         Workload(
             "jena_lstm",
             f"LSTM(16) -> Dense(1), RMSprop, batch 256, {n_windows} windows of 120 x 14",
-            xw_t, yw_t, xw_v, yw_v, 256, "rmsprop", epochs,
+            xw_t, yw_t, xw_v, yw_v, 256, "rmsprop", epochs, settle,
         ),
     ]
 
@@ -359,7 +361,13 @@ def _keras_trainer(
 def _train(
     make: Callable[[], tuple[Callable[[], None], Callable]], work: Workload, track_memory: bool
 ) -> dict[str, Any]:
-    """Builds a trainer, runs `work.epochs` timed epochs, then the validation MSE."""
+    """Builds a trainer, runs `work.epochs` timed epochs, then the validation MSE.
+
+    Starts after a pause: the framework trained just before leaves worker threads spinning for
+    a while (OpenBLAS's, OpenMP's, TF's), on the cores this one needs.
+    """
+    if work.settle_seconds > 0:
+        time.sleep(work.settle_seconds)
     result: dict[str, Any] = {}
     if track_memory:
         result["rss_before_mib"] = rss_mib()
