@@ -12,9 +12,11 @@ Models (synthetic data of the books' shapes, generated here):
 Frameworks: fastrnn (``Sequential``/``compile``/``fit``), a PyTorch eager loop (the same layers,
 optimizer, batch size and Keras's initializers) and TF-Keras; each only when importable. Every
 framework sees the same arrays, starts from the same initial weights (fastrnn's seeded Keras
-initializers, copied into the others) and trains the same number of epochs; each epoch is
-timed on its own (training only), the validation MSE is computed afterwards from ``predict``
-in NumPy. (Batch order and rounding still differ, so the validation MSEs differ a little.)
+initializers, copied into the others), gets the same batches in the same order (each epoch's
+shuffle is done once, untimed, and handed to every framework, which then trains without
+shuffling) and trains the same number of epochs; each epoch is timed on its own (training
+only), the validation MSE is computed afterwards from ``predict`` in NumPy. (Rounding still
+differs, so the validation MSEs differ a little.)
 """
 
 from __future__ import annotations
@@ -196,13 +198,13 @@ def initial_weights(api: Optional[FastrnnApi], work: Workload) -> Optional[list[
 
 def _fastrnn_trainer(
     api: FastrnnApi, work: Workload, initial: Optional[list[np.ndarray]]
-) -> tuple[Callable[[], None], Callable]:
+) -> tuple[Callable[[np.ndarray, np.ndarray], None], Callable]:
     model = _fastrnn_model(api, work)
     if initial is not None:
         model.set_weights(initial)
 
-    def epoch() -> None:
-        model.fit(work.x_train, work.y_train, epochs=1, batch_size=work.batch_size, verbose=0)
+    def epoch(x: np.ndarray, y: np.ndarray) -> None:
+        model.fit(x, y, epochs=1, batch_size=work.batch_size, shuffle=False, verbose=0)
 
     def predict(x: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(x, batch_size=1024))
@@ -232,7 +234,7 @@ def fastrnn_traced_peak_mib(api: FastrnnApi, work: Workload, batches: int = 4) -
 # ----------------------------------------------------------------------------- PyTorch
 def _torch_trainer(
     torch: Any, work: Workload, initial: Optional[list[np.ndarray]]
-) -> tuple[Callable[[], None], Callable]:
+) -> tuple[Callable[[np.ndarray, np.ndarray], None], Callable]:
     nn = torch.nn
     torch.manual_seed(0)
 
@@ -283,17 +285,14 @@ def _torch_trainer(
     else:
         opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
     loss_fn = nn.MSELoss()
-    x_all = torch.from_numpy(work.x_train)
-    y_all = torch.from_numpy(work.y_train)
-    generator = torch.Generator().manual_seed(0)
 
-    def epoch() -> None:
+    def epoch(x: np.ndarray, y: np.ndarray) -> None:
         net.train()
-        order = torch.randperm(len(x_all), generator=generator)
-        for start in range(0, len(order), work.batch_size):
-            idx = order[start : start + work.batch_size]
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        for start in range(0, len(xt), work.batch_size):
             opt.zero_grad()
-            loss = loss_fn(net(x_all[idx]), y_all[idx])
+            stop = start + work.batch_size
+            loss = loss_fn(net(xt[start:stop]), yt[start:stop])
             loss.backward()
             opt.step()
 
@@ -323,7 +322,7 @@ def tensorflow_available(threads: int) -> tuple[Optional[Any], str]:
 
 def _keras_trainer(
     tf: Any, work: Workload, initial: Optional[list[np.ndarray]]
-) -> tuple[Callable[[], None], Callable]:
+) -> tuple[Callable[[np.ndarray, np.ndarray], None], Callable]:
     keras = tf.keras
     keras.utils.set_random_seed(0)
     features = work.x_train.shape[2]
@@ -348,8 +347,8 @@ def _keras_trainer(
     opt = keras.optimizers.Adam() if work.optimizer == "adam" else keras.optimizers.RMSprop()
     model.compile(optimizer=opt, loss="mse")
 
-    def epoch() -> None:
-        model.fit(work.x_train, work.y_train, epochs=1, batch_size=work.batch_size, verbose=0)
+    def epoch(x: np.ndarray, y: np.ndarray) -> None:
+        model.fit(x, y, epochs=1, batch_size=work.batch_size, shuffle=False, verbose=0)
 
     def predict(x: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(x, batch_size=1024, verbose=0))
@@ -359,7 +358,9 @@ def _keras_trainer(
 
 # ----------------------------------------------------------------------------- the runs
 def _train(
-    make: Callable[[], tuple[Callable[[], None], Callable]], work: Workload, track_memory: bool
+    make: Callable[[], tuple[Callable[[np.ndarray, np.ndarray], None], Callable]],
+    work: Workload,
+    track_memory: bool,
 ) -> dict[str, Any]:
     """Builds a trainer, runs `work.epochs` timed epochs, then the validation MSE.
 
@@ -369,14 +370,21 @@ def _train(
     if work.settle_seconds > 0:
         time.sleep(work.settle_seconds)
     result: dict[str, Any] = {}
+    # Each epoch's shuffled copy of the data lives in these, made (and paged in) before memory
+    # is tracked: it is the benchmark's, not the framework's.
+    x_epoch, y_epoch = work.x_train.copy(), work.y_train.copy()
     if track_memory:
         result["rss_before_mib"] = rss_mib()
         result["peak_rss_reset"] = reset_peak_rss()
     epoch, predict = make()
     times = []
+    orders = np.random.default_rng(7)  # every framework sees the same batches in the same order
     for _ in range(work.epochs):
+        order = orders.permutation(len(work.x_train))  # shuffled here, untimed, for all alike
+        work.x_train.take(order, axis=0, out=x_epoch, mode="clip")  # (raise: buffered)
+        work.y_train.take(order, axis=0, out=y_epoch, mode="clip")
         start = time.perf_counter()
-        epoch()
+        epoch(x_epoch, y_epoch)
         times.append(time.perf_counter() - start)
     if track_memory:
         result["peak_rss_mib"] = peak_rss_mib()
