@@ -29,6 +29,8 @@ namespace fastrnn {
 // Threads the core may use (OpenBLAS is kept at one thread, see above).
 int& configured_threads();
 
+// At most this many slices a phase (a set_num_threads far beyond the cores is capped here).
+inline constexpr int kMaxSlices = 255;
 // Below this much work (flops) a phase runs on one thread.
 inline constexpr double kMinParallelFlops = 1.0e6;
 
@@ -168,7 +170,7 @@ inline void cpu_pause() {
 // 1e6 on one core) pays for handing it to a pooled thread (a few microseconds), and each
 // slice keeps at least `min_size` rows or columns.
 inline int slices_for(double flops, Index size, Index min_size) {
-  const int threads = configured_threads();
+  const int threads = std::min(configured_threads(), kMaxSlices);
   if (threads <= 1 || flops < kMinParallelFlops) return 1;
   return static_cast<int>(std::max<Index>(1, std::min<Index>(threads, size / min_size)));
 }
@@ -234,8 +236,6 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
  private:
-  static constexpr int kMaxSlices = 255;
-
   // Makes sure `count` workers exist (called with busy_ held).
   bool grow(int count) {
     try {

@@ -144,3 +144,20 @@ def test_threads_work_in_a_forked_child(two_threads):
         child.join(10)
         if child.is_alive():
             child.kill()
+
+
+def test_far_more_threads_than_cores_still_correct():
+    """set_num_threads far beyond the cores: the core caps its slices (255) and stays right."""
+    rng = np.random.default_rng(9)
+    case = make_case(rng, "gru", 600, 20, 3, 8, np.float64)  # ~150 row slices
+    d_out, d_states = upstream(rng, case)
+    before = fastrnn.get_num_threads()
+    try:
+        fastrnn.set_num_threads(1)
+        one = _flat(_run(case, d_out, d_states, None))
+        fastrnn.set_num_threads(10_000)
+        many = _flat(_run(case, d_out, d_states, None))
+    finally:
+        fastrnn.set_num_threads(before)
+    for got, want in zip(many, one):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
