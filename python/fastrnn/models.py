@@ -108,6 +108,13 @@ def _overrides(cb: Any, method: str) -> bool:
     return getattr(type(cb), method, None) is not base
 
 
+def _batch_callbacks(cbs: list) -> list:
+    """The callbacks with per-batch hooks (the training loop itself does TerminateOnNaN's job)."""
+    return [cb for cb in cbs
+            if not isinstance(cb, callbacks_module.TerminateOnNaN)
+            and (_overrides(cb, "on_train_batch_begin") or _overrides(cb, "on_train_batch_end"))]
+
+
 def _format_logs_fixed(logs: dict) -> str:
     return " - ".join(f"{k}: {v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{k}: {v:.4e}"
                       for k, v in logs.items())
@@ -899,17 +906,7 @@ class Sequential:
         """One epoch over arrays; returns the epoch's logs, or None if a NaN loss stopped it."""
         n = x.shape[0]
         steps = math.ceil(n / batch_size)
-        layers = self._layers
-        reversed_layers = layers[::-1]
-        loss_fn = self.loss.value_and_gradient
-        optimizer = self.optimizer
-        opt_params, opt_grads = self._optimizer_targets()
-        apply = optimizer.apply_gradients
-        batch_cbs = [cb for cb in cbs
-                     if not isinstance(cb, callbacks_module.TerminateOnNaN)
-                     and (_overrides(cb, "on_train_batch_begin")
-                          or _overrides(cb, "on_train_batch_end"))]
-        isfinite = math.isfinite
+        batch_cbs = _batch_callbacks(cbs)
 
         if shuffle:
             order = self._shuffle_rng.permutation(n)
@@ -937,29 +934,17 @@ class Sequential:
                 # mode="clip" skips NumPy's bounds-checked buffering (the indices are valid)
                 x.take(idx, axis=0, out=xb, mode="clip")
                 y.take(idx, axis=0, out=yb, mode="clip")
-            if batch_cbs:
-                for cb in batch_cbs:
-                    cb.on_train_batch_begin(step, {})
-            out = xb
-            for layer in layers:
-                out = layer.forward(out, training=True)
-            loss, d = loss_fn(yb, out)
-            loss = float(loss)
-            if not isfinite(loss):
-                self._nan_stop(cbs, epoch, step, loss, {"loss": loss})
+            for cb in batch_cbs:
+                cb.on_train_batch_begin(step, {})
+            result = self._train_step(xb, yb, cbs, epoch, step)
+            if result is None:
                 return None
-            for layer in reversed_layers:
-                d = layer.backward(d)
-            apply(opt_params, opt_grads)
+            loss, out = result
             total += loss * (stop - start)
             if preds is not None:
                 preds[start:stop] = out
-            if batch_cbs:
-                logs = {"loss": loss}  # this batch's loss (fastrnn.callbacks' contract)
-                for cb in batch_cbs:
-                    cb.on_train_batch_end(step, logs)
-                if self.stop_training:
-                    break
+            if batch_cbs and self._end_of_batch(batch_cbs, step, loss):
+                break
             if bar is not None and bar.update(1):
                 bar.set_postfix_str(f"loss: {total / stop:.4f}", refresh=False)
         logs = {"loss": total / stop}
@@ -968,6 +953,32 @@ class Sequential:
             for name, metric in zip(self._metric_names, self._metrics):
                 logs[name] = float(metric(y_seen, preds[:stop]))
         return logs
+
+    def _train_step(self, xb: np.ndarray, yb: np.ndarray, cbs: list, epoch: int,
+                    step: int) -> Optional[tuple[float, np.ndarray]]:
+        """Forward, loss, backward and one optimizer update on a batch: ``(loss, outputs)``,
+        or None when the loss is not finite (training stops with the weights from before)."""
+        out = xb
+        for layer in self._layers:
+            out = layer.forward(out, training=True)
+        loss, d = self.loss.value_and_gradient(yb, out)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            self._nan_stop(cbs, epoch, step, loss, {"loss": loss})
+            return None
+        for layer in reversed(self._layers):
+            d = layer.backward(d)
+        # (the targets are built by the first batch, so they are looked up each time)
+        self.optimizer.apply_gradients(*self._optimizer_targets())
+        return loss, out
+
+    def _end_of_batch(self, batch_cbs: list, step: int, loss: float) -> bool:
+        """Tells the batch callbacks this batch's loss (fastrnn.callbacks' contract); True
+        when one of them stopped training."""
+        logs = {"loss": loss}
+        for cb in batch_cbs:
+            cb.on_train_batch_end(step, logs)
+        return self.stop_training
 
     def _optimizer_targets(self) -> tuple[list, list]:
         """What the optimizer updates: the one flat buffer (one vectorised update), or the
@@ -988,12 +999,7 @@ class Sequential:
     def _train_epoch_dataset(self, dataset: Iterable, cbs: list, bar: Any,
                              epoch: int) -> Optional[dict]:
         """One epoch over an iterable of (x, y) batches (metrics computed per batch)."""
-        layers = self._layers
-        optimizer = self.optimizer
-        batch_cbs = [cb for cb in cbs
-                     if not isinstance(cb, callbacks_module.TerminateOnNaN)
-                     and (_overrides(cb, "on_train_batch_begin")
-                          or _overrides(cb, "on_train_batch_end"))]
+        batch_cbs = _batch_callbacks(cbs)
         total = 0.0
         metric_totals = [0.0] * len(self._metrics)
         count = 0
@@ -1002,28 +1008,17 @@ class Sequential:
             xb, yb = self._split_batch(batch)
             for cb in batch_cbs:
                 cb.on_train_batch_begin(step, {})
-            out = xb
-            for layer in layers:
-                out = layer.forward(out, training=True)
-            loss, d = self.loss.value_and_gradient(yb, out)
-            loss = float(loss)
-            if not math.isfinite(loss):
-                self._nan_stop(cbs, epoch, step, loss, {"loss": loss})
+            result = self._train_step(xb, yb, cbs, epoch, step)
+            if result is None:
                 return None
-            for layer in reversed(layers):
-                d = layer.backward(d)
-            optimizer.apply_gradients(*self._optimizer_targets())  # built by the 1st batch
+            loss, out = result
             m = xb.shape[0]
             total += loss * m
             for k, metric in enumerate(self._metrics):
                 metric_totals[k] += float(metric(yb, out)) * m
             count += m
-            if batch_cbs:
-                logs = {"loss": loss}
-                for cb in batch_cbs:
-                    cb.on_train_batch_end(step, logs)
-                if self.stop_training:
-                    break
+            if batch_cbs and self._end_of_batch(batch_cbs, step, loss):
+                break
             if bar is not None and bar.update(1):
                 bar.set_postfix_str(f"loss: {total / count:.4f}", refresh=False)
         if count == 0:
