@@ -37,6 +37,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import saving
+from .layers.base import first_shape_mismatch
 
 __all__ = ["Sequential", "load_model", "set_seed"]
 
@@ -469,14 +470,15 @@ class Sequential:
                 f"inputs of rank {len(spec) + 1}, shape {_shape_str((None, *spec))}, got an "
                 f"array of shape {a.shape}."
             )
-        for axis, (want, got) in enumerate(zip(spec, a.shape[1:]), start=1):
-            if want is not None and want != got:
-                what = "features" if axis == a.ndim - 1 else f"entries on axis {axis}"
-                raise ValueError(
-                    f"Received an invalid value for argument `{name}`: model `{self.name}` was "
-                    f"built for inputs {_shape_str((None, *spec))} ({want} {what}), got an "
-                    f"array of shape {a.shape} ({got} {what})."
-                )
+        mismatch = first_shape_mismatch(spec, a.shape)
+        if mismatch is not None:
+            axis, want, got = mismatch
+            what = "features" if axis == a.ndim - 1 else f"entries on axis {axis}"
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`: model `{self.name}` was "
+                f"built for inputs {_shape_str((None, *spec))} ({want} {what}), got an "
+                f"array of shape {a.shape} ({got} {what})."
+            )
         if type(self._layers[0]).__name__ == "Embedding" and a.dtype.kind in "biu":
             return np.ascontiguousarray(a)
         return np.ascontiguousarray(a, dtype=self._dtype)

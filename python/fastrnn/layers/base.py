@@ -130,6 +130,15 @@ def check_dtype(value: Any) -> np.dtype:
     return dt
 
 
+def first_shape_mismatch(spec: tuple, shape: tuple) -> Optional[tuple[int, int, int]]:
+    """``(axis, expected, got)`` for the first fixed size of `spec` (an input shape without the
+    batch axis, None for any) that `shape` (with the batch axis) contradicts, or None."""
+    for axis, (want, got) in enumerate(zip(spec, shape[1:]), start=1):
+        if want is not None and want != got:
+            return axis, want, got
+    return None
+
+
 def check_shape(name: str, value: Any) -> Optional[tuple]:
     """A shape without the batch axis: a tuple of positive ints or None (an unknown length)."""
     if value is None:
@@ -450,14 +459,15 @@ class Layer:
                 f"{', '.join('None' if d is None else str(d) for d in want)}), got an array "
                 f"of shape {x.shape}."
             )
-        for axis, (w, g) in enumerate(zip(want, x.shape[1:]), start=1):
-            if w is not None and w != g:
-                what = "feature count" if axis == x.ndim - 1 else f"size of axis {axis}"
-                raise ValueError(
-                    f"Layer `{self.name}` was built for input shape (batch, "
-                    f"{', '.join('None' if d is None else str(d) for d in want)}): expected "
-                    f"{what} {w}, received {g} (input shape {x.shape})."
-                )
+        mismatch = first_shape_mismatch(want, x.shape)
+        if mismatch is not None:
+            axis, w, g = mismatch
+            what = "feature count" if axis == x.ndim - 1 else f"size of axis {axis}"
+            raise ValueError(
+                f"Layer `{self.name}` was built for input shape (batch, "
+                f"{', '.join('None' if d is None else str(d) for d in want)}): expected "
+                f"{what} {w}, received {g} (input shape {x.shape})."
+            )
 
     def _as_input(self, x: Any) -> np.ndarray:
         if type(x) is np.ndarray and x.dtype == self.dtype and x.ndim >= 1:
