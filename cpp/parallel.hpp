@@ -166,6 +166,41 @@ inline void cpu_pause() {
 #endif
 }
 
+// Waiting for a condition another thread makes true. It usually comes within microseconds
+// (the other threads do the same work), so the waiter spins first (with pause); but when the
+// cores are shared (other processes, other libraries' idle threads still spinning) the
+// thread it waits for may not be running, so after `spin` it sleeps on a condition variable
+// instead of burning the time slice that thread needs. The condition must be read and made
+// true with sequentially consistent atomics, and made true before notify().
+class Waiter {
+ public:
+  template <typename Ready>
+  void wait(const Ready& ready, std::chrono::microseconds spin) {
+    const auto until = std::chrono::steady_clock::now() + spin;
+    for (int spins = 0;; ++spins) {
+      if (ready()) return;
+      if ((spins & 63) == 63 && std::chrono::steady_clock::now() > until) break;
+      cpu_pause();
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);  // then `ready` is read once more
+    wake_.wait(lock, ready);
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // Wakes the sleepers (a no-op when none sleeps, the common case).
+  void notify() {
+    if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+    std::lock_guard<std::mutex> lock(mutex_);  // a waiter between its check and its sleep
+    wake_.notify_all();                        // holds this, so the wake cannot be lost
+  }
+
+ private:
+  std::atomic<int> sleepers_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+};
+
 // How many slices to run at once: one per thread when the work (`flops`, about 10 us per
 // 1e6 on one core) pays for handing it to a pooled thread (a few microseconds), and each
 // slice keeps at least `min_size` rows or columns.
@@ -215,10 +250,7 @@ class WorkerPool {
     claims_.store(id << 32, std::memory_order_release);  // slice 0 of job `id` is next
     state_.store(id << 16 | std::uint64_t(together) << 8 | std::uint64_t(n),
                  std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-      std::lock_guard<std::mutex> lock(sleep_mutex_);
-      wake_.notify_all();
-    }
+    idle_.notify();
     if (together)
       run_slice(0);
     else
@@ -258,7 +290,7 @@ class WorkerPool {
     try {
       call_(fn_, s);
     } catch (...) {
-      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      std::lock_guard<std::mutex> lock(error_mutex_);
       if (error_ == nullptr) error_ = std::current_exception();
     }
     done_.fetch_add(1, std::memory_order_acq_rel);
@@ -290,23 +322,15 @@ class WorkerPool {
     }
   }
 
-  // Waits for a job newer than `seen`: spins for about 300 us, then sleeps.
+  // Waits for a job newer than `seen` (spinning for about 300 us first).
   std::uint64_t await(std::uint64_t seen) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(300);
-    for (int spins = 0;; ++spins) {
-      const std::uint64_t job = state_.load(std::memory_order_acquire);
-      if ((job >> 16) != seen) return job;
-      if ((spins & 63) == 63 && std::chrono::steady_clock::now() > until) break;
-      cpu_pause();
-    }
-    std::unique_lock<std::mutex> lock(sleep_mutex_);
-    sleepers_.fetch_add(1, std::memory_order_seq_cst);
     std::uint64_t job = 0;
-    wake_.wait(lock, [&] {
-      job = state_.load(std::memory_order_seq_cst);
-      return (job >> 16) != seen;
-    });
-    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    idle_.wait(
+        [&] {
+          job = state_.load(std::memory_order_seq_cst);
+          return (job >> 16) != seen;
+        },
+        std::chrono::microseconds(300));
     return job;
   }
 
@@ -322,9 +346,8 @@ class WorkerPool {
   void (*call_)(const void*, int) = nullptr;
   const void* fn_ = nullptr;
   std::exception_ptr error_;
-  std::atomic<int> sleepers_{0};
-  std::mutex sleep_mutex_;
-  std::condition_variable wake_;
+  std::mutex error_mutex_;
+  Waiter idle_;  // workers waiting for a job
 };
 
 // Runs fn(s) for s in [0, n), slices that do not wait for each other: on the pool when it is
@@ -345,10 +368,7 @@ void run_parallel(int n, const Fn& fn) {
 }
 
 // A barrier for the threads of one call: the step loops of a unit split wait here once per
-// step. The wait is usually short (the other thread does the same work), so it spins first;
-// but when the cores are shared (other processes, or other libraries' idle worker threads
-// still spinning), the thread it waits for may not be running, so after 200 microseconds
-// it sleeps on a condition variable instead of burning the time slice that thread needs.
+// step (a Waiter: spinning for up to 200 us, then sleeping).
 class StepBarrier {
  public:
   explicit StepBarrier(int parties) : parties_(parties) {}
@@ -357,23 +377,12 @@ class StepBarrier {
     const unsigned generation = generation_.load(std::memory_order_acquire);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == parties_) {
       arrived_.store(0, std::memory_order_relaxed);
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        generation_.fetch_add(1, std::memory_order_acq_rel);
-      }
-      if (sleepers_.load(std::memory_order_acquire) > 0) wake_.notify_all();
+      generation_.fetch_add(1, std::memory_order_seq_cst);
+      waiter_.notify();
       return;
     }
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
-    for (int spins = 0;; ++spins) {
-      if (generation_.load(std::memory_order_acquire) != generation) return;
-      if ((spins & 63) == 63 && std::chrono::steady_clock::now() > until) break;
-      cpu_pause();
-    }
-    std::unique_lock<std::mutex> lock(mutex_);
-    sleepers_.fetch_add(1, std::memory_order_acq_rel);
-    wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != generation; });
-    sleepers_.fetch_sub(1, std::memory_order_acq_rel);
+    waiter_.wait([&] { return generation_.load(std::memory_order_seq_cst) != generation; },
+                 std::chrono::microseconds(200));
   }
 
   static void wait_on(void* barrier) { static_cast<StepBarrier*>(barrier)->wait(); }
@@ -381,10 +390,8 @@ class StepBarrier {
  private:
   const int parties_;
   std::atomic<int> arrived_{0};
-  std::atomic<int> sleepers_{0};
   std::atomic<unsigned> generation_{0};
-  std::mutex mutex_;
-  std::condition_variable wake_;
+  Waiter waiter_;
 };
 
 // kernel(args) with the hidden units split into `slices` ranges (multiples of 16 units where
