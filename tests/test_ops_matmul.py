@@ -52,3 +52,21 @@ def test_views_and_lists_are_accepted():
 def test_bad_input_names_the_argument(a, b, error, match):
     with pytest.raises(error, match=match):
         ops.matmul(a, b)
+
+
+@pytest.mark.parametrize(
+    "a,b,match",
+    [
+        (np.ones((4, 6), np.float32)[:, ::2], np.ones((3, 2), np.float32), "C-contiguous"),
+        (np.ones(3, np.float32), np.ones((3, 2), np.float32), "2-D"),
+        (np.ones((2, 3), np.float32), np.ones((4, 2), np.float32), "inner dimensions"),
+        (np.ones((2, 3), np.float32), np.ones((3, 2), np.float64), "argument `b`"),
+        (np.ones((2, 3), np.int32), np.ones((3, 2), np.int32), "argument `a`"),
+    ],
+)
+def test_core_matmul_rejects_bad_input_without_crashing(a, b, match):
+    """The binding checks for itself too (it is reachable as fastrnn._core.matmul)."""
+    from fastrnn import _core
+
+    with pytest.raises(ValueError, match=match):
+        _core.matmul(a, b, False, False)
