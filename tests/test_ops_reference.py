@@ -121,6 +121,26 @@ def test_matches_reference_random_shapes(variant, B, T, I, H, options, dtype, tr
     compare_backward(case, tape_c, tape_r, d_out, d_states, truncate, rtol, "random")
 
 
+# Many rows of a narrow layer: the core cuts the input projection, d_x and the weight gradients
+# into pieces of rows (products small enough for OpenBLAS's in-place kernels), with a ragged
+# last piece here; the pieces must add up to the reference's single products.
+MANY_ROWS = [(64, 60, 16, 24), (130, 33, 7, 16)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", MANY_ROWS, ids=["x".join(map(str, s)) for s in MANY_ROWS])
+@pytest.mark.parametrize(("cell", "activation"), VARIANTS, ids=VARIANT_IDS)
+def test_products_over_many_rows_match_reference(cell, activation, shape, dtype):
+    rng = np.random.default_rng(zlib.crc32(repr((cell, activation, shape)).encode()))
+    rtol = rtol_for(dtype)
+    case = make_case(rng, cell, *shape, dtype, activation=activation, **OPTIONS[0])
+    what = f"{cell}/{activation} {shape}"
+    tape_c, tape_r = compare_forward(case, rtol, what)
+    d_out, d_states = upstream(rng, case)
+    for truncate in (None, 5):
+        compare_backward(case, tape_c, tape_r, d_out, d_states, truncate, rtol, what)
+
+
 @pytest.mark.parametrize(("cell", "activation"), VARIANTS, ids=VARIANT_IDS)
 def test_results_keep_the_input_dtype(cell, activation):
     rng = np.random.default_rng(1)
