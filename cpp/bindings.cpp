@@ -26,8 +26,8 @@
 
 namespace py = pybind11;
 
-int& fastrnn::configured_threads() {
-  static int threads = [] {
+std::atomic<int>& fastrnn::configured_threads() {
+  static std::atomic<int> threads = [] {
     const int n = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     scipy_openblas_set_num_threads(1);  // fastrnn threads its own work (parallel.hpp)
     return n;
@@ -181,10 +181,13 @@ void keep_blas_single_threaded() {
   if (scipy_openblas_get_num_threads() != 1) scipy_openblas_set_num_threads(1);
 }
 
-// Sizes of one call, read from x (B, T, I) and recurrent_kernel (H, gates * H).
+// Sizes of one call, read from x (B, T, I) and recurrent_kernel (H, gates * H), and the
+// threads it may use, read once (buffers per thread are sized from it).
 struct Dims {
   Index B, T, I, H, G;
+  int threads;
 };
+int call_threads() { return std::max(1, fastrnn::configured_threads().load()); }
 
 template <typename F>
 Dims read_dims(const py::array& x, const py::array& recurrent_kernel, Index gates) {
@@ -195,7 +198,7 @@ Dims read_dims(const py::array& x, const py::array& recurrent_kernel, Index gate
   if (recurrent_kernel.ndim() != 2 || recurrent_kernel.shape(0) < 1)
     throw std::invalid_argument("argument `recurrent_kernel`: expected a 2-D array (units, " +
                                 std::to_string(gates) + " * units) with units >= 1");
-  Dims d{x.shape(0), x.shape(1), x.shape(2), recurrent_kernel.shape(0), 0};
+  Dims d{x.shape(0), x.shape(1), x.shape(2), recurrent_kernel.shape(0), 0, call_threads()};
   d.G = gates * d.H;
   if (d.I < 1) throw std::invalid_argument("argument `x`: needs at least one feature");
   checked<F>(x, "x", {d.B, d.T, d.I});
@@ -253,7 +256,7 @@ std::size_t transposed_weights_size(const Dims& d) { return std::size_t((d.H + d
 // (B*T, S), the stacked gradients (S, G) and the row split's partial sums ((threads-1) S G).
 std::size_t weight_phase_size(const Dims& d, bool gru) {
   const Index S = fastrnn::stacked_width(d.I, d.H, gru);
-  const Index threads = std::max(1, fastrnn::configured_threads());
+  const Index threads = d.threads;
   return std::size_t(d.B * d.T * S + threads * S * d.G);
 }
 
@@ -265,14 +268,25 @@ F* place_weight_phase(Args& a, const Dims& d, bool gru, F* ws) {
   return a.d_weights + S * d.G;
 }
 
-// Runs the weight phase, then unstacks the gradients into d_kernel (I, G), d_rec (H, G) and
-// d_bias (G,), or for GRU (2, G) (its stack is d_kernel, d_bias[0], d_rec, d_bias[1]).
+// The phases of a backward, once its workspace is placed: the time loop and the per-row work
+// after it (threaded as plan_steps says), then the weight gradients, unstacked into d_kernel
+// (I, G), d_rec (H, G) and d_bias (G,), or for GRU (2, G) (its stack is d_kernel, d_bias[0],
+// d_rec, d_bias[1]). A split by batch rows with narrow gradients runs as one phase.
 template <typename F, typename Args>
-void weight_phase(void (*kernel)(const Args&), const Args& a, const Dims& d, bool gru,
+void run_backward(void (*steps)(const Args&), void (*inputs)(const Args&),
+                  void (*weights)(const Args&), const Args& a, const Dims& d, bool gru,
                   F* partials, F* d_kernel, F* d_rec, F* d_bias) {
   const Index S = fastrnn::stacked_width(d.I, d.H, gru), G = d.G;
-  const double flops = 2.0 * double(d.B) * double(d.T) * double(S) * double(G);
-  fastrnn::run_weights(kernel, a, G, S * G, flops, partials);
+  const bool masked = a.recurrent_mask != nullptr;
+  const fastrnn::StepPlan plan = fastrnn::plan_steps(d.B, d.H, G, d.T, masked);
+  if (!plan.units && plan.slices > 1 && G < fastrnn::kMinColumnSplit) {
+    fastrnn::run_row_sliced_backward(steps, weights, a, G, S * G, std::min(plan.slices, d.threads),
+                                     partials);
+  } else {
+    run_steps(steps, a, d, masked, inputs);
+    const double flops = 2.0 * double(d.B) * double(d.T) * double(S) * double(G);
+    fastrnn::run_weights(weights, a, G, S * G, flops, partials, d.threads);
+  }
   const F* w = a.d_weights;
   std::copy(w, w + d.I * G, d_kernel);
   const Index rec = gru ? d.I + 1 : d.I;
@@ -388,9 +402,8 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
       store_transposed_weights(a, d, ws + bth + bh);
       F* partials = place_weight_phase(a, d, false, ws + bth + bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
-      run_steps(ks.simple_rnn_backward_steps, a, d, a.recurrent_mask != nullptr,
-                ks.simple_rnn_backward_inputs);
-      weight_phase(ks.simple_rnn_backward_weights, a, d, false, partials, data(d_kernel),
+      run_backward(ks.simple_rnn_backward_steps, ks.simple_rnn_backward_inputs,
+                   ks.simple_rnn_backward_weights, a, d, false, partials, data(d_kernel),
                    data(d_rec), data(d_bias));
     }
   }
@@ -481,10 +494,8 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
       store_transposed_weights(a, d, ws + btg + 2 * bh);
       F* partials = place_weight_phase(a, d, false, ws + btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
-      run_steps(ks.lstm_backward_steps, a, d, a.recurrent_mask != nullptr,
-                ks.lstm_backward_inputs);
-      weight_phase(ks.lstm_backward_weights, a, d, false, partials, data(d_kernel), data(d_rec),
-                   data(d_bias));
+      run_backward(ks.lstm_backward_steps, ks.lstm_backward_inputs, ks.lstm_backward_weights, a,
+                   d, false, partials, data(d_kernel), data(d_rec), data(d_bias));
     }
   }
   return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_c0, d_kernel, d_rec,
@@ -569,10 +580,8 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
       F* partials =
           place_weight_phase(a, d, true, ws + 2 * btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
-      run_steps(ks.gru_backward_steps, a, d, a.recurrent_mask != nullptr,
-                ks.gru_backward_inputs);
-      weight_phase(ks.gru_backward_weights, a, d, true, partials, data(d_kernel), data(d_rec),
-                   data(d_bias));
+      run_backward(ks.gru_backward_steps, ks.gru_backward_inputs, ks.gru_backward_weights, a, d,
+                   true, partials, data(d_kernel), data(d_rec), data(d_bias));
     }
   }
   return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias);
@@ -590,7 +599,7 @@ Dims step_dims(const py::array& x, const py::array& recurrent_kernel, Index gate
                                 std::to_string(x.ndim()) + "-D");
   if (recurrent_kernel.ndim() != 2 || recurrent_kernel.shape(0) < 1)
     throw std::invalid_argument("argument `recurrent_kernel`: expected a 2-D array");
-  Dims d{x.shape(0), 1, x.shape(1), recurrent_kernel.shape(0), 0};
+  Dims d{x.shape(0), 1, x.shape(1), recurrent_kernel.shape(0), 0, call_threads()};
   d.G = gates * d.H;
   if (d.I < 1 || d.B < 1) throw std::invalid_argument("argument `x`: must not be empty");
   checked<F>(x, "x", {d.B, d.I});
@@ -936,9 +945,9 @@ PYBIND11_MODULE(_core, m) {
     if (n < 1)
       throw std::invalid_argument("argument `n`: expected a positive number of threads, got " +
                                   std::to_string(n));
-    fastrnn::configured_threads() = n;
+    fastrnn::configured_threads().store(n);
   }, py::arg("n"), "Threads used by the core.");
-  m.def("get_num_threads", [] { return fastrnn::configured_threads(); });
+  m.def("get_num_threads", [] { return fastrnn::configured_threads().load(); });
   m.def("blas_config", [] {
     return std::string(scipy_openblas_get_config()) + " core=" + scipy_openblas_get_corename();
   }, "OpenBLAS build configuration and the kernel (core) it chose for this CPU.");

@@ -26,13 +26,18 @@
 
 namespace fastrnn {
 
-// Threads the core may use (OpenBLAS is kept at one thread, see above).
-int& configured_threads();
+// Threads the core may use (OpenBLAS is kept at one thread, see above). set_num_threads may
+// change it while other Python threads are inside kernels (they run without the GIL), so a
+// call reads it once and sizes everything from that reading (Dims::threads in bindings.cpp).
+std::atomic<int>& configured_threads();
 
 // At most this many slices a phase (a set_num_threads far beyond the cores is capped here).
 inline constexpr int kMaxSlices = 255;
 // Below this much work (flops) a phase runs on one thread.
 inline constexpr double kMinParallelFlops = 1.0e6;
+// Weight gradients with at least this many gate columns are split by columns, narrower ones
+// by batch rows (see run_weights).
+inline constexpr Index kMinColumnSplit = 512;
 
 namespace detail {
 template <typename P>
@@ -205,7 +210,7 @@ class Waiter {
 // 1e6 on one core) pays for handing it to a pooled thread (a few microseconds), and each
 // slice keeps at least `min_size` rows or columns.
 inline int slices_for(double flops, Index size, Index min_size) {
-  const int threads = std::min(configured_threads(), kMaxSlices);
+  const int threads = std::min(configured_threads().load(std::memory_order_relaxed), kMaxSlices);
   if (threads <= 1 || flops < kMinParallelFlops) return 1;
   return static_cast<int>(std::max<Index>(1, std::min<Index>(threads, size / min_size)));
 }
@@ -460,6 +465,16 @@ void run_column_sliced(void (*kernel)(const Args&), Args args, Index G, int slic
   });
 }
 
+// Adds the partial weight gradients of slices 1 .. slices-1 (`partials`, `size` apart) into
+// d_weights, which holds slice 0's.
+template <typename F>
+void add_partials(F* d_weights, const F* partials, int slices, Index size) {
+  for (int s = 1; s < slices; ++s) {
+    const F* p = partials + (s - 1) * size;
+    for (Index k = 0; k < size; ++k) d_weights[k] += p[k];
+  }
+}
+
 // backward_weights(args) split over `slices` row ranges of the batch, each summing into its
 // own buffer of `size` elements (the stacked gradients; in `partials`, slices - 1 of them: the
 // first slice writes args.d_weights directly), then added up. For skinny gradients (small G)
@@ -474,21 +489,38 @@ void run_row_sliced_weights(void (*kernel)(const Args&), Args args, Index G, Ind
     const Index b0 = B * s / slices, b1 = B * (s + 1) / slices;
     kernel(weight_rows(args, b0, b1 - b0, s == 0 ? args.d_weights : partials + (s - 1) * size));
   });
-  for (int s = 1; s < slices; ++s) {
-    const F* p = partials + (s - 1) * size;
-    for (Index k = 0; k < size; ++k) args.d_weights[k] += p[k];
-  }
+  add_partials(args.d_weights, partials, slices, size);
 }
 
 // The weight phase, split the cheaper way: by gate columns when G is wide, by batch rows
-// (with partial sums) when it is narrow. `partials` must hold (threads - 1) * size elements,
-// size being that of the stacked gradients (stacked_width(I, H, gru) * G).
+// (with partial sums) when it is narrow. `partials` must hold (max_slices - 1) * size
+// elements, size being that of the stacked gradients (stacked_width(I, H, gru) * G).
 template <typename Args, typename F>
 void run_weights(void (*kernel)(const Args&), const Args& args, Index G, Index size,
-                 double flops, F* partials) {
-  if (G >= 512)
+                 double flops, F* partials, int max_slices) {
+  if (G >= kMinColumnSplit)
     return run_column_sliced(kernel, args, G, slices_for(flops, G, 128));
-  run_row_sliced_weights(kernel, args, G, size, slices_for(flops, args.B, 8), partials);
+  const int slices = std::min(slices_for(flops, args.B, 8), max_slices);
+  run_row_sliced_weights(kernel, args, G, size, slices, partials);
+}
+
+// A whole backward split by batch rows, in one parallel phase: slice s runs the time loop on
+// its rows and the per-row work after it (its stacked rows, its d_x), then its rows' share of
+// the weight gradients, into its own buffer as in run_row_sliced_weights; the shares are added
+// up at the end. One phase instead of three (time loop, rows, weights): a book-sized backward
+// is tens of microseconds, and each phase costs the hand-over to the pool and back, and a
+// slice's rows are still in its core's cache when it multiplies them.
+template <typename Args, typename F>
+void run_row_sliced_backward(void (*steps)(const Args&), void (*weights)(const Args&), Args args,
+                             Index G, Index size, int slices, F* partials) {
+  args.g_begin = 0, args.g_end = G;
+  const Index B = args.B;
+  run_parallel(slices, [&](int s) {
+    const Index b0 = B * s / slices, b1 = B * (s + 1) / slices;
+    steps(batch_slice(args, b0, b1 - b0));
+    weights(weight_rows(args, b0, b1 - b0, s == 0 ? args.d_weights : partials + (s - 1) * size));
+  });
+  add_partials(args.d_weights, partials, slices, size);
 }
 
 }  // namespace fastrnn

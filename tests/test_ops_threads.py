@@ -161,3 +161,35 @@ def test_far_more_threads_than_cores_still_correct():
         fastrnn.set_num_threads(before)
     for got, want in zip(many, one):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_thread_count_changed_during_calls_in_other_threads():
+    """set_num_threads while other Python threads are inside kernels (which run without the
+    GIL): a call sizes its per-thread buffers from one reading of the count, so a change in
+    the middle of it must neither overrun them nor change its result."""
+    import threading
+
+    rng = np.random.default_rng(12)
+    case = make_case(rng, "lstm", 48, 25, 12, 64, np.float64)  # weights split by rows
+    d_out, d_states = upstream(rng, case)
+    before = fastrnn.get_num_threads()
+    want = _flat(_run(case, d_out, d_states, None))
+    stop = threading.Event()
+
+    def flip() -> None:
+        n = 0
+        while not stop.is_set():
+            fastrnn.set_num_threads(1 + n % 8)
+            n += 1
+
+    flipper = threading.Thread(target=flip)
+    flipper.start()
+    try:
+        runs = [_flat(_run(case, d_out, d_states, None)) for _ in range(40)]
+    finally:
+        stop.set()
+        flipper.join()
+        fastrnn.set_num_threads(before)
+    for run in runs:
+        for got, expected in zip(run, want):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
