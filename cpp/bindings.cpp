@@ -212,20 +212,19 @@ Dims read_dims(const py::array& x, const py::array& recurrent_kernel, Index gate
   return d;
 }
 
-// Runs a time loop (forward, or backward_steps) threaded as plan_steps says; for a backward,
-// `inputs` (the per-row work after the loop) follows as a phase of its own, split by rows
-// when it is big enough.
+// Runs a time loop (forward, or backward_steps) threaded as plan_steps says. For a backward,
+// `inputs` is the per-row work after the loop: a batch slice does its own rows' right after
+// its loop; after a unit split it follows as a phase of its own, split by rows when it is big
+// enough.
 template <typename Args>
 void run_steps(void (*steps)(const Args&), const Args& a, const Dims& d, bool masked,
                void (*inputs)(const Args&) = nullptr) {
   const fastrnn::StepPlan plan = fastrnn::plan_steps(d.B, d.H, d.G, d.T, masked);
   if (plan.slices <= 1) return steps(a);
+  if (!plan.units) return fastrnn::run_batch_sliced(steps, a, plan.slices);
   Args threaded = a;
   threaded.split.inputs_later = inputs != nullptr;
-  if (plan.units)
-    fastrnn::run_unit_sliced(steps, threaded, plan.slices);
-  else
-    fastrnn::run_batch_sliced(steps, threaded, plan.slices);
+  fastrnn::run_unit_sliced(steps, threaded, plan.slices);
   if (inputs != nullptr) {
     const double flops = 2.0 * double(d.B) * double(d.T) * double(d.I) * double(d.G);
     fastrnn::run_batch_sliced(inputs, a, fastrnn::slices_for(flops, d.B, 4));
