@@ -10,53 +10,60 @@ namespace fastrnn {
 namespace FASTRNN_ARCH {
 namespace simple_rnn {
 
-// One step's activation, in place on a row of pre-activations (+ bias).
+// One step's activation, in place on n units of the pre-activations (+ bias) of B rows, ld
+// apart. The activation is chosen once a step and everything is inlined into the loop over
+// the rows (a call per row, and Eigen's tanh left out of line, cost more than the math at
+// H = 20).
 template <typename F>
-inline void activate_row(F* row, const F* bias, Index H, Activation act) {
+FASTRNN_FLATTEN void activate_step(F* pre, Index ld, Index B, const F* bias, Index n,
+                                   Activation act) {
   using P = pk::Packet<F>;
   using namespace Eigen::internal;
-  const std::array<const F*, 2> in{row, bias};
-  const std::array<F*, 1> out{row};
+  const auto each_row = [&](const auto& op) {
+    for (Index b = 0; b < B; ++b)
+      fused_row<F, 2, 1>(n, {pre + b * ld, bias}, {pre + b * ld}, op);
+  };
   switch (act) {
     case Activation::tanh:
-      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
-        st(0, pk::tanh(padd(ld(0), ld(1))));
+      return each_row([](const auto& ld_, const auto& st) {
+        st(0, pk::tanh(padd(ld_(0), ld_(1))));
       });
     case Activation::relu:
-      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
-        st(0, pmax(padd(ld(0), ld(1)), pzero(P())));
+      return each_row([](const auto& ld_, const auto& st) {
+        st(0, pmax(padd(ld_(0), ld_(1)), pzero(P())));
       });
     case Activation::linear:
-      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
-        st(0, padd(ld(0), ld(1)));
-      });
+      return each_row([](const auto& ld_, const auto& st) { st(0, padd(ld_(0), ld_(1))); });
   }
 }
 
-// d_pre = (d_h + d_out) * act'(pre), with act' written through the output h = act(pre).
+// One step of backward through the activation, for n units of B rows: d_pre = (d_h + d_out)
+// * act'(pre), with act' written through the output h = act(pre). d_pre, d_out and h rows are
+// ld apart, d_h rows ld_dh apart. Chosen and inlined as activate_step.
 template <typename F>
-inline void activation_grad_row(F* d_pre, const F* d_h, const F* d_out, const F* h, Index H,
-                                Activation act) {
+FASTRNN_FLATTEN void activation_grad_step(F* d_pre, Index ld, Index B, const F* d_h,
+                                          Index ld_dh, const F* d_out, const F* h, Index n,
+                                          Activation act) {
   using P = pk::Packet<F>;
   using namespace Eigen::internal;
-  const std::array<const F*, 3> in{d_h, d_out, h};
-  const std::array<F*, 1> out{d_pre};
+  const auto each_row = [&](const auto& op) {
+    for (Index b = 0; b < B; ++b)
+      fused_row<F, 3, 1>(n, {d_h + b * ld_dh, at(d_out, b * ld), h + b * ld}, {d_pre + b * ld},
+                         op);
+  };
   switch (act) {
     case Activation::tanh:
-      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
-        const P y = ld(2);
-        const P dh = padd(ld(0), ld(1));
-        st(0, pmul(dh, psub(pk::one<P>(), pmul(y, y))));
+      return each_row([](const auto& ld_, const auto& st) {
+        const P y = ld_(2);
+        st(0, pmul(padd(ld_(0), ld_(1)), psub(pk::one<P>(), pmul(y, y))));
       });
     case Activation::relu:
-      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
-        const P dh = padd(ld(0), ld(1));
-        st(0, pselect(pcmp_lt(pzero(dh), ld(2)), dh, pzero(dh)));
+      return each_row([](const auto& ld_, const auto& st) {
+        const P dh = padd(ld_(0), ld_(1));
+        st(0, pselect(pcmp_lt(pzero(dh), ld_(2)), dh, pzero(dh)));
       });
     case Activation::linear:
-      return fused_row<F>(H, in, out, [](const auto& ld, const auto& st) {
-        st(0, padd(ld(0), ld(1)));
-      });
+      return each_row([](const auto& ld_, const auto& st) { st(0, padd(ld_(0), ld_(1))); });
   }
 }
 
@@ -73,8 +80,7 @@ void forward(const SimpleRnnForwardArgs<F>& a) {
                                       H, &ldh);
     if (h_prev != nullptr)  // pre_t += h_{t-1} U
       gate_columns_gemm(u, 1, H, B, H, h_prev, ldh, a.recurrent_kernel, F(1), out_t, T * H);
-    for (Index b = 0; b < B; ++b)
-      activate_row(out_t + b * T * H + u.u0, at(a.bias, u.u0), u.n, a.activation);
+    activate_step(out_t + u.u0, T * H, B, at(a.bias, u.u0), u.n, a.activation);
     step_done(a.split);  // h_t complete before step t+1 multiplies by it
   }
   copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
@@ -97,11 +103,9 @@ void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
   const Units u = units_of(a.split, H);
   init_carry_units(a.d_h, a.d_h_last, u, B, H);  // gradient reaching h_t from later steps
   for (Index t = T - 1; t >= 0; --t) {
-    for (Index b = 0; b < B; ++b) {
-      const Index r = (b * T + t) * H + u.u0;
-      activation_grad_row(a.d_pre + r, a.d_h + b * H + u.u0, at(a.d_outputs, r), a.outputs + r,
-                          u.n, a.activation);
-    }
+    const Index r = t * H + u.u0;  // row b of step t: (b * T + t) * H
+    activation_grad_step(a.d_pre + r, T * H, B, a.d_h + u.u0, H, at(a.d_outputs, r),
+                         a.outputs + r, u.n, a.activation);
     step_done(a.split);  // every unit's d_pre_t is written before the product below reads them
     if (cut_before(t, T, a.truncate)) {  // h_{t-1} is a constant here
       for (Index b = 0; b < B; ++b)
