@@ -213,6 +213,90 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return a
 
 
+# ----------------------------------------------------------------------------- checked arrays
+# The core call and the tape, for arrays already checked: C-contiguous, one float dtype, the
+# shapes of the table above. The public functions below check their arguments, then call these;
+# the recurrent layers call them directly with arrays they own or have checked, which saves the
+# public functions' checks (a few microseconds a call, a few percent of a book-sized training
+# step). The core checks every shape, dtype and contiguity again, so a mistake still raises
+# ValueError naming the argument; it never crashes.
+_GRAD_NAMES = {
+    "simple_rnn": ("x", "h0", "kernel", "recurrent_kernel", "bias"),
+    "lstm": ("x", "h0", "c0", "kernel", "recurrent_kernel", "bias"),
+    "gru": ("x", "h0", "kernel", "recurrent_kernel", "bias"),
+}
+
+
+def _forward_checked(
+    cell: str,
+    x: np.ndarray,
+    states: list,
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: Optional[np.ndarray],
+    mask: Optional[np.ndarray],
+    keep_tape: bool,
+    activation: str = "tanh",
+) -> tuple[np.ndarray, list[np.ndarray], Optional[Tape]]:
+    """`cell`'s forward: ``(outputs (B, T, H), last states [h (B, H)] (LSTM: [h, c]), tape)``;
+    `states` is ``[h0]`` (LSTM: ``[h0, c0]``), entries None for zeros."""
+    arrays = {"x": x, "h0": states[0], "kernel": kernel, "recurrent_kernel": recurrent_kernel,
+              "mask": mask}
+    options = {}
+    if cell == "simple_rnn":
+        outputs, h_last = _core.simple_rnn_forward(
+            x, states[0], kernel, recurrent_kernel, bias, mask, activation
+        )
+        last = [h_last]
+        options["activation"] = activation
+    elif cell == "lstm":
+        outputs, h_last, c_last, gates, cells = _core.lstm_forward(
+            x, states[0], states[1], kernel, recurrent_kernel, bias, mask, bool(keep_tape)
+        )
+        last = [h_last, c_last]
+        arrays.update(c0=states[1], gates=gates, cells=cells)
+    else:
+        outputs, h_last, gates, hz_h = _core.gru_forward(
+            x, states[0], kernel, recurrent_kernel, bias, mask, bool(keep_tape)
+        )
+        last = [h_last]
+        arrays.update(gates=gates, hz_h=hz_h)
+    if not keep_tape:
+        return outputs, last, None
+    arrays["outputs"] = outputs
+    return _read_only(outputs), last, Tape(cell, arrays, **options)
+
+
+def _backward_checked(
+    tape: Tape,
+    d_outputs: Optional[np.ndarray],
+    d_last: list,
+    truncate: int,
+    input_grad: bool,
+) -> dict[str, np.ndarray]:
+    """The gradients of `tape`'s forward (see the ``*_backward`` functions); `d_last` is
+    ``[d_h_last]`` (LSTM: ``[d_h_last, d_c_last]``), entries None for zeros; `truncate` 0 is
+    full BPTT."""
+    a, cell = tape._arrays, tape._cell
+    head = (a["x"], a["h0"])
+    common = (a["kernel"], a["recurrent_kernel"], a["mask"], a["outputs"])
+    if cell == "simple_rnn":
+        g = _core.simple_rnn_backward(
+            *head, *common, d_outputs, d_last[0], tape._options["activation"], truncate,
+            input_grad,
+        )
+    elif cell == "lstm":
+        g = _core.lstm_backward(
+            *head, a["c0"], *common, a["gates"], a["cells"], d_outputs, d_last[0], d_last[1],
+            truncate, input_grad,
+        )
+    else:
+        g = _core.gru_backward(
+            *head, *common, a["gates"], a["hz_h"], d_outputs, d_last[0], truncate, input_grad
+        )
+    return dict(zip(_GRAD_NAMES[cell], g))
+
+
 # ----------------------------------------------------------------------------- SimpleRNN
 def simple_rnn_forward(
     x: ArrayLike,
@@ -250,15 +334,10 @@ def simple_rnn_forward(
     k = _array("kernel", kernel, dtype, (I, H), "(features, units)")
     b = _optional("bias", bias, dtype, (H,), "(units,)")
     m = _mask(recurrent_mask, dtype, B, H)
-    outputs, h_last = _core.simple_rnn_forward(x, h0, k, u, b, m, activation)
-    if not keep_tape:
-        return outputs, h_last, None
-    tape = Tape(
-        "simple_rnn",
-        {"x": x, "h0": h0, "kernel": k, "recurrent_kernel": u, "mask": m, "outputs": outputs},
-        activation=activation,
+    outputs, (h_last,), tape = _forward_checked(
+        "simple_rnn", x, [h0], k, u, b, m, keep_tape, activation
     )
-    return _read_only(outputs), h_last, tape
+    return outputs, h_last, tape
 
 
 def simple_rnn_backward(
@@ -282,15 +361,10 @@ def simple_rnn_backward(
     Returns:
         dict with ``x (B, T, I)``, ``h0 (B, H)``, ``kernel``, ``recurrent_kernel``, ``bias``.
     """
-    a = _check_tape(tape, "simple_rnn")
-    out = a["outputs"]
+    out = _check_tape(tape, "simple_rnn")["outputs"]
     d_out = _upstream("d_outputs", d_outputs, out, True)
     d_last = _upstream("d_h_last", d_h_last, out, False)
-    g = _core.simple_rnn_backward(
-        a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, d_out, d_last,
-        tape._options["activation"], _truncate(truncate), bool(input_grad),
-    )
-    return dict(zip(("x", "h0", "kernel", "recurrent_kernel", "bias"), g))
+    return _backward_checked(tape, d_out, [d_last], _truncate(truncate), bool(input_grad))
 
 
 # ----------------------------------------------------------------------------- LSTM
@@ -322,16 +396,8 @@ def lstm_forward(
     k = _array("kernel", kernel, dtype, (I, 4 * H), "(features, 4 * units)")
     b = _optional("bias", bias, dtype, (4 * H,), "(4 * units,)")
     m = _mask(recurrent_mask, dtype, B, H)
-    outputs, h_last, c_last, gates, cells = _core.lstm_forward(x, h0, c0, k, u, b, m,
-                                                              bool(keep_tape))
-    if not keep_tape:
-        return outputs, h_last, c_last, None
-    tape = Tape(
-        "lstm",
-        {"x": x, "h0": h0, "c0": c0, "kernel": k, "recurrent_kernel": u, "mask": m,
-         "outputs": outputs, "gates": gates, "cells": cells},
-    )
-    return _read_only(outputs), h_last, c_last, tape
+    outputs, (h_last, c_last), tape = _forward_checked("lstm", x, [h0, c0], k, u, b, m, keep_tape)
+    return outputs, h_last, c_last, tape
 
 
 def lstm_backward(
@@ -354,16 +420,11 @@ def lstm_backward(
     Returns:
         dict with ``x``, ``h0``, ``c0``, ``kernel``, ``recurrent_kernel``, ``bias``.
     """
-    a = _check_tape(tape, "lstm")
-    out = a["outputs"]
+    out = _check_tape(tape, "lstm")["outputs"]
     d_out = _upstream("d_outputs", d_outputs, out, True)
     d_h = _upstream("d_h_last", d_h_last, out, False)
     d_c = _upstream("d_c_last", d_c_last, out, False)
-    g = _core.lstm_backward(
-        a["x"], a["h0"], a["c0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, a["gates"],
-        a["cells"], d_out, d_h, d_c, _truncate(truncate), bool(input_grad),
-    )
-    return dict(zip(("x", "h0", "c0", "kernel", "recurrent_kernel", "bias"), g))
+    return _backward_checked(tape, d_out, [d_h, d_c], _truncate(truncate), bool(input_grad))
 
 
 # ----------------------------------------------------------------------------- GRU
@@ -394,15 +455,8 @@ def gru_forward(
     k = _array("kernel", kernel, dtype, (I, 3 * H), "(features, 3 * units)")
     b = _optional("bias", bias, dtype, (2, 3 * H), "(2, 3 * units)")
     m = _mask(recurrent_mask, dtype, B, H)
-    outputs, h_last, gates, hz_h = _core.gru_forward(x, h0, k, u, b, m, bool(keep_tape))
-    if not keep_tape:
-        return outputs, h_last, None
-    tape = Tape(
-        "gru",
-        {"x": x, "h0": h0, "kernel": k, "recurrent_kernel": u, "mask": m, "outputs": outputs,
-         "gates": gates, "hz_h": hz_h},
-    )
-    return _read_only(outputs), h_last, tape
+    outputs, (h_last,), tape = _forward_checked("gru", x, [h0], k, u, b, m, keep_tape)
+    return outputs, h_last, tape
 
 
 def gru_backward(
@@ -424,15 +478,10 @@ def gru_backward(
     Returns:
         dict with ``x``, ``h0``, ``kernel``, ``recurrent_kernel``, ``bias (2, 3H)``.
     """
-    a = _check_tape(tape, "gru")
-    out = a["outputs"]
+    out = _check_tape(tape, "gru")["outputs"]
     d_out = _upstream("d_outputs", d_outputs, out, True)
     d_h = _upstream("d_h_last", d_h_last, out, False)
-    g = _core.gru_backward(
-        a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"], out, a["gates"],
-        a["hz_h"], d_out, d_h, _truncate(truncate), bool(input_grad),
-    )
-    return dict(zip(("x", "h0", "kernel", "recurrent_kernel", "bias"), g))
+    return _backward_checked(tape, d_out, [d_h], _truncate(truncate), bool(input_grad))
 
 
 # ----------------------------------------------------------------------------- streaming

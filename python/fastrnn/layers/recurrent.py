@@ -2,8 +2,9 @@
 
 Shapes: B batch, T time, F input features, H ``units``, G gate width (H, 4H or 3H).
 
-Fast path (``layer_norm=False``, the default): the whole sequence goes through one
-``ops.*_forward`` call, and ``backward`` is one ``ops.*_backward`` call. It covers every
+Fast path (``layer_norm=False``, the default): the whole sequence goes through one core
+forward call (what ``ops.*_forward`` runs, without its argument checks: the layer checks its
+input and owns its weights), and ``backward`` is one core backward call. It covers every
 supported argument: dropout (the input mask multiplies ``x`` once, in NumPy, before the input
 projection), recurrent dropout (the mask is handed to the kernel as ``recurrent_mask``),
 ``go_backwards``, ``stateful`` and ``truncate_bptt``.
@@ -57,6 +58,10 @@ LN_EPSILON = 1e-3
 
 
 # ----------------------------------------------------------------------------- layer norm
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
 def _ln_forward(a: np.ndarray, gamma: np.ndarray, beta: np.ndarray, groups: int):
     """Normalises each of `groups` blocks of a (B, groups*H) over its H units."""
     B = a.shape[0]
@@ -318,30 +323,20 @@ class _RNN(Layer):
 
     # ------------------------------------------------------------------ fused (ops) path
     def _fused_forward(self, x, states, rec_mask, training):
+        # Everything here is checked already (x by forward, the rest is the layer's own), so
+        # the core is called without fastrnn.ops's argument checks.
         w = self._named()
-        bias = w.get("bias")
-        kw = {"recurrent_mask": rec_mask, "keep_tape": training}  # inference keeps no tape
-        if self._cell == "simple_rnn":
-            out, h, tape = ops.simple_rnn_forward(
-                x, states[0], w["kernel"], w["recurrent_kernel"], bias, self.activation, **kw)
-            return out, [h], tape
-        if self._cell == "lstm":
-            out, h, c, tape = ops.lstm_forward(
-                x, states[0], states[1], w["kernel"], w["recurrent_kernel"], bias, **kw)
-            return out, [h, c], tape
-        out, h, tape = ops.gru_forward(
-            x, states[0], w["kernel"], w["recurrent_kernel"], bias, **kw)
-        return out, [h], tape
+        outputs, last, tape = ops._forward_checked(
+            self._cell, _contiguous(x), states, w["kernel"], w["recurrent_kernel"],
+            w.get("bias"), rec_mask, training, self.activation,
+        )
+        return outputs, last, tape
 
     def _fused_backward(self, tape, d_outputs, d_last):
-        k, wanted = self.truncate_bptt, self.input_grad_needed
-        if self._cell == "simple_rnn":
-            return ops.simple_rnn_backward(tape, d_outputs, d_last[0], truncate=k,
-                                           input_grad=wanted)
-        if self._cell == "lstm":
-            return ops.lstm_backward(tape, d_outputs, d_last[0], d_last[1], truncate=k,
-                                     input_grad=wanted)
-        return ops.gru_backward(tape, d_outputs, d_last[0], truncate=k, input_grad=wanted)
+        k = self.truncate_bptt or 0
+        d_last = [None if d is None else _contiguous(d) for d in d_last]
+        d_outputs = None if d_outputs is None else _contiguous(d_outputs)
+        return ops._backward_checked(tape, d_outputs, d_last, k, self.input_grad_needed)
 
     # ------------------------------------------------------------------ layer-norm path
     def _ln_forward(self, x, states, rec_mask):
