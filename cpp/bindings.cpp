@@ -168,7 +168,7 @@ struct Workspace {
     return buffer.get();
   }
 };
-template <typename F>
+template <typename F, int Slot = 0>
 Workspace<F>& workspace() {
   thread_local Workspace<F> ws;
   return ws;
@@ -294,6 +294,29 @@ void run_backward(void (*steps)(const Args&), void (*inputs)(const Args&),
   if (gru) std::copy(w + d.I * G, w + (d.I + 1) * G, d_bias);
 }
 
+// U (forward, transposed = false) or U^T (backward) in panels for the recurrent products of
+// a call (see Panels in args.hpp), in a workspace of their own; none when they would not pay:
+// OpenBLAS without in-place kernels, W whole small enough for them already, no width small
+// enough, or a unit split (which multiplies by its own columns of W instead).
+template <typename F>
+fastrnn::Panels<F> recurrent_panels(const F* W, const Dims& d, bool transposed, bool masked) {
+  const Index K = transposed ? d.G : d.H, N = transposed ? d.H : d.G;
+  if (!fastrnn::blas_reads_small_in_place() ||
+      double(d.B) * double(N) * double(K) <= fastrnn::kSmallProduct ||
+      16.0 * double(K) > fastrnn::kSmallProduct ||
+      fastrnn::plan_steps(d.B, d.H, d.G, d.T, masked).units)
+    return {};
+  // The widths measured best for 32-row steps: 64 at K = 128, 32 at K = 256 to 512, 16 at 1024.
+  const Index width = K <= 192 ? 64 : K <= 640 ? 32 : 16;
+  F* panels = workspace<F, 1>().get(std::size_t(K * N));
+  for (Index c = 0; c < N; c += width) {
+    const Index w = std::min(width, N - c);
+    for (Index k = 0; k < K; ++k)
+      std::copy(W + k * N + c, W + k * N + c + w, panels + c * K + k * w);
+  }
+  return {panels, width};
+}
+
 template <typename F>
 void copy_or_zero(F* dst, const F* src, Index n) {
   if (src != nullptr)
@@ -358,7 +381,9 @@ py::tuple simple_rnn_forward(const py::array& x, const Opt& h0, const py::array&
       copy_or_zero(a.h_last, a.h0, d.B * d.H);
     } else {
       a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
-      run_steps(kernel_set<F>().simple_rnn_forward, a, d, a.recurrent_mask != nullptr);
+      const bool masked = a.recurrent_mask != nullptr;
+      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, masked);
+      run_steps(kernel_set<F>().simple_rnn_forward, a, d, masked);
     }
   }
   return py::make_tuple(outputs, h_last);
@@ -399,6 +424,8 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
                                  weight_phase_size(d, false));
       a.d_pre = ws, a.d_h = ws + bth;
       store_transposed_weights(a, d, ws + bth + bh);
+      a.recurrent_t_panels =
+          recurrent_panels(a.recurrent_kernel_t, d, true, a.recurrent_mask != nullptr);
       F* partials = place_weight_phase(a, d, false, ws + bth + bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_backward(ks.simple_rnn_backward_steps, ks.simple_rnn_backward_inputs,
@@ -443,7 +470,9 @@ py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const p
       F* ws = workspace<F>().get(bh + (keep_tape ? 0 : bg + bh));
       a.h_scratch = ws;
       if (!keep_tape) a.gates = ws + bh, a.cells = ws + bh + bg;
-      run_steps(kernel_set<F>().lstm_forward, a, d, a.recurrent_mask != nullptr);
+      const bool masked = a.recurrent_mask != nullptr;
+      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, masked);
+      run_steps(kernel_set<F>().lstm_forward, a, d, masked);
     }
   }
   if (!keep_tape) return py::make_tuple(outputs, h_last, c_last, py::none(), py::none());
@@ -491,6 +520,8 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
                                  weight_phase_size(d, false));
       a.d_gates = ws, a.d_h = ws + btg, a.d_c = ws + btg + bh;
       store_transposed_weights(a, d, ws + btg + 2 * bh);
+      a.recurrent_t_panels =
+          recurrent_panels(a.recurrent_kernel_t, d, true, a.recurrent_mask != nullptr);
       F* partials = place_weight_phase(a, d, false, ws + btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_backward(ks.lstm_backward_steps, ks.lstm_backward_inputs, ks.lstm_backward_weights, a,
@@ -532,7 +563,9 @@ py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel
       F* ws = workspace<F>().get(bh + bg + (keep_tape ? 0 : bg + bh));
       a.h_scratch = ws, a.hz = ws + bh;
       if (!keep_tape) a.gates = ws + bh + bg, a.hz_h = ws + bh + 2 * bg;
-      run_steps(kernel_set<F>().gru_forward, a, d, a.recurrent_mask != nullptr);
+      const bool masked = a.recurrent_mask != nullptr;
+      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, masked);
+      run_steps(kernel_set<F>().gru_forward, a, d, masked);
     }
   }
   if (!keep_tape) return py::make_tuple(outputs, h_last, py::none(), py::none());
@@ -576,6 +609,8 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
                                  weight_phase_size(d, true));
       a.d_xz = ws, a.d_hz = ws + btg, a.d_h = ws + 2 * btg, a.d_h_rec = ws + 2 * btg + bh;
       store_transposed_weights(a, d, ws + 2 * btg + 2 * bh);
+      a.recurrent_t_panels =
+          recurrent_panels(a.recurrent_kernel_t, d, true, a.recurrent_mask != nullptr);
       F* partials =
           place_weight_phase(a, d, true, ws + 2 * btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();

@@ -20,7 +20,6 @@
 #include <array>
 #include <cblas.h>
 #include <cstring>
-#include <string>
 #include <type_traits>
 
 #include "args.hpp"
@@ -151,14 +150,6 @@ inline void gemm(bool trans_a, bool trans_b, Index M, Index N, Index K, double a
 // steps, input projection 30720x64x14 0.86 -> 0.51 ms, weight gradient 31x64 over 30720 rows
 // 1.78 -> 1.00 ms; Hands-On ML's SimpleRNN(20) weight gradient 41x20 over 1600 rows 40 -> 25
 // us. Products with wide rows (H >= 128) are left whole: their pieces would not be small.
-inline bool blas_reads_small_in_place() {
-  static const bool yes = [] {
-    const std::string core = scipy_openblas_get_corename();
-    return core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
-  }();
-  return yes;
-}
-constexpr double kSmallProduct = 1e6;  // OpenBLAS's bound on M * N * K for in-place kernels
 
 // Rows per piece for a product of `rows` rows of n_times_k work each (N * K), or 0 to do it
 // whole: pieces of the most rows that keep the product small, and at least `min_rows`.
@@ -180,6 +171,28 @@ inline void gemm_rows(Index M, Index N, Index K, const F* A, Index lda, const F*
   for (Index r = 0; r < M; r += piece)
     gemm(false, false, std::min(piece, M - r), N, K, F(1), A + r * lda, lda, W, ldw, beta,
          C + r * ldc, ldc);
+}
+
+// The recurrent product of a step, C (M, N) (+)= A (M, K) W (K, N) over all N columns, from
+// W's panels (see Panels in args.hpp): one product per panel, or per part of one when M rows
+// make a whole panel too big to be multiplied in place. Returns false, having done nothing,
+// when there are no panels or they do not pay for M rows; the caller then multiplies by W.
+template <typename F>
+inline bool panel_product(const Panels<F>& p, Index M, Index N, Index K, const F* A, Index lda,
+                          F beta, F* C, Index ldc) {
+  if (p.data == nullptr) return false;
+  const double rows_k = static_cast<double>(M) * static_cast<double>(K);
+  if (rows_k * static_cast<double>(N) <= kSmallProduct) return false;  // W whole is in place
+  Index w = p.width;
+  while (w > 16 && rows_k * static_cast<double>(w) > kSmallProduct) w /= 2;
+  if (rows_k * static_cast<double>(w) > kSmallProduct) return false;
+  for (Index c = 0; c < N; c += p.width) {
+    const Index pw = std::min(p.width, N - c);
+    for (Index s = 0; s < pw; s += w)
+      gemm(false, false, M, std::min(w, pw - s), K, F(1), A, lda, p.data + c * K + s, pw, beta,
+           C + c + s, ldc);
+  }
+  return true;
 }
 
 // The hidden units a call computes (see StepSplit): [u0, u0 + n), and whether that is all H.

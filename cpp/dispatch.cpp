@@ -1,10 +1,20 @@
 #include "dispatch.hpp"
 
+#include <cblas.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
 
 namespace fastrnn {
+
+bool blas_reads_small_in_place() {
+  static const bool yes = [] {
+    const std::string core = scipy_openblas_get_corename();
+    return core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+  }();
+  return yes;
+}
 
 #ifdef FASTRNN_HAVE_native
 namespace native { const KernelTable& kernel_table(); }

@@ -55,10 +55,10 @@ void forward(const GruForwardArgs<F>& a) {
     Index ldh = H;
     const F* h_rec = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
                                      H, &ldh);
-    if (h_rec != nullptr)  // hz = h_{t-1} U, the units u of each gate
-      gate_columns_gemm(u, 3, H, B, H, h_rec, ldh, a.recurrent_kernel, F(0), a.hz, G);
-    else
+    if (h_rec == nullptr)
       zero_gate_columns(u, 3, H, B, a.hz, G);
+    else if (!(u.all && panel_product(a.recurrent_panels, B, G, H, h_rec, ldh, F(0), a.hz, G)))
+      gate_columns_gemm(u, 3, H, B, H, h_rec, ldh, a.recurrent_kernel, F(0), a.hz, G);  // hz = h U
     for (Index b = 0; b < B; ++b) {
       const Index r = b * T + t;
       const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
@@ -127,12 +127,15 @@ void backward_steps(const GruBackwardArgs<F>& a) {
     }
     // d_h_{t-1} = dh * z (already in d_h) + (d_hz_t U^T) * m, its units u.
     const F* Ut_cols = a.recurrent_kernel_t + u.u0;
+    const F* d_hz_t = a.d_hz + t * G;
+    const auto d_hz_ut = [&](F beta, F* out) {  // out (+)= d_hz_t U^T, units u
+      if (!(u.all && panel_product(a.recurrent_t_panels, B, H, G, d_hz_t, T * G, beta, out, H)))
+        gemm(false, false, B, u.n, G, F(1), d_hz_t, T * G, Ut_cols, H, beta, out + u.u0, H);
+    };
     if (a.recurrent_mask == nullptr) {
-      gemm(false, false, B, u.n, G, F(1), a.d_hz + t * G, T * G, Ut_cols, H, F(1), a.d_h + u.u0,
-           H);
+      d_hz_ut(F(1), a.d_h);
     } else {
-      gemm(false, false, B, u.n, G, F(1), a.d_hz + t * G, T * G, Ut_cols, H, F(0),
-           a.d_h_rec + u.u0, H);
+      d_hz_ut(F(0), a.d_h_rec);
       mask_units(a.d_h_rec, a.recurrent_mask, u, B, H);
       for (Index b = 0; b < B; ++b)
         Vec<F>(a.d_h + b * H + u.u0, u.n) += CVec<F>(a.d_h_rec + b * H + u.u0, u.n);

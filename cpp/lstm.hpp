@@ -52,9 +52,10 @@ void forward(const LstmForwardArgs<F>& a) {
     Index ldh = H;
     const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
                                       H, &ldh);
-    if (h_prev != nullptr)  // gates_t += h_{t-1} U
-      gate_columns_gemm(u, 4, H, B, H, h_prev, ldh, a.recurrent_kernel, F(1), a.gates + t * gt,
-                        gb);
+    F* gates_t = a.gates + t * gt;
+    if (h_prev != nullptr &&  // gates_t += h_{t-1} U (by panels when they pay)
+        !(u.all && panel_product(a.recurrent_panels, B, G, H, h_prev, ldh, F(1), gates_t, gb)))
+      gate_columns_gemm(u, 4, H, B, H, h_prev, ldh, a.recurrent_kernel, F(1), gates_t, gb);
     for (Index b = 0; b < B; ++b) {
       F* c = a.cells + b * cb + t * ct;
       const F* c_prev = t > 0 ? c - ct : at(a.c0, b * H);  // no tape: c_{t-1} is c, in place
@@ -128,8 +129,10 @@ void backward_steps(const LstmBackwardArgs<F>& a) {
       continue;
     }
     // d_h_{t-1} = (dz_t U^T) * m, its units u: the only product on the critical path.
-    gemm(false, false, B, u.n, G, F(1), a.d_gates + t * G, T * G, a.recurrent_kernel_t + u.u0,
-         H, F(0), a.d_h + u.u0, H);
+    const F* dz_t = a.d_gates + t * G;
+    if (!(u.all && panel_product(a.recurrent_t_panels, B, H, G, dz_t, T * G, F(0), a.d_h, H)))
+      gemm(false, false, B, u.n, G, F(1), dz_t, T * G, a.recurrent_kernel_t + u.u0, H, F(0),
+           a.d_h + u.u0, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
   }
   copy_units(a.d_h0, H, a.d_h, H, u, B);

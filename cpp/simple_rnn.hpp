@@ -78,7 +78,8 @@ void forward(const SimpleRnnForwardArgs<F>& a) {
     Index ldh = H;
     const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
                                       H, &ldh);
-    if (h_prev != nullptr)  // pre_t += h_{t-1} U
+    if (h_prev != nullptr &&  // pre_t += h_{t-1} U (by panels when they pay)
+        !(u.all && panel_product(a.recurrent_panels, B, H, H, h_prev, ldh, F(1), out_t, T * H)))
       gate_columns_gemm(u, 1, H, B, H, h_prev, ldh, a.recurrent_kernel, F(1), out_t, T * H);
     activate_step(out_t + u.u0, T * H, B, at(a.bias, u.u0), u.n, a.activation);
     step_done(a.split);  // h_t complete before step t+1 multiplies by it
@@ -113,8 +114,10 @@ void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
       continue;
     }
     // d_h_{t-1} = (d_pre_t U^T) * m, its units u: the only product on the critical path.
-    gemm(false, false, B, u.n, H, F(1), a.d_pre + t * H, T * H, a.recurrent_kernel_t + u.u0, H,
-         F(0), a.d_h + u.u0, H);
+    const F* d_pre_t = a.d_pre + t * H;
+    if (!(u.all && panel_product(a.recurrent_t_panels, B, H, H, d_pre_t, T * H, F(0), a.d_h, H)))
+      gemm(false, false, B, u.n, H, F(1), d_pre_t, T * H, a.recurrent_kernel_t + u.u0, H, F(0),
+           a.d_h + u.u0, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
   }
   copy_units(a.d_h0, H, a.d_h, H, u, B);

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fastrnn
 from _cells import (
     VARIANT_IDS,
     VARIANTS,
@@ -139,6 +140,32 @@ def test_products_over_many_rows_match_reference(cell, activation, shape, dtype)
     d_out, d_states = upstream(rng, case)
     for truncate in (None, 5):
         compare_backward(case, tape_c, tape_r, d_out, d_states, truncate, rtol, what)
+
+
+# Mid-sized layers: the core multiplies each step by the recurrent kernel stored in panels of
+# columns (U forward, U^T backward), with ragged last panels here; at 300 rows a panel is
+# multiplied in narrower parts, and the backward's panels no longer pay (the whole U^T is used).
+PANEL_SHAPES = [(48, 5, 8, 100), (40, 4, 8, 200), (300, 3, 4, 100)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", PANEL_SHAPES, ids=["x".join(map(str, s)) for s in PANEL_SHAPES])
+@pytest.mark.parametrize(("cell", "activation"), VARIANTS, ids=VARIANT_IDS)
+def test_recurrent_products_by_panels_match_reference(cell, activation, shape, dtype, threads):
+    rng = np.random.default_rng(zlib.crc32(repr((cell, activation, shape)).encode()))
+    rtol = rtol_for(dtype)
+    before = fastrnn.get_num_threads()
+    fastrnn.set_num_threads(threads)
+    try:
+        for options in (OPTIONS[0], OPTIONS[3]):
+            case = make_case(rng, cell, *shape, dtype, activation=activation, **options)
+            what = f"{cell}/{activation} {shape} threads={threads} {options}"
+            tape_c, tape_r = compare_forward(case, rtol, what)
+            d_out, d_states = upstream(rng, case)
+            compare_backward(case, tape_c, tape_r, d_out, d_states, None, rtol, what)
+    finally:
+        fastrnn.set_num_threads(before)
 
 
 @pytest.mark.parametrize(("cell", "activation"), VARIANTS, ids=VARIANT_IDS)
