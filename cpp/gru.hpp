@@ -19,7 +19,7 @@ namespace gru {
 // bias), z r n on return; hz: this row of the recurrent GEMM (no bias); writes hz_h (with
 // bias) and h_t.
 template <typename F>
-inline void cell_forward(F* gate, F* hzh_out, F* h, const F* hz, const F* h_prev,
+EIGEN_ALWAYS_INLINE void cell_forward(F* gate, F* hzh_out, F* h, const F* hz, const F* h_prev,
                          const F* bias, Index units, Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 13, 5>(
@@ -75,7 +75,7 @@ void forward(const GruForwardArgs<F>& a) {
 // entry (d_out adds the output's), the direct part of the gradient reaching h_{t-1} (dh z) on
 // return. Writes d_xz and d_hz (3H each): the gradients of the two pre-activation sums.
 template <typename F>
-inline void cell_backward(F* dxz, F* dhz, F* dh_io, const F* d_out, const F* gate,
+EIGEN_ALWAYS_INLINE void cell_backward(F* dxz, F* dhz, F* dh_io, const F* d_out, const F* gate,
                           const F* hzh, const F* h_prev, Index units, Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 7, 7>(

@@ -17,7 +17,7 @@ namespace lstm {
 // Gate math of n units of one (b, t), gate blocks H apart: activates z (+ bias) in place and
 // writes c_t and h_t.
 template <typename F>
-inline void cell_forward(F* z, F* c, F* h, const F* c_prev, const F* bias, Index n, Index H) {
+EIGEN_ALWAYS_INLINE void cell_forward(F* z, F* c, F* h, const F* c_prev, const F* bias, Index n, Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 9, 6>(
       n, {z, z + H, z + 2 * H, z + 3 * H, at(bias, 0), at(bias, H), at(bias, 2 * H),
@@ -73,7 +73,7 @@ void forward(const LstmForwardArgs<F>& a) {
 // d_out from the output, if any); dc_io: gradient reaching c_t on entry, c_{t-1} on return.
 // Writes dz (4H): the gradient of the pre-activations. Recomputes tanh(c_t), nothing else.
 template <typename F>
-inline void cell_backward(F* dz, F* dc_io, const F* dh, const F* d_out, const F* gate,
+EIGEN_ALWAYS_INLINE void cell_backward(F* dz, F* dc_io, const F* dh, const F* d_out, const F* gate,
                           const F* c, const F* c_prev, Index n, Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 9, 5>(
