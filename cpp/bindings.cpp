@@ -306,8 +306,9 @@ fastrnn::Panels<F> recurrent_panels(const F* W, const Dims& d, bool transposed, 
       16.0 * double(K) > fastrnn::kSmallProduct ||
       fastrnn::plan_steps(d.B, d.H, d.G, d.T, masked).units)
     return {};
-  // The widths measured best for 32-row steps: 64 at K = 128, 32 at K = 256 to 512, 16 at 1024.
-  const Index width = K <= 192 ? 64 : K <= 640 ? 32 : 16;
+  // 64 columns: panel_product multiplies a whole panel, or half or a quarter of one, whichever
+  // is the widest its rows multiply in place.
+  const Index width = 64;
   F* panels = workspace<F, 1>().get(std::size_t(K * N));
   for (Index c = 0; c < N; c += width) {
     const Index w = std::min(width, N - c);
