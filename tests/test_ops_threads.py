@@ -1,5 +1,5 @@
 """The threaded paths of the kernels: sizes big enough that the core splits the time loop by
-batch rows and the weight gradients by rows (narrow G) or gate columns (G >= 512), compared
+batch rows and the weight gradients by rows (narrow G) or gate columns (G >= 2048), compared
 with the NumPy reference and with a single-threaded run."""
 
 from __future__ import annotations
@@ -11,10 +11,17 @@ import fastrnn
 from _cells import VARIANT_IDS, VARIANTS, assert_close, backward, forward, make_case, upstream
 from fastrnn import reference as ref
 
-# (B, T, I, H): the batch split over threads (row-split weights for narrow gates, column-split
-# for wide ones, an odd batch), and the hidden units split over threads (wide layers:
-# (8, 6, 8, 464) for LSTM and GRU, (8, 5, 8, 800) for SimpleRNN).
-SHAPES = [(64, 30, 16, 64), (32, 12, 24, 160), (37, 9, 5, 97), (8, 6, 8, 464), (8, 5, 8, 800)]
+# (B, T, I, H): the batch split over threads (an odd batch too), and the hidden units split over
+# threads (wide layers: (8, 6, 8, 464) for LSTM and GRU, (8, 5, 8, 800) for SimpleRNN); weight
+# gradients split by rows, and by gate columns for the widest (LSTM at 512 units: G = 2048).
+SHAPES = [
+    (64, 30, 16, 64),
+    (32, 12, 24, 160),
+    (37, 9, 5, 97),
+    (8, 6, 8, 464),
+    (8, 5, 8, 800),
+    (8, 4, 8, 512),
+]
 
 
 @pytest.fixture
