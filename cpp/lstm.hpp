@@ -17,7 +17,8 @@ namespace lstm {
 // Gate math of n units of one (b, t), gate blocks H apart: activates z (+ bias) in place and
 // writes c_t and h_t.
 template <typename F>
-EIGEN_ALWAYS_INLINE void cell_forward(F* z, F* c, F* h, const F* c_prev, const F* bias, Index n, Index H) {
+EIGEN_ALWAYS_INLINE void cell_forward(F* z, F* c, F* h, const F* c_prev, const F* bias, Index n,
+                                      Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 9, 6>(
       n, {z, z + H, z + 2 * H, z + 3 * H, at(bias, 0), at(bias, H), at(bias, 2 * H),
