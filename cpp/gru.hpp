@@ -20,7 +20,7 @@ namespace gru {
 // bias) and h_t.
 template <typename F>
 EIGEN_ALWAYS_INLINE void cell_forward(F* gate, F* hzh_out, F* h, const F* hz, const F* h_prev,
-                         const F* bias, Index units, Index H) {
+                                      const F* bias, Index units, Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 13, 5>(
       units, {gate, gate + H, gate + 2 * H, hz, hz + H, hz + 2 * H, at(bias, 0), at(bias, H),
@@ -76,7 +76,7 @@ void forward(const GruForwardArgs<F>& a) {
 // return. Writes d_xz and d_hz (3H each): the gradients of the two pre-activation sums.
 template <typename F>
 EIGEN_ALWAYS_INLINE void cell_backward(F* dxz, F* dhz, F* dh_io, const F* d_out, const F* gate,
-                          const F* hzh, const F* h_prev, Index units, Index H) {
+                                       const F* hzh, const F* h_prev, Index units, Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 7, 7>(
       units, {dh_io, d_out, gate, gate + H, gate + 2 * H, hzh, h_prev},

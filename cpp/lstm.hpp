@@ -75,7 +75,7 @@ void forward(const LstmForwardArgs<F>& a) {
 // Writes dz (4H): the gradient of the pre-activations. Recomputes tanh(c_t), nothing else.
 template <typename F>
 EIGEN_ALWAYS_INLINE void cell_backward(F* dz, F* dc_io, const F* dh, const F* d_out, const F* gate,
-                          const F* c, const F* c_prev, Index n, Index H) {
+                                       const F* c, const F* c_prev, Index n, Index H) {
   using P = pk::Packet<F>;
   fused_row<F, 9, 5>(
       n, {dh, d_out, dc_io, gate, gate + H, gate + 2 * H, gate + 3 * H, c, c_prev},
