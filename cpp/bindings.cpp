@@ -189,6 +189,11 @@ struct Dims {
 };
 int call_threads() { return std::max(1, fastrnn::configured_threads().load()); }
 
+// How a call's time loop is threaded (see plan_steps), decided once per call.
+fastrnn::StepPlan plan_of(const Dims& d, bool masked) {
+  return fastrnn::plan_steps(d.threads, d.B, d.H, d.G, d.T, masked);
+}
+
 template <typename F>
 Dims read_dims(const py::array& x, const py::array& recurrent_kernel, Index gates) {
   keep_blas_single_threaded();
@@ -217,9 +222,8 @@ Dims read_dims(const py::array& x, const py::array& recurrent_kernel, Index gate
 // its loop; after a unit split it follows as a phase of its own, split by rows when it is big
 // enough.
 template <typename Args>
-void run_steps(void (*steps)(const Args&), const Args& a, const Dims& d, bool masked,
-               void (*inputs)(const Args&) = nullptr) {
-  const fastrnn::StepPlan plan = fastrnn::plan_steps(d.B, d.H, d.G, d.T, masked);
+void run_steps(void (*steps)(const Args&), const Args& a, const Dims& d,
+               const fastrnn::StepPlan& plan, void (*inputs)(const Args&) = nullptr) {
   if (plan.slices <= 1) return steps(a);
   if (!plan.units) return fastrnn::run_batch_sliced(steps, a, plan.slices);
   Args threaded = a;
@@ -227,7 +231,7 @@ void run_steps(void (*steps)(const Args&), const Args& a, const Dims& d, bool ma
   fastrnn::run_unit_sliced(steps, threaded, plan.slices);
   if (inputs != nullptr) {
     const double flops = 2.0 * double(d.B) * double(d.T) * double(d.I) * double(d.G);
-    fastrnn::run_batch_sliced(inputs, a, fastrnn::slices_for(flops, d.B, 4));
+    fastrnn::run_batch_sliced(inputs, a, fastrnn::slices_for(d.threads, flops, d.B, 4));
   }
 }
 // U^T (G, H) and K^T (G, I), stored at ws for backward: its products with them (d_h_{t-1} =
@@ -273,16 +277,14 @@ F* place_weight_phase(Args& a, const Dims& d, bool gru, F* ws) {
 // d_rec, d_bias[1]). A split by batch rows with narrow gradients runs as one phase.
 template <typename F, typename Args>
 void run_backward(void (*steps)(const Args&), void (*inputs)(const Args&),
-                  void (*weights)(const Args&), const Args& a, const Dims& d, bool gru,
-                  F* partials, F* d_kernel, F* d_rec, F* d_bias) {
+                  void (*weights)(const Args&), const Args& a, const Dims& d,
+                  const fastrnn::StepPlan& plan, bool gru, F* partials, F* d_kernel, F* d_rec,
+                  F* d_bias) {
   const Index S = fastrnn::stacked_width(d.I, d.H, gru), G = d.G;
-  const bool masked = a.recurrent_mask != nullptr;
-  const fastrnn::StepPlan plan = fastrnn::plan_steps(d.B, d.H, G, d.T, masked);
   if (!plan.units && plan.slices > 1 && G < fastrnn::kMinColumnSplit) {
-    fastrnn::run_row_sliced_backward(steps, weights, a, G, S * G, std::min(plan.slices, d.threads),
-                                     partials);
+    fastrnn::run_row_sliced(steps, weights, a, G, S * G, plan.slices, partials);
   } else {
-    run_steps(steps, a, d, masked, inputs);
+    run_steps(steps, a, d, plan, inputs);
     const double flops = 2.0 * double(d.B) * double(d.T) * double(S) * double(G);
     fastrnn::run_weights(weights, a, G, S * G, flops, partials, d.threads);
   }
@@ -299,12 +301,12 @@ void run_backward(void (*steps)(const Args&), void (*inputs)(const Args&),
 // OpenBLAS without in-place kernels, W whole small enough for them already, no width small
 // enough, or a unit split (which multiplies by its own columns of W instead).
 template <typename F>
-fastrnn::Panels<F> recurrent_panels(const F* W, const Dims& d, bool transposed, bool masked) {
+fastrnn::Panels<F> recurrent_panels(const F* W, const Dims& d, bool transposed,
+                                    const fastrnn::StepPlan& plan) {
   const Index K = transposed ? d.G : d.H, N = transposed ? d.H : d.G;
   if (!fastrnn::blas_reads_small_in_place() ||
       double(d.B) * double(N) * double(K) <= fastrnn::kSmallProduct ||
-      16.0 * double(K) > fastrnn::kSmallProduct ||
-      fastrnn::plan_steps(d.B, d.H, d.G, d.T, masked).units)
+      16.0 * double(K) > fastrnn::kSmallProduct || plan.units)
     return {};
   // 64 columns: panel_product multiplies a whole panel, or half or a quarter of one, whichever
   // is the widest its rows multiply in place.
@@ -382,9 +384,9 @@ py::tuple simple_rnn_forward(const py::array& x, const Opt& h0, const py::array&
       copy_or_zero(a.h_last, a.h0, d.B * d.H);
     } else {
       a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
-      const bool masked = a.recurrent_mask != nullptr;
-      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, masked);
-      run_steps(kernel_set<F>().simple_rnn_forward, a, d, masked);
+      const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
+      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      run_steps(kernel_set<F>().simple_rnn_forward, a, d, plan);
     }
   }
   return py::make_tuple(outputs, h_last);
@@ -425,12 +427,12 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
                                  weight_phase_size(d, false));
       a.d_pre = ws, a.d_h = ws + bth;
       store_transposed_weights(a, d, ws + bth + bh);
-      a.recurrent_t_panels =
-          recurrent_panels(a.recurrent_kernel_t, d, true, a.recurrent_mask != nullptr);
+      const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
+      a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
       F* partials = place_weight_phase(a, d, false, ws + bth + bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_backward(ks.simple_rnn_backward_steps, ks.simple_rnn_backward_inputs,
-                   ks.simple_rnn_backward_weights, a, d, false, partials, data(d_kernel),
+                   ks.simple_rnn_backward_weights, a, d, plan, false, partials, data(d_kernel),
                    data(d_rec), data(d_bias));
     }
   }
@@ -471,9 +473,9 @@ py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const p
       F* ws = workspace<F>().get(bh + (keep_tape ? 0 : bg + bh));
       a.h_scratch = ws;
       if (!keep_tape) a.gates = ws + bh, a.cells = ws + bh + bg;
-      const bool masked = a.recurrent_mask != nullptr;
-      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, masked);
-      run_steps(kernel_set<F>().lstm_forward, a, d, masked);
+      const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
+      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      run_steps(kernel_set<F>().lstm_forward, a, d, plan);
     }
   }
   if (!keep_tape) return py::make_tuple(outputs, h_last, c_last, py::none(), py::none());
@@ -521,12 +523,12 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
                                  weight_phase_size(d, false));
       a.d_gates = ws, a.d_h = ws + btg, a.d_c = ws + btg + bh;
       store_transposed_weights(a, d, ws + btg + 2 * bh);
-      a.recurrent_t_panels =
-          recurrent_panels(a.recurrent_kernel_t, d, true, a.recurrent_mask != nullptr);
+      const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
+      a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
       F* partials = place_weight_phase(a, d, false, ws + btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_backward(ks.lstm_backward_steps, ks.lstm_backward_inputs, ks.lstm_backward_weights, a,
-                   d, false, partials, data(d_kernel), data(d_rec), data(d_bias));
+                   d, plan, false, partials, data(d_kernel), data(d_rec), data(d_bias));
     }
   }
   return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_c0, d_kernel, d_rec,
@@ -564,9 +566,9 @@ py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel
       F* ws = workspace<F>().get(bh + bg + (keep_tape ? 0 : bg + bh));
       a.h_scratch = ws, a.hz = ws + bh;
       if (!keep_tape) a.gates = ws + bh + bg, a.hz_h = ws + bh + 2 * bg;
-      const bool masked = a.recurrent_mask != nullptr;
-      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, masked);
-      run_steps(kernel_set<F>().gru_forward, a, d, masked);
+      const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
+      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      run_steps(kernel_set<F>().gru_forward, a, d, plan);
     }
   }
   if (!keep_tape) return py::make_tuple(outputs, h_last, py::none(), py::none());
@@ -610,13 +612,13 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
                                  weight_phase_size(d, true));
       a.d_xz = ws, a.d_hz = ws + btg, a.d_h = ws + 2 * btg, a.d_h_rec = ws + 2 * btg + bh;
       store_transposed_weights(a, d, ws + 2 * btg + 2 * bh);
-      a.recurrent_t_panels =
-          recurrent_panels(a.recurrent_kernel_t, d, true, a.recurrent_mask != nullptr);
+      const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
+      a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
       F* partials =
           place_weight_phase(a, d, true, ws + 2 * btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_backward(ks.gru_backward_steps, ks.gru_backward_inputs, ks.gru_backward_weights, a, d,
-                   true, partials, data(d_kernel), data(d_rec), data(d_bias));
+                   plan, true, partials, data(d_kernel), data(d_rec), data(d_bias));
     }
   }
   return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias);
@@ -813,7 +815,7 @@ py::array matmul(const py::array& a, const py::array& b, bool trans_a, bool tran
       std::fill(pc, pc + M * N, F(0));
     } else if (M > 0 && N > 0) {
       const double flops = 2.0 * double(M) * double(N) * double(K);
-      const int slices = fastrnn::slices_for(flops, M, 16);
+      const int slices = fastrnn::slices_for(call_threads(), flops, M, 16);
       fastrnn::run_parallel(slices, [&](int s) {
         const Index r0 = M * s / slices, r1 = M * (s + 1) / slices;
         // Rows r0.. of C come from rows r0.. of a, or from its columns r0.. when transposed.

@@ -28,7 +28,8 @@ namespace fastrnn {
 
 // Threads the core may use (OpenBLAS is kept at one thread, see above). set_num_threads may
 // change it while other Python threads are inside kernels (they run without the GIL), so a
-// call reads it once and sizes everything from that reading (Dims::threads in bindings.cpp).
+// call reads it once and hands that reading to everything below that splits its work (the
+// `threads` arguments), which also sizes its per-thread buffers from it.
 std::atomic<int>& configured_threads();
 
 // At most this many slices a phase (a set_num_threads far beyond the cores is capped here).
@@ -208,11 +209,11 @@ class Waiter {
   std::condition_variable wake_;
 };
 
-// How many slices to run at once: one per thread when the work (`flops`, about 10 us per
-// 1e6 on one core) pays for handing it to a pooled thread (a few microseconds), and each
-// slice keeps at least `min_size` rows or columns.
-inline int slices_for(double flops, Index size, Index min_size) {
-  const int threads = std::min(configured_threads().load(std::memory_order_relaxed), kMaxSlices);
+// How many slices to run at once, with up to `threads`: one per thread when the work
+// (`flops`, about 10 us per 1e6 on one core) pays for handing it to a pooled thread (a few
+// microseconds), and each slice keeps at least `min_size` rows or columns.
+inline int slices_for(int threads, double flops, Index size, Index min_size) {
+  threads = std::min(threads, kMaxSlices);
   if (threads <= 1 || flops < kMinParallelFlops) return 1;
   return static_cast<int>(std::max<Index>(1, std::min<Index>(threads, size / min_size)));
 }
@@ -430,9 +431,10 @@ struct StepPlan {
   bool units;
 };
 
-inline StepPlan plan_steps(Index B, Index H, Index G, Index T, bool masked) {
+inline StepPlan plan_steps(int max_threads, Index B, Index H, Index G, Index T,
+                           bool masked) {
   const double step_flops = 2.0 * double(B) * double(H) * double(G);
-  const int threads = slices_for(step_flops * double(T), Index(1) << 30, 1);
+  const int threads = slices_for(max_threads, step_flops * double(T), Index(1) << 30, 1);
   if (threads <= 1) return {1, false};
   // A unit split synchronises every step: only worth it when each thread's share of a step
   // is long (about 50 us or more) next to a barrier, and when the recurrent kernel is large
@@ -467,62 +469,52 @@ void run_column_sliced(void (*kernel)(const Args&), Args args, Index G, int slic
   });
 }
 
-// Adds the partial weight gradients of slices 1 .. slices-1 (`partials`, `size` apart) into
-// d_weights, which holds slice 0's.
-template <typename F>
-void add_partials(F* d_weights, const F* partials, int slices, Index size) {
+// (Keeps a parameter out of template argument deduction, so it may be passed nullptr.)
+template <typename T>
+struct NotDeduced {
+  using type = T;
+};
+
+// Row slices of a backward, in one parallel phase: slice s runs the time loop on its rows and
+// the per-row work after it (its stacked rows, its d_x) when `steps` is given, then its rows'
+// share of the weight gradients, summed into its own buffer of `size` elements (slice 0:
+// args.d_weights; the others: `partials`, slices - 1 of them), and the shares are added up at
+// the end. Weights alone: for skinny gradients (small G) this keeps each GEMM's output whole,
+// where a column split would leave every thread a sliver. With the time loop: one phase
+// instead of three (time loop, rows, weights); a book-sized backward is tens of
+// microseconds, each phase costs the hand-over to the pool and back, and a slice's rows are
+// still in its core's cache when it multiplies them.
+template <typename Args, typename F>
+void run_row_sliced(typename NotDeduced<void (*)(const Args&)>::type steps,
+                    void (*weights)(const Args&), Args args, Index G, Index size, int slices,
+                    F* partials) {
+  args.g_begin = 0, args.g_end = G;
+  if (slices <= 1) {
+    if (steps != nullptr) steps(args);
+    return weights(args);
+  }
+  const Index B = args.B;
+  run_parallel(slices, [&](int s) {
+    const Index b0 = B * s / slices, b1 = B * (s + 1) / slices;
+    if (steps != nullptr) steps(batch_slice(args, b0, b1 - b0));
+    weights(weight_rows(args, b0, b1 - b0, s == 0 ? args.d_weights : partials + (s - 1) * size));
+  });
   for (int s = 1; s < slices; ++s) {
     const F* p = partials + (s - 1) * size;
-    for (Index k = 0; k < size; ++k) d_weights[k] += p[k];
+    for (Index k = 0; k < size; ++k) args.d_weights[k] += p[k];
   }
 }
 
-// backward_weights(args) split over `slices` row ranges of the batch, each summing into its
-// own buffer of `size` elements (the stacked gradients; in `partials`, slices - 1 of them: the
-// first slice writes args.d_weights directly), then added up. For skinny gradients (small G)
-// this keeps each GEMM's output whole, where a column split would leave every thread a sliver.
-template <typename Args, typename F>
-void run_row_sliced_weights(void (*kernel)(const Args&), Args args, Index G, Index size,
-                            int slices, F* partials) {
-  args.g_begin = 0, args.g_end = G;
-  if (slices <= 1) return kernel(args);
-  const Index B = args.B;
-  run_parallel(slices, [&](int s) {
-    const Index b0 = B * s / slices, b1 = B * (s + 1) / slices;
-    kernel(weight_rows(args, b0, b1 - b0, s == 0 ? args.d_weights : partials + (s - 1) * size));
-  });
-  add_partials(args.d_weights, partials, slices, size);
-}
-
 // The weight phase, split the cheaper way: by gate columns when G is wide, by batch rows
-// (with partial sums) when it is narrow. `partials` must hold (max_slices - 1) * size
-// elements, size being that of the stacked gradients (stacked_width(I, H, gru) * G).
+// (with partial sums) when it is narrow. `partials` must hold (threads - 1) * size elements,
+// size being that of the stacked gradients (stacked_width(I, H, gru) * G).
 template <typename Args, typename F>
 void run_weights(void (*kernel)(const Args&), const Args& args, Index G, Index size,
-                 double flops, F* partials, int max_slices) {
+                 double flops, F* partials, int threads) {
   if (G >= kMinColumnSplit)
-    return run_column_sliced(kernel, args, G, slices_for(flops, G, 128));
-  const int slices = std::min(slices_for(flops, args.B, 8), max_slices);
-  run_row_sliced_weights(kernel, args, G, size, slices, partials);
-}
-
-// A whole backward split by batch rows, in one parallel phase: slice s runs the time loop on
-// its rows and the per-row work after it (its stacked rows, its d_x), then its rows' share of
-// the weight gradients, into its own buffer as in run_row_sliced_weights; the shares are added
-// up at the end. One phase instead of three (time loop, rows, weights): a book-sized backward
-// is tens of microseconds, and each phase costs the hand-over to the pool and back, and a
-// slice's rows are still in its core's cache when it multiplies them.
-template <typename Args, typename F>
-void run_row_sliced_backward(void (*steps)(const Args&), void (*weights)(const Args&), Args args,
-                             Index G, Index size, int slices, F* partials) {
-  args.g_begin = 0, args.g_end = G;
-  const Index B = args.B;
-  run_parallel(slices, [&](int s) {
-    const Index b0 = B * s / slices, b1 = B * (s + 1) / slices;
-    steps(batch_slice(args, b0, b1 - b0));
-    weights(weight_rows(args, b0, b1 - b0, s == 0 ? args.d_weights : partials + (s - 1) * size));
-  });
-  add_partials(args.d_weights, partials, slices, size);
+    return run_column_sliced(kernel, args, G, slices_for(threads, flops, G, 128));
+  const int slices = slices_for(threads, flops, args.B, 8);
+  run_row_sliced(nullptr, kernel, args, G, size, slices, partials);
 }
 
 }  // namespace fastrnn
