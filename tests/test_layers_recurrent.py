@@ -408,3 +408,30 @@ def test_empty_time_axis_returns_the_initial_state():
     out, h, c = layer.forward(np.zeros((2, 0, 2)))
     assert out.shape == (2, 0, 3)
     np.testing.assert_array_equal(h, 0)
+
+
+# ----------------------------------------------------------------------------- bad gradients
+@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
+@pytest.mark.parametrize("sequences", [True, False])
+def test_backward_with_a_wrongly_shaped_gradient_names_it(cls, sequences):
+    # The layers call the core without fastrnn.ops's argument checks: the core's own checks
+    # must still name the argument and the shapes, and the layer stay usable afterwards.
+    layer = make(cls, 5, 3, return_sequences=sequences)
+    x = data(4, 6, 3)
+    y = layer.forward(x, training=True)
+    name, want = ("d_outputs", r"\(4, 6, 5\)") if sequences else ("d_h_last", r"\(4, 5\)")
+    with pytest.raises(ValueError, match=rf"`{name}`.*{want}.*\(4, 6, 7\)"):
+        layer.backward(np.ones((4, 6, 7)))
+    d_x = layer.backward(np.ones_like(y))
+    assert d_x.shape == x.shape and np.isfinite(d_x).all()
+
+
+def test_backward_of_a_reversed_layer_takes_a_strided_gradient():
+    # A strided (non-contiguous) upstream gradient is made contiguous, not rejected.
+    layer = make(LSTM, 4, 2, return_sequences=True, go_backwards=True)
+    x = data(3, 5, 2)
+    layer.forward(x, training=True)
+    d = data(3, 5, 8, seed=2)
+    strided = layer.backward(d[:, :, ::2])
+    layer.forward(x, training=True)
+    np.testing.assert_array_equal(strided, layer.backward(np.ascontiguousarray(d[:, :, ::2])))

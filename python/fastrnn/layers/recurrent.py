@@ -58,10 +58,6 @@ LN_EPSILON = 1e-3
 
 
 # ----------------------------------------------------------------------------- layer norm
-def _contiguous(a: np.ndarray) -> np.ndarray:
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
 def _ln_forward(a: np.ndarray, gamma: np.ndarray, beta: np.ndarray, groups: int):
     """Normalises each of `groups` blocks of a (B, groups*H) over its H units."""
     B = a.shape[0]
@@ -327,15 +323,15 @@ class _RNN(Layer):
         # the core is called without fastrnn.ops's argument checks.
         w = self._named()
         outputs, last, tape = ops._forward_checked(
-            self._cell, _contiguous(x), states, w["kernel"], w["recurrent_kernel"],
+            self._cell, np.ascontiguousarray(x), states, w["kernel"], w["recurrent_kernel"],
             w.get("bias"), rec_mask, training, self.activation,
         )
         return outputs, last, tape
 
     def _fused_backward(self, tape, d_outputs, d_last):
         k = self.truncate_bptt or 0
-        d_last = [None if d is None else _contiguous(d) for d in d_last]
-        d_outputs = None if d_outputs is None else _contiguous(d_outputs)
+        d_last = [None if d is None else np.ascontiguousarray(d) for d in d_last]
+        d_outputs = None if d_outputs is None else np.ascontiguousarray(d_outputs)
         return ops._backward_checked(tape, d_outputs, d_last, k, self.input_grad_needed)
 
     # ------------------------------------------------------------------ layer-norm path
