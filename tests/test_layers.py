@@ -450,7 +450,8 @@ def test_registry():
         layers.deserialize({"config": {}})
     layer = layers.deserialize({"class_name": "Dense", "config": {"units": 3}})
     assert isinstance(layer, Dense) and layer.units == 3
-    inp = Input((None, 4))
-    assert isinstance(inp, InputLayer) and inp.input_shape == (None, 4)
+    inp = Input((None, 4))  # Keras 3: a symbolic tensor, made by an InputLayer
+    assert inp.shape == (None, None, 4) and isinstance(inp.producer, InputLayer)
+    assert inp.producer.input_shape == (None, 4)
     seq = layers.deserialize(layers.serialize(SimpleRNN(2, input_shape=(None, 4))))
     assert seq.input_shape == (None, 4) and not seq.built

@@ -28,11 +28,14 @@ from . import (
     saving,
     timeseries,
 )
-from .models import Sequential, load_model, set_seed
+from .layers.core import Input
+from .models import Model, Sequential, load_model, set_seed
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Input",
+    "Model",
     "Sequential",
     "__version__",
     "callbacks",

@@ -22,6 +22,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from . import symbolic
+
 __all__ = ["Layer", "deserialize", "get", "register", "serialize"]
 
 _REGISTRY: dict[str, type] = {}
@@ -490,8 +492,18 @@ class Layer:
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def __call__(self, x: np.ndarray, training: bool = False) -> Any:
-        return self.forward(x, training=training)
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """On arrays: ``forward(x, ...)``. On symbolic tensors (``fastrnn.Input`` or another
+        layer's symbolic output): builds the layer and records the call for a
+        ``fastrnn.Model``, returning symbolic output(s)."""
+        if symbolic.is_symbolic(x) or symbolic.is_symbolic(kwargs.get("initial_state")):
+            if args:
+                raise TypeError(
+                    f"Layer `{self.name}`: pass `training`/`initial_state` by keyword in a "
+                    "symbolic call."
+                )
+            return symbolic.call(self, x, **kwargs)
+        return self.forward(x, *args, **kwargs)
 
     def reset_states(self) -> None:
         """Clears carried states (stateful recurrent layers); a no-op elsewhere."""

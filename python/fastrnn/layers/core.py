@@ -7,6 +7,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import ops
+from . import symbolic
 from .base import (
     Layer,
     activation_backward,
@@ -19,6 +20,7 @@ from .base import (
     register,
     serialize_initializer,
 )
+from .symbolic import SymbolicTensor
 
 __all__ = ["Activation", "Dense", "Dropout", "Embedding", "Flatten", "Input", "InputLayer"]
 
@@ -28,9 +30,11 @@ class InputLayer(Layer):
     """Declares the input shape (without batch) of a model; the identity otherwise.
 
     ``InputLayer(shape=(None, 1))`` or, Keras 2 style, ``InputLayer(input_shape=(None, 1))``.
+    `input_dtype` is the dtype of the arrays it stands for (``"float32"`` by default; an
+    integer dtype for token ids feeding an Embedding).
     """
 
-    def __init__(self, shape: Any = None, **kwargs: Any):
+    def __init__(self, shape: Any = None, input_dtype: Any = None, **kwargs: Any):
         if shape is not None and kwargs.get("input_shape") is not None:
             raise ValueError("Pass either `shape` or `input_shape` to InputLayer, not both.")
         if shape is not None:
@@ -41,22 +45,55 @@ class InputLayer(Layer):
                 "shape without the batch axis, e.g. shape=(None, 1), got None."
             )
         super().__init__(**kwargs)
+        self.input_dtype = None if input_dtype is None else _check_input_dtype(input_dtype)
+        self.build(self._declared_input_shape)
 
     def forward(self, x: Any, training: bool = False) -> np.ndarray:
         a = self._as_input(x)
-        if not self.built:
-            self.build(self._declared_input_shape)
         self._check_input(a)
         return a
 
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         return d_out
 
+    def get_config(self) -> dict:
+        config = super().get_config()
+        if self.input_dtype is not None:
+            config["input_dtype"] = self.input_dtype.name
+        return config
 
-def Input(shape: Any, batch_size: Optional[int] = None, name: Optional[str] = None,
-          dtype: Any = "float32") -> InputLayer:
-    """Keras's ``Input(shape)``: here simply an :class:`InputLayer` to put first in a model."""
-    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
+
+def _check_input_dtype(value: Any) -> np.dtype:
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind not in "biuf":
+        raise ValueError(
+            "Received an invalid value for argument `dtype`, expected a numeric dtype such as "
+            f"'float32' or 'int32', got {value!r}."
+        )
+    return dt
+
+
+def Input(shape: Any, batch_size: Optional[int] = None, dtype: Any = None,
+          name: Optional[str] = None) -> SymbolicTensor:
+    """Keras's ``Input(shape)``: a symbolic tensor to build a ``fastrnn.Model`` from.
+
+    Args:
+        shape: without the batch axis, e.g. ``(None, 14)`` for sequences of any length with
+            14 features; ``(120, 14)`` fixes the length.
+        batch_size: a fixed batch size (stateful models), optional.
+        dtype: the dtype of the arrays fed here; default ``"float32"`` (the model's dtype).
+            An integer dtype keeps token ids exact on their way to an Embedding.
+        name: the input's name (keys of dict inputs), default ``"input_layer"``, ...
+
+    Returns a :class:`SymbolicTensor` of shape ``(batch_size, *shape)``. As in Keras 3,
+    ``Sequential([fastrnn.Input(shape), ...])`` also works (the shape declares the model's).
+    """
+    layer = InputLayer(shape=shape, batch_size=batch_size, name=name, input_dtype=dtype)
+    dt = layer.input_dtype if layer.input_dtype is not None else layer.dtype
+    return symbolic.input_tensor(layer, layer.input_shape, dt, layer.batch_size)
 
 
 _ONES: dict[tuple, np.ndarray] = {}

@@ -1,0 +1,754 @@
+"""`Model`: what every model is (layers whose weights live in one flat buffer, a layer itself),
+and the functional model ``fastrnn.Model(inputs, outputs)``: a graph of layer calls.
+
+The graph is found as Keras finds it: walking back from the outputs through the calls that
+``layer(symbolic_tensor)`` recorded (:mod:`fastrnn.layers.symbolic`). Layers are ordered as
+Keras orders them (by depth from the outputs, then by first visit), so ``get_weights()``
+lists weights in Keras's order and weights copied from a Keras model of the same graph give
+the same predictions. A forward pass runs the calls in that order, one ``layer.forward`` per
+call; backward runs them in reverse, adding gradients where a tensor feeds several calls.
+A layer called more than once shares its weights: its weight gradients add up.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .. import _seed, saving
+from .. import layers as layers_module
+from ..layers.base import Layer, first_shape_mismatch
+from ..layers.core import InputLayer
+from ..layers.symbolic import SymbolicTensor
+from .common import aligned_zeros, check_input_array, check_name, shape_str, unique_model_name
+from .trainer import Trainer
+
+__all__ = ["Model"]
+
+
+def _sublayers(layer: Any) -> list:
+    """`layer` and every layer inside it (wrappers' and nested models' layers)."""
+    out = []
+    stack = [layer]
+    while stack:
+        current = stack.pop()
+        out.append(current)
+        inner = getattr(current, "_unique_layers", None)
+        if callable(inner) and isinstance(current, Model):
+            stack.extend(inner())
+            continue
+        for attr in ("layer", "forward_layer", "backward_layer"):
+            sub = getattr(current, attr, None)
+            if isinstance(sub, Layer):
+                stack.append(sub)
+    return out
+
+
+class _Step:
+    """One call of the graph, resolved to slot numbers (see ``Model._run_forward``)."""
+
+    __slots__ = ("in_slots", "layer", "main_is_list", "n_main", "out_slots", "outputs_is_list",
+                 "shared", "state_slots", "training")
+
+    def __init__(self, node: Any, slot_of: dict, shared: bool):
+        self.layer = node.layer
+        ins = [slot_of[id(t)] for t in node.inputs]
+        self.in_slots = ins[:node.n_main]
+        self.state_slots = ins[node.n_main:]
+        self.n_main = node.n_main
+        self.main_is_list = node.main_is_list
+        self.out_slots = [slot_of[id(t)] for t in node.outputs]
+        self.outputs_is_list = node.outputs_is_list
+        self.training = node.training
+        self.shared = shared
+
+
+def _map_graph(inputs: list, outputs: list) -> tuple[list, list]:
+    """``(nodes in run order, layers in Keras order)`` for the graph between the tensors."""
+    finished: set = set()
+    in_progress: set = set()
+    ordered: list = []          # nodes, inputs first (depth-first post-order)
+    first_visit: dict = {}      # layer id -> index of its first visit (pre-order)
+    input_ids = {id(t) for t in inputs}
+
+    def visit(tensor: SymbolicTensor) -> None:
+        node = tensor.node
+        if id(node) in finished:
+            return
+        if node.is_input and id(tensor) not in input_ids:
+            raise ValueError(
+                f"Graph disconnected: the output depends on input {tensor.name!r} "
+                f"(layer `{tensor.producer.name}`), which is not among the model's inputs "
+                f"{[t.name for t in inputs]}; pass it in `inputs`."
+            )
+        if id(node) in in_progress:
+            raise ValueError(f"The graph has a cycle through layer `{node.layer.name}`.")
+        first_visit.setdefault(id(node.layer), len(first_visit))
+        in_progress.add(id(node))
+        for t in node.inputs:
+            visit(t)
+        in_progress.discard(id(node))
+        finished.add(id(node))
+        ordered.append(node)
+
+    for t in outputs:
+        visit(t)
+    in_graph = {id(n) for n in ordered}
+    node_depth: dict = {}
+    layer_depth: dict = {}
+    layer_of: dict = {}
+    for node in reversed(ordered):
+        depth = node_depth.setdefault(id(node), 0)
+        depth = max(depth, layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = depth
+        layer_of[id(node.layer)] = node.layer
+        node_depth[id(node)] = depth
+        for t in node.inputs:
+            parent = t.node
+            if id(parent) in in_graph:
+                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    for t in inputs:
+        if id(t.node) not in in_graph:
+            raise ValueError(
+                f"Model input {t.name!r} (layer `{t.producer.name}`) is not used to compute "
+                "any of the model's outputs; remove it from `inputs` or connect it."
+            )
+    run_order = sorted(ordered, key=lambda n: -node_depth[id(n)])  # stable: DFS order in ties
+    layers = sorted(layer_of.values(), key=lambda lyr: (-layer_depth[id(lyr)],
+                                                         first_visit[id(lyr)]))
+    return run_order, layers
+
+
+def _flatten_io(value: Any, what: str) -> tuple[list, Optional[list], str]:
+    """``(tensors, dict keys or None, structure)`` for Model's `inputs`/`outputs`."""
+    if isinstance(value, dict):
+        keys, items, struct = list(value), list(value.values()), "dict"
+    elif isinstance(value, (list, tuple)):
+        keys, items, struct = None, list(value), "list"
+    else:
+        keys, items, struct = None, [value], "single"
+    if not items:
+        raise ValueError(f"Received an invalid value for argument `{what}`: it is empty.")
+    for k, t in enumerate(items):
+        if not isinstance(t, SymbolicTensor):
+            raise ValueError(
+                f"Received an invalid value for argument `{what}`: entry {k} is a "
+                f"{type(t).__name__}, expected a symbolic tensor from fastrnn.Input(...) or "
+                "from calling a layer on one (was a layer called on a NumPy array?)."
+            )
+    if len({id(t) for t in items}) != len(items):
+        raise ValueError(f"Received an invalid value for argument `{what}`: a tensor appears "
+                         "twice.")
+    return items, keys, struct
+
+
+class Model(Trainer, Layer):
+    """A model: ``fastrnn.Model(inputs, outputs)`` builds a functional (graph) model.
+
+    Args:
+        inputs: a tensor from :func:`fastrnn.Input`, or a list or dict of them.
+        outputs: a symbolic tensor from a layer call on those inputs, or a list or dict of
+            them (dict keys name the outputs).
+        name: the model's name (default ``"functional"``, ``"functional_1"``, ...).
+        seed: a seed for the shuffling of ``fit`` (weights were drawn when the layers were
+            first called; :func:`fastrnn.set_seed` before building fixes them).
+
+    The model trains, evaluates, predicts, saves and loads like :class:`fastrnn.Sequential`
+    (one training engine); arrays go in as the inputs were given (one array, a list in the
+    order of `inputs`, or a dict by input name) and targets likewise by output. A model is a
+    layer too: calling it on symbolic tensors nests it in another model.
+    """
+
+    def __init__(self, inputs: Any = None, outputs: Any = None, name: Optional[str] = None,
+                 seed: Optional[int] = None, **kwargs: Any):
+        if type(self) is Model and (inputs is None or outputs is None):
+            raise TypeError(
+                "fastrnn.Model(inputs, outputs) builds a functional model and needs both: "
+                "inputs from fastrnn.Input(...) and outputs from layer calls on them. "
+                "(Subclassing Model with a custom call() is not supported; use "
+                "fastrnn.Sequential for a plain stack of layers.)"
+            )
+        if kwargs:
+            raise TypeError(f"Model got unexpected keyword argument(s) {sorted(kwargs)}.")
+        self._init_model(name, seed, "functional")
+        self._build_graph(inputs, outputs)
+
+    # ------------------------------------------------------------------ state common to all
+    def _init_model(self, name: Optional[str], seed: Optional[int], default_name: str) -> None:
+        check_name(name)
+        Layer.__init__(self, name=name or unique_model_name(default_name))
+        self._seed_sequence = _seed.new_seed_sequence(seed)
+        # The shuffling stream outlives one fit: a second fit continues it deterministically.
+        self._shuffle_rng = np.random.default_rng(
+            np.random.SeedSequence(self._seed_sequence.entropy, spawn_key=(2**20,)))
+        self.built = False
+        self.compiled = False
+        self.optimizer: Any = None
+        self.loss: Any = None
+        self.stop_training = False
+        self.stop_reason: Optional[str] = None
+        self.history: Any = None
+        self._dtype = np.dtype(np.float32)
+        self._param_buffer: Optional[np.ndarray] = None
+        self._grad_buffer: Optional[np.ndarray] = None
+        self._param_views: list[np.ndarray] = []
+        self._grad_views: list[np.ndarray] = []
+        self._packed_ids: tuple = ()
+        self._input_grad_needed = False
+
+    # ------------------------------------------------------------------ the graph
+    def _build_graph(self, inputs: Any, outputs: Any) -> None:
+        ins, in_keys, self._inputs_struct = _flatten_io(inputs, "inputs")
+        outs, out_keys, self._outputs_struct = _flatten_io(outputs, "outputs")
+        for k, t in enumerate(ins):
+            if not t.node.is_input:
+                raise ValueError(
+                    f"Received an invalid value for argument `inputs`: entry {k} comes from "
+                    f"layer `{t.producer.name}`; model inputs must be tensors made by "
+                    "fastrnn.Input(...)."
+                )
+        nodes, layers = _map_graph(ins, outs)
+        self._graph_layers = layers
+        self._inputs = ins
+        self._outputs = outs
+        self._input_names = in_keys or [t.producer.name for t in ins]
+        names = out_keys or [t.producer.name for t in outs]
+        if len(set(names)) != len(names):  # one layer giving several outputs
+            names = [n if names.count(n) == 1 else f"{n}_{t.tensor_index}"
+                     for n, t in zip(names, outs)]
+        self._output_names = names
+        dtypes = {np.dtype(layer.dtype) for layer in layers if not isinstance(layer, InputLayer)}
+        if len(dtypes) > 1:
+            raise ValueError(
+                f"Model `{self.name}`: every layer must have the same dtype, got "
+                f"{sorted(d.name for d in dtypes)}."
+            )
+        self._dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        # Slots: one per tensor; steps: one per non-input call, in run order.
+        slot_of: dict = {}
+        for node in nodes:
+            for t in node.outputs:
+                slot_of[id(t)] = len(slot_of)
+        calls = defaultdict(int)
+        for node in nodes:
+            calls[id(node.layer)] += 1
+        self._steps = [_Step(n, slot_of, calls[id(n.layer)] > 1) for n in nodes
+                       if not n.is_input]
+        self._nodes = nodes
+        self._n_slots = len(slot_of)
+        self._input_slots = [slot_of[id(t)] for t in ins]
+        self._output_slots = [slot_of[id(t)] for t in outs]
+        self._input_specs = [t.shape[1:] for t in ins]
+        self._input_dtypes = [t.dtype for t in ins]
+        consumers: dict = defaultdict(list)
+        for step in self._steps:
+            for s in step.in_slots + step.state_slots:
+                consumers[s].append(step.layer)
+        # Integer arrays stay integers where only Embeddings read them (exact token ids).
+        self._ids_only = [all(type(lyr).__name__ == "Embedding" for lyr in consumers[s])
+                          for s in self._input_slots]
+        self._output_shapes = [t.shape[1:] for t in outs]
+        self._set_input_grads()
+        self._pack_weights()
+        self.built = True
+
+    def _set_input_grads(self) -> None:
+        """A call needs its input gradient unless all its main inputs are model inputs that
+        nothing differentiates (a nested model that must return d_inputs needs them all)."""
+        inputs = set(self._input_slots)
+        needs: dict = {}
+        for step in self._steps:
+            from_inputs = all(s in inputs for s in step.in_slots)
+            need = not from_inputs or self._input_grad_needed
+            needs[id(step.layer)] = needs.get(id(step.layer), False) or need
+        for step in self._steps:
+            step.layer.input_grad_needed = needs[id(step.layer)]
+
+    @property
+    def input_shape(self) -> Any:
+        """The input shape(s), with the batch axis as None (a list for several inputs)."""
+        specs = getattr(self, "_input_specs", None)
+        if specs is None:
+            return None
+        shapes = [(None, *s) for s in specs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @input_shape.setter
+    def input_shape(self, value: Any) -> None:  # Layer.__init__ assigns it; derived here
+        pass
+
+    @property
+    def output_shape(self) -> Any:
+        """The output shape(s), with the batch axis as None (a list for several outputs)."""
+        shapes = [(None, *s) for s in getattr(self, "_output_shapes", None) or []]
+        if not shapes:
+            return None
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @output_shape.setter
+    def output_shape(self, value: Any) -> None:
+        pass
+
+    @property
+    def _call_input_shape(self) -> Any:
+        """The input shape(s) without the batch axis (what a layer's input_shape holds)."""
+        specs = self._input_specs
+        return specs[0] if len(specs) == 1 else list(specs)
+
+    @property
+    def input_grad_needed(self) -> bool:
+        return getattr(self, "_input_grad_needed", False)
+
+    @input_grad_needed.setter
+    def input_grad_needed(self, value: bool) -> None:
+        self._input_grad_needed = bool(value)
+        if getattr(self, "built", False):
+            self._set_input_grads()
+
+    @property
+    def layers(self) -> list:
+        """The layers in Keras's order (InputLayers first), each once."""
+        return list(self._graph_layers)
+
+    def _unique_layers(self) -> list:
+        return self._graph_layers
+
+    @property
+    def inputs(self) -> list:
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list:
+        return list(self._outputs)
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self._input_names)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._output_names)
+
+    def _iter_all_layers(self) -> list:
+        return [sub for layer in self._unique_layers() for sub in _sublayers(layer)]
+
+    # ------------------------------------------------------------------ arrays in
+    def _check_inputs(self, x: Any, name: str = "x") -> list[np.ndarray]:
+        """`x` as one checked array per input (float in the model's dtype, or integer ids)."""
+        names = self._input_names
+        n_in = len(names)
+        if isinstance(x, dict):
+            xs = self._from_dict(x, names, name)
+        elif n_in == 1:
+            xs = [x[0] if isinstance(x, (list, tuple)) and len(x) == 1 else x]
+        elif isinstance(x, (list, tuple)) and len(x) == n_in:
+            xs = list(x)
+        else:
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`: model `{self.name}` has "
+                f"{n_in} inputs {names}, so `{name}` must be a list of {n_in} arrays or a dict "
+                f"keyed by those names, got {type(x).__name__}"
+                f"{f' of length {len(x)}' if isinstance(x, (list, tuple)) else ''}."
+            )
+        out = []
+        for k, value in enumerate(xs):
+            what = name if n_in == 1 else f"{name}[{names[k]!r}]"
+            a = check_input_array(value, what)
+            spec = self._input_specs[k]
+            self._check_spec(a, spec, what)
+            if out and a.shape[0] != out[0].shape[0]:
+                raise ValueError(
+                    f"Received inconsistent data sizes: `{what}` has {a.shape[0]} samples, the "
+                    f"first input {out[0].shape[0]}; expected the same number."
+                )
+            dt = self._input_dtypes[k]
+            if dt.kind in "biu" or (a.dtype.kind in "biu" and self._ids_only[k]):
+                out.append(np.ascontiguousarray(a))
+            else:
+                out.append(np.ascontiguousarray(a, dtype=self._dtype))
+        return out
+
+    def _check_spec(self, a: np.ndarray, spec: tuple, what: str) -> None:
+        if a.ndim != len(spec) + 1:
+            raise ValueError(
+                f"Received an invalid value for argument `{what}`: model `{self.name}` expects "
+                f"inputs of rank {len(spec) + 1}, shape {shape_str((None, *spec))}, got an "
+                f"array of shape {a.shape}."
+            )
+        mismatch = first_shape_mismatch(spec, a.shape)
+        if mismatch is not None:
+            axis, want, got = mismatch
+            kind = "features" if axis == a.ndim - 1 else f"entries on axis {axis}"
+            raise ValueError(
+                f"Received an invalid value for argument `{what}`: model `{self.name}` was "
+                f"built for inputs {shape_str((None, *spec))} ({want} {kind}), got an "
+                f"array of shape {a.shape} ({got} {kind})."
+            )
+
+    def _output_shapes_for(self, xs: list) -> list[tuple]:
+        """Output shapes (without batch) for inputs shaped like `xs` (fills None lengths)."""
+        if all(None not in s for s in self._output_shapes):
+            return self._output_shapes
+        outs = self._run_forward([x[:1] for x in xs], training=False)
+        return [o.shape[1:] for o in outs]
+
+    # ------------------------------------------------------------------ running the graph
+    def _run_forward(self, xs: list, training: bool) -> list:
+        vals: list = [None] * self._n_slots
+        masks: list = [None] * self._n_slots
+        for s, x in zip(self._input_slots, xs):
+            vals[s] = x
+        snapshots = {} if training else None
+        for k, step in enumerate(self._steps):
+            layer = step.layer
+            if step.main_is_list:
+                arg: Any = [vals[s] for s in step.in_slots]
+                mask: Any = [masks[s] for s in step.in_slots]
+                has_mask = any(m is not None for m in mask)
+            else:
+                arg = vals[step.in_slots[0]]
+                mask = masks[step.in_slots[0]]
+                has_mask = mask is not None
+            kwargs = {}
+            if step.state_slots:
+                kwargs["initial_state"] = [vals[s] for s in step.state_slots]
+            if has_mask and getattr(layer, "supports_masking", False) and _takes_mask(layer):
+                kwargs["mask"] = mask
+            run_training = training if step.training is None else step.training
+            out = layer.forward(arg, training=run_training, **kwargs)
+            if step.shared and snapshots is not None:
+                snapshots[k] = [(obj, dict(obj.__dict__)) for obj in _sublayers(layer)]
+            if step.outputs_is_list:
+                for s, o in zip(step.out_slots, out):
+                    vals[s] = o
+            else:
+                vals[step.out_slots[0]] = out
+            out_mask = _output_mask(layer, arg, mask, has_mask)
+            if out_mask is not None:
+                if step.outputs_is_list:
+                    for s, m in zip(step.out_slots, out_mask if isinstance(out_mask, list)
+                                    else [out_mask] * len(step.out_slots)):
+                        masks[s] = m
+                else:
+                    masks[step.out_slots[0]] = out_mask
+        self._snapshots = snapshots
+        self._vals = vals if training else None
+        self._output_masks = [masks[s] for s in self._output_slots]
+        return [vals[s] for s in self._output_slots]
+
+    def _run_backward(self, d_outputs: list) -> None:
+        grads: list = [None] * self._n_slots
+        for s, d in zip(self._output_slots, d_outputs):
+            _add(grads, s, d)
+        snapshots = self._snapshots or {}
+        seen: set = set()
+        for k in range(len(self._steps) - 1, -1, -1):
+            step = self._steps[k]
+            layer = step.layer
+            ds = [grads[s] for s in step.out_slots]
+            if all(d is None for d in ds) and not layer.weights:
+                continue  # nothing flows back through this call
+            d_arg = ds if step.outputs_is_list else ds[0]
+            stash = None
+            if step.shared:
+                for obj, state in snapshots.get(k, ()):
+                    obj.__dict__.update(state)
+                if id(layer) in seen:
+                    stash = [g.copy() for g in layer.grads]
+                seen.add(id(layer))
+            if all(d is None for d in ds):  # e.g. an output without a loss
+                ds = [np.zeros_like(self._vals[s]) for s in step.out_slots]
+                d_arg = ds if step.outputs_is_list else ds[0]
+            d_in = layer.backward(d_arg)
+            if stash is not None:
+                for g, s in zip(layer.grads, stash):
+                    g += s
+            if step.main_is_list:
+                for s, d in zip(step.in_slots, d_in or [None] * len(step.in_slots)):
+                    _add(grads, s, d)
+            else:
+                _add(grads, step.in_slots[0], d_in)
+            if step.state_slots:
+                for s, d in zip(step.state_slots, getattr(layer, "initial_state_grads", ())):
+                    _add(grads, s, d)
+        self._d_inputs = [grads[s] for s in self._input_slots]
+
+    # ------------------------------------------------------------------ a model as a layer
+    def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
+        """The model's output(s) on already-checked arrays (its use as a layer)."""
+        xs = list(x) if isinstance(x, (list, tuple)) and len(self._input_slots) > 1 else [x]
+        outs = self._run_forward(xs, training=training)
+        return outs[0] if len(outs) == 1 else outs
+
+    def backward(self, d_out: Any) -> Any:
+        self._run_backward(list(d_out) if len(self._output_slots) > 1 else [d_out])
+        d = self._d_inputs
+        return d[0] if len(d) == 1 else d
+
+    @property
+    def takes_input_list(self) -> bool:
+        return len(getattr(self, "_input_slots", ())) > 1
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        shapes = list(self._output_shapes)
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def build(self, input_shape: Any = None) -> None:
+        """A functional model is built when it is made; this only checks `input_shape`."""
+
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """On symbolic tensors: nests the model in another. On arrays: its output(s) on `x`
+        in one batch (checked like ``predict``'s input)."""
+        from ..layers import symbolic
+        if symbolic.is_symbolic(x):
+            return symbolic.call(self, x, **kwargs)
+        training = bool(kwargs.pop("training", args[0] if args else False))
+        outs = self._run_forward(self._check_inputs(x), training=training)
+        outs = [np.array(o) for o in outs]
+        return outs[0] if len(outs) == 1 else outs
+
+    # ------------------------------------------------------------------ weights
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return [w for layer in self._unique_layers() for w in layer.weights]
+
+    @property
+    def grads(self) -> list[np.ndarray]:
+        return [g for layer in self._unique_layers() for g in layer.grads]
+
+    @property
+    def weight_names(self) -> list[str]:
+        return [f"{layer.name}/{n}" for layer in self._unique_layers()
+                for n in layer.weight_names]
+
+    def _bind(self, weight_views: list[np.ndarray], grad_views: list[np.ndarray]) -> None:
+        offset = 0
+        for layer in self._unique_layers():
+            n = len(layer.weights)
+            layer._bind(weight_views[offset:offset + n], grad_views[offset:offset + n])
+            offset += n
+
+    def _pack_weights(self) -> None:
+        """One flat parameter buffer and one flat gradient buffer; layers get views."""
+        layers = self._unique_layers()
+        total = sum(w.size for layer in layers for w in layer.weights)
+        params = aligned_zeros(total, self._dtype)
+        grads = aligned_zeros(total, self._dtype)
+        param_views, grad_views = [], []
+        offset = 0
+        for layer in layers:
+            pv, gv = [], []
+            for w in layer.weights:
+                pv.append(params[offset:offset + w.size].reshape(w.shape))
+                gv.append(grads[offset:offset + w.size].reshape(w.shape))
+                offset += w.size
+            layer._bind(pv, gv)
+            param_views.extend(pv)
+            grad_views.extend(gv)
+        self._param_buffer, self._grad_buffer = params, grads
+        self._param_views, self._grad_views = param_views, grad_views
+        self._packed_ids = tuple(id(w) for w in self.weights)
+
+    def _ensure_packed(self) -> None:
+        """Re-packs when a layer's storage moved (e.g. into an outer model's buffer)."""
+        if tuple(id(w) for w in self.weights) != self._packed_ids:
+            self._pack_weights()
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise ValueError(
+                f"Model `{self.name}` has not been built yet, so {what} is not available: "
+                "call build(input_shape), fit or predict first, or give the first layer an "
+                "`input_shape`."
+            )
+
+    def count_params(self) -> int:
+        """The number of scalar parameters."""
+        self._require_built("count_params()")
+        return int(sum(w.size for w in self.weights))
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every weight, layer by layer, in Keras order."""
+        self._require_built("get_weights()")
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights: list) -> None:
+        """Sets every weight from a list shaped like :meth:`get_weights`'s (all arrays are
+        checked and converted before any is assigned)."""
+        self._require_built("set_weights()")
+        mine = self.weights
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(mine):
+            raise ValueError(
+                f"Model `{self.name}` expects {len(mine)} weight arrays, got "
+                f"{len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__}."
+            )
+        arrays = []
+        for k, (view, w) in enumerate(zip(mine, weights)):
+            a = np.asarray(w)
+            if a.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"Model `{self.name}`: weight {k} must be a real numeric array, got dtype "
+                    f"{a.dtype}."
+                )
+            if a.shape != view.shape:
+                raise ValueError(
+                    f"Model `{self.name}`: weight {k} has shape {view.shape}, the value given "
+                    f"has shape {a.shape}."
+                )
+            arrays.append(a.astype(view.dtype, copy=False))
+        for view, a in zip(mine, arrays):
+            view[...] = a
+
+    def save_weights(self, path: str) -> None:
+        """Writes the weights to an ``.npz`` file at exactly `path` (written atomically)."""
+        self._require_built("save_weights()")
+        saving.save_weights_file(path, self.get_weights(), self.weight_names)
+
+    def load_weights(self, path: str) -> None:
+        """Reads weights written by :meth:`save_weights` (or inside a :meth:`save` archive)."""
+        self._require_built("load_weights()")
+        self.set_weights(saving.load_weights_file(path))
+
+    def reset_states(self) -> None:
+        """Clears the carried state of every stateful layer."""
+        for layer in self._unique_layers():
+            layer.reset_states()
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, print_fn: Optional[Callable[[str], Any]] = print) -> str:
+        """Prints (with `print_fn`; None: not at all) and returns a Keras-like table of layers,
+        output shapes, parameter counts and, for graphs, what each layer is connected to."""
+        self._summary_ready()
+        rows = self._summary_rows()
+        connected = any(len(r) > 3 for r in rows)
+        widths = (33, 27, 12, 30) if connected else (33, 27, 12)
+        rule = "_" * sum(widths)
+
+        def row(*cells: str) -> str:
+            return "".join(c[:w - 1].ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+        head = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if connected
+                                                             else [])
+        lines = [f'Model: "{self.name}"', rule, row(*head), "=" * sum(widths)]
+        for k, cells in enumerate(rows):
+            extra = cells[4:] if len(cells) > 4 else []
+            lines.append(row(*cells[:4]))
+            for more in extra:
+                lines.append(row("", "", "", more))
+            lines.append("" if k < len(rows) - 1 else "=" * sum(widths))
+        total = self.count_params()
+        trainable = sum(layer.count_params() for layer in self._unique_layers()
+                        if layer.trainable)
+        lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {total - trainable:,}", rule]
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def _summary_ready(self) -> None:
+        self._require_built("summary()")
+
+    def _summary_rows(self) -> list[list[str]]:
+        rows = []
+        in_model = {id(n) for n in self._nodes}
+        for layer in self._graph_layers:
+            nodes = [n for n in layer._inbound_nodes if id(n) in in_model]
+            shapes = [t.shape for n in nodes[:1] for t in n.outputs]
+            shape = shapes[0] if len(shapes) == 1 else list(shapes)
+            links = []
+            for n in nodes:
+                links.extend(f"{t.producer.name}[{t.node_index}][{t.tensor_index}]"
+                             for t in n.inputs)
+            cells = [f"{layer.name} ({type(layer).__name__})", shape_str(shape),
+                     f"{layer.count_params():,}", links[0] if links else "-", *links[1:]]
+            rows.append(cells)
+        return rows
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        """The graph: the layers (serialized) and the calls between them, by position."""
+        position = {id(n): k for k, n in enumerate(self._nodes)}
+        nodes = []
+        for node in self._nodes:
+            nodes.append({
+                "layer": node.layer.name,
+                "inputs": [[position[id(t.node)], t.tensor_index] for t in node.inputs],
+                "n_main": node.n_main,
+                "main_is_list": node.main_is_list,
+                "training": node.training,
+            })
+
+        def where(t: SymbolicTensor) -> list:
+            return [position[id(t.node)], t.tensor_index]
+
+        return {
+            "name": self.name,
+            "layers": [layers_module.serialize(layer) for layer in self._graph_layers],
+            "nodes": nodes,
+            "inputs": [where(t) for t in self._inputs],
+            "outputs": [where(t) for t in self._outputs],
+            "input_keys": self._input_names if self._inputs_struct == "dict" else None,
+            "output_keys": self._output_names if self._outputs_struct == "dict" else None,
+            "inputs_struct": self._inputs_struct,
+            "outputs_struct": self._outputs_struct,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> Model:
+        from .serialization import functional_from_config
+        return functional_from_config(config)
+
+    def _class_name(self) -> str:
+        return "Functional"
+
+    def save(self, path: str) -> None:
+        """Saves architecture, compile config and weights to `path` (see fastrnn.saving).
+
+        `path` becomes one zip archive (any name; ``.fastrnn`` is customary) unless it is an
+        existing directory, which then receives ``model.json`` and ``weights.npz``.
+        """
+        from .serialization import compile_config
+        self._require_built("save()")
+        config = {
+            "format": saving.FORMAT_NAME,
+            "format_version": saving.FORMAT_VERSION,
+            "class_name": self._class_name(),
+            "config": self.get_config(),
+            "compile_config": compile_config(self),
+        }
+        saving.save_archive(path, config, self.get_weights(), self.weight_names)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _add(grads: list, slot: int, d: Any) -> None:
+    if d is None:
+        return
+    grads[slot] = d if grads[slot] is None else grads[slot] + d
+
+
+_TAKES_MASK: dict = {}
+
+
+def _takes_mask(layer: Any) -> bool:
+    """Whether ``layer.forward`` has a `mask` parameter (checked once per class)."""
+    cls = type(layer)
+    found = _TAKES_MASK.get(cls)
+    if found is None:
+        import inspect
+        found = _TAKES_MASK[cls] = "mask" in inspect.signature(cls.forward).parameters
+    return found
+
+
+def _output_mask(layer: Any, arg: Any, mask: Any, has_mask: bool) -> Any:
+    """The mask a call passes on (Keras's ``compute_mask``); None when no mask flows."""
+    compute = getattr(layer, "compute_mask", None)
+    if compute is None:
+        return None
+    if not has_mask and type(layer).compute_mask is getattr(Layer, "compute_mask", None):
+        return None  # the default passes an absent mask on as absent
+    return compute(arg, mask if has_mask else None)

@@ -1,0 +1,291 @@
+"""`Sequential`: a model that is a chain of layers (the simplest graph), built lazily.
+
+Everything it shares with graphs (training engine, weights in one flat buffer, saving) comes
+from :class:`fastrnn.models.Model`; what is its own is the chain: ``add``, building from the
+first layer's ``input_shape`` or from the first data it sees, and a forward/backward that is
+one loop over the layers.
+
+Reproducibility: :func:`fastrnn.set_seed` (or ``Sequential(seed=...)``) fixes the initial
+weights, the dropout masks and the shuffling; on the same machine and thread count two runs
+are bit-identical.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import layers as layers_module
+from ..layers.core import InputLayer
+from ..layers.symbolic import SymbolicTensor
+from .common import check_input_array, shape_str
+from .model import Model, _output_mask, _sublayers, _takes_mask
+
+__all__ = ["Sequential"]
+
+
+class Sequential(Model):
+    """A linear stack of layers, trained on NumPy arrays like a Keras ``Sequential``.
+
+    Args:
+        layers: the layers, first to last (more can be added with :meth:`add`); the first may
+            be ``fastrnn.Input(shape)`` to declare the input shape.
+        name: the model's name (default ``"sequential"``, ``"sequential_1"``, ...).
+        seed: a per-model seed; by default the seed comes from :func:`set_seed`, or is random.
+
+    The model is built on its first ``fit``/``predict``/``evaluate``/call, from the first
+    layer's ``input_shape`` if it has one, else from the data; or by :meth:`build`.
+    """
+
+    def __init__(self, layers: Optional[list] = None, name: Optional[str] = None,
+                 seed: Optional[int] = None):
+        self._init_model(name, seed, "sequential")
+        self._layers: list = []
+        self._build_shape: Optional[tuple] = None  # without the batch axis
+        self._input_spec: Optional[tuple] = None  # None where any size is accepted
+        self._output_shape: Optional[tuple] = None
+        self._input_names = ["input"]
+        self._output_names = ["output"]
+        self._build_lock = threading.Lock()
+        for layer in layers or []:
+            self.add(layer)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def layers(self) -> list:
+        """The layers, first to last (a copy of the list)."""
+        return list(self._layers)
+
+    def _unique_layers(self) -> list:
+        return self._layers
+
+    def _iter_all_layers(self) -> list:
+        return [sub for layer in self._layers for sub in _sublayers(layer)]
+
+    def add(self, layer: Any) -> None:
+        """Appends `layer`; a built model is rebuilt (keeping its weights) on its next use."""
+        if isinstance(layer, SymbolicTensor):
+            if self._layers or not isinstance(layer.producer, InputLayer):
+                raise ValueError(
+                    "Received a symbolic tensor in Sequential.add: only fastrnn.Input(shape), "
+                    "as the first entry, declares the input shape; pass layers otherwise."
+                )
+            layer = layer.producer
+        if not isinstance(layer, layers_module.Layer):
+            raise TypeError(
+                "Received an invalid value for argument `layer`: expected a fastrnn layer "
+                f"(fastrnn.layers.*), got {type(layer).__name__}."
+            )
+        if any(layer is other for other in self._layers):
+            raise ValueError(f"Layer `{layer.name}` is already in model `{self.name}`.")
+        self._layers.append(layer)
+        if self.built:
+            self.built = False
+
+    @property
+    def input_shape(self) -> Optional[tuple]:
+        """The built input shape, with the batch axis as None."""
+        shape = getattr(self, "_build_shape", None)
+        return None if shape is None else (None, *shape)
+
+    @input_shape.setter
+    def input_shape(self, value: Any) -> None:  # Layer.__init__ assigns it; derived here
+        pass
+
+    @property
+    def output_shape(self) -> Optional[tuple]:
+        """The output shape, with the batch axis as None."""
+        shape = getattr(self, "_output_shape", None)
+        return None if shape is None else (None, *shape)
+
+    @output_shape.setter
+    def output_shape(self, value: Any) -> None:
+        pass
+
+    @property
+    def _call_input_shape(self) -> Any:
+        return self._input_spec
+
+    @property
+    def _output_shapes(self) -> list:
+        return [self._output_shape]
+
+    @property
+    def takes_input_list(self) -> bool:
+        return False
+
+    def build(self, input_shape: Optional[tuple] = None) -> None:
+        """Builds every layer and packs all weights into one flat buffer.
+
+        Args:
+            input_shape: without the batch axis, e.g. ``(None, 1)`` for univariate series of
+                any length; a leading None (batch) is accepted and dropped when its length is
+                one more than the first layer's declared shape. Defaults to the first layer's
+                ``input_shape``.
+        """
+        if not self._layers:
+            raise ValueError(f"Model `{self.name}` has no layers: add layers before building.")
+        first = self._layers[0]
+        declared = first.input_shape  # the declared shape before build, the built one after
+        if input_shape is None:
+            if declared is None:
+                raise ValueError(
+                    f"Model `{self.name}` cannot be built: its first layer `{first.name}` has no "
+                    "`input_shape`; pass one to build() or call fit/predict on data."
+                )
+            input_shape = declared
+            spec = tuple(declared)
+        else:
+            input_shape = tuple(input_shape)
+            if input_shape and input_shape[0] is None and declared is not None and len(
+                    input_shape) == len(declared) + 1:
+                input_shape = input_shape[1:]
+            spec = tuple(input_shape)
+        with self._build_lock:
+            self._build_from(tuple(input_shape), spec)
+
+    def _build_from(self, shape: tuple, spec: tuple) -> None:
+        shape = tuple(None if d is None else int(d) for d in shape)
+        dtypes = {np.dtype(layer.dtype) for layer in self._layers
+                  if not isinstance(layer, InputLayer)}
+        if len(dtypes) > 1:
+            raise ValueError(
+                f"Model `{self.name}`: every layer must have the same dtype, got "
+                f"{sorted(d.name for d in dtypes)}."
+            )
+        current = shape
+        output_shapes = []
+        for i, layer in enumerate(self._layers):
+            if not layer.built:
+                # Each layer gets its own stream, derived from the model's seed and its index.
+                layer.rng = np.random.default_rng(
+                    np.random.SeedSequence(self._seed_sequence.entropy, spawn_key=(i,)))
+                layer.build(current)
+            elif layer.input_shape is not None and len(layer.input_shape) != len(current):
+                raise ValueError(
+                    f"Layer `{layer.name}` was built for inputs {shape_str(layer.input_shape)} "
+                    f"but receives {shape_str(current)} in model `{self.name}`."
+                )
+            current = tuple(layer.compute_output_shape(current))
+            output_shapes.append(current)
+        self._layer_output_shapes = output_shapes
+        self._build_shape = shape
+        self._input_spec = spec
+        self._output_shape = current
+        self._dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        self._set_input_grads()
+        self._pack_weights()
+        self.built = True
+
+    def _set_input_grads(self) -> None:
+        for i, layer in enumerate(self._layers):
+            # nothing consumes the first layer's d_x (unless this model is itself nested)
+            layer.input_grad_needed = i > 0 or self.input_grad_needed
+
+    def _ensure_built(self, x: np.ndarray) -> None:
+        if self.built:
+            return
+        with self._build_lock:  # concurrent first calls build once
+            if self.built:
+                return
+            first = self._layers[0] if self._layers else None
+            if first is not None and first.input_shape is not None:
+                declared = tuple(first.input_shape)
+                self._build_from(declared, declared)
+                return
+            if not self._layers:
+                raise ValueError(f"Model `{self.name}` has no layers: add layers first.")
+            shape = tuple(x.shape[1:])
+            # Built from data: only the feature axis is fixed when every layer allows it, so a
+            # recurrent model accepts other sequence lengths later, as with
+            # input_shape=[None, F]; otherwise (e.g. Flatten) the data's full shape.
+            relaxed = (None,) * (len(shape) - 1) + shape[-1:]
+            try:
+                current = relaxed
+                for layer in self._layers:
+                    current = tuple(layer.compute_output_shape(current))
+            except (ValueError, TypeError):
+                relaxed = shape
+            self._build_from(relaxed, relaxed)
+
+    def _summary_ready(self) -> None:
+        if not self.built and self._layers and self._layers[0].input_shape is not None:
+            self.build()
+        self._require_built("summary()")
+
+    def _summary_rows(self) -> list[list[str]]:
+        return [[f"{layer.name} ({type(layer).__name__})", shape_str((None, *shape)),
+                 f"{layer.count_params():,}"]
+                for layer, shape in zip(self._layers, self._layer_output_shapes)]
+
+    # ------------------------------------------------------------------ arrays in
+    def _check_inputs(self, x: Any, name: str = "x") -> list[np.ndarray]:
+        """`x` as the one array the first layer takes (float in the model's dtype, or ints for
+        an Embedding); builds the model if needed; checks rank and fixed dimensions."""
+        if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
+            x = x[0]
+        a = check_input_array(x, name)
+        self._ensure_built(a)
+        self._check_spec(a, self._input_spec, name)
+        if type(self._layers[0]).__name__ == "Embedding" and a.dtype.kind in "biu":
+            return [np.ascontiguousarray(a)]
+        return [np.ascontiguousarray(a, dtype=self._dtype)]
+
+    def _output_shapes_for(self, xs: list) -> list[tuple]:
+        if None not in self._output_shape:
+            return [self._output_shape]
+        shape = tuple(xs[0].shape[1:])
+        for layer in self._layers:
+            shape = tuple(layer.compute_output_shape(shape))
+        return [shape]
+
+    # ------------------------------------------------------------------ running the chain
+    def _run_forward(self, xs: list, training: bool) -> list:
+        x = xs[0]
+        mask = None
+        for layer in self._layers:
+            if mask is not None and getattr(layer, "supports_masking", False) \
+                    and _takes_mask(layer):
+                y = layer.forward(x, training=training, mask=mask)
+            else:
+                y = layer.forward(x, training=training)
+            mask = _output_mask(layer, x, mask, mask is not None)
+            x = y
+        self._output_masks = [mask]
+        return [x]
+
+    def _run_backward(self, d_outputs: list) -> None:
+        d = d_outputs[0]
+        for layer in reversed(self._layers):
+            d = layer.backward(d)
+        self._d_inputs = [d]
+
+    def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
+        if not self.built:
+            self._ensure_built(np.asarray(x))
+        return self._run_forward([x], training)[0]
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        shape = tuple(input_shape)
+        for layer in self._layers:
+            shape = tuple(layer.compute_output_shape(shape))
+        return shape
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        """The architecture: ``{"name", "layers": [serialized layers], "build_input_shape"}``."""
+        return {
+            "name": self.name,
+            "layers": [layers_module.serialize(layer) for layer in self._layers],
+            "build_input_shape": None if self._build_shape is None else list(self._build_shape),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> Sequential:
+        from .serialization import sequential_from_config
+        return sequential_from_config(config)
+
+    def _class_name(self) -> str:
+        return "Sequential"

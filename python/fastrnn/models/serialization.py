@@ -1,0 +1,249 @@
+"""Models to and from their saved configs: ``load_model`` and the compile config.
+
+A file never executes code: layers are rebuilt by class name from the registry, a graph by
+replaying its recorded calls, custom losses and metrics only from ``custom_objects``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .. import layers as layers_module
+from .. import losses as losses_module
+from .. import metrics as metrics_module
+from .. import optimizers as optimizers_module
+from .. import saving
+from ..layers import symbolic
+from ..layers.core import InputLayer
+from .model import Model
+from .sequential import Sequential
+
+__all__ = ["compile_config", "load_model"]
+
+
+def _serialize_optimizer(optimizer: Any) -> dict:
+    if hasattr(optimizers_module, "serialize"):
+        return optimizers_module.serialize(optimizer)
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def _deserialize_optimizer(config: Any) -> Any:
+    if hasattr(optimizers_module, "deserialize"):
+        return optimizers_module.deserialize(config)
+    cls = getattr(optimizers_module, str(config.get("class_name")), None)
+    if not isinstance(cls, type) or not issubclass(cls, optimizers_module.Optimizer):
+        raise ValueError(f"Unknown optimizer class {config.get('class_name')!r} in the file.")
+    return cls.from_config(config["config"])
+
+
+def _serialize_function(identifier: Any, obj: Any, what: str) -> Any:
+    """Strings stay as given; built-in loss objects keep their config (e.g. ``from_logits``);
+    other objects and callables are stored by name (custom ones then need
+    ``custom_objects`` when loading)."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, str):
+        return identifier
+    if what == "loss" and isinstance(obj, losses_module.Loss):
+        try:
+            return {"loss_config": losses_module.serialize(obj)}
+        except NotImplementedError:  # a wrapped Python function: stored by name below
+            pass
+    name = getattr(obj, "name", None) or getattr(identifier, "__name__", None)
+    return {"name": str(name), "builtin": _is_builtin(name, what)}
+
+
+def _is_builtin(name: Any, what: str) -> bool:
+    module = losses_module if what == "loss" else metrics_module
+    try:
+        module.get(name)
+    except (ValueError, TypeError, KeyError):
+        return False
+    return True
+
+
+def _deserialize_function(value: Any, what: str, custom_objects: dict) -> Any:
+    if value is None and what == "loss":
+        return None
+    if isinstance(value, str):
+        return custom_objects.get(value, value)
+    if what == "loss" and isinstance(value, dict) and "loss_config" in value:
+        return losses_module.deserialize(value["loss_config"])  # refuses unknown classes
+    if not isinstance(value, dict) or "name" not in value:
+        raise ValueError(f"Invalid {what} entry in the saved compile config: {value!r}.")
+    name = value["name"]
+    if name in custom_objects:
+        return custom_objects[name]
+    if value.get("builtin"):
+        return name
+    raise ValueError(
+        f"The saved model uses a custom {what} {name!r}: pass it when loading, "
+        f"load_model(path, custom_objects={{{name!r}: {name}}}), or load with compile=False."
+    )
+
+
+def compile_config(model: Model) -> Optional[dict]:
+    """What ``compile`` was given, JSON-ready (None for a model never compiled)."""
+    if not getattr(model, "compiled", False):
+        return None
+    c = model._compiled
+    multi = len(c.losses) > 1
+    losses = [_serialize_function(i, fn, "loss") for i, fn in zip(c.loss_ids, c.losses)]
+    metrics = [[_serialize_function(i, m, "metric") for i, m in zip(ids, objs)]
+               for ids, objs in zip(c.metric_ids, c.metrics)]
+    return {
+        "optimizer": _serialize_optimizer(model.optimizer),
+        "loss": losses if multi else losses[0],
+        "metrics": metrics if multi else metrics[0],
+        "loss_weights": c.loss_weights if multi else None,
+    }
+
+
+def _rebuild_layer(config: Any, path: str) -> Any:
+    try:
+        return layers_module.deserialize(config)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path!r}: cannot rebuild layer from {config!r}: {exc}") from exc
+
+
+def sequential_from_config(config: dict, path: str = "<config>") -> Sequential:
+    layer_configs = config.get("layers")
+    if not isinstance(layer_configs, list):
+        raise ValueError(f"{path!r}: the model config has no list of layers.")
+    model = Sequential([_rebuild_layer(lc, path) for lc in layer_configs],
+                       name=config.get("name"))
+    shape = config.get("build_input_shape")
+    if shape is not None:
+        model.build(tuple(shape))
+    return model
+
+
+def _bad(path: str, where: str, expected: str, got: Any) -> ValueError:
+    return ValueError(f"{path!r}: malformed model config at {where}: expected {expected}, got "
+                      f"{got!r}.")
+
+
+def functional_from_config(config: dict, path: str = "<config>") -> Model:
+    """Rebuilds a graph by replaying its recorded calls on new symbolic tensors."""
+    layer_configs = config.get("layers")
+    if not isinstance(layer_configs, list):
+        raise _bad(path, "config.layers", "a list of layers", layer_configs)
+    by_name: dict = {}
+    for k, lc in enumerate(layer_configs):
+        layer = _rebuild_layer(lc, path)
+        if layer.name in by_name:
+            raise _bad(path, f"config.layers[{k}]", "unique layer names", layer.name)
+        by_name[layer.name] = layer
+    nodes = config.get("nodes")
+    if not isinstance(nodes, list):
+        raise _bad(path, "config.nodes", "a list of calls", nodes)
+    made: list = []  # per node: its output tensors
+
+    def tensor(ref: Any, where: str) -> Any:
+        if not (isinstance(ref, list) and len(ref) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in ref)):
+            raise _bad(path, where, "[node, output]", ref)
+        node, out = ref
+        if not 0 <= node < len(made) or not 0 <= out < len(made[node]):
+            raise _bad(path, where, "a reference to an earlier call's output", ref)
+        return made[node][out]
+
+    for k, entry in enumerate(nodes):
+        where = f"config.nodes[{k}]"
+        if not isinstance(entry, dict) or entry.get("layer") not in by_name:
+            raise _bad(path, where, "a call of a layer listed in config.layers", entry)
+        layer = by_name[entry["layer"]]
+        refs = entry.get("inputs")
+        if not isinstance(refs, list):
+            raise _bad(path, f"{where}.inputs", "a list", refs)
+        if isinstance(layer, InputLayer):
+            if refs:
+                raise _bad(path, f"{where}.inputs", "no inputs for an InputLayer", refs)
+            dt = layer.input_dtype if layer.input_dtype is not None else layer.dtype
+            made.append([symbolic.input_tensor(layer, layer.input_shape, dt, layer.batch_size)])
+            continue
+        ins = [tensor(r, f"{where}.inputs[{j}]") for j, r in enumerate(refs)]
+        n_main = entry.get("n_main")
+        if not isinstance(n_main, int) or isinstance(n_main, bool) or not 1 <= n_main <= len(ins):
+            raise _bad(path, f"{where}.n_main", f"an integer in [1, {len(ins)}]", n_main)
+        main: Any = ins[:n_main] if entry.get("main_is_list") else ins[0]
+        states = ins[n_main:] or None
+        training = entry.get("training")
+        if training not in (None, True, False):
+            raise _bad(path, f"{where}.training", "null, true or false", training)
+        out = symbolic.call(layer, main, initial_state=states, training=training)
+        made.append(out if isinstance(out, list) else [out])
+
+    def io(key: str) -> list:
+        refs = config.get(key)
+        if not isinstance(refs, list) or not refs:
+            raise _bad(path, f"config.{key}", "a non-empty list", refs)
+        return [tensor(r, f"config.{key}[{j}]") for j, r in enumerate(refs)]
+
+    inputs, outputs = io("inputs"), io("outputs")
+
+    def structure(tensors: list, which: str) -> Any:
+        kind = config.get(f"{which}_struct")
+        keys = config.get(f"{which}_keys")
+        if kind == "dict":
+            if not isinstance(keys, list) or len(keys) != len(tensors):
+                raise _bad(path, f"config.{which}_keys", f"{len(tensors)} names", keys)
+            return dict(zip(keys, tensors))
+        if kind == "single" and len(tensors) == 1:
+            return tensors[0]
+        return tensors
+
+    return Model(structure(inputs, "inputs"), structure(outputs, "outputs"),
+                 name=config.get("name"))
+
+
+def load_model(path: str, custom_objects: Optional[dict] = None,
+               compile: bool = True) -> Model:
+    """Loads a model written by ``model.save`` (Sequential or functional); never executes code
+    from the file.
+
+    Args:
+        path: the zip archive or directory given to ``save``.
+        custom_objects: ``{name: function}`` for custom losses/metrics (e.g. the book's
+            ``last_time_step_mse``).
+        compile: False skips the saved compile config (the model is then only for inference
+            or for compiling anew).
+
+    Raises:
+        ValueError: unknown format, class or layer names, or mismatched weights.
+    """
+    config, weights = saving.load_archive(path)
+    kind = config.get("class_name")
+    arch = config.get("config") or {}
+    if not isinstance(arch, dict):
+        raise _bad(path, "config", "an object", arch)
+    if kind == "Sequential":
+        model: Model = sequential_from_config(arch, path)
+        if not model.built and weights:
+            raise ValueError(f"{path!r}: weights were saved for a model that was never built.")
+    elif kind == "Functional":
+        model = functional_from_config(arch, path)
+    else:
+        raise ValueError(
+            f"{path!r} holds a model of class {kind!r}; fastrnn can load 'Sequential' and "
+            "'Functional' models."
+        )
+    if model.built:
+        model.set_weights(weights)
+    cc = config.get("compile_config")
+    if compile and cc:
+        if not isinstance(cc, dict):
+            raise _bad(path, "compile_config", "an object", cc)
+        custom = dict(custom_objects or {})
+        loss = cc.get("loss")
+        metrics = cc.get("metrics") or []
+        if isinstance(loss, list):
+            loss = [_deserialize_function(v, "loss", custom) for v in loss]
+            metrics = [[_deserialize_function(m, "metric", custom) for m in ms or []]
+                       for ms in metrics]
+        else:
+            loss = _deserialize_function(loss, "loss", custom)
+            metrics = [_deserialize_function(m, "metric", custom) for m in metrics]
+        model.compile(optimizer=_deserialize_optimizer(cc["optimizer"]), loss=loss,
+                      metrics=metrics, loss_weights=cc.get("loss_weights"))
+    return model

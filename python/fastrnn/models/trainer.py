@@ -1,0 +1,835 @@
+"""The training engine: ``compile``, ``fit``, ``evaluate``, ``predict`` for any model.
+
+What a model *is* (a chain of layers, a graph) lives in ``sequential.py`` and ``model.py``;
+this file only needs from it: the checked input arrays (``_check_inputs``), a forward pass
+(``_run_forward``), a backward pass (``_run_backward``), its output names and shapes and the
+flat parameter/gradient buffers. Every model here has inputs and outputs as *lists* of arrays
+inside (one entry for a Sequential); the public methods take and give a single array where
+the model has a single input or output, as Keras does.
+
+Shapes: ``x`` is ``(N, T, F)`` for sequences or ``(N, F)`` for vectors (one such array per
+model input), ``y`` has each output's shape ``(N, ...)`` (``N`` = samples, ``B`` = batch size).
+
+How ``fit`` stays fast (PERF.md, "Python-side training"):
+
+* All parameters live in one flat buffer and all gradients in another; every layer computes
+  with views into them (``Layer._bind``), so one optimizer call updates the whole model.
+* One permutation per epoch; each batch is gathered with ``np.take(..., out=...)`` into arrays
+  allocated once per epoch (``min(N, batch_size)`` rows).
+* A batch costs the layers' forward/backward, one loss call per output, one optimizer call and
+  a few attribute reads. Training metrics are computed once per epoch from the predictions the
+  batches already made; validation runs once per epoch in large inference batches.
+* Callbacks with batch hooks are only called per batch when they override one.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any, Optional, Union
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import callbacks as callbacks_module
+from .. import losses as losses_module
+from .. import metrics as metrics_module
+from .. import optimizers as optimizers_module
+from .common import format_logs, is_array_like, is_dataset, shape_str
+
+__all__ = ["Trainer"]
+
+ArrayLike = Any
+
+# Inference batches (validation, evaluate, predict) are at least this many rows: the layers'
+# cost per call is mostly fixed at the book's sizes, so fewer, larger calls are faster.
+_MIN_INFERENCE_BATCH = 1024
+
+
+def _overrides(cb: Any, method: str) -> bool:
+    base = getattr(callbacks_module.Callback, method, None)
+    return getattr(type(cb), method, None) is not base
+
+
+def _batch_callbacks(cbs: list) -> list:
+    """The callbacks with per-batch hooks (the training loop itself does TerminateOnNaN's job)."""
+    return [cb for cb in cbs
+            if not isinstance(cb, callbacks_module.TerminateOnNaN)
+            and (_overrides(cb, "on_train_batch_begin") or _overrides(cb, "on_train_batch_end"))]
+
+
+def check_batch_size(batch_size: Any, name: str = "batch_size") -> int:
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(
+            batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`: expected a positive "
+            f"integer, got {batch_size!r}."
+        )
+    return int(batch_size)
+
+
+class _Compiled:
+    """What ``compile`` decided, validated as a whole before the model keeps it."""
+
+    def __init__(self, optimizer: Any, losses: list, loss_ids: list, loss_weights: list,
+                 metrics: list, metric_ids: list, metric_names: list, loss_names: list):
+        self.optimizer = optimizer
+        self.losses = losses            # one Loss (or None: not trained) per output
+        self.loss_ids = loss_ids
+        self.loss_weights = loss_weights
+        self.metrics = metrics          # per output: a list of Metric
+        self.metric_ids = metric_ids
+        self.metric_names = metric_names  # per output: the names in the logs
+        self.loss_names = loss_names    # per output: "<output>_loss" (multi-output only)
+
+
+class Trainer:
+    """Mixin with the training engine; see the module docstring for what a model provides."""
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None,
+                metrics: Any = None, loss_weights: Any = None) -> None:
+        """Sets the optimizer, the loss(es) and the metrics (names, objects or callables).
+
+        Args:
+            optimizer: a name ("adam", "sgd", "rmsprop") or a fastrnn optimizer.
+            loss: a name ("mse", "mae", "huber", "binary_crossentropy",
+                "sparse_categorical_crossentropy", ...) or a fastrnn loss; for a model with
+                several outputs one loss for all, a list (one per output) or a dict keyed by
+                output name (outputs left out, or given None, are not trained by a loss).
+            metrics: names or callables ``f(y_true, y_pred) -> float``; each is reported in
+                the history under its name (with several outputs ``"<output>_<name>"``); a
+                list applies to every output, a list of lists or a dict picks per output.
+            loss_weights: with several outputs, a list or dict of factors; the total loss is
+                the weighted sum of the outputs' losses.
+
+        Nothing changes unless every argument is valid (a failed compile leaves the model,
+        its optimizer state and its compiled status as they were).
+        """
+        compiled = self._validate_compile(optimizer, loss, metrics, loss_weights)
+        self.optimizer = compiled.optimizer
+        self._compiled = compiled
+        self.loss = compiled.losses[0] if len(compiled.losses) == 1 else compiled.losses
+        self._loss_id = compiled.loss_ids[0] if len(compiled.loss_ids) == 1 else compiled.loss_ids
+        self.compiled = True
+
+    def _per_output(self, value: Any, what: str, default: Any) -> list:
+        """`value` (one for all, a list or a dict by output name) as one entry per output."""
+        names = self._output_names
+        n = len(names)
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"Received an invalid value for argument `{what}`: unknown output name(s) "
+                    f"{unknown}; model `{self.name}` has outputs {names}."
+                )
+            return [value.get(name, default) for name in names]
+        if isinstance(value, (list, tuple)) and n > 1:
+            if len(value) != n:
+                raise ValueError(
+                    f"Received an invalid value for argument `{what}`: model `{self.name}` has "
+                    f"{n} outputs {names}, got a list of {len(value)}."
+                )
+            return list(value)
+        return [value] * n
+
+    def _validate_compile(self, optimizer: Any, loss: Any, metrics: Any,
+                          loss_weights: Any) -> _Compiled:
+        if loss is None:
+            raise ValueError(
+                "Received an invalid value for argument `loss`: expected a loss name such as "
+                "'mse' or a fastrnn loss, got None."
+            )
+        multi = len(self._output_names) > 1
+        loss_ids = self._per_output(loss, "loss", None)
+        if all(i is None for i in loss_ids):
+            raise ValueError(
+                "Received an invalid value for argument `loss`: no output of model "
+                f"`{self.name}` got a loss."
+            )
+        losses = [None if i is None else losses_module.get(i) for i in loss_ids]
+        if loss_weights is None:
+            weights = [1.0] * len(losses)
+        else:
+            weights = self._per_output(loss_weights, "loss_weights", 1.0)
+            for w in weights:
+                if isinstance(w, bool) or not isinstance(w, (int, float, np.number)) \
+                        or not math.isfinite(float(w)):
+                    raise ValueError(
+                        "Received an invalid value for argument `loss_weights`: expected finite "
+                        f"numbers, got {w!r}."
+                    )
+            weights = [float(w) for w in weights]
+        if metrics is None:
+            per_output: list = [[] for _ in losses]
+        elif isinstance(metrics, dict):
+            per_output = self._per_output(metrics, "metrics", [])
+        elif isinstance(metrics, (list, tuple)) and multi and metrics and all(
+                isinstance(m, (list, tuple)) or m is None for m in metrics):
+            per_output = self._per_output(list(metrics), "metrics", [])
+        else:
+            per_output = [metrics] * len(losses)
+        metric_objs, metric_ids, metric_names = [], [], []
+        seen = {"loss"}
+        loss_names = [f"{name}_loss" for name in self._output_names] if multi else []
+        seen.update(loss_names)
+        for name, ms in zip(self._output_names, per_output):
+            if ms is None:
+                ms = []
+            if isinstance(ms, (str, bytes)) or callable(ms):
+                ms = [ms]
+            objs, ids, names = [], [], []
+            for m in ms:
+                metric = metrics_module.get(m)
+                base = m if isinstance(m, str) else metric.name
+                full = f"{name}_{base}" if multi else base
+                if full in seen:
+                    raise ValueError(
+                        f"Metric name {full!r} appears twice (or clashes with 'loss')."
+                    )
+                seen.add(full)
+                objs.append(metric)
+                ids.append(m)
+                names.append(full)
+            metric_objs.append(objs)
+            metric_ids.append(ids)
+            metric_names.append(names)
+        opt = optimizers_module.get(optimizer)
+        return _Compiled(opt, losses, loss_ids, weights, metric_objs, metric_ids, metric_names,
+                         loss_names)
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``["loss", *per-output losses (several outputs), *metric names]``, the order
+        :meth:`evaluate` returns."""
+        if not getattr(self, "compiled", False):
+            return ["loss"]
+        c = self._compiled
+        return ["loss", *c.loss_names, *(n for names in c.metric_names for n in names)]
+
+    @property
+    def _has_metrics(self) -> bool:
+        return len(self.metrics_names) > 1
+
+    def _require_compiled(self, what: str) -> None:
+        if not getattr(self, "compiled", False):
+            raise ValueError(
+                f"Model `{self.name}` must be compiled before {what}: call "
+                "model.compile(optimizer=..., loss=...) first."
+            )
+
+    # ------------------------------------------------------------------ targets
+    def _sparse(self, k: int) -> bool:
+        loss = self._compiled.losses[k] if getattr(self, "compiled", False) else None
+        return "sparse" in str(getattr(loss, "name", ""))
+
+    def _check_targets(self, y: ArrayLike, n: int, name: str = "y") -> list[np.ndarray]:
+        """`y` as one checked array per output."""
+        names = self._output_names
+        if len(names) == 1:
+            if isinstance(y, dict):
+                y = self._from_dict(y, names, name)[0]
+            elif isinstance(y, (list, tuple)) and len(y) == 1 and is_array_like(y[0]) and \
+                    np.ndim(y[0]) >= 1 and len(y[0]) == n and n != 1:
+                y = y[0]
+            return [self._check_y(y, n, 0, name)]
+        if isinstance(y, dict):
+            ys = self._from_dict(y, names, name)
+        elif isinstance(y, (list, tuple)) and len(y) == len(names):
+            ys = list(y)
+        else:
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`: model `{self.name}` has "
+                f"{len(names)} outputs {names}, so `{name}` must be a list of {len(names)} arrays "
+                f"or a dict keyed by those names, got {type(y).__name__}"
+                f"{f' of length {len(y)}' if isinstance(y, (list, tuple)) else ''}."
+            )
+        return [self._check_y(v, n, k, f"{name}[{names[k]!r}]") for k, v in enumerate(ys)]
+
+    def _from_dict(self, value: dict, names: list, what: str) -> list:
+        unknown = sorted(set(value) - set(names), key=str)
+        missing = [k for k in names if k not in value]
+        if unknown or missing:
+            raise ValueError(
+                f"Received an invalid value for argument `{what}`: model `{self.name}` expects "
+                f"keys {names}; unknown {unknown}, missing {missing}."
+            )
+        return [value[k] for k in names]
+
+    def _check_y(self, y: ArrayLike, n: int, k: int, name: str = "y") -> np.ndarray:
+        """Output `k`'s targets checked against its shape (and label range for sparse CE)."""
+        if y is None:
+            raise ValueError(f"Received no data for argument `{name}`: expected an array of "
+                             f"targets with {n} samples.")
+        a = np.asarray(y)
+        if a.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`: expected a numeric array, "
+                f"got dtype {a.dtype}."
+            )
+        if a.ndim == 0 or a.shape[0] != n:
+            raise ValueError(
+                f"Received inconsistent data sizes: x has {n} samples but `{name}` has "
+                f"{a.shape[0] if a.ndim else 'no'} (shape {a.shape}); expected the same number."
+            )
+        out = self._output_shapes[k]
+        if self._sparse(k):
+            classes = out[-1]
+            want = out[:-1]
+            if a.shape[1:] != tuple(want) and a.shape[1:] != (*want, 1) and not (
+                    None in want and a.ndim - 1 in (len(want), len(want) + 1)):
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`: sparse labels for output "
+                    f"{shape_str((None, *out))} must have shape {shape_str((None, *want))}, "
+                    f"got {a.shape}."
+                )
+            if a.dtype.kind == "f" and not np.all(np.floor(a) == a):
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`: sparse categorical labels "
+                    "must be integers (class indices)."
+                )
+            lo, hi = a.min(), a.max()
+            if lo < 0 or hi >= classes:
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`: labels must be class "
+                    f"indices in [0, {classes - 1}] for an output of {classes} classes, got "
+                    f"values in [{lo}, {hi}]."
+                )
+            if a.shape[1:] == (*want, 1) and None not in want:
+                a = a.reshape(a.shape[:-1])
+            return np.ascontiguousarray(a, dtype=np.int64)
+        fits = a.ndim - 1 == len(out) and all(
+            w is None or w == g for w, g in zip(out, a.shape[1:]))
+        if not fits:
+            # As Keras: a missing or extra trailing axis of length 1, e.g. (N,) for (N, 1).
+            if a.shape[1:] + (1,) == tuple(out):
+                a = a.reshape((n, *out))
+            elif a.shape[1:] == (*out, 1):
+                a = a.reshape(a.shape[:-1])
+            else:
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`: model `{self.name}` "
+                    f"outputs {shape_str((None, *out))}"
+                    f"{'' if len(self._output_names) == 1 else f' at {self._output_names[k]!r}'}"
+                    f", so targets must have that shape, got {a.shape}."
+                )
+        return np.ascontiguousarray(a, dtype=self._dtype)
+
+    # ------------------------------------------------------------------ losses and scores
+    def _loss_and_grads(self, ys: list, outs: list) -> tuple[float, list]:
+        """The (weighted) total loss of a batch and the gradient for each output."""
+        c = self._compiled
+        if len(outs) == 1:
+            loss, d = c.losses[0].value_and_gradient(ys[0], outs[0])
+            return float(loss), [d]
+        total = 0.0
+        ds = []
+        for loss_fn, w, yk, ok in zip(c.losses, c.loss_weights, ys, outs):
+            if loss_fn is None:
+                ds.append(None)
+                continue
+            value, d = loss_fn.value_and_gradient(yk, ok)
+            total += w * float(value)
+            ds.append(d if w == 1.0 else d * d.dtype.type(w))
+        return total, ds
+
+    def _scores(self, ys: list, preds: list) -> list[float]:
+        """``[loss, *per-output losses, *metrics]`` (the order of :attr:`metrics_names`)."""
+        c = self._compiled
+        parts = [None if fn is None else float(fn(yk, pk))
+                 for fn, yk, pk in zip(c.losses, ys, preds)]
+        if len(parts) == 1:
+            scores = [parts[0]]
+        else:
+            total = sum(w * p for w, p in zip(c.loss_weights, parts) if p is not None)
+            scores = [total, *(0.0 if p is None else p for p in parts)]
+        for ms, yk, pk in zip(c.metrics, ys, preds):
+            scores.extend(float(m(yk, pk)) for m in ms)
+        return scores
+
+    def _metric_logs(self, ys: list, preds: list) -> dict:
+        """The training metrics of an epoch (per-output losses included)."""
+        names = self.metrics_names[1:]
+        if not names:
+            return {}
+        return dict(zip(names, self._scores(ys, preds)[1:]))
+
+    # ------------------------------------------------------------------ inference
+    def __call_arrays__(self, x: ArrayLike, training: bool = False) -> Any:
+        outs = self._run_forward(self._check_inputs(x), training=training)
+        return self._public_outputs([np.array(o) for o in outs])
+
+    def _public_outputs(self, outs: list) -> Any:
+        return outs[0] if len(outs) == 1 else outs
+
+    def _stateful(self) -> bool:
+        return any(getattr(layer, "stateful", False) for layer in self._iter_all_layers())
+
+    def _inference_batch(self, batch_size: int) -> int:
+        # Stateful layers carry a state per batch row, so they need the batch size they run with.
+        return batch_size if self._stateful() else max(batch_size, _MIN_INFERENCE_BATCH)
+
+    def _predict_arrays(self, xs: list, batch_size: int,
+                        out: Optional[list] = None) -> list[np.ndarray]:
+        """Forward passes over `xs` in batches, written into `out` (allocated if None)."""
+        n = xs[0].shape[0]
+        for start in range(0, n, batch_size):
+            ys = self._run_forward([x[start:start + batch_size] for x in xs], training=False)
+            if out is None:
+                out = [np.empty((n, *y.shape[1:]), dtype=y.dtype) for y in ys]
+            for o, y in zip(out, ys):
+                o[start:start + batch_size] = y
+        return out
+
+    def predict(self, x: ArrayLike, batch_size: int = 32, verbose: int = 0) -> Any:
+        """Model outputs ``(N, *output_shape)`` (a list of them for several outputs) for inputs
+        `x` (an array, a list or dict of arrays for several inputs, or an iterable of batches or
+        of (x, y) batches). Large batches are used unless a layer is stateful."""
+        batch_size = check_batch_size(batch_size)
+        if is_dataset(x):
+            parts = [[o.copy() for o in self._run_forward(
+                self._check_inputs(b[0] if isinstance(b, tuple) else b, "x batch"),
+                training=False)] for b in x]
+            if not parts:
+                raise ValueError("Received an empty dataset for argument `x`.")
+            return self._public_outputs(
+                [np.concatenate([p[k] for p in parts], axis=0) for k in range(len(parts[0]))])
+        xs = self._check_inputs(x)
+        n = xs[0].shape[0]
+        if self._stateful() and n % batch_size:
+            raise self._stateful_batch_error(n, batch_size, "predict")
+        return self._public_outputs(self._predict_arrays(xs, self._inference_batch(batch_size)))
+
+    def evaluate(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int = 32,
+                 verbose: int = 0) -> Union[float, list[float]]:
+        """The loss on (x, y), or ``[loss, *metrics]`` when the model has metrics or several
+        outputs (Keras's convention). `x` may also be an iterable of (x, y) batches."""
+        self._require_compiled("evaluate()")
+        batch_size = check_batch_size(batch_size)
+        if is_dataset(x):
+            scores = self._evaluate_dataset(x)
+        else:
+            xs = self._check_inputs(x)
+            n = xs[0].shape[0]
+            ys = self._check_targets(y, n)
+            if self._stateful() and n % batch_size:
+                raise self._stateful_batch_error(n, batch_size, "evaluate")
+            preds = self._predict_arrays(xs, self._inference_batch(batch_size))
+            scores = self._scores(ys, preds)
+        if verbose:
+            print(format_logs(dict(zip(self.metrics_names, scores))))
+        return scores[0] if not self._has_metrics else scores
+
+    def _evaluate_dataset(self, dataset: Iterable) -> list[float]:
+        totals = None
+        count = 0
+        for batch in dataset:
+            xs, ys = self._split_batch(batch)
+            preds = self._run_forward(xs, training=False)
+            m = xs[0].shape[0]
+            s = np.asarray(self._scores(ys, preds)) * m
+            totals = s if totals is None else totals + s
+            count += m
+        if not count:
+            raise ValueError("Received an empty dataset: expected at least one (x, y) batch.")
+        return [float(v) for v in totals / count]
+
+    def _split_batch(self, batch: Any) -> tuple[list, list]:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ValueError(
+                "Received an invalid batch from the dataset: expected (x, y) pairs, got "
+                f"{type(batch).__name__}."
+            )
+        if len(batch) > 2:
+            raise ValueError(
+                "Received a batch of (x, y, sample_weight) from the dataset: fastrnn does not "
+                "support sample weights yet; yield (x, y) pairs."
+            )
+        xs = self._check_inputs(batch[0], "x batch")
+        return xs, self._check_targets(batch[1], xs[0].shape[0], "y batch")
+
+    # ------------------------------------------------------------------ training
+    def _stateful_batch_error(self, n: int, batch_size: int, what: str) -> ValueError:
+        return ValueError(
+            f"Model `{self.name}` has stateful layers, which carry one state per batch row, so "
+            f"{what} needs every batch to have the same size: the number of samples ({n}) must "
+            f"be a multiple of batch_size ({batch_size})."
+        )
+
+    def _set_truncation(self, truncate_bptt: Optional[int]) -> list:
+        """Sets `truncate` on every recurrent layer; returns what to restore afterwards."""
+        if truncate_bptt is None:
+            return []
+        if isinstance(truncate_bptt, (bool, np.bool_)) or not isinstance(
+                truncate_bptt, (int, np.integer)) or truncate_bptt < 1:
+            raise ValueError(
+                "Received an invalid value for argument `truncate_bptt`: expected None or a "
+                f"positive integer, got {truncate_bptt!r}."
+            )
+        targets = [layer for layer in self._iter_all_layers() if hasattr(layer, "truncate_bptt")]
+        if not targets:
+            raise ValueError(
+                f"Received `truncate_bptt` but model `{self.name}` has no recurrent layer to "
+                "truncate."
+            )
+        saved = [(layer, layer.truncate_bptt) for layer in targets]
+        for layer in targets:
+            layer.truncate_bptt = int(truncate_bptt)
+        return saved
+
+    def _make_callbacks(self, user: Optional[list]) -> tuple[list, Any]:
+        cbs = list(user or [])
+        for cb in cbs:
+            if not isinstance(cb, callbacks_module.Callback):
+                raise TypeError(
+                    "Received an invalid value for argument `callbacks`: expected fastrnn "
+                    f"callbacks (fastrnn.callbacks.Callback), got {type(cb).__name__}."
+                )
+        if not any(isinstance(cb, callbacks_module.TerminateOnNaN) for cb in cbs):
+            cbs.append(callbacks_module.TerminateOnNaN())
+        history = callbacks_module.History()
+        cbs.append(history)
+        for cb in cbs:
+            if hasattr(cb, "set_model"):
+                cb.set_model(self)
+            else:
+                cb.model = self
+        return cbs, history
+
+    def fit(
+        self,
+        x: ArrayLike = None,
+        y: ArrayLike = None,
+        batch_size: int = 32,
+        epochs: int = 1,
+        verbose: int = 1,
+        callbacks: Optional[list] = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        initial_epoch: int = 0,
+        truncate_bptt: Optional[int] = None,
+        validation_batch_size: Optional[int] = None,
+    ) -> Any:
+        """Trains the model; returns a ``History`` (``history.history["loss"]``, ...).
+
+        Args:
+            x: inputs ``(N, T, F)`` or ``(N, F)`` (a list, or a dict by input name, for a model
+                with several inputs), or an iterable of (x, y) batches (then `y` is None,
+                batches come as the iterable gives them and `batch_size`, `shuffle` and
+                `validation_split` do not apply).
+            y: targets ``(N, *output_shape)`` (a list or dict by output name for several
+                outputs); integer class indices for sparse CE.
+            batch_size: samples per gradient step; the last batch of an epoch may be smaller.
+            epochs: train until this epoch index (counting from `initial_epoch`).
+            verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+            callbacks: fastrnn callbacks; ``TerminateOnNaN`` is added unless present.
+            validation_split: the fraction in [0, 1) of the *last* samples held out (before
+                shuffling), as in Keras; ignored when `validation_data` is given.
+            validation_data: ``(x_val, y_val)`` or an iterable of (x, y) batches; evaluated
+                once per epoch.
+            shuffle: reshuffle the samples each epoch (ignored with stateful layers, which
+                need their batches in order).
+            initial_epoch: the epoch to start from (resuming a run).
+            truncate_bptt: None (full backpropagation through time) or k: recurrent layers
+                backpropagate through at most about k steps (sets each recurrent layer's
+                ``truncate_bptt`` for the duration of this fit).
+            validation_batch_size: rows per inference batch for validation (default: at least
+                1024, or `batch_size` with stateful layers).
+
+        A NaN/inf loss stops training before that batch's update, so the weights are those
+        from before it; ``model.stop_reason`` (and ``history.stop_reason``) says why.
+        """
+        self._require_compiled("fit()")
+        batch_size = check_batch_size(batch_size)
+        for name, value, lo in (("epochs", epochs, 0), ("initial_epoch", initial_epoch, 0)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                    value, (int, np.integer)) or value < lo:
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`: expected a non-negative "
+                    f"integer, got {value!r}."
+                )
+        if verbose not in (0, 1, 2):
+            raise ValueError(
+                f"Received an invalid value for argument `verbose`: expected 0, 1 or 2, got "
+                f"{verbose!r}."
+            )
+        if isinstance(validation_split, (bool, np.bool_)) or not isinstance(
+                validation_split, (int, float, np.number)) or not 0.0 <= validation_split < 1.0:
+            raise ValueError(
+                "Received an invalid value for argument `validation_split`: expected a float "
+                f"in [0, 1), got {validation_split!r}."
+            )
+        dataset = is_dataset(x)
+        if dataset:
+            if y is not None:
+                raise ValueError(
+                    "Received `y` together with a dataset `x`: a dataset yields (x, y) batches, "
+                    "so pass y=None."
+                )
+            if validation_split:
+                raise ValueError(
+                    "`validation_split` needs arrays; with a dataset pass `validation_data`."
+                )
+            train = None
+        else:
+            xs = self._check_inputs(x)
+            n = xs[0].shape[0]
+            ys = self._check_targets(y, n)
+            train = (xs, ys)
+            if validation_split and validation_data is None:  # validation_data overrides it
+                n_val = int(math.floor(n * validation_split))
+                if n_val < 1 or n_val >= n:
+                    raise ValueError(
+                        f"validation_split={validation_split} of {n} samples leaves "
+                        f"{n_val} validation and {n - n_val} training samples; "
+                        "expected at least one of each."
+                    )
+                validation_data = ([a[-n_val:] for a in xs], [a[-n_val:] for a in ys])
+                train = ([a[:-n_val] for a in xs], [a[:-n_val] for a in ys])
+        val = self._check_validation(validation_data)
+
+        stateful = self._stateful()
+        if stateful and train is not None and train[0][0].shape[0] % batch_size:
+            raise self._stateful_batch_error(train[0][0].shape[0], batch_size, "fit")
+        val_batch = validation_batch_size or self._inference_batch(batch_size)
+        val_batch = check_batch_size(val_batch, "validation_batch_size")
+        if stateful and val is not None and not is_dataset(val) and \
+                val[0][0].shape[0] % val_batch:
+            raise self._stateful_batch_error(val[0][0].shape[0], val_batch, "validation")
+        self._ensure_packed()
+
+        cbs, history = self._make_callbacks(callbacks)
+        self.history = history
+        self._val_buffer = None
+        self.stop_training = False
+        self.stop_reason = None
+        steps = (len(x) if hasattr(x, "__len__") else None) if dataset else math.ceil(
+            train[0][0].shape[0] / batch_size)
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose,
+                  "batch_size": batch_size}
+        for cb in cbs:
+            if hasattr(cb, "set_params"):
+                cb.set_params(params)
+        restore = self._set_truncation(truncate_bptt)
+        try:
+            for cb in cbs:
+                cb.on_train_begin({})
+            for epoch in range(initial_epoch, epochs):
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch, {})
+                bar = None
+                if verbose == 1:
+                    bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
+                               file=sys.stdout, leave=True, dynamic_ncols=True)
+                t0 = time.perf_counter()
+                try:
+                    if dataset:
+                        logs = self._train_epoch_dataset(x, cbs, bar, epoch)
+                    else:
+                        logs = self._train_epoch_arrays(
+                            train[0], train[1], batch_size, shuffle and not stateful, cbs, bar,
+                            epoch)
+                    if val is not None and logs is not None:
+                        logs.update(self._validation_logs(val, val_batch))
+                except BaseException:
+                    if bar is not None:
+                        bar.close()
+                    raise
+                seconds = time.perf_counter() - t0
+                if logs is None:  # stopped inside the epoch (NaN loss)
+                    if bar is not None:
+                        bar.close()
+                    break
+                if bar is not None:
+                    bar.set_postfix_str(format_logs(logs), refresh=False)
+                    bar.close()
+                elif verbose == 2:
+                    print(f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - "
+                          f"{format_logs(logs)}", file=sys.stdout)
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            for cb in cbs:
+                cb.on_train_end({})
+        finally:
+            for layer, value in restore:
+                layer.truncate_bptt = value
+        history.stop_reason = self.stop_reason
+        if self.stop_reason and verbose:
+            print(f"Training stopped: {self.stop_reason}.", file=sys.stdout)
+        return history
+
+    def _check_validation(self, validation_data: Any) -> Any:
+        if validation_data is None:
+            return None
+        if is_dataset(validation_data):
+            return validation_data
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError(
+                "Received an invalid value for argument `validation_data`: expected "
+                "(x_val, y_val) or an iterable of (x, y) batches, got "
+                f"{type(validation_data).__name__}."
+            )
+        if len(validation_data) == 3:
+            raise ValueError(
+                "Received an invalid value for argument `validation_data`: fastrnn does not "
+                "support sample weights yet, so (x_val, y_val, sample_weight) is refused rather "
+                "than its weights ignored; pass (x_val, y_val)."
+            )
+        xs = self._check_inputs(validation_data[0], "validation_data[0]")
+        ys = self._check_targets(validation_data[1], xs[0].shape[0], "validation_data[1]")
+        return (xs, ys)
+
+    def _validation_logs(self, val: Any, batch_size: int) -> dict:
+        if is_dataset(val):
+            scores = self._evaluate_dataset(val)
+        else:
+            xs, ys = val
+            # The predictions' buffers are reused from one epoch to the next.
+            buf = getattr(self, "_val_buffer", None)
+            if buf is not None and buf[0].shape[0] != xs[0].shape[0]:
+                buf = None
+            preds = self._predict_arrays(xs, batch_size, out=buf)
+            self._val_buffer = preds
+            scores = self._scores(ys, preds)
+        return {f"val_{k}": v for k, v in zip(self.metrics_names, scores)}
+
+    def _nan_stop(self, cbs: list, epoch: int, step: int, loss: float, batch_logs: dict) -> None:
+        """A non-finite loss: tell the callbacks (TerminateOnNaN stops), make sure we stop."""
+        for cb in cbs:
+            cb.on_train_batch_end(step, batch_logs)
+        self.stop_training = True
+        if not self.stop_reason:
+            self.stop_reason = (
+                f"loss became {loss} at epoch {epoch + 1}, batch {step + 1}; weights from "
+                "before it kept"
+            )
+        if not np.isfinite(self._param_buffer).all():
+            self.stop_reason += (
+                " (but they already held non-finite values: an earlier update overflowed; "
+                "lower the learning rate or clip gradients)"
+            )
+
+    def _train_epoch_arrays(self, xs: list, ys: list, batch_size: int,
+                            shuffle: bool, cbs: list, bar: Any, epoch: int) -> Optional[dict]:
+        """One epoch over arrays; returns the epoch's logs, or None if a NaN loss stopped it."""
+        n = xs[0].shape[0]
+        steps = math.ceil(n / batch_size)
+        batch_cbs = _batch_callbacks(cbs)
+        rows = min(n, batch_size)
+        if shuffle:
+            order = self._shuffle_rng.permutation(n)
+            # Batches are gathered into these, allocated once per epoch (the last batch of a
+            # ragged epoch uses views of them).
+            xbufs = [np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in xs]
+            ybufs = [np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in ys]
+        else:
+            order = None
+        preds = None
+        if self._has_metrics:
+            preds = [np.empty((n, *s), dtype=self._dtype) for s in self._output_shapes_for(xs)]
+        total = 0.0
+        for step in range(steps):
+            start = step * batch_size
+            stop = min(start + batch_size, n)
+            if order is None:
+                xb = [a[start:stop] for a in xs]
+                yb = [a[start:stop] for a in ys]
+            else:
+                idx = order[start:stop]
+                m = stop - start
+                xb = [b[:m] for b in xbufs]
+                yb = [b[:m] for b in ybufs]
+                # mode="clip" skips NumPy's bounds-checked buffering (the indices are valid)
+                for a, b in zip(xs, xb):
+                    a.take(idx, axis=0, out=b, mode="clip")
+                for a, b in zip(ys, yb):
+                    a.take(idx, axis=0, out=b, mode="clip")
+            for cb in batch_cbs:
+                cb.on_train_batch_begin(step, {})
+            result = self._train_step(xb, yb, cbs, epoch, step)
+            if result is None:
+                return None
+            loss, outs = result
+            total += loss * (stop - start)
+            if preds is not None:
+                for p, o in zip(preds, outs):
+                    p[start:stop] = o
+            if batch_cbs and self._end_of_batch(batch_cbs, step, loss):
+                break
+            if bar is not None and bar.update(1):
+                bar.set_postfix_str(f"loss: {total / stop:.4f}", refresh=False)
+        logs = {"loss": total / stop}
+        if preds is not None:
+            y_seen = [a[:stop] if order is None else a[order[:stop]] for a in ys]
+            logs.update(self._metric_logs(y_seen, [p[:stop] for p in preds]))
+        return logs
+
+    def _train_step(self, xb: list, yb: list, cbs: list, epoch: int,
+                    step: int) -> Optional[tuple[float, list]]:
+        """Forward, loss, backward and one optimizer update on a batch: ``(loss, outputs)``,
+        or None when the loss is not finite (training stops with the weights from before)."""
+        outs = self._run_forward(xb, training=True)
+        loss, ds = self._loss_and_grads(yb, outs)
+        if not math.isfinite(loss):
+            self._nan_stop(cbs, epoch, step, loss, {"loss": loss})
+            return None
+        self._run_backward(ds)
+        self.optimizer.apply_gradients(*self._optimizer_targets())
+        return loss, outs
+
+    def _end_of_batch(self, batch_cbs: list, step: int, loss: float) -> bool:
+        """Tells the batch callbacks this batch's loss (fastrnn.callbacks' contract); True
+        when one of them stopped training."""
+        logs = {"loss": loss}
+        for cb in batch_cbs:
+            cb.on_train_batch_end(step, logs)
+        return self.stop_training
+
+    def _optimizer_targets(self) -> tuple[list, list]:
+        """What the optimizer updates: the one flat buffer (one vectorised update), or the
+        per-weight views when it clips each array's norm separately (``clipnorm``)."""
+        if getattr(self.optimizer, "clipnorm", None):
+            return self._param_views, self._grad_views
+        return [self._param_buffer], [self._grad_buffer]
+
+    def _train_epoch_dataset(self, dataset: Iterable, cbs: list, bar: Any,
+                             epoch: int) -> Optional[dict]:
+        """One epoch over an iterable of (x, y) batches (metrics computed per batch)."""
+        batch_cbs = _batch_callbacks(cbs)
+        total = 0.0
+        names = self.metrics_names[1:]
+        metric_totals = np.zeros(len(names))
+        count = 0
+        step = -1
+        for step, batch in enumerate(dataset):
+            xb, yb = self._split_batch(batch)
+            for cb in batch_cbs:
+                cb.on_train_batch_begin(step, {})
+            result = self._train_step(xb, yb, cbs, epoch, step)
+            if result is None:
+                return None
+            loss, outs = result
+            m = xb[0].shape[0]
+            total += loss * m
+            if names:
+                metric_totals += np.asarray(self._scores(yb, outs)[1:]) * m
+            count += m
+            if batch_cbs and self._end_of_batch(batch_cbs, step, loss):
+                break
+            if bar is not None and bar.update(1):
+                bar.set_postfix_str(f"loss: {total / count:.4f}", refresh=False)
+        if count == 0:
+            raise ValueError(
+                "Received an empty dataset for `x`: expected at least one (x, y) batch per "
+                "epoch (is it a one-shot iterator that an earlier epoch used up?)."
+            )
+        logs = {"loss": total / count}
+        for name, t in zip(names, metric_totals):
+            logs[name] = float(t / count)
+        return logs
