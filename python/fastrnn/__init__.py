@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from . import (
     _core,
+    activations,
     callbacks,
     initializers,
     layers,
@@ -38,6 +39,7 @@ __all__ = [
     "Model",
     "Sequential",
     "__version__",
+    "activations",
     "callbacks",
     "get_num_threads",
     "initializers",

@@ -498,8 +498,98 @@ def get(identifier: LossIdentifier) -> Loss:
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if callable(identifier):
-        return FunctionLoss(identifier)
+        cls = _FUNCTION_CLASSES.get(identifier)
+        return cls() if cls is not None else FunctionLoss(identifier)
     raise TypeError(
         f"Could not interpret loss {identifier!r}: expected a name, a fastrnn.losses.Loss, a "
         "config dict or a callable."
     )
+
+
+# ----------------------------------------------------------------------------- function forms
+# Keras's ``keras.losses.mean_squared_error(y_true, y_pred)`` and friends: per-sample values
+# (the last axis reduced), no averaging over the batch. Passing one of these to ``compile``
+# trains with the matching Loss class above (which has the gradient).
+def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    y_pred = _as_float_array(y_pred)
+    _check_not_empty(y_pred)
+    return _match_shape(y_true, y_pred), y_pred
+
+
+def mean_squared_error(y_true: Any, y_pred: Any) -> np.ndarray:
+    """``mean((y_pred - y_true)**2, axis=-1)``: shape ``y_pred.shape[:-1]``."""
+    t, p = _pair(y_true, y_pred)
+    return np.mean(np.square(p - t), axis=-1)
+
+
+def mean_absolute_error(y_true: Any, y_pred: Any) -> np.ndarray:
+    """``mean(|y_pred - y_true|, axis=-1)``: shape ``y_pred.shape[:-1]``."""
+    t, p = _pair(y_true, y_pred)
+    return np.mean(np.abs(p - t), axis=-1)
+
+
+def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> np.ndarray:
+    """``100 * mean(|(y_true - y_pred) / max(|y_true|, eps)|, axis=-1)`` (Keras's form)."""
+    t, p = _pair(y_true, y_pred)
+    return 100.0 * np.mean(np.abs((t - p) / np.maximum(np.abs(t), EPSILON)), axis=-1)
+
+
+def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> np.ndarray:
+    """The Huber loss per sample (mean over the last axis)."""
+    t, p = _pair(y_true, y_pred)
+    e = np.abs(p - t)
+    quad = np.minimum(e, delta)
+    return np.mean(0.5 * quad * quad + delta * (e - quad), axis=-1)
+
+
+def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> np.ndarray:
+    """The mean over the last axis of the elementwise binary cross-entropy."""
+    t, p = _pair(y_true, y_pred)
+    if from_logits:
+        ce = np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))
+    else:
+        p = np.clip(p, EPSILON, 1.0 - EPSILON)
+        ce = -(t * np.log(p) + (1.0 - t) * np.log(1.0 - p))
+    return np.mean(ce, axis=-1)
+
+
+def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> np.ndarray:
+    """``-sum(y_true * log(softmax or normalised y_pred), axis=-1)`` per sample."""
+    t, p = _pair(y_true, y_pred)
+    if from_logits:
+        logp = _log_softmax(p)[0]
+    else:
+        p = p / np.sum(p, axis=-1, keepdims=True)
+        logp = np.log(np.clip(p, EPSILON, 1.0 - EPSILON))
+    return -np.sum(t * logp, axis=-1)
+
+
+def sparse_categorical_crossentropy(y_true: Any, y_pred: Any,
+                                    from_logits: bool = False) -> np.ndarray:
+    """``-log p[label]`` per sample (integer labels of shape ``y_pred.shape[:-1]``)."""
+    p = _as_float_array(y_pred)
+    _check_not_empty(p)
+    labels = _sparse_labels(y_true, p)
+    if from_logits:
+        logp = _log_softmax(p)[0]
+    else:
+        logp = np.log(np.clip(p / np.sum(p, axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON))
+    return -np.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+
+
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
+mape = MAPE = mean_absolute_percentage_error
+
+# A function form given to compile() trains with its class (which has the gradient).
+_FUNCTION_CLASSES: dict[Callable, type[Loss]] = {
+    mean_squared_error: MeanSquaredError,
+    mean_absolute_error: MeanAbsoluteError,
+    huber: Huber,
+    binary_crossentropy: BinaryCrossentropy,
+    categorical_crossentropy: CategoricalCrossentropy,
+    sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+}
+__all__ += ["binary_crossentropy", "categorical_crossentropy", "huber", "mae",
+            "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error", "mse",
+            "sparse_categorical_crossentropy", "mape"]

@@ -275,3 +275,41 @@ def get(identifier: MetricIdentifier) -> Metric:
         f"Could not interpret metric {identifier!r}: expected a name, a Metric, a Loss or a "
         "callable f(y_true, y_pred)."
     )
+
+
+# ----------------------------------------------------------------------------- function forms
+# Keras's ``keras.metrics.mean_squared_error(y_true, y_pred)`` and friends: per-sample values
+# (Hands-On ML's ``last_time_step_mse`` calls it on the last step of seq-to-seq outputs).
+mean_squared_error = mse = _losses.mean_squared_error
+mean_absolute_error = mae = _losses.mean_absolute_error
+mean_absolute_percentage_error = mape = _losses.mean_absolute_percentage_error
+binary_crossentropy = _losses.binary_crossentropy
+categorical_crossentropy = _losses.categorical_crossentropy
+sparse_categorical_crossentropy = _losses.sparse_categorical_crossentropy
+
+
+def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> np.ndarray:
+    """``mean(y_true == (y_pred > threshold), axis=-1)`` per sample."""
+    y_pred = _losses._as_float_array(_pred_array(y_pred))
+    y_true = _losses._match_shape(y_true, y_pred)
+    return np.mean(y_true == (y_pred > threshold), axis=-1)
+
+
+def categorical_accuracy(y_true: Any, y_pred: Any) -> np.ndarray:
+    """1.0 where ``argmax(y_pred) == argmax(y_true)``, per sample."""
+    y_pred = _pred_array(y_pred)
+    return (np.argmax(y_pred, axis=-1) == np.argmax(np.asarray(y_true), axis=-1)).astype(
+        np.float32)
+
+
+def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> np.ndarray:
+    """1.0 where ``argmax(y_pred)`` equals the integer label, per sample."""
+    y_pred = _pred_array(y_pred)
+    labels = _losses._sparse_labels(y_true, y_pred)
+    return (np.argmax(y_pred, axis=-1) == labels).astype(np.float32)
+
+
+__all__ += ["binary_accuracy", "binary_crossentropy", "categorical_accuracy",
+            "categorical_crossentropy", "mae", "mape", "mean_absolute_error",
+            "mean_absolute_percentage_error", "mean_squared_error", "mse",
+            "sparse_categorical_accuracy", "sparse_categorical_crossentropy"]

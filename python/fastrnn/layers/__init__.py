@@ -11,6 +11,18 @@ from __future__ import annotations
 
 from .base import Layer, deserialize, get, serialize
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer
+from .merging import (
+    Add,
+    Average,
+    Concatenate,
+    Maximum,
+    Minimum,
+    Multiply,
+    Permute,
+    RepeatVector,
+    Reshape,
+    Subtract,
+)
 from .recurrent import GRU, LSTM, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 
@@ -18,7 +30,10 @@ __all__ = [
     "GRU",
     "LSTM",
     "Activation",
+    "Add",
+    "Average",
     "Bidirectional",
+    "Concatenate",
     "Dense",
     "Dropout",
     "Embedding",
@@ -26,7 +41,14 @@ __all__ = [
     "Input",
     "InputLayer",
     "Layer",
+    "Maximum",
+    "Minimum",
+    "Multiply",
+    "Permute",
+    "RepeatVector",
+    "Reshape",
     "SimpleRNN",
+    "Subtract",
     "TimeDistributed",
     "deserialize",
     "get",

@@ -218,6 +218,7 @@ _ALIASES = {None: "linear", "silu": "swish"}
 
 def check_activation(name: str, value: Any, allowed: Optional[tuple] = None) -> str:
     """Canonical activation name; NotImplementedError for names outside `allowed`."""
+    value = getattr(value, "_fastrnn_name", value)  # fastrnn.activations.relu -> "relu"
     if callable(value) and not isinstance(value, str):
         raise NotImplementedError(
             f"Argument `{name}` got a callable ({value!r}); fastrnn layers need an activation "

@@ -207,6 +207,19 @@ class _RNN(Layer):
         """The carried state(s) of a stateful layer (copies), or None."""
         return None if self._states is None else [s.copy() for s in self._states]
 
+    def check_initial_state_shapes(self, shapes: list) -> None:
+        """Validates the shapes (without batch) of symbolic `initial_state` tensors."""
+        state_shapes = [tuple(s) for s in shapes]
+        want = [(self.units,)] * self._n_states
+        if len(state_shapes) != len(want) or any(
+                len(s) != 1 or s[0] not in (None, self.units) for s in state_shapes):
+            names = "[h, c]" if self._n_states == 2 else "[h]"
+            raise ValueError(
+                f"Layer `{self.name}` expects `initial_state` {names}: {self._n_states} "
+                f"tensor(s) of shape (batch, {self.units}), got shapes "
+                f"{[(None, *s) for s in state_shapes]}."
+            )
+
     def _initial_states(self, B: int, initial_state: Any) -> list:
         if initial_state is not None:
             given = list(initial_state) if isinstance(initial_state, (list, tuple)) \

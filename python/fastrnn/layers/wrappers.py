@@ -233,12 +233,35 @@ class Bidirectional(_Wrapper):
                 layer.build(input_shape)
         super().build(input_shape)
 
-    def forward(self, x: Any, training: bool = False) -> Any:
+    def check_initial_state_shapes(self, shapes: list) -> None:
+        """Validates symbolic `initial_state` shapes: the forward layer's states, then the
+        backward layer's (as Keras)."""
+        n = self.forward_layer._n_states
+        if len(shapes) != 2 * n:
+            raise ValueError(
+                f"Layer `{self.name}` expects `initial_state` with {2 * n} tensors (the forward "
+                f"layer's {n}, then the backward layer's {n}), got {len(shapes)}."
+            )
+        self.forward_layer.check_initial_state_shapes(shapes[:n])
+        self.backward_layer.check_initial_state_shapes(shapes[n:])
+
+    def forward(self, x: Any, training: bool = False, initial_state: Any = None) -> Any:
         x = np.asarray(x)
         self._ensure_built(x)
         self._check_input(x)
-        y_f = self.forward_layer.forward(x, training=training)
-        y_b = self.backward_layer.forward(x, training=training)
+        s_f = s_b = None
+        if initial_state is not None:
+            n = self.forward_layer._n_states
+            states = list(initial_state) if isinstance(initial_state, (list, tuple)) \
+                else [initial_state]
+            if len(states) != 2 * n:
+                raise ValueError(
+                    f"Layer `{self.name}` expects {2 * n} initial state arrays (forward, then "
+                    f"backward), got {len(states)}."
+                )
+            s_f, s_b = states[:n], states[n:]
+        y_f = self.forward_layer.forward(x, training=training, initial_state=s_f)
+        y_b = self.backward_layer.forward(x, training=training, initial_state=s_b)
         states: list = []
         if self.return_state:
             y_f, *s_f = y_f
@@ -296,7 +319,13 @@ class Bidirectional(_Wrapper):
             d_b = np.asarray(d_b)[:, ::-1]
         if self.return_state:
             d_f, d_b = [d_f, *d_sf], [d_b, *d_sb]
-        return self.forward_layer.backward(d_f) + self.backward_layer.backward(d_b)
+        d_x_f = self.forward_layer.backward(d_f)
+        d_x_b = self.backward_layer.backward(d_b)
+        self.initial_state_grads = (list(self.forward_layer.initial_state_grads)
+                                    + list(self.backward_layer.initial_state_grads))
+        if d_x_f is None or d_x_b is None:
+            return None
+        return d_x_f + d_x_b
 
     def get_config(self) -> dict:
         return {

@@ -28,6 +28,24 @@ from .trainer import Trainer
 __all__ = ["Model"]
 
 
+def model_dtype(name: str, layers: list) -> np.dtype:
+    """The one dtype of the layers with weights; weightless layers (merges, shape layers,
+    Dropout, ...) take it on, as Keras's follow their inputs."""
+    weighted = [layer for layer in layers if layer.built and layer.weights]
+    dtypes = {np.dtype(layer.dtype) for layer in weighted}
+    if len(dtypes) > 1:
+        raise ValueError(
+            f"Model `{name}`: every layer with weights must have the same dtype, got "
+            f"{sorted(d.name for d in dtypes)}."
+        )
+    dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+    for layer in layers:
+        if not isinstance(layer, InputLayer) and not layer.weights and not isinstance(
+                layer, Model):
+            layer.dtype = dtype
+    return dtype
+
+
 def _sublayers(layer: Any) -> list:
     """`layer` and every layer inside it (wrappers' and nested models' layers)."""
     out = []
@@ -219,13 +237,7 @@ class Model(Trainer, Layer):
             names = [n if names.count(n) == 1 else f"{n}_{t.tensor_index}"
                      for n, t in zip(names, outs)]
         self._output_names = names
-        dtypes = {np.dtype(layer.dtype) for layer in layers if not isinstance(layer, InputLayer)}
-        if len(dtypes) > 1:
-            raise ValueError(
-                f"Model `{self.name}`: every layer must have the same dtype, got "
-                f"{sorted(d.name for d in dtypes)}."
-            )
-        self._dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        self._dtype = model_dtype(self.name, layers)
         # Slots: one per tensor; steps: one per non-input call, in run order.
         slot_of: dict = {}
         for node in nodes:
@@ -296,6 +308,15 @@ class Model(Trainer, Layer):
         """The input shape(s) without the batch axis (what a layer's input_shape holds)."""
         specs = self._input_specs
         return specs[0] if len(specs) == 1 else list(specs)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of the model's weights (and of its float inputs)."""
+        return self._dtype
+
+    @dtype.setter
+    def dtype(self, value: Any) -> None:
+        self._dtype = np.dtype(value)
 
     @property
     def input_grad_needed(self) -> bool:

@@ -267,6 +267,10 @@ class Sequential(Model):
             self._ensure_built(np.asarray(x))
         return self._run_forward([x], training)[0]
 
+    def backward(self, d_out: Any) -> Any:
+        self._run_backward([d_out])
+        return self._d_inputs[0]
+
     def compute_output_shape(self, input_shape: Any) -> Any:
         shape = tuple(input_shape)
         for layer in self._layers:
