@@ -28,6 +28,7 @@ from . import (
     reference,
     saving,
     timeseries,
+    utils,
 )
 from .layers.core import Input
 from .models import Model, Sequential, load_model, set_seed
@@ -54,6 +55,7 @@ __all__ = [
     "set_num_threads",
     "set_seed",
     "timeseries",
+    "utils",
 ]
 
 
