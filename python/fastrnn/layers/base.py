@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -276,6 +277,22 @@ def make_initializer(identifier: Any) -> Callable:
     return initializers.get(identifier)
 
 
+# ----------------------------------------------------------------------------- loading
+_loading = threading.local()
+
+
+class skipped_initialization:
+    """Within it, ``add_weight`` allocates without drawing initial values (a model being
+    loaded gets its values from the file). Per thread."""
+
+    def __enter__(self) -> None:
+        self._before = getattr(_loading, "active", False)
+        _loading.active = True
+
+    def __exit__(self, *exc: Any) -> None:
+        _loading.active = self._before
+
+
 # ----------------------------------------------------------------------------- Layer
 class Layer:
     """Base class of every fastrnn layer (see the module docstring for the storage contract).
@@ -351,7 +368,12 @@ class Layer:
     # ------------------------------------------------------------------ weights
     def add_weight(self, name: str, shape: tuple, initializer: Any) -> np.ndarray:
         init = make_initializer(initializer)
-        value = np.asarray(init(tuple(shape), dtype=self.dtype, rng=self.rng))
+        if getattr(_loading, "active", False):
+            # Loading a file: its values replace these, so nothing is drawn (and the pages
+            # of a too-large weight a malformed file asks for are never touched).
+            value = np.empty(tuple(shape), dtype=self.dtype)
+        else:
+            value = np.asarray(init(tuple(shape), dtype=self.dtype, rng=self.rng))
         if value.shape != tuple(shape):
             raise ValueError(
                 f"The initializer {initializer!r} of `{self.name}.{name}` returned shape "
@@ -389,14 +411,21 @@ class Layer:
                 f"Layer `{self.name}` expects {len(mine)} weight arrays "
                 f"({', '.join(self.weight_names) or 'none'}), got {len(weights)}."
             )
-        arrays = [np.asarray(w) for w in weights]
-        for name, w, a in zip(self.weight_names, mine, arrays):
+        arrays = []
+        for name, w, value in zip(self.weight_names, mine, weights):
+            a = np.asarray(value)
+            if a.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"Layer `{self.name}` weight `{name}` must be a real numeric array, got "
+                    f"dtype {a.dtype}."
+                )
             if a.shape != w.shape:
                 raise ValueError(
                     f"Layer `{self.name}` weight `{name}` has shape {w.shape}, "
                     f"the value given has shape {a.shape}."
                 )
-        for w, a in zip(mine, arrays):
+            arrays.append(a.astype(w.dtype, copy=False))
+        for w, a in zip(mine, arrays):  # all checked and converted: nothing half-applied
             w[...] = a
 
     def _bind(self, weight_views: list[np.ndarray], grad_views: list[np.ndarray]) -> None:

@@ -12,6 +12,7 @@ A layer called more than once shares its weights: its weight gradients add up.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from typing import Any, Callable, Optional
 
@@ -62,6 +63,39 @@ def _sublayers(layer: Any) -> list:
             if isinstance(sub, Layer):
                 stack.append(sub)
     return out
+
+
+_loading_shapes = threading.local()
+
+
+class expecting_weights:
+    """Within it, building a model first checks its weight shapes against `shapes` (those
+    of the file being loaded), before any buffer is allocated. Per thread."""
+
+    def __init__(self, shapes: list):
+        self.shapes = [tuple(s) for s in shapes]
+
+    def __enter__(self) -> None:
+        self._before = getattr(_loading_shapes, "shapes", None)
+        _loading_shapes.shapes = self.shapes
+
+    def __exit__(self, *exc: Any) -> None:
+        _loading_shapes.shapes = self._before
+
+
+def check_saved_shapes(model: str, mine: list, saved: list) -> None:
+    if len(mine) != len(saved):
+        raise ValueError(
+            f"Model `{model}`: the file holds {len(saved)} weight arrays, the architecture it "
+            f"describes has {len(mine)}."
+        )
+    for k, ((name, shape), want) in enumerate(zip(mine, saved)):
+        if tuple(shape) != tuple(want):
+            raise ValueError(
+                f"Model `{model}`: weight {k} (`{name}`) has shape {tuple(shape)} in the "
+                f"architecture the file describes, but the file holds an array of shape "
+                f"{tuple(want)}."
+            )
 
 
 class _Step:
@@ -554,6 +588,11 @@ class Model(Trainer, Layer):
     def _pack_weights(self) -> None:
         """One flat parameter buffer and one flat gradient buffer; layers get views."""
         layers = self._unique_layers()
+        expected = getattr(_loading_shapes, "shapes", None)
+        if expected is not None:  # a file is being loaded: its weights must fit first
+            check_saved_shapes(self.name, [(f"{layer.name}/{n}", w.shape) for layer in layers
+                                           for n, w in zip(layer.weight_names, layer.weights)],
+                               expected)
         total = sum(w.size for layer in layers for w in layer.weights)
         params = aligned_zeros(total, self._dtype)
         grads = aligned_zeros(total, self._dtype)

@@ -14,8 +14,9 @@ from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from .. import saving
 from ..layers import symbolic
+from ..layers.base import skipped_initialization
 from ..layers.core import InputLayer
-from .model import Model
+from .model import Model, expecting_weights
 from .sequential import Sequential
 
 __all__ = ["compile_config", "load_model"]
@@ -217,17 +218,29 @@ def load_model(path: str, custom_objects: Optional[dict] = None,
     arch = config.get("config") or {}
     if not isinstance(arch, dict):
         raise _bad(path, "config", "an object", arch)
-    if kind == "Sequential":
-        model: Model = sequential_from_config(arch, path)
-        if not model.built and weights:
-            raise ValueError(f"{path!r}: weights were saved for a model that was never built.")
-    elif kind == "Functional":
-        model = functional_from_config(arch, path)
-    else:
+    if kind not in ("Sequential", "Functional"):
         raise ValueError(
             f"{path!r} holds a model of class {kind!r}; fastrnn can load 'Sequential' and "
             "'Functional' models."
         )
+    # Layers are built without drawing initial values, and the file's weight shapes are
+    # checked against the architecture before any buffer is filled.
+    try:
+        with skipped_initialization(), expecting_weights([w.shape for w in weights]):
+            if kind == "Sequential":
+                model: Model = sequential_from_config(arch, path)
+            else:
+                model = functional_from_config(arch, path)
+    except (TypeError, KeyError, AttributeError, IndexError, OverflowError,
+            MemoryError) as exc:
+        raise ValueError(f"{path!r}: malformed model config ({type(exc).__name__}: {exc}).") \
+            from exc
+    except ValueError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path!r}: {exc}") from exc
+    if not model.built and weights:
+        raise ValueError(f"{path!r}: weights were saved for a model that was never built.")
     if model.built:
         model.set_weights(weights)
     cc = config.get("compile_config")
