@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 __all__ = [
+    "BackupAndRestore",
     "Callback",
     "CallbackList",
     "EarlyStopping",
@@ -591,3 +592,64 @@ class ReduceLROnPlateau(_Monitoring):
                     )
                 self.cooldown_counter = self.cooldown
                 self.wait = 0
+
+
+class BackupAndRestore(Callback):
+    """Resumes a killed training run exactly where it stopped (Keras 3's name and use).
+
+    At the end of every epoch (or every `save_freq` batches... see below) the model's weights,
+    its optimizer state (moments, iteration count, learning rate) and every random stream of
+    training (shuffling, dropout, a shuffling dataset's) are written to one file in
+    `backup_dir`, atomically (a kill mid-write leaves the previous backup). Run the same script
+    again: ``fit`` restores that state and continues with the next epoch, so the final
+    weights are bit-identical to an uninterrupted run (same machine and thread count). When
+    training ends normally the backup is deleted (``delete_checkpoint=False`` keeps it).
+
+    Args:
+        backup_dir: a directory for the backup file (created if missing).
+        save_freq: ``"epoch"`` (the only value supported: a resumed run repeats the epoch
+            that was interrupted).
+        delete_checkpoint: delete the backup when ``fit`` ends normally.
+    """
+
+    FILE = "fastrnn_backup.npz"
+
+    def __init__(self, backup_dir: str | os.PathLike[str], save_freq: str = "epoch",
+                 delete_checkpoint: bool = True) -> None:
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError(
+                "Received an invalid value for argument `save_freq`, expected 'epoch' (a "
+                f"resumed run repeats the interrupted epoch), got {save_freq!r}."
+            )
+        if not isinstance(delete_checkpoint, bool):
+            raise TypeError(
+                "Received an invalid value for argument `delete_checkpoint`, expected True or "
+                f"False, got {delete_checkpoint!r}."
+            )
+        self.backup_dir = os.fspath(backup_dir)
+        if not self.backup_dir:
+            raise ValueError("Received an invalid value for argument `backup_dir`: it is empty.")
+        if os.path.exists(self.backup_dir) and not os.path.isdir(self.backup_dir):
+            raise ValueError(
+                f"Received an invalid value for argument `backup_dir`: {self.backup_dir!r} "
+                "exists and is not a directory."
+            )
+        self.save_freq = save_freq
+        self.delete_checkpoint = delete_checkpoint
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.backup_dir, self.FILE)
+
+    def on_train_begin(self, logs: Logs = None) -> None:
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if os.path.exists(self.path):
+            self.model._resume_epoch = self.model._read_backup(self.path)
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        self.model._write_backup(self.path, epoch)
+
+    def on_train_end(self, logs: Logs = None) -> None:
+        if self.delete_checkpoint and os.path.exists(self.path):
+            os.remove(self.path)

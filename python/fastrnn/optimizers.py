@@ -199,6 +199,61 @@ class Optimizer:
         """A fresh optimizer (no slot state) with the given constructor arguments."""
         return cls(**config)
 
+    # -- state for saving (Keras keeps the optimizer's variables in its files too) ----------
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Copies of the step counter, the learning rate and every slot array, by name
+        (``"slots/<param index>/<slot>"``): what continuing training exactly needs."""
+        state = {"iterations": np.array(self.iterations, dtype=np.int64),
+                 "learning_rate": np.array(self.learning_rate, dtype=np.float64)}
+        for i, slots in enumerate(self._slots):
+            for name in self._slot_names:
+                state[f"slots/{i}/{name}"] = slots[name].copy()
+        return state
+
+    def set_state(self, state: dict[str, Any], params: list[np.ndarray]) -> None:
+        """Restores :meth:`get_state`'s result for updating `params` (the arrays later given
+        to ``apply_gradients``). Everything is checked before anything changes."""
+        if not isinstance(state, dict):
+            raise _invalid("state", "a dict from get_state()", type(state).__name__)
+        expected = {"iterations", "learning_rate"}
+        slot_keys = {}
+        if any(str(k).startswith("slots/") for k in state):
+            for i, p in enumerate(params):
+                for name in self._slot_names:
+                    slot_keys[f"slots/{i}/{name}"] = p
+        expected |= set(slot_keys)
+        if set(state) != expected:
+            raise ValueError(
+                f"Received an invalid value for argument `state`: {type(self).__name__} over "
+                f"{len(params)} parameter arrays expects keys {sorted(expected)}, got "
+                f"{sorted(state)}."
+            )
+        iterations = np.asarray(state["iterations"])
+        lr = np.asarray(state["learning_rate"])
+        if iterations.shape != () or iterations.dtype.kind not in "iu" or int(iterations) < 0:
+            raise _invalid("state['iterations']", "a non-negative integer", iterations)
+        if lr.shape != () or lr.dtype.kind != "f" or not np.isfinite(lr) or float(lr) < 0:
+            raise _invalid("state['learning_rate']", "a non-negative finite float", lr)
+        arrays = {}
+        for key, p in slot_keys.items():
+            a = np.asarray(state[key])
+            if a.shape != p.shape or a.dtype.kind != "f":
+                raise ValueError(
+                    f"Received an invalid value for argument `state`: {key!r} must be a float "
+                    f"array of shape {p.shape}, got {a.dtype} {a.shape}."
+                )
+            arrays[key] = a
+        if slot_keys:
+            self._build(params)
+            for key, a in arrays.items():
+                _, i, name = key.split("/")
+                self._slots[int(i)][name][...] = a
+        else:
+            self.reset()
+        self.iterations = int(iterations)
+        self.learning_rate = float(lr)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"

@@ -24,6 +24,7 @@ How ``fit`` stays fast (PERF.md, "Python-side training"):
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -616,8 +617,12 @@ class Trainer:
                 cb.set_params(params)
         restore = self._set_truncation(truncate_bptt)
         try:
+            self._fit_dataset = x if dataset else None
+            self._resume_epoch = None
             for cb in cbs:
                 cb.on_train_begin({})
+            if self._resume_epoch is not None:  # a BackupAndRestore restored a run
+                initial_epoch = max(initial_epoch, self._resume_epoch)
             for epoch in range(initial_epoch, epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(epoch, {})
@@ -833,3 +838,74 @@ class Trainer:
         for name, t in zip(names, metric_totals):
             logs[name] = float(t / count)
         return logs
+
+    # ------------------------------------------------------------------ exact resume
+    def _rng_generators(self) -> list:
+        """Every random stream training draws from, in a fixed order: the shuffling, each
+        layer's (dropout), and a shuffling dataset's being trained on."""
+        gens = [self._shuffle_rng]
+        gens += [layer._rng for layer in self._iter_all_layers()]
+        gens.append(getattr(getattr(self, "_fit_dataset", None), "_rng", None))
+        return gens
+
+    def _write_backup(self, path: str, epoch: int) -> None:
+        """Everything an exact resume needs, in one file written atomically: weights,
+        optimizer state, random streams and the last completed epoch."""
+        import io
+        import json
+
+        from .. import saving
+        arrays = {f"w/{k:04d}": w for k, w in enumerate(self.get_weights())}
+        if self.optimizer is not None:
+            for key, value in self.optimizer.get_state().items():
+                arrays[f"opt/{key}"] = value
+        meta = {
+            "format": "fastrnn-backup", "version": 1, "epoch": int(epoch),
+            "weights": len(self.weights),
+            "rng": [None if g is None else g.bit_generator.state
+                    for g in self._rng_generators()],
+        }
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        saving._atomic_write(path, buf.getvalue())
+
+    def _read_backup(self, path: str) -> int:
+        """Restores a :meth:`_write_backup` file (checked whole before anything changes);
+        returns the epoch to continue from."""
+        import json
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            meta = json.loads(bytes(arrays.pop("meta")).decode("utf-8"))
+        except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path!r} is not a readable fastrnn backup: {exc}") from exc
+        gens = self._rng_generators()
+        if not isinstance(meta, dict) or meta.get("format") != "fastrnn-backup" or \
+                meta.get("weights") != len(self.weights) or \
+                not isinstance(meta.get("rng"), list) or len(meta["rng"]) != len(gens):
+            raise ValueError(
+                f"{path!r} was written for another model or training setup (weights, layers "
+                "or dataset differ); delete it to start afresh."
+            )
+        weights = [arrays.pop(f"w/{k:04d}") for k in range(meta["weights"])]
+        opt_state = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
+        # Check everything (on copies), then apply: weights, optimizer state, random streams.
+        try:
+            check_shapes = [w.shape for w in self.weights]
+            if [np.shape(w) for w in weights] != check_shapes:
+                raise ValueError("its weight shapes differ from this model's")
+            if self.optimizer is not None and opt_state:
+                copy.deepcopy(self.optimizer).set_state(opt_state, self._optimizer_targets()[0])
+        except ValueError as exc:
+            raise ValueError(
+                f"{path!r} was written for another model or training setup ({exc}); delete it "
+                "to start afresh."
+            ) from exc
+        self.set_weights(weights)
+        if self.optimizer is not None and opt_state:
+            self.optimizer.set_state(opt_state, self._optimizer_targets()[0])
+        for g, state in zip(gens, meta["rng"]):
+            if g is not None and state is not None:
+                g.bit_generator.state = state
+        return int(meta["epoch"]) + 1
