@@ -101,10 +101,11 @@ def check_saved_shapes(model: str, mine: list, saved: list) -> None:
 class _Step:
     """One call of the graph, resolved to slot numbers (see ``Model._run_forward``)."""
 
-    __slots__ = ("in_slots", "layer", "main_is_list", "n_main", "out_slots", "outputs_is_list",
-                 "shared", "state_slots", "training")
+    __slots__ = ("has_weights", "in0", "in_slots", "layer", "main_is_list", "masked",
+                 "n_main", "out0", "out_slots", "outputs_is_list", "shared", "simple",
+                 "state_slots", "training")
 
-    def __init__(self, node: Any, slot_of: dict, shared: bool):
+    def __init__(self, node: Any, slot_of: dict, shared: bool, may_mask: set):
         self.layer = node.layer
         ins = [slot_of[id(t)] for t in node.inputs]
         self.in_slots = ins[:node.n_main]
@@ -115,6 +116,17 @@ class _Step:
         self.outputs_is_list = node.outputs_is_list
         self.training = node.training
         self.shared = shared
+        self.has_weights = bool(node.layer.weights)
+        # Whether a mask can reach or leave this call (masks start where a layer computes
+        # one, e.g. Embedding(mask_zero=True) or Masking, and flow while layers pass them).
+        produces = _overrides_compute_mask(node.layer)
+        self.masked = produces or any(s in may_mask for s in self.in_slots)
+        if produces or (self.masked and getattr(node.layer, "supports_masking", False)):
+            may_mask.update(self.out_slots)
+        self.in0, self.out0 = self.in_slots[0], self.out_slots[0]
+        # The common call: one tensor in, one out, nothing else to look after.
+        self.simple = not (self.main_is_list or self.state_slots or self.outputs_is_list
+                           or shared or self.training is not None or self.masked)
 
 
 def _map_graph(inputs: list, outputs: list) -> tuple[list, list]:
@@ -280,7 +292,8 @@ class Model(Trainer, Layer):
         calls = defaultdict(int)
         for node in nodes:
             calls[id(node.layer)] += 1
-        self._steps = [_Step(n, slot_of, calls[id(n.layer)] > 1) for n in nodes
+        may_mask: set = set()
+        self._steps = [_Step(n, slot_of, calls[id(n.layer)] > 1, may_mask) for n in nodes
                        if not n.is_input]
         self._nodes = nodes
         self._n_slots = len(slot_of)
@@ -457,6 +470,9 @@ class Model(Trainer, Layer):
             vals[s] = x
         snapshots = {} if training else None
         for k, step in enumerate(self._steps):
+            if step.simple:
+                vals[step.out0] = step.layer.forward(vals[step.in0], training=training)
+                continue
             layer = step.layer
             if step.main_is_list:
                 arg: Any = [vals[s] for s in step.in_slots]
@@ -502,8 +518,11 @@ class Model(Trainer, Layer):
         for k in range(len(self._steps) - 1, -1, -1):
             step = self._steps[k]
             layer = step.layer
+            if step.simple and grads[step.out0] is not None:
+                _add(grads, step.in0, layer.backward(grads[step.out0]))
+                continue
             ds = [grads[s] for s in step.out_slots]
-            if all(d is None for d in ds) and not layer.weights:
+            if all(d is None for d in ds) and not step.has_weights:
                 continue  # nothing flows back through this call
             d_arg = ds if step.outputs_is_list else ds[0]
             stash = None
@@ -802,6 +821,13 @@ def _takes_mask(layer: Any) -> bool:
         import inspect
         found = _TAKES_MASK[cls] = "mask" in inspect.signature(cls.forward).parameters
     return found
+
+
+def _overrides_compute_mask(layer: Any) -> bool:
+    """Whether the layer computes masks of its own (rather than passing one on or none)."""
+    base = getattr(Layer, "compute_mask", None)
+    mine = getattr(type(layer), "compute_mask", None)
+    return mine is not None and mine is not base
 
 
 def _output_mask(layer: Any, arg: Any, mask: Any, has_mask: bool) -> Any:
