@@ -9,7 +9,9 @@ Models (synthetic data of the books' shapes, generated here):
 - ``jena_lstm``: Deep Learning with Python's LSTM(16) -> Dense(1), RMSprop, batch 256, windows of
   120 hourly steps x 14 features, predict the first feature 24 steps after the window.
 
-Frameworks: fastrnn (``Sequential``/``compile``/``fit``), a PyTorch eager loop (the same layers,
+Frameworks: fastrnn (``Sequential``/``compile``/``fit``), the same fastrnn model written with the
+functional API (``fastrnn.Input``/``fastrnn.Model``: it must train at the Sequential's speed),
+a PyTorch eager loop (the same layers,
 optimizer, batch size and Keras's initializers) and TF-Keras; each only when importable. Every
 framework sees the same arrays, starts from the same initial weights (fastrnn's seeded Keras
 initializers, copied into the others), gets the same batches in the same order (each epoch's
@@ -30,7 +32,7 @@ import numpy as np
 
 from bench_common import optional_import, peak_rss_mib, reset_peak_rss, rss_mib
 
-FRAMEWORKS = ("fastrnn", "torch", "tf_keras")
+FRAMEWORKS = ("fastrnn", "fastrnn_functional", "torch", "tf_keras")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,11 +164,28 @@ def fastrnn_available() -> tuple[Optional[FastrnnApi], str]:
     return FastrnnApi(sequential, layers, set_seed), ""
 
 
-def _fastrnn_model(api: FastrnnApi, work: Workload) -> Any:
+def _fastrnn_model(api: FastrnnApi, work: Workload, functional: bool = False) -> Any:
     layers = api.layers
     if api.set_seed is not None:
         api.set_seed(0)
     features = work.x_train.shape[2]
+    if functional:
+        import fastrnn
+        inputs = fastrnn.Input((None, features))
+        if work.name == "jena_lstm":
+            x = layers.LSTM(16)(inputs)
+            outputs = layers.Dense(1)(x)
+        elif work.name == "deep_rnn":
+            x = layers.SimpleRNN(20, return_sequences=True)(inputs)
+            x = layers.SimpleRNN(20)(x)
+            outputs = layers.Dense(1)(x)
+        else:
+            x = layers.SimpleRNN(20, return_sequences=True)(inputs)
+            x = layers.SimpleRNN(20, return_sequences=True)(x)
+            outputs = layers.TimeDistributed(layers.Dense(10))(x)
+        model = fastrnn.Model(inputs, outputs)
+        model.compile(optimizer=work.optimizer, loss="mse")
+        return model
     if work.name == "jena_lstm":
         stack = [layers.LSTM(16, input_shape=(None, features)), layers.Dense(1)]
     elif work.name == "deep_rnn":
@@ -197,9 +216,10 @@ def initial_weights(api: Optional[FastrnnApi], work: Workload) -> Optional[list[
 
 
 def _fastrnn_trainer(
-    api: FastrnnApi, work: Workload, initial: Optional[list[np.ndarray]]
+    api: FastrnnApi, work: Workload, initial: Optional[list[np.ndarray]],
+    functional: bool = False,
 ) -> tuple[Callable[[np.ndarray, np.ndarray], None], Callable]:
-    model = _fastrnn_model(api, work)
+    model = _fastrnn_model(api, work, functional)
     if initial is not None:
         model.set_weights(initial)
 
@@ -411,6 +431,8 @@ def run(
     tf, why_tf = tensorflow_available(threads)
     available = {
         "fastrnn": (fastrnn, why_fastrnn, _fastrnn_trainer),
+        "fastrnn_functional": (fastrnn, why_fastrnn,
+                               lambda m, w, i: _fastrnn_trainer(m, w, i, functional=True)),
         "torch": (torch, f"torch not installed ({why_torch})" if why_torch else "", _torch_trainer),
         "tf_keras": (tf, why_tf, _keras_trainer),
     }
@@ -445,7 +467,7 @@ def run(
             "results": results,
         }
         fast = results["fastrnn"].get("s_per_epoch")
-        for other in ("torch", "tf_keras"):
+        for other in ("fastrnn_functional", "torch", "tf_keras"):
             theirs = results[other].get("s_per_epoch")
             row[f"speedup_vs_{other}"] = theirs / fast if fast and theirs else None
         if work.name == "jena_lstm":

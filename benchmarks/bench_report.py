@@ -9,7 +9,8 @@ from typing import Any, Optional
 from bench_common import CLEAN_ENV_HINT
 from bench_kernels import CELL_NAMES
 
-IMPL_NAMES = {"fastrnn": "fastrnn", "numpy": "NumPy", "torch": "PyTorch", "tf_keras": "TF-Keras"}
+IMPL_NAMES = {"fastrnn": "fastrnn", "fastrnn_functional": "fastrnn (functional API)",
+              "numpy": "NumPy", "torch": "PyTorch", "tf_keras": "TF-Keras"}
 
 #: PERF.md's PyTorch forward+backward times (ms), measured on the reference machine.
 PERF_TORCH_MS = {
@@ -106,6 +107,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"{r['label']} fwd+bwd >= 80% of sgemm GFLOP/s", pct, 80.0, "%")
 
     e2e = {r["model"]: r for r in results.get("e2e", [])}
+    for name, r in e2e.items():
+        ratio = r.get("speedup_vs_fastrnn_functional")  # functional s/epoch over Sequential's
+        add(f"{name}: functional model's epoch within 5% of Sequential's (Sequential/functional)",
+            None if not ratio else 1.0 / ratio, 1.0 / 1.05)
     if "deep_rnn" in e2e:
         r = e2e["deep_rnn"]
         add("deep RNN fit vs PyTorch eager >= 20x per epoch", r["speedup_vs_torch"], 20.0)
