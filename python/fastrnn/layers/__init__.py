@@ -10,7 +10,7 @@ into JSON-ready dicts and back.
 from __future__ import annotations
 
 from .base import Layer, deserialize, get, serialize
-from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer
+from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking
 from .recurrent import GRU, LSTM, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 
@@ -26,6 +26,7 @@ __all__ = [
     "Input",
     "InputLayer",
     "Layer",
+    "Masking",
     "SimpleRNN",
     "TimeDistributed",
     "deserialize",
