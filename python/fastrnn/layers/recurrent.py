@@ -517,14 +517,15 @@ class _RNN(Layer):
             if step_mask is not None:
                 dh = np.where(keep, dh, dh_pass)
                 dc = None if dc is None else np.where(keep, dc, dc_pass)
-        d_pre2 = d_pre.reshape(B * T, -1)
-        d_hu2 = d_hu.reshape(B * T, -1)
+        G = self._gates * H  # explicit widths: B * T may be 0 (a fully masked row alone)
+        d_pre2 = d_pre.reshape(B * T, G)
+        d_hu2 = d_hu.reshape(B * T, G)
         g = {
             "x": d_pre @ K.T,
             "h0": dh,
             "c0": dc,
-            "kernel": x.reshape(B * T, -1).T @ d_pre2,
-            "recurrent_kernel": tape["h_prev_used"].reshape(B * T, -1).T @ d_hu2,
+            "kernel": x.reshape(B * T, x.shape[-1]).T @ d_pre2,
+            "recurrent_kernel": tape["h_prev_used"].reshape(B * T, H).T @ d_hu2,
             "gamma": d_gamma,
             "beta": d_beta,
         }
