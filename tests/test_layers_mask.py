@@ -357,41 +357,51 @@ def test_embedding_mask_zero_rnn_matches_keras(cell, return_sequences, go_backwa
         np.testing.assert_allclose(g_ours, g_keras, rtol=1e-8, atol=1e-10, err_msg=v.name)
 
 
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "seq"])
-def test_masking_lstm_with_initial_state_and_return_state_matches_keras(return_sequences):
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "back"])
+def test_masking_rnn_with_initial_state_and_return_state_matches_keras(
+    cell, return_sequences, go_backwards
+):
+    """Masking -> RNN with an initial state (so Keras's zeros before the first unmasked step
+    differ from the carried state) and return_state, holes and a fully masked row."""
     keras = keras_or_skip()
     import tensorflow as tf
 
     rng = np.random.default_rng(11)
     B, T, F, H = 5, 6, 3, 4
+    n = 2 if cell == "lstm" else 1
     m = make_mask(rng, "holes", B, T)
+    m[3, :2] = False  # a row with leading masked steps
     x = rng.normal(size=(B, T, F)) * m[..., None]
-    h0, c0 = rng.normal(size=(B, H)), rng.normal(size=(B, H))
+    s0 = [rng.normal(size=(B, H)) for _ in range(n)]
     masking = Masking(dtype="float64")
-    lstm = make_layer("lstm", H, return_sequences=return_sequences, return_state=True)
-    lstm.build((T, F))
-    randomize(lstm, rng)
+    rnn = make_layer(cell, H, return_sequences=return_sequences, return_state=True,
+                     go_backwards=go_backwards)
+    rnn.build((T, F))
+    randomize(rnn, rng)
     xm = masking.forward(x, training=True)
-    y, h, c = lstm.forward(xm, training=True, initial_state=[h0, c0],
-                           mask=masking.compute_mask(x, None))
-    d_y, d_h = rng.normal(size=y.shape), rng.normal(size=h.shape)
-    lstm.backward([d_y, d_h, None])
+    y, *states = rnn.forward(xm, training=True, initial_state=s0,
+                             mask=masking.compute_mask(x, None))
+    d_y, d_h = rng.normal(size=y.shape), rng.normal(size=states[0].shape)
+    rnn.backward([d_y, d_h] + [None] * (n - 1))
 
     k_masking = keras.layers.Masking(dtype="float64")
-    k_lstm = keras_rnn(keras, "lstm", H, return_sequences=return_sequences, return_state=True)
+    k_rnn = keras_rnn(keras, cell, H, return_sequences=return_sequences, return_state=True,
+                      go_backwards=go_backwards)
     xt = tf.constant(x)
-    states = [tf.constant(h0), tf.constant(c0)]
+    k_s0 = [tf.constant(s) for s in s0]
     k_mask = k_masking.compute_mask(xt)  # passed explicitly: eager calls may not carry it
-    k_lstm(k_masking(xt), initial_state=states, mask=k_mask)
-    k_lstm.set_weights(lstm.get_weights())
+    k_rnn(k_masking(xt), initial_state=k_s0, mask=k_mask)
+    k_rnn.set_weights(rnn.get_weights())
     with tf.GradientTape() as tape:
-        tape.watch(states)
-        k_y, k_h, k_c = k_lstm(k_masking(xt), initial_state=states, mask=k_mask)
-        total = tf.reduce_sum(k_y * d_y) + tf.reduce_sum(k_h * d_h)
-    grads = tape.gradient(total, k_lstm.trainable_variables + states)
-    for ours, theirs in [(y, k_y), (h, k_h), (c, k_c)]:
+        tape.watch(k_s0)
+        k_y, *k_states = k_rnn(k_masking(xt), initial_state=k_s0, mask=k_mask)
+        total = tf.reduce_sum(k_y * d_y) + tf.reduce_sum(k_states[0] * d_h)
+    grads = tape.gradient(total, k_rnn.trainable_variables + k_s0)
+    for ours, theirs in zip([y, *states], [k_y, *k_states]):
         np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-9, atol=1e-11)
-    for ours, theirs in zip(lstm.grads + lstm.initial_state_grads, grads):
+    for ours, theirs in zip(rnn.grads + rnn.initial_state_grads, grads):
         np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-8, atol=1e-10)
 
 
@@ -429,3 +439,28 @@ def test_bidirectional_masked_matches_keras(cell, return_sequences, merge_mode):
     np.testing.assert_allclose(y, out.numpy(), rtol=1e-9, atol=1e-11)
     for ours, theirs in zip(bi.grads + [d_x], grads):
         np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_bidirectional_return_state_masked_matches_keras():
+    keras = keras_or_skip()
+    import tensorflow as tf
+
+    rng = np.random.default_rng(13)
+    B, T, F, H = 5, 6, 3, 4
+    m = make_mask(rng, "left", B, T)
+    x = rng.normal(size=(B, T, F))
+    bi = Bidirectional(make_layer("lstm", H, return_sequences=True, return_state=True),
+                       dtype="float64")
+    bi.build((T, F))
+    for inner in bi._sublayers:
+        randomize(inner, rng)
+    got = bi.forward(x, mask=m)
+    k_bi = keras.layers.Bidirectional(
+        keras_rnn(keras, "lstm", H, return_sequences=True, return_state=True), dtype="float64")
+    xt, mt = tf.constant(x), tf.constant(m)
+    k_bi(xt, mask=mt)
+    k_bi.set_weights(bi.get_weights())
+    want = k_bi(xt, mask=mt)
+    assert len(got) == len(want) == 5
+    for ours, theirs in zip(got, want):
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-9, atol=1e-11)
