@@ -66,6 +66,14 @@ def test_compute_mask_protocol():
         assert layer.supports_masking
         assert layer.compute_mask(x, m) is m
     assert Flatten().compute_mask(x, m) is None
+    # every layer that supports masking takes `mask=` in forward (the model may pass it)
+    import inspect
+
+    for layer in (Dense(2), Dropout(0.3), Activation("tanh"), TimeDistributed(Dense(2)),
+                  Masking(), Embedding(5, 2, mask_zero=True), LSTM(2),
+                  Bidirectional(GRU(2))):
+        assert layer.supports_masking
+        assert "mask" in inspect.signature(layer.forward).parameters
     for cell in CELLS:
         assert make_layer(cell, 2, return_sequences=True).compute_mask(x, m) is m
         assert make_layer(cell, 2).compute_mask(x, m) is None

@@ -337,7 +337,10 @@ class Embedding(Layer):
                 )
         return a.astype(np.int64)
 
-    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+    def forward(self, x: Any, training: bool = False, mask: Optional[np.ndarray] = None
+                ) -> np.ndarray:
+        """`mask` is accepted and ignored: the output mask comes from the ids
+        (:meth:`compute_mask`)."""
         ids = self._indices(x)
         self._ensure_built(ids)
         self._check_input(ids)
