@@ -905,7 +905,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("recurrent_mask"), py::arg("outputs"), py::arg("d_outputs"), py::arg("d_h_last"),
         py::arg("activation") = "tanh", py::arg("truncate") = 0, py::arg("input_grad") = true,
-        py::arg("step_mask") = none, "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
+        py::arg("step_mask") = none,
+        "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
   m.def("lstm_forward",
         [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
            const py::array& u, const Opt& b, const Opt& mask, bool keep_tape,
@@ -915,7 +916,8 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("bias"), py::arg("recurrent_mask") = none, py::arg("keep_tape") = true,
-        py::arg("step_mask") = none, "-> (outputs, h_last, c_last, gates, cells); gates and cells are None without a tape");
+        py::arg("step_mask") = none,
+        "-> (outputs, h_last, c_last, gates, cells); gates and cells are None without a tape");
   m.def("lstm_backward",
         [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
            const py::array& u, const Opt& mask, const py::array& out, const py::array& gates,
@@ -938,7 +940,8 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("bias"), py::arg("recurrent_mask") = none, py::arg("keep_tape") = true,
-        py::arg("step_mask") = none, "-> (outputs, h_last, gates, hz_h); gates and hz_h are None without a tape");
+        py::arg("step_mask") = none,
+        "-> (outputs, h_last, gates, hz_h); gates and hz_h are None without a tape");
   m.def("gru_backward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
            const Opt& mask, const py::array& out, const py::array& gates, const py::array& hz_h,
