@@ -316,12 +316,13 @@ def test_mask_accepts_integers_and_uint8():
         (np.array([["a"] * 5] * 4), TypeError, ["`mask`"]),
     ],
 )
-def test_bad_masks_are_named(value, error, words):
+@pytest.mark.parametrize("module", [ops, ref], ids=["ops", "reference"])
+def test_bad_masks_are_named(value, error, words, module):
     rng = np.random.default_rng(1)
     case = make_case(rng, "gru", 4, 5, 3, 4, np.float64)
     with pytest.raises(error) as info:
-        forward(ops, case.with_(step_mask=value))
-    for w in words:
+        forward(module, case.with_(step_mask=value))
+    for w in words[:1 if module is ref else None]:
         assert w in str(info.value)
 
 

@@ -108,7 +108,12 @@ def _keep(mask: Optional[Any], B: int, T: int) -> np.ndarray:
     """The step mask as (B, T, 1) bools, broadcastable over units; all True without a mask."""
     if mask is None:
         return np.ones((B, T, 1), bool)
-    return np.asarray(mask, dtype=bool).reshape(B, T, 1)
+    m = np.asarray(mask)
+    if m.dtype.kind not in "biu":
+        raise TypeError(f"argument `mask`: expected a bool (or integer) array, got {m.dtype}")
+    if m.shape != (B, T):
+        raise ValueError(f"argument `mask`: expected shape (batch, time) = {(B, T)}, got {m.shape}")
+    return (m != 0).reshape(B, T, 1)
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
