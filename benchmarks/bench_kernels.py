@@ -288,3 +288,109 @@ def _row(
         "fastrnn_pct_of_sgemm": pct,
         "max_abs_diff_vs_numpy": deviation,
     }
+
+
+# ----------------------------------------------------------------------------- masked batches
+# A padded batch of variable-length sequences, LSTM forward+backward: fastrnn with a step mask
+# against fastrnn on the same padded shape without one (PERF.md: at most 1.1x its cost), and
+# PyTorch's way of skipping padding, pack_padded_sequence (plus its padded run, for scale).
+MASKED_SIZES = ((32, 50, 1, 20), (64, 100, 32, 128))  # (batch, time, input, hidden)
+MASKED_IMPLEMENTATIONS = ("fastrnn masked", "fastrnn unmasked", "torch packed", "torch padded")
+
+
+def masked_lengths(batch: int, time: int, seed: int = 0) -> np.ndarray:
+    """Right-padded lengths, uniform in [time/2, time], the longest first row at full length."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(max(1, time // 2), time + 1, size=batch)
+    lengths[0] = time
+    return lengths
+
+
+def masked_calls(torch: Optional[Any], data: CaseData, lengths: np.ndarray) -> Calls:
+    """Forward+backward of each of MASKED_IMPLEMENTATIONS (the torch ones when installed)."""
+    import fastrnn
+
+    ops = fastrnn.ops
+    _, time, _ = data.x.shape
+    mask = np.arange(time)[None, :] < lengths[:, None]
+    args = (data.x, None, None, data.kernel, data.recurrent_kernel, data.bias)
+    d_outputs = data.d_outputs * mask[:, :, None]
+
+    def masked() -> Any:
+        return ops.lstm_backward(ops.lstm_forward(*args, mask=mask)[-1], d_outputs)
+
+    def unmasked() -> Any:
+        return ops.lstm_backward(ops.lstm_forward(*args)[-1], d_outputs)
+
+    calls: Calls = {"fastrnn masked": masked, "fastrnn unmasked": unmasked}
+    if torch is None:
+        return calls
+    module = torch_module(torch, "lstm", data)
+    params = list(module.parameters())
+    x = torch.from_numpy(data.x).clone().requires_grad_(True)
+    d_out = torch.from_numpy(d_outputs)
+    t_lengths = torch.from_numpy(lengths.astype(np.int64))
+    rnn = torch.nn.utils.rnn
+
+    def step(packed: bool) -> Any:
+        for p in params:
+            p.grad = None
+        x.grad = None
+        if packed:
+            seq = rnn.pack_padded_sequence(x, t_lengths, batch_first=True, enforce_sorted=False)
+            out, _ = module(seq)
+            out, _ = rnn.pad_packed_sequence(out, batch_first=True, total_length=time)
+        else:
+            out, _ = module(x)
+        out.backward(d_out)
+        return x.grad
+
+    calls["torch packed"] = lambda: step(True)
+    calls["torch padded"] = lambda: step(False)
+    return calls
+
+
+def _time_ratio(results: dict[str, dict[str, Any]]) -> Callable[[str, str], Optional[float]]:
+    """ratio(a, b): a's median time over b's, or None when either is missing."""
+
+    def ratio(a: str, b: str) -> Optional[float]:
+        x, y = results[a].get("median_s"), results[b].get("median_s")
+        return x / y if x and y else None
+
+    return ratio
+
+
+def run_masked(mode: str, impls: dict[str, tuple[Optional[Any], str]], budget: Budget,
+               progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """One row per size: each implementation's time and the ratios that matter."""
+    sizes = MASKED_SIZES[:1] if mode == "smoke" else MASKED_SIZES
+    torch = impls.get("torch", (None, ""))[0]
+    rows = []
+    for b, t, i, h in sizes:
+        case = KernelCase("lstm", b, t, i, h, "masked")
+        progress(f"{case.label} (masked)")
+        lengths = masked_lengths(b, t)
+        calls = masked_calls(torch, make_data(case), lengths)
+        parts: dict[str, list[Timing]] = {name: [] for name in calls}
+        share = split_budget(budget, budget.rounds)
+        for _ in range(budget.rounds):  # take turns, as run_case does
+            for name, call in calls.items():
+                parts[name].append(measure(call, share))
+        results: dict[str, dict[str, Any]] = {}
+        for name in MASKED_IMPLEMENTATIONS:
+            if name in parts:
+                timing = Timing.combine(parts[name])
+                results[name] = {"median_s": timing.median, "timing": timing.as_dict()}
+            else:
+                results[name] = {"skipped": "torch not available"}
+        ratio = _time_ratio(results)
+        rows.append({
+            "label": case.label,
+            "lengths_mean": float(lengths.mean()),
+            "kept_fraction": float(lengths.mean() / t),
+            "results": results,
+            "masked_over_unmasked": ratio("fastrnn masked", "fastrnn unmasked"),
+            "torch_packed_over_masked": ratio("torch packed", "fastrnn masked"),
+            "torch_padded_over_unmasked": ratio("torch padded", "fastrnn unmasked"),
+        })
+    return rows

@@ -106,6 +106,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             pct = r["fastrnn_pct_of_sgemm"]
             add(f"{r['label']} fwd+bwd >= 80% of sgemm GFLOP/s", pct, 80.0, "%")
 
+    for r in results.get("masked", []):
+        ratio = r["masked_over_unmasked"]
+        out.append(
+            {"target": f"{r['label']} masked fwd+bwd <= 1.1x unmasked", "goal": 1.1,
+             "unit": "x", "measured": ratio,
+             "status": "n/a" if ratio is None else "met" if ratio <= 1.1 else "unmet"}
+        )
+
     e2e = {r["model"]: r for r in results.get("e2e", [])}
     for name, r in e2e.items():
         ratio = r.get("speedup_vs_fastrnn_functional")  # functional s/epoch over Sequential's
@@ -243,6 +251,26 @@ def markdown(results: dict[str, Any]) -> str:
         devs = [d for d in devs if d is not None]
         if devs:
             out += [f"Largest |fastrnn - NumPy| over all forward outputs: {max(devs):.2e}.", ""]
+    if results.get("masked"):
+        out += ["## Masked batches (LSTM forward+backward, right padding)", ""]
+        out += [
+            "A padded batch whose rows keep a random length in [T/2, T] (the first row T): "
+            "fastrnn with the step mask, fastrnn on the same padded shape without one, "
+            "PyTorch with pack_padded_sequence, and PyTorch on the padded batch.",
+            "",
+        ]
+        out += table(
+            ["case (B x T x I x H)", "kept", "fastrnn masked", "fastrnn unmasked",
+             "torch packed", "torch padded", "masked / unmasked", "torch packed / masked"],
+            [
+                [r["label"], f"{100 * r['kept_fraction']:.0f}%"]
+                + [cell_result(r["results"].get(n, {})) for n in (
+                    "fastrnn masked", "fastrnn unmasked", "torch packed", "torch padded")]
+                + [fmt_ratio(r["masked_over_unmasked"]), fmt_ratio(r["torch_packed_over_masked"])]
+                for r in results["masked"]
+            ],
+        )
+        out += [""]
     if results.get("latency"):
         out += ["## Inference latency (LSTM, batch 1, 14 inputs)", ""]
         out += table(

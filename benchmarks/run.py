@@ -151,7 +151,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     cases = bench_kernels.plan(mode) if "kernels" in sections else []
     latency_plan = bench_latency.plan(mode) if "latency" in sections else []
     n_e2e = 3 * len(bench_e2e.FRAMEWORKS) if "e2e" in sections else 0
-    progress = Progress(int(bool(cases)) + len(cases) + len(latency_plan) + n_e2e)
+    n_masked = (1 if mode == "smoke" else len(bench_kernels.MASKED_SIZES)) if cases else 0
+    progress = Progress(int(bool(cases)) + len(cases) + n_masked + len(latency_plan) + n_e2e)
 
     started = time.perf_counter()
     results: dict[str, Any] = {}
@@ -175,6 +176,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 results["kernels"] += bench_kernels.run_case(
                     case, impls, budget, results["sgemm_peak_gflops"]
                 )
+            results["masked"] = bench_kernels.run_masked(mode, impls, budget, progress)
         if latency_plan:
             results["latency"] = bench_latency.run(mode, impls, budget, progress)
         if n_e2e:

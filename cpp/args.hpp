@@ -6,8 +6,16 @@
 //   (G = H for SimpleRNN, 4H for LSTM, 3H for GRU).
 // All arrays are C-contiguous, batch-major: element (b, t, j) of a (B, T, n) array is at
 // [(b * T + t) * n + j]. Optional pointers are nullptr when absent (zeros, or "no mask").
+//
+// Step masks (Keras masking): step_mask (B, T), one byte a step, 0 where the step is masked.
+// A masked step leaves the state unchanged (h_t = h_{t-1}, c_t = c_{t-1}; outputs and the
+// tape hold that carried state there) and no gradient reaches its input; backward carries the
+// state's gradient through it unchanged. The cost is that of the unmasked call: every product
+// still covers all B rows (the masked rows' results are skipped), only the gate math of a
+// masked (b, t) is replaced by a copy.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace fastrnn {
 
@@ -65,6 +73,7 @@ struct SimpleRnnForwardArgs {
   const F* recurrent_kernel;  // (H, H)
   const F* bias;              // (H,)       or nullptr
   const F* recurrent_mask;    // (B, H)     or nullptr; multiplies h_{t-1} before U
+  const std::uint8_t* step_mask;  // (B, T) or nullptr; 0: the step is masked (see above)
   F* h_scratch;               // (B, H)     workspace, used when recurrent_mask is set
   Panels<F> recurrent_panels;  // U in panels, or none
   Index B, T, I, H;
@@ -89,6 +98,8 @@ struct SimpleRnnBackwardArgs {
   const F* kernel_t;            // (H, I)   K transposed, likewise
   Panels<F> recurrent_t_panels;  // U^T in panels, or none
   const F* recurrent_mask;    // (B, H)     or nullptr
+  const std::uint8_t* step_mask;  // (B, T) or nullptr
+  F* d_h_held;                // (B, H)     workspace, used with step_mask: d_h of masked rows
   const F* d_outputs;         // (B, T, H)  or nullptr
   const F* d_h_last;          // (B, H)     or nullptr
   Index B, T, I, H;
@@ -117,6 +128,7 @@ struct LstmForwardArgs {
   const F* bias;              // (4H,)       or nullptr
   const F* recurrent_mask;    // (B, H)      or nullptr
   F* h_scratch;               // (B, H)      workspace, used when recurrent_mask is set
+  const std::uint8_t* step_mask;  // (B, T)  or nullptr
   Panels<F> recurrent_panels;  // U in panels, or none
   Index B, T, I, H;
   StepSplit split;
@@ -145,6 +157,8 @@ struct LstmBackwardArgs {
   const F* kernel_t;            // (4H, I)   K transposed, likewise
   Panels<F> recurrent_t_panels;  // U^T in panels, or none
   const F* recurrent_mask;    // (B, H)      or nullptr
+  const std::uint8_t* step_mask;  // (B, T)  or nullptr
+  F* d_h_held;                // (B, H)      workspace, used with step_mask: d_h of masked rows
   const F* d_outputs;         // (B, T, H)   or nullptr
   const F* d_h_last;          // (B, H)      or nullptr
   const F* d_c_last;          // (B, H)      or nullptr
@@ -172,6 +186,7 @@ struct GruForwardArgs {
   const F* bias;              // (2, 3H)     or nullptr
   const F* recurrent_mask;    // (B, H)      or nullptr
   F* h_scratch;               // (B, H)      workspace, used when recurrent_mask is set
+  const std::uint8_t* step_mask;  // (B, T)  or nullptr
   F* hz;                      // (B, 3H)     workspace: the recurrent GEMM of one step
   Panels<F> recurrent_panels;  // U in panels, or none
   Index B, T, I, H;
@@ -201,6 +216,7 @@ struct GruBackwardArgs {
   const F* kernel_t;            // (3H, I)   K transposed, likewise
   Panels<F> recurrent_t_panels;  // U^T in panels, or none
   const F* recurrent_mask;    // (B, H)      or nullptr
+  const std::uint8_t* step_mask;  // (B, T)  or nullptr
   const F* d_outputs;         // (B, T, H)   or nullptr
   const F* d_h_last;          // (B, H)      or nullptr
   Index B, T, I, H;

@@ -74,6 +74,25 @@ const F* checked(const Opt& a, const char* name, const std::vector<Index>& shape
   return a ? checked<F>(*a, name, shape) : nullptr;
 }
 
+// A step mask (see args.hpp): a C-contiguous bool or uint8 array (B, T), or none.
+const std::uint8_t* checked_step_mask(const Opt& m, Index B, Index T) {
+  if (!m) return nullptr;
+  const py::array& a = *m;
+  std::vector<Index> got(a.shape(), a.shape() + a.ndim());
+  const bool dtype_ok =
+      a.dtype().is(py::dtype::of<bool>()) || a.dtype().is(py::dtype::of<std::uint8_t>());
+  if (!dtype_ok || got != std::vector<Index>{B, T}) {
+    std::ostringstream o;
+    o << "argument `step_mask`: expected a bool or uint8 array of shape " << shape_str({B, T})
+      << " (batch, time), got " << py::str(a.dtype()).cast<std::string>() << " "
+      << shape_str(got);
+    throw std::invalid_argument(o.str());
+  }
+  if (!(a.flags() & py::array::c_style))
+    throw std::invalid_argument("argument `step_mask`: must be C-contiguous");
+  return static_cast<const std::uint8_t*>(a.data());
+}
+
 // Recycles the memory of large returned arrays (outputs, tapes, gradients). Training asks for
 // the same shapes every batch; memory fresh from the OS costs a page fault and a zeroing per
 // 4 KiB page (about 10% of a Jena-shaped LSTM step), so freed buffers wait here, up to a
@@ -363,7 +382,7 @@ Index parse_truncate(Index truncate) {
 template <typename F>
 py::tuple simple_rnn_forward(const py::array& x, const Opt& h0, const py::array& kernel,
                              const py::array& recurrent_kernel, const Opt& bias, const Opt& mask,
-                             const std::string& activation) {
+                             const std::string& activation, const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 1);
   fastrnn::SimpleRnnForwardArgs<F> a{};
   a.x = checked<F>(x, "x", {d.B, d.T, d.I});
@@ -372,6 +391,7 @@ py::tuple simple_rnn_forward(const py::array& x, const Opt& h0, const py::array&
   a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
   a.bias = checked<F>(bias, "bias", {d.G});
   a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
   a.activation = parse_activation(activation);
   auto outputs = empty<F>({d.B, d.T, d.H});
   auto h_last = empty<F>({d.B, d.H});
@@ -396,7 +416,8 @@ template <typename F>
 py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array& kernel,
                               const py::array& recurrent_kernel, const Opt& mask,
                               const py::array& outputs, const Opt& d_outputs, const Opt& d_h_last,
-                              const std::string& activation, Index truncate, bool input_grad) {
+                              const std::string& activation, Index truncate, bool input_grad,
+                              const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 1);
   fastrnn::SimpleRnnBackwardArgs<F> a{};
   a.x = checked<F>(x, "x", {d.B, d.T, d.I});
@@ -404,6 +425,7 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
   a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
   a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
   a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
   a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
   a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
   a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
@@ -423,9 +445,9 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
       copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
     } else {
       const std::size_t bth = std::size_t(d.B * d.T * d.H), bh = std::size_t(d.B * d.H);
-      F* ws = workspace<F>().get(bth + bh + transposed_weights_size(d) +
-                                 weight_phase_size(d, false));
-      a.d_pre = ws, a.d_h = ws + bth;
+      const std::size_t main = bth + bh + transposed_weights_size(d) + weight_phase_size(d, false);
+      F* ws = workspace<F>().get(main + (a.step_mask != nullptr ? bh : 0));
+      a.d_pre = ws, a.d_h = ws + bth, a.d_h_held = ws + main;
       store_transposed_weights(a, d, ws + bth + bh);
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
       a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
@@ -443,7 +465,7 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
 template <typename F>
 py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const py::array& kernel,
                        const py::array& recurrent_kernel, const Opt& bias, const Opt& mask,
-                       bool keep_tape) {
+                       bool keep_tape, const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 4);
   fastrnn::LstmForwardArgs<F> a{};
   a.x = checked<F>(x, "x", {d.B, d.T, d.I});
@@ -453,6 +475,7 @@ py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const p
   a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
   a.bias = checked<F>(bias, "bias", {d.G});
   a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
   auto outputs = empty<F>({d.B, d.T, d.H});
   auto h_last = empty<F>({d.B, d.H});
   auto c_last = empty<F>({d.B, d.H});
@@ -487,7 +510,7 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
                         const py::array& recurrent_kernel, const Opt& mask,
                         const py::array& outputs, const py::array& gates, const py::array& cells,
                         const Opt& d_outputs, const Opt& d_h_last, const Opt& d_c_last,
-                        Index truncate, bool input_grad) {
+                        Index truncate, bool input_grad, const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 4);
   fastrnn::LstmBackwardArgs<F> a{};
   a.x = checked<F>(x, "x", {d.B, d.T, d.I});
@@ -496,6 +519,7 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
   a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
   a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
   a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
   a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
   a.gates = checked<F>(gates, "gates", {d.B, d.T, d.G});
   a.cells = checked<F>(cells, "cells", {d.B, d.T, d.H});
@@ -519,9 +543,10 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
       copy_or_zero(a.d_c0, a.d_c_last, d.B * d.H);
     } else {
       const std::size_t btg = std::size_t(d.B * d.T * d.G), bh = std::size_t(d.B * d.H);
-      F* ws = workspace<F>().get(btg + 2 * bh + transposed_weights_size(d) +
-                                 weight_phase_size(d, false));
-      a.d_gates = ws, a.d_h = ws + btg, a.d_c = ws + btg + bh;
+      const std::size_t main =
+          btg + 2 * bh + transposed_weights_size(d) + weight_phase_size(d, false);
+      F* ws = workspace<F>().get(main + (a.step_mask != nullptr ? bh : 0));
+      a.d_gates = ws, a.d_h = ws + btg, a.d_c = ws + btg + bh, a.d_h_held = ws + main;
       store_transposed_weights(a, d, ws + btg + 2 * bh);
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
       a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
@@ -539,7 +564,7 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
 template <typename F>
 py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel,
                       const py::array& recurrent_kernel, const Opt& bias, const Opt& mask,
-                      bool keep_tape) {
+                      bool keep_tape, const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 3);
   fastrnn::GruForwardArgs<F> a{};
   a.x = checked<F>(x, "x", {d.B, d.T, d.I});
@@ -548,6 +573,7 @@ py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel
   a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
   a.bias = checked<F>(bias, "bias", {2, d.G});
   a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
   auto outputs = empty<F>({d.B, d.T, d.H});
   auto h_last = empty<F>({d.B, d.H});
   // Without a tape (inference), gates and hz_h are one step's scratch in the workspace.
@@ -580,7 +606,7 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
                        const py::array& recurrent_kernel, const Opt& mask,
                        const py::array& outputs, const py::array& gates, const py::array& hz_h,
                        const Opt& d_outputs, const Opt& d_h_last, Index truncate,
-                       bool input_grad) {
+                       bool input_grad, const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 3);
   fastrnn::GruBackwardArgs<F> a{};
   a.x = checked<F>(x, "x", {d.B, d.T, d.I});
@@ -588,6 +614,7 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
   a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
   a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
   a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
   a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
   a.gates = checked<F>(gates, "gates", {d.B, d.T, d.G});
   a.hz_h = checked<F>(hz_h, "hz_h", {d.B, d.T, d.H});
@@ -861,66 +888,72 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("simple_rnn_forward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
-           const Opt& b, const Opt& mask, const std::string& act) {
+           const Opt& b, const Opt& mask, const std::string& act, const Opt& step_mask) {
           return by_dtype(simple_rnn_forward<float>, simple_rnn_forward<double>, x, h0, k, u, b,
-                          mask, act);
+                          mask, act, step_mask);
         },
         py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("bias"), py::arg("recurrent_mask") = none, py::arg("activation") = "tanh",
-        "-> (outputs, h_last)");
+        py::arg("step_mask") = none, "-> (outputs, h_last)");
   m.def("simple_rnn_backward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
            const Opt& mask, const py::array& out, const Opt& d_out, const Opt& d_h_last,
-           const std::string& act, Index truncate, bool input_grad) {
+           const std::string& act, Index truncate, bool input_grad, const Opt& step_mask) {
           return by_dtype(simple_rnn_backward<float>, simple_rnn_backward<double>, x, h0, k, u,
-                          mask, out, d_out, d_h_last, act, truncate, input_grad);
+                          mask, out, d_out, d_h_last, act, truncate, input_grad, step_mask);
         },
         py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("recurrent_mask"), py::arg("outputs"), py::arg("d_outputs"), py::arg("d_h_last"),
         py::arg("activation") = "tanh", py::arg("truncate") = 0, py::arg("input_grad") = true,
+        py::arg("step_mask") = none,
         "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
   m.def("lstm_forward",
         [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
-           const py::array& u, const Opt& b, const Opt& mask, bool keep_tape) {
+           const py::array& u, const Opt& b, const Opt& mask, bool keep_tape,
+           const Opt& step_mask) {
           return by_dtype(lstm_forward<float>, lstm_forward<double>, x, h0, c0, k, u, b, mask,
-                          keep_tape);
+                          keep_tape, step_mask);
         },
         py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("bias"), py::arg("recurrent_mask") = none, py::arg("keep_tape") = true,
+        py::arg("step_mask") = none,
         "-> (outputs, h_last, c_last, gates, cells); gates and cells are None without a tape");
   m.def("lstm_backward",
         [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
            const py::array& u, const Opt& mask, const py::array& out, const py::array& gates,
            const py::array& cells, const Opt& d_out, const Opt& d_h_last, const Opt& d_c_last,
-           Index truncate, bool input_grad) {
+           Index truncate, bool input_grad, const Opt& step_mask) {
           return by_dtype(lstm_backward<float>, lstm_backward<double>, x, h0, c0, k, u, mask, out,
-                          gates, cells, d_out, d_h_last, d_c_last, truncate, input_grad);
+                          gates, cells, d_out, d_h_last, d_c_last, truncate, input_grad,
+                          step_mask);
         },
         py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("recurrent_mask"), py::arg("outputs"), py::arg("gates"), py::arg("cells"),
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("d_c_last"), py::arg("truncate") = 0,
-        py::arg("input_grad") = true,
+        py::arg("input_grad") = true, py::arg("step_mask") = none,
         "-> (d_x or None, d_h0, d_c0, d_kernel, d_recurrent_kernel, d_bias)");
   m.def("gru_forward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
-           const Opt& b, const Opt& mask, bool keep_tape) {
+           const Opt& b, const Opt& mask, bool keep_tape, const Opt& step_mask) {
           return by_dtype(gru_forward<float>, gru_forward<double>, x, h0, k, u, b, mask,
-                          keep_tape);
+                          keep_tape, step_mask);
         },
         py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("bias"), py::arg("recurrent_mask") = none, py::arg("keep_tape") = true,
+        py::arg("step_mask") = none,
         "-> (outputs, h_last, gates, hz_h); gates and hz_h are None without a tape");
   m.def("gru_backward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
            const Opt& mask, const py::array& out, const py::array& gates, const py::array& hz_h,
-           const Opt& d_out, const Opt& d_h_last, Index truncate, bool input_grad) {
+           const Opt& d_out, const Opt& d_h_last, Index truncate, bool input_grad,
+           const Opt& step_mask) {
           return by_dtype(gru_backward<float>, gru_backward<double>, x, h0, k, u, mask, out, gates,
-                          hz_h, d_out, d_h_last, truncate, input_grad);
+                          hz_h, d_out, d_h_last, truncate, input_grad, step_mask);
         },
         py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
         py::arg("recurrent_mask"), py::arg("outputs"), py::arg("gates"), py::arg("hz_h"),
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("truncate") = 0,
-        py::arg("input_grad") = true,
+        py::arg("input_grad") = true, py::arg("step_mask") = none,
         "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
 
   m.def("simple_rnn_step",

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <array>
 #include <cblas.h>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
@@ -321,6 +322,72 @@ inline void stacked_weight_gradient(F* d_w, const F* A, Index n, Index lda, cons
          G, r > 0 ? F(1) : F(0), d_w + g0, G);
     r += piece;
   } while (r < rows);
+}
+
+// ------------------------------------------------------------------------ step masks
+// (see args.hpp) A masked (b, t) keeps the state: forward copies the state entering the step
+// over what the gate math wrote; backward zeroes the step's gate gradients and hands the
+// gradient reaching h_t (plus the output's) on to h_{t-1} past the recurrent product.
+
+// Whether row b's step t is masked (never, without a mask).
+inline bool masked_step(const std::uint8_t* step_mask, Index b, Index T, Index t) {
+  return step_mask != nullptr && step_mask[b * T + t] == 0;
+}
+
+// Units u of a masked step's state: dst = prev (the state entering the step), or zeros when
+// prev is nullptr (a zero initial state).
+template <typename F>
+inline void hold_state(F* dst, const F* prev, const Units& u) {
+  if (prev == nullptr)
+    std::fill(dst + u.u0, dst + u.u0 + u.n, F(0));
+  else
+    std::copy(prev + u.u0, prev + u.u0 + u.n, dst + u.u0);
+}
+
+// Forward at step t, after the gate math wrote every row: the masked rows' h_t (in outputs
+// (B, T, H)) becomes h_{t-1}, or h0, or zeros.
+template <typename F>
+inline void hold_masked_outputs(const std::uint8_t* step_mask, Index t, Index B, Index T,
+                                Index H, const Units& u, F* outputs, const F* h0) {
+  for (Index b = 0; b < B; ++b) {
+    if (!masked_step(step_mask, b, T, t)) continue;
+    const F* prev = t > 0 ? outputs + (b * T + t - 1) * H : at(h0, b * H);
+    hold_state(outputs + (b * T + t) * H, prev, u);
+  }
+}
+
+// Backward at step t, for the masked rows: units u of their gate gradients (`gates` blocks H
+// apart, in rows of dz (B, T, G); dz2 likewise, or nullptr) become zeros, and held[b] = d_h[b]
+// + d_outputs[b, t]: the gradient that passes on to h_{t-1} unchanged. held may be d_h itself.
+template <typename F>
+inline void hold_masked_rows(const std::uint8_t* step_mask, Index t, Index B, Index T, Index H,
+                             const Units& u, Index gates, F* dz, F* dz2, F* held, const F* d_h,
+                             const F* d_outputs) {
+  const Index G = gates * H;
+  for (Index b = 0; b < B; ++b) {
+    if (!masked_step(step_mask, b, T, t)) continue;
+    const Index r = b * T + t;
+    for (Index g = 0; g < gates; ++g) {
+      std::fill(dz + r * G + g * H + u.u0, dz + r * G + g * H + u.u0 + u.n, F(0));
+      if (dz2 != nullptr)
+        std::fill(dz2 + r * G + g * H + u.u0, dz2 + r * G + g * H + u.u0 + u.n, F(0));
+    }
+    Vec<F> dst(held + b * H + u.u0, u.n);
+    if (d_outputs != nullptr)
+      dst = CVec<F>(d_h + b * H + u.u0, u.n) + CVec<F>(d_outputs + r * H + u.u0, u.n);
+    else if (held != d_h)
+      dst = CVec<F>(d_h + b * H + u.u0, u.n);
+  }
+}
+
+// After the recurrent product of step t has overwritten d_h: the masked rows get back the
+// gradient hold_masked_rows kept for them.
+template <typename F>
+inline void restore_masked_rows(const std::uint8_t* step_mask, Index t, Index B, Index T,
+                                Index H, const Units& u, F* d_h, const F* held) {
+  for (Index b = 0; b < B; ++b)
+    if (masked_step(step_mask, b, T, t))
+      std::copy(held + b * H + u.u0, held + b * H + u.u0 + u.n, d_h + b * H + u.u0);
 }
 
 // Truncated BPTT: the state entering step t is a constant when t = T-k, T-2k, ... and t > 0.

@@ -62,6 +62,10 @@ void forward(const GruForwardArgs<F>& a) {
     for (Index b = 0; b < B; ++b) {
       const Index r = b * T + t;
       const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
+      if (masked_step(a.step_mask, b, T, t)) {  // h carried over the masked step
+        hold_state(a.outputs + r * H, h_prev, u);
+        continue;
+      }
       cell_forward(a.gates + b * gb + t * gt + u.u0, a.hz_h + b * hb + t * ht + u.u0,
                    a.outputs + r * H + u.u0, a.hz + b * G + u.u0, at(h_prev, u.u0),
                    at(a.bias, u.u0), u.n, H);
@@ -113,12 +117,17 @@ void backward_steps(const GruBackwardArgs<F>& a) {
   init_carry_units(a.d_h, a.d_h_last, u, B, H);  // gradient reaching h_t from later steps
   for (Index t = T - 1; t >= 0; --t) {
     for (Index b = 0; b < B; ++b) {
+      if (masked_step(a.step_mask, b, T, t)) continue;
       const Index r = b * T + t;
       const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
       cell_backward(a.d_xz + r * G + u.u0, a.d_hz + r * G + u.u0, a.d_h + b * H + u.u0,
                     at(a.d_outputs, r * H + u.u0), a.gates + r * G + u.u0,
                     a.hz_h + r * H + u.u0, at(h_prev, u.u0), u.n, H);
     }
+    // Masked rows: no d_xz, d_hz; d_h passes on, and the product below adds nothing to it.
+    if (a.step_mask != nullptr)
+      hold_masked_rows(a.step_mask, t, B, T, H, u, 3, a.d_xz, a.d_hz, a.d_h, a.d_h,
+                       a.d_outputs);
     step_done(a.split);  // every unit's d_hz_t is written before the product below reads them
     if (cut_before(t, T, a.truncate)) {  // h entering step t is a constant
       for (Index b = 0; b < B; ++b)

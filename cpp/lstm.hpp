@@ -60,6 +60,12 @@ void forward(const LstmForwardArgs<F>& a) {
     for (Index b = 0; b < B; ++b) {
       F* c = a.cells + b * cb + t * ct;
       const F* c_prev = t > 0 ? c - ct : at(a.c0, b * H);  // no tape: c_{t-1} is c, in place
+      if (masked_step(a.step_mask, b, T, t)) {  // (h, c) carried over the masked step
+        F* h = a.outputs + (b * T + t) * H;
+        hold_state(h, t > 0 ? h - H : at(a.h0, b * H), u);
+        if (c != c_prev) hold_state(c, c_prev, u);
+        continue;
+      }
       cell_forward(a.gates + b * gb + t * gt + u.u0, c + u.u0,
                    a.outputs + (b * T + t) * H + u.u0, at(c_prev, u.u0), at(a.bias, u.u0), u.n,
                    H);
@@ -115,12 +121,16 @@ void backward_steps(const LstmBackwardArgs<F>& a) {
   init_carry_units(a.d_c, a.d_c_last, u, B, H);
   for (Index t = T - 1; t >= 0; --t) {
     for (Index b = 0; b < B; ++b) {
+      if (masked_step(a.step_mask, b, T, t)) continue;  // d_c passes on as it is
       const Index r = b * T + t;
       const F* c_prev = t > 0 ? a.cells + (r - 1) * H : at(a.c0, b * H);
       cell_backward(a.d_gates + r * G + u.u0, a.d_c + b * H + u.u0, a.d_h + b * H + u.u0,
                     at(a.d_outputs, r * H + u.u0), a.gates + r * G + u.u0,
                     a.cells + r * H + u.u0, at(c_prev, u.u0), u.n, H);
     }
+    if (a.step_mask != nullptr)  // masked rows: no dz, (d_h, d_c) pass on (d_h in d_h_held)
+      hold_masked_rows(a.step_mask, t, B, T, H, u, 4, a.d_gates, static_cast<F*>(nullptr),
+                       a.d_h_held, a.d_h, a.d_outputs);
     step_done(a.split);  // every unit's dz_t is written before the product below reads them
     if (cut_before(t, T, a.truncate)) {  // (h, c) entering step t are constants
       for (Index b = 0; b < B; ++b) {
@@ -135,6 +145,7 @@ void backward_steps(const LstmBackwardArgs<F>& a) {
       gemm(false, false, B, u.n, G, F(1), dz_t, T * G, a.recurrent_kernel_t + u.u0, H, F(0),
            a.d_h + u.u0, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
+    if (a.step_mask != nullptr) restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_held);
   }
   copy_units(a.d_h0, H, a.d_h, H, u, B);
   copy_units(a.d_c0, H, a.d_c, H, u, B);

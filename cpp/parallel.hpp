@@ -57,6 +57,7 @@ SimpleRnnForwardArgs<F> batch_slice(SimpleRnnForwardArgs<F> a, Index b0, Index n
   a.outputs = rows(a.outputs, b0, T * H), a.h_last = rows(a.h_last, b0, H);
   a.x = rows(a.x, b0, T * I), a.h0 = rows(a.h0, b0, H);
   a.recurrent_mask = rows(a.recurrent_mask, b0, H), a.h_scratch = rows(a.h_scratch, b0, H);
+  a.step_mask = rows(a.step_mask, b0, T);
   a.B = nb;
   return a;
 }
@@ -71,6 +72,7 @@ LstmForwardArgs<F> batch_slice(LstmForwardArgs<F> a, Index b0, Index nb) {
   a.cells = rows(a.cells, b0, steps * H), a.x = rows(a.x, b0, T * I);
   a.h0 = rows(a.h0, b0, H), a.c0 = rows(a.c0, b0, H);
   a.recurrent_mask = rows(a.recurrent_mask, b0, H), a.h_scratch = rows(a.h_scratch, b0, H);
+  a.step_mask = rows(a.step_mask, b0, T);
   a.B = nb;
   return a;
 }
@@ -84,6 +86,7 @@ GruForwardArgs<F> batch_slice(GruForwardArgs<F> a, Index b0, Index nb) {
   a.gates = rows(a.gates, b0, steps * 3 * H), a.hz_h = rows(a.hz_h, b0, steps * H);
   a.x = rows(a.x, b0, T * I), a.h0 = rows(a.h0, b0, H);
   a.recurrent_mask = rows(a.recurrent_mask, b0, H), a.h_scratch = rows(a.h_scratch, b0, H);
+  a.step_mask = rows(a.step_mask, b0, T);
   a.hz = rows(a.hz, b0, 3 * H);
   a.B = nb;
   return a;
@@ -99,6 +102,7 @@ SimpleRnnBackwardArgs<F> batch_slice(SimpleRnnBackwardArgs<F> a, Index b0, Index
   a.d_h0 = rows(a.d_h0, b0, H), a.d_pre = rows(a.d_pre, b0, T * H), a.d_h = rows(a.d_h, b0, H);
   a.outputs = rows(a.outputs, b0, T * H), a.h0 = rows(a.h0, b0, H);
   a.recurrent_mask = rows(a.recurrent_mask, b0, H);
+  a.step_mask = rows(a.step_mask, b0, T), a.d_h_held = rows(a.d_h_held, b0, H);
   a.d_outputs = rows(a.d_outputs, b0, T * H), a.d_h_last = rows(a.d_h_last, b0, H);
   a.B = nb;
   return a;
@@ -116,6 +120,7 @@ LstmBackwardArgs<F> batch_slice(LstmBackwardArgs<F> a, Index b0, Index nb) {
   a.gates = rows(a.gates, b0, T * 4 * H), a.cells = rows(a.cells, b0, T * H);
   a.h0 = rows(a.h0, b0, H), a.c0 = rows(a.c0, b0, H);
   a.recurrent_mask = rows(a.recurrent_mask, b0, H);
+  a.step_mask = rows(a.step_mask, b0, T), a.d_h_held = rows(a.d_h_held, b0, H);
   a.d_outputs = rows(a.d_outputs, b0, T * H), a.d_h_last = rows(a.d_h_last, b0, H);
   a.d_c_last = rows(a.d_c_last, b0, H);
   a.B = nb;
@@ -133,6 +138,7 @@ GruBackwardArgs<F> batch_slice(GruBackwardArgs<F> a, Index b0, Index nb) {
   a.d_h_rec = rows(a.d_h_rec, b0, H), a.outputs = rows(a.outputs, b0, T * H);
   a.gates = rows(a.gates, b0, T * 3 * H), a.hz_h = rows(a.hz_h, b0, T * H);
   a.h0 = rows(a.h0, b0, H), a.recurrent_mask = rows(a.recurrent_mask, b0, H);
+  a.step_mask = rows(a.step_mask, b0, T);
   a.d_outputs = rows(a.d_outputs, b0, T * H), a.d_h_last = rows(a.d_h_last, b0, H);
   a.B = nb;
   return a;

@@ -82,6 +82,7 @@ void forward(const SimpleRnnForwardArgs<F>& a) {
         !(u.all && panel_product(a.recurrent_panels, B, H, H, h_prev, ldh, F(1), out_t, T * H)))
       gate_columns_gemm(u, 1, H, B, H, h_prev, ldh, a.recurrent_kernel, F(1), out_t, T * H);
     activate_step(out_t + u.u0, T * H, B, at(a.bias, u.u0), u.n, a.activation);
+    if (a.step_mask != nullptr) hold_masked_outputs(a.step_mask, t, B, T, H, u, a.outputs, a.h0);
     step_done(a.split);  // h_t complete before step t+1 multiplies by it
   }
   copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
@@ -107,6 +108,9 @@ void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
     const Index r = t * H + u.u0;  // row b of step t: (b * T + t) * H
     activation_grad_step(a.d_pre + r, T * H, B, a.d_h + u.u0, H, at(a.d_outputs, r),
                          a.outputs + r, u.n, a.activation);
+    if (a.step_mask != nullptr)  // masked rows: no d_pre, d_h passes on (kept in d_h_held)
+      hold_masked_rows(a.step_mask, t, B, T, H, u, 1, a.d_pre, static_cast<F*>(nullptr),
+                       a.d_h_held, a.d_h, a.d_outputs);
     step_done(a.split);  // every unit's d_pre_t is written before the product below reads them
     if (cut_before(t, T, a.truncate)) {  // h_{t-1} is a constant here
       for (Index b = 0; b < B; ++b)
@@ -119,6 +123,7 @@ void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
       gemm(false, false, B, u.n, H, F(1), d_pre_t, T * H, a.recurrent_kernel_t + u.u0, H, F(0),
            a.d_h + u.u0, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
+    if (a.step_mask != nullptr) restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_held);
   }
   copy_units(a.d_h0, H, a.d_h, H, u, B);
   if (u.all && !a.split.inputs_later) backward_inputs(a);

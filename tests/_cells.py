@@ -43,6 +43,7 @@ class Case:
     recurrent_kernel: np.ndarray
     bias: Optional[np.ndarray]
     mask: Optional[np.ndarray]
+    step_mask: Optional[np.ndarray] = None  # (B, T) bool: Keras masking (the ops' `mask`)
 
     @property
     def shape(self) -> tuple:
@@ -101,6 +102,8 @@ def make_case(
 def forward(mod, case: Case):
     """Runs mod.<cell>_forward; returns (outputs, states, tape), states = {"h": .., ["c": ..]}."""
     kw = {"recurrent_mask": case.mask}
+    if case.step_mask is not None:
+        kw["mask"] = case.step_mask
     if case.cell == "lstm":
         out, h, c, tape = mod.lstm_forward(
             case.x, case.h0, case.c0, case.kernel, case.recurrent_kernel, case.bias, **kw

@@ -374,8 +374,6 @@ def test_unsupported_options_raise_not_implemented():
         LSTM(2, recurrent_activation="hard_sigmoid")
     with pytest.raises(NotImplementedError, match="`reset_after`.*reset_after=True only"):
         GRU(2, reset_after=False)
-    with pytest.raises(NotImplementedError, match="`mask_zero`"):
-        Embedding(5, 2, mask_zero=True)
     with pytest.raises(NotImplementedError, match="`activation`.*'mish'"):
         Dense(2, activation="mish")
     with pytest.raises(NotImplementedError, match="callable"):

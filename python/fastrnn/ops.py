@@ -23,6 +23,14 @@ Integer, boolean, complex or object arrays, and arguments whose dtypes differ fr
 raise ``TypeError``. ``h0``/``c0``/``bias`` may be ``None`` (zeros / no bias). Empty batches and
 ``T = 0`` are allowed: outputs are empty, the last state is the initial state.
 
+Masking (Keras semantics): ``mask`` ``(B, T)`` (bool, or integers: nonzero keeps the step)
+marks the steps to use. A masked step leaves the state unchanged (``h_t = h_{t-1}``, and
+``c_t = c_{t-1}``), so each row's last state is that of running the cell over its unmasked
+steps only, and no gradient reaches a masked step's input. ``outputs`` at a masked step hold
+the carried state (``h0``, or zeros, before the first unmasked step); the layers turn that into
+Keras's output convention. Left or right padding and holes all work, a fully masked row keeps
+its initial state. The masked call costs what the unmasked one does.
+
 Truncated BPTT: ``truncate=k`` treats the state entering step ``t`` as a constant for every
 ``t = T-k, T-2k, ... > 0`` (how PyTorch users detach the state every ``k`` steps);
 ``truncate=None`` is full backpropagation through time.
@@ -171,6 +179,26 @@ def _mask(value: ArrayLike, dtype: np.dtype, B: int, H: int) -> Optional[np.ndar
     return _optional("recurrent_mask", value, dtype, (B, H), "(batch, units)")
 
 
+def _step_mask(value: ArrayLike, B: int, T: int) -> Optional[np.ndarray]:
+    """Validates a step mask: None, or a bool/integer array (B, T); returns bool (B, T)."""
+    if value is None:
+        return None
+    if type(value) is np.ndarray and value.dtype == np.bool_ and value.shape == (B, T):
+        return np.ascontiguousarray(value)
+    m = np.asarray(value)
+    if m.dtype.kind not in "biu":
+        raise TypeError(
+            "Received an invalid value for argument `mask`: expected a bool (or integer) array "
+            f"of shape (batch, time), got dtype {m.dtype}."
+        )
+    if m.shape != (B, T):
+        raise ValueError(
+            "Received an invalid value for argument `mask`: expected shape (batch, time) = "
+            f"{(B, T)}, got {m.shape}."
+        )
+    return np.ascontiguousarray(m != 0)
+
+
 def _truncate(truncate: Optional[int]) -> int:
     if truncate is None:
         return 0
@@ -237,27 +265,30 @@ def _forward_checked(
     mask: Optional[np.ndarray],
     keep_tape: bool,
     activation: str = "tanh",
+    step_mask: Optional[np.ndarray] = None,
 ) -> tuple[np.ndarray, list[np.ndarray], Optional[Tape]]:
     """`cell`'s forward: ``(outputs (B, T, H), last states [h (B, H)] (LSTM: [h, c]), tape)``;
-    `states` is ``[h0]`` (LSTM: ``[h0, c0]``), entries None for zeros."""
+    `states` is ``[h0]`` (LSTM: ``[h0, c0]``), entries None for zeros; `mask` is the recurrent
+    dropout mask, `step_mask` the bool (B, T) step mask."""
     arrays = {"x": x, "h0": states[0], "kernel": kernel, "recurrent_kernel": recurrent_kernel,
-              "mask": mask}
+              "mask": mask, "step_mask": step_mask}
     options = {}
     if cell == "simple_rnn":
         outputs, h_last = _core.simple_rnn_forward(
-            x, states[0], kernel, recurrent_kernel, bias, mask, activation
+            x, states[0], kernel, recurrent_kernel, bias, mask, activation, step_mask
         )
         last = [h_last]
         options["activation"] = activation
     elif cell == "lstm":
         outputs, h_last, c_last, gates, cells = _core.lstm_forward(
-            x, states[0], states[1], kernel, recurrent_kernel, bias, mask, bool(keep_tape)
+            x, states[0], states[1], kernel, recurrent_kernel, bias, mask, bool(keep_tape),
+            step_mask,
         )
         last = [h_last, c_last]
         arrays.update(c0=states[1], gates=gates, cells=cells)
     else:
         outputs, h_last, gates, hz_h = _core.gru_forward(
-            x, states[0], kernel, recurrent_kernel, bias, mask, bool(keep_tape)
+            x, states[0], kernel, recurrent_kernel, bias, mask, bool(keep_tape), step_mask
         )
         last = [h_last]
         arrays.update(gates=gates, hz_h=hz_h)
@@ -283,16 +314,17 @@ def _backward_checked(
     if cell == "simple_rnn":
         g = _core.simple_rnn_backward(
             *head, *common, d_outputs, d_last[0], tape._options["activation"], truncate,
-            input_grad,
+            input_grad, a["step_mask"],
         )
     elif cell == "lstm":
         g = _core.lstm_backward(
             *head, a["c0"], *common, a["gates"], a["cells"], d_outputs, d_last[0], d_last[1],
-            truncate, input_grad,
+            truncate, input_grad, a["step_mask"],
         )
     else:
         g = _core.gru_backward(
-            *head, *common, a["gates"], a["hz_h"], d_outputs, d_last[0], truncate, input_grad
+            *head, *common, a["gates"], a["hz_h"], d_outputs, d_last[0], truncate, input_grad,
+            a["step_mask"],
         )
     return dict(zip(_GRAD_NAMES[cell], g))
 
@@ -308,6 +340,7 @@ def simple_rnn_forward(
     *,
     recurrent_mask: Optional[ArrayLike] = None,
     keep_tape: bool = True,
+    mask: Optional[ArrayLike] = None,
 ) -> tuple[np.ndarray, np.ndarray, Optional[Tape]]:
     """SimpleRNN over a whole sequence: ``h_t = act(x_t K + (m * h_{t-1}) U + b)``.
 
@@ -320,6 +353,7 @@ def simple_rnn_forward(
             into ``h_{t-1}`` before the recurrent product, the same at every step.
         keep_tape: False for inference: no tape is returned (None), and LSTM/GRU keep only one
             step of gate values, so memory beyond the outputs is ``O(B * H)``.
+        mask: ``(B, T)`` bool or None: the steps to use (see the module docstring).
 
     Returns:
         ``(outputs (B, T, H), h_last (B, H), tape)``.
@@ -334,8 +368,9 @@ def simple_rnn_forward(
     k = _array("kernel", kernel, dtype, (I, H), "(features, units)")
     b = _optional("bias", bias, dtype, (H,), "(units,)")
     m = _mask(recurrent_mask, dtype, B, H)
+    steps = _step_mask(mask, B, T)
     outputs, (h_last,), tape = _forward_checked(
-        "simple_rnn", x, [h0], k, u, b, m, keep_tape, activation
+        "simple_rnn", x, [h0], k, u, b, m, keep_tape, activation, steps
     )
     return outputs, h_last, tape
 
@@ -378,6 +413,7 @@ def lstm_forward(
     *,
     recurrent_mask: Optional[ArrayLike] = None,
     keep_tape: bool = True,
+    mask: Optional[ArrayLike] = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Optional[Tape]]:
     """LSTM over a whole sequence (Keras gate order i, f, c, o).
 
@@ -386,6 +422,7 @@ def lstm_forward(
         kernel: ``(I, 4H)``.  recurrent_kernel: ``(H, 4H)``.  bias: ``(4H,)`` or None.
         recurrent_mask: ``(B, H)`` or None (see :func:`simple_rnn_forward`).
         keep_tape: False for inference (tape None, ``O(B * H)`` memory beyond the outputs).
+        mask: ``(B, T)`` bool or None: the steps to use (see the module docstring).
 
     Returns:
         ``(outputs (B, T, H), h_last (B, H), c_last (B, H), tape)``.
@@ -396,7 +433,10 @@ def lstm_forward(
     k = _array("kernel", kernel, dtype, (I, 4 * H), "(features, 4 * units)")
     b = _optional("bias", bias, dtype, (4 * H,), "(4 * units,)")
     m = _mask(recurrent_mask, dtype, B, H)
-    outputs, (h_last, c_last), tape = _forward_checked("lstm", x, [h0, c0], k, u, b, m, keep_tape)
+    steps = _step_mask(mask, B, T)
+    outputs, (h_last, c_last), tape = _forward_checked(
+        "lstm", x, [h0, c0], k, u, b, m, keep_tape, step_mask=steps
+    )
     return outputs, h_last, c_last, tape
 
 
@@ -437,6 +477,7 @@ def gru_forward(
     *,
     recurrent_mask: Optional[ArrayLike] = None,
     keep_tape: bool = True,
+    mask: Optional[ArrayLike] = None,
 ) -> tuple[np.ndarray, np.ndarray, Optional[Tape]]:
     """GRU over a whole sequence (Keras ``reset_after=True``, gate order z, r, h).
 
@@ -446,6 +487,7 @@ def gru_forward(
         bias: ``(2, 3H)`` (input bias, recurrent bias) or None.
         recurrent_mask: ``(B, H)`` or None (see :func:`simple_rnn_forward`).
         keep_tape: False for inference (tape None, ``O(B * H)`` memory beyond the outputs).
+        mask: ``(B, T)`` bool or None: the steps to use (see the module docstring).
 
     Returns:
         ``(outputs (B, T, H), h_last (B, H), tape)``.
@@ -455,7 +497,10 @@ def gru_forward(
     k = _array("kernel", kernel, dtype, (I, 3 * H), "(features, 3 * units)")
     b = _optional("bias", bias, dtype, (2, 3 * H), "(2, 3 * units)")
     m = _mask(recurrent_mask, dtype, B, H)
-    outputs, (h_last,), tape = _forward_checked("gru", x, [h0], k, u, b, m, keep_tape)
+    steps = _step_mask(mask, B, T)
+    outputs, (h_last,), tape = _forward_checked(
+        "gru", x, [h0], k, u, b, m, keep_tape, step_mask=steps
+    )
     return outputs, h_last, tape
 
 

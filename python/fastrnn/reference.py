@@ -13,6 +13,11 @@ GRU ``reset_after=True`` z, r, h with bias ``(2, 3H)`` = [input bias; recurrent 
 ``recurrent_mask`` ``(B, H)`` multiplies ``h_{t-1}`` where it enters the recurrent matmul
 (recurrent dropout), and nowhere else.
 
+``mask`` ``(B, T)`` (bool) marks the steps to use (Keras masking): at a masked step the state
+is carried unchanged (``h_t = h_{t-1}``, ``c_t = c_{t-1}``), so the step's gate math feeds
+nothing and gets no gradient, and the gradient of the state passes through the step as it is.
+``outputs`` hold the state at every step (the carried one at masked steps).
+
 Truncated BPTT, ``truncate=k``: the state entering step t is a constant for every
 ``t = T-k, T-2k, ... > 0``; ``None`` is full backpropagation through time.
 
@@ -99,6 +104,18 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _keep(mask: Optional[Any], B: int, T: int) -> np.ndarray:
+    """The step mask as (B, T, 1) bools, broadcastable over units; all True without a mask."""
+    if mask is None:
+        return np.ones((B, T, 1), bool)
+    m = np.asarray(mask)
+    if m.dtype.kind not in "biu":
+        raise TypeError(f"argument `mask`: expected a bool (or integer) array, got {m.dtype}")
+    if m.shape != (B, T):
+        raise ValueError(f"argument `mask`: expected shape (batch, time) = {(B, T)}, got {m.shape}")
+    return (m != 0).reshape(B, T, 1)
+
+
 def _flat(a: np.ndarray) -> np.ndarray:
     """(B, T, n) -> (B*T, n): every step of every sequence as one row of a single matmul."""
     return a.reshape(-1, a.shape[-1])
@@ -120,7 +137,7 @@ def _activation_grad(activation: str, h: np.ndarray) -> np.ndarray:
 
 
 def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation="tanh", *,
-                       recurrent_mask=None):
+                       recurrent_mask=None, mask=None):
     """Returns ``(outputs (B, T, H), h_last (B, H), tape)``."""
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}")
@@ -129,13 +146,15 @@ def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation="tanh",
     xk = (_flat(x) @ K).reshape(B, T, H)  # input projection of every step in one matmul
     if b is not None:
         xk += b  # the bias joins the input part once, not once per step
+    keep = _keep(mask, B, T)  # (B, T, 1): which steps update the state
     hs = np.empty((B, T, H), x.dtype)  # h_t for every step: outputs, and the tape
     h = h0
     for t in range(T):
         hr = h if m is None else m * h  # recurrent dropout acts where h enters the matmul
-        h = hs[:, t] = act(xk[:, t] + hr @ U)  # the one matmul of the step
+        h_new = act(xk[:, t] + hr @ U)  # the one matmul of the step
+        h = hs[:, t] = np.where(keep[:, t], h_new, h)  # a masked step carries h over
     tape = Tape("simple_rnn", x=x, h0=h0, kernel=K, recurrent_kernel=U, mask=m, outputs=hs,
-                activation=activation)
+                activation=activation, keep=keep)
     return _read_only(hs), h.copy(), tape
 
 
@@ -150,13 +169,16 @@ def simple_rnn_backward(tape, d_outputs, d_h_last=None, truncate=None):
     dh_next = _upstream(d_h_last, (B, H), hs.dtype)  # gradient reaching h_t from later steps
     for t in reversed(range(T)):
         dh = dh_next if dy is None else dh_next + dy[:, t]  # plus the loss's own gradient at t
-        d_pre[:, t] = dh * _activation_grad(a["activation"], hs[:, t])  # backprop through act
+        keep = a["keep"][:, t]
+        # backprop through act; a masked step's pre-activation fed nothing
+        d_pre[:, t] = keep * dh * _activation_grad(a["activation"], hs[:, t])
         if _cut(t, T, truncate):
             dh_next = np.zeros_like(dh_next)  # h_{t-1} is a constant: nothing flows further back
         else:
             dh_next = d_pre[:, t] @ U.T  # backprop through the recurrent matmul
             if m is not None:
                 dh_next *= m  # ... and through the mask that scaled h_{t-1}
+            dh_next = np.where(keep, dh_next, dh)  # a masked step passed h_{t-1} on as h_t
     h_prev = _previous(h0, hs)  # the state each step multiplied by U
     if m is not None:
         h_prev = h_prev * m[:, None, :]  # as the matmul saw it
@@ -175,7 +197,7 @@ def simple_rnn_backward(tape, d_outputs, d_h_last=None, truncate=None):
 #   c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
 
 
-def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, *, recurrent_mask=None):
+def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, *, recurrent_mask=None, mask=None):
     """Returns ``(outputs (B, T, H), h_last (B, H), c_last (B, H), tape)``."""
     x, U, h0, c0, K, b, m, B, T, H = _setup(
         x, recurrent_kernel, h0, c0, kernel, bias, recurrent_mask
@@ -187,6 +209,7 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, *, recurrent_mask=No
     gates = np.empty((B, T, 4 * H), x.dtype)  # activated i, f, g, o: all backward needs of them
     cells = np.empty((B, T, H), x.dtype)  # c_t
     hs = np.empty((B, T, H), x.dtype)  # h_t
+    keep = _keep(mask, B, T)  # (B, T, 1): which steps update the state
     h, c = h0, c0
     for t in range(T):
         hr = h if m is None else m * h  # recurrent dropout on the state entering the matmul
@@ -195,11 +218,13 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, *, recurrent_mask=No
         f = _sigmoid(z[:, H : 2 * H])  # forget gate: how much of the old cell to keep
         g = np.tanh(z[:, 2 * H : 3 * H])  # candidate cell value
         o = _sigmoid(z[:, 3 * H :])  # output gate: how much of the cell to show
-        c = cells[:, t] = f * c + i * g  # the cell: a gated running sum
-        h = hs[:, t] = o * np.tanh(c)  # the output squashes the cell
+        c_new = f * c + i * g  # the cell: a gated running sum
+        h_new = o * np.tanh(c_new)  # the output squashes the cell
+        c = cells[:, t] = np.where(keep[:, t], c_new, c)  # a masked step carries (h, c) over
+        h = hs[:, t] = np.where(keep[:, t], h_new, h)
         gates[:, t] = np.concatenate([i, f, g, o], axis=1)
     tape = Tape("lstm", x=x, h0=h0, c0=c0, kernel=K, recurrent_kernel=U, mask=m, outputs=hs,
-                gates=gates, cells=cells)
+                gates=gates, cells=cells, keep=keep)
     return _read_only(hs), h.copy(), c.copy(), tape
 
 
@@ -223,14 +248,17 @@ def lstm_backward(tape, d_outputs, d_h_last=None, d_c_last=None, truncate=None):
         dz[:, t, H : 2 * H] = dc * c_prev_all[:, t] * f * (1 - f)  # c = f c_{t-1} + ...
         dz[:, t, 2 * H : 3 * H] = dc * i * (1 - g * g)  # through tanh of the candidate
         dz[:, t, 3 * H :] = dh * tc * o * (1 - o)  # h = o tanh(c), through the sigmoid of o
+        keep = a["keep"][:, t]
+        dz[:, t] *= keep  # a masked step's gates fed nothing
         if _cut(t, T, truncate):
             dh_next = np.zeros_like(dh_next)  # (h, c) entering step t are constants
             dc_next = np.zeros_like(dc_next)
         else:
-            dc_next = dc * f  # the cell path: c_{t-1} is scaled by the forget gate
+            dc_next = np.where(keep, dc * f, dc_next)  # c_{t-1} scaled by the forget gate
             dh_next = dz[:, t] @ U.T  # h_{t-1} enters only through the recurrent matmul
             if m is not None:
                 dh_next *= m  # ... after the mask scaled it
+            dh_next = np.where(keep, dh_next, dh)  # a masked step passed (h, c) on unchanged
     h_prev = _previous(h0, hs)
     if m is not None:
         h_prev = h_prev * m[:, None, :]  # the state as the recurrent matmul saw it
@@ -251,7 +279,7 @@ def lstm_backward(tape, d_outputs, d_h_last=None, d_c_last=None, truncate=None):
 #   h_t = z * h_{t-1} + (1 - z) * n          (h_{t-1} here is unmasked)
 
 
-def gru_forward(x, h0, kernel, recurrent_kernel, bias, *, recurrent_mask=None):
+def gru_forward(x, h0, kernel, recurrent_kernel, bias, *, recurrent_mask=None, mask=None):
     """Returns ``(outputs (B, T, H), h_last (B, H), tape)``."""
     x, U, h0, K, b, m, B, T, H = _setup(x, recurrent_kernel, h0, kernel, bias, recurrent_mask)
     xz = (_flat(x) @ K).reshape(B, T, 3 * H)  # input part of z, r and the candidate, every step
@@ -261,6 +289,7 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, *, recurrent_mask=None):
     gates = np.empty((B, T, 3 * H), x.dtype)  # activated z, r, n
     hz_h = np.empty((B, T, H), x.dtype)  # recurrent part of the candidate, before r scales it
     hs = np.empty((B, T, H), x.dtype)
+    keep = _keep(mask, B, T)  # (B, T, 1): which steps update the state
     h = h0
     for t in range(T):
         hr = h if m is None else m * h  # recurrent dropout, in the matmul only
@@ -269,10 +298,11 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, *, recurrent_mask=None):
         r = _sigmoid(xz[:, t, H : 2 * H] + hz[:, H : 2 * H])  # reset gate
         hz_h[:, t] = hz[:, 2 * H :]
         n = np.tanh(xz[:, t, 2 * H :] + r * hz_h[:, t])  # candidate: r gates the recurrent part
-        h = hs[:, t] = z * h + (1 - z) * n  # blend old state and candidate
+        h_new = z * h + (1 - z) * n  # blend old state and candidate
+        h = hs[:, t] = np.where(keep[:, t], h_new, h)  # a masked step carries h over
         gates[:, t] = np.concatenate([z, r, n], axis=1)
     tape = Tape("gru", x=x, h0=h0, kernel=K, recurrent_kernel=U, mask=m, outputs=hs,
-                gates=gates, hz_h=hz_h)
+                gates=gates, hz_h=hz_h, keep=keep)
     return _read_only(hs), h.copy(), tape
 
 
@@ -289,7 +319,9 @@ def gru_backward(tape, d_outputs, d_h_last=None, truncate=None):
     dh_next = _upstream(d_h_last, (B, H), hs.dtype)
     for t in reversed(range(T)):
         z, r, n = np.split(gates[:, t], 3, axis=1)
-        dh = dh_next if dy is None else dh_next + dy[:, t]
+        dh_out = dh_next if dy is None else dh_next + dy[:, t]
+        keep = a["keep"][:, t]
+        dh = keep * dh_out  # what the step's gate math gets: nothing at a masked step
         dn = dh * (1 - z) * (1 - n * n)  # h = ... + (1 - z) n, through the tanh
         dzz = dh * (h_prev_all[:, t] - n) * z * (1 - z)  # h = n + z (h_{t-1} - n), via sigmoid
         dzr = dn * hz_h[:, t] * r * (1 - r)  # n = tanh(xz_h + r hz_h), via the sigmoid of r
@@ -302,6 +334,7 @@ def gru_backward(tape, d_outputs, d_h_last=None, truncate=None):
             if m is not None:
                 d_rec *= m  # ... where the mask scaled it
             dh_next = dh * z + d_rec  # plus the direct path z * h_{t-1}
+            dh_next = np.where(keep, dh_next, dh_out)  # a masked step passed h_{t-1} on
     h_prev = h_prev_all if m is None else h_prev_all * m[:, None, :]
     return {
         "x": (_flat(d_xz) @ K.T).reshape(x.shape),

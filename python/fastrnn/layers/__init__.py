@@ -10,7 +10,7 @@ into JSON-ready dicts and back.
 from __future__ import annotations
 
 from .base import Layer, deserialize, get, serialize
-from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer
+from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking
 from .merging import (
     Add,
     Average,
@@ -41,6 +41,7 @@ __all__ = [
     "Input",
     "InputLayer",
     "Layer",
+    "Masking",
     "Maximum",
     "Minimum",
     "Multiply",

@@ -9,6 +9,11 @@ Storage contract (the model relies on it):
 * ``backward`` *overwrites* ``grads`` in place (``g[...] = ...``); it never rebinds them and never
   accumulates, so a model may call it once per batch without zeroing first. A layer with
   ``trainable=False`` writes zeros.
+* Masks (Keras masking): a mask is a bool array ``(B, T)`` marking the time steps to use, or
+  None. ``compute_mask(x, mask)`` gives the mask of a layer's output from its input and the
+  input's mask (the default passes it on when ``supports_masking`` is True, else None). Layers
+  that consume a mask take it as ``forward(x, training=False, mask=None)``, keep what backward
+  needs, and ``backward(d_out)`` is unchanged.
 * ``_bind(weight_views, grad_views)`` copies the current values into the given views (slices
   of the model's flat buffers) and makes them the storage, so in-place optimizer updates on
   the flat buffer are what the layer computes with.
@@ -297,6 +302,9 @@ class skipped_initialization:
 class Layer:
     """Base class of every fastrnn layer (see the module docstring for the storage contract).
 
+    ``supports_masking``: True when the layer accepts a mask and (by default) passes it on to
+    its output (see the module docstring).
+
     Args common to all layers:
         name: unique by default (``"lstm"``, ``"lstm_1"``, ...).
         trainable: False makes ``backward`` write zero weight gradients.
@@ -306,6 +314,8 @@ class Layer:
         seed: per-layer seed for initial weights and dropout masks; overrides the ``rng`` a
             model assigns.
     """
+
+    supports_masking: bool = False
 
     def __init__(
         self,
@@ -521,6 +531,11 @@ class Layer:
 
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def compute_mask(self, x: Any, mask: Optional[np.ndarray]) -> Any:
+        """The mask of this layer's output, from its input `x` and the input's `mask` (bool
+        ``(B, T)`` or None): `mask` when the layer supports masking, else None."""
+        return mask if self.supports_masking else None
 
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         """On arrays: ``forward(x, ...)``. On symbolic tensors (``fastrnn.Input`` or another

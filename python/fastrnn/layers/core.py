@@ -1,4 +1,9 @@
-"""Feed-forward layers: Dense, Activation, Flatten, Dropout, Embedding, InputLayer/Input."""
+"""Feed-forward layers: Dense, Activation, Flatten, Dropout, Embedding, Masking, InputLayer/Input.
+
+Masks (see :mod:`fastrnn.layers.base`): ``Masking`` and ``Embedding(mask_zero=True)`` make one;
+Dense, Activation and Dropout pass it on unchanged (they accept ``mask=`` and ignore it);
+Flatten drops it.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,9 @@ from .base import (
 )
 from .symbolic import SymbolicTensor
 
-__all__ = ["Activation", "Dense", "Dropout", "Embedding", "Flatten", "Input", "InputLayer"]
+__all__ = [
+    "Activation", "Dense", "Dropout", "Embedding", "Flatten", "Input", "InputLayer", "Masking",
+]
 
 
 @register
@@ -115,7 +122,10 @@ class Dense(Layer):
     """``y = activation(x @ kernel + bias)`` on the last axis of an input of any rank.
 
     As in Keras 3, a ``(B, T, F)`` input gives ``(B, T, units)``: the same weights at each step.
+    A mask passes through unchanged.
     """
+
+    supports_masking = True
 
     def __init__(
         self,
@@ -163,7 +173,9 @@ class Dense(Layer):
                 f"count {features}, received {x.shape[-1]} (input shape {x.shape})."
             )
 
-    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+    def forward(self, x: Any, training: bool = False, mask: Optional[np.ndarray] = None
+                ) -> np.ndarray:
+        """`mask` is accepted and ignored (it passes through, see compute_mask)."""
         x = self._as_input(x)
         self._ensure_built(x)
         self._check_input(x)
@@ -201,14 +213,19 @@ class Dense(Layer):
 
 @register
 class Activation(Layer):
-    """Applies an activation by name (``"relu"``, ``"tanh"``, ``"softmax"`` ...)."""
+    """Applies an activation by name (``"relu"``, ``"tanh"``, ``"softmax"`` ...). A mask passes
+    through unchanged."""
+
+    supports_masking = True
 
     def __init__(self, activation: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.activation = check_activation("activation", activation)
         self._cache: Optional[tuple] = None
 
-    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+    def forward(self, x: Any, training: bool = False, mask: Optional[np.ndarray] = None
+                ) -> np.ndarray:
+        """`mask` is accepted and ignored (it passes through, see compute_mask)."""
         x = self._as_input(x)
         self._ensure_built(x)
         self._check_input(x)
@@ -252,14 +269,19 @@ class Flatten(Layer):
 @register
 class Dropout(Layer):
     """Zeroes each input element with probability `rate` during training (inverted dropout:
-    kept elements are scaled by ``1 / (1 - rate)``); the identity at inference."""
+    kept elements are scaled by ``1 / (1 - rate)``); the identity at inference. A mask passes
+    through unchanged."""
+
+    supports_masking = True
 
     def __init__(self, rate: float, **kwargs: Any):
         super().__init__(**kwargs)
         self.rate = check_rate("rate", rate)
         self._mask: Optional[np.ndarray] = None
 
-    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+    def forward(self, x: Any, training: bool = False, mask: Optional[np.ndarray] = None
+                ) -> np.ndarray:
+        """`mask` is accepted and ignored (it passes through, see compute_mask)."""
         x = self._as_input(x)
         self._ensure_built(x)
         self._check_input(x)
@@ -283,8 +305,13 @@ class Embedding(Layer):
     """Token ids ``(B, T)`` -> vectors ``(B, T, output_dim)``.
 
     Ids must be integers in ``[0, input_dim)`` (float arrays holding whole numbers are
-    accepted); anything else raises ``ValueError``. ``mask_zero=True`` is not supported.
-    ``backward`` returns zeros shaped like the ids: they are not differentiable.
+    accepted); anything else raises ``ValueError``. ``backward`` returns zeros shaped like the
+    ids: they are not differentiable.
+
+    ``mask_zero=True``: id 0 is padding. The output mask (:meth:`compute_mask`) is ``ids != 0``;
+    the output at padding is still row 0 of the embeddings, as in Keras. Layers that consume the
+    mask (the recurrent layers) send no gradient to masked steps, so padding does not train
+    row 0.
     """
 
     def __init__(
@@ -302,12 +329,15 @@ class Embedding(Layer):
         self.input_dim = check_positive_int("input_dim", input_dim)
         self.output_dim = check_positive_int("output_dim", output_dim)
         self.embeddings_initializer = embeddings_initializer
-        if check_bool("mask_zero", mask_zero):
-            raise NotImplementedError(
-                "Received an unsupported value for argument `mask_zero`, fastrnn layers do not "
-                "propagate masks, so only mask_zero=False is supported; got True."
-            )
+        self.mask_zero = check_bool("mask_zero", mask_zero)
+        self.supports_masking = self.mask_zero
         self._ids: Optional[np.ndarray] = None
+
+    def compute_mask(self, x: Any, mask: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+        """``ids != 0`` (bool, shaped like the ids) with ``mask_zero``, else None."""
+        if not self.mask_zero:
+            return None
+        return np.asarray(x) != 0
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape) + (self.output_dim,)
@@ -344,7 +374,10 @@ class Embedding(Layer):
                 )
         return a.astype(np.int64)
 
-    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+    def forward(self, x: Any, training: bool = False, mask: Optional[np.ndarray] = None
+                ) -> np.ndarray:
+        """`mask` is accepted and ignored: the output mask comes from the ids
+        (:meth:`compute_mask`)."""
         ids = self._indices(x)
         self._ensure_built(ids)
         self._check_input(ids)
@@ -366,5 +399,59 @@ class Embedding(Layer):
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "embeddings_initializer": serialize_initializer(self.embeddings_initializer),
-            "mask_zero": False,
+            "mask_zero": self.mask_zero,
         }
+
+
+@register
+class Masking(Layer):
+    """Masks the time steps whose features all equal `mask_value` (Keras ``Masking``).
+
+    ``(B, T, F) -> (B, T, F)``: the output is the input times the mask (masked steps become
+    zeros), and :meth:`compute_mask` gives the mask, ``any(x != mask_value, axis=-1)``
+    ``(B, T)``, to the layers after it. An incoming mask is replaced, as in Keras.
+    """
+
+    supports_masking = True
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        if isinstance(mask_value, (bool, np.bool_)) or not isinstance(
+            mask_value, (int, float, np.integer, np.floating)
+        ):
+            raise TypeError(
+                "Received an invalid value for argument `mask_value`, expected a number, got "
+                f"{mask_value!r}."
+            )
+        self.mask_value = float(mask_value)
+        self._keep: Optional[np.ndarray] = None
+
+    def _keep_of(self, x: np.ndarray) -> np.ndarray:
+        return np.any(x != self.dtype.type(self.mask_value), axis=-1)
+
+    def compute_mask(self, x: Any, mask: Optional[np.ndarray] = None) -> np.ndarray:
+        x = self._as_input(x)
+        if x.ndim < 2:
+            raise ValueError(
+                f"Layer `{self.name}` expects input of rank >= 2 (batch, ..., features), got "
+                f"shape {x.shape}."
+            )
+        return self._keep_of(x)
+
+    def forward(self, x: Any, training: bool = False, mask: Optional[np.ndarray] = None
+                ) -> np.ndarray:
+        """`x` ``(B, T, F)`` times its mask; an incoming `mask` is ignored (replaced)."""
+        x = self._as_input(x)
+        self._ensure_built(x)
+        self._check_input(x)
+        keep = self._keep_of(x)[..., None].astype(self.dtype)
+        self._keep = keep if training else None
+        return x * keep
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        if self._keep is None:
+            raise self._no_tape()
+        return np.asarray(d_out, dtype=self.dtype) * self._keep
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mask_value": self.mask_value}

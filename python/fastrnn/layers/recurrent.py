@@ -25,6 +25,17 @@ and ``backward`` accept a list of the same length (entries may be None). As in K
 layer cannot sit inside a Sequential model: its ``compute_output_shape`` returns a *list* of
 shapes, which the model rejects. Use it for direct layer calls.
 
+Masking (``forward(x, mask=...)``, a bool ``(B, T)`` mask, e.g. from ``Embedding(mask_zero=
+True)`` or ``Masking``), with TF-Keras 3's semantics: a masked step leaves the state unchanged
+(both paths; in the kernels themselves on the fast path), so each row's last state equals that
+of the layer run on the row with its masked steps deleted (with ``go_backwards``, read from the
+last unmasked step back to the first), and no gradient reaches a masked step. With
+``return_sequences`` the output at a masked step repeats the last unmasked output, or is zeros
+before the first one; ``zero_output_for_mask=True`` (what Bidirectional sets on its layers when
+returning sequences) gives zeros at every masked step instead. A fully masked row keeps its
+initial state (zeros by default) and outputs zeros. :meth:`compute_mask`: the mask with
+``return_sequences``, else None (a list ``[mask or None, None(, None)]`` with ``return_state``).
+
 ``stateful=True`` carries the last state(s) into the next ``forward`` call (training or not)
 until ``reset_states()``. The carried state is a constant for backward (truncated BPTT across
 batches). The batch size is fixed by the layer's ``batch_size`` argument or by the first call
@@ -99,6 +110,7 @@ class _RNN(Layer):
     _gates = 1  # G = _gates * H
     _n_states = 1  # (h,) or (h, c)
     _activations: tuple = ("tanh",)
+    supports_masking = True
 
     def __init__(
         self,
@@ -118,6 +130,7 @@ class _RNN(Layer):
         unroll: bool = False,
         truncate_bptt: Optional[int] = None,
         layer_norm: bool = False,
+        zero_output_for_mask: bool = False,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -146,6 +159,7 @@ class _RNN(Layer):
             None if truncate_bptt is None else check_positive_int("truncate_bptt", truncate_bptt)
         )
         self.layer_norm = check_bool("layer_norm", layer_norm)
+        self.zero_output_for_mask = check_bool("zero_output_for_mask", zero_output_for_mask)
         self._tape: Optional[tuple] = None
         self._states: Optional[list] = None
         self._stateful_batch: Optional[int] = None
@@ -167,6 +181,14 @@ class _RNN(Layer):
         out = (input_shape[0], H) if self.return_sequences else (H,)
         if self.return_state:
             return [out] + [(H,)] * self._n_states
+        return out
+
+    def compute_mask(self, x: Any, mask: Optional[np.ndarray]) -> Any:
+        """Keras's: the input mask with ``return_sequences`` (None otherwise); with
+        ``return_state`` a list ``[that, None]`` (LSTM ``[that, None, None]``)."""
+        out = mask if self.return_sequences else None
+        if self.return_state:
+            return [out] + [None] * self._n_states
         return out
 
     def _bias_shape(self) -> tuple:
@@ -256,19 +278,24 @@ class _RNN(Layer):
         return keep.astype(self.dtype) / self.dtype.type(1.0 - rate)
 
     # ------------------------------------------------------------------ forward / backward
-    def forward(self, x: Any, training: bool = False, initial_state: Any = None) -> Any:
+    def forward(self, x: Any, training: bool = False, initial_state: Any = None,
+                mask: Optional[np.ndarray] = None) -> Any:
         """``x (B, T, F)`` -> ``(B, T, H)`` or ``(B, H)``; a list when ``return_state``.
 
         `initial_state`: optional ``h0`` (LSTM: ``[h0, c0]``), each ``(B, H)``; it takes
         precedence over a stateful layer's carried state.
+        `mask`: optional bool ``(B, T)``, the steps to use (see the module docstring).
         """
         x = self._as_input(x)
         self._ensure_built(x)
         self._check_input(x)
-        B, _, F = x.shape
+        B, T, F = x.shape
+        step_mask = ops._step_mask(mask, B, T)
         states = self._initial_states(B, initial_state)
         if self.go_backwards:
             x = x[:, ::-1]
+            if step_mask is not None:
+                step_mask = np.ascontiguousarray(step_mask[:, ::-1])
         in_mask = rec_mask = None
         if training and self.dropout > 0.0:
             in_mask = self._mask((B, F), self.dropout)
@@ -277,16 +304,36 @@ class _RNN(Layer):
             rec_mask = self._mask((B, self.units), self.recurrent_dropout)
         self.last_dropout_mask, self.last_recurrent_mask = in_mask, rec_mask
         if self.layer_norm:
-            outputs, last, tape = self._ln_forward(x, states, rec_mask)
+            outputs, last, tape = self._ln_forward(x, states, rec_mask, step_mask)
         else:
-            outputs, last, tape = self._fused_forward(x, states, rec_mask, training)
+            outputs, last, tape = self._fused_forward(x, states, rec_mask, training, step_mask)
         if self.stateful:
             self._states = [np.array(s, dtype=self.dtype) for s in last]
-        self._tape = (tape, in_mask) if training else None
+        out_keep = self._output_keep(step_mask, states[0] is not None)
+        self._tape = (tape, in_mask, out_keep) if training else None
         y = outputs if self.return_sequences else last[0]
+        if out_keep is not None:
+            y = y * out_keep
         if self.return_state:
             return [y, *last]
         return y
+
+    def _output_keep(self, step_mask: Optional[np.ndarray], given_h0: bool):
+        """Keras's output at masked steps, as a 0/1 factor on what the kernels give there (the
+        carried state): ``(B, T, 1)`` for sequences, ``(B, 1)`` for the last output, or None
+        when the state is already right. Before a row's first unmasked step Keras outputs
+        zeros, not the initial state; with zero_output_for_mask every masked step is zeros."""
+        if step_mask is None:
+            return None
+        if self.zero_output_for_mask:
+            keep = step_mask
+        elif given_h0:  # the state before the first unmasked step is h0, not zeros
+            keep = np.logical_or.accumulate(step_mask, axis=1)
+        else:
+            return None
+        if self.return_sequences:
+            return keep[:, :, None].astype(self.dtype)
+        return keep[:, -1:].astype(self.dtype)
 
     def backward(self, d_out: Any) -> np.ndarray:
         """Gradient w.r.t. ``x``; writes the weight gradients into ``grads``.
@@ -295,7 +342,7 @@ class _RNN(Layer):
         """
         if self._tape is None:
             raise self._no_tape()
-        tape, in_mask = self._tape
+        tape, in_mask, out_keep = self._tape
         n = 1 + self._n_states
         if self.return_state:
             if not isinstance(d_out, (list, tuple)) or len(d_out) != n:
@@ -308,6 +355,8 @@ class _RNN(Layer):
         else:
             d_y, d_last = d_out, [None] * self._n_states
         d_y = None if d_y is None else np.asarray(d_y, dtype=self.dtype)
+        if d_y is not None and out_keep is not None:
+            d_y = d_y * out_keep  # the outputs Keras zeroes get no gradient
         d_last = [None if d is None else np.asarray(d, dtype=self.dtype) for d in d_last]
         if self.return_sequences:
             d_outputs = d_y
@@ -331,13 +380,13 @@ class _RNN(Layer):
         return np.ascontiguousarray(d_x)
 
     # ------------------------------------------------------------------ fused (ops) path
-    def _fused_forward(self, x, states, rec_mask, training):
+    def _fused_forward(self, x, states, rec_mask, training, step_mask):
         # Everything here is checked already (x by forward, the rest is the layer's own), so
         # the core is called without fastrnn.ops's argument checks.
         w = self._named()
         outputs, last, tape = ops._forward_checked(
             self._cell, np.ascontiguousarray(x), states, w["kernel"], w["recurrent_kernel"],
-            w.get("bias"), rec_mask, training, self.activation,
+            w.get("bias"), rec_mask, training, self.activation, step_mask,
         )
         return outputs, last, tape
 
@@ -348,8 +397,9 @@ class _RNN(Layer):
         return ops._backward_checked(tape, d_outputs, d_last, k, self.input_grad_needed)
 
     # ------------------------------------------------------------------ layer-norm path
-    def _ln_forward(self, x, states, rec_mask):
-        """Per-step NumPy forward; returns (outputs, last states, tape)."""
+    def _ln_forward(self, x, states, rec_mask, step_mask):
+        """Per-step NumPy forward; returns (outputs, last states, tape). A masked step keeps
+        (h, c) as they were."""
         w = self._named()
         B, T, _ = x.shape
         H = self.units
@@ -398,11 +448,16 @@ class _RNN(Layer):
                 cand = np.tanh(nn)
                 h_new = z * h + (1 - z) * cand
                 steps.append((ln_zr, ln_n, z, r, cand, hz[:, 2 * H:], h))
+            if step_mask is not None:
+                keep = step_mask[:, t, None]
+                h_new = np.where(keep, h_new, h)
+                if c is not None:
+                    c = np.where(keep, c, steps[-1][5])  # c_prev of this step
             outputs[:, t] = h_new
             h = h_new
         last = [h.copy()] if self._cell != "lstm" else [h.copy(), c.copy()]
         tape = {"x": x, "h_prev_used": h_prev_used, "outputs": outputs, "steps": steps,
-                "mask": rec_mask, "c0": c0}
+                "mask": rec_mask, "c0": c0, "step_mask": step_mask}
         return outputs, last, tape
 
     def _ln_backward(self, tape, d_outputs, d_last):
@@ -420,9 +475,15 @@ class _RNN(Layer):
         if self._cell == "lstm":
             dc = np.zeros((B, H), self.dtype) if d_last[1] is None else d_last[1].copy()
         outputs = tape["outputs"]
+        step_mask = tape["step_mask"]
         for t in reversed(range(T)):
             if d_outputs is not None:
                 dh = dh + d_outputs[:, t]
+            if step_mask is not None:  # a masked step passes (dh, dc) on; its math gets none
+                keep = step_mask[:, t, None]
+                dh_pass, dc_pass = dh, dc
+                dh = dh * keep
+                dc = None if dc is None else dc * keep
             if self._cell == "simple_rnn":
                 n, ln = steps[t]
                 dn = activation_backward(self.activation, n, outputs[:, t], dh)
@@ -466,14 +527,18 @@ class _RNN(Layer):
             if mask is not None:
                 dh_rec = dh_rec * mask
             dh = dh_rec if dh_direct is None else dh_direct + dh_rec
-        d_pre2 = d_pre.reshape(B * T, -1)
-        d_hu2 = d_hu.reshape(B * T, -1)
+            if step_mask is not None:
+                dh = np.where(keep, dh, dh_pass)
+                dc = None if dc is None else np.where(keep, dc, dc_pass)
+        G = self._gates * H  # explicit widths: B * T may be 0 (a fully masked row alone)
+        d_pre2 = d_pre.reshape(B * T, G)
+        d_hu2 = d_hu.reshape(B * T, G)
         g = {
             "x": d_pre @ K.T,
             "h0": dh,
             "c0": dc,
-            "kernel": x.reshape(B * T, -1).T @ d_pre2,
-            "recurrent_kernel": tape["h_prev_used"].reshape(B * T, -1).T @ d_hu2,
+            "kernel": x.reshape(B * T, x.shape[-1]).T @ d_pre2,
+            "recurrent_kernel": tape["h_prev_used"].reshape(B * T, H).T @ d_hu2,
             "gamma": d_gamma,
             "beta": d_beta,
         }
@@ -503,6 +568,7 @@ class _RNN(Layer):
             "unroll": self.unroll,
             "truncate_bptt": self.truncate_bptt,
             "layer_norm": self.layer_norm,
+            "zero_output_for_mask": self.zero_output_for_mask,
         }
         return config
 

@@ -78,8 +78,12 @@ class _Wrapper(Layer):
 class TimeDistributed(_Wrapper):
     """Applies `layer` to every time step: ``(B, T, ...) -> (B, T, *layer_output)``.
 
-    The inner layer sees one ``(B * T, ...)`` batch, so it runs once per call.
+    The inner layer sees one ``(B * T, ...)`` batch, so it runs once per call. A ``(B, T)``
+    mask passes through to the output unchanged; the inner layer does not see it (no fastrnn
+    layer consumes a per-sample mask).
     """
+
+    supports_masking = True
 
     def __init__(self, layer: Layer, **kwargs: Any):
         if not isinstance(layer, Layer):
@@ -111,11 +115,19 @@ class TimeDistributed(_Wrapper):
             self.layer.build(input_shape[1:])
         super().build(input_shape)
 
-    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+    def forward(self, x: Any, training: bool = False, mask: Optional[np.ndarray] = None
+                ) -> np.ndarray:
+        """``(B, T, ...)`` -> ``(B, T, *inner output)``; `mask` ``(B, T)`` is checked and
+        passed on (see compute_mask)."""
         x = np.asarray(x)
         self._ensure_built(x)
         self._check_input(x)
         B, T = x.shape[:2]
+        if mask is not None and np.shape(mask) != (B, T):
+            raise ValueError(
+                f"Layer `{self.name}`: the mask must have shape (batch, time) = {(B, T)}, got "
+                f"{np.shape(mask)}."
+            )
         y = self.layer.forward(x.reshape((B * T,) + x.shape[2:]), training=training)
         return y.reshape((B, T) + y.shape[1:])
 
@@ -151,7 +163,14 @@ class Bidirectional(_Wrapper):
     (a list ``[forward_output, backward_output]``; like ``return_state``, then not usable inside
     Sequential). With ``return_state``, the output is ``[merged, *forward_states,
     *backward_states]``. Weights: the forward layer's, then the backward layer's.
+
+    Masks: ``forward(x, mask=...)`` hands the ``(B, T)`` mask to both layers (the backward one
+    reads it from the end, so each direction sees only its row's unmasked steps). As Keras does,
+    the inner layers output zeros at masked steps when returning sequences
+    (``zero_output_for_mask = return_sequences``).
     """
+
+    supports_masking = True
 
     def __init__(
         self,
@@ -204,6 +223,8 @@ class Bidirectional(_Wrapper):
                     f"{backward_layer.go_backwards} for both."
                 )
         self.backward_layer = backward_layer
+        for inner in (self.forward_layer, self.backward_layer):  # as Keras forces it
+            inner.zero_output_for_mask = inner.return_sequences
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self.stateful = layer.stateful
@@ -226,6 +247,15 @@ class Bidirectional(_Wrapper):
             return (out if isinstance(out, list) else [out]) + states
         return out
 
+    def compute_mask(self, x: Any, mask: Optional[np.ndarray]) -> Any:
+        """Keras's: the mask with ``return_sequences`` (one per output when ``merge_mode`` is
+        None), else None; with ``return_state`` followed by a None per state."""
+        out = mask if self.return_sequences else None
+        masks = [out, out] if self.merge_mode is None else [out]
+        if self.return_state:
+            return masks + [None] * (2 * self.forward_layer._n_states)
+        return masks if self.merge_mode is None else out
+
     def build(self, input_shape: tuple) -> None:
         input_shape = tuple(input_shape)
         for layer in self._sublayers:
@@ -245,7 +275,8 @@ class Bidirectional(_Wrapper):
         self.forward_layer.check_initial_state_shapes(shapes[:n])
         self.backward_layer.check_initial_state_shapes(shapes[n:])
 
-    def forward(self, x: Any, training: bool = False, initial_state: Any = None) -> Any:
+    def forward(self, x: Any, training: bool = False, initial_state: Any = None,
+                mask: Optional[np.ndarray] = None) -> Any:
         x = np.asarray(x)
         self._ensure_built(x)
         self._check_input(x)
@@ -260,8 +291,8 @@ class Bidirectional(_Wrapper):
                     f"backward), got {len(states)}."
                 )
             s_f, s_b = states[:n], states[n:]
-        y_f = self.forward_layer.forward(x, training=training, initial_state=s_f)
-        y_b = self.backward_layer.forward(x, training=training, initial_state=s_b)
+        y_f = self.forward_layer.forward(x, training=training, initial_state=s_f, mask=mask)
+        y_b = self.backward_layer.forward(x, training=training, initial_state=s_b, mask=mask)
         states: list = []
         if self.return_state:
             y_f, *s_f = y_f

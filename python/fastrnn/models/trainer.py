@@ -71,6 +71,30 @@ def check_batch_size(batch_size: Any, name: str = "batch_size") -> int:
     return int(batch_size)
 
 
+def _step_mask(masks: Optional[list], k: int, out: np.ndarray) -> Optional[np.ndarray]:
+    """Output `k`'s ``(B, T)`` step mask when it applies to a sequence output, else None."""
+    if not masks:
+        return None
+    m = masks[k]
+    if m is None or out.ndim < 3 or m.shape != out.shape[:2]:
+        return None
+    return m.astype(bool, copy=False)
+
+
+def _gather_masks(acc: Optional[list], batch_masks: Optional[list], n: int,
+                  start: int) -> Optional[list]:
+    """Copies a batch's output masks into per-output ``(N, T)`` arrays (None: no mask)."""
+    if not batch_masks or all(m is None for m in batch_masks):
+        return acc
+    if acc is None:
+        acc = [None if m is None else np.ones((n, *m.shape[1:]), dtype=bool)
+               for m in batch_masks]
+    for a, m in zip(acc, batch_masks):
+        if a is not None and m is not None:
+            a[start:start + m.shape[0]] = m
+    return acc
+
+
 class _Compiled:
     """What ``compile`` decided, validated as a whole before the model keeps it."""
 
@@ -320,43 +344,61 @@ class Trainer:
         return np.ascontiguousarray(a, dtype=self._dtype)
 
     # ------------------------------------------------------------------ losses and scores
-    def _loss_and_grads(self, ys: list, outs: list) -> tuple[float, list]:
-        """The (weighted) total loss of a batch and the gradient for each output."""
+    def _loss_and_grads(self, ys: list, outs: list,
+                        masks: Optional[list] = None) -> tuple[float, list]:
+        """The (weighted) total loss of a batch and the gradient for each output.
+
+        A sequence output ``(B, T, ...)`` with a ``(B, T)`` mask (from a Masking layer or
+        ``Embedding(mask_zero=True)`` upstream) is scored over its unmasked (sample, step)
+        pairs only: their mean loss, as Keras does; masked steps get no gradient."""
         c = self._compiled
-        if len(outs) == 1:
+        if len(outs) == 1 and (masks is None or masks[0] is None):
             loss, d = c.losses[0].value_and_gradient(ys[0], outs[0])
             return float(loss), [d]
         total = 0.0
         ds = []
-        for loss_fn, w, yk, ok in zip(c.losses, c.loss_weights, ys, outs):
+        for k, (loss_fn, w, yk, ok) in enumerate(zip(c.losses, c.loss_weights, ys, outs)):
             if loss_fn is None:
                 ds.append(None)
                 continue
-            value, d = loss_fn.value_and_gradient(yk, ok)
+            sel = _step_mask(masks, k, ok)
+            if sel is None:
+                value, d = loss_fn.value_and_gradient(yk, ok)
+            elif not sel.any():  # every step masked: nothing to learn from this batch
+                value, d = 0.0, np.zeros_like(ok)
+            else:
+                value, d_sel = loss_fn.value_and_gradient(yk[sel], ok[sel])
+                d = np.zeros_like(ok)
+                d[sel] = d_sel
             total += w * float(value)
             ds.append(d if w == 1.0 else d * d.dtype.type(w))
         return total, ds
 
-    def _scores(self, ys: list, preds: list) -> list[float]:
-        """``[loss, *per-output losses, *metrics]`` (the order of :attr:`metrics_names`)."""
+    def _scores(self, ys: list, preds: list, masks: Optional[list] = None) -> list[float]:
+        """``[loss, *per-output losses, *metrics]`` (the order of :attr:`metrics_names`),
+        over the unmasked steps of masked sequence outputs."""
         c = self._compiled
-        parts = [None if fn is None else float(fn(yk, pk))
-                 for fn, yk, pk in zip(c.losses, ys, preds)]
+        pairs = []
+        for k, (yk, pk) in enumerate(zip(ys, preds)):
+            sel = _step_mask(masks, k, pk)
+            pairs.append((yk, pk) if sel is None else (yk[sel], pk[sel]))
+        parts = [None if fn is None else (float(fn(yk, pk)) if len(pk) else 0.0)
+                 for fn, (yk, pk) in zip(c.losses, pairs)]
         if len(parts) == 1:
             scores = [parts[0]]
         else:
             total = sum(w * p for w, p in zip(c.loss_weights, parts) if p is not None)
             scores = [total, *(0.0 if p is None else p for p in parts)]
-        for ms, yk, pk in zip(c.metrics, ys, preds):
-            scores.extend(float(m(yk, pk)) for m in ms)
+        for ms, (yk, pk) in zip(c.metrics, pairs):
+            scores.extend((float(m(yk, pk)) if len(pk) else 0.0) for m in ms)
         return scores
 
-    def _metric_logs(self, ys: list, preds: list) -> dict:
+    def _metric_logs(self, ys: list, preds: list, masks: Optional[list] = None) -> dict:
         """The training metrics of an epoch (per-output losses included)."""
         names = self.metrics_names[1:]
         if not names:
             return {}
-        return dict(zip(names, self._scores(ys, preds)[1:]))
+        return dict(zip(names, self._scores(ys, preds, masks)[1:]))
 
     # ------------------------------------------------------------------ inference
     def __call_arrays__(self, x: ArrayLike, training: bool = False) -> Any:
@@ -375,14 +417,18 @@ class Trainer:
 
     def _predict_arrays(self, xs: list, batch_size: int,
                         out: Optional[list] = None) -> list[np.ndarray]:
-        """Forward passes over `xs` in batches, written into `out` (allocated if None)."""
+        """Forward passes over `xs` in batches, written into `out` (allocated if None). The
+        outputs' masks (None where an output has none) are left in ``_predicted_masks``."""
         n = xs[0].shape[0]
+        masks: Optional[list] = None
         for start in range(0, n, batch_size):
             ys = self._run_forward([x[start:start + batch_size] for x in xs], training=False)
             if out is None:
                 out = [np.empty((n, *y.shape[1:]), dtype=y.dtype) for y in ys]
             for o, y in zip(out, ys):
                 o[start:start + batch_size] = y
+            masks = _gather_masks(masks, self._output_masks, n, start)
+        self._predicted_masks = masks
         return out
 
     def predict(self, x: ArrayLike, batch_size: int = 32, verbose: int = 0) -> Any:
@@ -419,7 +465,7 @@ class Trainer:
             if self._stateful() and n % batch_size:
                 raise self._stateful_batch_error(n, batch_size, "evaluate")
             preds = self._predict_arrays(xs, self._inference_batch(batch_size))
-            scores = self._scores(ys, preds)
+            scores = self._scores(ys, preds, self._predicted_masks)
         if verbose:
             print(format_logs(dict(zip(self.metrics_names, scores))))
         return scores[0] if not self._has_metrics else scores
@@ -431,7 +477,7 @@ class Trainer:
             xs, ys = self._split_batch(batch)
             preds = self._run_forward(xs, training=False)
             m = xs[0].shape[0]
-            s = np.asarray(self._scores(ys, preds)) * m
+            s = np.asarray(self._scores(ys, preds, self._output_masks)) * m
             totals = s if totals is None else totals + s
             count += m
         if not count:
@@ -701,7 +747,7 @@ class Trainer:
                 buf = None
             preds = self._predict_arrays(xs, batch_size, out=buf)
             self._val_buffer = preds
-            scores = self._scores(ys, preds)
+            scores = self._scores(ys, preds, self._predicted_masks)
         return {f"val_{k}": v for k, v in zip(self.metrics_names, scores)}
 
     def _nan_stop(self, cbs: list, epoch: int, step: int, loss: float, batch_logs: dict) -> None:
@@ -736,6 +782,7 @@ class Trainer:
         else:
             order = None
         preds = None
+        masks: Optional[list] = None
         if self._has_metrics:
             preds = [np.empty((n, *s), dtype=self._dtype) for s in self._output_shapes_for(xs)]
         total = 0.0
@@ -765,6 +812,7 @@ class Trainer:
             if preds is not None:
                 for p, o in zip(preds, outs):
                     p[start:stop] = o
+                masks = _gather_masks(masks, self._output_masks, n, start)
             if batch_cbs and self._end_of_batch(batch_cbs, step, loss):
                 break
             if bar is not None and bar.update(1):
@@ -772,7 +820,9 @@ class Trainer:
         logs = {"loss": total / stop}
         if preds is not None:
             y_seen = [a[:stop] if order is None else a[order[:stop]] for a in ys]
-            logs.update(self._metric_logs(y_seen, [p[:stop] for p in preds]))
+            logs.update(self._metric_logs(
+                y_seen, [p[:stop] for p in preds],
+                None if masks is None else [None if m is None else m[:stop] for m in masks]))
         return logs
 
     def _train_step(self, xb: list, yb: list, cbs: list, epoch: int,
@@ -780,7 +830,7 @@ class Trainer:
         """Forward, loss, backward and one optimizer update on a batch: ``(loss, outputs)``,
         or None when the loss is not finite (training stops with the weights from before)."""
         outs = self._run_forward(xb, training=True)
-        loss, ds = self._loss_and_grads(yb, outs)
+        loss, ds = self._loss_and_grads(yb, outs, self._output_masks)
         if not math.isfinite(loss):
             self._nan_stop(cbs, epoch, step, loss, {"loss": loss})
             return None
@@ -823,7 +873,7 @@ class Trainer:
             m = xb[0].shape[0]
             total += loss * m
             if names:
-                metric_totals += np.asarray(self._scores(yb, outs)[1:]) * m
+                metric_totals += np.asarray(self._scores(yb, outs, self._output_masks)[1:]) * m
             count += m
             if batch_cbs and self._end_of_batch(batch_cbs, step, loss):
                 break
