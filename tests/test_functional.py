@@ -292,3 +292,16 @@ def test_a_failed_compile_changes_nothing():
     with pytest.raises(ValueError, match="Unknown loss"):
         model.compile(loss="no_such_loss", optimizer="sgd")
     assert model.optimizer is opt and model.compiled
+
+
+def test_activation_functions_on_symbolic_tensors_and_clear_session():
+    fastrnn.backend.clear_session()
+    inp = fastrnn.Input((3,))
+    out = fastrnn.activations.relu(layers.Dense(2, name="pre")(inp))  # Hands-On ML's WaveNet
+    model = fastrnn.Model(inp, out)
+    assert type(model.layers[-1]).__name__ == "Activation"
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(x), np.maximum(model.layers[1](x), 0))
+    assert layers.Dense(1).name == "dense"  # counters were reset
+    fastrnn.backend.clear_session()
+    assert layers.Dense(1).name == "dense"

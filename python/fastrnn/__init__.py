@@ -18,6 +18,7 @@ from __future__ import annotations
 from . import (
     _core,
     activations,
+    backend,
     callbacks,
     initializers,
     layers,
@@ -42,6 +43,7 @@ __all__ = [
     "Sequential",
     "__version__",
     "activations",
+    "backend",
     "callbacks",
     "get_num_threads",
     "initializers",

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .layers import base as _base
+from .layers import symbolic as _symbolic
 
 __all__ = ["elu", "exponential", "get", "linear", "relu", "selu", "serialize", "sigmoid",
            "softmax", "softplus", "softsign", "swish", "silu", "tanh"]
@@ -21,6 +22,9 @@ def _named(name: str) -> Callable[[Any], np.ndarray]:
     forward = _base._ACTIVATIONS[name][0]
 
     def activation(x: Any) -> np.ndarray:
+        if _symbolic.is_symbolic(x):  # in a graph being built: an Activation layer's call
+            from .layers.core import Activation
+            return Activation(name)(x)
         a = np.asarray(x)
         if a.dtype.kind != "f":
             a = a.astype(np.float32)
