@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _keras import import_keras, keras_predict
 
 import fastrnn
+from _keras import import_keras, keras_predict
 from fastrnn import layers, ops, optimizers
 from fastrnn import reference as ref
 

@@ -7,9 +7,9 @@ import itertools
 
 import numpy as np
 import pytest
-from _keras import import_keras, keras_predict
 
 import fastrnn
+from _keras import import_keras, keras_predict
 from fastrnn import layers, ops
 from fastrnn import reference as ref
 
