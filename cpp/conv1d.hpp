@@ -21,8 +21,7 @@
 // 24 products with an inner dimension of 14 for every batch item, each reading and writing the
 // whole (L, 8) output; the unrolled chunk is one product with an inner dimension of 336.
 // Hands-On ML's Conv1D(20, 4, strides=2) on one channel has an inner dimension of 1 per tap.
-// Measured here (busy 2-core machine, float32, fwd+bwd, 1 thread): Jena shape 256x120x14 ->
-// 8x24: per-tap 11.5 ms, unrolled 4.1 ms; see benchmarks/RESULTS_conv.md for the rest.
+// (Measurements: benchmarks/README.md, "Conv1D".)
 // A chunk holds R rows chosen by the bindings so that it stays in the L2 cache (about 256
 // KiB), and each GEMM stays small enough for OpenBLAS's in-place small-matrix kernels.
 //
