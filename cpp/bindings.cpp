@@ -1014,12 +1014,14 @@ py::object conv1d_backward(const py::array& x, const py::array& kernel, const py
   a.d_x = input_grad ? data(d_x) : nullptr;
   a.d_kernel = data(d_kernel), a.d_bias = use_bias ? data(d_bias) : nullptr;
   const Index wsize = s.K * (s.C / s.groups) * s.O + s.O;  // a slice's partial gradients
+  const std::size_t flipped = std::size_t(s.K * s.C * s.O);  // a slice's reversed kernel
   {
     py::gil_scoped_release release;
     if (s.B == 0) {
       zero(d_kernel), zero(d_bias);
     } else {
-      const std::size_t chunk = conv_chunk_size(s), per = 2 * chunk + std::size_t(wsize);
+      const std::size_t chunk = conv_chunk_size(s);
+      const std::size_t per = 2 * chunk + std::size_t(wsize) + flipped;
       F* ws = workspace<F, 2>().get(per * std::size_t(c.slices));
       over_slices(c.slices, s.B, [&](int k, Index b0, Index nb) {
         fastrnn::Conv1dBackwardArgs<F> part = a;
@@ -1027,6 +1029,7 @@ py::object conv1d_backward(const py::array& x, const py::array& kernel, const py
         part.x += b0 * s.T * s.C, part.d_y += b0 * s.L * s.O, part.s.B = nb;
         if (part.d_x != nullptr) part.d_x += b0 * s.T * s.C;
         part.cols = mine, part.d_cols = mine + chunk;
+        part.flipped = mine + 2 * chunk + wsize;
         if (k > 0) {  // slice 0 writes the outputs, the others partial sums
           part.d_kernel = mine + 2 * chunk;
           if (part.d_bias != nullptr) part.d_bias = part.d_kernel + (wsize - s.O);

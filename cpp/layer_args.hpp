@@ -47,6 +47,7 @@ struct Conv1dBackwardArgs {
   const F* kernel;   // (K, Cg, O)
   F* cols;           // (R, K * Cg) workspace
   F* d_cols;         // (R, K * Cg) workspace
+  F* flipped;        // (K, O, C) workspace (stride 1, one group: see conv1d.hpp)
   Conv1dShape s;
 };
 
