@@ -111,6 +111,7 @@ def test_threads_give_the_same_result():
     for y, g in results[1:]:
         np.testing.assert_allclose(y, results[0][0], rtol=1e-6)
         np.testing.assert_allclose(g["kernel"], results[0][1]["kernel"], rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(g["bias"], results[0][1]["bias"], rtol=1e-4, atol=1e-3)
         np.testing.assert_array_equal(g["x"], results[0][1]["x"])
 
 

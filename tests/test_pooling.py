@@ -97,6 +97,8 @@ def test_global_pooling_matches_tf_keras_with_and_without_mask(keras):
     x = rng.standard_normal((4, 9, 3)).astype(np.float32)
     mask = rng.random((4, 9)) < 0.6
     mask[:, 0] = True
+    mask[1] = False
+    mask[1, 4] = True  # a row with a single step
     for keepdims in (False, True):
         gap = layers.GlobalAveragePooling1D(keepdims=keepdims)
         theirs = keras.layers.GlobalAveragePooling1D(keepdims=keepdims)
