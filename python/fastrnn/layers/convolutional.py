@@ -40,14 +40,8 @@ def check_int_or_single(name: str, value: Any) -> int:
     return check_positive_int(name, value)
 
 
-def check_padding(value: Any, allowed: tuple) -> str:
-    key = value.lower() if isinstance(value, str) else value
-    if key not in allowed:
-        raise ValueError(
-            f"Received an invalid value for argument `padding`, expected one of {allowed}, "
-            f"got {value!r}."
-        )
-    return key
+# The padding name, lower-cased, or a ValueError naming the argument (ops checks it the same).
+check_padding = ops._padding
 
 
 def check_channels_last(value: Any) -> str:
