@@ -7,7 +7,7 @@ Prints a markdown table and writes ``results.json``, ``RESULTS.md`` and plots to
 Usage (from the repository root)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py [--quick]
-        [--out DIR] [--threads N] [--only kernels|e2e|latency]
+        [--out DIR] [--threads N] [--only kernels|e2e|latency|conv]
 
 Unsetting OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE matters on machines that set them: they make
 OpenBLAS pick slower kernels (the header of the report says which kernels ran). This script
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 SECTIONS = ("kernels", "latency", "e2e")
+SECTIONS += ("conv",)  # Conv1D at the books' shapes (bench_conv.py)
 
 
 class Progress:
@@ -108,6 +109,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     # Import every library before pinning threads, so threadpoolctl sees their thread pools.
     import bench_common as common
+    import bench_conv
     import bench_e2e
     import bench_kernels
     import bench_latency
@@ -152,7 +154,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     latency_plan = bench_latency.plan(mode) if "latency" in sections else []
     n_e2e = 3 * len(bench_e2e.FRAMEWORKS) if "e2e" in sections else 0
     n_masked = (1 if mode == "smoke" else len(bench_kernels.MASKED_SIZES)) if cases else 0
-    progress = Progress(int(bool(cases)) + len(cases) + n_masked + len(latency_plan) + n_e2e)
+    conv_plan = bench_conv.plan(mode) if "conv" in sections else []
+    progress = Progress(int(bool(cases)) + len(cases) + n_masked + len(latency_plan) + n_e2e
+                        + len(conv_plan))
 
     started = time.perf_counter()
     results: dict[str, Any] = {}
@@ -181,6 +185,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             results["latency"] = bench_latency.run(mode, impls, budget, progress)
         if n_e2e:
             results["e2e"] = bench_e2e.run(mode, threads, progress, args.epochs)
+        if conv_plan:
+            results["conv"] = bench_conv.run(mode, budget, progress)
     progress.close()
     results["meta"]["wall_seconds"] = time.perf_counter() - started
     results["meta"]["load_average_1min_end"] = common.load_average()
@@ -188,6 +194,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     results["warnings"] = warnings
 
     report = bench_report.markdown(results)
+    if results.get("conv"):
+        report += "\n\n" + bench_conv.markdown(results["conv"]) + "\n"
     print(report)
     (args.out / "RESULTS.md").write_text(report, encoding="utf-8")
     plots = []

@@ -112,3 +112,40 @@ std::vector<std::string> available_kernel_sets() {
 void select_kernel_set(const std::string& name) { current().store(find(name)); }
 
 }  // namespace fastrnn
+
+// ------------------------------------------------------------- sequence layers (issue 11)
+namespace fastrnn {
+
+#ifdef FASTRNN_HAVE_native
+namespace native { const LayerKernelTable& layer_kernel_table(); }
+#endif
+#ifdef FASTRNN_HAVE_generic
+namespace generic { const LayerKernelTable& layer_kernel_table(); }
+#endif
+#ifdef FASTRNN_HAVE_avx2
+namespace avx2 { const LayerKernelTable& layer_kernel_table(); }
+#endif
+#ifdef FASTRNN_HAVE_avx512
+namespace avx512 { const LayerKernelTable& layer_kernel_table(); }
+#endif
+
+// Follows select_kernel_set: the table of the variant whose name kernels() reports (every
+// variant builds both tables).
+const LayerKernelTable& layer_kernels() {
+  const std::string name = kernels().name;
+#ifdef FASTRNN_HAVE_native
+  if (name == "native") return native::layer_kernel_table();
+#endif
+#ifdef FASTRNN_HAVE_avx512
+  if (name == "avx512") return avx512::layer_kernel_table();
+#endif
+#ifdef FASTRNN_HAVE_avx2
+  if (name == "avx2") return avx2::layer_kernel_table();
+#endif
+#ifdef FASTRNN_HAVE_generic
+  if (name == "generic") return generic::layer_kernel_table();
+#endif
+  throw std::logic_error("no layer kernels for the kernel set '" + name + "'");
+}
+
+}  // namespace fastrnn

@@ -19,3 +19,13 @@ std::vector<std::string> available_kernel_sets();
 void select_kernel_set(const std::string& name);
 
 }  // namespace fastrnn
+
+// ------------------------------------------------------------- sequence layers (issue 11)
+#include "layer_args.hpp"
+
+namespace fastrnn {
+
+// The convolution, pooling and normalization kernels of the variant kernels() uses.
+const LayerKernelTable& layer_kernels();
+
+}  // namespace fastrnn

@@ -34,3 +34,37 @@ const KernelTable& kernel_table() {
 
 }  // namespace FASTRNN_ARCH
 }  // namespace fastrnn
+
+// ------------------------------------------------------------- sequence layers (issue 11)
+// Convolution, pooling and normalization kernels: their own table (layer_args.hpp), chosen
+// together with the one above (dispatch.cpp, layer_kernels()).
+#include "conv1d.hpp"
+#include "normalization.hpp"
+#include "pooling.hpp"
+
+namespace fastrnn {
+namespace FASTRNN_ARCH {
+
+template <typename F>
+constexpr LayerKernelSet<F> layer_kernel_set() {
+  return LayerKernelSet<F>{&conv1d::forward<F>,
+                           &conv1d::backward<F>,
+                           &pool1d::forward_max<F>,
+                           &pool1d::forward_average<F>,
+                           &pool1d::backward<F>,
+                           &norm::layer_norm_forward<F>,
+                           &norm::layer_norm_backward<F>,
+                           &norm::batch_norm_moments<F>,
+                           &norm::batch_norm_apply<F>,
+                           &norm::batch_norm_backward_sums<F>,
+                           &norm::batch_norm_backward<F>};
+}
+
+const LayerKernelTable& layer_kernel_table() {
+  static const LayerKernelTable table{FASTRNN_STR(FASTRNN_ARCH), layer_kernel_set<float>(),
+                                      layer_kernel_set<double>()};
+  return table;
+}
+
+}  // namespace FASTRNN_ARCH
+}  // namespace fastrnn

@@ -13,6 +13,7 @@ epoch of a PyTorch eager training loop for the deep RNNs.
     python examples/hands_on_ml_ch15.py --seeds 1   # seed 42 only, as the book
     python examples/hands_on_ml_ch15.py --keras     # TF-Keras on the same arrays and seeds
                                                     # (if installed; ~25x slower than fastrnn)
+    python examples/hands_on_ml_ch15.py --only-conv # the chapter's last two experiments only
 
 Notes on the experiments (as in the book's notebook):
 * Results vary with the seed, so each model is trained with seeds 42-46 and the table gives
@@ -29,6 +30,13 @@ Notes on the experiments (as in the book's notebook):
 * The seq-to-seq models are scored with the book's ``last_time_step_mse`` metric (the MSE of
   the 10-step forecast made at the last time step). SimpleRNN uses Adam(learning_rate=0.01);
   LSTM and GRU use Keras's default ``"adam"`` (0.001), as the book does.
+* The chapter's last two experiments (no reference range in the table: ``--keras`` trains
+  TF-Keras on the same arrays instead): a strided ``Conv1D(20, kernel_size=4, strides=2,
+  padding="valid")`` in front of two GRU(20) layers, trained on the seq-to-seq targets
+  downsampled to its 24 output steps (``Y_train[:, 3::2]``: output step t sees input steps
+  2t..2t+3, so its targets are those of input step 2t+3); and the WaveNet (causal dilated
+  ``Conv1D(20, 2)`` layers with rates 1, 2, 4, 8, twice, then ``Conv1D(10, 1)``) on the full
+  seq-to-seq targets. Both use ``"adam"``, as the book does.
 """
 
 from __future__ import annotations
@@ -72,6 +80,9 @@ KERAS = {
     "seq-to-seq LSTM(20)x2 (last step)": (0.009, 0.009),
     "seq-to-seq GRU(20)x2 (last step)": (0.0095, 0.0095),
 }
+# The convolutional experiments: no reference range (TF-Keras on the same arrays: --keras).
+CONV_GRU = "seq-to-seq Conv1D + GRU(20)x2 (last step)"
+WAVENET = "seq-to-seq WaveNet (last step)"
 
 
 @dataclass
@@ -87,13 +98,15 @@ class Row:
     keras_run: Optional[tuple[float, float]] = None
 
     @property
-    def keras(self) -> tuple[float, float]:
-        return KERAS[self.name]
+    def keras(self) -> Optional[tuple[float, float]]:
+        return KERAS.get(self.name)
 
     @property
     def matched(self) -> str:
         """"yes" at or below the Keras range's upper end (which is rounded to 2 significant
-        digits, hence 2% slack), "close" within 15% above it, else "no"."""
+        digits, hence 2% slack), "close" within 15% above it, else "no" ("-": no range)."""
+        if self.keras is None:
+            return "-"
         hi = self.keras[1]
         if self.val_mse <= 1.02 * hi:
             return "yes"
@@ -111,7 +124,8 @@ def make_data(n_series: int) -> dict[str, np.ndarray]:
     As in the book's notebook, the one-step experiments use ``np.random.seed(42)`` then
     ``generate_time_series(n, 51)``: ``x`` (N, 50, 1), ``y`` (N, 1); the multi-step ones
     re-seed 42 and use ``generate_time_series(n, 60)``: ``x10`` (N, 50, 1), ``y10`` (N, 10)
-    (the next 10 values) and ``yseq`` (N, 50, 10) (the next 10 values after every step).
+    (the next 10 values) and ``yseq`` (N, 50, 10) (the next 10 values after every step);
+    ``yseq2`` (N, 24, 10) is ``yseq[:, 3::2]``, the targets of the strided Conv1D's steps.
     """
     np.random.seed(42)  # noqa: NPY002 (the book's seeding, which generate_time_series uses)
     one = generate_time_series(n_series, N_STEPS + 1)
@@ -130,6 +144,7 @@ def make_data(n_series: int) -> dict[str, np.ndarray]:
         data[f"x10_{part}"] = many[rows, :N_STEPS]
         data[f"y10_{part}"] = many[rows, N_STEPS:, 0]
         data[f"yseq_{part}"] = y_seq[rows]
+        data[f"yseq2_{part}"] = y_seq[rows, 3::2]
     return data
 
 
@@ -183,13 +198,14 @@ def keras_run(build: Callable, optimizer, x, y, xv, yv, epochs: int, seeds: tupl
 
 def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
         seeds: tuple[int, ...] = (42,), log: Callable[[str], None] = print,
-        compare_keras: bool = False) -> list[Row]:
+        compare_keras: bool = False, only_conv: bool = False) -> list[Row]:
     """Runs every experiment; returns the table's rows.
 
     With several `seeds`, each trained model is trained once per seed and the row reports the
     median validation MSE (and the range in ``Row.spread``); the recursive forecast uses the
     deep RNN + Dense model of the first seed. With `compare_keras`, TF-Keras (when installed)
-    trains each model on the same arrays with the same seeds.
+    trains each model on the same arrays with the same seeds. `only_conv` runs the chapter's
+    last two (convolutional) experiments alone.
     """
     d = make_data(n_series)
     rows: list[Row] = []
@@ -205,7 +221,8 @@ def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
         x, xv = d[f"x{'' if part == 'y' else '10'}_train"], d[
             f"x{'' if part == 'y' else '10'}_valid"]
         results = [_train(build, optimizer, x, d[f"{part}_train"], xv, d[f"{part}_valid"],
-                          epochs, metrics=[last_time_step_mse] if part == "yseq" else None,
+                          epochs,
+                          metrics=[last_time_step_mse] if part.startswith("yseq") else None,
                           seed=seed) for seed in seeds]
         vals = [h[metric][-1] for _, h, _ in results]
         torch_spe = None
@@ -214,11 +231,15 @@ def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
         keras_result = None
         if compare_keras:
             keras_result = keras_run(build, optimizer, x, d[f"{part}_train"], xv,
-                                     d[f"{part}_valid"], epochs, seeds, part == "yseq")
+                                     d[f"{part}_valid"], epochs, seeds,
+                                     part.startswith("yseq"))
         done(Row(name, float(np.median(vals)), float(np.mean([r[2] for r in results])),
                  torch_spe, None if len(vals) == 1 else (min(vals), max(vals)), keras_result))
         return results[0][0]
 
+    if only_conv:
+        run_conv(trained)
+        return rows
     done(Row("naive (last value)",
              float(np.mean((d["y_valid"] - d["x_valid"][:, -1]) ** 2)), None))
     # Each builder takes the layers module (fastrnn's, or keras.layers for the comparison) and
@@ -259,7 +280,30 @@ def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
                     getattr(L, cell)(20, return_sequences=True),
                     L.TimeDistributed(L.Dense(AHEAD))],
                 optimizer, "yseq", metric="val_last_time_step_mse")
+    run_conv(trained)
     return rows
+
+
+def conv_gru(L=layers) -> list:
+    """The book's Conv1D + GRU model, from `L` (fastrnn's layers or keras.layers)."""
+    return [L.Conv1D(20, kernel_size=4, strides=2, padding="valid", input_shape=[None, 1]),
+            L.GRU(20, return_sequences=True),
+            L.GRU(20, return_sequences=True),
+            L.TimeDistributed(L.Dense(AHEAD))]
+
+
+def wavenet(L=layers) -> list:
+    """The book's WaveNet, from `L`."""
+    return ([L.InputLayer(shape=[None, 1])]
+            + [L.Conv1D(20, kernel_size=2, padding="causal", activation="relu",
+                        dilation_rate=rate) for rate in (1, 2, 4, 8) * 2]
+            + [L.Conv1D(AHEAD, kernel_size=1)])
+
+
+def run_conv(trained: Callable) -> None:
+    """The chapter's convolutional experiments, through run()'s `trained`."""
+    trained(CONV_GRU, conv_gru, "adam", "yseq2", metric="val_last_time_step_mse")
+    trained(WAVENET, wavenet, "adam", "yseq", metric="val_last_time_step_mse")
 
 
 def torch_seconds_per_epoch(x: np.ndarray, y: np.ndarray, dense_head: bool,
@@ -321,8 +365,8 @@ def format_table(rows: list[Row]) -> str:
         head += ["TF-Keras here: val MSE", "TF-Keras s/epoch"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        lo, hi = r.keras
-        keras = f"{lo:.4g}" if lo == hi else f"{lo:.4g}-{hi:.4g}"
+        lo, hi = r.keras or (None, None)
+        keras = "-" if lo is None else f"{lo:.4g}" if lo == hi else f"{lo:.4g}-{hi:.4g}"
         spe = "-" if r.seconds_per_epoch is None else f"{r.seconds_per_epoch:.3f}"
         cells = [r.name, f"{r.val_mse:.4f}", keras, r.matched, spe]
         if show_spread:
@@ -353,6 +397,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--keras", action="store_true",
                         help="also train every model with TF-Keras (when installed) on the same "
                              "arrays and seeds: its validation MSE and seconds per epoch")
+    parser.add_argument("--only-conv", action="store_true",
+                        help="run only the chapter's last two experiments (Conv1D + GRU, "
+                             "WaveNet)")
     args = parser.parse_args(argv)
     epochs, n_series = args.epochs, args.series
     if args.quick:
@@ -361,7 +408,7 @@ def main(argv: Optional[list[str]] = None) -> None:
           f"{max(1, args.seeds)} seed(s)")
     seeds = tuple(range(42, 42 + max(1, args.seeds)))
     rows = run(epochs=epochs, n_series=n_series, compare_torch=not args.no_torch, seeds=seeds,
-               compare_keras=args.keras)
+               compare_keras=args.keras, only_conv=args.only_conv)
     print()
     print(format_table(rows))
 

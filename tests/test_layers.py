@@ -442,8 +442,8 @@ def test_set_weights_and_bind_errors():
 
 def test_registry():
     assert layers.get("LSTM") is LSTM
-    with pytest.raises(ValueError, match="`class_name`.*'Conv1D'"):
-        layers.get("Conv1D")
+    with pytest.raises(ValueError, match="`class_name`.*'Conv2D'"):
+        layers.get("Conv2D")
     with pytest.raises(ValueError, match="'class_name' and 'config'"):
         layers.deserialize({"config": {}})
     layer = layers.deserialize({"class_name": "Dense", "config": {"units": 3}})

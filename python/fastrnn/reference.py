@@ -343,3 +343,159 @@ def gru_backward(tape, d_outputs, d_h_last=None, truncate=None):
         "recurrent_kernel": _flat(h_prev).T @ _flat(d_hz),
         "bias": np.stack([_flat(d_xz).sum(axis=0), _flat(d_hz).sum(axis=0)]),  # b_in, b_rec
     }
+
+
+# =============================================================================================
+# Sequence layers (issue 11): Conv1D, 1-D pooling, layer and batch normalization, channels-last
+# ((batch, steps, channels)), written as loops over taps and windows so they read like the
+# definitions. Padding is Keras's: "valid" none; "causal" (span - 1) zeros on the left; "same"
+# ceil(T / strides) outputs with the zeros split evenly, the odd one on the right.
+__all__ += [
+    "batch_norm_backward",
+    "batch_norm_forward",
+    "conv1d_backward",
+    "conv1d_forward",
+    "layer_norm_backward",
+    "layer_norm_forward",
+    "pool1d_backward",
+    "pool1d_forward",
+]
+
+
+def _padded(x: np.ndarray, span: int, strides: int, padding: str, fill: float = 0.0):
+    """x with Keras's padding along the steps, and the number of outputs."""
+    T = x.shape[1]
+    if padding == "valid":
+        left = right = 0
+    elif padding == "causal":
+        left, right = span - 1, 0
+    else:  # "same": as many outputs as ceil(T / strides)
+        outputs = -(-T // strides)
+        total = max((outputs - 1) * strides + span - T, 0)
+        left, right = total // 2, total - total // 2
+    xp = np.pad(x, ((0, 0), (left, right), (0, 0)), constant_values=fill)
+    return xp, left, (xp.shape[1] - span) // strides + 1
+
+
+def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1):
+    """y[b, l] = bias + sum over taps k of x_padded[b, l * strides + k * dilation] @ kernel[k],
+    group by group. x (B, T, C), kernel (K, C / groups, O) -> (B, L, O)."""
+    x = np.asarray(x)
+    K, Cg, O = kernel.shape
+    Og = O // groups
+    span = (K - 1) * dilation_rate + 1
+    xp, _, L = _padded(x, span, strides, padding)
+    y = np.zeros((x.shape[0], L, O), dtype=x.dtype)
+    for g in range(groups):
+        xg = xp[:, :, g * Cg:(g + 1) * Cg]  # this group's input channels
+        for k in range(K):
+            start = k * dilation_rate
+            taps = xg[:, start:start + (L - 1) * strides + 1:strides]  # (B, L, Cg): tap k
+            y[:, :, g * Og:(g + 1) * Og] += taps @ kernel[k, :, g * Og:(g + 1) * Og]
+    if bias is not None:
+        y += bias
+    return y
+
+
+def conv1d_backward(x, kernel, d_y, strides=1, padding="valid", dilation_rate=1, groups=1,
+                    use_bias=True):
+    """Gradients of conv1d_forward: {"x", "kernel", "bias"}: each tap's product, reversed."""
+    x = np.asarray(x)
+    K, Cg, O = kernel.shape
+    Og = O // groups
+    span = (K - 1) * dilation_rate + 1
+    xp, left, L = _padded(x, span, strides, padding)
+    d_xp = np.zeros_like(xp)
+    d_kernel = np.zeros_like(kernel)
+    for g in range(groups):
+        dy = d_y[:, :, g * Og:(g + 1) * Og]  # (B, L, Og)
+        for k in range(K):
+            rows = slice(k * dilation_rate, k * dilation_rate + (L - 1) * strides + 1, strides)
+            taps = xp[:, rows, g * Cg:(g + 1) * Cg]  # (B, L, Cg)
+            w = kernel[k, :, g * Og:(g + 1) * Og]  # (Cg, Og)
+            d_kernel[k, :, g * Og:(g + 1) * Og] = np.einsum("blc,blo->co", taps, dy)
+            d_xp[:, rows, g * Cg:(g + 1) * Cg] += dy @ w.T  # the tap's inputs get W^T dy
+    return {"x": d_xp[:, left:left + x.shape[1]],  # the padding's gradient is dropped
+            "kernel": d_kernel, "bias": d_y.sum(axis=(0, 1)) if use_bias else None}
+
+
+def pool1d_forward(x, pool_size=2, strides=None, padding="valid", mode="max"):
+    """Max or average over windows of pool_size steps, strides apart; padding never counts."""
+    strides = pool_size if strides is None else strides
+    fill = -np.inf if mode == "max" else np.nan  # the average skips the NaN padding
+    xp, _, L = _padded(np.asarray(x, dtype=np.float64), pool_size, strides, padding, fill)
+    windows = np.stack([xp[:, l * strides:l * strides + pool_size] for l in range(L)], axis=1)
+    y = windows.max(axis=2) if mode == "max" else np.nanmean(windows, axis=2)
+    return y.astype(np.asarray(x).dtype)
+
+
+def pool1d_backward(x, d_y, pool_size=2, strides=None, padding="valid", mode="max"):
+    """d_x: each output's gradient to its window's (first) maximum, or spread evenly."""
+    x = np.asarray(x)
+    strides = pool_size if strides is None else strides
+    fill = -np.inf if mode == "max" else np.nan
+    xp, left, L = _padded(x.astype(np.float64), pool_size, strides, padding, fill)
+    d_xp = np.zeros(xp.shape)
+    B, _, C = x.shape
+    for l in range(L):
+        window = xp[:, l * strides:l * strides + pool_size]  # (B, pool, C)
+        if mode == "max":
+            first = window.argmax(axis=1)  # (B, C): the first maximum
+            for b in range(B):
+                d_xp[b, l * strides + first[b], np.arange(C)] += d_y[b, l]
+        else:
+            inside = ~np.isnan(window)  # (B, pool, C): steps of the input, not padding
+            d_xp[:, l * strides:l * strides + pool_size] += (
+                inside * d_y[:, l:l + 1] / inside.sum(axis=1, keepdims=True))
+    return d_xp[:, left:left + x.shape[1]].astype(x.dtype)
+
+
+def layer_norm_forward(x, gamma=None, beta=None, epsilon=1e-3):
+    """Each position's last axis to zero mean and unit (biased) variance, then * gamma + beta."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    xhat = (x - mean) / np.sqrt(var + epsilon)
+    y = xhat * (1 if gamma is None else gamma) + (0 if beta is None else beta)
+    return y, Tape("layer_norm", xhat=xhat, var=var, gamma=gamma, epsilon=epsilon)
+
+
+def layer_norm_backward(tape, d_y):
+    """{"x", "gamma", "beta"}: through xhat, whose mean and variance depend on every value."""
+    a = tape.arrays
+    xhat, gamma = a["xhat"], a["gamma"]
+    axes = tuple(range(d_y.ndim - 1))
+    g = d_y * (1 if gamma is None else gamma)  # gradient of xhat
+    d_x = (g - g.mean(axis=-1, keepdims=True)
+           - xhat * (g * xhat).mean(axis=-1, keepdims=True)) / np.sqrt(a["var"] + a["epsilon"])
+    return {"x": d_x, "gamma": None if gamma is None else (d_y * xhat).sum(axis=axes),
+            "beta": d_y.sum(axis=axes)}
+
+
+def batch_norm_forward(x, gamma=None, beta=None, mean=None, variance=None, epsilon=1e-3):
+    """Each channel (last axis) normalized over every other axis: with the batch's mean and
+    biased variance when `mean`/`variance` are None (training), else with the given ones.
+    Returns (y, mean, variance, tape)."""
+    axes = tuple(range(x.ndim - 1))
+    training = mean is None
+    if training:
+        mean, variance = x.mean(axis=axes), x.var(axis=axes)
+    xhat = (x - mean) / np.sqrt(variance + epsilon)
+    y = xhat * (1 if gamma is None else gamma) + (0 if beta is None else beta)
+    tape = Tape("batch_norm", xhat=xhat, variance=variance, gamma=gamma, epsilon=epsilon,
+                training=training)
+    return y, mean, variance, tape
+
+
+def batch_norm_backward(tape, d_y):
+    """{"x", "gamma", "beta"}: training differentiates through the batch's statistics."""
+    a = tape.arrays
+    xhat, gamma = a["xhat"], a["gamma"]
+    axes = tuple(range(d_y.ndim - 1))
+    g = d_y * (1 if gamma is None else gamma)  # gradient of xhat
+    rstd = 1 / np.sqrt(a["variance"] + a["epsilon"])
+    if a["training"]:  # the mean and variance move with every value of the batch
+        d_x = rstd * (g - g.mean(axis=axes) - xhat * (g * xhat).mean(axis=axes))
+    else:
+        d_x = rstd * g
+    return {"x": d_x, "gamma": None if gamma is None else (d_y * xhat).sum(axis=axes),
+            "beta": d_y.sum(axis=axes)}

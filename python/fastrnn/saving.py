@@ -221,7 +221,8 @@ def _gru_swap(a: np.ndarray, H: int, axis: int) -> np.ndarray:
 
 def export_torch_state_dict(layer: Any, layer_index: int = 0,
                             as_tensors: bool = False) -> dict[str, Any]:
-    """The weights of a fastrnn SimpleRNN/LSTM/GRU as a PyTorch ``nn.RNN/LSTM/GRU`` state dict.
+    """The weights of a fastrnn SimpleRNN/LSTM/GRU as a PyTorch ``nn.RNN/LSTM/GRU`` state dict
+    (a Conv1D's as ``nn.Conv1d``'s: see :func:`_export_conv`).
 
     Args:
         layer: a built fastrnn recurrent layer (without ``layer_norm``).
@@ -235,6 +236,8 @@ def export_torch_state_dict(layer: Any, layer_index: int = 0,
         rows are ``bias_ih``/``bias_hh``. Use ``nn.RNN(nonlinearity=...)`` matching the
         layer's activation and ``batch_first=True`` for batch-major inputs.
     """
+    if type(layer).__name__ in _TORCH_CONVS:  # Conv1D (see the end of this module)
+        return _export_conv(layer, as_tensors)
     cls, _, H = _cell_of(layer)
     named = dict(zip(layer.weight_names, layer.get_weights()))
     kernel, recurrent = named["kernel"], named["recurrent_kernel"]
@@ -270,7 +273,8 @@ def _as_numpy(value: Any, key: str) -> np.ndarray:
 
 
 def import_torch_state_dict(layer: Any, state_dict: dict, layer_index: int = 0) -> None:
-    """Sets a fastrnn SimpleRNN/LSTM/GRU's weights from a PyTorch ``nn.RNN/LSTM/GRU`` state dict.
+    """Sets a fastrnn SimpleRNN/LSTM/GRU's weights from a PyTorch ``nn.RNN/LSTM/GRU`` state dict
+    (a Conv1D's from ``nn.Conv1d``'s: see :func:`_import_conv`).
 
     The layer must be built with the same input size and units. For SimpleRNN and LSTM the
     Keras bias is ``bias_ih + bias_hh``; for GRU they become the two bias rows. A layer with
@@ -279,6 +283,8 @@ def import_torch_state_dict(layer: Any, state_dict: dict, layer_index: int = 0) 
     Raises:
         ValueError: missing keys or mismatched shapes (the message names both).
     """
+    if type(layer).__name__ in _TORCH_CONVS:  # Conv1D (see the end of this module)
+        return _import_conv(layer, state_dict)
     cls, gates, H = _cell_of(layer)
     k = int(layer_index)
     keys = [f"weight_ih_l{k}", f"weight_hh_l{k}"]
@@ -326,3 +332,64 @@ def import_torch_state_dict(layer: Any, state_dict: dict, layer_index: int = 0) 
         )
     dtype = named["kernel"].dtype
     layer.set_weights([np.asarray(new[n], dtype=dtype) for n in layer.weight_names])
+
+
+# ----------------------------------------------------------------------------- PyTorch Conv1d
+# Keras's Conv1D kernel is (kernel_size, in / groups, filters); nn.Conv1d's weight is
+# (filters, in / groups, kernel_size): the same numbers with the first and last axes swapped
+# (groups split the channels the same way in both). Padding is not part of a state dict:
+# padding="valid" is nn.Conv1d(padding=0); "causal" is F.pad(x, ((k - 1) * dilation, 0))
+# before it; "same" with an odd span is nn.Conv1d(padding="same") (stride 1).
+_TORCH_CONVS = ("Conv1D",)
+
+
+def _conv_layer(layer: Any) -> dict[str, np.ndarray]:
+    if not getattr(layer, "built", False):
+        raise ValueError(f"Layer `{layer.name}` is not built: build it (or its model) first.")
+    return dict(zip(layer.weight_names, layer.weights))
+
+
+def _export_conv(layer: Any, as_tensors: bool) -> dict[str, Any]:
+    """A Conv1D's weights as ``nn.Conv1d``'s state dict: ``{"weight": (filters, in / groups,
+    kernel_size), "bias": (filters,)}`` (no bias with use_bias=False)."""
+    named = _conv_layer(layer)
+    out: dict[str, Any] = {"weight": np.ascontiguousarray(named["kernel"].transpose(2, 1, 0))}
+    if "bias" in named:
+        out["bias"] = named["bias"].copy()
+    if as_tensors:
+        import torch  # optional dependency, only for this conversion
+
+        return {key: torch.from_numpy(np.array(v)) for key, v in out.items()}
+    return out
+
+
+def _import_conv(layer: Any, state_dict: dict) -> None:
+    """Sets a built Conv1D's weights from ``nn.Conv1d``'s state dict (keys ``weight`` and,
+    when the layer has a bias, ``bias``; a missing bias leaves zeros)."""
+    named = _conv_layer(layer)
+    if "weight" not in state_dict:
+        raise ValueError(
+            f"The state dict has no 'weight'; its keys are {sorted(state_dict)[:8]}."
+        )
+    kernel = named["kernel"]
+    weight = _as_numpy(state_dict["weight"], "weight")
+    want = kernel.shape[::-1]
+    if weight.shape != want:
+        raise ValueError(
+            f"State dict entry 'weight' has shape {weight.shape}; layer `{layer.name}` (Conv1D, "
+            f"kernel {kernel.shape}) needs {want} (filters, in / groups, kernel_size)."
+        )
+    new = {"kernel": weight.transpose(2, 1, 0)}
+    bias = state_dict.get("bias")
+    if "bias" in named:
+        new["bias"] = np.zeros(kernel.shape[2]) if bias is None else _as_numpy(bias, "bias")
+        if new["bias"].shape != (kernel.shape[2],):
+            raise ValueError(
+                f"State dict entry 'bias' has shape {new['bias'].shape}; layer `{layer.name}` "
+                f"needs ({kernel.shape[2]},)."
+            )
+    elif bias is not None and np.any(_as_numpy(bias, "bias") != 0):
+        raise ValueError(
+            f"Layer `{layer.name}` has use_bias=False but the state dict has a non-zero bias."
+        )
+    layer.set_weights([np.asarray(new[n], dtype=kernel.dtype) for n in layer.weight_names])

@@ -55,3 +55,23 @@ __all__ = [
     "get",
     "serialize",
 ]
+
+# Convolution, pooling and normalization for sequences (issue 11).
+from .convolutional import Conv1D  # noqa: E402
+from .normalization import BatchNormalization, LayerNormalization  # noqa: E402
+from .pooling import (  # noqa: E402
+    AveragePooling1D,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
+)
+
+__all__ += [
+    "AveragePooling1D",
+    "BatchNormalization",
+    "Conv1D",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "LayerNormalization",
+    "MaxPooling1D",
+]
