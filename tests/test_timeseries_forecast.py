@@ -283,3 +283,25 @@ def test_evaluate_and_unknown_metrics():
         evaluate([1.0], [1.0], ("mase",))
     with pytest.raises(ValueError, match="`metric`.*'r2'"):
         evaluate([1.0], [1.0], ("r2",))
+
+
+class PlusHalf:
+    """Predicts the last value plus 0.5 (a float forecast from any history)."""
+
+    def predict(self, x):
+        return np.asarray(x, dtype=np.float64)[:, -1, :] + 0.5
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_])
+def test_recursive_forecast_of_an_integer_history_stays_float(dtype):
+    history = np.ones((2, 4), dtype=dtype)
+    out = forecast(PlusHalf(), history, 3, strategy="recursive")
+    assert np.issubdtype(out.dtype, np.floating)
+    assert np.array_equal(out, [[1.5, 2.0, 2.5]] * 2)  # fed back as floats, not truncated
+    single = forecast(PlusHalf(), np.array([3, 4, 5]), 2)
+    assert np.array_equal(single, [5.5, 6.0])
+
+
+def test_forecast_refuses_non_numeric_history():
+    with pytest.raises(ValueError, match="`history`"):
+        forecast(PlusHalf(), np.array([["a", "b"]]), 2)

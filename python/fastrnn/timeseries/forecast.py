@@ -35,7 +35,8 @@ def forecast(model: Any, history: Any, horizon: int, strategy: str = "recursive"
         model: anything with ``predict(x)`` (a fastrnn model, a baseline of this package,
             your own object).
         history: the input windows (B, T, F) or (B, T); a single 1-D series (T,) is
-            treated as one window of one feature.
+            treated as one window of one feature. Integer (or bool) histories are taken as
+            float64, so the forecasts fed back keep their fractions.
         horizon: H, number of future steps.
         strategy:
             * ``"recursive"``: the book's loop. The model predicts one step ahead; the
@@ -61,6 +62,12 @@ def forecast(model: Any, history: Any, horizon: int, strategy: str = "recursive"
     if strategy not in STRATEGIES:
         raise invalid("strategy", f"one of {list(STRATEGIES)}", strategy)
     history = np.asarray(history)
+    if history.dtype.kind in "biu":
+        # forecasts are real numbers: an integer history must not truncate them when they
+        # are fed back (nor the result be cast to its dtype)
+        history = history.astype(np.float64)
+    elif history.dtype.kind != "f":
+        raise invalid("history", "a numeric array", f"an array of dtype {history.dtype}")
     single = history.ndim == 1
     if single:
         history = history[np.newaxis, :, np.newaxis]
