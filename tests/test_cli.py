@@ -498,4 +498,5 @@ def test_the_installed_command_prints_no_traceback(tmp_path: Path) -> None:
          "1000000", "--out", str(tmp_path / "file.txt" / "o")],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": PYTHON_DIR})
     assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("fastrnn: error: argument --units")
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("fastrnn: error: argument --units")

@@ -12,7 +12,6 @@ import pytest
 
 from fastrnn.timeseries import csv_columns, infer_season, read_csv
 
-
 ENGINES = ["python", "pandas"]
 
 
