@@ -411,10 +411,10 @@ def _run_forecast(args: argparse.Namespace) -> int:
         windows_before,
     )
 
-    out = _output_dir(args.out)
     series = _load_series(args)
     window, horizon, season = args.window, args.horizon, series.season
     train_end, val_end = _check_lengths(series, window, horizon, season)
+    out = _output_dir(args.out)  # before training: a bad --out must not cost the epochs
     _seed_everything(args.seed)
     length = series.values.size
     print(f"fastrnn forecast: {series.name}, {length} values; train {train_end}, validation "
