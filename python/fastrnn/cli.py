@@ -316,7 +316,6 @@ def _option_names(message: str) -> str:
     """The library's argument names in a message, as the command's options."""
     return (message.replace("(argument `column`)", "(--column)")
             .replace("(argument `time_column`)", "(--time-column)")
-
             .replace("read with allow_missing=True and fill_gaps()", "pass --fill-gaps to "
                      "interpolate linearly"))
 
