@@ -305,3 +305,35 @@ def test_recursive_forecast_of_an_integer_history_stays_float(dtype):
 def test_forecast_refuses_non_numeric_history():
     with pytest.raises(ValueError, match="`history`"):
         forecast(PlusHalf(), np.array([["a", "b"]]), 2)
+
+
+class ConstantChange:
+    """Predicts the same change (in the wrapped, scaled units) for every window."""
+
+    def __init__(self, change):
+        self.change = change
+        self.seen = None
+
+    def predict(self, x):
+        self.seen = np.array(x)
+        return np.full((len(x), 1), self.change)
+
+
+def test_relative_model_trains_on_changes_and_forecasts_in_levels():
+    from fastrnn.timeseries import RelativeModel
+
+    x = (np.arange(12, dtype=np.float32).reshape(3, 4, 1) * 2 + 100)  # 3 rising windows
+    y = x[:, -1, :] + 6  # (3, 1): 6 above each window's last value
+    wrapper = RelativeModel(ConstantChange(3.0), scale=2.0)
+    assert np.allclose(wrapper.targets(x, y), 3.0)  # (y - last) / scale
+    assert np.allclose(wrapper.inputs(x)[:, -1, 0], 0) and np.allclose(
+        wrapper.inputs(x)[:, 0, 0], -3.0)  # (x - last) / scale
+    out = wrapper.predict(x)
+    assert out.dtype == np.float32 and np.allclose(out[:, 0], x[:, -1, 0] + 6)
+    assert np.allclose(wrapper.model.seen, wrapper.inputs(x))  # the model saw changes
+    # a wrapper works wherever a model does: recursive forecasts keep climbing
+    steps = forecast(RelativeModel(ConstantChange(1.0), 0.5), x[0, :, 0], 3)
+    assert np.allclose(steps, x[0, -1, 0] + 0.5 * np.arange(1, 4))
+    for bad in (0.0, -1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="`scale`"):
+            RelativeModel(None, bad)

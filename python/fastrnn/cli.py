@@ -324,33 +324,6 @@ def _option_names(message: str) -> str:
 SPLIT = (0.7, 0.15)  # train and validation fractions; the test part is the rest
 
 
-class RelativeModel:
-    """Wraps a model trained on changes: it sees each window minus its last value, divided
-    by ``scale``, and predicts the change of the next values from that last value.
-
-    Trends then stay within the range the model was trained on, so a trending series (co2)
-    does not push the network's inputs past anything it has seen.
-    """
-
-    def __init__(self, model: Any, scale: float) -> None:
-        self.model = model
-        self.scale = scale
-
-    def inputs(self, x: np.ndarray) -> np.ndarray:
-        """(B, L, 1) windows -> changes from the last value, (B, L, 1)."""
-        return (x - x[:, -1:, :]) / self.scale
-
-    def targets(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """(B, H) targets -> changes from each window's last value."""
-        return (y - x[:, -1, :]) / self.scale
-
-    def predict(self, x: np.ndarray, **kwargs: Any) -> np.ndarray:
-        """Forecasts in the units of ``x``: last value plus the predicted changes."""
-        x = np.asarray(x, dtype=np.float32)
-        changes = np.asarray(self.model.predict(self.inputs(x), **kwargs))
-        return (x[:, -1, :] + self.scale * changes.reshape(len(x), -1)).astype(np.float32)
-
-
 def _check_lengths(series: Series, window: int, horizon: int, season: int) -> tuple[int, int]:
     from .timeseries import split_points
 
@@ -399,6 +372,7 @@ def _run_forecast(args: argparse.Namespace) -> int:
     from .timeseries import (
         LinearForecaster,
         NaiveForecaster,
+        RelativeModel,
         SeasonalNaiveForecaster,
         StandardScaler,
         evaluate,

@@ -31,7 +31,7 @@ from .datasets import (
     load_dataset,
     load_jena_climate,
 )
-from .forecast import STRATEGIES, forecast
+from .forecast import STRATEGIES, RelativeModel, forecast
 from .metrics import (
     METRICS,
     evaluate,
@@ -59,6 +59,7 @@ __all__ = [
     "LinearForecaster",
     "MinMaxScaler",
     "NaiveForecaster",
+    "RelativeModel",
     "SeasonalNaiveForecaster",
     "StandardScaler",
     "TimeSeriesData",
