@@ -6,10 +6,13 @@
 #include <pybind11/stl.h>
 
 #include <cblas.h>
+#include <pthread.h>
 
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <atomic>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -93,6 +96,24 @@ const std::uint8_t* checked_step_mask(const Opt& m, Index B, Index T) {
   return static_cast<const std::uint8_t*>(a.data());
 }
 
+// FASTRNN_DEBUG_FILL_NAN=1 (read once, at the first array or workspace handed out): every
+// output array and per-thread workspace a kernel gets is filled with NaN first. Recycled
+// buffers (BufferPool, Workspace) are not zeroed, so a kernel path that leaves an element
+// unwritten would otherwise return stale values that look plausible; with this, the test
+// suite sees NaN. CI runs the whole suite in this mode too (.ci/run).
+bool debug_fill_nan() {
+  static const bool on = [] {
+    const char* value = std::getenv("FASTRNN_DEBUG_FILL_NAN");
+    return value != nullptr && value[0] != '\0' && std::strcmp(value, "0") != 0;
+  }();
+  return on;
+}
+
+template <typename F>
+void fill_nan_when_debugging(F* p, std::size_t n) {
+  if (debug_fill_nan()) std::fill(p, p + n, std::numeric_limits<F>::quiet_NaN());
+}
+
 // Recycles the memory of large returned arrays (outputs, tapes, gradients). Training asks for
 // the same shapes every batch; memory fresh from the OS costs a page fault and a zeroing per
 // 4 KiB page (about 10% of a Jena-shaped LSTM step), so freed buffers wait here, up to a
@@ -122,6 +143,10 @@ class BufferPool {
     free_.emplace(bytes, std::move(buffer));
     pooled_ += bytes;
   }
+
+  // Held across fork() (see install_fork_handlers), so a child never inherits it locked.
+  void lock_for_fork() { mutex_.lock(); }
+  void unlock_after_fork() { mutex_.unlock(); }
 
  private:
   std::mutex mutex_;
@@ -159,14 +184,44 @@ py::array_t<F> empty(const std::vector<Index>& shape) {
   std::size_t count = 1;
   for (Index d : shape) count *= std::size_t(d);
   const std::size_t bytes = count * sizeof(F);
-  if (bytes < BufferPool::kMinBytes) return py::array_t<F>(dims);
+  if (bytes < BufferPool::kMinBytes) {
+    py::array_t<F> small(dims);
+    fill_nan_when_debugging(small.mutable_data(), count);
+    return small;
+  }
   auto owner = std::make_unique<PooledBuffer>(bytes, buffer_pool().take(bytes));
   F* data = reinterpret_cast<F*>(owner->data.get());
+  fill_nan_when_debugging(data, count);
   py::capsule base(owner.get(), [](void* p) {
     std::unique_ptr<PooledBuffer>(static_cast<PooledBuffer*>(p));  // returns it to the pool
   });
   owner.release();  // the capsule owns it now
   return py::array_t<F>(dims, data, base);
+}
+
+// fork() copies only the calling thread: a lock another thread held at that moment stays
+// locked for ever in the child, and the child's first kernel would hang on it. These
+// handlers take the core's process-wide locks before fork and release them after, in the
+// parent and in the child (a kernel running in the parent during the fork keeps only its own
+// pool, which the child never uses: it starts a pool of its own).
+void install_fork_handlers() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const int failed = ::pthread_atfork(
+        [] {
+          fastrnn::WorkerPool::instance_guard().lock();
+          buffer_pool().lock_for_fork();
+        },
+        [] {
+          buffer_pool().unlock_after_fork();
+          fastrnn::WorkerPool::instance_guard().unlock();
+        },
+        [] {
+          buffer_pool().unlock_after_fork();
+          fastrnn::WorkerPool::instance_guard().unlock();
+        });
+    if (failed != 0) throw std::runtime_error("pthread_atfork failed");
+  });
 }
 
 template <typename F>
@@ -184,6 +239,7 @@ struct Workspace {
       buffer = std::make_unique<F[]>(n);
       size = n;
     }
+    fill_nan_when_debugging(buffer.get(), n);
     return buffer.get();
   }
 };
@@ -275,11 +331,12 @@ void store_transposed_weights(Args& a, const Dims& d, F* ws) {
 std::size_t transposed_weights_size(const Dims& d) { return std::size_t((d.H + d.I) * d.G); }
 
 // The weight phase (see stacked_width in args.hpp): its workspace holds the stacked rows
-// (B*T, S), the stacked gradients (S, G) and the row split's partial sums ((threads-1) S G).
+// (B*T, S), the stacked gradients (S, G) and the row split's partial sums ((slices-1) S G),
+// for the row slices the phase can actually use (not the thread count asked for).
 std::size_t weight_phase_size(const Dims& d, bool gru) {
   const Index S = fastrnn::stacked_width(d.I, d.H, gru);
-  const Index threads = d.threads;
-  return std::size_t(d.B * d.T * S + threads * S * d.G);
+  const Index slices = fastrnn::max_weight_row_slices(d.threads, d.B, d.G);
+  return std::size_t(d.B * d.T * S + slices * S * d.G);
 }
 
 // Points a.stacked and a.d_weights into ws (weight_phase_size elements); returns the partials.
@@ -1435,6 +1492,7 @@ PYBIND11_MODULE(_core, m) {
   });
   const auto none = py::none();
   fastrnn::configured_threads();  // pins OpenBLAS to one thread before the first kernel
+  install_fork_handlers();
 
   m.def("simple_rnn_forward",
         [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
@@ -1561,12 +1619,29 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
       "op(a) @ op(b) for 2-D float arrays of one dtype -> (M, N)");
-  m.def("set_num_threads", [](int n) {
+  m.def("set_num_threads", [](long long n) {
     if (n < 1)
       throw std::invalid_argument("argument `n`: expected a positive number of threads, got " +
                                   std::to_string(n));
-    fastrnn::configured_threads().store(n);
-  }, py::arg("n"), "Threads used by the core.");
+    // No phase splits into more than kMaxThreads slices, so more threads could never run.
+    fastrnn::configured_threads().store(
+        static_cast<int>(std::min<long long>(n, fastrnn::kMaxThreads)));
+  }, py::arg("n"), "Threads used by the core (at most kMaxThreads; larger counts are capped).");
+  m.attr("MAX_THREADS") = fastrnn::kMaxThreads;
+  // For the tests of the reliability machinery only (tests/test_core_reliability.py).
+  m.def("_debug_fill_nan", [] { return debug_fill_nan(); },
+        "Whether FASTRNN_DEBUG_FILL_NAN was set when the core first handed out a buffer.");
+  m.def("_debug_empty", [](Index n) {
+    if (n < 0) throw std::invalid_argument("argument `n`: expected a non-negative size");
+    return empty<double>({n});
+  }, py::arg("n"), "An array as a kernel gets it for an output (NaN in the debug mode).");
+  m.def("_debug_hold_locks", [](int milliseconds) {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> pool(fastrnn::WorkerPool::instance_guard());
+    buffer_pool().lock_for_fork();
+    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+    buffer_pool().unlock_after_fork();
+  }, py::arg("milliseconds"), "Holds the core's process-wide locks for a while (fork tests).");
   m.def("get_num_threads", [] { return fastrnn::configured_threads().load(); });
   m.def("blas_config", [] {
     return std::string(scipy_openblas_get_config()) + " core=" + scipy_openblas_get_corename();

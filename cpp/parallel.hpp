@@ -32,8 +32,11 @@ namespace fastrnn {
 // `threads` arguments), which also sizes its per-thread buffers from it.
 std::atomic<int>& configured_threads();
 
-// At most this many slices a phase (a set_num_threads far beyond the cores is capped here).
+// At most this many slices a phase (the pool's job word holds the count in 8 bits).
 inline constexpr int kMaxSlices = 255;
+// set_num_threads caps its count here: no phase could use more threads than slices, and
+// buffers sized per slice (the weight phase's partial sums) must stay bounded.
+inline constexpr int kMaxThreads = kMaxSlices;
 // Below this much work (flops) a phase runs on one thread.
 inline constexpr double kMinParallelFlops = 1.0e6;
 // Weight gradients with at least this many gate columns are split by columns, narrower ones
@@ -243,8 +246,7 @@ class WorkerPool {
   // parent's workers do not exist there).
   static WorkerPool& instance() {
     static WorkerPool* pool = nullptr;  // deliberately never deleted
-    static std::mutex guard;
-    std::lock_guard<std::mutex> lock(guard);
+    std::lock_guard<std::mutex> lock(instance_guard());
     if (pool == nullptr || pool->owner_ != ::getpid())  // (a forked copy's threads are gone)
       pool = std::make_unique<WorkerPool>().release();
     return *pool;
@@ -275,6 +277,15 @@ class WorkerPool {
     }
     if (error_ != nullptr) std::rethrow_exception(error_);
     return true;
+  }
+
+  // Held while instance() looks at the pool. A fork() while another thread holds it would
+  // leave the child's copy locked for ever, so the module's pthread_atfork handlers
+  // (bindings.cpp) take it around every fork. (Nothing else of the parent's pool is used in
+  // a child: it makes its own.)
+  static std::mutex& instance_guard() {
+    static std::mutex guard;
+    return guard;
   }
 
   WorkerPool() : owner_(::getpid()) {}
@@ -459,6 +470,15 @@ void run_batch_sliced(void (*kernel)(const Args&), const Args& args, int slices)
     const Index b0 = B * s / slices, b1 = B * (s + 1) / slices;
     kernel(batch_slice(args, b0, b1 - b0));
   });
+}
+
+// The most row slices a backward's weight phase can use, each but the first with its own
+// partial sums (so its workspace is sized by this, not by the thread count asked for): none
+// when the gradients are wide enough for a column split; else at most one per 4 batch rows
+// (plan_steps's row split, run_row_sliced) or per 8 (run_weights), and kMaxSlices.
+inline Index max_weight_row_slices(int threads, Index B, Index G) {
+  if (G >= kMinColumnSplit) return 1;
+  return std::max<Index>(1, std::min<Index>({Index(threads), Index(kMaxSlices), B / 4}));
 }
 
 // backward_weights(args) on `slices` column ranges of the G gate columns in parallel.

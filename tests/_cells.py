@@ -180,7 +180,9 @@ def assert_close(actual, expected, rtol: float, what: str = "", floor=None) -> N
     e = expected.astype(np.float64)
     a = actual.astype(np.float64)
     scale = max(float(np.max(np.abs(e))), floor)
-    bad = np.abs(a - e) > rtol * (np.abs(e) + scale)
+    # written as "not within", so that a NaN (an element a kernel never wrote, under
+    # FASTRNN_DEBUG_FILL_NAN=1) counts as a difference; NaN > tol would be False
+    bad = ~(np.abs(a - e) <= rtol * (np.abs(e) + scale)) & ~(np.isnan(a) & np.isnan(e))
     assert not bad.any(), (
         f"{what}: {int(bad.sum())} of {bad.size} elements differ; max relative error "
         f"{max_rel_error(a, e):.3g} > {rtol:g} (scale {scale:.3g})"

@@ -273,3 +273,43 @@ def test_callback_list_dispatches_in_order_and_skips_unused_hooks():
     assert calls == [("a", 4, 0.5), ("b", 4, 0.5)]
     with pytest.raises(TypeError, match="Callback instances"):
         callbacks.CallbackList([lambda: None])
+
+
+# NaN compares false with everything: a NaN threshold would silently stop (or never stop)
+# training, so every number a callback takes must be finite (issue 10, case 8).
+@pytest.mark.parametrize(
+    ("factory", "argument"),
+    [
+        (lambda v: callbacks.EarlyStopping(min_delta=v), "min_delta"),
+        (lambda v: callbacks.EarlyStopping(baseline=v), "baseline"),
+        (lambda v: callbacks.ReduceLROnPlateau(min_delta=v), "min_delta"),
+        (lambda v: callbacks.ReduceLROnPlateau(min_lr=v), "min_lr"),
+        (lambda v: callbacks.ReduceLROnPlateau(factor=v), "factor"),
+    ],
+)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), np.float32("nan"),
+                                   "0.1", True, None])
+def test_callbacks_refuse_non_finite_numbers(factory, argument, value):
+    if value is None and argument == "baseline":
+        factory(value)  # None means "no baseline"
+        return
+    with pytest.raises((ValueError, TypeError), match=f"`{argument}`"):
+        factory(value)
+
+
+def test_early_stopping_with_nan_min_delta_no_longer_stops_early():
+    # before the check, min_delta=nan made every epoch a non-improvement
+    with pytest.raises(ValueError, match="`min_delta`"):
+        callbacks.EarlyStopping(min_delta=float("nan"), patience=1)
+    stop = callbacks.EarlyStopping(min_delta=0.0, patience=1)
+    model = FakeModel()
+    stop.set_model(model)
+    stop.on_train_begin()
+    for epoch, loss in enumerate([3.0, 2.0, 1.0]):
+        stop.on_epoch_end(epoch, {"val_loss": loss})
+    assert not model.stop_training
+
+
+def test_reduce_lr_on_plateau_negative_min_lr_refused():
+    with pytest.raises(ValueError, match="`min_lr`"):
+        callbacks.ReduceLROnPlateau(min_lr=-1.0)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from fastrnn import cli
-from fastrnn.cli import infer_season, main
+from fastrnn.cli import main
+from fastrnn.timeseries import infer_season
 
 PYTHON_DIR = str(Path(cli.__file__).resolve().parents[1])
 
@@ -223,7 +224,7 @@ def test_unknown_time_column(sales_csv: Path, capsys) -> None:
     status, message = run_error(capsys, ["forecast", "--csv", str(sales_csv), "--column",
                                          "sales", "--time-column", "when"])
     assert status == 1
-    assert "--time-column: no column 'when'" in message
+    assert "no column 'when' (--time-column)" in message
 
 
 def test_csv_without_column_is_a_usage_error(sales_csv: Path, capsys) -> None:
@@ -276,7 +277,12 @@ def test_ragged_row(tmp_path: Path, capsys) -> None:
     path.write_text("a,b\n1,2\n3\n")
     status, message = run_error(capsys, ["forecast", "--csv", str(path), "--column", "b"])
     assert status == 1
-    assert "line 3: 1 fields, but the header has 2" in message
+    # the csv module refuses the short row; pandas pads it, leaving a missing value
+    assert ("line 3: 1 fields, but the header has 2" in message
+            or "missing value(s) (lines 3)" in message)
+    path.write_text("a,b\n1,2\n3,4,5\n")  # a long row: refused by both
+    status, message = run_error(capsys, ["forecast", "--csv", str(path), "--column", "b"])
+    assert status == 1 and "line 3: 3 fields, but the header has 2" in message
 
 
 def test_bad_and_unsorted_times(tmp_path: Path, capsys) -> None:
@@ -395,3 +401,102 @@ def test_python_dash_m_fastrnn_help() -> None:
     assert done.stdout.startswith("usage: fastrnn")
     for command in ("demo", "forecast", "info", "bench"):
         assert command in done.stdout
+
+
+# ----------------------------------------------------------------------------- never a traceback
+def test_unclosed_quote_is_refused_not_read_in_part(tmp_path: Path, capsys) -> None:
+    """Issue 10, case 5: `10.3,"hi` at row 271 of 300; the old reader split the text into
+    lines, read 271 rows, exited 0 and forecast from the wrong point."""
+    rows = monthly_rows(300)
+    path = write_csv(tmp_path / "q.csv", rows)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[271] = '2022-08,10.3,"hi'  # data row 271, line 272
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    status, message = run_error(capsys, ["forecast", "--csv", str(path), "--column", "sales",
+                                         "--model", "naive", "--out", str(tmp_path / "o")])
+    assert status == 1
+    assert "line 272" in message and "unclosed quote" in message
+
+
+def _bad_command_lines(tmp: Path) -> list[list[str]]:
+    good = write_csv(tmp / "good.csv", monthly_rows(120))
+    (tmp / "file.txt").write_text("x")
+    const = write_csv(tmp / "const.csv", [[r[0], "5.0"] for r in monthly_rows(120)])
+    huge = [list(r) for r in monthly_rows(120)]
+    huge[7][1] = "9" * 200_000  # one cell over the csv module's 131,072 limit
+    huge_cell = write_csv(tmp / "huge.csv", huge)
+    note = tmp / "note.csv"
+    note.write_text("date,note,sales\n" + "".join(
+        f"{d},{'x' * (200_000 if i == 3 else 1)},{v}\n"
+        for i, (d, v) in enumerate(monthly_rows(120))), encoding="utf-8")
+    (tmp / "latin1.csv").write_bytes(b"date,sales\n2000-01,caf\xe9\n")
+    (tmp / "nul.csv").write_bytes(b"date,sales\n2000-01,1\x00\n2000-02,2\n")
+    nat = write_csv(tmp / "nat.csv", [["NaT" if i == 4 else r[0], r[1]]
+                                      for i, r in enumerate(monthly_rows(60))])
+    os.mkfifo(tmp / "fifo.csv")
+    quick = ["--model", "naive", "--quiet"]
+    forecast = ["forecast", "--csv", str(good), "--column", "sales", *quick]
+    return [
+        [*forecast, "--out", str(tmp / "file.txt" / "sub")],      # under a regular file
+        [*forecast, "--out", "/proc/fastrnn-cannot-be-here"],     # unwritable even for root
+        [*forecast, "--out", str(tmp / "file.txt")],              # a file, not a directory
+        ["demo", "--series", "10", "--epochs", "1", "--quiet", "--out",
+         str(tmp / "file.txt" / "d")],
+        ["forecast", "--csv", str(const), "--column", "sales", *quick, "--out", str(tmp)],
+        ["forecast", "--csv", str(huge_cell), "--column", "sales", *quick, "--out", str(tmp)],
+        ["forecast", "--csv", str(note), "--column", "sales", "--time-column", "date",
+         "--model", "naive", "--quiet", "--window", "100000", "--out", str(tmp)],
+        [*forecast, "--units", "1000000", "--out", str(tmp)],
+        [*forecast, "--layers", "1000", "--out", str(tmp)],
+        ["forecast", "--csv", str(tmp / "latin1.csv"), "--column", "sales", "--out", str(tmp)],
+        ["forecast", "--csv", str(tmp / "nul.csv"), "--column", "sales", "--out", str(tmp)],
+        ["forecast", "--csv", str(nat), "--column", "sales", "--time-column", "date",
+         "--out", str(tmp)],
+        ["forecast", "--csv", str(tmp), "--column", "sales", "--out", str(tmp)],
+        ["forecast", "--csv", str(tmp / "fifo.csv"), "--column", "sales", "--out", str(tmp)],
+        [*forecast, "--horizon", str(10**12), "--out", str(tmp)],
+        [*forecast, "--season", str(10**12), "--out", str(tmp)],
+        ["demo", "--series", str(10**12), "--epochs", "1", "--quiet", "--out", str(tmp)],
+        ["forecast", "--csv", str(good), "--column", "sales\x00", "--out", str(tmp)],
+        ["forecast", "--csv", "a\nb.csv", "--column", "x", "--out", str(tmp)],
+    ]
+
+
+@pytest.mark.parametrize("engine", ["python", "pandas"])
+def test_every_bad_command_line_is_one_error_line(tmp_path: Path, capsys, monkeypatch,
+                                                 engine: str) -> None:
+    """Issue 10, case 16: each of these printed a traceback (or waited for ever); every
+    failure is now one `fastrnn: error: ...` line on stderr and a non-zero exit."""
+    from fastrnn.timeseries import readers
+
+    if engine == "pandas":
+        pytest.importorskip("pandas")
+    else:
+        monkeypatch.setattr(readers, "_have_pandas", lambda: False)
+    for argv in _bad_command_lines(tmp_path):
+        status = main(argv)
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert status != 0, " ".join(argv)
+        assert len(lines) == 1 and lines[0].startswith("fastrnn: error: "), (argv, captured.err)
+        assert "Traceback" not in captured.err
+        assert "fastrnn forecast:" not in captured.out, argv  # failed before any training
+
+
+def test_bad_out_fails_before_training(tmp_path: Path, capsys) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    status, message = run_error(capsys, [
+        "forecast", "--csv", str(write_csv(tmp_path / "s.csv", monthly_rows())), "--column",
+        "sales", "--epochs", "50", "--out", str(tmp_path / "file.txt" / "o")])
+    assert status == 1 and "--out" in message and "cannot create or write" in message
+
+
+def test_the_installed_command_prints_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    done = subprocess.run(
+        [sys.executable, "-m", "fastrnn", "forecast", "--dataset", "nile", "--units",
+         "1000000", "--out", str(tmp_path / "file.txt" / "o")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": PYTHON_DIR})
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("fastrnn: error: argument --units")

@@ -370,3 +370,21 @@ def test_fused_update_matches_numpy_update(make, dtype):
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(p1, p2, rtol=tol, atol=tol)
     assert not np.allclose(p1, start)
+
+
+# Every number an optimizer takes must be finite (issue 10, case 8): NaN compares false with
+# every bound, so a range check written as `if not low <= x <= high` is the only safe form.
+@pytest.mark.parametrize("cls", [optimizers.SGD, optimizers.Adam, optimizers.RMSprop])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), np.float32("nan")])
+def test_optimizers_refuse_non_finite_numbers(cls, value):
+    import inspect
+
+    names = [name for name, p in inspect.signature(cls).parameters.items()
+             if isinstance(p.default, float) or p.default is None and name != "name"]
+    assert {"learning_rate", "clipnorm", "clipvalue", "global_clipnorm"} <= set(names)
+    for name in names:
+        with pytest.raises(ValueError, match=f"`{name}`"):
+            cls(**{name: value})
+    opt = cls()
+    with pytest.raises(ValueError, match="`learning_rate`"):
+        opt.learning_rate = value

@@ -109,3 +109,24 @@ def test_make_windows_on_arange():
         make_windows(multi, 4)
     with pytest.raises(ValueError, match="window \\+ horizon = 11"):
         make_windows(np.arange(10), 10, 1)
+
+
+def test_windows_before_and_values_from_identify_their_steps():
+    from fastrnn.timeseries import values_from, windows_before
+
+    series = np.arange(20.0)  # each value is its own step number
+    origins = np.array([3, 10, 17])
+    x = windows_before(series, origins, 3)
+    assert x.shape == (3, 3, 1) and x.dtype == np.float32
+    assert np.array_equal(x[:, :, 0], [[0, 1, 2], [7, 8, 9], [14, 15, 16]])
+    y = values_from(series, origins, 3)
+    assert y.dtype == np.float32 and np.array_equal(y, [[3, 4, 5], [10, 11, 12], [17, 18, 19]])
+    assert windows_before(series, np.array([20]), 2)[0, :, 0].tolist() == [18, 19]  # the end
+    with pytest.raises(ValueError, match="`origins`"):
+        windows_before(series, np.array([2]), 3)  # would start before step 0
+    with pytest.raises(ValueError, match="`origins`"):
+        values_from(series, np.array([18]), 3)  # would run past the end
+    with pytest.raises(ValueError, match="`origins`"):
+        values_from(series, np.array([1.5]), 1)
+    with pytest.raises(ValueError, match="`series`"):
+        values_from(series.reshape(4, 5), np.array([0]), 1)

@@ -131,3 +131,13 @@ def test_missing_statsmodels_names_the_extra(monkeypatch):
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="`name`.*'co2', 'sunspots', 'nile'.*'airline'"):
         load_dataset("airline")
+
+
+@pytest.mark.parametrize("char", ["\x0b", "\x0c", "\x1c", "\x85", "\u2028"])
+def test_jena_lines_end_only_at_line_breaks(tmp_path, char):
+    """str.splitlines() also splits at these: a stray one inside a row made two short rows
+    (a field-count error at the wrong line); it is a non-numeric value of its own line."""
+    rows = jena_rows(6)
+    rows[3] = rows[3].replace("-6.52", f"-6{char}52")
+    with pytest.raises(ValueError, match="line 5: column 'T \\(degC\\)'"):
+        load_jena_climate(write(tmp_path, [HEADER, *rows]))

@@ -283,3 +283,57 @@ def test_evaluate_and_unknown_metrics():
         evaluate([1.0], [1.0], ("mase",))
     with pytest.raises(ValueError, match="`metric`.*'r2'"):
         evaluate([1.0], [1.0], ("r2",))
+
+
+class PlusHalf:
+    """Predicts the last value plus 0.5 (a float forecast from any history)."""
+
+    def predict(self, x):
+        return np.asarray(x, dtype=np.float64)[:, -1, :] + 0.5
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_])
+def test_recursive_forecast_of_an_integer_history_stays_float(dtype):
+    history = np.ones((2, 4), dtype=dtype)
+    out = forecast(PlusHalf(), history, 3, strategy="recursive")
+    assert np.issubdtype(out.dtype, np.floating)
+    assert np.array_equal(out, [[1.5, 2.0, 2.5]] * 2)  # fed back as floats, not truncated
+    single = forecast(PlusHalf(), np.array([3, 4, 5]), 2)
+    assert np.array_equal(single, [5.5, 6.0])
+
+
+def test_forecast_refuses_non_numeric_history():
+    with pytest.raises(ValueError, match="`history`"):
+        forecast(PlusHalf(), np.array([["a", "b"]]), 2)
+
+
+class ConstantChange:
+    """Predicts the same change (in the wrapped, scaled units) for every window."""
+
+    def __init__(self, change):
+        self.change = change
+        self.seen = None
+
+    def predict(self, x):
+        self.seen = np.array(x)
+        return np.full((len(x), 1), self.change)
+
+
+def test_relative_model_trains_on_changes_and_forecasts_in_levels():
+    from fastrnn.timeseries import RelativeModel
+
+    x = (np.arange(12, dtype=np.float32).reshape(3, 4, 1) * 2 + 100)  # 3 rising windows
+    y = x[:, -1, :] + 6  # (3, 1): 6 above each window's last value
+    wrapper = RelativeModel(ConstantChange(3.0), scale=2.0)
+    assert np.allclose(wrapper.targets(x, y), 3.0)  # (y - last) / scale
+    assert np.allclose(wrapper.inputs(x)[:, -1, 0], 0) and np.allclose(
+        wrapper.inputs(x)[:, 0, 0], -3.0)  # (x - last) / scale
+    out = wrapper.predict(x)
+    assert out.dtype == np.float32 and np.allclose(out[:, 0], x[:, -1, 0] + 6)
+    assert np.allclose(wrapper.model.seen, wrapper.inputs(x))  # the model saw changes
+    # a wrapper works wherever a model does: recursive forecasts keep climbing
+    steps = forecast(RelativeModel(ConstantChange(1.0), 0.5), x[0, :, 0], 3)
+    assert np.allclose(steps, x[0, -1, 0] + 0.5 * np.arange(1, 4))
+    for bad in (0.0, -1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="`scale`"):
+            RelativeModel(None, bad)

@@ -119,3 +119,51 @@ def test_scaler_errors():
         StandardScaler().fit(np.array(["a", "b"]))
     integers = StandardScaler().fit_transform(np.arange(4))
     assert integers.dtype == np.float64
+
+
+# Extreme but finite ranges: statistics in float64 without overflow (issue 10, case 10).
+HUGE = np.finfo(np.float64).max / 2
+
+
+@pytest.mark.parametrize("scaler_class", [StandardScaler, MinMaxScaler])
+@pytest.mark.parametrize(
+    "data",
+    [
+        np.array([-HUGE, 0.0, HUGE]),              # max - min overflows
+        np.array([HUGE, HUGE * 0.5, HUGE]),        # the sum overflows
+        np.array([1e-310, 3e-310, 2e-310]),        # subnormal: a tiny spread
+        np.array([1e300, 1e300 + 1e285, 1e300 - 1e285]),
+        np.array([3e38, -3e38, 1e38], dtype=np.float32),  # near float32's limit
+    ],
+    ids=["wide", "sum-overflow", "subnormal", "offset", "float32"],
+)
+def test_scalers_on_extreme_finite_ranges(scaler_class, data):
+    scaler = scaler_class().fit(data)
+    out = scaler.transform(data)
+    assert np.all(np.isfinite(out)), out
+    assert out.dtype == data.dtype
+    # a real scaling: distinct inputs stay distinct, in the same order
+    assert np.array_equal(np.argsort(out, kind="stable"), np.argsort(data, kind="stable"))
+    if scaler_class is MinMaxScaler:
+        assert np.isclose(out.min(), 0.0) and np.isclose(out.max(), 1.0)
+    else:
+        assert abs(float(np.mean(out.astype(np.float64)))) < 1e-6
+        assert np.isclose(np.std(out.astype(np.float64)), 1.0, rtol=1e-5)
+    back = scaler.inverse_transform(out)
+    assert np.all(np.isfinite(back))
+    assert np.allclose(back.astype(np.float64), data.astype(np.float64), rtol=1e-5, atol=0)
+
+
+def test_scalers_refuse_results_outside_the_dtype_range():
+    scaler = StandardScaler().fit(np.array([0.0, 1e-300]))
+    with pytest.raises(ValueError, match="outside the range of float64"):
+        scaler.transform(np.array([1e10]))  # 1e10 / 5e-301: not a float64
+    wide = MinMaxScaler().fit(np.array([0.0, 1e30], dtype=np.float32))
+    with pytest.raises(ValueError, match="outside the range of float32"):
+        wide.inverse_transform(np.array([1e9], dtype=np.float32))  # 1e39: not a float32
+    with pytest.raises(ValueError, match="`feature_range`"):
+        MinMaxScaler(feature_range=(-np.inf, 1.0))
+    with pytest.raises(ValueError, match="`feature_range`"):
+        MinMaxScaler(feature_range=(0.0, np.nan))
+    with pytest.raises(ValueError, match="too wide"):
+        MinMaxScaler(feature_range=(0.0, 1e-300)).fit(np.array([-HUGE, HUGE]))

@@ -64,7 +64,12 @@ __all__ = [
 
 
 def set_num_threads(n: int) -> None:
-    """Sets the number of threads the core uses for its kernels (default: all cores)."""
+    """Sets the number of threads the core uses for its kernels (default: all cores).
+
+    Counts above ``fastrnn._core.MAX_THREADS`` (255) are capped there: no kernel phase splits
+    its work into more slices than that, so more threads could never run, and the per-thread
+    buffers stay bounded. ``get_num_threads()`` returns the count in effect.
+    """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(
             f"Received an invalid value for argument `n`: expected a positive integer, got {n!r}."

@@ -239,6 +239,21 @@ def _non_negative_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def _finite_number(name: str, value: Any, rule: str = "a finite number") -> float:
+    """``value`` as a float; NaN and infinities are refused (NaN compares false with every
+    value, so a NaN threshold would silently change when training stops)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`: expected {rule}, got {value!r}."
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`: expected {rule}, got {value!r}."
+        )
+    return number
+
+
 # -- monitored quantities ------------------------------------------------------------------
 
 _DOWN_SUFFIXES = ("loss", "error", "mse", "mae", "rmse", "mape", "crossentropy", "huber")
@@ -280,7 +295,7 @@ class _Monitoring(Callback):
             )
         self.monitor = monitor
         self.mode = mode
-        self.min_delta = abs(float(min_delta))
+        self.min_delta = abs(_finite_number("min_delta", min_delta))
         self._sign = _monitor_sign(monitor, mode, type(self).__name__)
         self._warned = False
 
@@ -337,7 +352,7 @@ class EarlyStopping(_Monitoring):
         super().__init__(monitor, mode, min_delta)
         self.patience = _non_negative_int("patience", patience)
         self.verbose = verbose
-        self.baseline = None if baseline is None else float(baseline)
+        self.baseline = None if baseline is None else _finite_number("baseline", baseline)
         self.restore_best_weights = bool(restore_best_weights)
         self.start_from_epoch = _non_negative_int("start_from_epoch", start_from_epoch)
         self.on_train_begin()
@@ -546,16 +561,21 @@ class ReduceLROnPlateau(_Monitoring):
         min_lr: float = 0.0,
     ) -> None:
         super().__init__(monitor, mode, min_delta)
-        if not 0.0 < float(factor) < 1.0:
+        self.factor = _finite_number("factor", factor, "a float in (0, 1)")
+        if not 0.0 < self.factor < 1.0:
             raise ValueError(
                 f"Received an invalid value for argument `factor`: expected a float in (0, 1), "
                 f"got {factor!r}."
             )
-        self.factor = float(factor)
         self.patience = _non_negative_int("patience", patience)
         self.verbose = verbose
         self.cooldown = _non_negative_int("cooldown", cooldown)
-        self.min_lr = float(min_lr)
+        self.min_lr = _finite_number("min_lr", min_lr, "a non-negative finite float")
+        if self.min_lr < 0:
+            raise ValueError(
+                f"Received an invalid value for argument `min_lr`: expected a non-negative "
+                f"finite float, got {min_lr!r}."
+            )
         self.on_train_begin()
 
     def on_train_begin(self, logs: Logs = None) -> None:

@@ -4,7 +4,8 @@
 
 * 0: success;
 * 1: the data is unusable (missing file, unknown column, non-numeric values, NaN gaps, a
-  series too short for the window and horizon, a missing optional dependency);
+  series too short for the window and horizon, a missing optional dependency), the output
+  directory cannot be written, or anything else failed (out of memory, a bug);
 * 2: usage errors (unknown options, bad option values), as argparse does.
 
 Every error is one line on stderr, ``fastrnn: error: ...``, never a traceback.
@@ -18,6 +19,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,9 +40,13 @@ DEMO_EPOCHS = 10
 DEMO_SERIES = 10000
 DEMO_PLOTTED = 3  # validation series drawn, one PNG each
 
+# Sizes the command accepts for its univariate models: an LSTM of 4096 units already has
+# 67 million weights (fitting one value per step); --units 1000000 asked for 29 TiB.
+MAX_UNITS = 4096
+MAX_LAYERS = 16
+
 RECURRENT_MODELS = ("lstm", "gru", "rnn")
 FORECAST_MODELS = (*RECURRENT_MODELS, "linear", "naive")
-MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
 
 # ----------------------------------------------------------------------------- errors
@@ -75,6 +81,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _bounded_int(limit: int) -> Callable[[str], int]:
+    """A positive integer of at most ``limit``."""
+
+    def parse(text: str) -> int:
+        value = _positive_int(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive integer of at most {limit}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _non_negative_int(text: str) -> int:
@@ -183,6 +202,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise usage_error(f"argument --series: expected at least 10 series, got {args.series}")
     say = _say(args.quiet)
     verbose = 0 if args.quiet else 1
+    out = _output_dir(args.out)
     _seed_everything(args.seed)
     started = time.perf_counter()
 
@@ -230,7 +250,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         for k in range(min(DEMO_PLOTTED, n_val)):
             paths.append(plot_forecast(
                 x_val_long[k, :, 0], {item.name: ahead[item.name][k] for item in trained},
-                truth=y_val_ahead[k], path=Path(args.out) / f"forecast_{k + 1}.png",
+                truth=y_val_ahead[k], path=out / f"forecast_{k + 1}.png",
                 title=f"Validation series {k + 1}: {DEMO_AHEAD}-step recursive forecasts"))
         return paths
 
@@ -250,134 +270,8 @@ class Series:
     season: int = 1
 
 
-def _sniff_dialect(sample: str) -> Any:
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t")
-    except csv.Error:
-        return csv.excel
-
-
-def _describe_positions(lines: list[int], limit: int = 5) -> str:
-    shown = ", ".join(map(str, lines[:limit]))
-    return shown + (f" and {len(lines) - limit} more" if len(lines) > limit else "")
-
-
-def read_csv_column(
-    path: str, column: Optional[str], time_column: Optional[str] = None,
-    allow_gaps: bool = False,
-) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Reads one numeric column (and optionally a time column) of a CSV file.
-
-    Missing values (empty, NA, NaN, null) are an error that says how many and on which
-    lines, unless ``allow_gaps`` (then they are NaN, for :func:`fill_gaps`).
-
-    Returns ``(values (T,) float64, timestamps (T,) datetime64 or None)``.
-
-    Raises:
-        CommandError: missing file, no header, unknown column (the available ones are
-            listed), ragged rows, non-numeric values or unparsable times (with line numbers).
-    """
-    if not os.path.isfile(path):
-        raise CommandError(f"file not found: {path}")
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as err:
-        raise CommandError(f"cannot read {path}: {err}") from None
-    reader = csv.reader(text.splitlines(), _sniff_dialect(text[:4096]))
-    rows = [(number, row) for number, row in enumerate(reader, start=1) if any(
-        cell.strip() for cell in row)]
-    if not rows:
-        raise CommandError(f"{path} is empty: expected a header line and data rows")
-    header = [name.strip() for name in rows[0][1]]
-    available = ", ".join(repr(name) for name in header)
-    if column is None:
-        raise usage_error(f"--csv needs --column NAME; the columns of {path} are: {available}")
-    for flag, name in (("--column", column), ("--time-column", time_column)):
-        if name is not None and name not in header:
-            raise CommandError(f"{flag}: no column {name!r} in {path}; available: {available}")
-    data = rows[1:]
-    if not data:
-        raise CommandError(f"{path} has a header but no data rows")
-    index = header.index(column)
-    values = np.empty(len(data))
-    bad: list[tuple[int, str]] = []
-    for i, (number, row) in enumerate(data):
-        if len(row) != len(header):
-            raise CommandError(f"{path}, line {number}: {len(row)} fields, but the header has "
-                               f"{len(header)}")
-        cell = row[index].strip()
-        if cell.lower() in MISSING_TOKENS:
-            values[i] = np.nan
-            continue
-        try:
-            values[i] = float(cell)
-        except ValueError:
-            bad.append((number, cell))
-            continue
-        if not np.isfinite(values[i]):
-            bad.append((number, cell))
-    if bad:
-        number, cell = bad[0]
-        more = f" ({len(bad)} such values in all)" if len(bad) > 1 else ""
-        raise CommandError(f"{path}, line {number}: column {column!r} has a non-numeric value "
-                           f"{cell!r}{more}")
-    timestamps = None
-    if time_column is not None:
-        timestamps = _parse_times(path, [(n, r[header.index(time_column)]) for n, r in data],
-                                  time_column)
-    lines = [number for number, _ in data]
-    missing = np.flatnonzero(np.isnan(values))
-    if missing.size == values.size:
-        raise CommandError(f"column {column!r} in {path} has no values")
-    if missing.size and not allow_gaps:
-        raise CommandError(
-            f"column {column!r} in {path} has {missing.size} missing value(s) (lines "
-            f"{_describe_positions([lines[i] for i in missing])}); fill them in the file or "
-            "pass --fill-gaps to interpolate linearly")
-    return values, timestamps
-
-
-def _parse_times(path: str, cells: list[tuple[int, str]], name: str) -> np.ndarray:
-    parsed = []
-    for number, cell in cells:
-        text = cell.strip().replace("/", "-")
-        try:
-            # no unit given: months stay months, so the next step is a calendar month
-            parsed.append(np.datetime64(text))
-        except ValueError:
-            raise CommandError(
-                f"{path}, line {number}: time column {name!r} has {cell!r}; expected an ISO "
-                "8601 date or time such as 2020-01-31 or 2020-01-31 12:00") from None
-    times = np.array(parsed)  # the finest unit among the cells
-    steps = np.diff(times).astype(np.int64)
-    if np.any(steps <= 0):
-        first = int(np.flatnonzero(steps <= 0)[0]) + 1
-        raise CommandError(f"{path}, line {cells[first][0]}: time column {name!r} is not "
-                           "increasing (sort the rows by time first)")
-    return times
-
-
-def infer_season(timestamps: Optional[np.ndarray]) -> int:
-    """The seasonal period implied by the sampling interval: daily cycle for sub-daily data
-    (24 for hourly), 7 for daily, 52 for weekly, 12 for monthly, 4 for quarterly, else 1
-    (no season: yearly, irregular or no timestamps)."""
-    if timestamps is None or len(timestamps) < 3:
-        return 1
-    seconds = np.diff(timestamps.astype("datetime64[s]")).astype(np.int64)
-    step = float(np.median(seconds))
-    day = 86400.0
-    if 0 < step < day and day % step == 0:
-        return int(day // step)
-    for low, high, season in ((day, day, 7), (7 * day, 7 * day, 52), (28 * day, 31 * day, 12),
-                              (89 * day, 92 * day, 4)):
-        if low <= step <= high:
-            return season
-    return 1
-
-
 def _load_series(args: argparse.Namespace) -> Series:
-    from .timeseries import fill_gaps, load_dataset
+    from .timeseries import fill_gaps, infer_season, load_dataset, read_csv
 
     if args.dataset is not None:
         if args.column is not None or args.time_column is not None:
@@ -390,8 +284,16 @@ def _load_series(args: argparse.Namespace) -> Series:
         timestamps = data.timestamps
         name = f"{args.dataset} ({data.columns[0]})"
     else:
-        values, timestamps = read_csv_column(args.csv, args.column, args.time_column,
-                                             allow_gaps=args.fill_gaps)
+        if args.column is None:
+            raise usage_error(f"--csv needs --column NAME{_columns_hint(args.csv)}")
+        try:
+            data = read_csv(args.csv, args.column, args.time_column,
+                            allow_missing=args.fill_gaps)
+        except FileNotFoundError:
+            raise CommandError(f"file not found: {args.csv}") from None
+        except (OSError, ValueError) as err:
+            raise CommandError(_option_names(str(err))) from None
+        values, timestamps = data.values, data.timestamps
         name = f"{Path(args.csv).name}: {args.column}"
         if np.isnan(values).any():
             values = fill_gaps(values)
@@ -399,45 +301,27 @@ def _load_series(args: argparse.Namespace) -> Series:
     return Series(name, values, timestamps, season)
 
 
+def _columns_hint(path: str) -> str:
+    """"; the columns of PATH are: ..." when its header can be read, else ""."""
+    from .timeseries import csv_columns
+
+    try:
+        names = csv_columns(path)
+    except (OSError, ValueError):
+        return ""
+    return f"; the columns of {path} are: {', '.join(repr(name) for name in names)}"
+
+
+def _option_names(message: str) -> str:
+    """The library's argument names in a message, as the command's options."""
+    return (message.replace("(argument `column`)", "(--column)")
+            .replace("(argument `time_column`)", "(--time-column)")
+            .replace("read with allow_missing=True and fill_gaps()", "pass --fill-gaps to "
+                     "interpolate linearly"))
+
+
 # ----------------------------------------------------------------------------- forecast
 SPLIT = (0.7, 0.15)  # train and validation fractions; the test part is the rest
-
-
-def _windows_at(values: np.ndarray, origins: np.ndarray, window: int) -> np.ndarray:
-    """Inputs ending just before each origin: (N, window, 1)."""
-    return values[origins[:, None] - window + np.arange(window)][..., None].astype(np.float32)
-
-
-def _targets_at(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
-    """The ``horizon`` values from each origin on: (N, horizon)."""
-    return values[origins[:, None] + np.arange(horizon)].astype(np.float32)
-
-
-class RelativeModel:
-    """Wraps a model trained on changes: it sees each window minus its last value, divided
-    by ``scale``, and predicts the change of the next values from that last value.
-
-    Trends then stay within the range the model was trained on, so a trending series (co2)
-    does not push the network's inputs past anything it has seen.
-    """
-
-    def __init__(self, model: Any, scale: float) -> None:
-        self.model = model
-        self.scale = scale
-
-    def inputs(self, x: np.ndarray) -> np.ndarray:
-        """(B, L, 1) windows -> changes from the last value, (B, L, 1)."""
-        return (x - x[:, -1:, :]) / self.scale
-
-    def targets(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """(B, H) targets -> changes from each window's last value."""
-        return (y - x[:, -1, :]) / self.scale
-
-    def predict(self, x: np.ndarray, **kwargs: Any) -> np.ndarray:
-        """Forecasts in the units of ``x``: last value plus the predicted changes."""
-        x = np.asarray(x, dtype=np.float32)
-        changes = np.asarray(self.model.predict(self.inputs(x), **kwargs))
-        return (x[:, -1, :] + self.scale * changes.reshape(len(x), -1)).astype(np.float32)
 
 
 def _check_lengths(series: Series, window: int, horizon: int, season: int) -> tuple[int, int]:
@@ -460,7 +344,27 @@ def _check_lengths(series: Series, window: int, horizon: int, season: int) -> tu
     if season > 1 and val_end < season + horizon:
         raise CommandError(f"--season {season} is longer than the data before the test part "
                            f"allows ({val_end} values); use a smaller --season")
+    history = series.values[:val_end]
+    if np.ptp(history) == 0:
+        raise CommandError(f"{series.name} is constant before the test part (every value is "
+                           f"{history[0]:g}): there is nothing to learn, and MASE (scaled by "
+                           "the naive forecast's error, 0 here) is undefined")
     return train_end, val_end
+
+
+def _output_dir(path: str) -> Path:
+    """Creates ``--out`` (and checks a file can be written there) before any training, so a
+    bad path fails at once instead of after every epoch."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise CommandError(f"--out {path}: cannot create or write to this directory "
+                           f"({reason})") from None
+    return out
 
 
 def _run_forecast(args: argparse.Namespace) -> int:
@@ -468,6 +372,7 @@ def _run_forecast(args: argparse.Namespace) -> int:
     from .timeseries import (
         LinearForecaster,
         NaiveForecaster,
+        RelativeModel,
         SeasonalNaiveForecaster,
         StandardScaler,
         evaluate,
@@ -475,11 +380,14 @@ def _run_forecast(args: argparse.Namespace) -> int:
         make_windows,
         plot_forecast,
         plot_learning_curves,
+        values_from,
+        windows_before,
     )
 
     series = _load_series(args)
     window, horizon, season = args.window, args.horizon, series.season
     train_end, val_end = _check_lengths(series, window, horizon, season)
+    out = _output_dir(args.out)  # before training: a bad --out must not cost the epochs
     _seed_everything(args.seed)
     length = series.values.size
     print(f"fastrnn forecast: {series.name}, {length} values; train {train_end}, validation "
@@ -491,8 +399,8 @@ def _run_forecast(args: argparse.Namespace) -> int:
     outputs = horizon if args.strategy == "direct" else 1
     x_train, y_train = make_windows(scaled[:train_end], window, outputs)
     val_origins = np.arange(train_end, val_end - outputs + 1)
-    validation = (_windows_at(scaled, val_origins, window),
-                  _targets_at(scaled, val_origins, outputs))
+    validation = (windows_before(scaled, val_origins, window),
+                  values_from(scaled, val_origins, outputs))
     test_origins = np.arange(val_end, length - horizon + 1)
 
     verbose = 0 if args.quiet else 1
@@ -520,12 +428,12 @@ def _run_forecast(args: argparse.Namespace) -> int:
 
     def predict(model: Any, context: int, origins: np.ndarray) -> np.ndarray:
         """Forecasts in the data's units, (N, horizon)."""
-        out = forecast(model, _windows_at(scaled, origins, context), horizon,
+        out = forecast(model, windows_before(scaled, origins, context), horizon,
                        strategy=args.strategy)
         return scaler.inverse_transform(out)
 
     context = max(window, season)  # the seasonal baseline looks a whole season back
-    truth = _targets_at(series.values, test_origins, horizon)
+    truth = values_from(series.values, test_origins, horizon)
     forecasts = {trained.name: predict(trained.model, window, test_origins)}
     forecasts.setdefault("naive", predict(NaiveForecaster(), context, test_origins))
     if season > 1:
@@ -549,8 +457,6 @@ def _run_forecast(args: argparse.Namespace) -> int:
         print(f"{trained.name}: {trained.epochs} epochs, {_fmt(trained.seconds_per_epoch, 3)} "
               "s/epoch")
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     labels = _time_labels(series, np.arange(length + horizon))
     test_path = out / "test_forecasts.csv"
     with open(test_path, "w", newline="", encoding="utf-8") as handle:
@@ -705,10 +611,10 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--patience", type=_non_negative_int, default=5,
                     help="stop after this many epochs without validation improvement and keep "
                     "the best weights (default 5)")
-    fc.add_argument("--units", type=_positive_int, default=32,
-                    help="units per recurrent layer (default 32)")
-    fc.add_argument("--layers", type=_positive_int, default=1,
-                    help="recurrent layers (default 1)")
+    fc.add_argument("--units", type=_bounded_int(MAX_UNITS), default=32,
+                    help=f"units per recurrent layer (default 32, at most {MAX_UNITS})")
+    fc.add_argument("--layers", type=_bounded_int(MAX_LAYERS), default=1,
+                    help=f"recurrent layers (default 1, at most {MAX_LAYERS})")
     fc.add_argument("--season", type=_positive_int, default=None,
                     help="seasonal period in steps (default: from the time step, e.g. 52 for "
                     "weekly data; 1 = none)")
@@ -753,7 +659,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if err.status == 2 and "--help" not in message:
             command = f"{PROG} {args.command}" if args is not None else PROG
             message += f" (see '{command} --help')"
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        _print_error(message)
         return err.status
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -762,3 +668,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
         return 0
+    except MemoryError as err:
+        _print_error(f"out of memory ({err or 'MemoryError'}); use a smaller model or less "
+                     "data")
+        return 1
+    except (OSError, ValueError, RuntimeError, ImportError) as err:
+        # the library's own errors say what was wrong; no traceback for them either
+        _print_error(str(err) or type(err).__name__)
+        return 1
+    except Exception as err:  # a bug: still one line, with what to report
+        _print_error(f"internal error ({type(err).__name__}: {err}); please report it with "
+                     "the command line")
+        return 1
+
+
+def _print_error(message: str) -> None:
+    """The one line ``fastrnn: error: ...`` on stderr (line breaks in it become spaces)."""
+    sys.stdout.flush()
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)

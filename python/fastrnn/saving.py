@@ -28,8 +28,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import tempfile
 import zipfile
+import zlib
 from typing import Any, Optional
 
 import numpy as np
@@ -39,6 +41,8 @@ __all__ = [
     "FORMAT_VERSION",
     "export_torch_state_dict",
     "import_torch_state_dict",
+    "MAX_CONFIG_BYTES",
+    "MAX_WEIGHTS_BYTES",
     "load_archive",
     "load_weights_file",
     "save_archive",
@@ -101,19 +105,173 @@ def save_weights_file(path: str, weights: list[np.ndarray],
 
 
 # ----------------------------------------------------------------------------- reading
-def _read_weights(source: Any, where: str) -> list[np.ndarray]:
+# A model file is untrusted input: every size is checked before memory is given to it.
+# The config is small (a few KiB for any real model); the weights are bounded by
+# MAX_WEIGHTS_BYTES, and a member may inflate to at most _MAX_INFLATION times its stored size
+# once it is larger than _INFLATION_FREE_BYTES (trained weights barely compress, ~1.1x; a zip
+# bomb inflates ~1000x). The sizes a zip declares are checked against the arrays' headers,
+# and the bytes actually inflated against both while streaming.
+MAX_CONFIG_BYTES = 16 << 20
+MAX_WEIGHTS_BYTES = 4 << 30
+_MAX_INFLATION = 100
+_INFLATION_FREE_BYTES = 64 << 20
+_CHUNK = 1 << 20
+_MAX_WEIGHT_ARRAYS = 100_000
+_NAMES_MAX_BYTES = 64 << 20
+# What zipfile raises on a corrupt or truncated archive, a bad CRC, a broken deflate stream,
+# an encrypted member or an unknown compression method.
+_ZIP_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error,
+               RuntimeError, NotImplementedError)
+
+
+def _malformed(where: str, expected: str, detail: str = "") -> ValueError:
+    return ValueError(f"{where} is not a valid fastrnn file: expected {expected}"
+                      f"{f', {detail}' if detail else ''}.")
+
+
+def _open_regular(path: str, where: str) -> Any:
+    """Opens `path` for reading only if it is a regular file and not a symlink (a directory
+    model's members: a symlink to /dev/zero or a FIFO would be read forever or block)."""
     try:
-        with np.load(source, allow_pickle=False) as npz:
-            keys = sorted(k for k in npz.files if k != _NAMES_KEY)
-            if any(not k.isdigit() for k in keys) or keys != [f"{k:04d}" for k in range(
-                    len(keys))]:
-                raise ValueError(
-                    f"{where} is not a fastrnn weights file: expected arrays named 0000, "
-                    f"0001, ..., got {keys[:5]}."
-                )
-            return [npz[k] for k in keys]
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"Cannot read weights from {where}: {exc}") from exc
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(
+            os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise _malformed(where, f"a file {os.path.basename(path)}", "it is missing") from None
+    except OSError as exc:  # ELOOP: a symlink, with O_NOFOLLOW
+        raise _malformed(where, f"{os.path.basename(path)} to be a regular file (not a "
+                         f"symlink)", str(exc)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _malformed(where, f"{os.path.basename(path)} to be a regular file",
+                             "it is a device, FIFO or socket")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_bounded(stream: Any, limit: int, where: str, what: str) -> bytes:
+    """At most `limit` bytes of `stream`; more is an error (never read past limit + 1)."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise _malformed(where, f"{what} of at most {limit} bytes", "it is larger")
+    return data
+
+
+def _check_declared(info: zipfile.ZipInfo, limit: int, where: str) -> None:
+    """Refuses a zip member whose declared size is over `limit` or that would inflate like a
+    zip bomb."""
+    if info.file_size > limit:
+        raise _malformed(where, f"member {info.filename} of at most {limit} bytes",
+                         f"it declares {info.file_size} (raise saving.MAX_WEIGHTS_BYTES for "
+                         "larger models)")
+    if (info.file_size > _INFLATION_FREE_BYTES
+            and info.file_size > _MAX_INFLATION * max(info.compress_size, 1)):
+        raise _malformed(where, f"member {info.filename} to inflate at most "
+                         f"{_MAX_INFLATION}x", f"it inflates {info.compress_size} bytes to "
+                         f"{info.file_size} (a zip bomb?)")
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, limit: int, where: str) -> bytes:
+    info = zf.getinfo(name)
+    _check_declared(info, limit, where)
+    with zf.open(info) as stream:
+        return _read_bounded(stream, info.file_size, where, f"member {name}")
+
+
+def _read_npy(stream: Any, info: zipfile.ZipInfo, key: str, where: str, budget: int
+              ) -> np.ndarray:
+    """One ``.npy`` member, streamed into an array allocated from its checked header."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"npy format version {version}")
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise _malformed(where, f"array {key} in NumPy .npy format", str(exc)) from None
+    if key == _NAMES_KEY:
+        allowed = dtype.kind == "U"
+        rule = "a unicode string array"
+    else:
+        allowed = dtype.kind == "f" and not dtype.hasobject and dtype.fields is None
+        rule = "a float16/32/64 array"
+    if not allowed:
+        pickle = " (object arrays need pickle, which is never used)" if dtype.hasobject else ""
+        raise _malformed(where, f"weight array {key} to be {rule}", f"got dtype {dtype}{pickle}")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    nbytes = count * dtype.itemsize
+    header = stream.tell() if hasattr(stream, "tell") else None
+    if nbytes > budget:
+        raise _malformed(where, f"weights of at most {MAX_WEIGHTS_BYTES} bytes in all",
+                         f"array {key} declares shape {shape} ({nbytes} bytes)")
+    if header is not None and header + nbytes != info.file_size:
+        raise _malformed(where, f"array {key} of {info.file_size} bytes as the archive "
+                         f"declares", f"its header declares shape {shape} of {dtype} "
+                         f"({header + nbytes} bytes)")
+    out = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
+    view = out.reshape(-1).view(np.uint8)
+    done = 0
+    while done < nbytes:
+        chunk = stream.read(min(_CHUNK, nbytes - done))
+        if not chunk:
+            raise _malformed(where, f"array {key} of {nbytes} bytes", f"it ends after {done}")
+        view[done:done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+        done += len(chunk)
+    if stream.read(1):
+        raise _malformed(where, f"array {key} of {nbytes} bytes", "it has more data")
+    return out.T if fortran else out
+
+
+def _read_weights(source: Any, where: str) -> list[np.ndarray]:
+    """The arrays ``0000``, ``0001``, ... of an ``.npz`` (a path or a binary file object)."""
+    try:
+        with zipfile.ZipFile(source) as npz:
+            infos = npz.infolist()
+            if len(infos) > _MAX_WEIGHT_ARRAYS:
+                raise _malformed(where, f"at most {_MAX_WEIGHT_ARRAYS} weight arrays",
+                                 f"got {len(infos)}")
+            keys = [info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                    for info in infos]
+            numbered = sorted(k for k in keys if k != _NAMES_KEY)
+            if (len(set(keys)) != len(keys) or any(not i.filename.endswith(".npy")
+                                                   for i in infos)
+                    or numbered != [f"{k:04d}" for k in range(len(numbered))]):
+                raise _malformed(where, "a fastrnn weights file (arrays named 0000, 0001, "
+                                 "... and __names__)", f"got members {sorted(keys)[:5]}")
+            arrays: dict[str, np.ndarray] = {}
+            budget = MAX_WEIGHTS_BYTES
+            for key, info in zip(keys, infos):
+                limit = _NAMES_MAX_BYTES if key == _NAMES_KEY else budget
+                _check_declared(info, limit + 256, where)  # + the .npy header
+                with npz.open(info) as stream:
+                    arrays[key] = _read_npy(stream, info, key, where, limit)
+                if key != _NAMES_KEY:
+                    budget -= arrays[key].nbytes
+            return [arrays[k] for k in numbered]
+    except _ZIP_ERRORS as exc:
+        raise _malformed(where, "a readable zip (.npz) of weights", str(exc)) from exc
+
+
+def _is_zip(path: str) -> bool:
+    with open(path, "rb") as f:
+        return zipfile.is_zipfile(f)
+
+
+def _check_top(path: str) -> None:
+    """`path` must be a directory or a regular file (following a symlink the user chose)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No model or weights file at {path!r}.") from None
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise _malformed(repr(path), "a regular file or a directory",
+                         "it is a device, FIFO or socket")
 
 
 def load_archive(path: str) -> tuple[dict, list[np.ndarray]]:
@@ -123,44 +281,54 @@ def load_archive(path: str) -> tuple[dict, list[np.ndarray]]:
         ``(config, weights)``.
 
     Raises:
-        ValueError: missing members, not JSON, or not the fastrnn format.
+        FileNotFoundError: nothing at `path`.
+        ValueError: anything else that is not a well-formed fastrnn model (not a zip,
+            missing members, a symlinked or special member in the directory form, JSON that
+            is not UTF-8 or not an object, a bad ``format_version``, weights that are not
+            float arrays, sizes over :data:`MAX_CONFIG_BYTES`/:data:`MAX_WEIGHTS_BYTES` or
+            inflating like a zip bomb); the message names the file and what was expected.
     """
     path = os.fspath(path)
+    where = repr(path)
+    _check_top(path)
     if os.path.isdir(path):
-        cfg_path = os.path.join(path, CONFIG_MEMBER)
-        if not os.path.exists(cfg_path):
-            raise ValueError(f"{path!r} is a directory without {CONFIG_MEMBER}: not a fastrnn "
-                             "model.")
-        with open(cfg_path, "rb") as f:
-            text = f.read()
+        with _open_regular(os.path.join(path, CONFIG_MEMBER), where) as f:
+            text = _read_bounded(f, MAX_CONFIG_BYTES, where, CONFIG_MEMBER)
         config = _parse_config(text, path)
-        weights = _read_weights(os.path.join(path, WEIGHTS_MEMBER), repr(path))
-    else:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"No model file at {path!r}.")
-        if not zipfile.is_zipfile(path):
-            raise ValueError(f"{path!r} is not a fastrnn model file (not a zip archive).")
+        with _open_regular(os.path.join(path, WEIGHTS_MEMBER), where) as f:
+            weights = _read_weights(f, where)
+        return config, weights
+    if not _is_zip(path):
+        raise ValueError(f"{where} is not a fastrnn model file (not a zip archive).")
+    try:
         with zipfile.ZipFile(path) as zf:
             members = set(zf.namelist())
             if CONFIG_MEMBER not in members or WEIGHTS_MEMBER not in members:
                 raise ValueError(
-                    f"{path!r} is not a fastrnn model file: expected members {CONFIG_MEMBER} "
+                    f"{where} is not a fastrnn model file: expected members {CONFIG_MEMBER} "
                     f"and {WEIGHTS_MEMBER}, found {sorted(members)[:5]}."
                 )
-            config = _parse_config(zf.read(CONFIG_MEMBER), path)
-            weights = _read_weights(io.BytesIO(zf.read(WEIGHTS_MEMBER)), repr(path))
-    return config, weights
+            config = _parse_config(_read_member(zf, CONFIG_MEMBER, MAX_CONFIG_BYTES, where),
+                                   path)
+            blob = _read_member(zf, WEIGHTS_MEMBER, MAX_WEIGHTS_BYTES + (64 << 20), where)
+    except _ZIP_ERRORS as exc:
+        raise _malformed(where, "a readable zip archive", str(exc)) from exc
+    return config, _read_weights(io.BytesIO(blob), where)
 
 
 def _parse_config(text: bytes, path: str) -> dict:
     try:
         config = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{path!r}: {CONFIG_MEMBER} is not valid JSON ({exc}).") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path!r}: {CONFIG_MEMBER} is not a fastrnn model config.")
+        raise ValueError(f"{path!r}: {CONFIG_MEMBER} is not a fastrnn model config (expected "
+                         f"a JSON object with \"format\": \"{FORMAT_NAME}\").")
     version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path!r}: {CONFIG_MEMBER} has format_version {version!r}; expected "
+                         "a positive integer.")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{path!r} was written in format version {version!r}; this fastrnn reads versions "
             f"up to {FORMAT_VERSION}."
@@ -169,18 +337,26 @@ def _parse_config(text: bytes, path: str) -> dict:
 
 
 def load_weights_file(path: str) -> list[np.ndarray]:
-    """The weights of a :func:`save_weights_file` file, or of a model archive/directory."""
+    """The weights of a :func:`save_weights_file` file, or of a model archive/directory.
+
+    Raises:
+        FileNotFoundError: nothing at `path`.
+        ValueError: not a well-formed weights file (see :func:`load_archive`).
+    """
     path = os.fspath(path)
-    if os.path.isdir(path) or (zipfile.is_zipfile(path) and _has_member(path, CONFIG_MEMBER)):
+    _check_top(path)
+    if os.path.isdir(path) or (_is_zip(path) and _has_member(path, CONFIG_MEMBER)):
         return load_archive(path)[1]
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No weights file at {path!r}.")
-    return _read_weights(path, repr(path))
+    with open(path, "rb") as f:
+        return _read_weights(f, repr(path))
 
 
 def _has_member(path: str, member: str) -> bool:
-    with zipfile.ZipFile(path) as zf:
-        return member in zf.namelist()
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return member in zf.namelist()
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise _malformed(repr(path), "a readable zip archive", str(exc)) from exc
 
 
 # ----------------------------------------------------------------------------- PyTorch

@@ -1,4 +1,4 @@
-"""Time-series toolkit: synthetic data, windows, splits, scaling, loaders, baselines,
+"""Time-series toolkit: synthetic data, windows, splits, scaling, loaders (CSV too), baselines,
 multi-step forecasting, metrics, backtests and plots.
 
 Plain NumPy; it imports nothing else from fastrnn. matplotlib (``fastrnn[plot]``) and
@@ -16,7 +16,13 @@ from .baselines import (
     NaiveForecaster,
     SeasonalNaiveForecaster,
 )
-from .data import generate_time_series, make_seq2seq_targets, make_windows
+from .data import (
+    generate_time_series,
+    make_seq2seq_targets,
+    make_windows,
+    values_from,
+    windows_before,
+)
 from .datasets import (
     DATASETS,
     JENA_COLUMNS,
@@ -25,7 +31,7 @@ from .datasets import (
     load_dataset,
     load_jena_climate,
 )
-from .forecast import STRATEGIES, forecast
+from .forecast import STRATEGIES, RelativeModel, forecast
 from .metrics import (
     METRICS,
     evaluate,
@@ -38,6 +44,7 @@ from .metrics import (
     smape,
 )
 from .plots import plot_forecast, plot_learning_curves
+from .readers import MISSING_VALUES, csv_columns, infer_season, read_csv
 from .split import MinMaxScaler, StandardScaler, split_points, train_val_test_split
 from .windows import WindowDataset, timeseries_dataset_from_array
 
@@ -45,21 +52,25 @@ __all__ = [
     "DATASETS",
     "JENA_COLUMNS",
     "METRICS",
+    "MISSING_VALUES",
     "STRATEGIES",
     "BacktestResult",
     "Forecaster",
     "LinearForecaster",
     "MinMaxScaler",
     "NaiveForecaster",
+    "RelativeModel",
     "SeasonalNaiveForecaster",
     "StandardScaler",
     "TimeSeriesData",
     "WindowDataset",
     "backtest",
+    "csv_columns",
     "evaluate",
     "fill_gaps",
     "forecast",
     "generate_time_series",
+    "infer_season",
     "last_time_step_mse",
     "load_dataset",
     "load_jena_climate",
@@ -71,9 +82,12 @@ __all__ = [
     "mse",
     "plot_forecast",
     "plot_learning_curves",
+    "read_csv",
     "rmse",
     "smape",
     "split_points",
     "timeseries_dataset_from_array",
     "train_val_test_split",
+    "values_from",
+    "windows_before",
 ]

@@ -148,3 +148,54 @@ def make_windows(
     x = values[starts[:, None] + np.arange(window)]
     y = values[starts[:, None] + window + np.arange(horizon), target]
     return x, y
+
+
+def _origins(series: np.ndarray, origins: object, before: int, after: int) -> np.ndarray:
+    values = np.asarray(series)
+    if values.ndim != 1:
+        raise invalid("series", "a 1-D series (steps,)", f"an array of shape {values.shape}")
+    starts = np.asarray(origins)
+    if starts.ndim != 1 or not (np.issubdtype(starts.dtype, np.integer) or starts.size == 0):
+        raise invalid("origins", "a 1-D array of integer step indices", origins)
+    starts = starts.astype(np.int64)
+    if starts.size and (starts.min() < before or starts.max() + after > values.size):
+        raise invalid("origins", f"indices in [{before}, {values.size - after}] for a series "
+                      f"of {values.size} steps", f"indices from {starts.min()} to "
+                      f"{starts.max()}")
+    return starts
+
+
+def windows_before(series: np.ndarray, origins: object, window: int) -> np.ndarray:
+    """The ``window`` values just before each forecast origin: the model inputs for
+    forecasts made at those steps.
+
+    Args:
+        series: (T,).
+        origins: (N,) step indices; origin t uses ``series[t - window : t]``.
+        window: L.
+
+    Returns:
+        float32 (N, L, 1).
+    """
+    window = positive_int("window", window)
+    starts = _origins(series, origins, window, 0)
+    values = np.asarray(series)
+    return values[starts[:, None] - window + np.arange(window)][..., None].astype(np.float32)
+
+
+def values_from(series: np.ndarray, origins: object, horizon: int) -> np.ndarray:
+    """The ``horizon`` values from each origin on: the targets (or the truth) of forecasts
+    made at those steps.
+
+    Args:
+        series: (T,).
+        origins: (N,) step indices; origin t gives ``series[t : t + horizon]``.
+        horizon: H.
+
+    Returns:
+        float32 (N, H).
+    """
+    horizon = positive_int("horizon", horizon)
+    starts = _origins(series, origins, 0, horizon)
+    values = np.asarray(series)
+    return values[starts[:, None] + np.arange(horizon)].astype(np.float32)

@@ -81,7 +81,9 @@ def load_jena_climate(path: Union[str, os.PathLike]) -> TimeSeriesData:
         raise ValueError(
             f"{path}: line 1 is not the Jena climate header: expected {expected}, got {names}."
         )
-    lines = body.splitlines()
+    # the file is opened with universal newlines, so rows end at "\n" only (splitlines()
+    # would also split at \x0b, \x0c, \x1c-\x1e, \x85, U+2028 and U+2029 inside a row)
+    lines = body.split("\n")
     while lines and not lines[-1].strip():
         lines.pop()  # a trailing newline is not a row
     if not lines:

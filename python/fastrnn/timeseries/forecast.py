@@ -15,11 +15,11 @@ from .baselines import NaiveForecaster, SeasonalNaiveForecaster
 STRATEGIES = ("recursive", "direct", "seq2seq")
 
 
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+def _predict(model: Any, x: np.ndarray, **kwargs: Any) -> np.ndarray:
     predict = getattr(model, "predict", None)
     if not callable(predict):
         raise invalid("model", "an object with a predict(x) method", type(model).__name__)
-    return np.asarray(predict(x))
+    return np.asarray(predict(x, **kwargs))
 
 
 def _drop_unit_feature_axis(out: np.ndarray) -> np.ndarray:
@@ -35,7 +35,8 @@ def forecast(model: Any, history: Any, horizon: int, strategy: str = "recursive"
         model: anything with ``predict(x)`` (a fastrnn model, a baseline of this package,
             your own object).
         history: the input windows (B, T, F) or (B, T); a single 1-D series (T,) is
-            treated as one window of one feature.
+            treated as one window of one feature. Integer (or bool) histories are taken as
+            float64, so the forecasts fed back keep their fractions.
         horizon: H, number of future steps.
         strategy:
             * ``"recursive"``: the book's loop. The model predicts one step ahead; the
@@ -61,6 +62,12 @@ def forecast(model: Any, history: Any, horizon: int, strategy: str = "recursive"
     if strategy not in STRATEGIES:
         raise invalid("strategy", f"one of {list(STRATEGIES)}", strategy)
     history = np.asarray(history)
+    if history.dtype.kind in "biu":
+        # forecasts are real numbers: an integer history must not truncate them when they
+        # are fed back (nor the result be cast to its dtype)
+        history = history.astype(np.float64)
+    elif history.dtype.kind != "f":
+        raise invalid("history", "a numeric array", f"an array of dtype {history.dtype}")
     single = history.ndim == 1
     if single:
         history = history[np.newaxis, :, np.newaxis]
@@ -131,3 +138,43 @@ def _recursive(model: Any, history: np.ndarray, horizon: int) -> np.ndarray:
         # slide: drop the oldest step, append the prediction (the book's X[:, step_ahead:])
         window = np.concatenate([window[:, 1:], next_step], axis=1)
     return np.concatenate(steps, axis=1)  # (B, H, F)
+
+
+class RelativeModel:
+    """Wraps a model trained on changes: the model sees each window minus its last value,
+    divided by ``scale``, and predicts the changes of the next values from that last value.
+
+    Trends then stay within the range the model was trained on, so a trending series (co2)
+    does not push a network's inputs past anything it has seen. Train the wrapped model on
+    ``(inputs(x), targets(x, y))``; ``predict`` maps its outputs back to the data's units,
+    so the wrapper works wherever a model does (:func:`forecast`, :func:`backtest`).
+
+    Args:
+        model: anything with ``predict(x)`` (it may be set later, after training).
+        scale: a positive finite divisor, e.g. the std of one-step changes of the training
+            part.
+    """
+
+    def __init__(self, model: Any, scale: float) -> None:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer,
+                                                             np.floating)) \
+                or not np.isfinite(scale) or scale <= 0:
+            raise invalid("scale", "a positive finite number", scale)
+        self.model = model
+        self.scale = float(scale)
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        """(B, L, 1) windows -> changes from each window's last value, (B, L, 1)."""
+        x = np.asarray(x)
+        return (x - x[:, -1:, :]) / self.scale
+
+    def targets(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(B, H) targets -> changes from each window's last value, (B, H)."""
+        return (np.asarray(y) - np.asarray(x)[:, -1, :]) / self.scale
+
+    def predict(self, x: np.ndarray, **kwargs: Any) -> np.ndarray:
+        """(B, L, 1) windows -> forecasts in the units of ``x``: the last value plus the
+        predicted changes, float32 (B, k) for a model predicting k steps."""
+        x = np.asarray(x, dtype=np.float32)
+        changes = np.asarray(_predict(self.model, self.inputs(x), **kwargs))
+        return (x[:, -1, :] + self.scale * changes.reshape(len(x), -1)).astype(np.float32)

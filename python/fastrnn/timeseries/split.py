@@ -80,8 +80,34 @@ def train_val_test_split(
     return data[:train_end], data[train_end:val_end], data[val_end:test_end]
 
 
+def _power_of_two_scale(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Per-feature exponents e with |x| * 2**-e < 1 (0 for an all-zero feature): dividing by
+    a power of two is exact, so statistics of ``x * 2**-e`` scaled back are those of ``x``,
+    without the overflow of summing or subtracting values near the float64 limit."""
+    _, exponents = np.frexp(np.max(np.abs(x), axis=axes))
+    return exponents
+
+
+def _out_of_range(x: np.ndarray, out: np.ndarray, out_dtype: Any, what: str) -> None:
+    """Refuses results that are not numbers of ``out_dtype`` although their inputs were."""
+    with np.errstate(over="ignore"):
+        cast = out.astype(out_dtype, copy=False)
+    bad = ~np.isfinite(cast) & np.isfinite(x)
+    if bad.any():
+        raise ValueError(
+            f"{what}: {int(bad.sum())} value(s) map outside the range of "
+            f"{np.dtype(out_dtype).name} (e.g. {x[bad].flat[0]!r} -> "
+            f"{out[bad].flat[0]!r}); the data is far outside the fitted range."
+        )
+
+
 class _Scaler:
-    """Shared plumbing: fit statistics per feature, then map arrays with them."""
+    """Shared plumbing: fit statistics per feature, then map arrays with them.
+
+    Subclasses give ``(center, scale, shift)`` per feature: ``transform(x) = (x - center) /
+    scale + shift``. Both directions compute in float64 and never overflow in an
+    intermediate step when the result itself is a float64 number.
+    """
 
     _fitted_attribute = ""
 
@@ -108,21 +134,22 @@ class _Scaler:
         self.n_features_ = x.shape[-1] if x.ndim >= 2 else None
         return x
 
-    def _stats(self, feature: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+    def _stats(self) -> tuple[np.ndarray, np.ndarray, float]:
         raise NotImplementedError
 
-    def _select(self, x: Any, feature: Optional[int]) -> tuple[np.ndarray, np.ndarray, Any]:
+    def _select(self, x: Any, feature: Optional[int]
+                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, float], Any]:
         if self.n_features_ is None and not hasattr(self, self._fitted_attribute):
             raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(train) first.")
         x = self._check_values("x", x)
         out_dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
-        offset, scale = self._stats(None)
+        center, scale, shift = self._stats()
         if feature is not None:
             if self.n_features_ is None:
                 raise invalid("feature", "None for a scaler fitted on a 1-D series", feature)
             if not is_int(feature) or not -self.n_features_ <= feature < self.n_features_:
                 raise invalid("feature", f"an index into {self.n_features_} features", feature)
-            offset, scale = offset[feature], scale[feature]
+            center, scale = center[feature], scale[feature]
         elif self.n_features_ is not None and self.n_features_ > 1:
             if x.ndim < 1 or x.shape[-1] != self.n_features_:
                 raise invalid(
@@ -131,19 +158,43 @@ class _Scaler:
                     "map values of one feature, e.g. forecasts of the target column)",
                     f"shape {x.shape}",
                 )
-        return x, (offset, scale), out_dtype
+        return x, (center, scale, shift), out_dtype
 
     def transform(self, x: Any, feature: Optional[int] = None) -> np.ndarray:
         """Scales x (same shape). ``feature=k`` scales values of feature k only
-        (any shape, e.g. (B, H) forecasts)."""
-        x, (offset, scale), out_dtype = self._select(x, feature)
-        return ((x - offset) / scale).astype(out_dtype, copy=False)
+        (any shape, e.g. (B, H) forecasts).
+
+        Raises:
+            ValueError: a finite value maps outside the range of the output dtype.
+        """
+        x, (center, scale, shift), out_dtype = self._select(x, feature)
+        wide = x.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = (wide - center) / scale
+            overflowed = ~np.isfinite(out) & np.isfinite(wide)
+            if overflowed.any():  # x - center beyond float64: divide first
+                out = np.where(overflowed, wide / scale - center / scale, out)
+            out = out + shift
+        _out_of_range(x, out, out_dtype, f"{type(self).__name__}.transform")
+        return out.astype(out_dtype, copy=False)
 
     def inverse_transform(self, x: Any, feature: Optional[int] = None) -> np.ndarray:
         """Maps scaled values back to the data's units (same shape). ``feature=k`` treats
-        every value as feature k, e.g. (B, H) forecasts of a target column."""
-        x, (offset, scale), out_dtype = self._select(x, feature)
-        return (x * scale + offset).astype(out_dtype, copy=False)
+        every value as feature k, e.g. (B, H) forecasts of a target column.
+
+        Raises:
+            ValueError: a finite value maps outside the range of the output dtype.
+        """
+        x, (center, scale, shift), out_dtype = self._select(x, feature)
+        wide = x.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = (wide - shift) * scale + center
+            overflowed = ~np.isfinite(out) & np.isfinite(wide)
+            if overflowed.any():  # an intermediate beyond float64: halve it (exactly)
+                half = ((wide - shift) * (scale / 2) + center / 2) * 2
+                out = np.where(overflowed, half, out)
+        _out_of_range(x, out, out_dtype, f"{type(self).__name__}.inverse_transform")
+        return out.astype(out_dtype, copy=False)
 
     def fit_transform(self, x: Any) -> np.ndarray:
         return self.fit(x).transform(x)
@@ -154,6 +205,7 @@ class StandardScaler(_Scaler):
     to ``fit`` (the training part only, never the validation or test parts).
 
     A constant feature (std 0) gets a scale of 1, so it maps to 0 instead of NaN.
+    Statistics are float64 and exact for data anywhere in the float64 range.
 
     Attributes after fit: ``mean_`` and ``scale_``, shape (F,) or () for a 1-D series.
     """
@@ -164,13 +216,15 @@ class StandardScaler(_Scaler):
         """x: (T,), (T, F) or (B, T, F); statistics over every axis but the last."""
         x = self._prepare_fit(x)
         axes = self._reduce_axes(x)
-        self.mean_ = x.mean(axis=axes)
-        std = x.std(axis=axes)
+        exponents = _power_of_two_scale(x, axes)
+        scaled = np.ldexp(x, -exponents)  # |scaled| < 1, per feature
+        self.mean_ = np.ldexp(scaled.mean(axis=axes), exponents)
+        std = np.ldexp(scaled.std(axis=axes), exponents)
         self.scale_ = np.where(std > 0, std, 1.0)
         return self
 
-    def _stats(self, feature: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
-        return self.mean_, self.scale_
+    def _stats(self) -> tuple[np.ndarray, np.ndarray, float]:
+        return self.mean_, self.scale_, 0.0
 
 
 class MinMaxScaler(_Scaler):
@@ -188,23 +242,38 @@ class MinMaxScaler(_Scaler):
     def __init__(self, feature_range: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__()
         low, high = feature_range
-        if not low < high:
-            raise invalid("feature_range", "a pair (low, high) with low < high", feature_range)
+        if not (np.isfinite(low) and np.isfinite(high) and low < high
+                and np.isfinite(float(high) - float(low))):
+            raise invalid("feature_range", "a pair of finite numbers (low, high) with "
+                          "low < high", feature_range)
         self.feature_range = (float(low), float(high))
 
     def fit(self, x: Any) -> MinMaxScaler:
-        """x: (T,), (T, F) or (B, T, F); extremes over every axis but the last."""
+        """x: (T,), (T, F) or (B, T, F); extremes over every axis but the last.
+
+        Raises:
+            ValueError: the training range is too wide (or too narrow) for
+                ``feature_range`` to be a float64 scale factor.
+        """
         x = self._prepare_fit(x)
         axes = self._reduce_axes(x)
-        self.data_min_ = x.min(axis=axes)
-        self.data_max_ = x.max(axis=axes)
+        data_min, data_max = x.min(axis=axes), x.max(axis=axes)
+        low, high = self.feature_range
+        # range / (high - low), in halves where max - min is beyond float64
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            data_range = data_max - data_min
+            half = data_max / 2 - data_min / 2
+            scale = np.where(np.isfinite(data_range), data_range / (high - low),
+                             half / ((high - low) / 2))
+        scale = np.where(data_max > data_min, scale, 1.0 / (high - low))
+        if not np.all(np.isfinite(scale) & (scale > 0)):
+            raise ValueError(
+                f"MinMaxScaler: the training range [{data_min!r}, {data_max!r}] is too wide "
+                f"(or too narrow) to map onto feature_range={self.feature_range} in float64."
+            )
+        self.data_min_, self.data_max_, self._scale = data_min, data_max, scale
         return self
 
-    def _stats(self, feature: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
-        # x_scaled = (x - offset) / scale with offset, scale chosen so that data_min maps
-        # to low and data_max to high.
-        low, high = self.feature_range
-        data_range = self.data_max_ - self.data_min_
-        data_range = np.where(data_range > 0, data_range, 1.0)
-        scale = data_range / (high - low)
-        return self.data_min_ - low * scale, scale
+    def _stats(self) -> tuple[np.ndarray, np.ndarray, float]:
+        # x_scaled = (x - data_min) / scale + low, data_max mapping to high
+        return self.data_min_, self._scale, self.feature_range[0]
