@@ -130,3 +130,65 @@ def test_optimizer_state_round_trip():
     bad["slots/0/m"] = np.zeros((2, 2), np.float32)
     with pytest.raises(ValueError, match="shape"):
         other.set_state(bad, params)
+
+
+def test_saved_model_continues_training_exactly(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 7, 2)).astype(np.float32)
+    y = rng.normal(size=(64, 1)).astype(np.float32)
+
+    def make():
+        fastrnn.set_seed(3)
+        inp = fastrnn.Input((None, 2))
+        out = layers.Dense(1)(layers.Dropout(0.2)(layers.GRU(5, recurrent_dropout=0.2)(inp)))
+        model = fastrnn.Model(inp, out)
+        model.compile(loss="mse", optimizer="adam")
+        return model
+
+    straight = make()
+    straight.fit(x, y, epochs=4, batch_size=16, verbose=0)
+    first = make()
+    first.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    for kind in ("zip", "dir"):
+        path = tmp_path / kind
+        if kind == "dir":
+            path.mkdir()
+        first.save(str(path))
+        resumed = fastrnn.load_model(str(path))
+        assert resumed.optimizer.iterations == first.optimizer.iterations
+        resumed.fit(x, y, epochs=4, initial_epoch=2, batch_size=16, verbose=0)
+        for a, b in zip(resumed.get_weights(), straight.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_directory_save_is_replaced_as_a_whole(tmp_path, monkeypatch):
+    from fastrnn import saving
+
+    model = fastrnn.Sequential([layers.Dense(2, input_shape=(3,))])
+    model.build()
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    model.save(str(folder))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    model.set_weights([w + 1 for w in model.get_weights()])
+    real = saving._atomic_write
+    calls = []
+
+    def second_write_fails(path, data):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(saving, "_atomic_write", second_write_fails)
+    with pytest.raises(OSError, match="No space"):
+        model.save(str(folder))
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert after == before  # old config and old weights together, the user's file kept
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fastrnn")]
+    monkeypatch.setattr(saving, "_atomic_write", real)
+    model.save(str(folder))
+    np.testing.assert_array_equal(fastrnn.load_model(str(folder)).get_weights()[0],
+                                  model.get_weights()[0])
+    assert (folder / "notes.txt").read_text() == "mine"

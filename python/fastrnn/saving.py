@@ -15,9 +15,12 @@ One zip archive (any file name; ``.fastrnn`` is customary) holding two members:
 * ``weights.npz``: the weights in :meth:`Sequential.get_weights` order, under the keys
   ``"0000"``, ``"0001"``, ..., plus ``"__names__"`` (``"layer/weight"`` strings).
 
-If `path` is an existing directory, the same two files are written into it instead.
-Writes go to a temporary file first and then replace the target, so a checkpoint interrupted
-halfway never leaves a corrupt file behind. Optimizer state (Adam's moments) is not saved.
+If `path` is an existing directory, the same two files are written into it instead (the pair
+replaced as a whole: a failure leaves the old pair). Writes go to a temporary file first, are
+flushed to disk and then replace the target, so a checkpoint interrupted halfway never leaves a
+corrupt file behind. A compiled model's optimizer state (its slot arrays, e.g. Adam's moments,
+as extra arrays after the weights, and its step count and learning rate in the config) and its
+random streams are saved too, so ``load_model`` continues training exactly.
 
 Weights only (``save_weights``/``load_weights``): the ``weights.npz`` member on its own, at
 exactly the path given (NumPy's habit of appending ``.npz`` is avoided).
@@ -66,19 +69,87 @@ def _weights_bytes(weights: list[np.ndarray], names: Optional[list[str]]) -> byt
     return buf.getvalue()
 
 
+def _fsync_dir(folder: str) -> None:
+    """Makes a rename in `folder` durable (where the platform lets a directory be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _atomic_write(path: str, data: bytes) -> None:
-    """Writes `data` to a temporary file beside `path`, then renames it over `path`."""
+    """Writes `data` to a temporary file beside `path`, flushes it to disk, then renames it
+    over `path` and flushes the directory: after a crash `path` holds the old bytes or the new,
+    never a mix, and a save that returned survives a power cut."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".fastrnn-", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(folder)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Atomically swaps two directory entries (Linux renameat2 RENAME_EXCHANGE); False where
+    the platform cannot."""
+    try:
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _write_directory(path: str, text: bytes, blob: bytes) -> None:
+    """The directory form, replaced as a whole: both files go to a new sibling directory,
+    which is then swapped with `path` in one step (so a failure leaves the old pair, never a
+    new config beside old weights). Where the platform has no atomic swap, the old directory is
+    renamed aside first and restored if the second rename fails."""
+    import shutil
+    parent = os.path.dirname(os.path.abspath(path))
+    staging = tempfile.mkdtemp(prefix=".fastrnn-save-", dir=parent)
+    try:
+        _atomic_write(os.path.join(staging, CONFIG_MEMBER), text)
+        _atomic_write(os.path.join(staging, WEIGHTS_MEMBER), blob)
+        for name in os.listdir(path):  # keep the user's other files in the directory
+            if name not in (CONFIG_MEMBER, WEIGHTS_MEMBER):
+                src = os.path.join(path, name)
+                dst = os.path.join(staging, name)
+                if os.path.isdir(src) and not os.path.islink(src):
+                    shutil.copytree(src, dst, symlinks=True)
+                else:
+                    shutil.copy2(src, dst, follow_symlinks=False)
+        if not _exchange(staging, path):
+            aside = staging + ".old"
+            os.rename(path, aside)
+            try:
+                os.rename(staging, path)
+            except BaseException:
+                os.rename(aside, path)
+                raise
+            staging = aside
+        _fsync_dir(parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def save_archive(path: str, config: dict, weights: list[np.ndarray],
@@ -88,8 +159,7 @@ def save_archive(path: str, config: dict, weights: list[np.ndarray],
     text = json.dumps(config, indent=2, allow_nan=False).encode("utf-8")
     blob = _weights_bytes(weights, names)
     if os.path.isdir(path):
-        _atomic_write(os.path.join(path, CONFIG_MEMBER), text)
-        _atomic_write(os.path.join(path, WEIGHTS_MEMBER), blob)
+        _write_directory(path, text, blob)
         return
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -346,7 +416,13 @@ def load_weights_file(path: str) -> list[np.ndarray]:
     path = os.fspath(path)
     _check_top(path)
     if os.path.isdir(path) or (_is_zip(path) and _has_member(path, CONFIG_MEMBER)):
-        return load_archive(path)[1]
+        config, arrays = load_archive(path)
+        # a compiled model's file holds its optimizer's slot arrays after the weights
+        slots = (config.get("optimizer_state") or {}).get("slots") \
+            if isinstance(config.get("optimizer_state"), dict) else None
+        if isinstance(slots, list) and 0 < len(slots) <= len(arrays):
+            return arrays[:len(arrays) - len(slots)]
+        return arrays
     with open(path, "rb") as f:
         return _read_weights(f, repr(path))
 

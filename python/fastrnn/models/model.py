@@ -798,7 +798,20 @@ class Model(Trainer, Layer):
             "config": self.get_config(),
             "compile_config": compile_config(self),
         }
-        saving.save_archive(path, config, self.get_weights(), self.weight_names)
+        weights, names = self.get_weights(), self.weight_names
+        # What continuing training exactly needs: the optimizer's slots (after the weights),
+        # its step count and learning rate, and the random streams of shuffling and dropout.
+        if getattr(self, "compiled", False):
+            state = self.optimizer.get_state()
+            slots = [k for k in state if k.startswith("slots/")]
+            config["optimizer_state"] = {"iterations": int(state["iterations"]),
+                                         "learning_rate": float(state["learning_rate"]),
+                                         "slots": slots}
+            weights += [state[k] for k in slots]
+            names += [f"optimizer/{k}" for k in slots]
+        config["rng_state"] = [None if g is None else g.bit_generator.state
+                               for g in self._rng_generators()[:-1]]
+        saving.save_archive(path, config, weights, names)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"

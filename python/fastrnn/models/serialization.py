@@ -214,6 +214,7 @@ def load_model(path: str, custom_objects: Optional[dict] = None,
         ValueError: unknown format, class or layer names, or mismatched weights.
     """
     config, weights = saving.load_archive(path)
+    weights, opt_state, rng_state = _split_training_state(config, weights, path)
     kind = config.get("class_name")
     arch = config.get("config") or {}
     if not isinstance(arch, dict):
@@ -259,4 +260,47 @@ def load_model(path: str, custom_objects: Optional[dict] = None,
             metrics = [_deserialize_function(m, "metric", custom) for m in metrics]
         model.compile(optimizer=_deserialize_optimizer(cc["optimizer"]), loss=loss,
                       metrics=metrics, loss_weights=cc.get("loss_weights"))
+        if opt_state is not None:
+            try:
+                model.optimizer.set_state(opt_state, model._optimizer_targets()[0])
+            except ValueError as exc:
+                raise ValueError(f"{path!r}: the saved optimizer state does not fit: {exc}") \
+                    from exc
+    if rng_state is not None:
+        gens = model._rng_generators()[:-1]
+        if len(rng_state) == len(gens):
+            try:
+                for g, st in zip(gens, rng_state):
+                    if g is not None and st is not None:
+                        g.bit_generator.state = st
+            except (TypeError, ValueError, KeyError) as exc:
+                raise ValueError(f"{path!r}: malformed rng_state ({exc}).") from exc
     return model
+
+
+def _split_training_state(config: dict, arrays: list, path: str) -> tuple:
+    """``(weights, optimizer state or None, rng states or None)`` from a loaded archive."""
+    import numpy as np
+    opt = config.get("optimizer_state")
+    rng = config.get("rng_state")
+    if rng is not None and not isinstance(rng, list):
+        raise _bad(path, "rng_state", "a list", rng)
+    if opt is None:
+        return arrays, None, rng
+    if not isinstance(opt, dict):
+        raise _bad(path, "optimizer_state", "an object", opt)
+    slots = opt.get("slots")
+    iterations = opt.get("iterations")
+    lr = opt.get("learning_rate")
+    if not isinstance(slots, list) or not all(isinstance(k, str) for k in slots) or \
+            len(slots) > len(arrays):
+        raise _bad(path, "optimizer_state.slots", "a list of names of saved arrays", slots)
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 0:
+        raise _bad(path, "optimizer_state.iterations", "a non-negative integer", iterations)
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool):
+        raise _bad(path, "optimizer_state.learning_rate", "a number", lr)
+    n = len(arrays) - len(slots)
+    state = {"iterations": np.array(iterations, dtype=np.int64),
+             "learning_rate": np.array(float(lr))}
+    state.update(zip(slots, arrays[n:]))
+    return arrays[:n], state, rng
