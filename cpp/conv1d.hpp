@@ -59,8 +59,12 @@ inline void unroll(F* cols, const F* x, const Conv1dShape& s, Index row0, Index 
     const F* xb = x + b * s.T * s.C + g * Cg;  // (T, C) of item b, from group g's channels
     F* row = cols + r * KC;                    // (K, Cg)
     const Index t0 = l * s.stride - s.pad_left;
-    if (contiguous && t0 >= 0 && t0 + s.K <= s.T) {
-      std::memcpy(row, xb + t0 * s.C, sizeof(F) * std::size_t(KC));
+    if (contiguous) {  // taps [k0, k1) inside the input: one copy, zeros around it
+      const Index k0 = std::clamp<Index>(-t0, 0, s.K), k1 = std::clamp<Index>(s.T - t0, k0, s.K);
+      std::fill(row, row + k0 * s.C, F(0));
+      if (k1 > k0)
+        std::memcpy(row + k0 * s.C, xb + (t0 + k0) * s.C, sizeof(F) * std::size_t((k1 - k0) * s.C));
+      std::fill(row + k1 * s.C, row + KC, F(0));
       continue;
     }
     for (Index k = 0; k < s.K; ++k) {
@@ -84,8 +88,10 @@ inline void fold(F* d_x, const F* d_cols, const Conv1dShape& s, Index row0, Inde
     F* db = d_x + b * s.T * s.C + g * Cg;  // (T, C) of item b
     const F* row = d_cols + r * KC;        // (K, Cg)
     const Index t0 = l * s.stride - s.pad_left;
-    if (contiguous && t0 >= 0 && t0 + s.K <= s.T) {  // the K taps are K*C adjacent values
-      Vec<F>(db + t0 * s.C, KC) += CVec<F>(row, KC);
+    if (contiguous) {  // taps [k0, k1) inside the input are (k1 - k0) * C adjacent values
+      const Index k0 = std::clamp<Index>(-t0, 0, s.K), k1 = std::clamp<Index>(s.T - t0, k0, s.K);
+      if (k1 > k0)
+        Vec<F>(db + (t0 + k0) * s.C, (k1 - k0) * s.C) += CVec<F>(row + k0 * s.C, (k1 - k0) * s.C);
       continue;
     }
     for (Index k = 0; k < s.K; ++k) {

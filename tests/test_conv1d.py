@@ -272,6 +272,10 @@ def test_bad_inputs_give_clear_errors():
         layer.forward(np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match="feature count 3"):
         layer.forward(np.zeros((2, 9, 2), np.float32))
+    y = layer.forward(np.ones((2, 9, 3), np.float32), training=True)
+    with pytest.raises(ValueError, match=r"output's shape \(2, 5, 4\)"):
+        layer.backward(np.ones((2, 4, 4)))
+    assert layer.backward(np.ones_like(y)).shape == (2, 9, 3)  # still usable
     # A model whose length reaches zero is refused when it is built, not at the first batch.
     with pytest.raises(ValueError, match="output would be empty"):
         fastrnn.Sequential([layers.Conv1D(2, 3, input_shape=[6, 1]), layers.MaxPooling1D(2),

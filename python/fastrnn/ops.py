@@ -752,6 +752,7 @@ __all__ += [
     "conv1d_backward",
     "conv1d_forward",
     "conv1d_output_length",
+    "conv1d_pads",
     "layer_norm_backward",
     "layer_norm_forward",
     "pool1d_backward",
@@ -848,6 +849,28 @@ def _conv_geometry(x: np.ndarray, kernel: np.ndarray, strides: Any, padding: Any
             "output would be empty."
         )
     return stride, dilation, left, right, groups
+
+
+def conv1d_pads(steps: int, kernel_size: int, strides: int = 1, padding: str = "valid",
+                dilation_rate: int = 1) -> tuple[int, int]:
+    """(left, right) zeros Keras's padding puts around `steps` steps for this convolution."""
+    return _pads(steps, (kernel_size - 1) * dilation_rate + 1, strides, padding)
+
+
+def _conv1d_checked(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], stride: int,
+                    dilation: int, left: int, right: int, groups: int) -> np.ndarray:
+    """The core call for arrays the Conv1D layer owns or has checked (C-contiguous, one dtype),
+    with its pads (conv1d_pads): saves the public function's checks, a few microseconds a call.
+    The core checks every shape and value again, so a mistake still raises ValueError."""
+    return _core.conv1d_forward(x, kernel, bias, stride, dilation, left, right, groups)
+
+
+def _conv1d_backward_checked(x: np.ndarray, kernel: np.ndarray, d_y: np.ndarray, stride: int,
+                             dilation: int, left: int, right: int, groups: int, use_bias: bool,
+                             input_grad: bool) -> tuple:
+    """The core's backward for checked arrays: (d_x or None, d_kernel, d_bias or None)."""
+    return _core.conv1d_backward(x, kernel, d_y, stride, dilation, left, right, groups,
+                                 use_bias, input_grad)
 
 
 def conv1d_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike = None, strides: int = 1,

@@ -172,16 +172,19 @@ class Conv1D(Layer):
             self.add_weight("bias", (self.filters,), self.bias_initializer)
         super().build(input_shape)
 
-    def _geometry(self) -> dict:
-        return {"strides": self.strides, "padding": self.padding,
-                "dilation_rate": self.dilation_rate, "groups": self.groups}
+    def _geometry(self, steps: int) -> tuple[int, int, int, int, int]:
+        """(stride, dilation, pad_left, pad_right, groups) for `steps` input steps."""
+        left, right = ops.conv1d_pads(steps, self.kernel_size, self.strides, self.padding,
+                                      self.dilation_rate)
+        return self.strides, self.dilation_rate, left, right, self.groups
 
     def forward(self, x: Any, training: bool = False) -> np.ndarray:
-        x = self._as_input(x)
+        x = np.ascontiguousarray(self._as_input(x))
         self._ensure_built(x)
         self._check_input(x)
         bias = self._weights[1] if self.use_bias else None
-        z = ops.conv1d_forward(x, self._weights[0], bias, **self._geometry())
+        # Checked here (rank, channels, dtype, contiguity) and again by the core.
+        z = ops._conv1d_checked(x, self._weights[0], bias, *self._geometry(x.shape[1]))
         y = activation_forward(self.activation, z)
         self._cache = (x, z, y) if training else None
         return y
@@ -190,11 +193,18 @@ class Conv1D(Layer):
         if self._cache is None:
             raise self._no_tape()
         x, z, y = self._cache
-        dz = activation_backward(self.activation, z, y, np.asarray(d_out, dtype=self.dtype))
-        grads = ops.conv1d_backward(x, self._weights[0], dz, **self._geometry(),
-                                    use_bias=self.use_bias, input_grad=self.input_grad_needed)
-        self._write_grads([grads["kernel"]] + ([grads["bias"]] if self.use_bias else []))
-        return grads["x"]
+        d_out = np.asarray(d_out, dtype=self.dtype)
+        if d_out.shape != z.shape:
+            raise ValueError(
+                f"Layer `{self.name}`: the gradient passed to backward must have the output's "
+                f"shape {z.shape}, got {d_out.shape}."
+            )
+        dz = np.ascontiguousarray(activation_backward(self.activation, z, y, d_out))
+        d_x, d_kernel, d_bias = ops._conv1d_backward_checked(
+            x, self._weights[0], dz, *self._geometry(x.shape[1]), self.use_bias,
+            self.input_grad_needed)
+        self._write_grads([d_kernel] + ([d_bias] if self.use_bias else []))
+        return d_x
 
     def get_config(self) -> dict:
         return {
