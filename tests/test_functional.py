@@ -305,3 +305,12 @@ def test_activation_functions_on_symbolic_tensors_and_clear_session():
     assert layers.Dense(1).name == "dense"  # counters were reset
     fastrnn.backend.clear_session()
     assert layers.Dense(1).name == "dense"
+
+
+def test_summary_counts_moving_statistics_as_non_trainable():
+    inp = fastrnn.Input((3,))
+    model = fastrnn.Model(inp, layers.Dense(1)(layers.BatchNormalization()(layers.Dense(4)(inp))))
+    text = model.summary(print_fn=None)
+    # as Keras: 16 + 16 (8 of them moving statistics) + 5
+    assert "Total params: 37" in text and "Trainable params: 29" in text
+    assert "Non-trainable params: 8" in text

@@ -718,8 +718,7 @@ class Model(Trainer, Layer):
                 lines.append(row("", "", "", more))
             lines.append("" if k < len(rows) - 1 else "=" * sum(widths))
         total = self.count_params()
-        trainable = sum(layer.count_params() for layer in self._unique_layers()
-                        if layer.trainable)
+        trainable = sum(_trainable_params(layer) for layer in self._unique_layers())
         lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                   f"Non-trainable params: {total - trainable:,}", rule]
         text = "\n".join(lines)
@@ -815,6 +814,18 @@ class Model(Trainer, Layer):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _trainable_params(layer: Any) -> int:
+    """Parameters the optimizer changes: none of a frozen layer, and not the ones a layer
+    updates itself (BatchNormalization's moving statistics)."""
+    if not layer.trainable:
+        return 0
+    if isinstance(layer, Model):
+        return sum(_trainable_params(inner) for inner in layer._unique_layers())
+    frozen = set(getattr(layer, "non_trainable_weight_names", ()))
+    return int(sum(w.size for name, w in zip(layer.weight_names, layer.weights)
+                   if name not in frozen))
 
 
 def _add(grads: list, slot: int, d: Any) -> None:
