@@ -112,6 +112,19 @@ class Add(_Merge):
 
 
 @register
+class Average(Add):
+    """The elementwise mean of the inputs (equal shapes)."""
+
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        out = super().forward(x, training)
+        out /= self.dtype.type(self._n)
+        return out
+
+    def backward(self, d_out: np.ndarray) -> list:
+        return super().backward(d_out / self.dtype.type(self._n))
+
+
+@register
 class Subtract(_Merge):
     """``x_0 - x_1`` (exactly two inputs of equal shapes)."""
 
@@ -123,24 +136,6 @@ class Subtract(_Merge):
 
     def backward(self, d_out: np.ndarray) -> list:
         return [d_out, -d_out]
-
-
-@register
-class Average(_Merge):
-    """The elementwise mean of the inputs (equal shapes)."""
-
-    def forward(self, x: Any, training: bool = False) -> np.ndarray:
-        arrays = self._arrays(x)
-        self._n = len(arrays)
-        out = arrays[0].copy()
-        for a in arrays[1:]:
-            out += a
-        out /= self.dtype.type(len(arrays))
-        return out
-
-    def backward(self, d_out: np.ndarray) -> list:
-        d = d_out / self.dtype.type(self._n)
-        return [d] * self._n
 
 
 @register
