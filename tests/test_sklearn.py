@@ -160,8 +160,8 @@ def test_optimizer_choice_reaches_the_network():
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
 def test_predictions_do_not_depend_on_the_batch(cell):
     X, y = first_step_task(50, T=7)
-    clf = RNNClassifier(n_cells=24, cell=cell, epochs=2, random_state=0).fit(X, y)
-    reg = RNNRegressor(n_cells=24, cell=cell, epochs=2, random_state=0).fit(X, y * 1.0)
+    clf = RNNClassifier(n_cells=32, cell=cell, epochs=2, random_state=0).fit(X, y)
+    reg = RNNRegressor(n_cells=32, cell=cell, epochs=2, random_state=0).fit(X, y * 1.0)
     for method in (clf.decision_function, clf.predict_proba, reg.predict):
         whole = method(X)
         one_by_one = np.concatenate([method(X[i:i + 1]) for i in range(len(X))])
