@@ -284,6 +284,13 @@ def test_bad_inputs():
         RNNRegressor(epochs=1).fit(X, y * 1.0, X_val=X, y_val=np.full(30, np.nan))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_diverging_fit_says_so():
+    X, y = first_step_task(40)
+    with pytest.raises(ValueError, match="Training stopped: loss became"):
+        RNNRegressor(n_cells=4, epochs=2).fit(X, np.full(40, 1e30))
+
+
 def test_missing_scikit_learn_names_the_extra(monkeypatch):
     for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
         monkeypatch.setitem(sys.modules, name, None)  # makes `import sklearn...` fail

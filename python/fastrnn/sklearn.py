@@ -243,15 +243,15 @@ class _RNNEstimator(BaseEstimator):
             X, targets, batch_size=params["batch_size"], epochs=params["epochs"],
             verbose=self.verbose, callbacks=cbs, validation_data=validation,
             truncate_bptt=params["truncate_bptt"])
+        if self.model_.stop_reason:  # a non-finite loss (early stopping leaves it None)
+            raise ValueError(
+                f"Training stopped: {self.model_.stop_reason} (try a smaller `learning_rate` or "
+                "scaled inputs and targets).")
         self.losses_ = [float(v) for v in history.history["loss"]]
         if validation is not None:
             self.val_losses_ = [float(v) for v in history.history["val_loss"]]
         elif hasattr(self, "val_losses_"):
             del self.val_losses_
-        if self.model_.stop_reason and not self.early_stopping:
-            raise ValueError(
-                f"Training stopped: {self.model_.stop_reason} (try a smaller `learning_rate` or "
-                "scaled inputs and targets).")
         self._attach_inference()
         return self
 
