@@ -181,6 +181,23 @@ def test_refits_repeat_with_the_same_random_state():
     assert b.losses_ != first[0]
 
 
+def test_fitting_leaves_fastrnn_seed_stream_alone():
+    X, y = first_step_task(40)
+
+    def next_model_weights():
+        m = fastrnn.Sequential([fastrnn.layers.Dense(3)])
+        m.build((None, 4))
+        return m.get_weights()[0]
+
+    fastrnn.set_seed(5)
+    expected = next_model_weights()
+    fastrnn.set_seed(5)
+    clf = RNNClassifier(n_cells=4, epochs=1, random_state=0).fit(X, y)
+    clf.predict(X)
+    pickle.dumps(clf)  # (unpickling does count: fastrnn.load_model creates a model)
+    np.testing.assert_array_equal(next_model_weights(), expected)
+
+
 # ----------------------------------------------------------------------------- pickling
 class _RecordingUnpickler(pickle.Unpickler):
     def __init__(self, data: bytes):

@@ -133,8 +133,6 @@ def _as_sequences(X: np.ndarray, what: str = "X") -> np.ndarray:
 class _RNNEstimator(BaseEstimator):
     """What both estimators share: parameters, the network, training, pickling."""
 
-    _loss_name = ""
-
     def __init__(
         self,
         n_cells: int = 32,
@@ -232,26 +230,26 @@ class _RNNEstimator(BaseEstimator):
                     f"`X_val` and `y_val` have different numbers of samples: "
                     f"{validation[0].shape[0]} and {validation[1].shape[0]}.")
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        n_outputs = self._n_outputs(targets)
-        self.model_ = self._build(params, n_outputs, seed)
+        model = self._build(params, self._n_outputs(targets), seed)
         cbs = []
         if self.early_stopping:
             cbs.append(_callbacks.EarlyStopping(
                 monitor="val_loss" if validation is not None else "loss",
                 patience=params["n_iter_no_change"], restore_best_weights=True))
-        history = self.model_.fit(
+        history = model.fit(
             X, targets, batch_size=params["batch_size"], epochs=params["epochs"],
             verbose=self.verbose, callbacks=cbs, validation_data=validation,
             truncate_bptt=params["truncate_bptt"])
-        if self.model_.stop_reason:  # a non-finite loss (early stopping leaves it None)
+        if model.stop_reason:  # a non-finite loss (early stopping leaves it None)
             raise ValueError(
-                f"Training stopped: {self.model_.stop_reason} (try a smaller `learning_rate` or "
+                f"Training stopped: {model.stop_reason} (try a smaller `learning_rate` or "
                 "scaled inputs and targets).")
         self.losses_ = [float(v) for v in history.history["loss"]]
         if validation is not None:
             self.val_losses_ = [float(v) for v in history.history["val_loss"]]
         elif hasattr(self, "val_losses_"):
             del self.val_losses_
+        self.model_ = model
         self._attach_inference()
         return self
 
@@ -280,7 +278,8 @@ class _RNNEstimator(BaseEstimator):
         x = inputs
         for layer in self.model_.layers[:-1]:
             x = layer(x)
-        self._encoder = Model(inputs, x)
+        self._encoder = Model(inputs, x, seed=0)  # a seed of its own: fastrnn.set_seed's
+        # stream of model seeds stays as it was (the encoder never trains, so it is unused)
         self._head = [np.asarray(w, dtype=np.float64)
                       for w in self.model_.layers[-1].get_weights()]
 
