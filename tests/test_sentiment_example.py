@@ -216,6 +216,18 @@ def test_masking_makes_the_padding_side_irrelevant(ex):
         assert np.allclose(a, b, atol=1e-5) == masked
 
 
+def test_main_reads_an_imdb_file_given_with_path(ex, tmp_path, capsys):
+    raw, _ = ex.generate_corpus(330, 20, seed=4)
+    path = tmp_path / "imdb.npz"
+    _write_npz(path, [r.tolist() for r in raw["x_train"]], raw["y_train"],
+               [r.tolist() for r in raw["x_test"]], raw["y_test"])
+    rows = ex.main(["--path", str(path), "--train", "250", "--val", "80", "--epochs", "1",
+                    "--models", "embedding_simple_rnn_masked"])
+    out = capsys.readouterr().out
+    assert "330 training reviews" in out
+    assert rows[0].far is None and "| masked | " in out and 0 <= rows[0].accuracy <= 1
+
+
 def test_format_table(ex):
     rows = [ex.Row("embedding_lstm_masked", 0.987, 0.97, 1.234, 0.985, 9.87),
             ex.Row("recurrent_network", 0.61, None, 0.5)]
