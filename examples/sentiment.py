@@ -46,9 +46,10 @@ negation ("not", "never", "hardly") comes before the verdict, half of the time r
 comes after the verdict and changes nothing. So a model must carry "was there a negation
 before the verdict?" across up to 40 words - what a SimpleRNN is bad at and an LSTM is made
 for - and, when the padding comes after the review, across the padding as well, unless the
-padding is masked. Its word ids follow Keras's conventions (ranked by frequency, the 20 most
-frequent being stop-word fillers, negations and verdict words within the top 100), so exactly
-the notes' preprocessing applies. The "far negation" column is the accuracy on the validation
+padding is masked. Its word ids follow Keras's layout (0-3 reserved; stop-word fillers at 4-19,
+which ``skip_top=20`` drops as it drops IMDB's most frequent words; negations and verdicts
+below 100, which the notes' ``num_words=100`` keeps; other fillers above), so exactly the
+notes' preprocessing applies. The "far negation" column is the accuracy on the validation
 reviews whose negation is 10 or more words before the verdict.
 """
 
