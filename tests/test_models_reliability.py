@@ -158,3 +158,9 @@ def test_malformed_graph_configs_name_the_place(tmp_path):
     _edited_copy(path, str(tmp_path / "bad.fastrnn"), forward_reference)
     with pytest.raises(ValueError, match=r"config.nodes\[1\].inputs\[0\].*earlier call"):
         fastrnn.load_model(str(tmp_path / "bad.fastrnn"))
+
+
+def test_a_declared_input_shape_makes_the_weights_available():
+    model = fastrnn.Sequential([fastrnn.Input((None, 2)), layers.LSTM(3), layers.Dense(1)])
+    assert [w.shape for w in model.get_weights()] == [(2, 12), (3, 12), (12,), (3, 1), (1,)]
+    assert model.count_params() == 24 + 36 + 12 + 4

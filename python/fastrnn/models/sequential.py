@@ -210,6 +210,12 @@ class Sequential(Model):
                 relaxed = shape
             self._build_from(relaxed, relaxed)
 
+    def _require_built(self, what: str) -> None:
+        # As Keras's: a model whose first layer declares its input shape is ready to use.
+        if not self.built and self._layers and self._layers[0].input_shape is not None:
+            self.build()
+        super()._require_built(what)
+
     def _summary_ready(self) -> None:
         if not self.built and self._layers and self._layers[0].input_shape is not None:
             self.build()
