@@ -314,3 +314,13 @@ def test_summary_counts_moving_statistics_as_non_trainable():
     # as Keras: 16 + 16 (8 of them moving statistics) + 5
     assert "Total params: 37" in text and "Trainable params: 29" in text
     assert "Non-trainable params: 8" in text
+
+
+def test_a_deep_graph_is_walked_without_recursion_limits():
+    inp = fastrnn.Input((2,))
+    x = inp
+    for _ in range(1500):  # deeper than Python's default recursion limit
+        x = layers.Activation("linear")(x)
+    model = fastrnn.Model(inp, x)
+    assert len(model.layers) == 1501
+    np.testing.assert_array_equal(model.predict(np.ones((1, 2))), np.ones((1, 2)))

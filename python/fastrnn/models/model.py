@@ -137,25 +137,32 @@ def _map_graph(inputs: list, outputs: list) -> tuple[list, list]:
     first_visit: dict = {}      # layer id -> index of its first visit (pre-order)
     input_ids = {id(t) for t in inputs}
 
-    def visit(tensor: SymbolicTensor) -> None:
-        node = tensor.node
-        if id(node) in finished:
-            return
-        if node.is_input and id(tensor) not in input_ids:
-            raise ValueError(
-                f"Graph disconnected: the output depends on input {tensor.name!r} "
-                f"(layer `{tensor.producer.name}`), which is not among the model's inputs "
-                f"{[t.name for t in inputs]}; pass it in `inputs`."
-            )
-        if id(node) in in_progress:
-            raise ValueError(f"The graph has a cycle through layer `{node.layer.name}`.")
-        first_visit.setdefault(id(node.layer), len(first_visit))
-        in_progress.add(id(node))
-        for t in node.inputs:
-            visit(t)
-        in_progress.discard(id(node))
-        finished.add(id(node))
-        ordered.append(node)
+    def visit(root: SymbolicTensor) -> None:
+        # Depth-first, inputs before the call (post-order), with an explicit stack so that a
+        # graph of any depth is walked; a layer's first visit (pre-order) orders it in ties.
+        stack = [(root, False)]
+        while stack:
+            tensor, expanded = stack.pop()
+            node = tensor.node
+            if expanded:
+                in_progress.discard(id(node))
+                finished.add(id(node))
+                ordered.append(node)
+                continue
+            if id(node) in finished:
+                continue
+            if node.is_input and id(tensor) not in input_ids:
+                raise ValueError(
+                    f"Graph disconnected: the output depends on input {tensor.name!r} "
+                    f"(layer `{tensor.producer.name}`), which is not among the model's inputs "
+                    f"{[t.name for t in inputs]}; pass it in `inputs`."
+                )
+            if id(node) in in_progress:
+                raise ValueError(f"The graph has a cycle through layer `{node.layer.name}`.")
+            first_visit.setdefault(id(node.layer), len(first_visit))
+            in_progress.add(id(node))
+            stack.append((tensor, True))
+            stack.extend((t, False) for t in reversed(node.inputs))
 
     for t in outputs:
         visit(t)
