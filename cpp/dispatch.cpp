@@ -39,11 +39,12 @@ struct Variant {
 
 bool always() { return true; }
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-bool has_avx2() {
+// (unused in a FASTRNN_NATIVE build, which has one kernel set and no run-time choice)
+[[maybe_unused]] bool has_avx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
-bool has_avx512() {
+[[maybe_unused]] bool has_avx512() {
   __builtin_cpu_init();
   return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
