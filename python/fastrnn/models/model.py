@@ -526,9 +526,12 @@ class Model(Trainer, Layer):
             step = self._steps[k]
             layer = step.layer
             if step.simple and grads[step.out0] is not None:
-                _add(grads, step.in0, layer.backward(grads[step.out0]))
+                d_out, grads[step.out0] = grads[step.out0], None  # freed as soon as used
+                _add(grads, step.in0, layer.backward(d_out))
                 continue
             ds = [grads[s] for s in step.out_slots]
+            for s in step.out_slots:
+                grads[s] = None  # each gradient array is let go once its call has used it
             if all(d is None for d in ds) and not step.has_weights:
                 continue  # nothing flows back through this call
             d_arg = ds if step.outputs_is_list else ds[0]
@@ -555,6 +558,9 @@ class Model(Trainer, Layer):
                 for s, d in zip(step.state_slots, getattr(layer, "initial_state_grads", ())):
                     _add(grads, s, d)
         self._d_inputs = [grads[s] for s in self._input_slots]
+        # Let go of this batch's intermediate arrays now: the core recycles their memory for
+        # the next batch only once nothing refers to them.
+        self._vals = self._snapshots = None
 
     # ------------------------------------------------------------------ a model as a layer
     def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
