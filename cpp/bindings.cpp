@@ -363,6 +363,58 @@ const fastrnn::KernelSet<double>& kernel_set<double>() {
   return fastrnn::kernels().f64;
 }
 
+// W (K, N) packed for the kernel set's recurrent micro-kernel (see Packed in args.hpp), into
+// `out` (packed_size elements).
+template <typename F>
+std::size_t packed_size(Index K, Index N) {
+  const Index w = kernel_set<F>().packed_width;
+  return std::size_t((N + w - 1) / w * w * K);
+}
+template <typename F>
+fastrnn::Packed<F> pack(const F* W, Index K, Index N, F* out) {
+  const Index width = kernel_set<F>().packed_width;
+  for (Index c = 0; c < N; c += width) {
+    const Index w = std::min(width, N - c);
+    F* panel = out + c * K;  // (K, width)
+    for (Index k = 0; k < K; ++k) {
+      std::copy(W + k * N + c, W + k * N + c + w, panel + k * width);
+      std::fill(panel + k * width + w, panel + (k + 1) * width, F(0));
+    }
+  }
+  return {out, K, N};
+}
+
+// Whether the per-step recurrent products go to the packed micro-kernel: by the rule below
+// (auto), never, or always (the last two for tests and measurements, set_packed_products).
+enum class PackedMode : int { automatic = 0, never = 1, always = 2 };
+std::atomic<int>& packed_mode() {
+  static std::atomic<int> mode{0};
+  return mode;
+}
+
+// U (forward, (H, G)) or U^T (backward, (G, H)) packed once per call for the micro-kernel of
+// packed_gemm.hpp, in a workspace of its own, or none (the products then go to OpenBLAS, whole
+// or by panels). The rule, from measurements (one thread, float32, a busy 2-core EPYC, CPU
+// time, packed / OpenBLAS): the micro-kernel wins where OpenBLAS would copy W on every step,
+// i.e. where one call's product (rows a thread multiplies x N x K) is beyond its in-place
+// bound (kSmallProduct): 32x512x128 0.75, 16x1024x256 0.46, 64x2048x512 0.84, 32x1024x4096
+// 0.92; below it OpenBLAS multiplies in place and is faster (32x256x64 1.10, 32x80x20 1.5).
+// Only the AVX-512 kernel set was measured to win at the large sizes (AVX2: 32x4096x1024
+// 1.14), so the others keep OpenBLAS.
+template <typename F>
+fastrnn::Packed<F> recurrent_packed(const F* W, const Dims& d, bool transposed,
+                                    const fastrnn::StepPlan& plan) {
+  const Index K = transposed ? d.G : d.H, N = transposed ? d.H : d.G;
+  const auto mode = static_cast<PackedMode>(packed_mode().load());
+  if (mode == PackedMode::never) return {};
+  if (mode == PackedMode::automatic) {
+    const Index rows = plan.units ? d.B : (d.B + plan.slices - 1) / std::max(1, plan.slices);
+    const bool large = double(rows) * double(N) * double(K) > fastrnn::kSmallProduct;
+    if (!large || std::string(fastrnn::kernels().name) != "avx512") return {};
+  }
+  return pack(W, K, N, workspace<F, 2>().get(packed_size<F>(K, N)));
+}
+
 fastrnn::Activation parse_activation(const std::string& name) {
   if (name == "tanh") return fastrnn::Activation::tanh;
   if (name == "relu") return fastrnn::Activation::relu;
@@ -405,7 +457,9 @@ py::tuple simple_rnn_forward(const py::array& x, const Opt& h0, const py::array&
     } else {
       a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan);
+      if (a.recurrent_packed.data == nullptr)
+        a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
       run_steps(kernel_set<F>().simple_rnn_forward, a, d, plan);
     }
   }
@@ -450,7 +504,9 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
       a.d_pre = ws, a.d_h = ws + bth, a.d_h_held = ws + main;
       store_transposed_weights(a, d, ws + bth + bh);
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_packed = recurrent_packed(a.recurrent_kernel_t, d, true, plan);
+      if (a.recurrent_t_packed.data == nullptr)
+        a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
       F* partials = place_weight_phase(a, d, false, ws + bth + bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_backward(ks.simple_rnn_backward_steps, ks.simple_rnn_backward_inputs,
@@ -497,7 +553,9 @@ py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const p
       a.h_scratch = ws;
       if (!keep_tape) a.gates = ws + bh, a.cells = ws + bh + bg;
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan);
+      if (a.recurrent_packed.data == nullptr)
+        a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
       run_steps(kernel_set<F>().lstm_forward, a, d, plan);
     }
   }
@@ -549,7 +607,9 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
       a.d_gates = ws, a.d_h = ws + btg, a.d_c = ws + btg + bh, a.d_h_held = ws + main;
       store_transposed_weights(a, d, ws + btg + 2 * bh);
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_packed = recurrent_packed(a.recurrent_kernel_t, d, true, plan);
+      if (a.recurrent_t_packed.data == nullptr)
+        a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
       F* partials = place_weight_phase(a, d, false, ws + btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_backward(ks.lstm_backward_steps, ks.lstm_backward_inputs, ks.lstm_backward_weights, a,
@@ -593,7 +653,9 @@ py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel
       a.h_scratch = ws, a.hz = ws + bh;
       if (!keep_tape) a.gates = ws + bh + bg, a.hz_h = ws + bh + 2 * bg;
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan);
+      if (a.recurrent_packed.data == nullptr)
+        a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
       run_steps(kernel_set<F>().gru_forward, a, d, plan);
     }
   }
@@ -640,7 +702,9 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
       a.d_xz = ws, a.d_hz = ws + btg, a.d_h = ws + 2 * btg, a.d_h_rec = ws + 2 * btg + bh;
       store_transposed_weights(a, d, ws + 2 * btg + 2 * bh);
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_packed = recurrent_packed(a.recurrent_kernel_t, d, true, plan);
+      if (a.recurrent_t_packed.data == nullptr)
+        a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
       F* partials =
           place_weight_phase(a, d, true, ws + 2 * btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
@@ -799,6 +863,55 @@ py::tuple rmsprop_update(const py::array& param, const py::array& grad, const py
   py::gil_scoped_release release;
   kernel_set<F>().rmsprop(a);
   return py::tuple();
+}
+
+// ---------------------------------------------------------------------------- packed product
+// For tests and measurements only: columns [c0, c1) of c (M, N) = a (M, K) w (K, N) + beta c,
+// by the packed micro-kernel of the current kernel set (w packed first), or by OpenBLAS when
+// `blas`; `repeat` times, so that a caller can time one shape (with beta != 0 each call adds
+// to the last one's result).
+void blas_product(Index M, Index N, Index K, const float* A, const float* W, Index ldw,
+                  float beta, float* C) {
+  scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
+                    int(K), W, int(ldw), beta, C, int(ldw));
+}
+void blas_product(Index M, Index N, Index K, const double* A, const double* W, Index ldw,
+                  double beta, double* C) {
+  scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(N), int(K), 1.0, A,
+                    int(K), W, int(ldw), beta, C, int(ldw));
+}
+template <typename F>
+py::array packed_product(const py::array& a, const py::array& w, const py::array& c, double beta,
+                         Index c0, Index c1, bool blas, Index repeat) {
+  keep_blas_single_threaded();
+  if (a.ndim() != 2 || w.ndim() != 2 || c.ndim() != 2)
+    throw std::invalid_argument("arguments `a`, `w`, `c`: expected 2-D arrays");
+  const Index M = a.shape(0), K = a.shape(1), N = w.shape(1);
+  const F* pa = checked<F>(a, "a", {M, K});
+  const F* pw = checked<F>(w, "w", {K, N});
+  checked<F>(c, "c", {M, N});
+  if (c1 < 0) c1 = N;
+  if (c0 < 0 || c0 > c1 || c1 > N)
+    throw std::invalid_argument("arguments `c0`, `c1`: expected 0 <= c0 <= c1 <= " +
+                                std::to_string(N) + ", got " + std::to_string(c0) + " and " +
+                                std::to_string(c1));
+  if (repeat < 1 || K < 1 || std::max({M, K, N}) >= Index(INT_MAX))
+    throw std::invalid_argument("arguments `repeat`, `a`: expected repeat >= 1 and 1 <= K < 2**31");
+  py::array_t<F> out(std::vector<py::ssize_t>{M, N});
+  F* po = out.mutable_data();
+  std::memcpy(po, c.data(), sizeof(F) * std::size_t(M * N));
+  std::vector<F> packed(blas ? 0 : packed_size<F>(K, N));
+  {
+    py::gil_scoped_release release;
+    const fastrnn::Packed<F> p = blas ? fastrnn::Packed<F>{} : pack(pw, K, N, packed.data());
+    for (Index r = 0; r < repeat; ++r) {
+      if (blas)
+        blas_product(M, c1 - c0, K, pa, pw + c0, N, F(beta), po + c0);
+      else
+        kernel_set<F>().packed_product(p, M, pa, K, F(beta), po, N, c0, c1);
+    }
+  }
+  return std::move(out);
 }
 
 // ---------------------------------------------------------------------------- matmul
@@ -1011,6 +1124,34 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
       "op(a) @ op(b) for 2-D float arrays of one dtype -> (M, N)");
+  m.def("_packed_product",
+        [](const py::array& a, const py::array& w, const py::array& c, double beta, Index c0,
+           Index c1, bool blas, Index repeat) {
+          if (a.dtype().is(py::dtype::of<float>()))
+            return packed_product<float>(a, w, c, beta, c0, c1, blas, repeat);
+          if (a.dtype().is(py::dtype::of<double>()))
+            return packed_product<double>(a, w, c, beta, c0, c1, blas, repeat);
+          throw std::invalid_argument("argument `a`: expected float32 or float64");
+        },
+        py::arg("a"), py::arg("w"), py::arg("c"), py::arg("beta") = 0.0, py::arg("c0") = 0,
+        py::arg("c1") = -1, py::arg("blas") = false, py::arg("repeat") = 1,
+        "Test-only: columns [c0, c1) of a @ w + beta c by the packed recurrent micro-kernel "
+        "(or OpenBLAS when blas).");
+  m.def("_set_packed_products",
+        [](const std::string& mode) {
+          if (mode == "auto")
+            packed_mode() = int(PackedMode::automatic);
+          else if (mode == "never")
+            packed_mode() = int(PackedMode::never);
+          else if (mode == "always")
+            packed_mode() = int(PackedMode::always);
+          else
+            throw std::invalid_argument("argument `mode`: expected 'auto', 'never' or 'always', "
+                                        "got '" + mode + "'");
+        },
+        py::arg("mode"),
+        "Test-only: whether the recurrent products use the packed micro-kernel (auto: where "
+        "it measured faster).");
   m.def("set_num_threads", [](int n) {
     if (n < 1)
       throw std::invalid_argument("argument `n`: expected a positive number of threads, got " +
