@@ -104,16 +104,16 @@ const F* pack_rows(Index M, Index K, const F* A, Index lda) {
   return out;
 }
 
-// Columns [c0, c1) of C (M, ldc) = A (M, K; lda) W + beta C, W packed (see above). Panels
-// entirely inside [c0, c1) are computed in place in C; a panel cut by c0, c1 or N goes through
-// a tile of R x width on the stack (its columns outside are computed and dropped).
+// Columns [c0, c1) of C (M, ldc) = A W + beta C, W packed (see above), A (M, K) already
+// packed by pack_rows. Panels entirely inside [c0, c1) are computed in place in C; a panel cut
+// by c0, c1 or N goes through a tile of R x width on the stack (its columns outside are
+// computed and dropped).
 template <typename F>
-void product(const Packed<F>& w, Index M, const F* A, Index lda, F beta, F* C, Index ldc,
-             Index c0, Index c1) {
+void product_of_packed(const Packed<F>& w, Index M, const F* a, F beta, F* C, Index ldc,
+                       Index c0, Index c1) {
   constexpr Index W = kWidth<F>;
   const Index K = w.K;
   alignas(64) F tile[kRows * W];  // (kRows, W) for the cut panels
-  const F* a = pack_rows(M, K, A, lda);  // (M, K) in blocks (K, R)
   for (Index p0 = c0 / W * W; p0 < c1; p0 += W) {
     const F* panel = w.data + p0 * K;  // (K, W)
     const Index lo = std::max(p0, c0), hi = std::min({p0 + W, c1, w.N});
@@ -134,14 +134,22 @@ void product(const Packed<F>& w, Index M, const F* A, Index lda, F beta, F* C, I
   }
 }
 
+// Columns [c0, c1) of C (M, ldc) = A (M, K; lda) W + beta C, W packed.
+template <typename F>
+void product(const Packed<F>& w, Index M, const F* A, Index lda, F beta, F* C, Index ldc,
+             Index c0, Index c1) {
+  product_of_packed(w, M, pack_rows(M, w.K, A, lda), beta, C, ldc, c0, c1);
+}
+
 // C (M rows, ldc) (+)= A (M, K; lda) W (K, gates * H) restricted to the columns of units u of
-// every gate block (as gate_columns_gemm), W packed.
+// every gate block (as gate_columns_gemm), W packed; A is packed once for all gate blocks.
 template <typename F>
 inline void gate_columns(const Packed<F>& w, const Units& u, Index gates, Index H, Index M,
                          const F* A, Index lda, F beta, F* C, Index ldc) {
-  if (u.all) return product(w, M, A, lda, beta, C, ldc, 0, gates * H);
+  const F* a = pack_rows(M, w.K, A, lda);  // (M, K) in blocks (K, R)
+  if (u.all) return product_of_packed(w, M, a, beta, C, ldc, 0, gates * H);
   for (Index g = 0; g < gates; ++g)
-    product(w, M, A, lda, beta, C, ldc, g * H + u.u0, g * H + u.u0 + u.n);
+    product_of_packed(w, M, a, beta, C, ldc, g * H + u.u0, g * H + u.u0 + u.n);
 }
 
 }  // namespace packed
