@@ -895,8 +895,11 @@ py::array packed_product(const py::array& a, const py::array& w, const py::array
     throw std::invalid_argument("arguments `c0`, `c1`: expected 0 <= c0 <= c1 <= " +
                                 std::to_string(N) + ", got " + std::to_string(c0) + " and " +
                                 std::to_string(c1));
-  if (repeat < 1 || K < 1 || std::max({M, K, N}) >= Index(INT_MAX))
-    throw std::invalid_argument("arguments `repeat`, `a`: expected repeat >= 1 and 1 <= K < 2**31");
+  if (repeat < 1 || repeat > 100000)
+    throw std::invalid_argument("argument `repeat`: expected 1 to 100000, got " +
+                                std::to_string(repeat));
+  if (K < 1 || std::max({M, K, N}) >= Index(INT_MAX))
+    throw std::invalid_argument("argument `a`: expected 1 <= columns < 2**31");
   py::array_t<F> out(std::vector<py::ssize_t>{M, N});
   F* po = out.mutable_data();
   std::memcpy(po, c.data(), sizeof(F) * std::size_t(M * N));

@@ -88,6 +88,13 @@ def test_product_rejects_bad_column_range(c0, c1):
         _core._packed_product(a, w, c, 0.0, c0, c1)
 
 
+def test_product_rejects_bad_repeat():
+    a, w, c = np.ones((2, 3)), np.ones((3, 4)), np.ones((2, 4))
+    for repeat in (0, 10**9):
+        with pytest.raises(ValueError, match="repeat"):
+            _core._packed_product(a, w, c, repeat=repeat)
+
+
 def test_set_packed_products_rejects_unknown_mode():
     with pytest.raises(ValueError, match="mode"):
         _core._set_packed_products("sometimes")
