@@ -393,24 +393,32 @@ std::atomic<int>& packed_mode() {
 }
 
 // U (forward, (H, G)) or U^T (backward, (G, H)) packed once per call for the micro-kernel of
-// packed_gemm.hpp, in a workspace of its own, or none (the products then go to OpenBLAS, whole
-// or by panels). The rule, from measurements (one thread, float32, a busy 2-core EPYC, CPU
-// time, packed / OpenBLAS): the micro-kernel wins where OpenBLAS would copy W on every step,
-// i.e. where one call's product (rows a thread multiplies x N x K) is beyond its in-place
-// bound (kSmallProduct): 32x512x128 0.75, 16x1024x256 0.46, 64x2048x512 0.84, 32x1024x4096
-// 0.92; below it OpenBLAS multiplies in place and is faster (32x256x64 1.10, 32x80x20 1.5).
-// Only the AVX-512 kernel set was measured to win at the large sizes (AVX2: 32x4096x1024
-// 1.14), so the others keep OpenBLAS.
+// packed_gemm.hpp, in a workspace of its own, or none (the products then go to OpenBLAS, by
+// `panels` when there are some, else whole). The rule, from measurements on a busy 2-core EPYC
+// (benchmarks/bench_packed.py: one thread, float32, thread CPU time, packed / OpenBLAS): the
+// micro-kernel wins where OpenBLAS would copy W on every step, i.e. where one call's product
+// (rows a thread multiplies x N x K) is beyond its in-place bound (kSmallProduct): 32x512x128
+// 0.75-0.85, 16x1024x256 0.46, 64x2048x512 0.84, 32x1024x4096 0.92; below it OpenBLAS
+// multiplies in place and is faster (32x256x64 1.10, 32x80x20 1.5, 128x16x64 3.9). Where W's
+// panels let OpenBLAS multiply in place anyway (H about 100-300), whole runs measured the same
+// or 1-4% slower with the micro-kernel (LSTM and GRU 64x100x32x128, interleaved processes), so
+// panels are kept there. Whole runs where it is used (fwd+bwd, 2 threads, CPU time, packed /
+// not): LSTM 32x50x512x1024 0.82, LSTM 64x100x256x512 0.95, GRU 0.95, SimpleRNN 0.97. Only the
+// AVX-512 set was measured to win at the large sizes (AVX2: 32x4096x1024 1.14), so the others
+// keep OpenBLAS. The modes never/always (set_packed_products) are for tests and measurements.
 template <typename F>
 fastrnn::Packed<F> recurrent_packed(const F* W, const Dims& d, bool transposed,
-                                    const fastrnn::StepPlan& plan) {
+                                    const fastrnn::StepPlan& plan,
+                                    const fastrnn::Panels<F>& panels) {
   const Index K = transposed ? d.G : d.H, N = transposed ? d.H : d.G;
   const auto mode = static_cast<PackedMode>(packed_mode().load());
   if (mode == PackedMode::never) return {};
   if (mode == PackedMode::automatic) {
     const Index rows = plan.units ? d.B : (d.B + plan.slices - 1) / std::max(1, plan.slices);
     const bool large = double(rows) * double(N) * double(K) > fastrnn::kSmallProduct;
-    if (!large || std::string(fastrnn::kernels().name) != "avx512") return {};
+    const bool panels_in_place =  // (panel_product multiplies 16 columns at least)
+        panels.data != nullptr && 16.0 * double(rows) * double(K) <= fastrnn::kSmallProduct;
+    if (!large || panels_in_place || std::string(fastrnn::kernels().name) != "avx512") return {};
   }
   return pack(W, K, N, workspace<F, 2>().get(packed_size<F>(K, N)));
 }
@@ -457,9 +465,8 @@ py::tuple simple_rnn_forward(const py::array& x, const Opt& h0, const py::array&
     } else {
       a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan);
-      if (a.recurrent_packed.data == nullptr)
-        a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan, a.recurrent_panels);
       run_steps(kernel_set<F>().simple_rnn_forward, a, d, plan);
     }
   }
@@ -504,9 +511,9 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
       a.d_pre = ws, a.d_h = ws + bth, a.d_h_held = ws + main;
       store_transposed_weights(a, d, ws + bth + bh);
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_t_packed = recurrent_packed(a.recurrent_kernel_t, d, true, plan);
-      if (a.recurrent_t_packed.data == nullptr)
-        a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_packed =
+          recurrent_packed(a.recurrent_kernel_t, d, true, plan, a.recurrent_t_panels);
       F* partials = place_weight_phase(a, d, false, ws + bth + bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_backward(ks.simple_rnn_backward_steps, ks.simple_rnn_backward_inputs,
@@ -553,9 +560,8 @@ py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const p
       a.h_scratch = ws;
       if (!keep_tape) a.gates = ws + bh, a.cells = ws + bh + bg;
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan);
-      if (a.recurrent_packed.data == nullptr)
-        a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan, a.recurrent_panels);
       run_steps(kernel_set<F>().lstm_forward, a, d, plan);
     }
   }
@@ -607,9 +613,9 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
       a.d_gates = ws, a.d_h = ws + btg, a.d_c = ws + btg + bh, a.d_h_held = ws + main;
       store_transposed_weights(a, d, ws + btg + 2 * bh);
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_t_packed = recurrent_packed(a.recurrent_kernel_t, d, true, plan);
-      if (a.recurrent_t_packed.data == nullptr)
-        a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_packed =
+          recurrent_packed(a.recurrent_kernel_t, d, true, plan, a.recurrent_t_panels);
       F* partials = place_weight_phase(a, d, false, ws + btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_backward(ks.lstm_backward_steps, ks.lstm_backward_inputs, ks.lstm_backward_weights, a,
@@ -653,9 +659,8 @@ py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel
       a.h_scratch = ws, a.hz = ws + bh;
       if (!keep_tape) a.gates = ws + bh + bg, a.hz_h = ws + bh + 2 * bg;
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan);
-      if (a.recurrent_packed.data == nullptr)
-        a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan, a.recurrent_panels);
       run_steps(kernel_set<F>().gru_forward, a, d, plan);
     }
   }
@@ -702,9 +707,9 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
       a.d_xz = ws, a.d_hz = ws + btg, a.d_h = ws + 2 * btg, a.d_h_rec = ws + 2 * btg + bh;
       store_transposed_weights(a, d, ws + 2 * btg + 2 * bh);
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_t_packed = recurrent_packed(a.recurrent_kernel_t, d, true, plan);
-      if (a.recurrent_t_packed.data == nullptr)
-        a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_packed =
+          recurrent_packed(a.recurrent_kernel_t, d, true, plan, a.recurrent_t_panels);
       F* partials =
           place_weight_phase(a, d, true, ws + 2 * btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();

@@ -10,9 +10,10 @@
 // per row) stays in registers over all K: per k, two packet loads of the panel and R
 // broadcasts of A feed 2R multiply-adds. The panel (K x 2 packets) stays in L2 while every
 // row block of A passes over it; A is first copied k-major by blocks of R rows (in a buffer of
-// each thread's, grown once and kept), so a block's broadcasts read one stream. R is the most rows whose accumulators fit the variant's
-// registers: 12 with AVX-512 (32 registers), 6 with AVX2 (16), 4 for the baseline (16
-// registers, no FMA). float and double use the same code (a double packet has half the lanes).
+// each thread's, grown once and kept), so a block's broadcasts read one stream. R is the most
+// rows whose accumulators fit the variant's registers: 12 with AVX-512 (32 registers), 6 with
+// AVX2 (16), 4 for the baseline (16 registers, no FMA). float and double use the same code (a
+// double packet has half the lanes).
 // The rest of the fused-step idea (gate math on the block in registers) is not done here.
 // ======================================================================================
 #pragma once
