@@ -54,6 +54,16 @@ struct Panels {
 inline constexpr double kSmallProduct = 1e6;
 bool blas_reads_small_in_place();
 
+// W (K, N) packed once per call for the recurrent micro-kernel (packed_gemm.hpp): panel p is
+// columns [p width, (p + 1) width) of W, all K rows, stored (K, width) row after row, the
+// last panel padded with zero columns; ceil(N / width) * width * K elements. The width is
+// the kernel set's (KernelSet::packed_width).
+template <typename F>
+struct Packed {
+  const F* data = nullptr;  // nullptr: not packed (the products go to OpenBLAS)
+  Index K = 0, N = 0;
+};
+
 struct StepSplit {
   Index u_begin = 0, u_end = -1;  // u_end < 0: up to H
   void (*sync)(void*) = nullptr;
@@ -79,6 +89,7 @@ struct SimpleRnnForwardArgs {
   Index B, T, I, H;
   Activation activation;
   StepSplit split;
+  Packed<F> recurrent_packed;  // U packed for the micro-kernel, or none
 };
 
 template <typename F>
@@ -107,6 +118,7 @@ struct SimpleRnnBackwardArgs {
   Activation activation;
   Index g_begin, g_end;       // columns of the weight gradients backward_weights computes
   StepSplit split;
+  Packed<F> recurrent_t_packed;  // U^T packed for the micro-kernel, or none
 };
 
 // ---------------------------------------------------------------------------------------
@@ -133,6 +145,7 @@ struct LstmForwardArgs {
   Index B, T, I, H;
   StepSplit split;
   bool no_tape;               // inference: gates is (B, 4H) and cells (B, H) scratch, reused
+  Packed<F> recurrent_packed;  // U packed for the micro-kernel, or none
 };
 
 template <typename F>
@@ -166,6 +179,7 @@ struct LstmBackwardArgs {
   Index truncate;
   Index g_begin, g_end;       // columns of the weight gradients backward_weights computes
   StepSplit split;
+  Packed<F> recurrent_t_packed;  // U^T packed for the micro-kernel, or none
 };
 
 // ---------------------------------------------------------------------------------------
@@ -192,6 +206,7 @@ struct GruForwardArgs {
   Index B, T, I, H;
   StepSplit split;
   bool no_tape;               // inference: gates is (B, 3H) and hz_h (B, H) scratch, reused
+  Packed<F> recurrent_packed;  // U packed for the micro-kernel, or none
 };
 
 template <typename F>
@@ -223,6 +238,7 @@ struct GruBackwardArgs {
   Index truncate;
   Index g_begin, g_end;       // columns of the weight gradients backward_weights computes
   StepSplit split;
+  Packed<F> recurrent_t_packed;  // U^T packed for the micro-kernel, or none
 };
 
 // ---------------------------------------------------------------------------------------
@@ -278,6 +294,11 @@ struct KernelSet {
   void (*sgd)(const SgdArgs<F>&);
   void (*adam)(const AdamArgs<F>&);
   void (*rmsprop)(const RmspropArgs<F>&);
+  // The packed recurrent product (packed_gemm.hpp): its panel width, and columns [c0, c1) of
+  // C (M, ldc) = A (M, K; lda) W + beta C with W packed.
+  Index packed_width;
+  void (*packed_product)(const Packed<F>& w, Index M, const F* A, Index lda, F beta, F* C,
+                         Index ldc, Index c0, Index c1);
 };
 
 struct KernelTable {

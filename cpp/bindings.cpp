@@ -420,6 +420,66 @@ const fastrnn::KernelSet<double>& kernel_set<double>() {
   return fastrnn::kernels().f64;
 }
 
+// W (K, N) packed for the kernel set's recurrent micro-kernel (see Packed in args.hpp), into
+// `out` (packed_size elements).
+template <typename F>
+std::size_t packed_size(Index K, Index N) {
+  const Index w = kernel_set<F>().packed_width;
+  return std::size_t((N + w - 1) / w * w * K);
+}
+template <typename F>
+fastrnn::Packed<F> pack(const F* W, Index K, Index N, F* out) {
+  const Index width = kernel_set<F>().packed_width;
+  for (Index c = 0; c < N; c += width) {
+    const Index w = std::min(width, N - c);
+    F* panel = out + c * K;  // (K, width)
+    for (Index k = 0; k < K; ++k) {
+      std::copy(W + k * N + c, W + k * N + c + w, panel + k * width);
+      std::fill(panel + k * width + w, panel + (k + 1) * width, F(0));
+    }
+  }
+  return {out, K, N};
+}
+
+// Whether the per-step recurrent products go to the packed micro-kernel: by the rule below
+// (auto), never, or always (the last two for tests and measurements, set_packed_products).
+enum class PackedMode : int { automatic = 0, never = 1, always = 2 };
+std::atomic<int>& packed_mode() {
+  static std::atomic<int> mode{0};
+  return mode;
+}
+
+// U (forward, (H, G)) or U^T (backward, (G, H)) packed once per call for the micro-kernel of
+// packed_gemm.hpp, in a workspace of its own, or none (the products then go to OpenBLAS, by
+// `panels` when there are some, else whole). The rule, from measurements on a busy 2-core EPYC
+// (benchmarks/bench_packed.py: one thread, float32, thread CPU time, packed / OpenBLAS): the
+// micro-kernel wins where OpenBLAS would copy W on every step, i.e. where one call's product
+// (rows a thread multiplies x N x K) is beyond its in-place bound (kSmallProduct): 32x512x128
+// 0.75-0.85, 16x1024x256 0.46, 64x2048x512 0.84, 32x1024x4096 0.92; below it OpenBLAS
+// multiplies in place and is faster (32x256x64 1.10, 32x80x20 1.5, 128x16x64 3.9). Where W's
+// panels let OpenBLAS multiply in place anyway (H about 100-300), whole runs measured the same
+// or 1-4% slower with the micro-kernel (LSTM and GRU 64x100x32x128, interleaved processes), so
+// panels are kept there. Whole runs where it is used (fwd+bwd, 2 threads, CPU time, packed /
+// not): LSTM 32x50x512x1024 0.82, LSTM 64x100x256x512 0.95, GRU 0.95, SimpleRNN 0.97. Only the
+// AVX-512 set was measured to win at the large sizes (AVX2: 32x4096x1024 1.14), so the others
+// keep OpenBLAS. The modes never/always (set_packed_products) are for tests and measurements.
+template <typename F>
+fastrnn::Packed<F> recurrent_packed(const F* W, const Dims& d, bool transposed,
+                                    const fastrnn::StepPlan& plan,
+                                    const fastrnn::Panels<F>& panels) {
+  const Index K = transposed ? d.G : d.H, N = transposed ? d.H : d.G;
+  const auto mode = static_cast<PackedMode>(packed_mode().load());
+  if (mode == PackedMode::never) return {};
+  if (mode == PackedMode::automatic) {
+    const Index rows = plan.units ? d.B : (d.B + plan.slices - 1) / std::max(1, plan.slices);
+    const bool large = double(rows) * double(N) * double(K) > fastrnn::kSmallProduct;
+    const bool panels_in_place =  // (panel_product multiplies 16 columns at least)
+        panels.data != nullptr && 16.0 * double(rows) * double(K) <= fastrnn::kSmallProduct;
+    if (!large || panels_in_place || std::string(fastrnn::kernels().name) != "avx512") return {};
+  }
+  return pack(W, K, N, workspace<F, 2>().get(packed_size<F>(K, N)));
+}
+
 fastrnn::Activation parse_activation(const std::string& name) {
   if (name == "tanh") return fastrnn::Activation::tanh;
   if (name == "relu") return fastrnn::Activation::relu;
@@ -463,6 +523,7 @@ py::tuple simple_rnn_forward(const py::array& x, const Opt& h0, const py::array&
       a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
       a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan, a.recurrent_panels);
       run_steps(kernel_set<F>().simple_rnn_forward, a, d, plan);
     }
   }
@@ -508,6 +569,8 @@ py::tuple simple_rnn_backward(const py::array& x, const Opt& h0, const py::array
       store_transposed_weights(a, d, ws + bth + bh);
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
       a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_packed =
+          recurrent_packed(a.recurrent_kernel_t, d, true, plan, a.recurrent_t_panels);
       F* partials = place_weight_phase(a, d, false, ws + bth + bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_backward(ks.simple_rnn_backward_steps, ks.simple_rnn_backward_inputs,
@@ -555,6 +618,7 @@ py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const p
       if (!keep_tape) a.gates = ws + bh, a.cells = ws + bh + bg;
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
       a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan, a.recurrent_panels);
       run_steps(kernel_set<F>().lstm_forward, a, d, plan);
     }
   }
@@ -607,6 +671,8 @@ py::tuple lstm_backward(const py::array& x, const Opt& h0, const Opt& c0, const 
       store_transposed_weights(a, d, ws + btg + 2 * bh);
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
       a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_packed =
+          recurrent_packed(a.recurrent_kernel_t, d, true, plan, a.recurrent_t_panels);
       F* partials = place_weight_phase(a, d, false, ws + btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
       run_backward(ks.lstm_backward_steps, ks.lstm_backward_inputs, ks.lstm_backward_weights, a,
@@ -651,6 +717,7 @@ py::tuple gru_forward(const py::array& x, const Opt& h0, const py::array& kernel
       if (!keep_tape) a.gates = ws + bh + bg, a.hz_h = ws + bh + 2 * bg;
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
       a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan, a.recurrent_panels);
       run_steps(kernel_set<F>().gru_forward, a, d, plan);
     }
   }
@@ -698,6 +765,8 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
       store_transposed_weights(a, d, ws + 2 * btg + 2 * bh);
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
       a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+      a.recurrent_t_packed =
+          recurrent_packed(a.recurrent_kernel_t, d, true, plan, a.recurrent_t_panels);
       F* partials =
           place_weight_phase(a, d, true, ws + 2 * btg + 2 * bh + transposed_weights_size(d));
       const auto& ks = kernel_set<F>();
@@ -856,6 +925,58 @@ py::tuple rmsprop_update(const py::array& param, const py::array& grad, const py
   py::gil_scoped_release release;
   kernel_set<F>().rmsprop(a);
   return py::tuple();
+}
+
+// ---------------------------------------------------------------------------- packed product
+// For tests and measurements only: columns [c0, c1) of c (M, N) = a (M, K) w (K, N) + beta c,
+// by the packed micro-kernel of the current kernel set (w packed first), or by OpenBLAS when
+// `blas`; `repeat` times, so that a caller can time one shape (with beta != 0 each call adds
+// to the last one's result).
+void blas_product(Index M, Index N, Index K, const float* A, const float* W, Index ldw,
+                  float beta, float* C) {
+  scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
+                    int(K), W, int(ldw), beta, C, int(ldw));
+}
+void blas_product(Index M, Index N, Index K, const double* A, const double* W, Index ldw,
+                  double beta, double* C) {
+  scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(N), int(K), 1.0, A,
+                    int(K), W, int(ldw), beta, C, int(ldw));
+}
+template <typename F>
+py::array packed_product(const py::array& a, const py::array& w, const py::array& c, double beta,
+                         Index c0, Index c1, bool blas, Index repeat) {
+  keep_blas_single_threaded();
+  if (a.ndim() != 2 || w.ndim() != 2 || c.ndim() != 2)
+    throw std::invalid_argument("arguments `a`, `w`, `c`: expected 2-D arrays");
+  const Index M = a.shape(0), K = a.shape(1), N = w.shape(1);
+  const F* pa = checked<F>(a, "a", {M, K});
+  const F* pw = checked<F>(w, "w", {K, N});
+  checked<F>(c, "c", {M, N});
+  if (c1 < 0) c1 = N;
+  if (c0 < 0 || c0 > c1 || c1 > N)
+    throw std::invalid_argument("arguments `c0`, `c1`: expected 0 <= c0 <= c1 <= " +
+                                std::to_string(N) + ", got " + std::to_string(c0) + " and " +
+                                std::to_string(c1));
+  if (repeat < 1 || repeat > 100000)
+    throw std::invalid_argument("argument `repeat`: expected 1 to 100000, got " +
+                                std::to_string(repeat));
+  if (K < 1 || std::max({M, K, N}) >= Index(INT_MAX))
+    throw std::invalid_argument("argument `a`: expected 1 <= columns < 2**31");
+  py::array_t<F> out(std::vector<py::ssize_t>{M, N});
+  F* po = out.mutable_data();
+  std::memcpy(po, c.data(), sizeof(F) * std::size_t(M * N));
+  std::vector<F> packed(blas ? 0 : packed_size<F>(K, N));
+  {
+    py::gil_scoped_release release;
+    const fastrnn::Packed<F> p = blas ? fastrnn::Packed<F>{} : pack(pw, K, N, packed.data());
+    for (Index r = 0; r < repeat; ++r) {
+      if (blas)
+        blas_product(M, c1 - c0, K, pa, pw + c0, N, F(beta), po + c0);
+      else
+        kernel_set<F>().packed_product(p, M, pa, K, F(beta), po, N, c0, c1);
+    }
+  }
+  return std::move(out);
 }
 
 // ---------------------------------------------------------------------------- matmul
@@ -1619,6 +1740,34 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
       "op(a) @ op(b) for 2-D float arrays of one dtype -> (M, N)");
+  m.def("_packed_product",
+        [](const py::array& a, const py::array& w, const py::array& c, double beta, Index c0,
+           Index c1, bool blas, Index repeat) {
+          if (a.dtype().is(py::dtype::of<float>()))
+            return packed_product<float>(a, w, c, beta, c0, c1, blas, repeat);
+          if (a.dtype().is(py::dtype::of<double>()))
+            return packed_product<double>(a, w, c, beta, c0, c1, blas, repeat);
+          throw std::invalid_argument("argument `a`: expected float32 or float64");
+        },
+        py::arg("a"), py::arg("w"), py::arg("c"), py::arg("beta") = 0.0, py::arg("c0") = 0,
+        py::arg("c1") = -1, py::arg("blas") = false, py::arg("repeat") = 1,
+        "Test-only: columns [c0, c1) of a @ w + beta c by the packed recurrent micro-kernel "
+        "(or OpenBLAS when blas).");
+  m.def("_set_packed_products",
+        [](const std::string& mode) {
+          if (mode == "auto")
+            packed_mode() = int(PackedMode::automatic);
+          else if (mode == "never")
+            packed_mode() = int(PackedMode::never);
+          else if (mode == "always")
+            packed_mode() = int(PackedMode::always);
+          else
+            throw std::invalid_argument("argument `mode`: expected 'auto', 'never' or 'always', "
+                                        "got '" + mode + "'");
+        },
+        py::arg("mode"),
+        "Test-only: whether the recurrent products use the packed micro-kernel (auto: where "
+        "it measured faster).");
   m.def("set_num_threads", [](long long n) {
     if (n < 1)
       throw std::invalid_argument("argument `n`: expected a positive number of threads, got " +

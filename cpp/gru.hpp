@@ -9,7 +9,7 @@
 // and hz_h (B, T, H).
 // ======================================================================================
 #pragma once
-#include "common.hpp"
+#include "packed_gemm.hpp"
 
 namespace fastrnn {
 namespace FASTRNN_ARCH {
@@ -57,8 +57,9 @@ void forward(const GruForwardArgs<F>& a) {
                                      H, &ldh);
     if (h_rec == nullptr)
       zero_gate_columns(u, 3, H, B, a.hz, G);
-    else if (!(u.all && panel_product(a.recurrent_panels, B, G, H, h_rec, ldh, F(0), a.hz, G)))
-      gate_columns_gemm(u, 3, H, B, H, h_rec, ldh, a.recurrent_kernel, F(0), a.hz, G);  // hz = h U
+    else  // hz = h U
+      step_product(a.recurrent_packed, a.recurrent_panels, u, 3, H, B, H, h_rec, ldh,
+                   a.recurrent_kernel, F(0), a.hz, G);
     for (Index b = 0; b < B; ++b) {
       const Index r = b * T + t;
       const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
@@ -135,11 +136,10 @@ void backward_steps(const GruBackwardArgs<F>& a) {
       continue;
     }
     // d_h_{t-1} = dh * z (already in d_h) + (d_hz_t U^T) * m, its units u.
-    const F* Ut_cols = a.recurrent_kernel_t + u.u0;
     const F* d_hz_t = a.d_hz + t * G;
     const auto d_hz_ut = [&](F beta, F* out) {  // out (+)= d_hz_t U^T, units u
-      if (!(u.all && panel_product(a.recurrent_t_panels, B, H, G, d_hz_t, T * G, beta, out, H)))
-        gemm(false, false, B, u.n, G, F(1), d_hz_t, T * G, Ut_cols, H, beta, out + u.u0, H);
+      step_product(a.recurrent_t_packed, a.recurrent_t_panels, u, 1, H, B, G, d_hz_t, T * G,
+                   a.recurrent_kernel_t, beta, out, H);
     };
     if (a.recurrent_mask == nullptr) {
       d_hz_ut(F(1), a.d_h);

@@ -3,6 +3,7 @@
 #include "gru.hpp"
 #include "lstm.hpp"
 #include "optimizers.hpp"
+#include "packed_gemm.hpp"
 #include "simple_rnn.hpp"
 
 namespace fastrnn {
@@ -20,7 +21,8 @@ constexpr KernelSet<F> kernel_set() {
                       &gru::backward_inputs<F>,
                       &gru::backward_weights<F>,
                       &optim::sgd<F>,          &optim::adam<F>,
-                      &optim::rmsprop<F>};
+                      &optim::rmsprop<F>,
+                      packed::kWidth<F>,       &packed::product<F>};
 }
 
 #define FASTRNN_STR_(x) #x

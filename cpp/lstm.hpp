@@ -8,7 +8,7 @@
 // recomputes nothing but tanh(c_t).
 // ======================================================================================
 #pragma once
-#include "common.hpp"
+#include "packed_gemm.hpp"
 
 namespace fastrnn {
 namespace FASTRNN_ARCH {
@@ -54,9 +54,9 @@ void forward(const LstmForwardArgs<F>& a) {
     const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
                                       H, &ldh);
     F* gates_t = a.gates + t * gt;
-    if (h_prev != nullptr &&  // gates_t += h_{t-1} U (by panels when they pay)
-        !(u.all && panel_product(a.recurrent_panels, B, G, H, h_prev, ldh, F(1), gates_t, gb)))
-      gate_columns_gemm(u, 4, H, B, H, h_prev, ldh, a.recurrent_kernel, F(1), gates_t, gb);
+    if (h_prev != nullptr)  // gates_t += h_{t-1} U
+      step_product(a.recurrent_packed, a.recurrent_panels, u, 4, H, B, H, h_prev, ldh,
+                   a.recurrent_kernel, F(1), gates_t, gb);
     for (Index b = 0; b < B; ++b) {
       F* c = a.cells + b * cb + t * ct;
       const F* c_prev = t > 0 ? c - ct : at(a.c0, b * H);  // no tape: c_{t-1} is c, in place
@@ -141,9 +141,8 @@ void backward_steps(const LstmBackwardArgs<F>& a) {
     }
     // d_h_{t-1} = (dz_t U^T) * m, its units u: the only product on the critical path.
     const F* dz_t = a.d_gates + t * G;
-    if (!(u.all && panel_product(a.recurrent_t_panels, B, H, G, dz_t, T * G, F(0), a.d_h, H)))
-      gemm(false, false, B, u.n, G, F(1), dz_t, T * G, a.recurrent_kernel_t + u.u0, H, F(0),
-           a.d_h + u.u0, H);
+    step_product(a.recurrent_t_packed, a.recurrent_t_panels, u, 1, H, B, G, dz_t, T * G,
+                 a.recurrent_kernel_t, F(0), a.d_h, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
     if (a.step_mask != nullptr) restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_held);
   }

@@ -4,7 +4,7 @@
 //   act in {tanh, relu, linear}; m is an optional recurrent dropout mask (B, H).
 // ======================================================================================
 #pragma once
-#include "common.hpp"
+#include "packed_gemm.hpp"
 
 namespace fastrnn {
 namespace FASTRNN_ARCH {
@@ -78,9 +78,9 @@ void forward(const SimpleRnnForwardArgs<F>& a) {
     Index ldh = H;
     const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
                                       H, &ldh);
-    if (h_prev != nullptr &&  // pre_t += h_{t-1} U (by panels when they pay)
-        !(u.all && panel_product(a.recurrent_panels, B, H, H, h_prev, ldh, F(1), out_t, T * H)))
-      gate_columns_gemm(u, 1, H, B, H, h_prev, ldh, a.recurrent_kernel, F(1), out_t, T * H);
+    if (h_prev != nullptr)  // pre_t += h_{t-1} U
+      step_product(a.recurrent_packed, a.recurrent_panels, u, 1, H, B, H, h_prev, ldh,
+                   a.recurrent_kernel, F(1), out_t, T * H);
     activate_step(out_t + u.u0, T * H, B, at(a.bias, u.u0), u.n, a.activation);
     if (a.step_mask != nullptr) hold_masked_outputs(a.step_mask, t, B, T, H, u, a.outputs, a.h0);
     step_done(a.split);  // h_t complete before step t+1 multiplies by it
@@ -119,9 +119,8 @@ void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
     }
     // d_h_{t-1} = (d_pre_t U^T) * m, its units u: the only product on the critical path.
     const F* d_pre_t = a.d_pre + t * H;
-    if (!(u.all && panel_product(a.recurrent_t_panels, B, H, H, d_pre_t, T * H, F(0), a.d_h, H)))
-      gemm(false, false, B, u.n, H, F(1), d_pre_t, T * H, a.recurrent_kernel_t + u.u0, H, F(0),
-           a.d_h + u.u0, H);
+    step_product(a.recurrent_t_packed, a.recurrent_t_panels, u, 1, H, B, H, d_pre_t, T * H,
+                 a.recurrent_kernel_t, F(0), a.d_h, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
     if (a.step_mask != nullptr) restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_held);
   }
