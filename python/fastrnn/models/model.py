@@ -583,7 +583,8 @@ class Model(Trainer, Layer):
         return shapes[0] if len(shapes) == 1 else shapes
 
     def build(self, input_shape: Any = None) -> None:
-        """A functional model is built when it is made; this only checks `input_shape`."""
+        """Nothing to do: a functional model is built when it is made (its layers were built
+        by their calls on the symbolic inputs)."""
 
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         """On symbolic tensors: nests the model in another. On arrays: its output(s) on `x`

@@ -401,10 +401,6 @@ class Trainer:
         return dict(zip(names, self._scores(ys, preds, masks)[1:]))
 
     # ------------------------------------------------------------------ inference
-    def __call_arrays__(self, x: ArrayLike, training: bool = False) -> Any:
-        outs = self._run_forward(self._check_inputs(x), training=training)
-        return self._public_outputs([np.array(o) for o in outs])
-
     def _public_outputs(self, outs: list) -> Any:
         return outs[0] if len(outs) == 1 else outs
 
