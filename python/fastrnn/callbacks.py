@@ -632,7 +632,7 @@ class BackupAndRestore(Callback):
         delete_checkpoint: delete the backup when ``fit`` ends normally.
     """
 
-    FILE = "fastrnn_backup.npz"
+    FILE = "backup.fastrnn"  # a model file (fastrnn.load_model reads it too)
 
     def __init__(self, backup_dir: str | os.PathLike[str], save_freq: str = "epoch",
                  delete_checkpoint: bool = True) -> None:

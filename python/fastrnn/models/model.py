@@ -802,6 +802,11 @@ class Model(Trainer, Layer):
         `path` becomes one zip archive (any name; ``.fastrnn`` is customary) unless it is an
         existing directory, which then receives ``model.json`` and ``weights.npz``.
         """
+        self._save(path)
+
+    def _save(self, path: str, progress: Optional[dict] = None) -> None:
+        """:meth:`save`, with `progress` (JSON-ready: where a training run stands) kept in the
+        config too (``BackupAndRestore``'s backups are model files with it)."""
         from .serialization import compile_config
         self._require_built("save()")
         config = {
@@ -824,6 +829,8 @@ class Model(Trainer, Layer):
             names += [f"optimizer/{k}" for k in slots]
         config["rng_state"] = [None if g is None else g.bit_generator.state
                                for g in self._rng_generators()[:-1]]
+        if progress is not None:
+            config["training_progress"] = progress
         saving.save_archive(path, config, weights, names)
 
     def __repr__(self) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
+
 from .. import layers as layers_module
 from .. import losses as losses_module
 from .. import metrics as metrics_module
@@ -214,7 +216,7 @@ def load_model(path: str, custom_objects: Optional[dict] = None,
         ValueError: unknown format, class or layer names, or mismatched weights.
     """
     config, weights = saving.load_archive(path)
-    weights, opt_state, rng_state = _split_training_state(config, weights, path)
+    weights, opt_state, rng_state = split_training_state(config, weights, path)
     kind = config.get("class_name")
     arch = config.get("config") or {}
     if not isinstance(arch, dict):
@@ -242,8 +244,6 @@ def load_model(path: str, custom_objects: Optional[dict] = None,
         raise ValueError(f"{path!r}: {exc}") from exc
     if not model.built and weights:
         raise ValueError(f"{path!r}: weights were saved for a model that was never built.")
-    if model.built:
-        model.set_weights(weights)
     cc = config.get("compile_config")
     if compile and cc:
         if not isinstance(cc, dict):
@@ -260,27 +260,45 @@ def load_model(path: str, custom_objects: Optional[dict] = None,
             metrics = [_deserialize_function(m, "metric", custom) for m in metrics]
         model.compile(optimizer=_deserialize_optimizer(cc["optimizer"]), loss=loss,
                       metrics=metrics, loss_weights=cc.get("loss_weights"))
-        if opt_state is not None:
-            try:
-                model.optimizer.set_state(opt_state, model._optimizer_targets()[0])
-            except ValueError as exc:
-                raise ValueError(f"{path!r}: the saved optimizer state does not fit: {exc}") \
-                    from exc
-    if rng_state is not None:
-        gens = model._rng_generators()[:-1]
-        if len(rng_state) == len(gens):
-            try:
-                for g, st in zip(gens, rng_state):
-                    if g is not None and st is not None:
-                        g.bit_generator.state = st
-            except (TypeError, ValueError, KeyError) as exc:
-                raise ValueError(f"{path!r}: malformed rng_state ({exc}).") from exc
+    else:
+        opt_state = None
+    if model.built:
+        restore_training_state(model, weights, opt_state, rng_state, path, strict=False)
     return model
 
 
-def _split_training_state(config: dict, arrays: list, path: str) -> tuple:
+def restore_training_state(model: Model, weights: list, opt_state: Optional[dict],
+                           rng_state: Optional[list], path: str, strict: bool) -> None:
+    """Puts a file's weights, optimizer state and random streams into `model`, all checked
+    (the optimizer state on a copy) before any is applied. `strict`: the random streams must
+    be the model's (a backup); otherwise streams of another layout are skipped."""
+    import copy
+    gens = model._rng_generators()[:-1]
+    fits = rng_state is not None and len(rng_state) == len(gens)
+    try:
+        if [np.shape(w) for w in weights] != [w.shape for w in model.weights]:
+            raise ValueError("its weight shapes differ from this model's")
+        if opt_state is not None:
+            copy.deepcopy(model.optimizer).set_state(opt_state, model._optimizer_targets()[0])
+        if strict and not fits:
+            raise ValueError("its random streams do not match this model's layers")
+        if fits:
+            for g, st in zip(gens, rng_state):
+                if g is not None and st is not None:
+                    copy.deepcopy(g).bit_generator.state = st
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path!r} does not fit this model ({exc}).") from exc
+    model.set_weights(weights)
+    if opt_state is not None:
+        model.optimizer.set_state(opt_state, model._optimizer_targets()[0])
+    if fits:
+        for g, st in zip(gens, rng_state):
+            if g is not None and st is not None:
+                g.bit_generator.state = st
+
+
+def split_training_state(config: dict, arrays: list, path: str) -> tuple:
     """``(weights, optimizer state or None, rng states or None)`` from a loaded archive."""
-    import numpy as np
     opt = config.get("optimizer_state")
     rng = config.get("rng_state")
     if rng is not None and not isinstance(rng, list):

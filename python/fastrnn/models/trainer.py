@@ -895,63 +895,47 @@ class Trainer:
         return gens
 
     def _write_backup(self, path: str, epoch: int) -> None:
-        """Everything an exact resume needs, in one file written atomically: weights,
-        optimizer state, random streams and the last completed epoch."""
-        import io
-        import json
-
-        from .. import saving
-        arrays = {f"w/{k:04d}": w for k, w in enumerate(self.get_weights())}
-        if self.optimizer is not None:
-            for key, value in self.optimizer.get_state().items():
-                arrays[f"opt/{key}"] = value
-        meta = {
-            "format": "fastrnn-backup", "version": 1, "epoch": int(epoch),
-            "weights": len(self.weights),
-            "rng": [None if g is None else g.bit_generator.state
-                    for g in self._rng_generators()],
-        }
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        saving._atomic_write(path, buf.getvalue())
+        """Everything an exact resume needs, in one model file written atomically: what
+        ``save`` keeps (weights, optimizer state, the model's random streams) and where the run
+        stands (the last completed epoch, a shuffling dataset's stream)."""
+        dataset_rng = self._rng_generators()[-1]
+        self._save(path, progress={
+            "format": "fastrnn-backup", "epoch": int(epoch),
+            "dataset_rng": None if dataset_rng is None else dataset_rng.bit_generator.state,
+        })
 
     def _read_backup(self, path: str) -> int:
         """Restores a :meth:`_write_backup` file (checked whole before anything changes);
         returns the epoch to continue from."""
-        import json
+        from .. import saving
+        from .serialization import restore_training_state, split_training_state
+        config, arrays = saving.load_archive(path)
+        weights, opt_state, rng_state = split_training_state(config, arrays, path)
+        progress = config.get("training_progress")
+        if not isinstance(progress, dict) or progress.get("format") != "fastrnn-backup":
+            raise ValueError(f"{path!r} is not a fastrnn backup (no training progress in it).")
+        epoch = progress.get("epoch")
+        dataset_rng = self._rng_generators()[-1]
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            meta = json.loads(bytes(arrays.pop("meta")).decode("utf-8"))
-        except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path!r} is not a readable fastrnn backup: {exc}") from exc
-        gens = self._rng_generators()
-        if not isinstance(meta, dict) or meta.get("format") != "fastrnn-backup" or \
-                meta.get("weights") != len(self.weights) or \
-                not isinstance(meta.get("rng"), list) or len(meta["rng"]) != len(gens):
+            if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+                raise ValueError(f"bad epoch {epoch!r}")
+            if (dataset_rng is None) != (progress.get("dataset_rng") is None):
+                raise ValueError("one of them trains on a shuffling dataset, the other not")
+            if dataset_rng is not None:
+                copy.deepcopy(dataset_rng).bit_generator.state = progress["dataset_rng"]
+        except (TypeError, ValueError, KeyError) as exc:
             raise ValueError(
-                f"{path!r} was written for another model or training setup (weights, layers "
-                "or dataset differ); delete it to start afresh."
-            )
-        weights = [arrays.pop(f"w/{k:04d}") for k in range(meta["weights"])]
-        opt_state = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
-        # Check everything (on copies), then apply: weights, optimizer state, random streams.
+                f"{path!r} was written for another model or training setup ({exc}); delete it "
+                "to start afresh."
+            ) from exc
         try:
-            check_shapes = [w.shape for w in self.weights]
-            if [np.shape(w) for w in weights] != check_shapes:
-                raise ValueError("its weight shapes differ from this model's")
-            if self.optimizer is not None and opt_state:
-                copy.deepcopy(self.optimizer).set_state(opt_state, self._optimizer_targets()[0])
+            restore_training_state(self, weights, opt_state if self.optimizer else None,
+                                   rng_state, path, strict=True)
         except ValueError as exc:
             raise ValueError(
                 f"{path!r} was written for another model or training setup ({exc}); delete it "
                 "to start afresh."
             ) from exc
-        self.set_weights(weights)
-        if self.optimizer is not None and opt_state:
-            self.optimizer.set_state(opt_state, self._optimizer_targets()[0])
-        for g, state in zip(gens, meta["rng"]):
-            if g is not None and state is not None:
-                g.bit_generator.state = state
-        return int(meta["epoch"]) + 1
+        if dataset_rng is not None:
+            dataset_rng.bit_generator.state = progress["dataset_rng"]
+        return epoch + 1
