@@ -324,3 +324,24 @@ def test_a_deep_graph_is_walked_without_recursion_limits():
     model = fastrnn.Model(inp, x)
     assert len(model.layers) == 1501
     np.testing.assert_array_equal(model.predict(np.ones((1, 2))), np.ones((1, 2)))
+
+
+def test_only_calls_a_mask_can_reach_take_the_mask_aware_path():
+    # Recurrent layers pass masks on but make none: without a mask source in the graph every
+    # call runs on the plain path (the training step of a functional chain then costs what a
+    # Sequential's does); after Embedding(mask_zero=True) the calls downstream are mask-aware.
+    inp = fastrnn.Input((None, 1))
+    h = layers.SimpleRNN(5, return_sequences=True)(inp)
+    h = layers.LSTM(4, return_sequences=True)(h)
+    h = layers.TimeDistributed(layers.Dense(3))(h)
+    out = layers.GRU(2)(layers.LayerNormalization()(h))
+    plain = fastrnn.Model(inp, out)
+    assert [s.simple for s in plain._steps] == [True] * 5
+
+    ids = fastrnn.Input((None,), dtype="int64")
+    e = layers.Embedding(10, 4, mask_zero=True)(ids)
+    masked = fastrnn.Model(ids, layers.Dense(1)(layers.LSTM(3)(e)))
+    assert [s.masked for s in masked._steps] == [True, True, True]
+    x = np.array([[3, 4, 0, 0], [5, 0, 0, 0]])
+    y = masked.predict(x)
+    np.testing.assert_allclose(y, masked.predict(x[:, :2]), rtol=1e-6, atol=1e-7)

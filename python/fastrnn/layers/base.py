@@ -316,6 +316,10 @@ class Layer:
     """
 
     supports_masking: bool = False
+    # Whether a call may output a mask when none comes in (Embedding(mask_zero=True), Masking):
+    # a graph runs the calls a mask can reach on its mask-aware path, the others on its plain
+    # one. None: not declared; a subclass's own compute_mask then counts as one that may.
+    makes_mask: Optional[bool] = None
 
     def __init__(
         self,

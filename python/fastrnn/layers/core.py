@@ -330,7 +330,7 @@ class Embedding(Layer):
         self.output_dim = check_positive_int("output_dim", output_dim)
         self.embeddings_initializer = embeddings_initializer
         self.mask_zero = check_bool("mask_zero", mask_zero)
-        self.supports_masking = self.mask_zero
+        self.supports_masking = self.makes_mask = self.mask_zero
         self._ids: Optional[np.ndarray] = None
 
     def compute_mask(self, x: Any, mask: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
@@ -413,6 +413,7 @@ class Masking(Layer):
     """
 
     supports_masking = True
+    makes_mask = True
 
     def __init__(self, mask_value: float = 0.0, **kwargs: Any):
         super().__init__(**kwargs)

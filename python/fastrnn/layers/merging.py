@@ -30,6 +30,7 @@ class _Merge(Layer):
 
     takes_input_list = True
     supports_masking = True
+    makes_mask = False  # combines the inputs' masks
     _min_inputs = 2
     _max_inputs: Optional[int] = None
 

@@ -29,6 +29,7 @@ class _Normalization(Layer):
     """What both layers share: the axis (the last one only), epsilon, center, scale."""
 
     supports_masking = True  # the output keeps the input's steps, and so its mask
+    makes_mask = False
 
     def __init__(self, axis: Any = -1, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, beta_initializer: Any = "zeros",

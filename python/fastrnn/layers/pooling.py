@@ -29,6 +29,7 @@ class _Pooling1D(Layer):
     _mode = "max"
     _keras_name = "pooling1d"
     supports_masking = False  # as Keras 3: the output steps no longer match the mask's
+    makes_mask = False
 
     def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid",
                  data_format: Optional[str] = None, **kwargs: Any):
@@ -96,6 +97,7 @@ class _GlobalPooling1D(Layer):
     where it is True are pooled. A row with no True step gives zeros (and no gradient)."""
 
     supports_masking = True
+    makes_mask = False
     _keras_name = "global_pooling1d"
 
     def __init__(self, data_format: Optional[str] = None, keepdims: bool = False,

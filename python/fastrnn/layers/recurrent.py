@@ -111,6 +111,7 @@ class _RNN(Layer):
     _n_states = 1  # (h,) or (h, c)
     _activations: tuple = ("tanh",)
     supports_masking = True
+    makes_mask = False  # passes the input's on (return_sequences) or drops it
 
     def __init__(
         self,

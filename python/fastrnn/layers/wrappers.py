@@ -18,6 +18,8 @@ __all__ = ["Bidirectional", "TimeDistributed"]
 
 
 class _Wrapper(Layer):
+    makes_mask = False  # what its layer does with the input's mask
+
     def __init__(self, **kwargs: Any):
         self._sublayers: list[Layer] = []
         super().__init__(**kwargs)

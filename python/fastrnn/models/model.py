@@ -119,7 +119,8 @@ class _Step:
         self.has_weights = bool(node.layer.weights)
         # Whether a mask can reach or leave this call (masks start where a layer computes
         # one, e.g. Embedding(mask_zero=True) or Masking, and flow while layers pass them).
-        produces = _overrides_compute_mask(node.layer)
+        declared = getattr(node.layer, "makes_mask", None)
+        produces = _overrides_compute_mask(node.layer) if declared is None else declared
         self.masked = produces or any(s in may_mask for s in self.in_slots)
         if produces or (self.masked and getattr(node.layer, "supports_masking", False)):
             may_mask.update(self.out_slots)
