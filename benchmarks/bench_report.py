@@ -75,7 +75,8 @@ def _verdict(measured: Optional[float], goal: float, unit: str = "x") -> str:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every PERF.md / issue 5 target with the ratio measured in this run and a verdict."""
+    """Every PERF.md / issue 5 / issue 14 target with the ratio measured in this run and a
+    verdict."""
     out: list[dict[str, Any]] = []
 
     def add(name: str, measured: Optional[float], goal: float, unit: str = "x") -> None:
@@ -95,16 +96,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if with_numpy:
         worst = min(with_numpy, key=lambda r: r["speedup_vs_numpy"])
         add(
-            f"fwd+bwd vs NumPy >= 2x everywhere (worst of {len(with_numpy)}: {worst['label']})",
+            f"fwd+bwd never slower than NumPy (worst of {len(with_numpy)}: {worst['label']})",
             worst["speedup_vs_numpy"],
-            2.0,
+            1.0,
         )
     elif fb:
-        add("fwd+bwd vs NumPy >= 2x everywhere", None, 2.0)
+        add("fwd+bwd never slower than NumPy", None, 1.0)
     for r in perf:
         if r["hidden"] >= 512:
             pct = r["fastrnn_pct_of_sgemm"]
-            add(f"{r['label']} fwd+bwd >= 80% of sgemm GFLOP/s", pct, 80.0, "%")
+            add(f"{r['label']} fwd+bwd >= 85% of sgemm GFLOP/s", pct, 85.0, "%")
 
     for r in results.get("masked", []):
         ratio = r["masked_over_unmasked"]
@@ -121,7 +122,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             None if not ratio else 1.0 / ratio, 1.0 / 1.05)
     if "deep_rnn" in e2e:
         r = e2e["deep_rnn"]
-        add("deep RNN fit vs PyTorch eager >= 20x per epoch", r["speedup_vs_torch"], 20.0)
+        add("deep RNN fit vs PyTorch eager >= 30x per epoch", r["speedup_vs_torch"], 30.0)
         ours = r["results"]["fastrnn"].get("val_mse")
         theirs = r["results"]["torch"].get("val_mse")
         ok = None if ours is None or theirs is None else ours <= theirs
@@ -132,7 +133,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     if "jena_lstm" in e2e:
         r = e2e["jena_lstm"]
-        add("Jena LSTM fit vs PyTorch eager >= 2x per epoch", r["speedup_vs_torch"], 2.0)
+        add("Jena LSTM fit vs PyTorch eager >= 3x per epoch", r["speedup_vs_torch"], 3.0)
         add("Jena LSTM fit vs TF-Keras >= 10x per epoch", r["speedup_vs_tf_keras"], 10.0)
     for r in results.get("latency", []):
         if r["kind"] == "streaming step":
