@@ -92,6 +92,9 @@ def _chain(model: Any) -> list:
                               "which predict honours and a stepper cannot")
             layers.append(step.layer)
             current = step.out0
+    first = next((lyr for lyr in layers if not isinstance(lyr, InputLayer)), None)
+    if isinstance(first, Embedding):
+        _stages(first, [])  # refused, with the reason
     if ranks[0] != 2:
         raise ValueError(
             f"Model `{model.name}` cannot be streamed by model.stepper(): its input is not "
