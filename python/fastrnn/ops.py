@@ -531,6 +531,39 @@ def gru_backward(
 
 
 # ----------------------------------------------------------------------------- streaming
+def _stream_setup(batch_size: Any, dtype: Any) -> tuple[int, np.dtype]:
+    """A stepper's checked `batch_size` (a positive integer) and `dtype` (float32/float64)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
+        batch_size < 1
+    ):
+        raise ValueError(
+            "Received an invalid value for argument `batch_size`: expected a positive "
+            f"integer, got {batch_size!r}."
+        )
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(
+            "Received an invalid value for argument `dtype`: expected float32 or float64, "
+            f"got {dtype}."
+        )
+    return int(batch_size), dtype
+
+
+def _step_input(x: ArrayLike, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    """One step's input `x` as a C-contiguous `dtype` array of exactly `shape` (batch,
+    features); other float dtypes are converted, anything else is a TypeError."""
+    if type(x) is not np.ndarray or x.dtype != dtype or not x.flags.c_contiguous:
+        x = np.asarray(x)
+        _float_dtype("x", x)  # integer, bool or object input: a TypeError naming `x`
+        x = np.ascontiguousarray(x, dtype=dtype)
+    if x.shape != shape:
+        raise ValueError(
+            f"Received an invalid value for argument `x`: expected shape {shape} (batch, "
+            f"features), got {x.shape}."
+        )
+    return x
+
+
 class Stepper:
     """One time step at a time, with the state carried: online inference for a trained cell.
 
@@ -568,19 +601,7 @@ class Stepper:
                 "Received an invalid value for argument `activation`: expected one of "
                 f"{_ACTIVATIONS} (SimpleRNN) or 'tanh', got {activation!r}."
             )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-            batch_size < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for argument `batch_size`: expected a positive "
-                f"integer, got {batch_size!r}."
-            )
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(
-                "Received an invalid value for argument `dtype`: expected float32 or float64, "
-                f"got {dtype}."
-            )
+        batch_size, dtype = _stream_setup(batch_size, dtype)
         g = gates[cell]
         u = _recurrent_kernel(recurrent_kernel, g, None)
         H = u.shape[0]
@@ -632,15 +653,7 @@ class Stepper:
         Returns:
             ``h`` ``(B, H)``: the new output (a copy; the state itself is kept inside).
         """
-        x = np.asarray(x)
-        if x.dtype != self.dtype or not x.flags.c_contiguous:
-            _float_dtype("x", x)  # integer, bool or object input: a TypeError naming `x`
-            x = np.ascontiguousarray(x, dtype=self.dtype)
-        if x.shape != (self.batch_size, self.input_dim):
-            raise ValueError(
-                "Received an invalid value for argument `x`: expected shape "
-                f"{(self.batch_size, self.input_dim)} (batch, features), got {x.shape}."
-            )
+        x = _step_input(x, self.dtype, (self.batch_size, self.input_dim))
         h = self._states[0]
         if self.cell == "lstm":
             _core.lstm_step(x, h, self._states[1], self._kernel, self._recurrent_kernel,
@@ -673,19 +686,7 @@ class ModelStepper:
     """
 
     def __init__(self, stages: list, batch_size: int = 1, dtype: Any = np.float32):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-            batch_size < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for argument `batch_size`: expected a positive "
-                f"integer, got {batch_size!r}."
-            )
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(
-                "Received an invalid value for argument `dtype`: expected float32 or float64, "
-                f"got {dtype}."
-            )
+        batch_size, dtype = _stream_setup(batch_size, dtype)
         if not isinstance(stages, (list, tuple)) or not stages:
             raise ValueError(
                 "Received an invalid value for argument `stages`: expected a non-empty list of "
@@ -721,16 +722,7 @@ class ModelStepper:
         Returns:
             ``(B, O)``: the last stage's output for this step (`out` itself when given).
         """
-        if type(x) is not np.ndarray or x.dtype != self.dtype or not x.flags.c_contiguous:
-            x = np.asarray(x)
-            _float_dtype("x", x)  # integer, bool or object input: a TypeError naming `x`
-            x = np.ascontiguousarray(x, dtype=self.dtype)
-        if x.shape != (self.batch_size, self.input_dim):
-            raise ValueError(
-                "Received an invalid value for argument `x`: expected shape "
-                f"{(self.batch_size, self.input_dim)} (batch, features), got {x.shape}."
-            )
-        return self._core.step(x, out)
+        return self._core.step(_step_input(x, self.dtype, (self.batch_size, self.input_dim)), out)
 
     @property
     def states(self) -> list[list[np.ndarray]]:
