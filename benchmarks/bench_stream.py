@@ -190,7 +190,7 @@ def _max_diff(calls: dict[str, Callable[[], Any]], torch: Any, n: int = 8) -> di
 
 
 def _timed(calls: dict[str, Callable[[], Any]], budget: Budget, torch: Optional[Any],
-           skipped: dict[str, str]) -> dict[str, dict[str, Any]]:
+           skipped: dict[str, str], warmup: int = 5) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     for name in IMPLS:
         if name not in calls:
@@ -199,7 +199,7 @@ def _timed(calls: dict[str, Callable[[], Any]], budget: Budget, torch: Optional[
         guard = torch.inference_mode() if name == "torch" else contextlib.nullcontext()
         try:
             with guard:
-                timing = measure(calls[name], budget, warmup=5)
+                timing = measure(calls[name], budget, warmup=warmup)
             results[name] = {"median_s": timing.median, "timing": timing.as_dict()}
         except Exception as exc:  # report, do not abort the suite
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -261,7 +261,7 @@ def run_predict(mode: str, budget: Budget, progress: Callable[[str], None]
             calls = predict_calls(torch, model, (cells, head), chunk, batch, repeats)
             why = {"torch": f"torch not available ({why_torch})",
                    "numpy": "not measured (whole windows)"}
-            results = _timed(calls, _few_samples(budget), torch, why)
+            results = _timed(calls, _few_samples(budget), torch, why, warmup=1)
             windows = repeats * len(chunk)
             for res in results.values():
                 if "median_s" in res:

@@ -903,12 +903,14 @@ class PyModelStepper {
 
   Index batch_size() const { return f32_ ? f32_->batch() : f64_->batch(); }
   Index in_features() const { return f32_ ? f32_->in_features() : f64_->in_features(); }
+  Index vocabulary() const { return f32_ ? f32_->vocabulary() : f64_->vocabulary(); }
   Index out_features() const { return f32_ ? f32_->out_features() : f64_->out_features(); }
   std::string dtype() const { return f32_ ? "float32" : "float64"; }
 
  private:
   // Each stage: a tuple (kind, activation, kernel or None, recurrent_kernel or None, bias or
-  // None), kind one of "simple_rnn", "lstm", "gru", "dense", "activation".
+  // None), kind one of "simple_rnn", "lstm", "gru", "dense", "activation", "embedding" (the
+  // first only; kernel: the table).
   template <typename F>
   static std::vector<fastrnn::stream::StageSpec<F>> specs(const py::list& stages) {
     using fastrnn::stream::StageKind;
@@ -965,6 +967,13 @@ class PyModelStepper {
         st.in = in, st.out = n;
         st.bias = weights(t[4], "bias", {n}, true);
         st.act = fastrnn::stream::parse_act(act);
+      } else if (kind == "embedding") {
+        st.kind = StageKind::embedding;
+        if (!out.empty())
+          throw std::invalid_argument("argument `" + name + "`: an embedding must be the "
+                                      "first stage");
+        st.kernel = weights(t[2], "kernel", {}, false);
+        st.in = 1, st.out = t[2].cast<py::array>().shape(1);
       } else if (kind == "activation") {
         st.kind = StageKind::activation;
         if (out.empty())
@@ -984,10 +993,28 @@ class PyModelStepper {
   template <typename F>
   py::array step_as(fastrnn::stream::ModelStepper<F>& m, const py::array& x, const Opt& out) {
     keep_blas_single_threaded();
-    if (x.ndim() != 2)
-      throw std::invalid_argument("argument `x`: expected a 2-D array (batch, features), got " +
-                                  std::to_string(x.ndim()) + "-D");
-    const F* px = checked<F>(x, "x", {m.batch(), m.in_features()});
+    const F* px = nullptr;
+    const std::int64_t* ids = nullptr;
+    if (m.vocabulary() > 0) {  // token ids (B,), every one checked before anything runs
+      std::vector<Index> got(x.shape(), x.shape() + x.ndim());
+      if (!x.dtype().is(py::dtype::of<std::int64_t>()) || got != std::vector<Index>{m.batch()} ||
+          !(x.flags() & py::array::c_style))
+        throw std::invalid_argument("argument `x`: expected a C-contiguous int64 array of " +
+                                    shape_str({m.batch()}) + " token ids, got " +
+                                    py::str(x.dtype()).cast<std::string>() + " " +
+                                    shape_str(got));
+      ids = static_cast<const std::int64_t*>(x.data());
+      for (Index b = 0; b < m.batch(); ++b)
+        if (ids[b] < 0 || ids[b] >= m.vocabulary())
+          throw std::invalid_argument("argument `x`: token ids must be in [0, " +
+                                      std::to_string(m.vocabulary()) + "), got " +
+                                      std::to_string(ids[b]));
+    } else {
+      if (x.ndim() != 2)
+        throw std::invalid_argument("argument `x`: expected a 2-D array (batch, features), "
+                                    "got " + std::to_string(x.ndim()) + "-D");
+      px = checked<F>(x, "x", {m.batch(), m.in_features()});
+    }
     py::array result;
     if (out) {
       checked<F>(*out, "out", {m.batch(), m.out_features()});
@@ -1002,7 +1029,7 @@ class PyModelStepper {
     {
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
-      m.step(kernel_set<F>(), px, py_out, threads);
+      m.step(kernel_set<F>(), px, ids, py_out, threads);
     }
     return result;
   }
@@ -1065,6 +1092,7 @@ void def_model_stepper(py::module_& m) {
       .def("set_state", &PyModelStepper::set_state, py::arg("stage"), py::arg("states"))
       .def_property_readonly("batch_size", &PyModelStepper::batch_size)
       .def_property_readonly("in_features", &PyModelStepper::in_features)
+      .def_property_readonly("vocabulary", &PyModelStepper::vocabulary)
       .def_property_readonly("out_features", &PyModelStepper::out_features)
       .def_property_readonly("dtype", &PyModelStepper::dtype);
 }

@@ -6,6 +6,7 @@
 //          (h, and c for LSTM) carried in the stepper; its output is the new h.
 //   dense  y = act(x K + b): Dense, TimeDistributed(Dense).
 //   activation  y = act(x): Activation.
+//   embedding   y = table[id]: an Embedding as the first stage, fed one token id a row.
 // (Identities at inference, such as Dropout or InputLayer, are not stages at all.)
 // The weights are copied in when the stepper is made, and every buffer a step touches is
 // sized then too: a step allocates nothing. The batch rows are independent through the whole
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -27,7 +29,7 @@
 namespace fastrnn {
 namespace stream {
 
-enum class StageKind : int { simple_rnn, lstm, gru, dense, activation };
+enum class StageKind : int { simple_rnn, lstm, gru, dense, activation, embedding };
 
 // Element-wise activations of Dense and Activation stages (the Keras names of
 // fastrnn.layers' activations; softmax is over each row).
@@ -109,7 +111,8 @@ struct StageSpec {
   Index in = 0, out = 0;              // features in and out of one step
   Activation cell_activation = Activation::tanh;  // SimpleRNN
   Act act = Act::linear;              // dense, activation
-  std::vector<F> kernel;              // cell (in, G); dense (in, N); activation: empty
+  std::vector<F> kernel;              // cell (in, G); dense (in, N); embedding: the table
+                                      // (vocabulary, N) with in = 1; activation: empty
   std::vector<F> recurrent_kernel;    // cell (H, G)
   std::vector<F> bias;                // cell (G,), GRU (2, G); dense (N,); or empty (none)
 };
@@ -154,6 +157,12 @@ class ModelStepper {
         // hz_h (B, H); then the step's output (B, H), copied into h by the kernel.
         const Index extra = st.kind == StageKind::lstm ? H : st.kind == StageKind::gru ? G + H : 0;
         buf.scratch.assign(std::size_t(B_ * (G + extra + H)), F(0));
+      } else if (st.kind == StageKind::embedding) {
+        if (s > 0) throw std::invalid_argument(where + "an embedding must be the first stage");
+        if (st.in != 1 || st.kernel.empty() || st.kernel.size() % std::size_t(st.out) != 0)
+          throw std::invalid_argument(where + "an embedding takes one id and needs a table");
+        vocabulary_ = Index(st.kernel.size()) / st.out;
+        buf.y.assign(std::size_t(B_ * st.out), F(0));
       } else if (st.kind == StageKind::dense) {
         expect(st.kernel, st.in * st.out, "kernel", false);
         expect(st.bias, st.out, "bias", true);
@@ -167,6 +176,8 @@ class ModelStepper {
   }
 
   Index batch() const { return B_; }
+  // The first stage's vocabulary when it is an embedding (its input: B token ids), else 0.
+  Index vocabulary() const { return vocabulary_; }
   Index in_features() const { return stages_.front().in; }
   Index out_features() const { return stages_.back().out; }
   const std::vector<StageSpec<F>>& stages() const { return stages_; }
@@ -184,11 +195,13 @@ class ModelStepper {
 
   // x (B, in_features) -> out (B, out_features); every state advanced one step. `threads`:
   // the most threads to use (batch slices, when the step is big enough to pay for them).
-  void step(const KernelSet<F>& ks, const F* x, F* out, int threads) {
+  // With an embedding first, the input is `ids` (B,) instead of x, each in [0, vocabulary):
+  // the caller checks them.
+  void step(const KernelSet<F>& ks, const F* x, const std::int64_t* ids, F* out, int threads) {
     const int slices = slices_for(threads, flops_, B_, 4);
     run_parallel(slices, [&](int s) {
       const Index b0 = B_ * s / slices, b1 = B_ * (s + 1) / slices;
-      rows(ks, b0, b1 - b0, x, out);
+      rows(ks, b0, b1 - b0, x, ids, out);
     });
   }
 
@@ -200,8 +213,9 @@ class ModelStepper {
   };
 
   // Rows [b0, b0 + nb) through every stage.
-  void rows(const KernelSet<F>& ks, Index b0, Index nb, const F* x, F* out) {
-    const F* in = x + b0 * stages_.front().in;
+  void rows(const KernelSet<F>& ks, Index b0, Index nb, const F* x, const std::int64_t* ids,
+            F* out) {
+    const F* in = ids == nullptr ? x + b0 * stages_.front().in : nullptr;
     for (std::size_t s = 0; s < stages_.size(); ++s) {
       const StageSpec<F>& st = stages_[s];
       Buffers& buf = buffers_[s];
@@ -240,9 +254,18 @@ class ModelStepper {
           break;
         }
         case StageKind::dense:
-        case StageKind::activation: {
+        case StageKind::activation:
+        case StageKind::embedding: {
           const bool last = s + 1 == stages_.size();
           F* y = last ? out + b0 * st.out : buf.y.data() + b0 * st.out;
+          if (st.kind == StageKind::embedding) {
+            for (Index b = 0; b < nb; ++b) {
+              const F* row = st.kernel.data() + ids[b0 + b] * st.out;
+              std::copy(row, row + st.out, y + b * st.out);
+            }
+            in = y;
+            continue;
+          }
           if (st.kind == StageKind::dense) {
             // y = x K + b: the bias rows first, then the product added onto them
             for (Index b = 0; b < nb; ++b) {
@@ -268,6 +291,7 @@ class ModelStepper {
   std::vector<StageSpec<F>> stages_;
   std::vector<Buffers> buffers_;
   Index B_;
+  Index vocabulary_ = 0;
   double flops_ = 0.0;
 };
 

@@ -299,8 +299,8 @@ def test_refused_models():
     emb = fastrnn.Sequential([fastrnn.Input((None,), dtype="int32"),
                               layers.Embedding(10, 4, mask_zero=True), layers.LSTM(3)])
     _refused(emb, r"Embedding.*mask")
-    _refused(fastrnn.Sequential([fastrnn.Input((None,), dtype="int32"), layers.Embedding(10, 4),
-                                 layers.LSTM(3)]), r"Embedding.*token ids")
+    _refused(fastrnn.Sequential([fastrnn.Input((None, 2)), layers.LSTM(3, return_sequences=True),
+                                 layers.Embedding(10, 4)]), r"Embedding.*first layer")
     a, b = fastrnn.Input((None, 2)), fastrnn.Input((None, 2))
     _refused(fastrnn.Model([a, b], layers.LSTM(3)(layers.Add()([a, b]))), r"2 inputs")
     x = fastrnn.Input((None, 2))
@@ -336,3 +336,36 @@ def test_ops_model_stepper_checks_its_stages():
         ops.ModelStepper([("lstm", "tanh", k.astype(int), u, None)])
     with pytest.raises(TypeError, match="argument `dtype`"):
         ops.ModelStepper([("lstm", "tanh", k, u, None)], dtype=np.int32)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_embedding_first_steps_token_ids(functional):
+    body = [layers.Embedding(11, 5, dtype="float64"),
+            layers.GRU(7, return_sequences=True, dtype="float64"),
+            layers.LSTM(4, dtype="float64"), layers.Dense(2, dtype="float64")]
+    inp = fastrnn.Input((None,), dtype="int64")
+    if functional:
+        y = inp
+        for layer in body:
+            y = layer(y)
+        model = fastrnn.Model(inp, y)
+    else:
+        model = fastrnn.Sequential([inp] + body)
+        model.build()
+    _randomize(model, 8)
+    ids = np.random.default_rng(0).integers(0, 11, (3, 6))
+    s = model.stepper(batch_size=3)
+    got = np.stack([s.step(ids[:, t]) for t in range(6)], axis=1)
+    want = np.stack([model.predict(ids[:, :t + 1]) for t in range(6)], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    before = s.states
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 11\), got 11"):
+        s.step(np.array([0, 11, 2]))
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 11\), got -1"):
+        s.step(np.array([-1, 1, 2]))
+    with pytest.raises(TypeError, match="integer token ids"):
+        s.step(np.zeros(3))
+    with pytest.raises(ValueError, match=r"expected shape \(3,\)"):
+        s.step(ids[:, :2])
+    for a, b in zip(sum(s.states, []), sum(before, [])):  # the failed steps changed nothing
+        np.testing.assert_array_equal(a, b)

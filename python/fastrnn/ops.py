@@ -549,6 +549,22 @@ def _stream_setup(batch_size: Any, dtype: Any) -> tuple[int, np.dtype]:
     return int(batch_size), dtype
 
 
+def _step_ids(x: ArrayLike, batch_size: int) -> np.ndarray:
+    """One step's token ids `x` as int64 ``(batch_size,)`` (the range is checked in C++)."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "iu":
+        raise TypeError(
+            "Received an invalid value for argument `x`: expected integer token ids, got dtype "
+            f"{a.dtype}."
+        )
+    if a.shape != (batch_size,):
+        raise ValueError(
+            f"Received an invalid value for argument `x`: expected shape ({batch_size},) (one "
+            f"token id per stream), got {a.shape}."
+        )
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
 def _step_input(x: ArrayLike, dtype: np.dtype, shape: tuple) -> np.ndarray:
     """One step's input `x` as a C-contiguous `dtype` array of exactly `shape` (batch,
     features); other float dtypes are converted, anything else is a TypeError."""
@@ -680,7 +696,8 @@ class ModelStepper:
             bias)``: kind ``"simple_rnn"``, ``"lstm"`` or ``"gru"`` (weights as for the
             matching ``*_forward``; activation ``"tanh"``, SimpleRNN also ``"relu"`` or
             ``"linear"``), ``"dense"`` (kernel ``(in, N)``, bias ``(N,)`` or None, any
-            activation of ``fastrnn.layers``) or ``"activation"`` (no weights).
+            activation of ``fastrnn.layers``), ``"activation"`` (no weights) or, first only,
+            ``"embedding"`` (kernel: the table ``(vocabulary, N)``; steps then take token ids).
         batch_size: ``B``, the number of independent streams stepped together.
         dtype: float32 (default) or float64; every weight is converted to it.
     """
@@ -710,18 +727,22 @@ class ModelStepper:
         self.batch_size = int(batch_size)
         self.input_dim = self._core.in_features
         self.output_dim = self._core.out_features
+        self.vocabulary = self._core.vocabulary  # > 0: an embedding first, fed token ids
         self._cells = [k for k, s in enumerate(converted) if s[0] in ("simple_rnn", "lstm", "gru")]
 
     def step(self, x: ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Advances every stream by one step.
 
         Args:
-            x: ``(B, I)``, this step's input of each stream (other float dtypes are converted).
+            x: ``(B, I)``, this step's input of each stream (other float dtypes are converted);
+                with an embedding first, ``(B,)`` integer token ids in ``[0, vocabulary)``.
             out: optional ``(B, O)`` C-contiguous array of the stepper's dtype to write into.
 
         Returns:
             ``(B, O)``: the last stage's output for this step (`out` itself when given).
         """
+        if self.vocabulary:
+            return self._core.step(_step_ids(x, self.batch_size), out)
         return self._core.step(_step_input(x, self.dtype, (self.batch_size, self.input_dim)), out)
 
     @property

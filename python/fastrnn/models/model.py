@@ -726,8 +726,9 @@ class Model(Trainer, Layer):
 
         The model must be a chain (one input ``(batch, time, features)``, one output, each layer
         feeding the next) of SimpleRNN/LSTM/GRU (without layer_norm or go_backwards), Dense,
-        TimeDistributed(Dense), Activation, Dropout and InputLayer; anything else raises
-        ``ValueError`` naming the layer and why it cannot stream.
+        TimeDistributed(Dense), Activation, Dropout and InputLayer, optionally after an
+        Embedding (without mask_zero) as the first layer, whose steps take ``(B,)`` token ids;
+        anything else raises ``ValueError`` naming the layer and why it cannot stream.
         """
         from .stepper import model_stepper  # (stepper.py needs the model classes)
 

@@ -5,7 +5,9 @@ A model streams when it is a chain (one input ``(batch, time, features)``, one o
 layer feeding the next; nested chain models are unrolled) of layers that each act on one time
 step given the state carried from the last: SimpleRNN, LSTM and GRU (plain cells, any
 ``return_sequences``), Dense, TimeDistributed(Dense), Activation, and the identities at
-inference (Dropout, InputLayer). Everything else is refused, naming the layer and why.
+inference (Dropout, InputLayer). An Embedding (without ``mask_zero``) may come first: the
+input is then ``(batch, time)`` token ids, and a step takes ``(batch,)`` ids. Everything else
+is refused, naming the layer and why.
 """
 
 from __future__ import annotations
@@ -93,9 +95,10 @@ def _chain(model: Any) -> list:
             layers.append(step.layer)
             current = step.out0
     first = next((lyr for lyr in layers if not isinstance(lyr, InputLayer)), None)
-    if isinstance(first, Embedding):
-        _stages(first, [])  # refused, with the reason
-    if ranks[0] != 2:
+    ids = isinstance(first, Embedding)
+    if ids:
+        _stages(first, [])  # refused with the reason when it cannot stream
+    if ranks[0] != (1 if ids else 2):
         raise ValueError(
             f"Model `{model.name}` cannot be streamed by model.stepper(): its input is not "
             f"(batch, time, features) (got rank {ranks[0] + 1}), so it has no time steps."
@@ -141,9 +144,12 @@ def _stages(layer: Any, stages: list) -> None:
         _stages(layer.layer, stages)
         return
     if isinstance(layer, Embedding):
-        why = ("masks cannot stream (a masked step is simply a step not fed)" if layer.mask_zero
-               else "token ids are not supported by the stepper yet; feed embedded vectors")
-        raise _refuse(layer, why)
+        if layer.mask_zero:
+            raise _refuse(layer, "masks cannot stream (a masked step is simply a step not fed)")
+        if stages:
+            raise _refuse(layer, "an Embedding streams only as the first layer (token ids in)")
+        stages.append(("embedding", "linear", layer.weights[0], None, None))
+        return
     if isinstance(layer, (Bidirectional, Flatten, Masking)) or type(layer).__name__ in _REFUSED:
         raise _refuse(layer, _REFUSED[type(layer).__name__])
     raise _refuse(layer, f"the stepper streams {_KNOWN}")
