@@ -369,3 +369,31 @@ def test_embedding_first_steps_token_ids(functional):
         s.step(ids[:, :2])
     for a, b in zip(sum(s.states, []), sum(before, [])):  # the failed steps changed nothing
         np.testing.assert_array_equal(a, b)
+
+
+def test_python_threads_step_steppers_at_once():
+    """The GIL is released during a step: steppers stepped from several Python threads at once
+    (two sharing one stepper, serialised by its lock) still give predict's outputs."""
+    import threading
+
+    model = _jena(np.float64)
+    x = np.random.default_rng(12).standard_normal((4, 30, 14))
+    want = model.predict(x)
+    got: dict = {}
+    shared = model.stepper(batch_size=4)
+
+    def run(key, stepper):
+        for t in range(30):
+            y = stepper.step(x[:, t])
+        got[key] = y
+
+    workers = [threading.Thread(target=run, args=(k, model.stepper(batch_size=4)))
+               for k in range(3)]
+    workers.append(threading.Thread(target=lambda: [shared.step(x[:, 0]) for _ in range(50)]))
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for k in range(3):
+        np.testing.assert_allclose(got[k], want, rtol=1e-10, atol=1e-10)
+    assert np.isfinite(shared.states[0][0]).all()
