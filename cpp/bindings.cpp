@@ -931,6 +931,8 @@ class PyModelStepper {
           if (optional) return std::vector<F>{};
           throw std::invalid_argument("argument `" + arg + "`: required");
         }
+        if (!py::isinstance<py::array>(h))
+          throw std::invalid_argument("argument `" + arg + "`: expected a NumPy array");
         const py::array a = py::reinterpret_borrow<py::array>(h);
         if (shape.empty()) {  // learn the shape: a 2-D array
           if (a.ndim() != 2)

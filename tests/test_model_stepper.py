@@ -336,6 +336,21 @@ def test_ops_model_stepper_checks_its_stages():
         ops.ModelStepper([("lstm", "tanh", k.astype(int), u, None)])
     with pytest.raises(TypeError, match="argument `dtype`"):
         ops.ModelStepper([("lstm", "tanh", k, u, None)], dtype=np.int32)
+    # the core itself, called without ops's conversions: errors, never a crash
+    from fastrnn import _core
+    with pytest.raises(ValueError, match=r"stages\[0\].kernel`: expected a NumPy array"):
+        _core.ModelStepper([("dense", "linear", [[1.0]], None, None)], 1, "float32")
+    with pytest.raises(ValueError, match="argument `dtype`"):
+        _core.ModelStepper([("dense", "linear", np.ones((1, 1), np.float32), None, None)], 1,
+                           "int8")
+    with pytest.raises(ValueError, match="argument `batch_size`"):
+        _core.ModelStepper([("dense", "linear", np.ones((1, 1), np.float32), None, None)], 0,
+                           "float32")
+    core = _core.ModelStepper([("lstm", "tanh", k, u, None)], 2, "float32")
+    with pytest.raises(ValueError, match="argument `stage`"):
+        core.get_state(1)
+    with pytest.raises(ValueError, match=r"argument `x`.*float32"):
+        core.step(np.zeros((2, 2)))
 
 
 @pytest.mark.parametrize("functional", [False, True])
