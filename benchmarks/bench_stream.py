@@ -7,9 +7,9 @@
   NumPy reference (``fastrnn.reference``'s forwards on one step per layer, state carried).
   PyTorch gets the same weights (gates reordered for GRU); the largest output difference over
   the first steps is recorded.
-- **Predict throughput**: ``model.predict`` over many windows at batch 256, and at batch 1 on
-  fewer, against PyTorch's batched inference of the same model (a loop over batches under
-  ``inference_mode``); windows per second.
+- **Predict throughput**: ``model.predict`` over many windows, one call per batch of 256
+  windows, and per window (batch 1) on fewer, against PyTorch's inference of the same model
+  on the same batches (under ``inference_mode``); windows per second.
 - **Thread scaling**: fastrnn at 1 thread and at all threads (``fastrnn.set_num_threads``) for
   every kernel case at PERF.md's sizes (forward+backward) and for the end-to-end fits.
 """
@@ -275,10 +275,13 @@ def run_predict(mode: str, budget: Budget, progress: Callable[[str], None]
 
 def predict_calls(torch: Optional[Any], model: Any, torch_layers: tuple, chunk: np.ndarray,
                   batch: int, repeats: int) -> dict[str, Callable[[], Any]]:
-    """fastrnn's predict and PyTorch's batched inference over `chunk`, `repeats` times."""
+    """fastrnn's predict and PyTorch's batched inference over `chunk`, `repeats` times, both one
+    call per batch of `batch` windows (``predict(x, batch_size)`` on a whole array would run
+    batches of at least 1024 rows: the trainer's minimum inference batch)."""
     def fast() -> Any:
         for _ in range(repeats):
-            y = model.predict(chunk, batch_size=batch)
+            for start in range(0, len(chunk), batch):
+                y = model.predict(chunk[start:start + batch], batch_size=batch)
         return y
 
     calls = {"fastrnn": fast}
@@ -337,14 +340,14 @@ def run_threads(mode: str, threads: int, budget: Budget, progress: Callable[[str
         call = bench_kernels.ops_calls(fastrnn.ops, case.cell, bench_kernels.make_data(case))[
             "forward+backward"]
         row: dict[str, Any] = {"what": f"{case.label} fwd+bwd", "kind": "kernel"}
-        for n in (1, threads):
+        for n in sorted({1, threads}):
             with _fastrnn_threads(n):
                 row[f"s_{n}"] = measure(call, budget, warmup=2).median
         rows.append(row)
     api, _ = bench_e2e.fastrnn_available()
     for work in bench_e2e.workloads(mode):
         row = {"what": f"{work.name} fit (s/epoch)", "kind": "fit"}
-        for n in (1, threads):
+        for n in sorted({1, threads}):
             with _fastrnn_threads(n):
                 result = bench_e2e._train(
                     lambda w=work: bench_e2e._fastrnn_trainer(api, w, None), work, False)
@@ -408,8 +411,9 @@ def markdown(results: dict[str, Any], fmt_time: Callable, fmt_ratio: Callable,
               f"{r['results'].get('torch', {}).get('windows_per_s', 0):,.0f}",
               fmt_ratio(r["speedup_vs_torch"])]
              for r in results["predict"]])
-        out += ["", "fastrnn: `model.predict(x, batch_size)`; PyTorch: the same layers over each "
-                "batch of whole windows under inference_mode. Windows are predicted in chunks "
+        out += ["", "fastrnn: `model.predict` called on each batch of windows (batch 1: one "
+                "window a call); PyTorch: the same layers on the same batches under "
+                "inference_mode. Windows are predicted in chunks "
                 f"of at most {CHUNK:,} (the same chunk again until the count is reached), so "
                 "100k Jena windows need not be held at once.", ""]
     if results.get("threads"):
