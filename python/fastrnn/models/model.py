@@ -723,6 +723,8 @@ class Model(Trainer, Layer):
         Each step is one C++ call for all layers (no allocation but the returned array, none
         with ``s.step(x_t, out=buffer)``; the GIL released). The weights are copied when the
         stepper is made: training the model afterwards does not change it (make a new one).
+        A stepper keeps its own states: a stateful layer's carried state is neither read nor
+        changed (pass it with ``reset(states=...)`` to continue from it).
 
         The model must be a chain (one input ``(batch, time, features)``, one output, each layer
         feeding the next) of SimpleRNN/LSTM/GRU (without layer_norm or go_backwards), Dense,
