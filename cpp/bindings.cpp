@@ -1023,6 +1023,10 @@ class PyModelStepper {
       result = *out;
       if (!result.writeable())
         throw std::invalid_argument("argument `out`: must be writeable");
+      const auto* o = static_cast<const char*>(result.data());
+      const auto* i = static_cast<const char*>(x.data());
+      if (o < i + x.nbytes() && i < o + result.nbytes())  // a stage would read what it wrote
+        throw std::invalid_argument("argument `out`: must not overlap `x`");
     } else {
       result = py::array_t<F>(std::vector<py::ssize_t>{m.batch(), m.out_features()});
     }

@@ -246,6 +246,11 @@ def test_bad_out_and_batch_size():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="argument `out`.*writeable"):
         s.step(x, out=ro)
+    dense = ops.ModelStepper([("dense", "linear", np.ones((3, 3)), None, np.ones(3))], 2,
+                             np.float64)
+    xy = np.ones((2, 3))
+    with pytest.raises(ValueError, match="argument `out`: must not overlap `x`"):
+        dense.step(xy, out=xy)
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="argument `batch_size`"):
             model.stepper(batch_size=bad)
