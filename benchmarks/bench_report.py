@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
+import bench_stream
 from bench_common import CLEAN_ENV_HINT
 from bench_kernels import CELL_NAMES
 
@@ -138,6 +139,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     for r in results.get("latency", []):
         if r["kind"] == "streaming step":
             add(f"streaming LSTM step H{r['hidden']} vs PyTorch >= 5x", r["speedup_vs_torch"], 5.0)
+    bench_stream.targets(results, add)  # whole-model streaming and predict (issue 14)
     return out
 
 
@@ -320,6 +322,7 @@ def markdown(results: dict[str, Any]) -> str:
                 out.append(f"  - expected LSTM tape per batch (T*B*5H + outputs): "
                            f"{r['expected_tape_mib']:.1f} MiB")
         out += [""]
+    out += bench_stream.markdown(results, fmt_time, fmt_ratio, cell_result, table)
     if results.get("targets"):
         out += ["## Targets (PERF.md, issue 5)", ""]
         out += table(

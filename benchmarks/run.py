@@ -7,7 +7,7 @@ Prints a markdown table and writes ``results.json``, ``RESULTS.md`` and plots to
 Usage (from the repository root)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py [--quick]
-        [--out DIR] [--threads N] [--only kernels|e2e|latency|conv]
+        [--out DIR] [--threads N] [--only kernels|e2e|latency|conv|stream]
 
 Unsetting OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE matters on machines that set them: they make
 OpenBLAS pick slower kernels (the header of the report says which kernels ran). This script
@@ -27,6 +27,7 @@ from typing import Any, Optional
 
 SECTIONS = ("kernels", "latency", "e2e")
 SECTIONS += ("conv",)  # Conv1D at the books' shapes (bench_conv.py)
+SECTIONS += ("stream",)  # whole-model streaming, predict throughput, threads (bench_stream.py)
 
 
 class Progress:
@@ -114,6 +115,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     import bench_kernels
     import bench_latency
     import bench_report
+    import bench_stream
     import fastrnn
 
     common.optional_import("torch")
@@ -155,8 +157,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     n_e2e = 3 * len(bench_e2e.FRAMEWORKS) if "e2e" in sections else 0
     n_masked = (1 if mode == "smoke" else len(bench_kernels.MASKED_SIZES)) if cases else 0
     conv_plan = bench_conv.plan(mode) if "conv" in sections else []
+    stream_plan = bench_stream.plan(mode) if "stream" in sections else []
     progress = Progress(int(bool(cases)) + len(cases) + n_masked + len(latency_plan) + n_e2e
-                        + len(conv_plan))
+                        + len(conv_plan) + len(stream_plan))
 
     started = time.perf_counter()
     results: dict[str, Any] = {}
@@ -187,6 +190,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             results["e2e"] = bench_e2e.run(mode, threads, progress, args.epochs)
         if conv_plan:
             results["conv"] = bench_conv.run(mode, budget, progress)
+        if stream_plan:
+            results.update(bench_stream.run(mode, threads, budget, progress))
     progress.close()
     results["meta"]["wall_seconds"] = time.perf_counter() - started
     results["meta"]["load_average_1min_end"] = common.load_average()

@@ -125,6 +125,39 @@ def test_latency_and_e2e_rows(quick_run):
             assert result["peak_rss_mib"] > 0
 
 
+def test_stream_predict_and_thread_rows(quick_run):
+    _, results, _ = quick_run
+    stream = results["stream"]
+    assert {(r["model"], r["batch"]) for r in stream} == {
+        (m, b) for m in ("deep_rnn", "jena_lstm", "dlwp_gru") for b in (1, 256)}
+    for row in stream:
+        assert set(row["results"]) == {"fastrnn", "numpy", "torch"}
+        assert "median_s" in row["results"]["fastrnn"], row["results"]["fastrnn"]
+        for result in row["results"].values():
+            check_timing(result)
+        # every implementation streams the same model (float32 rounding apart)
+        for diff in row["max_abs_diff_vs_fastrnn"].values():
+            assert diff < 1e-4
+    predict = results["predict"]
+    assert {(r["model"], r["batch"]) for r in predict} == {
+        (m, b) for m in ("deep_rnn", "jena_lstm") for b in (256, 1)}
+    for row in predict:
+        assert row["windows"] >= 1 and row["chunk"] >= 1
+        fast = row["results"]["fastrnn"]
+        assert fast["windows_per_s"] > 0, fast
+        for result in row["results"].values():
+            check_timing(result)
+    threads = results["threads"]
+    kinds = [r["kind"] for r in threads]
+    assert kinds.count("kernel") == 3 and kinds.count("fit") == 3  # smoke: the book's size
+    for row in threads:
+        n = row["threads"]
+        assert row["s_1"] > 0 and row[f"s_{n}"] > 0 and row["speedup"] > 0
+    names = [t["target"] for t in results["targets"]]
+    assert "streaming step jena_lstm B1 vs PyTorch >= 10x" in names
+    assert "predict deep_rnn B256 vs PyTorch >= 10x (windows/s)" in names
+
+
 def test_targets_and_report_written(quick_run):
     out, results, stdout = quick_run
     assert results["targets"]
@@ -132,7 +165,8 @@ def test_targets_and_report_written(quick_run):
         assert {"target", "goal", "measured", "status"} <= set(target)
     report = (out / "RESULTS.md").read_text(encoding="utf-8")
     assert report.startswith("# fastrnn benchmarks")
-    for heading in ("Kernels at PERF.md's sizes", "Inference latency", "End-to-end", "Targets"):
+    for heading in ("Kernels at PERF.md's sizes", "Inference latency", "End-to-end", "Targets",
+                    "Whole-model streaming", "Predict throughput", "Thread scaling"):
         assert heading in report
         assert heading in stdout
 

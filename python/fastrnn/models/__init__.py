@@ -6,6 +6,8 @@
 * ``sequential.py``: :class:`Sequential`, the chain of layers, built lazily.
 * ``trainer.py``: the one training engine both use (compile, fit, evaluate, predict).
 * ``serialization.py``: :func:`load_model` and the saved compile config.
+* ``stepper.py``: :meth:`Model.stepper`, a chain model's layers as the stages of a streaming
+  stepper (one C++ call a time step for the whole model).
 """
 
 from __future__ import annotations

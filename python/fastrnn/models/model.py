@@ -710,6 +710,33 @@ class Model(Trainer, Layer):
         for layer in self._unique_layers():
             layer.reset_states()
 
+    def stepper(self, batch_size: int = 1) -> Any:
+        """A streaming stepper of the whole model: one time step in, the model's output out.
+
+        ``s = model.stepper(batch_size=B)``; ``s.step(x_t)`` takes one step ``(B, features)``
+        of `B` independent streams and returns the model's output for it ``(B, out)``, every
+        recurrent layer's state carried inside (from zeros). Feeding ``x[:, 0], x[:, 1], ...``
+        gives at step ``t`` what ``predict(x[:, :t + 1])`` gives: the final output for a model
+        whose last recurrent layer returns its last state, ``y[:, t]`` for a
+        sequence-to-sequence one. ``s.reset()`` zeroes the states, ``s.reset(states=...)`` sets
+        them, ``s.states`` copies them (one list per recurrent layer: ``[h]``, LSTM ``[h, c]``).
+
+        Each step is one C++ call for all layers (no allocation but the returned array, none
+        with ``s.step(x_t, out=buffer)``; the GIL released). The weights are copied when the
+        stepper is made: training the model afterwards does not change it (make a new one).
+        A stepper keeps its own states: a stateful layer's carried state is neither read nor
+        changed (pass it with ``reset(states=...)`` to continue from it).
+
+        The model must be a chain (one input ``(batch, time, features)``, one output, each layer
+        feeding the next) of SimpleRNN/LSTM/GRU (without layer_norm or go_backwards), Dense,
+        TimeDistributed(Dense), Activation, Dropout and InputLayer, optionally after an
+        Embedding (without mask_zero) as the first layer, whose steps take ``(B,)`` token ids;
+        anything else raises ``ValueError`` naming the layer and why it cannot stream.
+        """
+        from .stepper import model_stepper  # (stepper.py needs the model classes)
+
+        return model_stepper(self, batch_size)
+
     # ------------------------------------------------------------------ summary
     def summary(self, print_fn: Optional[Callable[[str], Any]] = print) -> str:
         """Prints (with `print_fn`; None: not at all) and returns a Keras-like table of layers,

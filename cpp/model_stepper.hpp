@@ -1,0 +1,299 @@
+// ======================================================================================
+// A whole model stepped one time step at a time (streaming inference).
+//   B batch (independent streams), I features in, H units of a cell, N units of a Dense.
+// A model that can stream is a chain of stages, each mapping this step's (B, in) to (B, out):
+//   cell   SimpleRNN / LSTM / GRU: one step of the kernel set's forward (T = 1), the state
+//          (h, and c for LSTM) carried in the stepper; its output is the new h.
+//   dense  y = act(x K + b): Dense, TimeDistributed(Dense).
+//   activation  y = act(x): Activation.
+//   embedding   y = table[id]: an Embedding as the first stage, fed one token id a row.
+// (Identities at inference, such as Dropout or InputLayer, are not stages at all.)
+// The weights are copied in when the stepper is made, and every buffer a step touches is
+// sized then too: a step allocates nothing. The batch rows are independent through the whole
+// chain, so with threads each one runs all the stages on its own slice of rows.
+// ======================================================================================
+#pragma once
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "args.hpp"
+#include "parallel.hpp"
+
+namespace fastrnn {
+namespace stream {
+
+enum class StageKind : int { simple_rnn, lstm, gru, dense, activation, embedding };
+
+// Element-wise activations of Dense and Activation stages (the Keras names of
+// fastrnn.layers' activations; softmax is over each row).
+enum class Act : int {
+  linear, relu, tanh, sigmoid, softmax, elu, selu, softplus, softsign, swish, exponential
+};
+
+inline Act parse_act(const std::string& name) {
+  static const std::pair<const char*, Act> names[] = {
+      {"linear", Act::linear},     {"relu", Act::relu},         {"tanh", Act::tanh},
+      {"sigmoid", Act::sigmoid},   {"softmax", Act::softmax},   {"elu", Act::elu},
+      {"selu", Act::selu},         {"softplus", Act::softplus}, {"softsign", Act::softsign},
+      {"swish", Act::swish},       {"exponential", Act::exponential}};
+  for (const auto& [n, a] : names)
+    if (name == n) return a;
+  throw std::invalid_argument("argument `activation`: unknown activation '" + name + "'");
+}
+
+// sigmoid(z) without overflow for large |z| (as NumPy's reference: 1 / (1 + exp(-z))).
+template <typename F>
+inline F sigmoid(F z) {
+  if (z >= F(0)) return F(1) / (F(1) + std::exp(-z));
+  const F e = std::exp(z);
+  return e / (F(1) + e);
+}
+
+// Applies `act` in place to B rows of n values (row stride n).
+template <typename F>
+void activate_rows(Act act, F* y, Index B, Index n) {
+  constexpr F kSeluAlpha = F(1.6732632423543772), kSeluScale = F(1.0507009873554805);
+  if (act == Act::linear) return;
+  if (act == Act::softmax) {
+    for (Index b = 0; b < B; ++b) {
+      F* row = y + b * n;
+      const F top = *std::max_element(row, row + n);
+      F sum = F(0);
+      for (Index j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - top));
+      for (Index j = 0; j < n; ++j) row[j] /= sum;
+    }
+    return;
+  }
+  for (Index k = 0; k < B * n; ++k) {
+    const F z = y[k];
+    switch (act) {
+      case Act::relu: y[k] = z > F(0) ? z : F(0); break;
+      case Act::tanh: y[k] = std::tanh(z); break;
+      case Act::sigmoid: y[k] = sigmoid(z); break;
+      case Act::elu: y[k] = z > F(0) ? z : std::expm1(z); break;
+      case Act::selu: y[k] = kSeluScale * (z > F(0) ? z : kSeluAlpha * std::expm1(z)); break;
+      case Act::softplus:  // log(1 + e^z), as np.logaddexp(0, z)
+        y[k] = std::max(z, F(0)) + std::log1p(std::exp(-std::abs(z)));
+        break;
+      case Act::softsign: y[k] = z / (F(1) + std::abs(z)); break;
+      case Act::swish: y[k] = z * sigmoid(z); break;
+      case Act::exponential: y[k] = std::exp(z); break;
+      default: break;
+    }
+  }
+}
+
+// Row-major C (M, N) = A (M, K) W (K, N) + beta C, through OpenBLAS.
+inline void gemm(Index M, Index N, Index K, const float* A, const float* W, float beta,
+                 float* C) {
+  scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M),
+                    static_cast<int>(N), static_cast<int>(K), 1.0f, A, static_cast<int>(K), W,
+                    static_cast<int>(N), beta, C, static_cast<int>(N));
+}
+inline void gemm(Index M, Index N, Index K, const double* A, const double* W, double beta,
+                 double* C) {
+  scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M),
+                    static_cast<int>(N), static_cast<int>(K), 1.0, A, static_cast<int>(K), W,
+                    static_cast<int>(N), beta, C, static_cast<int>(N));
+}
+
+// One stage, as given to the stepper (weights copied in; shapes checked by the caller).
+template <typename F>
+struct StageSpec {
+  StageKind kind;
+  Index in = 0, out = 0;              // features in and out of one step
+  Activation cell_activation = Activation::tanh;  // SimpleRNN
+  Act act = Act::linear;              // dense, activation
+  std::vector<F> kernel;              // cell (in, G); dense (in, N); embedding: the table
+                                      // (vocabulary, N) with in = 1; activation: empty
+  std::vector<F> recurrent_kernel;    // cell (H, G)
+  std::vector<F> bias;                // cell (G,), GRU (2, G); dense (N,); or empty (none)
+};
+
+inline Index gates_of(StageKind kind) {
+  return kind == StageKind::lstm ? 4 : kind == StageKind::gru ? 3 : 1;
+}
+inline bool is_cell(StageKind kind) { return kind <= StageKind::gru; }
+
+template <typename F>
+class ModelStepper {
+ public:
+  // Throws std::invalid_argument when a stage's input width is not the previous output width
+  // or a weight has the wrong size.
+  ModelStepper(std::vector<StageSpec<F>> stages, Index batch)
+      : stages_(std::move(stages)), B_(batch) {
+    if (stages_.empty()) throw std::invalid_argument("argument `stages`: at least one stage");
+    if (B_ < 1) throw std::invalid_argument("argument `batch_size`: must be positive");
+    buffers_.resize(stages_.size());
+    for (std::size_t s = 0; s < stages_.size(); ++s) {
+      StageSpec<F>& st = stages_[s];
+      const std::string where = "stage " + std::to_string(s) + ": ";
+      if (st.in < 1 || st.out < 1) throw std::invalid_argument(where + "empty widths");
+      if (s > 0 && st.in != stages_[s - 1].out)
+        throw std::invalid_argument(where + "takes " + std::to_string(st.in) +
+                                    " features, the stage before gives " +
+                                    std::to_string(stages_[s - 1].out));
+      const Index H = st.out, G = gates_of(st.kind) * H;
+      auto expect = [&](const std::vector<F>& w, Index n, const char* name, bool optional) {
+        if ((optional && w.empty()) || Index(w.size()) == n) return;
+        throw std::invalid_argument(where + name + " has " + std::to_string(w.size()) +
+                                    " values, expected " + std::to_string(n));
+      };
+      Buffers& buf = buffers_[s];
+      if (is_cell(st.kind)) {
+        expect(st.kernel, st.in * G, "kernel", false);
+        expect(st.recurrent_kernel, H * G, "recurrent_kernel", false);
+        expect(st.bias, st.kind == StageKind::gru ? 2 * G : G, "bias", true);
+        buf.h.assign(std::size_t(B_ * H), F(0));
+        if (st.kind == StageKind::lstm) buf.c.assign(std::size_t(B_ * H), F(0));
+        // The step's scratch: gates (B, G), and LSTM cells (B, H) or GRU hz (B, G) and
+        // hz_h (B, H); then the step's output (B, H), copied into h by the kernel.
+        const Index extra = st.kind == StageKind::lstm ? H : st.kind == StageKind::gru ? G + H : 0;
+        buf.scratch.assign(std::size_t(B_ * (G + extra + H)), F(0));
+      } else if (st.kind == StageKind::embedding) {
+        if (s > 0) throw std::invalid_argument(where + "an embedding must be the first stage");
+        if (st.in != 1 || st.kernel.empty() || st.kernel.size() % std::size_t(st.out) != 0)
+          throw std::invalid_argument(where + "an embedding takes one id and needs a table");
+        vocabulary_ = Index(st.kernel.size()) / st.out;
+        buf.y.assign(std::size_t(B_ * st.out), F(0));
+      } else if (st.kind == StageKind::dense) {
+        expect(st.kernel, st.in * st.out, "kernel", false);
+        expect(st.bias, st.out, "bias", true);
+        buf.y.assign(std::size_t(B_ * st.out), F(0));
+      } else {
+        if (st.in != st.out) throw std::invalid_argument(where + "an activation keeps widths");
+        buf.y.assign(std::size_t(B_ * st.out), F(0));
+      }
+      flops_ += 2.0 * double(B_) * double(st.in + (is_cell(st.kind) ? H : 0)) * double(G);
+    }
+  }
+
+  Index batch() const { return B_; }
+  // The first stage's vocabulary when it is an embedding (its input: B token ids), else 0.
+  Index vocabulary() const { return vocabulary_; }
+  Index in_features() const { return stages_.front().in; }
+  Index out_features() const { return stages_.back().out; }
+  const std::vector<StageSpec<F>>& stages() const { return stages_; }
+
+  // The carried state of stage s: h (B, H), and c for LSTM (empty vectors for other stages).
+  std::vector<F>& h(std::size_t s) { return buffers_.at(s).h; }
+  std::vector<F>& c(std::size_t s) { return buffers_.at(s).c; }
+
+  void reset() {
+    for (Buffers& buf : buffers_) {
+      std::fill(buf.h.begin(), buf.h.end(), F(0));
+      std::fill(buf.c.begin(), buf.c.end(), F(0));
+    }
+  }
+
+  // x (B, in_features) -> out (B, out_features); every state advanced one step. `threads`:
+  // the most threads to use (batch slices, when the step is big enough to pay for them).
+  // With an embedding first, the input is `ids` (B,) instead of x, each in [0, vocabulary):
+  // the caller checks them.
+  void step(const KernelSet<F>& ks, const F* x, const std::int64_t* ids, F* out, int threads) {
+    const int slices = slices_for(threads, flops_, B_, 4);
+    run_parallel(slices, [&](int s) {
+      const Index b0 = B_ * s / slices, b1 = B_ * (s + 1) / slices;
+      rows(ks, b0, b1 - b0, x, ids, out);
+    });
+  }
+
+ private:
+  struct Buffers {
+    std::vector<F> h, c;      // (B, H) carried state (cells)
+    std::vector<F> scratch;   // the cell step's workspace (see the constructor)
+    std::vector<F> y;         // (B, out) the output of a dense or activation stage
+  };
+
+  // Rows [b0, b0 + nb) through every stage.
+  void rows(const KernelSet<F>& ks, Index b0, Index nb, const F* x, const std::int64_t* ids,
+            F* out) {
+    const F* in = ids == nullptr ? x + b0 * stages_.front().in : nullptr;
+    for (std::size_t s = 0; s < stages_.size(); ++s) {
+      const StageSpec<F>& st = stages_[s];
+      Buffers& buf = buffers_[s];
+      const F* bias = st.bias.empty() ? nullptr : st.bias.data();
+      const Index H = st.out, G = gates_of(st.kind) * H;
+      F* scratch = buf.scratch.data() + b0 * (buf.scratch.size() / std::size_t(B_));
+      F* h = buf.h.data() + b0 * H;
+      switch (st.kind) {
+        case StageKind::simple_rnn: {
+          SimpleRnnForwardArgs<F> a{};
+          a.x = in, a.h0 = a.h_last = h, a.outputs = scratch;
+          a.kernel = st.kernel.data(), a.recurrent_kernel = st.recurrent_kernel.data();
+          a.bias = bias, a.activation = st.cell_activation;
+          a.B = nb, a.T = 1, a.I = st.in, a.H = H;
+          ks.simple_rnn_forward(a);
+          break;
+        }
+        case StageKind::lstm: {
+          LstmForwardArgs<F> a{};
+          a.x = in, a.h0 = a.h_last = h;
+          a.c0 = a.c_last = buf.c.data() + b0 * H;
+          a.gates = scratch, a.cells = scratch + nb * G, a.outputs = scratch + nb * (G + H);
+          a.kernel = st.kernel.data(), a.recurrent_kernel = st.recurrent_kernel.data();
+          a.bias = bias, a.B = nb, a.T = 1, a.I = st.in, a.H = H;
+          ks.lstm_forward(a);
+          break;
+        }
+        case StageKind::gru: {
+          GruForwardArgs<F> a{};
+          a.x = in, a.h0 = a.h_last = h;
+          a.gates = scratch, a.hz = scratch + nb * G, a.hz_h = scratch + 2 * nb * G;
+          a.outputs = scratch + nb * (2 * G + H);
+          a.kernel = st.kernel.data(), a.recurrent_kernel = st.recurrent_kernel.data();
+          a.bias = bias, a.B = nb, a.T = 1, a.I = st.in, a.H = H;
+          ks.gru_forward(a);
+          break;
+        }
+        case StageKind::dense:
+        case StageKind::activation:
+        case StageKind::embedding: {
+          const bool last = s + 1 == stages_.size();
+          F* y = last ? out + b0 * st.out : buf.y.data() + b0 * st.out;
+          if (st.kind == StageKind::embedding) {
+            for (Index b = 0; b < nb; ++b) {
+              const F* row = st.kernel.data() + ids[b0 + b] * st.out;
+              std::copy(row, row + st.out, y + b * st.out);
+            }
+            in = y;
+            continue;
+          }
+          if (st.kind == StageKind::dense) {
+            // y = x K + b: the bias rows first, then the product added onto them
+            for (Index b = 0; b < nb; ++b) {
+              if (bias != nullptr)
+                std::copy(bias, bias + st.out, y + b * st.out);
+              else
+                std::fill(y + b * st.out, y + (b + 1) * st.out, F(0));
+            }
+            gemm(nb, st.out, st.in, in, st.kernel.data(), F(1), y);
+          } else {
+            std::copy(in, in + nb * st.in, y);
+          }
+          activate_rows(st.act, y, nb, st.out);
+          in = y;
+          continue;
+        }
+      }
+      in = h;  // a cell's output is its new state
+      if (s + 1 == stages_.size()) std::copy(h, h + nb * H, out + b0 * H);
+    }
+  }
+
+  std::vector<StageSpec<F>> stages_;
+  std::vector<Buffers> buffers_;
+  Index B_;
+  Index vocabulary_ = 0;
+  double flops_ = 0.0;
+};
+
+}  // namespace stream
+}  // namespace fastrnn

@@ -1,0 +1,167 @@
+"""Streaming a whole model: :meth:`Model.stepper` turns a chain of layers into the stages of an
+:class:`fastrnn.ops.ModelStepper` (one C++ call a step for the whole model).
+
+A model streams when it is a chain (one input ``(batch, time, features)``, one output, each
+layer feeding the next; nested chain models are unrolled) of layers that each act on one time
+step given the state carried from the last: SimpleRNN, LSTM and GRU (plain cells, any
+``return_sequences``), Dense, TimeDistributed(Dense), Activation, and the identities at
+inference (Dropout, InputLayer). An Embedding (without ``mask_zero``) may come first: the
+input is then ``(batch, time)`` token ids, and a step takes ``(batch,)`` ids. Everything else
+is refused, naming the layer and why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import ops
+from ..layers import (
+    Activation,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    InputLayer,
+    Masking,
+    TimeDistributed,
+)
+from ..layers.recurrent import _RNN
+
+__all__ = ["model_stepper"]
+
+# Why a layer (by class name) cannot be stepped one time step at a time.
+_REFUSED = {
+    "Bidirectional": "its backward direction reads the sequence from its end, which a stream "
+                     "has not seen yet",
+    "Conv1D": "it mixes neighbouring time steps (a window over time)",
+    "MaxPooling1D": "it pools over windows of time steps",
+    "AveragePooling1D": "it pools over windows of time steps",
+    "GlobalMaxPooling1D": "it reduces over the whole time axis",
+    "GlobalAveragePooling1D": "it reduces over the whole time axis",
+    "Flatten": "it flattens the time axis into the features",
+    "RepeatVector": "it repeats a vector over a new time axis",
+    "Reshape": "it reshapes across the time axis",
+    "Permute": "it permutes the time axis",
+    "BatchNormalization": "normalization layers are not supported by the stepper",
+    "LayerNormalization": "normalization layers are not supported by the stepper",
+    "Masking": "masks cannot stream (a masked step is simply a step not fed)",
+}
+_KNOWN = ("SimpleRNN, LSTM, GRU, Dense, TimeDistributed(Dense), Activation, Dropout and "
+          "InputLayer")
+
+
+def _refuse(layer: Any, why: str) -> ValueError:
+    return ValueError(
+        f"Layer `{layer.name}` ({type(layer).__name__}) cannot be streamed by model.stepper(): "
+        f"{why}."
+    )
+
+
+def _chain(model: Any) -> list:
+    """The model's layers in the order one step runs them (nested chain models unrolled)."""
+    from .model import Model
+    from .sequential import Sequential
+
+    if isinstance(model, Sequential):
+        model._require_built("stepper()")
+        layers = list(model._layers)
+        ranks = [len(model._input_spec)]
+    else:
+        model._require_built("stepper()")
+        if len(model._input_slots) != 1 or len(model._output_slots) != 1:
+            raise ValueError(
+                f"Model `{model.name}` cannot be streamed by model.stepper(): it has "
+                f"{len(model._input_slots)} inputs and {len(model._output_slots)} outputs; "
+                "the stepper takes one input and gives one output."
+            )
+        ranks = [len(model._input_specs[0])]
+        layers, current = [], model._input_slots[0]
+        for step in model._steps:
+            if step.main_is_list or step.state_slots or step.outputs_is_list:
+                raise _refuse(step.layer, "it takes or gives several tensors (a branch, "
+                              "initial states or return_state), so the model is not a chain")
+            if step.shared:
+                raise _refuse(step.layer, "it is called more than once, so the model is not a "
+                              "chain")
+            if step.in0 != current:
+                raise _refuse(step.layer, "it does not take the output of the layer before "
+                              "it, so the model is not a chain")
+            if step.training is not None:
+                raise _refuse(step.layer, f"it was called with training={step.training}, "
+                              "which predict honours and a stepper cannot")
+            layers.append(step.layer)
+            current = step.out0
+    first = next((lyr for lyr in layers if not isinstance(lyr, InputLayer)), None)
+    ids = isinstance(first, Embedding)
+    if ids:
+        _stages(first, [])  # refused with the reason when it cannot stream
+    if ranks[0] != (1 if ids else 2):
+        raise ValueError(
+            f"Model `{model.name}` cannot be streamed by model.stepper(): its input is not "
+            f"(batch, time, features) (got rank {ranks[0] + 1}), so it has no time steps."
+        )
+    flat: list = []
+    for layer in layers:
+        if isinstance(layer, Model):
+            flat.extend(_chain(layer))
+        else:
+            flat.append(layer)
+    return flat
+
+
+def _stages(layer: Any, stages: list) -> None:
+    """Appends the stages of one layer (none for identities at inference)."""
+    if isinstance(layer, (InputLayer, Dropout)):
+        return
+    if isinstance(layer, _RNN):
+        if layer.go_backwards:
+            raise _refuse(layer, "go_backwards=True reads the sequence from its end, which a "
+                          "stream has not seen yet")
+        if layer.layer_norm:
+            raise _refuse(layer, "layer-normalized cells (layer_norm=True) are not supported "
+                          "by the stepper yet")
+        w = layer._named()
+        stages.append((layer._cell, layer.activation, w["kernel"], w["recurrent_kernel"],
+                       w.get("bias")))
+        return
+    if isinstance(layer, Dense):
+        bias = layer.weights[1] if layer.use_bias else None
+        stages.append(("dense", layer.activation, layer.weights[0], None, bias))
+        return
+    if isinstance(layer, Activation):
+        if not stages:
+            raise _refuse(layer, "an Activation before any layer with weights is not "
+                          "supported by the stepper")
+        stages.append(("activation", layer.activation, None, None, None))
+        return
+    if isinstance(layer, TimeDistributed):
+        if not isinstance(layer.layer, (Dense, Activation, Dropout)):
+            raise _refuse(layer, f"it wraps a {type(layer.layer).__name__}; the stepper "
+                          "streams TimeDistributed(Dense), (Activation) and (Dropout)")
+        _stages(layer.layer, stages)
+        return
+    if isinstance(layer, Embedding):
+        if layer.mask_zero:
+            raise _refuse(layer, "masks cannot stream (a masked step is simply a step not fed)")
+        if stages:
+            raise _refuse(layer, "an Embedding streams only as the first layer (token ids in)")
+        stages.append(("embedding", "linear", layer.weights[0], None, None))
+        return
+    if isinstance(layer, (Bidirectional, Flatten, Masking)) or type(layer).__name__ in _REFUSED:
+        raise _refuse(layer, _REFUSED[type(layer).__name__])
+    raise _refuse(layer, f"the stepper streams {_KNOWN}")
+
+
+def model_stepper(model: Any, batch_size: int = 1) -> ops.ModelStepper:
+    """The stepper of `model` (see :meth:`fastrnn.Model.stepper`)."""
+    stages: list = []
+    for layer in _chain(model):
+        _stages(layer, stages)
+    if not stages:
+        raise ValueError(
+            f"Model `{model.name}` has nothing to stream: no layer with weights or activation."
+        )
+    return ops.ModelStepper(stages, batch_size, np.dtype(model.dtype))

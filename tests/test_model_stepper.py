@@ -1,0 +1,419 @@
+"""model.stepper(): a whole model stepped one time step at a time must give, at step t, what
+predict gives on the window x[:, :t + 1] (Sequential and functional chains, all three cells)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import layers, ops
+
+CELLS = {"SimpleRNN": layers.SimpleRNN, "LSTM": layers.LSTM, "GRU": layers.GRU}
+TOL = {np.float32: 1e-5, np.float64: 1e-10}
+
+
+def _randomize(model, seed):
+    """Random, non-constant weights (biases too, which the initializers leave at zero)."""
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.uniform(-0.6, 0.6, w.shape) for w in model.get_weights()])
+
+
+def _deep(cell, H, features, dtype, functional, head="last"):
+    """cell(H, seq) -> Dropout -> cell(H2, seq) -> cell(H3[, seq]) -> head, a deep stack."""
+    kw = {"dtype": np.dtype(dtype).name}
+    c = CELLS[cell]
+    act = {"activation": "relu"} if cell == "SimpleRNN" and H == 7 else {}
+    first = {} if functional else {"input_shape": (None, features)}
+    body = [c(H, return_sequences=True, **first, **act, **kw), layers.Dropout(0.3, **kw),
+            c(H + 2, return_sequences=True, **kw), c(3, return_sequences=head != "last", **kw)]
+    if head == "last":  # a recurrent layer returning its last state, then Dense layers
+        body += [layers.Dense(4, activation="tanh", **kw), layers.Dense(1, **kw)]
+    else:  # sequence to sequence: TimeDistributed(Dense) and Dense on (B, T, F)
+        body += [layers.TimeDistributed(layers.Dense(5, activation="sigmoid", **kw)),
+                 layers.Dense(2, activation="softmax", **kw)]
+    if functional:
+        x = inp = fastrnn.Input((None, features), dtype=kw["dtype"])
+        for layer in body:
+            x = layer(x)
+        model = fastrnn.Model(inp, x)
+    else:
+        # (input_shape, not fastrnn.Input: a Sequential's InputLayer is float32 and rounds
+        # float64 inputs through float32 in predict)
+        model = fastrnn.Sequential(body)
+        model.build()
+    _randomize(model, H * 7 + features)
+    return model
+
+
+def _stream(stepper, x):
+    return np.stack([stepper.step(x[:, t]) for t in range(x.shape[1])], axis=1)
+
+
+def _windows(model, x):
+    """predict on x[:, :t + 1] for every t, stacked on a time axis."""
+    return np.stack([model.predict(x[:, :t + 1]) for t in range(x.shape[1])], axis=1)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B,H", [(1, 1), (3, 7), (1, 33)])
+def test_steps_equal_predict_on_growing_windows(cell, functional, dtype, B, H):
+    model = _deep(cell, H, 2, dtype, functional)
+    x = np.random.default_rng(B + H).standard_normal((B, 6, 2)).astype(dtype)
+    stepper = model.stepper(batch_size=B)
+    got = _stream(stepper, x)
+    assert got.dtype == dtype and got.shape == (B, 6, 1)
+    np.testing.assert_allclose(got, _windows(model, x), rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sequence_to_sequence_steps_equal_predict(cell, functional, dtype):
+    model = _deep(cell, 7, 3, dtype, functional, head="sequence")
+    x = np.random.default_rng(5).standard_normal((3, 8, 3)).astype(dtype)
+    got = _stream(model.stepper(batch_size=3), x)
+    np.testing.assert_allclose(got, model.predict(x), rtol=TOL[dtype], atol=TOL[dtype])
+    # and the window view: step t is the last output of predict on x[:, :t + 1]
+    np.testing.assert_allclose(got[:, 2], model.predict(x[:, :3])[:, -1], rtol=TOL[dtype],
+                               atol=TOL[dtype])
+
+
+def test_mixed_stack_and_nested_chain_model():
+    """LSTM -> GRU -> SimpleRNN(linear) with Activation layers, with a Sequential nested in a
+    functional model."""
+    inner = fastrnn.Sequential([layers.GRU(5, return_sequences=True),
+                                layers.Activation("swish")])
+    inp = fastrnn.Input((None, 4), dtype="float64")
+    y = layers.LSTM(6, return_sequences=True, dtype="float64")(inp)
+    inner_f64 = fastrnn.Sequential([layers.GRU(5, return_sequences=True, dtype="float64"),
+                                    layers.Activation("swish", dtype="float64")])
+    y = inner_f64(y)
+    y = layers.SimpleRNN(3, activation="linear", dtype="float64")(y)
+    y = layers.Dense(2, activation="elu", dtype="float64")(y)
+    model = fastrnn.Model(inp, y)
+    _randomize(model, 11)
+    del inner
+    x = np.random.default_rng(1).standard_normal((2, 5, 4))
+    got = _stream(model.stepper(batch_size=2), x)
+    np.testing.assert_allclose(got, _windows(model, x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "softmax", "elu", "selu",
+                                        "softplus", "softsign", "swish", "exponential",
+                                        "linear"])
+def test_dense_activations(activation):
+    model = fastrnn.Sequential([layers.LSTM(4, dtype="float64", input_shape=(None, 2)),
+                                layers.Dense(3, activation=activation, use_bias=False,
+                                             dtype="float64")])
+    model.build()
+    _randomize(model, 3)
+    x = np.random.default_rng(2).standard_normal((3, 4, 2)) * 3
+    got = _stream(model.stepper(batch_size=3), x)
+    np.testing.assert_allclose(got, _windows(model, x), rtol=1e-10, atol=1e-10)
+
+
+def _jena(dtype=np.float32):
+    model = fastrnn.Sequential([layers.LSTM(16, dtype=dtype, input_shape=(None, 14)),
+                                layers.Dense(1, dtype=dtype)])
+    model.build()
+    _randomize(model, 0)
+    return model
+
+
+def test_reset_states_and_copies():
+    model = _jena()
+    x = np.random.default_rng(0).standard_normal((2, 7, 14)).astype(np.float32)
+    s = model.stepper(batch_size=2)
+    assert s.batch_size == 2
+    first = _stream(s, x)
+    states = s.states
+    assert len(states) == 1 and [a.shape for a in states[0]] == [(2, 16), (2, 16)]
+    states[0][0][:] = 99.0  # a copy: the stepper is unchanged
+    later = _stream(s, x[:, :3])
+    s.reset()
+    assert all(not a.any() for a in s.states[0])
+    np.testing.assert_array_equal(_stream(s, x), first)  # from zeros again
+    # reset(states=...) continues from a given state as if never interrupted
+    s.reset()
+    _stream(s, x)
+    saved = s.states
+    s.reset()
+    s.reset(states=saved)
+    np.testing.assert_array_equal(_stream(s, x[:, :3]), later)
+
+
+def test_states_after_steps_equal_the_layers_last_state():
+    model = _jena(np.float64)
+    x = np.random.default_rng(4).standard_normal((3, 5, 14))
+    s = model.stepper(batch_size=3)
+    _stream(s, x)
+    lstm = layers.LSTM(16, return_state=True, dtype="float64")
+    lstm.build((None, 14))
+    lstm.set_weights(model.layers[0].get_weights())
+    _, h, c = lstm.forward(x)
+    np.testing.assert_allclose(s.states[0][0], h, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(s.states[0][1], c, rtol=1e-12, atol=1e-12)
+
+
+def test_out_argument_is_written_and_returned():
+    model = _jena()
+    s = model.stepper()
+    out = np.empty((1, 1), np.float32)
+    x = np.ones((1, 14), np.float32)
+    assert s.step(x, out=out) is out
+    s.reset()
+    np.testing.assert_array_equal(s.step(x), out)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_give_the_same_outputs(threads):
+    """A batch big enough to be split over the threads (rows per thread through all stages)."""
+    model = fastrnn.Sequential([fastrnn.Input((None, 8)),
+                                layers.LSTM(96, return_sequences=True),
+                                layers.GRU(64), layers.Dense(3)])
+    model.build()
+    _randomize(model, 9)
+    x = np.random.default_rng(3).standard_normal((64, 4, 8)).astype(np.float32) * 0.3
+    before = fastrnn.get_num_threads()
+    try:
+        fastrnn.set_num_threads(threads)
+        got = _stream(model.stepper(batch_size=64), x)
+    finally:
+        fastrnn.set_num_threads(before)
+    np.testing.assert_allclose(got, _windows(model, x), rtol=1e-5, atol=1e-5)
+
+
+def test_stepper_is_a_snapshot_of_the_weights():
+    model = _jena()
+    model.compile(optimizer=fastrnn.optimizers.Adam(learning_rate=0.05), loss="mse")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((32, 5, 14)).astype(np.float32)
+    s = model.stepper(batch_size=32)
+    before = _stream(s, x)
+    model.fit(x, rng.standard_normal((32, 1)).astype(np.float32), epochs=2, verbose=0)
+    s.reset()
+    np.testing.assert_array_equal(_stream(s, x), before)  # the old stepper is unchanged
+    fresh = _stream(model.stepper(batch_size=32), x)
+    assert np.abs(fresh - before).max() > 1e-3  # the model itself did change
+    np.testing.assert_allclose(fresh, _windows(model, x), rtol=1e-5, atol=1e-5)
+
+
+def test_nan_input_streams_nan_without_crashing():
+    s = _jena().stepper()
+    x = np.full((1, 14), np.nan, np.float32)
+    assert np.isnan(s.step(x)).all()
+    assert np.isnan(s.step(np.zeros((1, 14), np.float32))).all()  # the state carries it
+    s.reset()
+    assert np.isfinite(s.step(np.zeros((1, 14), np.float32))).all()
+
+
+# -- errors ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("x,error,match", [
+    (np.zeros((2, 14), np.float32), ValueError, r"expected shape \(1, 14\).*got \(2, 14\)"),
+    (np.zeros((1, 13), np.float32), ValueError, r"expected shape \(1, 14\)"),
+    (np.zeros((1, 1, 14), np.float32), ValueError, r"argument `x`"),
+    (np.zeros(14, np.float32), ValueError, r"argument `x`"),
+    (np.zeros((1, 14), np.int64), TypeError, r"argument `x`.*int64"),
+    (np.zeros((1, 14), bool), TypeError, r"argument `x`"),
+    (np.array([["a"] * 14]), TypeError, r"argument `x`"),
+])
+def test_bad_step_input(x, error, match):
+    s = _jena().stepper()
+    with pytest.raises(error, match=match):
+        s.step(x)
+
+
+def test_step_converts_other_floats_and_views():
+    s = _jena().stepper()
+    x = np.random.default_rng(0).standard_normal((1, 28))
+    a = s.step(x[:, ::2])  # float64, not contiguous
+    s.reset()
+    np.testing.assert_array_equal(a, s.step(np.ascontiguousarray(x[:, ::2], np.float32)))
+
+
+def test_bad_out_and_batch_size():
+    model = _jena()
+    s = model.stepper()
+    x = np.zeros((1, 14), np.float32)
+    with pytest.raises(ValueError, match="argument `out`"):
+        s.step(x, out=np.empty((1, 2), np.float32))
+    with pytest.raises(ValueError, match="argument `out`"):
+        s.step(x, out=np.empty((1, 1), np.float64))
+    ro = np.empty((1, 1), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="argument `out`.*writeable"):
+        s.step(x, out=ro)
+    dense = ops.ModelStepper([("dense", "linear", np.ones((3, 3)), None, np.ones(3))], 2,
+                             np.float64)
+    xy = np.ones((2, 3))
+    with pytest.raises(ValueError, match="argument `out`: must not overlap `x`"):
+        dense.step(xy, out=xy)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="argument `batch_size`"):
+            model.stepper(batch_size=bad)
+
+
+def test_bad_states():
+    s = _jena().stepper(batch_size=2)
+    good = s.states
+    with pytest.raises(ValueError, match="argument `states`"):
+        s.reset(states=[])
+    with pytest.raises(ValueError, match=r"argument `states\[0\]`"):
+        s.reset(states=[[good[0][0]]])
+    with pytest.raises(ValueError, match=r"states\[1\]"):
+        s.reset(states=[[good[0][0] + 1, np.zeros((3, 16))]])
+    with pytest.raises(TypeError, match=r"states\[0\]\[0\]"):
+        s.reset(states=[[np.zeros((2, 16), int), good[0][1]]])
+    assert all(not a.any() for a in s.states[0])  # nothing changed by the failed calls
+
+
+def _refused(model, match):
+    with pytest.raises(ValueError, match=match):
+        model.stepper()
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: [layers.Bidirectional(layers.LSTM(3))], r"`bidirectional.*Bidirectional.*end"),
+    (lambda: [layers.LSTM(3, go_backwards=True)], r"LSTM.*go_backwards"),
+    (lambda: [layers.GRU(3, layer_norm=True)], r"GRU.*layer_norm"),
+    (lambda: [layers.Masking(), layers.LSTM(3)], r"Masking.*mask"),
+    (lambda: [layers.Conv1D(2, 3), layers.LSTM(3)], r"Conv1D.*time steps"),
+    (lambda: [layers.LSTM(3, return_sequences=True), layers.GlobalAveragePooling1D()],
+     r"GlobalAveragePooling1D.*whole time axis"),
+    (lambda: [layers.LSTM(3, return_sequences=True), layers.MaxPooling1D()],
+     r"MaxPooling1D"),
+    (lambda: [layers.LSTM(3, return_sequences=True), layers.BatchNormalization()],
+     r"BatchNormalization"),
+    (lambda: [layers.TimeDistributed(layers.Flatten())], r"TimeDistributed.*wraps a Flatten"),
+])
+def test_refused_layers_name_the_layer_and_why(make, match):
+    model = fastrnn.Sequential([fastrnn.Input((6, 2))] + make())
+    model.build()
+    _refused(model, match)
+
+
+def test_refused_models():
+    _refused(fastrnn.Sequential([fastrnn.Input((6, 2)), layers.Flatten(), layers.Dense(1)]),
+             r"Flatten.*time axis")
+    _refused(fastrnn.Sequential([fastrnn.Input((3,)), layers.Dense(1)]),
+             r"not \(batch, time, features\)")
+    _refused(fastrnn.Sequential([layers.LSTM(3)]), r"not been built")
+    emb = fastrnn.Sequential([fastrnn.Input((None,), dtype="int32"),
+                              layers.Embedding(10, 4, mask_zero=True), layers.LSTM(3)])
+    _refused(emb, r"Embedding.*mask")
+    _refused(fastrnn.Sequential([fastrnn.Input((None, 2)), layers.LSTM(3, return_sequences=True),
+                                 layers.Embedding(10, 4)]), r"Embedding.*first layer")
+    a, b = fastrnn.Input((None, 2)), fastrnn.Input((None, 2))
+    _refused(fastrnn.Model([a, b], layers.LSTM(3)(layers.Add()([a, b]))), r"2 inputs")
+    x = fastrnn.Input((None, 2))
+    h = layers.LSTM(3, return_sequences=True)(x)
+    _refused(fastrnn.Model(x, layers.Add()([h, layers.GRU(3, return_sequences=True)(x)])),
+             r"not a chain")
+    out, state_h, state_c = layers.LSTM(3, return_state=True)(x)
+    _refused(fastrnn.Model(x, out), r"several tensors")
+    shared = layers.Dense(2)
+    _refused(fastrnn.Model(x, shared(shared(x))), r"called more than once")
+
+
+def test_ops_model_stepper_checks_its_stages():
+    k = np.zeros((2, 4), np.float32)
+    u = np.zeros((1, 4), np.float32)
+    with pytest.raises(ValueError, match="argument `stages`"):
+        ops.ModelStepper([])
+    with pytest.raises(ValueError, match=r"stages\[0\]"):
+        ops.ModelStepper([("lstm", "tanh", k)])
+    with pytest.raises(ValueError, match="unknown stage kind 'conv'"):
+        ops.ModelStepper([("conv", "tanh", k, u, None)])
+    with pytest.raises(ValueError, match=r"stages\[0\].kernel.*\(2, 4\).*\(2, 5\)"):
+        ops.ModelStepper([("lstm", "tanh", np.zeros((2, 5), np.float32), u, None)])
+    with pytest.raises(ValueError, match=r"stage 1: takes 3 features, the stage before gives 1"):
+        ops.ModelStepper([("lstm", "tanh", k, u, None),
+                          ("dense", "linear", np.zeros((3, 1), np.float32), None, None)])
+    with pytest.raises(ValueError, match="LSTM and GRU use 'tanh'"):
+        ops.ModelStepper([("lstm", "relu", k, u, None)])
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        ops.ModelStepper([("lstm", "tanh", k, u, None),
+                          ("dense", "gelu", np.zeros((1, 1), np.float32), None, None)])
+    with pytest.raises(TypeError, match=r"stages\[0\].kernel"):
+        ops.ModelStepper([("lstm", "tanh", k.astype(int), u, None)])
+    with pytest.raises(TypeError, match="argument `dtype`"):
+        ops.ModelStepper([("lstm", "tanh", k, u, None)], dtype=np.int32)
+    # the core itself, called without ops's conversions: errors, never a crash
+    from fastrnn import _core
+    with pytest.raises(ValueError, match=r"stages\[0\].kernel`: expected a NumPy array"):
+        _core.ModelStepper([("dense", "linear", [[1.0]], None, None)], 1, "float32")
+    with pytest.raises(ValueError, match="argument `dtype`"):
+        _core.ModelStepper([("dense", "linear", np.ones((1, 1), np.float32), None, None)], 1,
+                           "int8")
+    with pytest.raises(ValueError, match="argument `batch_size`"):
+        _core.ModelStepper([("dense", "linear", np.ones((1, 1), np.float32), None, None)], 0,
+                           "float32")
+    core = _core.ModelStepper([("lstm", "tanh", k, u, None)], 2, "float32")
+    with pytest.raises(ValueError, match="argument `stage`"):
+        core.get_state(1)
+    with pytest.raises(ValueError, match=r"argument `x`.*float32"):
+        core.step(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_embedding_first_steps_token_ids(functional):
+    body = [layers.Embedding(11, 5, dtype="float64"),
+            layers.GRU(7, return_sequences=True, dtype="float64"),
+            layers.LSTM(4, dtype="float64"), layers.Dense(2, dtype="float64")]
+    inp = fastrnn.Input((None,), dtype="int64")
+    if functional:
+        y = inp
+        for layer in body:
+            y = layer(y)
+        model = fastrnn.Model(inp, y)
+    else:
+        model = fastrnn.Sequential([inp] + body)
+        model.build()
+    _randomize(model, 8)
+    ids = np.random.default_rng(0).integers(0, 11, (3, 6))
+    s = model.stepper(batch_size=3)
+    got = np.stack([s.step(ids[:, t]) for t in range(6)], axis=1)
+    want = np.stack([model.predict(ids[:, :t + 1]) for t in range(6)], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    before = s.states
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 11\), got 11"):
+        s.step(np.array([0, 11, 2]))
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 11\), got -1"):
+        s.step(np.array([-1, 1, 2]))
+    with pytest.raises(TypeError, match="integer token ids"):
+        s.step(np.zeros(3))
+    with pytest.raises(ValueError, match=r"expected shape \(3,\)"):
+        s.step(ids[:, :2])
+    for a, b in zip(sum(s.states, []), sum(before, [])):  # the failed steps changed nothing
+        np.testing.assert_array_equal(a, b)
+
+
+def test_python_threads_step_steppers_at_once():
+    """The GIL is released during a step: steppers stepped from several Python threads at once
+    (two sharing one stepper, serialised by its lock) still give predict's outputs."""
+    import threading
+
+    model = _jena(np.float64)
+    x = np.random.default_rng(12).standard_normal((4, 30, 14))
+    want = model.predict(x)
+    got: dict = {}
+    shared = model.stepper(batch_size=4)
+
+    def run(key, stepper):
+        for t in range(30):
+            y = stepper.step(x[:, t])
+        got[key] = y
+
+    workers = [threading.Thread(target=run, args=(k, model.stepper(batch_size=4)))
+               for k in range(3)]
+    workers.append(threading.Thread(target=lambda: [shared.step(x[:, 0]) for _ in range(50)]))
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for k in range(3):
+        np.testing.assert_allclose(got[k], want, rtol=1e-10, atol=1e-10)
+    assert np.isfinite(shared.states[0][0]).all()
