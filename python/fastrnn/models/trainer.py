@@ -407,7 +407,10 @@ class Trainer:
     def _stateful(self) -> bool:
         return any(getattr(layer, "stateful", False) for layer in self._iter_all_layers())
 
-    def _inference_batch(self, batch_size: int) -> int:
+    def _inference_batch(self, batch_size: int, n: Optional[int] = None) -> int:
+        """The rows of an inference batch for `n` samples (None: not known yet)."""
+        if n is not None and n <= batch_size:
+            return batch_size  # one batch whatever the rule below says
         # Stateful layers carry a state per batch row, so they need the batch size they run with.
         return batch_size if self._stateful() else max(batch_size, _MIN_INFERENCE_BATCH)
 
@@ -432,7 +435,7 @@ class Trainer:
         `x` (an array, a list or dict of arrays for several inputs, or an iterable of batches or
         of (x, y) batches). Large batches are used unless a layer is stateful."""
         batch_size = check_batch_size(batch_size)
-        if is_dataset(x):
+        if type(x) is not np.ndarray and is_dataset(x):
             parts = [[o.copy() for o in self._run_forward(
                 self._check_inputs(b[0] if isinstance(b, tuple) else b, "x batch"),
                 training=False)] for b in x]
@@ -442,9 +445,9 @@ class Trainer:
                 [np.concatenate([p[k] for p in parts], axis=0) for k in range(len(parts[0]))])
         xs = self._check_inputs(x)
         n = xs[0].shape[0]
-        if self._stateful() and n % batch_size:
+        if n % batch_size and self._stateful():
             raise self._stateful_batch_error(n, batch_size, "predict")
-        return self._public_outputs(self._predict_arrays(xs, self._inference_batch(batch_size)))
+        return self._public_outputs(self._predict_arrays(xs, self._inference_batch(batch_size, n)))
 
     def evaluate(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int = 32,
                  verbose: int = 0) -> Union[float, list[float]]:
@@ -458,9 +461,9 @@ class Trainer:
             xs = self._check_inputs(x)
             n = xs[0].shape[0]
             ys = self._check_targets(y, n)
-            if self._stateful() and n % batch_size:
+            if n % batch_size and self._stateful():
                 raise self._stateful_batch_error(n, batch_size, "evaluate")
-            preds = self._predict_arrays(xs, self._inference_batch(batch_size))
+            preds = self._predict_arrays(xs, self._inference_batch(batch_size, n))
             scores = self._scores(ys, preds, self._predicted_masks)
         if verbose:
             print(format_logs(dict(zip(self.metrics_names, scores))))
