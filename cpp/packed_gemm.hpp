@@ -14,7 +14,7 @@
 // rows whose accumulators fit the variant's registers: 12 with AVX-512 (32 registers), 6 with
 // AVX2 (16), 4 for the baseline (16 registers, no FMA). float and double use the same code (a
 // double packet has half the lanes).
-// The fused step (gate math as the product's epilogue) is below, after the plain product.
+// A fused step (the gate math as the product's epilogue) is below, after the plain product.
 // ======================================================================================
 #pragma once
 #include <memory>
@@ -168,6 +168,8 @@ inline void gate_columns(const Packed<F>& w, const Units& u, Index gates, Index 
 // at the benchmarks' sizes: one L1 set), and the gate math reads its recurrent part from L1.
 // R: the most rows whose R * gates accumulators, gates panel packets and one broadcast fit
 // the variant's registers (32 with AVX-512, 16 otherwise); 12 at most.
+// Only used when asked for (tests, measurements): it measured no faster than the unfused step
+// on the machines so far (numbers at recurrent_fused in the bindings).
 template <typename F>
 constexpr Index kUnitBlock = kLanes<F>;
 #if defined(__AVX512F__)
