@@ -480,8 +480,14 @@ fastrnn::Packed<F> recurrent_packed(const F* W, const Dims& d, bool transposed,
   if (mode == PackedMode::automatic) {
     const Index rows = plan.units ? d.B : (d.B + plan.slices - 1) / std::max(1, plan.slices);
     const bool large = double(rows) * double(N) * double(K) > fastrnn::kSmallProduct;
-    const bool panels_in_place =  // (panel_product multiplies 16 columns at least)
-        panels.data != nullptr && 16.0 * double(rows) * double(K) <= fastrnn::kSmallProduct;
+    // Panels pay while OpenBLAS multiplies whole 64-column panels in place; when only parts of
+    // 32 or 16 columns fit its bound (deep products: backward, K = G), the micro-kernel wins.
+    // Measured, one thread, thread CPU time, packed / panels, rows x N x K with a batch-major
+    // lda: 16x256x1024 0.90-0.91, 32x256x1024 0.76-0.93, 16x300x1200 0.89, 32x384x1536 0.92
+    // (parts of 32 or 16); 16x256x768 1.12, 16x192x768 1.12, 16x1024x256 1.01-1.03 (whole
+    // panels); 32x128x512 (parts of 32) 0.95-1.02.
+    const bool panels_in_place =
+        panels.data != nullptr && 64.0 * double(rows) * double(K) <= fastrnn::kSmallProduct;
     if (!large || panels_in_place || std::string(fastrnn::kernels().name) != "avx512") return {};
   }
   return pack(W, K, N, workspace<F, 2>().get(packed_size<F>(K, N)));
