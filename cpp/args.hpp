@@ -146,6 +146,9 @@ struct LstmForwardArgs {
   StepSplit split;
   bool no_tape;               // inference: gates is (B, 4H) and cells (B, H) scratch, reused
   Packed<F> recurrent_packed;  // U packed for the micro-kernel, or none
+  // U packed by unit blocks for the fused step (packed_gemm.hpp, fused_gates; N = H), or none.
+  // When set, it is used instead of recurrent_packed and recurrent_panels.
+  Packed<F> recurrent_fused;
 };
 
 template <typename F>
@@ -299,6 +302,8 @@ struct KernelSet {
   Index packed_width;
   void (*packed_product)(const Packed<F>& w, Index M, const F* A, Index lda, F beta, F* C,
                          Index ldc, Index c0, Index c1);
+  // Units per block of the fused step's packing (packed_gemm.hpp, fused_gates).
+  Index fused_unit_block;
 };
 
 struct KernelTable {

@@ -445,6 +445,13 @@ fastrnn::Packed<F> pack(const F* W, Index K, Index N, F* out) {
 // Whether the per-step recurrent products go to the packed micro-kernel: by the rule below
 // (auto), never, or always (the last two for tests and measurements, set_packed_products).
 enum class PackedMode : int { automatic = 0, never = 1, always = 2 };
+PackedMode parse_packed_mode(const std::string& mode) {
+  if (mode == "auto") return PackedMode::automatic;
+  if (mode == "never") return PackedMode::never;
+  if (mode == "always") return PackedMode::always;
+  throw std::invalid_argument("argument `mode`: expected 'auto', 'never' or 'always', got '" +
+                              mode + "'");
+}
 std::atomic<int>& packed_mode() {
   static std::atomic<int> mode{0};
   return mode;
@@ -474,11 +481,63 @@ fastrnn::Packed<F> recurrent_packed(const F* W, const Dims& d, bool transposed,
   if (mode == PackedMode::automatic) {
     const Index rows = plan.units ? d.B : (d.B + plan.slices - 1) / std::max(1, plan.slices);
     const bool large = double(rows) * double(N) * double(K) > fastrnn::kSmallProduct;
-    const bool panels_in_place =  // (panel_product multiplies 16 columns at least)
-        panels.data != nullptr && 16.0 * double(rows) * double(K) <= fastrnn::kSmallProduct;
+    // Panels pay while OpenBLAS multiplies whole 64-column panels in place; when only parts of
+    // 32 or 16 columns fit its bound (deep products: backward, K = G), the micro-kernel wins.
+    // Measured, one thread, thread CPU time, packed / panels, rows x N x K with a batch-major
+    // lda: 16x256x1024 0.90-0.91, 32x256x1024 0.76-0.93, 16x300x1200 0.89, 32x384x1536 0.92
+    // (parts of 32 or 16); 16x256x768 1.12, 16x192x768 1.12, 16x1024x256 1.01-1.03 (whole
+    // panels); 32x128x512 (parts of 32) 0.95-1.02.
+    const bool panels_in_place =
+        panels.data != nullptr && 64.0 * double(rows) * double(K) <= fastrnn::kSmallProduct;
     if (!large || panels_in_place || std::string(fastrnn::kernels().name) != "avx512") return {};
   }
   return pack(W, K, N, workspace<F, 2>().get(packed_size<F>(K, N)));
+}
+
+// U (H, gates * H) packed by unit blocks for the fused step (packed_gemm.hpp, fused_gates):
+// block j is (H, gates * L) for the L units [j L, (j + 1) L), gate after gate, zero-padded
+// past H; ceil(H / L) * gates * L * H elements.
+template <typename F>
+std::size_t gate_blocks_size(Index H, Index gates) {
+  const Index L = kernel_set<F>().fused_unit_block;
+  return std::size_t((H + L - 1) / L * gates * L * H);
+}
+template <typename F>
+fastrnn::Packed<F> pack_gate_blocks(const F* U, Index H, Index gates, F* out) {
+  const Index L = kernel_set<F>().fused_unit_block, N = gates * H;
+  for (Index j0 = 0; j0 < H; j0 += L) {
+    const Index w = std::min(L, H - j0);
+    F* block = out + j0 * gates * H;  // (H, gates * L)
+    for (Index k = 0; k < H; ++k)
+      for (Index g = 0; g < gates; ++g) {
+        F* dst = block + (k * gates + g) * L;
+        std::copy(U + k * N + g * H + j0, U + k * N + g * H + j0 + w, dst);
+        std::fill(dst + w, dst + L, F(0));
+      }
+  }
+  return {out, H, H};
+}
+
+// Whether an LSTM forward uses the fused step (see fused_gates): always, or not (auto and
+// never: see recurrent_fused; tests and measurements, _set_fused_steps).
+std::atomic<int>& fused_mode() {
+  static std::atomic<int> mode{0};
+  return mode;
+}
+
+// U packed for the fused step of an LSTM forward, or none (the step then goes to
+// step_product). Not chosen automatically: measured against the unfused step (AVX-512 set,
+// float32, whole processes A/B paired on a busy 2-core EPYC, CPU time fused / unfused, LSTM
+// forward or fwd+bwd): 256x120x14x16 0.87 and 0.93, 64x100x256x512 0.94, 32x120x14x16 1.06,
+// 128x50x8x32 1.02, 64x100x16x64 1.02, 64x100x32x128 1.03, 32x50x512x1024 1.09, 32x50x1x20
+// 1.12, 32x50x1x8 1.15. Its product runs at the rate of OpenBLAS's in-place kernels (about
+// 110 GFLOP/s a thread here, both), and the gate math is the same work wherever it runs, so
+// nothing pays for its smaller blocks of gate math and its padding of H to whole packets.
+// It stays for tests and measurements (_set_fused_steps "always").
+template <typename F>
+fastrnn::Packed<F> recurrent_fused(const F* U, const Dims& d) {
+  if (static_cast<PackedMode>(fused_mode().load()) != PackedMode::always) return {};
+  return pack_gate_blocks(U, d.H, 4, workspace<F, 3>().get(gate_blocks_size<F>(d.H, 4)));
 }
 
 fastrnn::Activation parse_activation(const std::string& name) {
@@ -618,8 +677,12 @@ py::tuple lstm_forward(const py::array& x, const Opt& h0, const Opt& c0, const p
       a.h_scratch = ws;
       if (!keep_tape) a.gates = ws + bh, a.cells = ws + bh + bg;
       const fastrnn::StepPlan plan = plan_of(d, a.recurrent_mask != nullptr);
-      a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
-      a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan, a.recurrent_panels);
+      a.recurrent_fused = recurrent_fused(a.recurrent_kernel, d);
+      if (a.recurrent_fused.data == nullptr) {
+        a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+        a.recurrent_packed =
+            recurrent_packed(a.recurrent_kernel, d, false, plan, a.recurrent_panels);
+      }
       run_steps(kernel_set<F>().lstm_forward, a, d, plan);
     }
   }
@@ -1998,19 +2061,18 @@ PYBIND11_MODULE(_core, m) {
         "(or OpenBLAS when blas).");
   m.def("_set_packed_products",
         [](const std::string& mode) {
-          if (mode == "auto")
-            packed_mode() = int(PackedMode::automatic);
-          else if (mode == "never")
-            packed_mode() = int(PackedMode::never);
-          else if (mode == "always")
-            packed_mode() = int(PackedMode::always);
-          else
-            throw std::invalid_argument("argument `mode`: expected 'auto', 'never' or 'always', "
-                                        "got '" + mode + "'");
+          packed_mode() = int(parse_packed_mode(mode));
         },
         py::arg("mode"),
         "Test-only: whether the recurrent products use the packed micro-kernel (auto: where "
         "it measured faster).");
+  m.def("_set_fused_steps",
+        [](const std::string& mode) {
+          fused_mode() = int(parse_packed_mode(mode));
+        },
+        py::arg("mode"),
+        "Test-only: whether an LSTM forward's steps use the fused step (the gate math as the "
+        "packed product's epilogue; auto: where it measured faster).");
   m.def("set_num_threads", [](long long n) {
     if (n < 1)
       throw std::invalid_argument("argument `n`: expected a positive number of threads, got " +

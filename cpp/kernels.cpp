@@ -22,7 +22,8 @@ constexpr KernelSet<F> kernel_set() {
                       &gru::backward_weights<F>,
                       &optim::sgd<F>,          &optim::adam<F>,
                       &optim::rmsprop<F>,
-                      packed::kWidth<F>,       &packed::product<F>};
+                      packed::kWidth<F>,       &packed::product<F>,
+                      packed::kUnitBlock<F>};
 }
 
 #define FASTRNN_STR_(x) #x
