@@ -95,9 +95,11 @@ class Budget:
     #: the samples: load from other processes then hits every implementation alike.
     rounds: int = 1
     #: Sleep this long before each measurement: the previous library's idle worker threads
-    #: keep spinning for a while after its last call (OpenBLAS's for about 0.1 s), taking the
-    #: cores the next implementation needs. Each implementation should start on quiet cores.
-    settle_seconds: float = 0.12
+    #: keep spinning for a while after its last call (OpenBLAS's for about 0.1 s; PyTorch's
+    #: OpenMP workers longer: a fastrnn forward timed right after a PyTorch call measured 2x
+    #: its time alone, and alone again after a 0.3 s pause), taking the cores the next
+    #: implementation needs. Each implementation should start on quiet cores.
+    settle_seconds: float = 0.3
 
 
 def measure(fn: Callable[[], Any], budget: Budget, warmup: int = 1) -> Timing:
