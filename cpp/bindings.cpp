@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <atomic>
@@ -775,6 +776,347 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
     }
   }
   return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias);
+}
+
+// ------------------------------------------------- layer-normalized cells (issue 14)
+// The plain cells' checks and phases (the LN arguments derive from theirs), plus gamma, beta
+// (G,), epsilon and the LN tape: xhat (B, T, G) and rstd (B, T, gates). The time loops split by
+// batch rows only (plan_of with `masked` set never splits the units: a row's normalization
+// needs all of them).
+template <typename F>
+const fastrnn::LayerNormRnnKernels<F>& ln_kernels() {
+  return kernel_set<F>().layer_norm;
+}
+
+template <typename F>
+fastrnn::LayerNormForward<F> ln_forward_args(const py::array& gamma, const py::array& beta,
+                                             double epsilon, const Dims& d,
+                                             py::array_t<F>& xhat, py::array_t<F>& rstd) {
+  if (!(epsilon > 0.0) || !std::isfinite(epsilon))
+    throw std::invalid_argument("argument `epsilon`: expected a positive finite number, got " +
+                                std::to_string(epsilon));
+  fastrnn::LayerNormForward<F> ln{};
+  ln.gamma = checked<F>(gamma, "gamma", {d.G});
+  ln.beta = checked<F>(beta, "beta", {d.G});
+  ln.xhat = data(xhat), ln.rstd = data(rstd), ln.epsilon = static_cast<F>(epsilon);
+  return ln;
+}
+
+template <typename F>
+fastrnn::LayerNormBackward<F> ln_backward_args(const py::array& gamma, const py::array& xhat,
+                                               const py::array& rstd, const Dims& d,
+                                               Index gates) {
+  fastrnn::LayerNormBackward<F> ln{};
+  ln.gamma = checked<F>(gamma, "gamma", {d.G});
+  ln.xhat = checked<F>(xhat, "xhat", {d.B, d.T, d.G});
+  ln.rstd = checked<F>(rstd, "rstd", {d.B, d.T, gates});
+  return ln;
+}
+
+// The time loop of a layer-normalized forward, once its arguments are set.
+template <typename Args>
+void run_ln_forward(void (*forward)(const Args&), Args& a, const Dims& d) {
+  const fastrnn::StepPlan plan = plan_of(d, true);  // rows only
+  a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+  a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan, a.recurrent_panels);
+  run_steps(forward, a, d, plan);
+}
+
+// The phases of a layer-normalized backward, once everything but its workspace is set (the
+// plain cell's, see run_backward, plus the rows' d_gamma, d_beta), then d_gamma, d_beta (G,):
+// the sums of the rows'. `extra` workspace elements (the cell's own) come first, at ws.
+template <typename F, typename Args>
+void run_ln_backward(void (*steps)(const Args&), void (*inputs)(const Args&),
+                     void (*weights)(const Args&), Args& a, const Dims& d, bool gru, F* ws,
+                     F* d_kernel, F* d_rec, F* d_bias, F* d_gamma, F* d_beta) {
+  const fastrnn::StepPlan plan = plan_of(d, true);
+  F* next = ws;
+  store_transposed_weights(a, d, next);
+  next += transposed_weights_size(d);
+  a.ln.d_gamma_beta = next;  // (B, 2, G)
+  next += 2 * d.B * d.G;
+  a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+  a.recurrent_t_packed = recurrent_packed(a.recurrent_kernel_t, d, true, plan, a.recurrent_t_panels);
+  F* partials = place_weight_phase(a, d, gru, next);
+  run_backward(steps, inputs, weights, a, d, plan, gru, partials, d_kernel, d_rec, d_bias);
+  std::fill(d_gamma, d_gamma + d.G, F(0));
+  std::fill(d_beta, d_beta + d.G, F(0));
+  for (Index b = 0; b < d.B; ++b) {
+    const F* row = a.ln.d_gamma_beta + b * 2 * d.G;
+    for (Index j = 0; j < d.G; ++j) d_gamma[j] += row[j], d_beta[j] += row[d.G + j];
+  }
+}
+
+// Workspace of run_ln_backward beyond the cell's own.
+std::size_t ln_backward_size(const Dims& d, bool gru) {
+  return transposed_weights_size(d) + std::size_t(2 * d.B * d.G) + weight_phase_size(d, gru);
+}
+
+template <typename F>
+py::tuple ln_simple_rnn_forward(const py::array& x, const Opt& h0, const py::array& kernel,
+                                const py::array& recurrent_kernel, const Opt& bias,
+                                const py::array& gamma, const py::array& beta, double epsilon,
+                                const Opt& mask, const std::string& activation,
+                                const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 1);
+  fastrnn::LnSimpleRnnForwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.bias = checked<F>(bias, "bias", {d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
+  a.activation = parse_activation(activation);
+  auto outputs = empty<F>({d.B, d.T, d.H});
+  auto h_last = empty<F>({d.B, d.H});
+  auto xhat = empty<F>({d.B, d.T, d.G});
+  auto rstd = empty<F>({d.B, d.T, 1});
+  a.ln = ln_forward_args<F>(gamma, beta, epsilon, d, xhat, rstd);
+  a.outputs = data(outputs), a.h_last = data(h_last);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      copy_or_zero(a.h_last, a.h0, d.B * d.H);
+    } else {
+      a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
+      run_ln_forward(ln_kernels<F>().simple_rnn_forward, a, d);
+    }
+  }
+  return py::make_tuple(outputs, h_last, xhat, rstd);
+}
+
+template <typename F>
+py::tuple ln_simple_rnn_backward(const py::array& x, const Opt& h0, const py::array& kernel,
+                                 const py::array& recurrent_kernel, const py::array& gamma,
+                                 const Opt& mask, const py::array& outputs,
+                                 const py::array& xhat, const py::array& rstd,
+                                 const Opt& d_outputs, const Opt& d_h_last,
+                                 const std::string& activation, Index truncate, bool input_grad,
+                                 const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 1);
+  fastrnn::LnSimpleRnnBackwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
+  a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
+  a.ln = ln_backward_args<F>(gamma, xhat, rstd, d, 1);
+  a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
+  a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
+  a.activation = parse_activation(activation);
+  a.truncate = parse_truncate(truncate);
+  auto d_x = empty<F>({input_grad ? d.B : 0, d.T, d.I});
+  auto d_h0 = empty<F>({d.B, d.H});
+  auto d_kernel = empty<F>({d.I, d.G});
+  auto d_rec = empty<F>({d.H, d.G});
+  auto d_bias = empty<F>({d.G});
+  auto d_gamma = empty<F>({d.G});
+  auto d_beta = empty<F>({d.G});
+  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      zero(d_x), zero(d_kernel), zero(d_rec), zero(d_bias), zero(d_gamma), zero(d_beta);
+      copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
+    } else {
+      const std::size_t bth = std::size_t(d.B * d.T * d.H), bh = std::size_t(d.B * d.H);
+      F* ws = workspace<F>().get(bth + 2 * bh + ln_backward_size(d, false));
+      a.d_pre = ws, a.d_h = ws + bth, a.d_h_held = ws + bth + bh;
+      const auto& ks = ln_kernels<F>();
+      run_ln_backward(ks.simple_rnn_backward_steps, ks.simple_rnn_backward_inputs,
+                      ks.simple_rnn_backward_weights, a, d, false, ws + bth + 2 * bh,
+                      data(d_kernel), data(d_rec), data(d_bias), data(d_gamma), data(d_beta));
+    }
+  }
+  return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias,
+                        d_gamma, d_beta);
+}
+
+template <typename F>
+py::tuple ln_lstm_forward(const py::array& x, const Opt& h0, const Opt& c0,
+                          const py::array& kernel, const py::array& recurrent_kernel,
+                          const Opt& bias, const py::array& gamma, const py::array& beta,
+                          double epsilon, const Opt& mask, const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 4);
+  fastrnn::LnLstmForwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.c0 = checked<F>(c0, "c0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.bias = checked<F>(bias, "bias", {d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
+  auto outputs = empty<F>({d.B, d.T, d.H});
+  auto h_last = empty<F>({d.B, d.H});
+  auto c_last = empty<F>({d.B, d.H});
+  auto gates = empty<F>({d.B, d.T, d.G});
+  auto cells = empty<F>({d.B, d.T, d.H});
+  auto xhat = empty<F>({d.B, d.T, d.G});
+  auto rstd = empty<F>({d.B, d.T, 4});
+  a.ln = ln_forward_args<F>(gamma, beta, epsilon, d, xhat, rstd);
+  a.outputs = data(outputs), a.h_last = data(h_last), a.c_last = data(c_last);
+  a.gates = data(gates), a.cells = data(cells), a.no_tape = false;
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      copy_or_zero(a.h_last, a.h0, d.B * d.H);
+      copy_or_zero(a.c_last, a.c0, d.B * d.H);
+    } else {
+      a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
+      run_ln_forward(ln_kernels<F>().lstm_forward, a, d);
+    }
+  }
+  return py::make_tuple(outputs, h_last, c_last, gates, cells, xhat, rstd);
+}
+
+template <typename F>
+py::tuple ln_lstm_backward(const py::array& x, const Opt& h0, const Opt& c0,
+                           const py::array& kernel, const py::array& recurrent_kernel,
+                           const py::array& gamma, const Opt& mask, const py::array& outputs,
+                           const py::array& gates, const py::array& cells,
+                           const py::array& xhat, const py::array& rstd, const Opt& d_outputs,
+                           const Opt& d_h_last, const Opt& d_c_last, Index truncate,
+                           bool input_grad, const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 4);
+  fastrnn::LnLstmBackwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.c0 = checked<F>(c0, "c0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
+  a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
+  a.gates = checked<F>(gates, "gates", {d.B, d.T, d.G});
+  a.cells = checked<F>(cells, "cells", {d.B, d.T, d.H});
+  a.ln = ln_backward_args<F>(gamma, xhat, rstd, d, 4);
+  a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
+  a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
+  a.d_c_last = checked<F>(d_c_last, "d_c_last", {d.B, d.H});
+  a.truncate = parse_truncate(truncate);
+  auto d_x = empty<F>({input_grad ? d.B : 0, d.T, d.I});
+  auto d_h0 = empty<F>({d.B, d.H});
+  auto d_c0 = empty<F>({d.B, d.H});
+  auto d_kernel = empty<F>({d.I, d.G});
+  auto d_rec = empty<F>({d.H, d.G});
+  auto d_bias = empty<F>({d.G});
+  auto d_gamma = empty<F>({d.G});
+  auto d_beta = empty<F>({d.G});
+  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0), a.d_c0 = data(d_c0);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      zero(d_x), zero(d_kernel), zero(d_rec), zero(d_bias), zero(d_gamma), zero(d_beta);
+      copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
+      copy_or_zero(a.d_c0, a.d_c_last, d.B * d.H);
+    } else {
+      const std::size_t btg = std::size_t(d.B * d.T * d.G), bh = std::size_t(d.B * d.H);
+      F* ws = workspace<F>().get(btg + 3 * bh + ln_backward_size(d, false));
+      a.d_gates = ws, a.d_h = ws + btg, a.d_c = ws + btg + bh, a.d_h_held = ws + btg + 2 * bh;
+      const auto& ks = ln_kernels<F>();
+      run_ln_backward(ks.lstm_backward_steps, ks.lstm_backward_inputs,
+                      ks.lstm_backward_weights, a, d, false, ws + btg + 3 * bh, data(d_kernel),
+                      data(d_rec), data(d_bias), data(d_gamma), data(d_beta));
+    }
+  }
+  return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_c0, d_kernel, d_rec,
+                        d_bias, d_gamma, d_beta);
+}
+
+template <typename F>
+py::tuple ln_gru_forward(const py::array& x, const Opt& h0, const py::array& kernel,
+                         const py::array& recurrent_kernel, const Opt& bias,
+                         const py::array& gamma, const py::array& beta, double epsilon,
+                         const Opt& mask, const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 3);
+  fastrnn::LnGruForwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.bias = checked<F>(bias, "bias", {2, d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
+  auto outputs = empty<F>({d.B, d.T, d.H});
+  auto h_last = empty<F>({d.B, d.H});
+  auto gates = empty<F>({d.B, d.T, d.G});
+  auto hz_h = empty<F>({d.B, d.T, d.H});
+  auto xhat = empty<F>({d.B, d.T, d.G});
+  auto rstd = empty<F>({d.B, d.T, 3});
+  a.ln = ln_forward_args<F>(gamma, beta, epsilon, d, xhat, rstd);
+  a.outputs = data(outputs), a.h_last = data(h_last), a.gates = data(gates), a.hz_h = data(hz_h);
+  a.no_tape = false;
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      copy_or_zero(a.h_last, a.h0, d.B * d.H);
+    } else {
+      const std::size_t bh = std::size_t(d.B * d.H), bg = std::size_t(d.B * d.G);
+      F* ws = workspace<F>().get(bh + bg);
+      a.h_scratch = ws, a.hz = ws + bh;
+      run_ln_forward(ln_kernels<F>().gru_forward, a, d);
+    }
+  }
+  return py::make_tuple(outputs, h_last, gates, hz_h, xhat, rstd);
+}
+
+template <typename F>
+py::tuple ln_gru_backward(const py::array& x, const Opt& h0, const py::array& kernel,
+                          const py::array& recurrent_kernel, const py::array& gamma,
+                          const Opt& mask, const py::array& outputs, const py::array& gates,
+                          const py::array& hz_h, const py::array& xhat, const py::array& rstd,
+                          const Opt& d_outputs, const Opt& d_h_last, Index truncate,
+                          bool input_grad, const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 3);
+  fastrnn::LnGruBackwardArgs<F> a{};
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
+  a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
+  a.gates = checked<F>(gates, "gates", {d.B, d.T, d.G});
+  a.hz_h = checked<F>(hz_h, "hz_h", {d.B, d.T, d.H});
+  a.ln = ln_backward_args<F>(gamma, xhat, rstd, d, 3);
+  a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
+  a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
+  a.truncate = parse_truncate(truncate);
+  auto d_x = empty<F>({input_grad ? d.B : 0, d.T, d.I});
+  auto d_h0 = empty<F>({d.B, d.H});
+  auto d_kernel = empty<F>({d.I, d.G});
+  auto d_rec = empty<F>({d.H, d.G});
+  auto d_bias = empty<F>({2, d.G});
+  auto d_gamma = empty<F>({d.G});
+  auto d_beta = empty<F>({d.G});
+  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      zero(d_x), zero(d_kernel), zero(d_rec), zero(d_bias), zero(d_gamma), zero(d_beta);
+      copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
+    } else {
+      const std::size_t btg = std::size_t(d.B * d.T * d.G), bh = std::size_t(d.B * d.H);
+      F* ws = workspace<F>().get(2 * btg + 2 * bh + ln_backward_size(d, true));
+      a.d_xz = ws, a.d_hz = ws + btg, a.d_h = ws + 2 * btg, a.d_h_rec = ws + 2 * btg + bh;
+      const auto& ks = ln_kernels<F>();
+      run_ln_backward(ks.gru_backward_steps, ks.gru_backward_inputs, ks.gru_backward_weights,
+                      a, d, true, ws + 2 * btg + 2 * bh, data(d_kernel), data(d_rec),
+                      data(d_bias), data(d_gamma), data(d_beta));
+    }
+  }
+  return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias,
+                        d_gamma, d_beta);
 }
 
 // ---------------------------------------------------------------------------- streaming
@@ -1600,6 +1942,90 @@ void def_layer_ops(py::module_& m) {
         py::arg("input_grad") = true, "-> (d_x or None, d_gamma (C,), d_beta (C,))");
 }
 
+
+void def_layer_norm_cells(py::module_& m) {
+  const auto none = py::none();
+  m.def("layer_norm_simple_rnn_forward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const Opt& b, const py::array& gamma, const py::array& beta, double eps,
+           const Opt& mask, const std::string& act, const Opt& step_mask) {
+          return by_dtype(ln_simple_rnn_forward<float>, ln_simple_rnn_forward<double>, x, h0, k,
+                          u, b, gamma, beta, eps, mask, act, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
+        py::arg("recurrent_mask") = none, py::arg("activation") = "tanh",
+        py::arg("step_mask") = none, "-> (outputs, h_last, xhat, rstd)");
+  m.def("layer_norm_simple_rnn_backward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const py::array& gamma, const Opt& mask, const py::array& out, const py::array& xhat,
+           const py::array& rstd, const Opt& d_out, const Opt& d_h_last, const std::string& act,
+           Index truncate, bool input_grad, const Opt& step_mask) {
+          return by_dtype(ln_simple_rnn_backward<float>, ln_simple_rnn_backward<double>, x, h0, k,
+                          u, gamma, mask, out, xhat, rstd, d_out, d_h_last, act, truncate,
+                          input_grad, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("gamma"), py::arg("recurrent_mask"), py::arg("outputs"), py::arg("xhat"),
+        py::arg("rstd"), py::arg("d_outputs"), py::arg("d_h_last"),
+        py::arg("activation") = "tanh", py::arg("truncate") = 0, py::arg("input_grad") = true,
+        py::arg("step_mask") = none,
+        "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias, d_gamma, d_beta)");
+  m.def("layer_norm_lstm_forward",
+        [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
+           const py::array& u, const Opt& b, const py::array& gamma, const py::array& beta,
+           double eps, const Opt& mask, const Opt& step_mask) {
+          return by_dtype(ln_lstm_forward<float>, ln_lstm_forward<double>, x, h0, c0, k, u, b,
+                          gamma, beta, eps, mask, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
+        py::arg("recurrent_mask") = none, py::arg("step_mask") = none,
+        "-> (outputs, h_last, c_last, gates, cells, xhat, rstd)");
+  m.def("layer_norm_lstm_backward",
+        [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
+           const py::array& u, const py::array& gamma, const Opt& mask, const py::array& out,
+           const py::array& gates, const py::array& cells, const py::array& xhat,
+           const py::array& rstd, const Opt& d_out, const Opt& d_h_last, const Opt& d_c_last,
+           Index truncate, bool input_grad, const Opt& step_mask) {
+          return by_dtype(ln_lstm_backward<float>, ln_lstm_backward<double>, x, h0, c0, k, u,
+                          gamma, mask, out, gates, cells, xhat, rstd, d_out, d_h_last, d_c_last,
+                          truncate, input_grad, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("gamma"), py::arg("recurrent_mask"), py::arg("outputs"), py::arg("gates"),
+        py::arg("cells"), py::arg("xhat"), py::arg("rstd"), py::arg("d_outputs"),
+        py::arg("d_h_last"), py::arg("d_c_last"), py::arg("truncate") = 0,
+        py::arg("input_grad") = true, py::arg("step_mask") = none,
+        "-> (d_x or None, d_h0, d_c0, d_kernel, d_recurrent_kernel, d_bias, d_gamma, d_beta)");
+  m.def("layer_norm_gru_forward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const Opt& b, const py::array& gamma, const py::array& beta, double eps,
+           const Opt& mask, const Opt& step_mask) {
+          return by_dtype(ln_gru_forward<float>, ln_gru_forward<double>, x, h0, k, u, b, gamma,
+                          beta, eps, mask, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
+        py::arg("recurrent_mask") = none, py::arg("step_mask") = none,
+        "-> (outputs, h_last, gates, hz_h, xhat, rstd)");
+  m.def("layer_norm_gru_backward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const py::array& gamma, const Opt& mask, const py::array& out, const py::array& gates,
+           const py::array& hz_h, const py::array& xhat, const py::array& rstd,
+           const Opt& d_out, const Opt& d_h_last, Index truncate, bool input_grad,
+           const Opt& step_mask) {
+          return by_dtype(ln_gru_backward<float>, ln_gru_backward<double>, x, h0, k, u, gamma,
+                          mask, out, gates, hz_h, xhat, rstd, d_out, d_h_last, truncate,
+                          input_grad, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("gamma"), py::arg("recurrent_mask"), py::arg("outputs"), py::arg("gates"),
+        py::arg("hz_h"), py::arg("xhat"), py::arg("rstd"), py::arg("d_outputs"),
+        py::arg("d_h_last"), py::arg("truncate") = 0, py::arg("input_grad") = true,
+        py::arg("step_mask") = none,
+        "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias, d_gamma, d_beta)");
+}
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -1684,6 +2110,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("truncate") = 0,
         py::arg("input_grad") = true, py::arg("step_mask") = none,
         "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
+
+  def_layer_norm_cells(m);  // the layer-normalized cells (issue 14)
 
   m.def("simple_rnn_step",
         [](const py::array& x, const py::array& h, const py::array& k, const py::array& u,

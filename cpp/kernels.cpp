@@ -1,6 +1,7 @@
 // One instruction-set variant of every kernel (compiled once per FASTRNN_ARCH, see
 // CMakeLists.txt), exported as a table of function pointers for dispatch.cpp.
 #include "gru.hpp"
+#include "layer_norm_rnn.hpp"
 #include "lstm.hpp"
 #include "optimizers.hpp"
 #include "packed_gemm.hpp"
@@ -22,7 +23,8 @@ constexpr KernelSet<F> kernel_set() {
                       &gru::backward_weights<F>,
                       &optim::sgd<F>,          &optim::adam<F>,
                       &optim::rmsprop<F>,
-                      packed::kWidth<F>,       &packed::product<F>};
+                      packed::kWidth<F>,       &packed::product<F>,
+                      ln_rnn::kernels<F>()};
 }
 
 #define FASTRNN_STR_(x) #x

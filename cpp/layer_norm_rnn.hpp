@@ -1,0 +1,385 @@
+// ======================================================================================
+// Layer-normalized SimpleRNN, LSTM and GRU, forward and backward (layer normalization of the
+// recurrent pre-activations, Ba et al. 2016; Hands-On ML's LNSimpleRNNCell).
+//   B batch, T time, I inputs, H hidden units, `gates` 1 / 4 / 3, G = gates * H.
+// Every gate block k (H units) of a row's pre-activations a = x_t K + (m * h_{t-1}) U + b is
+// normalized over its units, with learned gamma, beta (G,):
+//   mean = sum_j a_j / H;  var = sum_j (a_j - mean)^2 / H;  rstd = 1 / sqrt(var + epsilon)
+//   xhat = (a - mean) rstd;  n = xhat gamma_k + beta_k
+// SimpleRNN: h_t = act(n).   LSTM: the plain cell's gate math on n (gates i, f, c, o).
+// GRU (reset_after; xz = x_t K + b_in, hz = (m * h_{t-1}) U + b_rec):
+//   z, r = sigmoid(n of a_zr = xz_zr + hz_zr);  cand = tanh(n of a_h = xz_h + r * hz_h)
+//   h_t = z h_{t-1} + (1 - z) cand
+// Backward through one block, with g = d_n gamma:
+//   d_a = rstd (g - mean(g) - xhat mean(g xhat));  d_gamma += d_n xhat;  d_beta += d_n
+// The tape is the plain cell's (outputs; LSTM gates and cells; GRU gates and hz_h) plus xhat
+// (B, T, G) and rstd (B, T, gates), so backward recomputes only what the plain cell does
+// (tanh(c_t)). The input projection of all steps is one GEMM, into xhat; each step adds
+// h_{t-1} U there (step_product, as the plain cells) and normalizes each row in place.
+// Backward leaves d a in the plain cell's gate-gradient buffers, so d_x and the weight
+// gradients are the plain cell's (backward_inputs, backward_weights).
+// Threads: by batch rows only (a row's normalization needs all of its H units), so every
+// call here computes all units (the split fields are not used).
+// ======================================================================================
+#pragma once
+#include <cmath>
+
+#include "gru.hpp"
+#include "lstm.hpp"
+#include "simple_rnn.hpp"
+
+namespace fastrnn {
+namespace FASTRNN_ARCH {
+namespace ln_rnn {
+
+// One gate block of one row: a (H) holds the pre-activation without the bias on entry (bias
+// may be nullptr), xhat on return; n (H) receives xhat gamma + beta, *rstd the block's 1 / std.
+template <typename F>
+inline void normalize(F* a, const F* bias, const F* gamma, const F* beta, F* n, F* rstd,
+                      F epsilon, Index H) {
+  Vec<F> v(a, H);
+  if (bias != nullptr) v += CVec<F>(bias, H);
+  v -= v.sum() / F(H);  // centred first: the variance of a sum of squares of small numbers
+  const F r = F(1) / std::sqrt(v.square().sum() / F(H) + epsilon);
+  v *= r;
+  Vec<F>(n, H) = v * CVec<F>(gamma, H) + CVec<F>(beta, H);
+  *rstd = r;
+}
+
+// Backward through one block: d (H) holds d_n on entry, d_a on return; d_n xhat is added to
+// d_gamma and d_n to d_beta (H each).
+template <typename F>
+inline void normalize_backward(F* d, const F* xhat, F rstd, const F* gamma, F* d_gamma,
+                               F* d_beta, Index H) {
+  Vec<F> dn(d, H);
+  CVec<F> xh(xhat, H), gm(gamma, H);
+  Vec<F>(d_gamma, H) += dn * xh;
+  Vec<F>(d_beta, H) += dn;
+  const F mean_g = (dn * gm).sum() / F(H);         // g = d_n gamma: the gradient of xhat
+  const F mean_gx = (dn * gm * xh).sum() / F(H);
+  dn = rstd * (dn * gm - mean_g - xh * mean_gx);  // every a_j moves the mean and the variance
+}
+
+// The blocks [k0, k1) of a row of `gates` blocks (d_gamma_beta row (2, G): d_gamma, d_beta).
+template <typename F>
+inline void normalize_blocks_backward(F* d, const F* xhat, const F* rstd, const F* gamma,
+                                      F* d_gamma_beta, Index G, Index H, Index k0, Index k1) {
+  for (Index k = k0; k < k1; ++k)
+    normalize_backward(d + k * H, xhat + k * H, rstd[k], gamma + k * H, d_gamma_beta + k * H,
+                       d_gamma_beta + G + k * H, H);
+}
+
+// The input projection of every step, x (B*T, I) K (I, G), into pre (B*T, G).
+template <typename F, typename Args>
+inline void input_projection(const Args& a, Index G, F* pre) {
+  gemm_rows(a.B * a.T, G, a.I, a.x, a.I, a.kernel, G, F(0), pre, G);
+}
+
+inline Units all_units(Index H) { return {0, H, true}; }
+
+// ---------------------------------------------------------------------------- SimpleRNN
+template <typename F>
+void simple_rnn_forward(const LnSimpleRnnForwardArgs<F>& a) {
+  const Index B = a.B, T = a.T, H = a.H;
+  const Units u = all_units(H);
+  F* pre = a.ln.xhat;  // (B, T, H): a = x K (+ h U) until normalized, then xhat
+  input_projection(a, H, pre);
+  for (Index t = 0; t < T; ++t) {
+    Index ldh = H;
+    const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
+                                      H, &ldh);
+    if (h_prev != nullptr)  // a_t += h_{t-1} U
+      step_product(a.recurrent_packed, a.recurrent_panels, u, 1, H, B, H, h_prev, ldh,
+                   a.recurrent_kernel, F(1), pre + t * H, T * H);
+    for (Index b = 0; b < B; ++b) {  // n_t into the outputs, activated there below
+      const Index r = b * T + t;
+      normalize(pre + r * H, a.bias, a.ln.gamma, a.ln.beta, a.outputs + r * H, a.ln.rstd + r,
+                a.ln.epsilon, H);
+    }
+    simple_rnn::activate_step<F>(a.outputs + t * H, T * H, B, nullptr, H, a.activation);
+    if (a.step_mask != nullptr) hold_masked_outputs(a.step_mask, t, B, T, H, u, a.outputs, a.h0);
+  }
+  copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
+}
+
+// The time loop of backward, on a slice of rows: d a (in d_pre) for every step, d_h0, each
+// row's d_gamma and d_beta; then the slice's d_x and stacked rows.
+template <typename F>
+void simple_rnn_backward_steps(const LnSimpleRnnBackwardArgs<F>& a) {
+  const Index B = a.B, T = a.T, H = a.H;
+  const Units u = all_units(H);
+  std::fill(a.ln.d_gamma_beta, a.ln.d_gamma_beta + B * 2 * H, F(0));
+  init_carry_units(a.d_h, a.d_h_last, u, B, H);  // gradient reaching h_t from later steps
+  for (Index t = T - 1; t >= 0; --t) {
+    const Index r = t * H;  // row b of step t: (b * T + t) * H
+    // d_n = (d_h + d_out) act'(n), written through h = act(n)
+    simple_rnn::activation_grad_step(a.d_pre + r, T * H, B, a.d_h, H, at(a.d_outputs, r),
+                                     a.outputs + r, H, a.activation);
+    for (Index b = 0; b < B; ++b) {
+      if (masked_step(a.step_mask, b, T, t)) continue;
+      const Index row = b * T + t;
+      normalize_blocks_backward(a.d_pre + row * H, a.ln.xhat + row * H, a.ln.rstd + row,
+                                a.ln.gamma, a.ln.d_gamma_beta + b * 2 * H, H, H, 0, 1);
+    }
+    if (a.step_mask != nullptr)  // masked rows: no d a, d_h passes on (kept in d_h_held)
+      hold_masked_rows(a.step_mask, t, B, T, H, u, 1, a.d_pre, static_cast<F*>(nullptr),
+                       a.d_h_held, a.d_h, a.d_outputs);
+    if (cut_before(t, T, a.truncate)) {  // h_{t-1} is a constant here
+      std::fill(a.d_h, a.d_h + B * H, F(0));
+      continue;
+    }
+    // d_h_{t-1} = (d a_t U^T) * m
+    step_product(a.recurrent_t_packed, a.recurrent_t_panels, u, 1, H, B, H, a.d_pre + r, T * H,
+                 a.recurrent_kernel_t, F(0), a.d_h, H);
+    if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
+    if (a.step_mask != nullptr) restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_held);
+  }
+  copy_units(a.d_h0, H, a.d_h, H, u, B);
+  simple_rnn::backward_inputs<F>(a);
+}
+
+template <typename F>
+void simple_rnn_backward_inputs(const LnSimpleRnnBackwardArgs<F>& a) {
+  simple_rnn::backward_inputs<F>(a);
+}
+template <typename F>
+void simple_rnn_backward_weights(const LnSimpleRnnBackwardArgs<F>& a) {
+  simple_rnn::backward_weights<F>(a);
+}
+
+// ---------------------------------------------------------------------------- LSTM
+template <typename F>
+void lstm_forward(const LnLstmForwardArgs<F>& a) {
+  const Index B = a.B, T = a.T, H = a.H, G = 4 * H;
+  const Units u = all_units(H);
+  F* pre = a.ln.xhat;  // (B, T, 4H): a until normalized, then xhat
+  input_projection(a, G, pre);
+  for (Index t = 0; t < T; ++t) {
+    Index ldh = H;
+    const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
+                                      H, &ldh);
+    if (h_prev != nullptr)  // a_t += h_{t-1} U
+      step_product(a.recurrent_packed, a.recurrent_panels, u, 4, H, B, H, h_prev, ldh,
+                   a.recurrent_kernel, F(1), pre + t * G, T * G);
+    for (Index b = 0; b < B; ++b) {
+      const Index r = b * T + t;
+      F* c = a.cells + r * H;
+      const F* c_prev = t > 0 ? c - H : at(a.c0, b * H);
+      if (masked_step(a.step_mask, b, T, t)) {  // (h, c) carried over the masked step
+        hold_state(a.outputs + r * H, t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H), u);
+        hold_state(c, c_prev, u);
+        continue;
+      }
+      for (Index k = 0; k < 4; ++k)  // n of each gate into the gates, activated there
+        normalize(pre + r * G + k * H, at(a.bias, k * H), a.ln.gamma + k * H,
+                  a.ln.beta + k * H, a.gates + r * G + k * H, a.ln.rstd + r * 4 + k,
+                  a.ln.epsilon, H);
+      lstm::cell_forward<F>(a.gates + r * G, c, a.outputs + r * H, c_prev, nullptr, H, H);
+    }
+  }
+  copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
+  copy_units(a.c_last, H, a.cells + (T - 1) * H, T * H, u, B);
+}
+
+template <typename F>
+void lstm_backward_steps(const LnLstmBackwardArgs<F>& a) {
+  const Index B = a.B, T = a.T, H = a.H, G = 4 * H;
+  const Units u = all_units(H);
+  std::fill(a.ln.d_gamma_beta, a.ln.d_gamma_beta + B * 2 * G, F(0));
+  init_carry_units(a.d_h, a.d_h_last, u, B, H);  // gradients reaching h_t and c_t
+  init_carry_units(a.d_c, a.d_c_last, u, B, H);
+  for (Index t = T - 1; t >= 0; --t) {
+    for (Index b = 0; b < B; ++b) {
+      if (masked_step(a.step_mask, b, T, t)) continue;  // d_c passes on as it is
+      const Index r = b * T + t;
+      const F* c_prev = t > 0 ? a.cells + (r - 1) * H : at(a.c0, b * H);
+      // d_n of the four gates (the plain cell's d z), then d a through each block's LN
+      lstm::cell_backward<F>(a.d_gates + r * G, a.d_c + b * H, a.d_h + b * H,
+                             at(a.d_outputs, r * H), a.gates + r * G, a.cells + r * H, c_prev,
+                             H, H);
+      normalize_blocks_backward(a.d_gates + r * G, a.ln.xhat + r * G, a.ln.rstd + r * 4,
+                                a.ln.gamma, a.ln.d_gamma_beta + b * 2 * G, G, H, 0, 4);
+    }
+    if (a.step_mask != nullptr)  // masked rows: no d a, (d_h, d_c) pass on (d_h in d_h_held)
+      hold_masked_rows(a.step_mask, t, B, T, H, u, 4, a.d_gates, static_cast<F*>(nullptr),
+                       a.d_h_held, a.d_h, a.d_outputs);
+    if (cut_before(t, T, a.truncate)) {  // (h, c) entering step t are constants
+      std::fill(a.d_h, a.d_h + B * H, F(0));
+      std::fill(a.d_c, a.d_c + B * H, F(0));
+      continue;
+    }
+    // d_h_{t-1} = (d a_t U^T) * m
+    step_product(a.recurrent_t_packed, a.recurrent_t_panels, u, 1, H, B, G, a.d_gates + t * G,
+                 T * G, a.recurrent_kernel_t, F(0), a.d_h, H);
+    if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
+    if (a.step_mask != nullptr) restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_held);
+  }
+  copy_units(a.d_h0, H, a.d_h, H, u, B);
+  copy_units(a.d_c0, H, a.d_c, H, u, B);
+  lstm::backward_inputs<F>(a);
+}
+
+template <typename F>
+void lstm_backward_inputs(const LnLstmBackwardArgs<F>& a) {
+  lstm::backward_inputs<F>(a);
+}
+template <typename F>
+void lstm_backward_weights(const LnLstmBackwardArgs<F>& a) {
+  lstm::backward_weights<F>(a);
+}
+
+// ---------------------------------------------------------------------------- GRU
+// The gate math of one (b, t). xa (3H): xz (no bias) on entry, xhat on return; hz (3H): this
+// row of h_{t-1} U (no bias); writes gate (z, r, cand), hzh (hz_h + b_rec), rstd (3) and h.
+template <typename F>
+inline void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa, const F* hz, F* gate,
+                             F* hzh, F* rstd, F* h, const F* h_prev) {
+  using P = pk::Packet<F>;
+  const Index H = a.H, G = 3 * H;
+  const F* b_in = a.bias;
+  const F* b_rec = at(a.bias, G);
+  const auto& ln = a.ln;
+  Vec<F> a_zr(xa, 2 * H);
+  a_zr += CVec<F>(hz, 2 * H);  // a_zr = xz_zr + hz_zr (+ both biases)
+  if (b_in != nullptr) a_zr += CVec<F>(b_in, 2 * H) + CVec<F>(b_rec, 2 * H);
+  for (Index k = 0; k < 2; ++k)
+    normalize(xa + k * H, static_cast<const F*>(nullptr), ln.gamma + k * H, ln.beta + k * H,
+              gate + k * H, rstd + k, ln.epsilon, H);
+  fused_row<F, 1, 1>(2 * H, {gate}, {gate}, [](const auto& ld, const auto& st) {
+    st(0, pk::sigmoid(ld(0)));  // z, r
+  });
+  Vec<F> hz_h(hzh, H);
+  hz_h = CVec<F>(hz + 2 * H, H);
+  if (b_rec != nullptr) hz_h += CVec<F>(b_rec + 2 * H, H);
+  Vec<F> a_h(xa + 2 * H, H);
+  a_h += CVec<F>(gate + H, H) * hz_h;  // a_h = xz_h + r hz_h (+ b_in)
+  if (b_in != nullptr) a_h += CVec<F>(b_in + 2 * H, H);
+  normalize(xa + 2 * H, static_cast<const F*>(nullptr), ln.gamma + 2 * H, ln.beta + 2 * H,
+            gate + 2 * H, rstd + 2, ln.epsilon, H);
+  fused_row<F, 3, 2>(H, {gate, gate + 2 * H, h_prev}, {gate + 2 * H, h},
+                     [](const auto& ld, const auto& st) {
+                       using namespace Eigen::internal;
+                       const P cand = pk::tanh(ld(1));
+                       st(0, cand);
+                       st(1, pmadd(ld(0), psub(ld(2), cand), cand));  // z h_{t-1} + (1-z) cand
+                     });
+}
+
+template <typename F>
+void gru_forward(const LnGruForwardArgs<F>& a) {
+  const Index B = a.B, T = a.T, H = a.H, G = 3 * H;
+  const Units u = all_units(H);
+  F* pre = a.ln.xhat;  // (B, T, 3H): xz until normalized, then xhat
+  input_projection(a, G, pre);
+  for (Index t = 0; t < T; ++t) {
+    Index ldh = H;
+    const F* h_rec = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
+                                     H, &ldh);
+    if (h_rec == nullptr)
+      zero_gate_columns(u, 3, H, B, a.hz, G);
+    else  // hz = h U
+      step_product(a.recurrent_packed, a.recurrent_panels, u, 3, H, B, H, h_rec, ldh,
+                   a.recurrent_kernel, F(0), a.hz, G);
+    for (Index b = 0; b < B; ++b) {
+      const Index r = b * T + t;
+      const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
+      if (masked_step(a.step_mask, b, T, t)) {  // h carried over the masked step
+        hold_state(a.outputs + r * H, h_prev, u);
+        continue;
+      }
+      gru_cell_forward(a, pre + r * G, a.hz + b * G, a.gates + r * G, a.hz_h + r * H,
+                       a.ln.rstd + r * 3, a.outputs + r * H, h_prev);
+    }
+  }
+  copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
+}
+
+// Backward through the gate math of one (b, t). dh (H): the gradient reaching h_t (the
+// output's d_out already added) on entry, its direct part reaching h_{t-1} (dh z) on return.
+// Writes d_xz, d_hz (3H each): the gradients of the input and recurrent sums.
+template <typename F>
+inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh_io, const F* h_prev,
+                              F* d_gamma_beta) {
+  const Index H = a.H, G = 3 * H;
+  F* dxz = a.d_xz + r * G;
+  F* dhz = a.d_hz + r * G;
+  const F* gate = a.gates + r * G;
+  CVec<F> z(gate, H), rr(gate + H, H), cand(gate + 2 * H, H), hzh(a.hz_h + r * H, H);
+  Vec<F> dh(dh_io, H);
+  // d n_h: h = ... + (1 - z) cand, through the tanh; then d a_h through its LN
+  Vec<F>(dxz + 2 * H, H) = dh * (F(1) - z) * (F(1) - cand.square());
+  normalize_blocks_backward(dxz, a.ln.xhat + r * G, a.ln.rstd + r * 3, a.ln.gamma, d_gamma_beta,
+                            G, H, 2, 3);
+  CVec<F> d_ah(dxz + 2 * H, H);
+  Vec<F>(dhz + 2 * H, H) = d_ah * rr;                             // a_h = xz_h + r hz_h
+  Vec<F>(dxz + H, H) = d_ah * hzh * rr * (F(1) - rr);             // d n_r, via the sigmoid
+  if (h_prev != nullptr)                                          // d n_z: h = cand + z (h_{t-1} - cand)
+    Vec<F>(dxz, H) = dh * (CVec<F>(h_prev, H) - cand) * z * (F(1) - z);
+  else
+    Vec<F>(dxz, H) = -dh * cand * z * (F(1) - z);
+  normalize_blocks_backward(dxz, a.ln.xhat + r * G, a.ln.rstd + r * 3, a.ln.gamma, d_gamma_beta,
+                            G, H, 0, 2);
+  Vec<F>(dhz, 2 * H) = CVec<F>(dxz, 2 * H);  // z, r: xz and hz enter as a sum
+  dh *= z;                                   // h_{t-1} also enters h_t directly, times z
+}
+
+template <typename F>
+void gru_backward_steps(const LnGruBackwardArgs<F>& a) {
+  const Index B = a.B, T = a.T, H = a.H, G = 3 * H;
+  const Units u = all_units(H);
+  std::fill(a.ln.d_gamma_beta, a.ln.d_gamma_beta + B * 2 * G, F(0));
+  init_carry_units(a.d_h, a.d_h_last, u, B, H);  // gradient reaching h_t from later steps
+  for (Index t = T - 1; t >= 0; --t) {
+    for (Index b = 0; b < B; ++b) {
+      if (masked_step(a.step_mask, b, T, t)) continue;
+      const Index r = b * T + t;
+      const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
+      F* dh = a.d_h + b * H;
+      if (a.d_outputs != nullptr) Vec<F>(dh, H) += CVec<F>(a.d_outputs + r * H, H);
+      gru_cell_backward(a, r, dh, h_prev, a.ln.d_gamma_beta + b * 2 * G);
+    }
+    // Masked rows: no d_xz, d_hz; d_h passes on, and the product below adds nothing to it.
+    if (a.step_mask != nullptr)
+      hold_masked_rows(a.step_mask, t, B, T, H, u, 3, a.d_xz, a.d_hz, a.d_h, a.d_h,
+                       a.d_outputs);
+    if (cut_before(t, T, a.truncate)) {  // h entering step t is a constant
+      std::fill(a.d_h, a.d_h + B * H, F(0));
+      continue;
+    }
+    // d_h_{t-1} = dh z (already in d_h) + (d_hz_t U^T) * m
+    const F* d_hz_t = a.d_hz + t * G;
+    if (a.recurrent_mask == nullptr) {
+      step_product(a.recurrent_t_packed, a.recurrent_t_panels, u, 1, H, B, G, d_hz_t, T * G,
+                   a.recurrent_kernel_t, F(1), a.d_h, H);
+    } else {
+      step_product(a.recurrent_t_packed, a.recurrent_t_panels, u, 1, H, B, G, d_hz_t, T * G,
+                   a.recurrent_kernel_t, F(0), a.d_h_rec, H);
+      Vec<F>(a.d_h, B * H) += CVec<F>(a.d_h_rec, B * H) * CVec<F>(a.recurrent_mask, B * H);
+    }
+  }
+  copy_units(a.d_h0, H, a.d_h, H, u, B);
+  gru::backward_inputs<F>(a);
+}
+
+template <typename F>
+void gru_backward_inputs(const LnGruBackwardArgs<F>& a) {
+  gru::backward_inputs<F>(a);
+}
+template <typename F>
+void gru_backward_weights(const LnGruBackwardArgs<F>& a) {
+  gru::backward_weights<F>(a);
+}
+
+// This instruction set's layer-normalized kernels.
+template <typename F>
+constexpr LayerNormRnnKernels<F> kernels() {
+  return LayerNormRnnKernels<F>{
+      &simple_rnn_forward<F>, &simple_rnn_backward_steps<F>, &simple_rnn_backward_inputs<F>,
+      &simple_rnn_backward_weights<F>, &lstm_forward<F>, &lstm_backward_steps<F>,
+      &lstm_backward_inputs<F>, &lstm_backward_weights<F>, &gru_forward<F>,
+      &gru_backward_steps<F>, &gru_backward_inputs<F>, &gru_backward_weights<F>};
+}
+
+}  // namespace ln_rnn
+}  // namespace FASTRNN_ARCH
+}  // namespace fastrnn
