@@ -32,32 +32,100 @@ namespace fastrnn {
 namespace FASTRNN_ARCH {
 namespace ln_rnn {
 
+// The per-row passes below are packet loops (fused_row: a row of H units is ceil(H / lanes)
+// packets, the last one's missing lanes read as zeros), three forward and two backward, each
+// value loaded once a pass: at H = 20 the row's Eigen expressions (seven passes with a scalar
+// tail each) cost more than the step's GEMM.
+namespace act {  // the activation applied to n, in the last forward pass
+struct Identity {
+  template <typename P>
+  EIGEN_ALWAYS_INLINE P operator()(const P& x) const { return x; }
+};
+struct Tanh {
+  template <typename P>
+  EIGEN_ALWAYS_INLINE P operator()(const P& x) const { return pk::tanh(x); }
+};
+struct Sigmoid {
+  template <typename P>
+  EIGEN_ALWAYS_INLINE P operator()(const P& x) const { return pk::sigmoid(x); }
+};
+struct Relu {
+  template <typename P>
+  EIGEN_ALWAYS_INLINE P operator()(const P& x) const {
+    return Eigen::internal::pmax(x, Eigen::internal::pzero(x));
+  }
+};
+}  // namespace act
+
+// x with its lanes from `valid` on set to zero (the padding lanes of a row's last packet).
+template <typename P>
+EIGEN_ALWAYS_INLINE P keep_lanes(const P& x, Index valid) {
+  using namespace Eigen::internal;
+  using F = typename unpacket_traits<P>::type;
+  if constexpr (unpacket_traits<P>::size > 1) {
+    if (valid < unpacket_traits<P>::size)
+      return pselect(pcmp_lt(plset<P>(F(0)), pset1<P>(F(valid))), x, pzero(x));
+  }
+  return x;
+}
+
 // One gate block of one row: a (H) holds the pre-activation without the bias on entry (bias
-// may be nullptr), xhat on return; n (H) receives xhat gamma + beta, *rstd the block's 1 / std.
-template <typename F>
-inline void normalize(F* a, const F* bias, const F* gamma, const F* beta, F* n, F* rstd,
-                      F epsilon, Index H) {
-  Vec<F> v(a, H);
-  if (bias != nullptr) v += CVec<F>(bias, H);
-  v -= v.sum() / F(H);  // centred first: the variance of a sum of squares of small numbers
-  const F r = F(1) / std::sqrt(v.square().sum() / F(H) + epsilon);
-  v *= r;
-  Vec<F>(n, H) = v * CVec<F>(gamma, H) + CVec<F>(beta, H);
+// may be nullptr), xhat on return; n (H) receives act(xhat gamma + beta), *rstd the block's
+// 1 / std. The variance is taken around the mean (two passes), as the reference does.
+template <typename F, typename Act>
+EIGEN_ALWAYS_INLINE void normalize(F* a, const F* bias, const F* gamma, const F* beta, F* n,
+                                   F* rstd, F epsilon, Index H, const Act& activation) {
+  using P = pk::Packet<F>;
+  using namespace Eigen::internal;
+  P sum = pset1<P>(F(0));
+  fused_row<F, 2, 1>(H, {a, bias}, {a}, [&](const auto& ld, const auto& st) {
+    const P v = padd(ld(0), ld(1));  // a + b
+    st(0, v);
+    sum = padd(sum, v);
+  });
+  const P mean = pset1<P>(predux(sum) / F(H));
+  P squares = pset1<P>(F(0));
+  Index left = H;  // units not yet passed: the last packet's padding must not count
+  fused_row<F, 1, 1>(H, {a}, {a}, [&](const auto& ld, const auto& st) {
+    const P c = keep_lanes(psub(ld(0), mean), left);
+    left -= pk::lanes<F>;
+    st(0, c);
+    squares = pmadd(c, c, squares);
+  });
+  const F r = F(1) / std::sqrt(predux(squares) / F(H) + epsilon);
+  const P rp = pset1<P>(r);
+  fused_row<F, 3, 2>(H, {a, gamma, beta}, {a, n}, [&](const auto& ld, const auto& st) {
+    const P xhat = pmul(ld(0), rp);
+    st(0, xhat);
+    st(1, activation(pmadd(xhat, ld(1), ld(2))));
+  });
   *rstd = r;
 }
 
 // Backward through one block: d (H) holds d_n on entry, d_a on return; d_n xhat is added to
 // d_gamma and d_n to d_beta (H each).
 template <typename F>
-inline void normalize_backward(F* d, const F* xhat, F rstd, const F* gamma, F* d_gamma,
-                               F* d_beta, Index H) {
-  Vec<F> dn(d, H);
-  CVec<F> xh(xhat, H), gm(gamma, H);
-  Vec<F>(d_gamma, H) += dn * xh;
-  Vec<F>(d_beta, H) += dn;
-  const F mean_g = (dn * gm).sum() / F(H);         // g = d_n gamma: the gradient of xhat
-  const F mean_gx = (dn * gm * xh).sum() / F(H);
-  dn = rstd * (dn * gm - mean_g - xh * mean_gx);  // every a_j moves the mean and the variance
+EIGEN_ALWAYS_INLINE void normalize_backward(F* d, const F* xhat, F rstd, const F* gamma,
+                                            F* d_gamma, F* d_beta, Index H) {
+  using P = pk::Packet<F>;
+  using namespace Eigen::internal;
+  P sum_g = pset1<P>(F(0)), sum_gx = pset1<P>(F(0));  // g = d_n gamma: the gradient of xhat
+  fused_row<F, 5, 2>(H, {d, xhat, gamma, d_gamma, d_beta}, {d_gamma, d_beta},
+                     [&](const auto& ld, const auto& st) {
+                       const P dn = ld(0), xh = ld(1), g = pmul(dn, ld(2));
+                       st(0, pmadd(dn, xh, ld(3)));
+                       st(1, padd(dn, ld(4)));
+                       sum_g = padd(sum_g, g);
+                       sum_gx = pmadd(g, xh, sum_gx);
+                     });
+  const P mean_g = pset1<P>(predux(sum_g) / F(H));
+  const P mean_gx = pset1<P>(predux(sum_gx) / F(H));
+  const P rp = pset1<P>(rstd);
+  // every a_j moves the mean and the variance: d_a = rstd (g - mean(g) - xhat mean(g xhat))
+  fused_row<F, 3, 1>(H, {d, xhat, gamma}, {d}, [&](const auto& ld, const auto& st) {
+    const P g = pmul(ld(0), ld(2));
+    st(0, pmul(rp, psub(psub(g, mean_g), pmul(ld(1), mean_gx))));
+  });
 }
 
 // The blocks [k0, k1) of a row of `gates` blocks (d_gamma_beta row (2, G): d_gamma, d_beta).
@@ -91,12 +159,18 @@ void simple_rnn_forward(const LnSimpleRnnForwardArgs<F>& a) {
     if (h_prev != nullptr)  // a_t += h_{t-1} U
       step_product(a.recurrent_packed, a.recurrent_panels, u, 1, H, B, H, h_prev, ldh,
                    a.recurrent_kernel, F(1), pre + t * H, T * H);
-    for (Index b = 0; b < B; ++b) {  // n_t into the outputs, activated there below
-      const Index r = b * T + t;
-      normalize(pre + r * H, a.bias, a.ln.gamma, a.ln.beta, a.outputs + r * H, a.ln.rstd + r,
-                a.ln.epsilon, H);
+    const auto rows = [&](const auto& activation) {  // h_t = act(n_t), into the outputs
+      for (Index b = 0; b < B; ++b) {
+        const Index r = b * T + t;
+        normalize(pre + r * H, a.bias, a.ln.gamma, a.ln.beta, a.outputs + r * H,
+                  a.ln.rstd + r, a.ln.epsilon, H, activation);
+      }
+    };
+    switch (a.activation) {  // chosen once a step, inlined into the loop over the rows
+      case Activation::tanh: rows(act::Tanh{}); break;
+      case Activation::relu: rows(act::Relu{}); break;
+      case Activation::linear: rows(act::Identity{}); break;
     }
-    simple_rnn::activate_step<F>(a.outputs + t * H, T * H, B, nullptr, H, a.activation);
     if (a.step_mask != nullptr) hold_masked_outputs(a.step_mask, t, B, T, H, u, a.outputs, a.h0);
   }
   copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
@@ -173,7 +247,7 @@ void lstm_forward(const LnLstmForwardArgs<F>& a) {
       for (Index k = 0; k < 4; ++k)  // n of each gate into the gates, activated there
         normalize(pre + r * G + k * H, at(a.bias, k * H), a.ln.gamma + k * H,
                   a.ln.beta + k * H, a.gates + r * G + k * H, a.ln.rstd + r * 4 + k,
-                  a.ln.epsilon, H);
+                  a.ln.epsilon, H, act::Identity{});
       lstm::cell_forward<F>(a.gates + r * G, c, a.outputs + r * H, c_prev, nullptr, H, H);
     }
   }
@@ -239,30 +313,26 @@ inline void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa, const F* hz, F
   const F* b_in = a.bias;
   const F* b_rec = at(a.bias, G);
   const auto& ln = a.ln;
-  Vec<F> a_zr(xa, 2 * H);
-  a_zr += CVec<F>(hz, 2 * H);  // a_zr = xz_zr + hz_zr (+ both biases)
-  if (b_in != nullptr) a_zr += CVec<F>(b_in, 2 * H) + CVec<F>(b_rec, 2 * H);
-  for (Index k = 0; k < 2; ++k)
-    normalize(xa + k * H, static_cast<const F*>(nullptr), ln.gamma + k * H, ln.beta + k * H,
-              gate + k * H, rstd + k, ln.epsilon, H);
-  fused_row<F, 1, 1>(2 * H, {gate}, {gate}, [](const auto& ld, const auto& st) {
-    st(0, pk::sigmoid(ld(0)));  // z, r
+  fused_row<F, 4, 1>(2 * H, {xa, hz, b_in, b_rec}, {xa}, [](const auto& ld, const auto& st) {
+    using namespace Eigen::internal;
+    st(0, padd(padd(ld(0), ld(1)), padd(ld(2), ld(3))));  // a_zr = xz_zr + hz_zr (+ biases)
   });
-  Vec<F> hz_h(hzh, H);
-  hz_h = CVec<F>(hz + 2 * H, H);
-  if (b_rec != nullptr) hz_h += CVec<F>(b_rec + 2 * H, H);
-  Vec<F> a_h(xa + 2 * H, H);
-  a_h += CVec<F>(gate + H, H) * hz_h;  // a_h = xz_h + r hz_h (+ b_in)
-  if (b_in != nullptr) a_h += CVec<F>(b_in + 2 * H, H);
-  normalize(xa + 2 * H, static_cast<const F*>(nullptr), ln.gamma + 2 * H, ln.beta + 2 * H,
-            gate + 2 * H, rstd + 2, ln.epsilon, H);
-  fused_row<F, 3, 2>(H, {gate, gate + 2 * H, h_prev}, {gate + 2 * H, h},
-                     [](const auto& ld, const auto& st) {
+  for (Index k = 0; k < 2; ++k)  // z, r
+    normalize(xa + k * H, static_cast<const F*>(nullptr), ln.gamma + k * H, ln.beta + k * H,
+              gate + k * H, rstd + k, ln.epsilon, H, act::Sigmoid{});
+  fused_row<F, 5, 2>(H, {xa + 2 * H, hz + 2 * H, at(b_in, 2 * H), at(b_rec, 2 * H), gate + H},
+                     {xa + 2 * H, hzh}, [](const auto& ld, const auto& st) {
                        using namespace Eigen::internal;
-                       const P cand = pk::tanh(ld(1));
-                       st(0, cand);
-                       st(1, pmadd(ld(0), psub(ld(2), cand), cand));  // z h_{t-1} + (1-z) cand
+                       const P hz_h = padd(ld(1), ld(3));
+                       st(0, pmadd(ld(4), hz_h, padd(ld(0), ld(2))));  // a_h = xz_h + r hz_h
+                       st(1, hz_h);
                      });
+  normalize(xa + 2 * H, static_cast<const F*>(nullptr), ln.gamma + 2 * H, ln.beta + 2 * H,
+            gate + 2 * H, rstd + 2, ln.epsilon, H, act::Tanh{});  // the candidate
+  fused_row<F, 3, 1>(H, {gate, gate + 2 * H, h_prev}, {h}, [](const auto& ld, const auto& st) {
+    using namespace Eigen::internal;
+    st(0, pmadd(ld(0), psub(ld(2), ld(1)), ld(1)));  // z h_{t-1} + (1 - z) cand
+  });
 }
 
 template <typename F>
@@ -296,31 +366,42 @@ void gru_forward(const LnGruForwardArgs<F>& a) {
 
 // Backward through the gate math of one (b, t). dh (H): the gradient reaching h_t (the
 // output's d_out already added) on entry, its direct part reaching h_{t-1} (dh z) on return.
+// h_prev may be nullptr (zeros).
 // Writes d_xz, d_hz (3H each): the gradients of the input and recurrent sums.
 template <typename F>
-inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh_io, const F* h_prev,
+inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh, const F* h_prev,
                               F* d_gamma_beta) {
+  using P = pk::Packet<F>;
   const Index H = a.H, G = 3 * H;
   F* dxz = a.d_xz + r * G;
   F* dhz = a.d_hz + r * G;
-  const F* gate = a.gates + r * G;
-  CVec<F> z(gate, H), rr(gate + H, H), cand(gate + 2 * H, H), hzh(a.hz_h + r * H, H);
-  Vec<F> dh(dh_io, H);
+  const F* gate = a.gates + r * G;  // z, r, cand
+  const F* xhat = a.ln.xhat + r * G;
+  const F* rstd = a.ln.rstd + r * 3;
   // d n_h: h = ... + (1 - z) cand, through the tanh; then d a_h through its LN
-  Vec<F>(dxz + 2 * H, H) = dh * (F(1) - z) * (F(1) - cand.square());
-  normalize_blocks_backward(dxz, a.ln.xhat + r * G, a.ln.rstd + r * 3, a.ln.gamma, d_gamma_beta,
-                            G, H, 2, 3);
-  CVec<F> d_ah(dxz + 2 * H, H);
-  Vec<F>(dhz + 2 * H, H) = d_ah * rr;                             // a_h = xz_h + r hz_h
-  Vec<F>(dxz + H, H) = d_ah * hzh * rr * (F(1) - rr);             // d n_r, via the sigmoid
-  if (h_prev != nullptr)                                          // d n_z: h = cand + z (h_{t-1} - cand)
-    Vec<F>(dxz, H) = dh * (CVec<F>(h_prev, H) - cand) * z * (F(1) - z);
-  else
-    Vec<F>(dxz, H) = -dh * cand * z * (F(1) - z);
-  normalize_blocks_backward(dxz, a.ln.xhat + r * G, a.ln.rstd + r * 3, a.ln.gamma, d_gamma_beta,
-                            G, H, 0, 2);
-  Vec<F>(dhz, 2 * H) = CVec<F>(dxz, 2 * H);  // z, r: xz and hz enter as a sum
-  dh *= z;                                   // h_{t-1} also enters h_t directly, times z
+  fused_row<F, 3, 1>(H, {dh, gate, gate + 2 * H}, {dxz + 2 * H},
+                     [](const auto& ld, const auto& st) {
+                       using namespace Eigen::internal;
+                       const P one = pk::one<P>(), cand = ld(2);
+                       st(0, pmul(pmul(ld(0), psub(one, ld(1))), psub(one, pmul(cand, cand))));
+                     });
+  normalize_blocks_backward(dxz, xhat, rstd, a.ln.gamma, d_gamma_beta, G, H, 2, 3);
+  fused_row<F, 7, 3>(
+      H, {dxz + 2 * H, gate + H, a.hz_h + r * H, dh, h_prev, gate, gate + 2 * H},
+      {dhz + 2 * H, dxz + H, dxz}, [](const auto& ld, const auto& st) {
+        using namespace Eigen::internal;
+        const P one = pk::one<P>(), d_ah = ld(0), rr = ld(1), z = ld(5);
+        st(0, pmul(d_ah, rr));                                             // a_h = xz_h + r hz_h
+        st(1, pmul(pmul(d_ah, ld(2)), pmul(rr, psub(one, rr))));           // d n_r, via sigmoid
+        st(2, pmul(pmul(ld(3), psub(ld(4), ld(6))), pmul(z, psub(one, z))));  // d n_z:
+      });  // h = cand + z (h_{t-1} - cand)
+  normalize_blocks_backward(dxz, xhat, rstd, a.ln.gamma, d_gamma_beta, G, H, 0, 2);
+  fused_row<F, 4, 3>(H, {dxz, dxz + H, dh, gate}, {dhz, dhz + H, dh},
+                     [](const auto& ld, const auto& st) {
+                       using namespace Eigen::internal;
+                       st(0, ld(0)), st(1, ld(1));  // z, r: xz and hz enter as a sum
+                       st(2, pmul(ld(2), ld(3)));   // h_{t-1} enters h_t directly, times z
+                     });
 }
 
 template <typename F>

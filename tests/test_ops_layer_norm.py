@@ -150,6 +150,26 @@ def test_relu_and_linear_simple_rnn_and_masked_rows(cell):
     np.testing.assert_allclose(g["h0"][0], d[0][0].sum(axis=0) + d[1][0], rtol=1e-12)
 
 
+@pytest.mark.parametrize("packed", ["auto", "always"])
+@pytest.mark.parametrize("kernel_set", _core.available_kernel_sets())
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_kernel_set_and_the_packed_product(cell, kernel_set, packed):
+    """Each instruction set's copy (the row passes' last packet is masked on AVX2/AVX-512 and
+    zero-padded on the baseline) and the step products by the packed micro-kernel."""
+    before = _core.kernel_set()
+    try:
+        _core.select_kernel_set(kernel_set)
+        _core._set_packed_products(packed)
+        for dtype in (np.float32, np.float64):
+            for H in (5, 20, 33):
+                c = make_case(cell, 6, 7, 3, H, dtype, seed=H, step_mask=True,
+                              recurrent_mask=True)
+                check_against_reference(cell, c, dtype, truncate=4)
+    finally:
+        _core._set_packed_products("auto")
+        _core.select_kernel_set(before)
+
+
 # ----------------------------------------------------------------------------- gradients
 def _loss(cell, c, d):
     out, last, _ = forward(ops, cell, c, keep_tape=False)
