@@ -32,10 +32,10 @@ namespace fastrnn {
 namespace FASTRNN_ARCH {
 namespace ln_rnn {
 
-// The per-row passes below are packet loops (fused_row: a row of H units is ceil(H / lanes)
-// packets, the last one's missing lanes read as zeros), three forward and two backward, each
-// value loaded once a pass: at H = 20 the row's Eigen expressions (seven passes with a scalar
-// tail each) cost more than the step's GEMM.
+// The per-row work is packet loops (fused_row: a row of H units is ceil(H / lanes) packets, the
+// last one's missing lanes read as zeros) over all gate blocks of a row at once, two passes
+// forward and two backward, each value loaded once a pass: at H = 20 the row's Eigen
+// expressions (seven passes a block, a scalar tail each) cost twice the plain cell's step.
 namespace act {  // the activation applied to n, in the last forward pass
 struct Identity {
   template <typename P>
@@ -69,72 +69,98 @@ EIGEN_ALWAYS_INLINE P keep_lanes(const P& x, Index valid) {
   return x;
 }
 
-// One gate block of one row: a (H) holds the pre-activation without the bias on entry (bias
-// may be nullptr), xhat on return; n (H) receives act(xhat gamma + beta), *rstd the block's
-// 1 / std. The variance is taken around the mean (two passes), as the reference does.
-template <typename F, typename Act>
+// K consecutive gate blocks (H apart) of one row: a (K H) holds the pre-activations without
+// the bias on entry (bias may be nullptr), xhat on return; n (K H) receives act(xhat gamma +
+// beta), rstd (K) each block's 1 / std. Two passes: the first adds the bias and sums each
+// block's values, shifted by its first value (v - v_0: the shifted-data variance, accurate
+// unless the spread is tiny next to how far v_0 lies from the mean), the second normalizes.
+template <typename F, int K, typename Act>
 EIGEN_ALWAYS_INLINE void normalize(F* a, const F* bias, const F* gamma, const F* beta, F* n,
                                    F* rstd, F epsilon, Index H, const Act& activation) {
   using P = pk::Packet<F>;
   using namespace Eigen::internal;
-  P sum = pset1<P>(F(0));
-  fused_row<F, 2, 1>(H, {a, bias}, {a}, [&](const auto& ld, const auto& st) {
-    const P v = padd(ld(0), ld(1));  // a + b
-    st(0, v);
-    sum = padd(sum, v);
-  });
-  const P mean = pset1<P>(predux(sum) / F(H));
-  P squares = pset1<P>(F(0));
+  std::array<const F*, 2 * K> in{};
+  std::array<F*, K> sums_out{};
+  P shift[K], s1[K], s2[K];
+  for (int k = 0; k < K; ++k) {
+    in[k] = a + k * H, in[K + k] = at(bias, k * H), sums_out[k] = a + k * H;
+    shift[k] = pset1<P>(a[k * H] + (bias != nullptr ? bias[k * H] : F(0)));
+    s1[k] = s2[k] = pset1<P>(F(0));
+  }
   Index left = H;  // units not yet passed: the last packet's padding must not count
-  fused_row<F, 1, 1>(H, {a}, {a}, [&](const auto& ld, const auto& st) {
-    const P c = keep_lanes(psub(ld(0), mean), left);
+  fused_row<F, 2 * K, K>(H, in, sums_out, [&](const auto& ld, const auto& st) {
+    for (int k = 0; k < K; ++k) {
+      const P v = padd(ld(k), ld(K + k));  // a + b
+      const P d = keep_lanes(psub(v, shift[k]), left);
+      st(k, v);
+      s1[k] = padd(s1[k], d);
+      s2[k] = pmadd(d, d, s2[k]);
+    }
     left -= pk::lanes<F>;
-    st(0, c);
-    squares = pmadd(c, c, squares);
   });
-  const F r = F(1) / std::sqrt(predux(squares) / F(H) + epsilon);
-  const P rp = pset1<P>(r);
-  fused_row<F, 3, 2>(H, {a, gamma, beta}, {a, n}, [&](const auto& ld, const auto& st) {
-    const P xhat = pmul(ld(0), rp);
-    st(0, xhat);
-    st(1, activation(pmadd(xhat, ld(1), ld(2))));
+  std::array<const F*, 3 * K> in2{};
+  std::array<F*, 2 * K> out2{};
+  P mean[K], rp[K];
+  for (int k = 0; k < K; ++k) {
+    const F S1 = predux(s1[k]), S2 = predux(s2[k]);
+    const F var = std::max(F(0), (S2 - S1 * S1 / F(H)) / F(H));
+    rstd[k] = F(1) / std::sqrt(var + epsilon);
+    mean[k] = padd(shift[k], pset1<P>(S1 / F(H))), rp[k] = pset1<P>(rstd[k]);
+    in2[k] = a + k * H, in2[K + k] = gamma + k * H, in2[2 * K + k] = beta + k * H;
+    out2[k] = a + k * H, out2[K + k] = n + k * H;
+  }
+  fused_row<F, 3 * K, 2 * K>(H, in2, out2, [&](const auto& ld, const auto& st) {
+    for (int k = 0; k < K; ++k) {
+      const P xhat = pmul(psub(ld(k), mean[k]), rp[k]);
+      st(k, xhat);
+      st(K + k, activation(pmadd(xhat, ld(K + k), ld(2 * K + k))));
+    }
   });
-  *rstd = r;
 }
 
-// Backward through one block: d (H) holds d_n on entry, d_a on return; d_n xhat is added to
-// d_gamma and d_n to d_beta (H each).
-template <typename F>
-EIGEN_ALWAYS_INLINE void normalize_backward(F* d, const F* xhat, F rstd, const F* gamma,
+// Backward through K consecutive blocks of one row: d (K H) holds d_n on entry, d_a on
+// return; d_n xhat is added to d_gamma and d_n to d_beta (K H each). Two passes: the sums,
+// then d_a.
+template <typename F, int K>
+EIGEN_ALWAYS_INLINE void normalize_backward(F* d, const F* xhat, const F* rstd, const F* gamma,
                                             F* d_gamma, F* d_beta, Index H) {
   using P = pk::Packet<F>;
   using namespace Eigen::internal;
-  P sum_g = pset1<P>(F(0)), sum_gx = pset1<P>(F(0));  // g = d_n gamma: the gradient of xhat
-  fused_row<F, 5, 2>(H, {d, xhat, gamma, d_gamma, d_beta}, {d_gamma, d_beta},
-                     [&](const auto& ld, const auto& st) {
-                       const P dn = ld(0), xh = ld(1), g = pmul(dn, ld(2));
-                       st(0, pmadd(dn, xh, ld(3)));
-                       st(1, padd(dn, ld(4)));
-                       sum_g = padd(sum_g, g);
-                       sum_gx = pmadd(g, xh, sum_gx);
-                     });
-  const P mean_g = pset1<P>(predux(sum_g) / F(H));
-  const P mean_gx = pset1<P>(predux(sum_gx) / F(H));
-  const P rp = pset1<P>(rstd);
-  // every a_j moves the mean and the variance: d_a = rstd (g - mean(g) - xhat mean(g xhat))
-  fused_row<F, 3, 1>(H, {d, xhat, gamma}, {d}, [&](const auto& ld, const auto& st) {
-    const P g = pmul(ld(0), ld(2));
-    st(0, pmul(rp, psub(psub(g, mean_g), pmul(ld(1), mean_gx))));
+  std::array<const F*, 5 * K> in{};
+  std::array<F*, 2 * K> out{};
+  P sum_g[K], sum_gx[K];  // g = d_n gamma: the gradient of xhat
+  for (int k = 0; k < K; ++k) {
+    in[k] = d + k * H, in[K + k] = xhat + k * H, in[2 * K + k] = gamma + k * H;
+    in[3 * K + k] = d_gamma + k * H, in[4 * K + k] = d_beta + k * H;
+    out[k] = d_gamma + k * H, out[K + k] = d_beta + k * H;
+    sum_g[k] = sum_gx[k] = pset1<P>(F(0));
+  }
+  fused_row<F, 5 * K, 2 * K>(H, in, out, [&](const auto& ld, const auto& st) {
+    for (int k = 0; k < K; ++k) {
+      const P dn = ld(k), xh = ld(K + k), g = pmul(dn, ld(2 * K + k));
+      st(k, pmadd(dn, xh, ld(3 * K + k)));
+      st(K + k, padd(dn, ld(4 * K + k)));
+      sum_g[k] = padd(sum_g[k], g);
+      sum_gx[k] = pmadd(g, xh, sum_gx[k]);
+    }
   });
-}
-
-// The blocks [k0, k1) of a row of `gates` blocks (d_gamma_beta row (2, G): d_gamma, d_beta).
-template <typename F>
-inline void normalize_blocks_backward(F* d, const F* xhat, const F* rstd, const F* gamma,
-                                      F* d_gamma_beta, Index G, Index H, Index k0, Index k1) {
-  for (Index k = k0; k < k1; ++k)
-    normalize_backward(d + k * H, xhat + k * H, rstd[k], gamma + k * H, d_gamma_beta + k * H,
-                       d_gamma_beta + G + k * H, H);
+  std::array<const F*, 3 * K> in2{};
+  std::array<F*, K> out2{};
+  P mean_g[K], mean_gx[K], rp[K];
+  for (int k = 0; k < K; ++k) {
+    mean_g[k] = pset1<P>(predux(sum_g[k]) / F(H));
+    mean_gx[k] = pset1<P>(predux(sum_gx[k]) / F(H));
+    rp[k] = pset1<P>(rstd[k]);
+    in2[k] = d + k * H, in2[K + k] = xhat + k * H, in2[2 * K + k] = gamma + k * H;
+    out2[k] = d + k * H;
+  }
+  // every a_j moves the mean and the variance: d_a = rstd (g - mean(g) - xhat mean(g xhat))
+  fused_row<F, 3 * K, K>(H, in2, out2, [&](const auto& ld, const auto& st) {
+    for (int k = 0; k < K; ++k) {
+      const P g = pmul(ld(k), ld(2 * K + k));
+      st(k, pmul(rp[k], psub(psub(g, mean_g[k]), pmul(ld(K + k), mean_gx[k]))));
+    }
+  });
 }
 
 // The input projection of every step, x (B*T, I) K (I, G), into pre (B*T, G).
@@ -162,8 +188,8 @@ void simple_rnn_forward(const LnSimpleRnnForwardArgs<F>& a) {
     const auto rows = [&](const auto& activation) {  // h_t = act(n_t), into the outputs
       for (Index b = 0; b < B; ++b) {
         const Index r = b * T + t;
-        normalize(pre + r * H, a.bias, a.ln.gamma, a.ln.beta, a.outputs + r * H,
-                  a.ln.rstd + r, a.ln.epsilon, H, activation);
+        normalize<F, 1>(pre + r * H, a.bias, a.ln.gamma, a.ln.beta, a.outputs + r * H,
+                        a.ln.rstd + r, a.ln.epsilon, H, activation);
       }
     };
     switch (a.activation) {  // chosen once a step, inlined into the loop over the rows
@@ -192,8 +218,9 @@ void simple_rnn_backward_steps(const LnSimpleRnnBackwardArgs<F>& a) {
     for (Index b = 0; b < B; ++b) {
       if (masked_step(a.step_mask, b, T, t)) continue;
       const Index row = b * T + t;
-      normalize_blocks_backward(a.d_pre + row * H, a.ln.xhat + row * H, a.ln.rstd + row,
-                                a.ln.gamma, a.ln.d_gamma_beta + b * 2 * H, H, H, 0, 1);
+      F* d_gamma = a.ln.d_gamma_beta + b * 2 * H;
+      normalize_backward<F, 1>(a.d_pre + row * H, a.ln.xhat + row * H, a.ln.rstd + row,
+                               a.ln.gamma, d_gamma, d_gamma + H, H);
     }
     if (a.step_mask != nullptr)  // masked rows: no d a, d_h passes on (kept in d_h_held)
       hold_masked_rows(a.step_mask, t, B, T, H, u, 1, a.d_pre, static_cast<F*>(nullptr),
@@ -244,10 +271,9 @@ void lstm_forward(const LnLstmForwardArgs<F>& a) {
         hold_state(c, c_prev, u);
         continue;
       }
-      for (Index k = 0; k < 4; ++k)  // n of each gate into the gates, activated there
-        normalize(pre + r * G + k * H, at(a.bias, k * H), a.ln.gamma + k * H,
-                  a.ln.beta + k * H, a.gates + r * G + k * H, a.ln.rstd + r * 4 + k,
-                  a.ln.epsilon, H, act::Identity{});
+      // n of each gate into the gates, activated there by the plain cell's gate math
+      normalize<F, 4>(pre + r * G, a.bias, a.ln.gamma, a.ln.beta, a.gates + r * G,
+                      a.ln.rstd + r * 4, a.ln.epsilon, H, act::Identity{});
       lstm::cell_forward<F>(a.gates + r * G, c, a.outputs + r * H, c_prev, nullptr, H, H);
     }
   }
@@ -271,8 +297,9 @@ void lstm_backward_steps(const LnLstmBackwardArgs<F>& a) {
       lstm::cell_backward<F>(a.d_gates + r * G, a.d_c + b * H, a.d_h + b * H,
                              at(a.d_outputs, r * H), a.gates + r * G, a.cells + r * H, c_prev,
                              H, H);
-      normalize_blocks_backward(a.d_gates + r * G, a.ln.xhat + r * G, a.ln.rstd + r * 4,
-                                a.ln.gamma, a.ln.d_gamma_beta + b * 2 * G, G, H, 0, 4);
+      F* d_gamma = a.ln.d_gamma_beta + b * 2 * G;
+      normalize_backward<F, 4>(a.d_gates + r * G, a.ln.xhat + r * G, a.ln.rstd + r * 4,
+                               a.ln.gamma, d_gamma, d_gamma + G, H);
     }
     if (a.step_mask != nullptr)  // masked rows: no d a, (d_h, d_c) pass on (d_h in d_h_held)
       hold_masked_rows(a.step_mask, t, B, T, H, u, 4, a.d_gates, static_cast<F*>(nullptr),
@@ -317,9 +344,8 @@ inline void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa, const F* hz, F
     using namespace Eigen::internal;
     st(0, padd(padd(ld(0), ld(1)), padd(ld(2), ld(3))));  // a_zr = xz_zr + hz_zr (+ biases)
   });
-  for (Index k = 0; k < 2; ++k)  // z, r
-    normalize(xa + k * H, static_cast<const F*>(nullptr), ln.gamma + k * H, ln.beta + k * H,
-              gate + k * H, rstd + k, ln.epsilon, H, act::Sigmoid{});
+  normalize<F, 2>(xa, nullptr, ln.gamma, ln.beta, gate, rstd, ln.epsilon, H,
+                  act::Sigmoid{});  // z, r
   fused_row<F, 5, 2>(H, {xa + 2 * H, hz + 2 * H, at(b_in, 2 * H), at(b_rec, 2 * H), gate + H},
                      {xa + 2 * H, hzh}, [](const auto& ld, const auto& st) {
                        using namespace Eigen::internal;
@@ -327,8 +353,8 @@ inline void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa, const F* hz, F
                        st(0, pmadd(ld(4), hz_h, padd(ld(0), ld(2))));  // a_h = xz_h + r hz_h
                        st(1, hz_h);
                      });
-  normalize(xa + 2 * H, static_cast<const F*>(nullptr), ln.gamma + 2 * H, ln.beta + 2 * H,
-            gate + 2 * H, rstd + 2, ln.epsilon, H, act::Tanh{});  // the candidate
+  normalize<F, 1>(xa + 2 * H, nullptr, ln.gamma + 2 * H, ln.beta + 2 * H, gate + 2 * H,
+                  rstd + 2, ln.epsilon, H, act::Tanh{});  // the candidate
   fused_row<F, 3, 1>(H, {gate, gate + 2 * H, h_prev}, {h}, [](const auto& ld, const auto& st) {
     using namespace Eigen::internal;
     st(0, pmadd(ld(0), psub(ld(2), ld(1)), ld(1)));  // z h_{t-1} + (1 - z) cand
@@ -385,7 +411,8 @@ inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh, con
                        const P one = pk::one<P>(), cand = ld(2);
                        st(0, pmul(pmul(ld(0), psub(one, ld(1))), psub(one, pmul(cand, cand))));
                      });
-  normalize_blocks_backward(dxz, xhat, rstd, a.ln.gamma, d_gamma_beta, G, H, 2, 3);
+  normalize_backward<F, 1>(dxz + 2 * H, xhat + 2 * H, rstd + 2, a.ln.gamma + 2 * H,
+                           d_gamma_beta + 2 * H, d_gamma_beta + G + 2 * H, H);
   fused_row<F, 7, 3>(
       H, {dxz + 2 * H, gate + H, a.hz_h + r * H, dh, h_prev, gate, gate + 2 * H},
       {dhz + 2 * H, dxz + H, dxz}, [](const auto& ld, const auto& st) {
@@ -395,7 +422,7 @@ inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh, con
         st(1, pmul(pmul(d_ah, ld(2)), pmul(rr, psub(one, rr))));           // d n_r, via sigmoid
         st(2, pmul(pmul(ld(3), psub(ld(4), ld(6))), pmul(z, psub(one, z))));  // d n_z:
       });  // h = cand + z (h_{t-1} - cand)
-  normalize_blocks_backward(dxz, xhat, rstd, a.ln.gamma, d_gamma_beta, G, H, 0, 2);
+  normalize_backward<F, 2>(dxz, xhat, rstd, a.ln.gamma, d_gamma_beta, d_gamma_beta + G, H);
   fused_row<F, 4, 3>(H, {dxz, dxz + H, dh, gate}, {dhz, dhz + H, dh},
                      [](const auto& ld, const auto& st) {
                        using namespace Eigen::internal;
