@@ -75,7 +75,7 @@ EIGEN_ALWAYS_INLINE P keep_lanes(const P& x, Index valid) {
 // block's values, shifted by its first value (v - v_0: the shifted-data variance, accurate
 // unless the spread is tiny next to how far v_0 lies from the mean), the second normalizes.
 template <typename F, int K, typename Act>
-EIGEN_ALWAYS_INLINE void normalize(F* a, const F* bias, const F* gamma, const F* beta, F* n,
+FASTRNN_FLATTEN inline void normalize(F* a, const F* bias, const F* gamma, const F* beta, F* n,
                                    F* rstd, F epsilon, Index H, const Act& activation) {
   using P = pk::Packet<F>;
   using namespace Eigen::internal;
@@ -122,7 +122,7 @@ EIGEN_ALWAYS_INLINE void normalize(F* a, const F* bias, const F* gamma, const F*
 // return; d_n xhat is added to d_gamma and d_n to d_beta (K H each). Two passes: the sums,
 // then d_a.
 template <typename F, int K>
-EIGEN_ALWAYS_INLINE void normalize_backward(F* d, const F* xhat, const F* rstd, const F* gamma,
+FASTRNN_FLATTEN inline void normalize_backward(F* d, const F* xhat, const F* rstd, const F* gamma,
                                             F* d_gamma, F* d_beta, Index H) {
   using P = pk::Packet<F>;
   using namespace Eigen::internal;
@@ -249,6 +249,30 @@ void simple_rnn_backward_weights(const LnSimpleRnnBackwardArgs<F>& a) {
 }
 
 // ---------------------------------------------------------------------------- LSTM
+// One row (b, t) = r: n of each gate into the gates, activated there by the plain cell's gate
+// math, which writes c_t and h_t.
+template <typename F>
+FASTRNN_FLATTEN inline void lstm_row_forward(const LnLstmForwardArgs<F>& a, Index r, F* c,
+                                             const F* c_prev) {
+  const Index H = a.H, G = 4 * H;
+  normalize<F, 4>(a.ln.xhat + r * G, a.bias, a.ln.gamma, a.ln.beta, a.gates + r * G,
+                  a.ln.rstd + r * 4, a.ln.epsilon, H, act::Identity{});
+  lstm::cell_forward<F>(a.gates + r * G, c, a.outputs + r * H, c_prev, nullptr, H, H);
+}
+
+// Backward of row b's step (b, t) = r: d_n of the four gates (the plain cell's d z), then d a
+// through each block's LN.
+template <typename F>
+FASTRNN_FLATTEN inline void lstm_row_backward(const LnLstmBackwardArgs<F>& a, Index b, Index r,
+                                              const F* c_prev) {
+  const Index H = a.H, G = 4 * H;
+  lstm::cell_backward<F>(a.d_gates + r * G, a.d_c + b * H, a.d_h + b * H,
+                         at(a.d_outputs, r * H), a.gates + r * G, a.cells + r * H, c_prev, H, H);
+  F* d_gamma = a.ln.d_gamma_beta + b * 2 * G;
+  normalize_backward<F, 4>(a.d_gates + r * G, a.ln.xhat + r * G, a.ln.rstd + r * 4, a.ln.gamma,
+                           d_gamma, d_gamma + G, H);
+}
+
 template <typename F>
 void lstm_forward(const LnLstmForwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 4 * H;
@@ -271,10 +295,7 @@ void lstm_forward(const LnLstmForwardArgs<F>& a) {
         hold_state(c, c_prev, u);
         continue;
       }
-      // n of each gate into the gates, activated there by the plain cell's gate math
-      normalize<F, 4>(pre + r * G, a.bias, a.ln.gamma, a.ln.beta, a.gates + r * G,
-                      a.ln.rstd + r * 4, a.ln.epsilon, H, act::Identity{});
-      lstm::cell_forward<F>(a.gates + r * G, c, a.outputs + r * H, c_prev, nullptr, H, H);
+      lstm_row_forward(a, r, c, c_prev);
     }
   }
   copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
@@ -293,13 +314,7 @@ void lstm_backward_steps(const LnLstmBackwardArgs<F>& a) {
       if (masked_step(a.step_mask, b, T, t)) continue;  // d_c passes on as it is
       const Index r = b * T + t;
       const F* c_prev = t > 0 ? a.cells + (r - 1) * H : at(a.c0, b * H);
-      // d_n of the four gates (the plain cell's d z), then d a through each block's LN
-      lstm::cell_backward<F>(a.d_gates + r * G, a.d_c + b * H, a.d_h + b * H,
-                             at(a.d_outputs, r * H), a.gates + r * G, a.cells + r * H, c_prev,
-                             H, H);
-      F* d_gamma = a.ln.d_gamma_beta + b * 2 * G;
-      normalize_backward<F, 4>(a.d_gates + r * G, a.ln.xhat + r * G, a.ln.rstd + r * 4,
-                               a.ln.gamma, d_gamma, d_gamma + G, H);
+      lstm_row_backward(a, b, r, c_prev);
     }
     if (a.step_mask != nullptr)  // masked rows: no d a, (d_h, d_c) pass on (d_h in d_h_held)
       hold_masked_rows(a.step_mask, t, B, T, H, u, 4, a.d_gates, static_cast<F*>(nullptr),
@@ -333,7 +348,7 @@ void lstm_backward_weights(const LnLstmBackwardArgs<F>& a) {
 // The gate math of one (b, t). xa (3H): xz (no bias) on entry, xhat on return; hz (3H): this
 // row of h_{t-1} U (no bias); writes gate (z, r, cand), hzh (hz_h + b_rec), rstd (3) and h.
 template <typename F>
-inline void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa, const F* hz, F* gate,
+FASTRNN_FLATTEN inline void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa, const F* hz, F* gate,
                              F* hzh, F* rstd, F* h, const F* h_prev) {
   using P = pk::Packet<F>;
   const Index H = a.H, G = 3 * H;
@@ -395,7 +410,7 @@ void gru_forward(const LnGruForwardArgs<F>& a) {
 // h_prev may be nullptr (zeros).
 // Writes d_xz, d_hz (3H each): the gradients of the input and recurrent sums.
 template <typename F>
-inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh, const F* h_prev,
+FASTRNN_FLATTEN inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh, const F* h_prev,
                               F* d_gamma_beta) {
   using P = pk::Packet<F>;
   const Index H = a.H, G = 3 * H;
