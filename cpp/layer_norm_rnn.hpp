@@ -70,13 +70,18 @@ EIGEN_ALWAYS_INLINE P keep_lanes(const P& x, Index valid) {
 }
 
 // K consecutive gate blocks (H apart) of one row: a (K H) holds the pre-activations without
-// the bias on entry (bias may be nullptr), xhat on return; n (K H) receives act(xhat gamma +
-// beta), rstd (K) each block's 1 / std. Two passes: the first adds the bias and sums each
-// block's values, shifted by its first value (v - v_0: the shifted-data variance, accurate
-// unless the spread is tiny next to how far v_0 lies from the mean), the second normalizes.
-template <typename F, int K, typename Act>
-FASTRNN_FLATTEN inline void normalize(F* a, const F* bias, const F* gamma, const F* beta, F* n,
-                                   F* rstd, F epsilon, Index H, const Act& activation) {
+// the bias on entry (bias may be nullptr), xhat on return; rstd (K) receives each block's
+// 1 / std. Two passes: the first adds the bias and sums each block's values, shifted by its
+// first value (v - v_0: the shifted-data variance, accurate unless the spread is tiny next to
+// how far v_0 lies from the mean), the second normalizes and hands every packet's n = xhat
+// gamma + beta of the K blocks to the cell's gate math, epilogue(n, ld, st): ld(i) loads
+// packet i of `extra_in`, st(i, p) stores to `extra_out`, in the same pass.
+template <typename F, int K, std::size_t NX, std::size_t NY, typename Epilogue>
+EIGEN_ALWAYS_INLINE void normalize_then(F* a, const F* bias, const F* gamma, const F* beta,
+                                        F* rstd, F epsilon, Index H,
+                                        const std::array<const F*, NX>& extra_in,
+                                        const std::array<F*, NY>& extra_out,
+                                        const Epilogue& epilogue) {
   using P = pk::Packet<F>;
   using namespace Eigen::internal;
   std::array<const F*, 2 * K> in{};
@@ -98,8 +103,9 @@ FASTRNN_FLATTEN inline void normalize(F* a, const F* bias, const F* gamma, const
     }
     left -= pk::lanes<F>;
   });
-  std::array<const F*, 3 * K> in2{};
-  std::array<F*, 2 * K> out2{};
+  constexpr std::size_t NI = 3 * K + NX, NO = K + NY;
+  std::array<const F*, NI> in2{};
+  std::array<F*, NO> out2{};
   P mean[K], rp[K];
   for (int k = 0; k < K; ++k) {
     const F S1 = predux(s1[k]), S2 = predux(s2[k]);
@@ -107,15 +113,32 @@ FASTRNN_FLATTEN inline void normalize(F* a, const F* bias, const F* gamma, const
     rstd[k] = F(1) / std::sqrt(var + epsilon);
     mean[k] = padd(shift[k], pset1<P>(S1 / F(H))), rp[k] = pset1<P>(rstd[k]);
     in2[k] = a + k * H, in2[K + k] = gamma + k * H, in2[2 * K + k] = beta + k * H;
-    out2[k] = a + k * H, out2[K + k] = n + k * H;
+    out2[k] = a + k * H;
   }
-  fused_row<F, 3 * K, 2 * K>(H, in2, out2, [&](const auto& ld, const auto& st) {
+  for (std::size_t i = 0; i < NX; ++i) in2[3 * K + i] = extra_in[i];
+  for (std::size_t i = 0; i < NY; ++i) out2[K + i] = extra_out[i];
+  fused_row<F, NI, NO>(H, in2, out2, [&](const auto& ld, const auto& st) {
+    P n[K];
     for (int k = 0; k < K; ++k) {
       const P xhat = pmul(psub(ld(k), mean[k]), rp[k]);
+      n[k] = pmadd(xhat, ld(K + k), ld(2 * K + k));
       st(k, xhat);
-      st(K + k, activation(pmadd(xhat, ld(K + k), ld(2 * K + k))));
     }
+    epilogue(n, [&](std::size_t i) { return ld(3 * K + i); },
+             [&](std::size_t i, const P& v) { st(K + i, v); });
   });
+}
+
+// normalize_then with act(n) stored to n (K H).
+template <typename F, int K, typename Act>
+FASTRNN_FLATTEN inline void normalize(F* a, const F* bias, const F* gamma, const F* beta, F* n,
+                                      F* rstd, F epsilon, Index H, const Act& activation) {
+  std::array<F*, K> out{};
+  for (int k = 0; k < K; ++k) out[k] = n + k * H;
+  normalize_then<F, K>(a, bias, gamma, beta, rstd, epsilon, H, std::array<const F*, 0>{}, out,
+                       [&](const auto* np, const auto&, const auto& st) {
+                         for (int k = 0; k < K; ++k) st(k, activation(np[k]));
+                       });
 }
 
 // Backward through K consecutive blocks of one row: d (K H) holds d_n on entry, d_a on
@@ -249,15 +272,27 @@ void simple_rnn_backward_weights(const LnSimpleRnnBackwardArgs<F>& a) {
 }
 
 // ---------------------------------------------------------------------------- LSTM
-// One row (b, t) = r: n of each gate into the gates, activated there by the plain cell's gate
-// math, which writes c_t and h_t.
+// One row (b, t) = r: the four gate blocks normalized, then the plain cell's gate math (as
+// lstm::cell_forward, which reads z from memory) on n in the same pass: writes the activated
+// gates, c_t and h_t.
 template <typename F>
 FASTRNN_FLATTEN inline void lstm_row_forward(const LnLstmForwardArgs<F>& a, Index r, F* c,
                                              const F* c_prev) {
+  using P = pk::Packet<F>;
   const Index H = a.H, G = 4 * H;
-  normalize<F, 4>(a.ln.xhat + r * G, a.bias, a.ln.gamma, a.ln.beta, a.gates + r * G,
-                  a.ln.rstd + r * 4, a.ln.epsilon, H, act::Identity{});
-  lstm::cell_forward<F>(a.gates + r * G, c, a.outputs + r * H, c_prev, nullptr, H, H);
+  F* gate = a.gates + r * G;
+  normalize_then<F, 4>(
+      a.ln.xhat + r * G, a.bias, a.ln.gamma, a.ln.beta, a.ln.rstd + r * 4, a.ln.epsilon, H,
+      std::array<const F*, 1>{c_prev},
+      std::array<F*, 6>{gate, gate + H, gate + 2 * H, gate + 3 * H, c, a.outputs + r * H},
+      [](const P* n, const auto& ld, const auto& st) {
+        using namespace Eigen::internal;
+        const P i = pk::sigmoid(n[0]), f = pk::sigmoid(n[1]);
+        const P g = pk::tanh(n[2]), o = pk::sigmoid(n[3]);
+        const P ct = pmadd(f, ld(0), pmul(i, g));  // c_t = f c_{t-1} + i g
+        st(0, i), st(1, f), st(2, g), st(3, o), st(4, ct);
+        st(5, pmul(o, pk::tanh(ct)));  // h_t = o tanh(c_t)
+      });
 }
 
 // Backward of row b's step (b, t) = r: d_n of the four gates (the plain cell's d z), then d a
