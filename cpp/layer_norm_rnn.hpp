@@ -6,7 +6,8 @@
 // normalized over its units, with learned gamma, beta (G,):
 //   mean = sum_j a_j / H;  var = sum_j (a_j - mean)^2 / H;  rstd = 1 / sqrt(var + epsilon)
 //   xhat = (a - mean) rstd;  n = xhat gamma_k + beta_k
-// SimpleRNN: h_t = act(n).   LSTM: the plain cell's gate math on n (gates i, f, c, o).
+// SimpleRNN: h_t = act(n).   LSTM: the plain cell's gate math on n (gates i, f, c, o), the
+// same lines as lstm::cell_forward / cell_backward, run inside the normalization's passes.
 // GRU (reset_after; xz = x_t K + b_in, hz = (m * h_{t-1}) U + b_rec):
 //   z, r = sigmoid(n of a_zr = xz_zr + hz_zr);  cand = tanh(n of a_h = xz_h + r * hz_h)
 //   h_t = z h_{t-1} + (1 - z) cand
@@ -22,6 +23,7 @@
 // call here computes all units (the split fields are not used).
 // ======================================================================================
 #pragma once
+#include <array>
 #include <cmath>
 
 #include "gru.hpp"
@@ -141,28 +143,40 @@ FASTRNN_FLATTEN inline void normalize(F* a, const F* bias, const F* gamma, const
                        });
 }
 
-// Backward through K consecutive blocks of one row: d (K H) holds d_n on entry, d_a on
-// return; d_n xhat is added to d_gamma and d_n to d_beta (K H each). Two passes: the sums,
-// then d_a.
-template <typename F, int K>
-FASTRNN_FLATTEN inline void normalize_backward(F* d, const F* xhat, const F* rstd, const F* gamma,
-                                            F* d_gamma, F* d_beta, Index H) {
+// Backward through K consecutive blocks (H apart) of one row: the cell's gate math,
+// prologue(dn, ld, st), gives each packet's d_n of the K blocks from `extra_in` (ld(i)) and may
+// store to `extra_out` (st(i, p)); in the same pass d_n is stored to d (K H), d_n xhat added to
+// d_gamma and d_n to d_beta (K H each), and the sums of the LN's backward taken; the second pass
+// turns d into d_a.
+template <typename F, int K, std::size_t NX, std::size_t NY, typename Prologue>
+EIGEN_ALWAYS_INLINE void normalize_backward_after(F* d, const F* xhat, const F* rstd,
+                                                  const F* gamma, F* d_gamma, F* d_beta, Index H,
+                                                  const std::array<const F*, NX>& extra_in,
+                                                  const std::array<F*, NY>& extra_out,
+                                                  const Prologue& prologue) {
   using P = pk::Packet<F>;
   using namespace Eigen::internal;
-  std::array<const F*, 5 * K> in{};
-  std::array<F*, 2 * K> out{};
+  constexpr std::size_t NI = 4 * K + NX, NO = 3 * K + NY;
+  std::array<const F*, NI> in{};
+  std::array<F*, NO> out{};
   P sum_g[K], sum_gx[K];  // g = d_n gamma: the gradient of xhat
   for (int k = 0; k < K; ++k) {
-    in[k] = d + k * H, in[K + k] = xhat + k * H, in[2 * K + k] = gamma + k * H;
-    in[3 * K + k] = d_gamma + k * H, in[4 * K + k] = d_beta + k * H;
-    out[k] = d_gamma + k * H, out[K + k] = d_beta + k * H;
+    in[k] = xhat + k * H, in[K + k] = gamma + k * H;
+    in[2 * K + k] = d_gamma + k * H, in[3 * K + k] = d_beta + k * H;
+    out[k] = d + k * H, out[K + k] = d_gamma + k * H, out[2 * K + k] = d_beta + k * H;
     sum_g[k] = sum_gx[k] = pset1<P>(F(0));
   }
-  fused_row<F, 5 * K, 2 * K>(H, in, out, [&](const auto& ld, const auto& st) {
+  for (std::size_t i = 0; i < NX; ++i) in[4 * K + i] = extra_in[i];
+  for (std::size_t i = 0; i < NY; ++i) out[3 * K + i] = extra_out[i];
+  fused_row<F, NI, NO>(H, in, out, [&](const auto& ld, const auto& st) {
+    P dn[K];
+    prologue(dn, [&](std::size_t i) { return ld(4 * K + i); },
+             [&](std::size_t i, const P& v) { st(3 * K + i, v); });
     for (int k = 0; k < K; ++k) {
-      const P dn = ld(k), xh = ld(K + k), g = pmul(dn, ld(2 * K + k));
-      st(k, pmadd(dn, xh, ld(3 * K + k)));
-      st(K + k, padd(dn, ld(4 * K + k)));
+      const P xh = ld(k), g = pmul(dn[k], ld(K + k));
+      st(k, dn[k]);
+      st(K + k, pmadd(dn[k], xh, ld(2 * K + k)));
+      st(2 * K + k, padd(dn[k], ld(3 * K + k)));
       sum_g[k] = padd(sum_g[k], g);
       sum_gx[k] = pmadd(g, xh, sum_gx[k]);
     }
@@ -184,6 +198,19 @@ FASTRNN_FLATTEN inline void normalize_backward(F* d, const F* xhat, const F* rst
       st(k, pmul(rp[k], psub(psub(g, mean_g[k]), pmul(ld(K + k), mean_gx[k]))));
     }
   });
+}
+
+// normalize_backward_after with d_n read from d (K H).
+template <typename F, int K>
+FASTRNN_FLATTEN inline void normalize_backward(F* d, const F* xhat, const F* rstd, const F* gamma,
+                                               F* d_gamma, F* d_beta, Index H) {
+  std::array<const F*, K> dn_in{};
+  for (int k = 0; k < K; ++k) dn_in[k] = d + k * H;
+  normalize_backward_after<F, K>(d, xhat, rstd, gamma, d_gamma, d_beta, H, dn_in,
+                                 std::array<F*, 0>{},
+                                 [](auto* dn, const auto& ld, const auto&) {
+                                   for (int k = 0; k < K; ++k) dn[k] = ld(k);
+                                 });
 }
 
 // The input projection of every step, x (B*T, I) K (I, G), into pre (B*T, G).
@@ -295,17 +322,35 @@ FASTRNN_FLATTEN inline void lstm_row_forward(const LnLstmForwardArgs<F>& a, Inde
       });
 }
 
-// Backward of row b's step (b, t) = r: d_n of the four gates (the plain cell's d z), then d a
-// through each block's LN.
+// Backward of row b's step (b, t) = r: the plain cell's backward gate math (as
+// lstm::cell_backward) gives d_n of the four gates, d_c carried to c_{t-1}; d a through each
+// block's LN follows, the first of its passes the same as the gate math's.
 template <typename F>
 FASTRNN_FLATTEN inline void lstm_row_backward(const LnLstmBackwardArgs<F>& a, Index b, Index r,
                                               const F* c_prev) {
+  using P = pk::Packet<F>;
   const Index H = a.H, G = 4 * H;
-  lstm::cell_backward<F>(a.d_gates + r * G, a.d_c + b * H, a.d_h + b * H,
-                         at(a.d_outputs, r * H), a.gates + r * G, a.cells + r * H, c_prev, H, H);
+  const F* gate = a.gates + r * G;
+  F* dc = a.d_c + b * H;
   F* d_gamma = a.ln.d_gamma_beta + b * 2 * G;
-  normalize_backward<F, 4>(a.d_gates + r * G, a.ln.xhat + r * G, a.ln.rstd + r * 4, a.ln.gamma,
-                           d_gamma, d_gamma + G, H);
+  normalize_backward_after<F, 4>(
+      a.d_gates + r * G, a.ln.xhat + r * G, a.ln.rstd + r * 4, a.ln.gamma, d_gamma,
+      d_gamma + G, H,
+      std::array<const F*, 9>{a.d_h + b * H, at(a.d_outputs, r * H), dc, gate, gate + H,
+                              gate + 2 * H, gate + 3 * H, a.cells + r * H, c_prev},
+      std::array<F*, 1>{dc}, [](P* dn, const auto& ld, const auto& st) {
+        using namespace Eigen::internal;
+        const P one = pk::one<P>();
+        const P dh = padd(ld(0), ld(1)), i = ld(3), f = ld(4), g = ld(5), o = ld(6);
+        const P tc = pk::tanh(ld(7));
+        // dc = dc_next + dh o (1 - tanh(c)^2): c_t feeds h_t and c_{t+1}
+        const P dc_t = pmadd(pmul(dh, o), psub(one, pmul(tc, tc)), ld(2));
+        dn[0] = pmul(pmul(dc_t, g), pmul(i, psub(one, i)));
+        dn[1] = pmul(pmul(dc_t, ld(8)), pmul(f, psub(one, f)));
+        dn[2] = pmul(pmul(dc_t, i), psub(one, pmul(g, g)));
+        dn[3] = pmul(pmul(dh, tc), pmul(o, psub(one, o)));
+        st(0, pmul(dc_t, f));  // to c_{t-1}
+      });
 }
 
 template <typename F>
@@ -383,8 +428,8 @@ void lstm_backward_weights(const LnLstmBackwardArgs<F>& a) {
 // The gate math of one (b, t). xa (3H): xz (no bias) on entry, xhat on return; hz (3H): this
 // row of h_{t-1} U (no bias); writes gate (z, r, cand), hzh (hz_h + b_rec), rstd (3) and h.
 template <typename F>
-FASTRNN_FLATTEN inline void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa, const F* hz, F* gate,
-                             F* hzh, F* rstd, F* h, const F* h_prev) {
+FASTRNN_FLATTEN inline void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa, const F* hz,
+                                             F* gate, F* hzh, F* rstd, F* h, const F* h_prev) {
   using P = pk::Packet<F>;
   const Index H = a.H, G = 3 * H;
   const F* b_in = a.bias;
@@ -403,12 +448,15 @@ FASTRNN_FLATTEN inline void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa
                        st(0, pmadd(ld(4), hz_h, padd(ld(0), ld(2))));  // a_h = xz_h + r hz_h
                        st(1, hz_h);
                      });
-  normalize<F, 1>(xa + 2 * H, nullptr, ln.gamma + 2 * H, ln.beta + 2 * H, gate + 2 * H,
-                  rstd + 2, ln.epsilon, H, act::Tanh{});  // the candidate
-  fused_row<F, 3, 1>(H, {gate, gate + 2 * H, h_prev}, {h}, [](const auto& ld, const auto& st) {
-    using namespace Eigen::internal;
-    st(0, pmadd(ld(0), psub(ld(2), ld(1)), ld(1)));  // z h_{t-1} + (1 - z) cand
-  });
+  normalize_then<F, 1>(xa + 2 * H, nullptr, ln.gamma + 2 * H, ln.beta + 2 * H, rstd + 2,
+                       ln.epsilon, H, std::array<const F*, 2>{gate, h_prev},
+                       std::array<F*, 2>{gate + 2 * H, h},
+                       [](const P* n, const auto& ld, const auto& st) {
+                         using namespace Eigen::internal;
+                         const P cand = pk::tanh(n[0]);
+                         st(0, cand);
+                         st(1, pmadd(ld(0), psub(ld(1), cand), cand));  // z h_{t-1} + (1-z) cand
+                       });
 }
 
 template <typename F>
@@ -445,8 +493,8 @@ void gru_forward(const LnGruForwardArgs<F>& a) {
 // h_prev may be nullptr (zeros).
 // Writes d_xz, d_hz (3H each): the gradients of the input and recurrent sums.
 template <typename F>
-FASTRNN_FLATTEN inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh, const F* h_prev,
-                              F* d_gamma_beta) {
+FASTRNN_FLATTEN inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh,
+                                              const F* h_prev, F* d_gamma_beta) {
   using P = pk::Packet<F>;
   const Index H = a.H, G = 3 * H;
   F* dxz = a.d_xz + r * G;
@@ -454,25 +502,29 @@ FASTRNN_FLATTEN inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Ind
   const F* gate = a.gates + r * G;  // z, r, cand
   const F* xhat = a.ln.xhat + r * G;
   const F* rstd = a.ln.rstd + r * 3;
+  F* d_beta = d_gamma_beta + G;
   // d n_h: h = ... + (1 - z) cand, through the tanh; then d a_h through its LN
-  fused_row<F, 3, 1>(H, {dh, gate, gate + 2 * H}, {dxz + 2 * H},
-                     [](const auto& ld, const auto& st) {
-                       using namespace Eigen::internal;
-                       const P one = pk::one<P>(), cand = ld(2);
-                       st(0, pmul(pmul(ld(0), psub(one, ld(1))), psub(one, pmul(cand, cand))));
-                     });
-  normalize_backward<F, 1>(dxz + 2 * H, xhat + 2 * H, rstd + 2, a.ln.gamma + 2 * H,
-                           d_gamma_beta + 2 * H, d_gamma_beta + G + 2 * H, H);
-  fused_row<F, 7, 3>(
-      H, {dxz + 2 * H, gate + H, a.hz_h + r * H, dh, h_prev, gate, gate + 2 * H},
-      {dhz + 2 * H, dxz + H, dxz}, [](const auto& ld, const auto& st) {
+  normalize_backward_after<F, 1>(
+      dxz + 2 * H, xhat + 2 * H, rstd + 2, a.ln.gamma + 2 * H, d_gamma_beta + 2 * H,
+      d_beta + 2 * H, H, std::array<const F*, 3>{dh, gate, gate + 2 * H}, std::array<F*, 0>{},
+      [](P* dn, const auto& ld, const auto&) {
+        using namespace Eigen::internal;
+        const P one = pk::one<P>(), cand = ld(2);
+        dn[0] = pmul(pmul(ld(0), psub(one, ld(1))), psub(one, pmul(cand, cand)));
+      });
+  // d n_z (h = cand + z (h_{t-1} - cand)) and d n_r (a_h = xz_h + r hz_h), via the sigmoids;
+  // then d a_zr through their LNs
+  normalize_backward_after<F, 2>(
+      dxz, xhat, rstd, a.ln.gamma, d_gamma_beta, d_beta, H,
+      std::array<const F*, 7>{dxz + 2 * H, gate + H, a.hz_h + r * H, dh, h_prev, gate,
+                              gate + 2 * H},
+      std::array<F*, 1>{dhz + 2 * H}, [](P* dn, const auto& ld, const auto& st) {
         using namespace Eigen::internal;
         const P one = pk::one<P>(), d_ah = ld(0), rr = ld(1), z = ld(5);
-        st(0, pmul(d_ah, rr));                                             // a_h = xz_h + r hz_h
-        st(1, pmul(pmul(d_ah, ld(2)), pmul(rr, psub(one, rr))));           // d n_r, via sigmoid
-        st(2, pmul(pmul(ld(3), psub(ld(4), ld(6))), pmul(z, psub(one, z))));  // d n_z:
-      });  // h = cand + z (h_{t-1} - cand)
-  normalize_backward<F, 2>(dxz, xhat, rstd, a.ln.gamma, d_gamma_beta, d_gamma_beta + G, H);
+        dn[0] = pmul(pmul(ld(3), psub(ld(4), ld(6))), pmul(z, psub(one, z)));
+        dn[1] = pmul(pmul(d_ah, ld(2)), pmul(rr, psub(one, rr)));
+        st(0, pmul(d_ah, rr));  // d hz_h
+      });
   fused_row<F, 4, 3>(H, {dxz, dxz + H, dh, gate}, {dhz, dhz + H, dh},
                      [](const auto& ld, const auto& st) {
                        using namespace Eigen::internal;
