@@ -133,7 +133,7 @@ EIGEN_ALWAYS_INLINE void normalize_then(F* a, const F* bias, const F* gamma, con
 
 // normalize_then with act(n) stored to n (K H).
 template <typename F, int K, typename Act>
-FASTRNN_FLATTEN inline void normalize(F* a, const F* bias, const F* gamma, const F* beta, F* n,
+EIGEN_ALWAYS_INLINE void normalize(F* a, const F* bias, const F* gamma, const F* beta, F* n,
                                       F* rstd, F epsilon, Index H, const Act& activation) {
   std::array<F*, K> out{};
   for (int k = 0; k < K; ++k) out[k] = n + k * H;
@@ -202,7 +202,7 @@ EIGEN_ALWAYS_INLINE void normalize_backward_after(F* d, const F* xhat, const F* 
 
 // normalize_backward_after with d_n read from d (K H).
 template <typename F, int K>
-FASTRNN_FLATTEN inline void normalize_backward(F* d, const F* xhat, const F* rstd, const F* gamma,
+EIGEN_ALWAYS_INLINE void normalize_backward(F* d, const F* xhat, const F* rstd, const F* gamma,
                                                F* d_gamma, F* d_beta, Index H) {
   std::array<const F*, K> dn_in{};
   for (int k = 0; k < K; ++k) dn_in[k] = d + k * H;
@@ -223,7 +223,7 @@ inline Units all_units(Index H) { return {0, H, true}; }
 
 // ---------------------------------------------------------------------------- SimpleRNN
 template <typename F>
-void simple_rnn_forward(const LnSimpleRnnForwardArgs<F>& a) {
+FASTRNN_FLATTEN void simple_rnn_forward(const LnSimpleRnnForwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H;
   const Units u = all_units(H);
   F* pre = a.ln.xhat;  // (B, T, H): a = x K (+ h U) until normalized, then xhat
@@ -255,7 +255,7 @@ void simple_rnn_forward(const LnSimpleRnnForwardArgs<F>& a) {
 // The time loop of backward, on a slice of rows: d a (in d_pre) for every step, d_h0, each
 // row's d_gamma and d_beta; then the slice's d_x and stacked rows.
 template <typename F>
-void simple_rnn_backward_steps(const LnSimpleRnnBackwardArgs<F>& a) {
+FASTRNN_FLATTEN void simple_rnn_backward_steps(const LnSimpleRnnBackwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H;
   const Units u = all_units(H);
   std::fill(a.ln.d_gamma_beta, a.ln.d_gamma_beta + B * 2 * H, F(0));
@@ -303,7 +303,7 @@ void simple_rnn_backward_weights(const LnSimpleRnnBackwardArgs<F>& a) {
 // lstm::cell_forward, which reads z from memory) on n in the same pass: writes the activated
 // gates, c_t and h_t.
 template <typename F>
-FASTRNN_FLATTEN inline void lstm_row_forward(const LnLstmForwardArgs<F>& a, Index r, F* c,
+EIGEN_ALWAYS_INLINE void lstm_row_forward(const LnLstmForwardArgs<F>& a, Index r, F* c,
                                              const F* c_prev) {
   using P = pk::Packet<F>;
   const Index H = a.H, G = 4 * H;
@@ -326,7 +326,7 @@ FASTRNN_FLATTEN inline void lstm_row_forward(const LnLstmForwardArgs<F>& a, Inde
 // lstm::cell_backward) gives d_n of the four gates, d_c carried to c_{t-1}; d a through each
 // block's LN follows, the first of its passes the same as the gate math's.
 template <typename F>
-FASTRNN_FLATTEN inline void lstm_row_backward(const LnLstmBackwardArgs<F>& a, Index b, Index r,
+EIGEN_ALWAYS_INLINE void lstm_row_backward(const LnLstmBackwardArgs<F>& a, Index b, Index r,
                                               const F* c_prev) {
   using P = pk::Packet<F>;
   const Index H = a.H, G = 4 * H;
@@ -354,7 +354,7 @@ FASTRNN_FLATTEN inline void lstm_row_backward(const LnLstmBackwardArgs<F>& a, In
 }
 
 template <typename F>
-void lstm_forward(const LnLstmForwardArgs<F>& a) {
+FASTRNN_FLATTEN void lstm_forward(const LnLstmForwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 4 * H;
   const Units u = all_units(H);
   F* pre = a.ln.xhat;  // (B, T, 4H): a until normalized, then xhat
@@ -383,7 +383,7 @@ void lstm_forward(const LnLstmForwardArgs<F>& a) {
 }
 
 template <typename F>
-void lstm_backward_steps(const LnLstmBackwardArgs<F>& a) {
+FASTRNN_FLATTEN void lstm_backward_steps(const LnLstmBackwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 4 * H;
   const Units u = all_units(H);
   std::fill(a.ln.d_gamma_beta, a.ln.d_gamma_beta + B * 2 * G, F(0));
@@ -428,7 +428,7 @@ void lstm_backward_weights(const LnLstmBackwardArgs<F>& a) {
 // The gate math of one (b, t). xa (3H): xz (no bias) on entry, xhat on return; hz (3H): this
 // row of h_{t-1} U (no bias); writes gate (z, r, cand), hzh (hz_h + b_rec), rstd (3) and h.
 template <typename F>
-FASTRNN_FLATTEN inline void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa, const F* hz,
+EIGEN_ALWAYS_INLINE void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa, const F* hz,
                                              F* gate, F* hzh, F* rstd, F* h, const F* h_prev) {
   using P = pk::Packet<F>;
   const Index H = a.H, G = 3 * H;
@@ -460,7 +460,7 @@ FASTRNN_FLATTEN inline void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa
 }
 
 template <typename F>
-void gru_forward(const LnGruForwardArgs<F>& a) {
+FASTRNN_FLATTEN void gru_forward(const LnGruForwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 3 * H;
   const Units u = all_units(H);
   F* pre = a.ln.xhat;  // (B, T, 3H): xz until normalized, then xhat
@@ -493,7 +493,7 @@ void gru_forward(const LnGruForwardArgs<F>& a) {
 // h_prev may be nullptr (zeros).
 // Writes d_xz, d_hz (3H each): the gradients of the input and recurrent sums.
 template <typename F>
-FASTRNN_FLATTEN inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh,
+EIGEN_ALWAYS_INLINE void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh,
                                               const F* h_prev, F* d_gamma_beta) {
   using P = pk::Packet<F>;
   const Index H = a.H, G = 3 * H;
@@ -534,7 +534,7 @@ FASTRNN_FLATTEN inline void gru_cell_backward(const LnGruBackwardArgs<F>& a, Ind
 }
 
 template <typename F>
-void gru_backward_steps(const LnGruBackwardArgs<F>& a) {
+FASTRNN_FLATTEN void gru_backward_steps(const LnGruBackwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 3 * H;
   const Units u = all_units(H);
   std::fill(a.ln.d_gamma_beta, a.ln.d_gamma_beta + B * 2 * G, F(0));
