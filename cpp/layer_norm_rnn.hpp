@@ -73,25 +73,29 @@ EIGEN_ALWAYS_INLINE P keep_lanes(const P& x, Index valid) {
 
 // K consecutive gate blocks (H apart) of one row: a (K H) holds the pre-activations without
 // the bias on entry (bias may be nullptr), xhat on return; rstd (K) receives each block's
-// 1 / std. Two passes: the first adds the bias and sums each block's values, shifted by its
-// first value (v - v_0: the shifted-data variance, accurate unless the spread is tiny next to
-// how far v_0 lies from the mean), the second normalizes and hands every packet's n = xhat
-// gamma + beta of the K blocks to the cell's gate math, epilogue(n, ld, st): ld(i) loads
-// packet i of `extra_in`, st(i, p) stores to `extra_out`, in the same pass.
-template <typename F, int K, std::size_t NX, std::size_t NY, typename Epilogue>
-EIGEN_ALWAYS_INLINE void normalize_then(F* a, const F* bias, const F* gamma, const F* beta,
-                                        F* rstd, F epsilon, Index H,
-                                        const std::array<const F*, NX>& extra_in,
-                                        const std::array<F*, NY>& extra_out,
-                                        const Epilogue& epilogue) {
+// 1 / std. Two passes: the first (block_sums) adds the bias and sums each block's values,
+// shifted by its first value (v - v_0: the shifted-data variance, accurate unless the spread is
+// tiny next to how far v_0 lies from the mean), the second (normalize_write) normalizes and
+// hands every packet's n = xhat gamma + beta of the K blocks to the cell's gate math,
+// epilogue(n, ld, st): ld(i) loads packet i of `extra_in`, st(i, p) stores to `extra_out`, in
+// the same pass. Between them, block_moments: the mean and 1 / std of each block.
+template <typename F, int K>
+struct BlockSums {
+  F shift[K], s1[K], s2[K];  // v_0, sum (v - v_0), sum (v - v_0)^2
+};
+
+template <typename F, int K>
+EIGEN_ALWAYS_INLINE BlockSums<F, K> block_sums(F* a, const F* bias, Index H) {
   using P = pk::Packet<F>;
   using namespace Eigen::internal;
   std::array<const F*, 2 * K> in{};
   std::array<F*, K> sums_out{};
+  BlockSums<F, K> out;
   P shift[K], s1[K], s2[K];
   for (int k = 0; k < K; ++k) {
     in[k] = a + k * H, in[K + k] = at(bias, k * H), sums_out[k] = a + k * H;
-    shift[k] = pset1<P>(a[k * H] + (bias != nullptr ? bias[k * H] : F(0)));
+    out.shift[k] = a[k * H] + (bias != nullptr ? bias[k * H] : F(0));
+    shift[k] = pset1<P>(out.shift[k]);
     s1[k] = s2[k] = pset1<P>(F(0));
   }
   Index left = H;  // units not yet passed: the last packet's padding must not count
@@ -105,30 +109,83 @@ EIGEN_ALWAYS_INLINE void normalize_then(F* a, const F* bias, const F* gamma, con
     }
     left -= pk::lanes<F>;
   });
-  constexpr std::size_t NI = 3 * K + NX, NO = K + NY;
-  std::array<const F*, NI> in2{};
-  std::array<F*, NO> out2{};
-  P mean[K], rp[K];
+  for (int k = 0; k < K; ++k) out.s1[k] = predux(s1[k]), out.s2[k] = predux(s2[k]);
+  return out;
+}
+
+template <typename F, int K>
+EIGEN_ALWAYS_INLINE void block_moments(const BlockSums<F, K>& s, Index H, F epsilon, F* mean,
+                                       F* rstd) {
+  const F inv_h = F(1) / F(H);
   for (int k = 0; k < K; ++k) {
-    const F S1 = predux(s1[k]), S2 = predux(s2[k]);
-    const F var = std::max(F(0), (S2 - S1 * S1 / F(H)) / F(H));
+    const F var = std::max(F(0), (s.s2[k] - s.s1[k] * s.s1[k] * inv_h) * inv_h);
     rstd[k] = F(1) / std::sqrt(var + epsilon);
-    mean[k] = padd(shift[k], pset1<P>(S1 / F(H))), rp[k] = pset1<P>(rstd[k]);
-    in2[k] = a + k * H, in2[K + k] = gamma + k * H, in2[2 * K + k] = beta + k * H;
-    out2[k] = a + k * H;
+    mean[k] = s.shift[k] + s.s1[k] * inv_h;
   }
-  for (std::size_t i = 0; i < NX; ++i) in2[3 * K + i] = extra_in[i];
-  for (std::size_t i = 0; i < NY; ++i) out2[K + i] = extra_out[i];
-  fused_row<F, NI, NO>(H, in2, out2, [&](const auto& ld, const auto& st) {
+}
+
+template <typename F, int K, std::size_t NX, std::size_t NY, typename Epilogue>
+EIGEN_ALWAYS_INLINE void normalize_write(F* a, const F* gamma, const F* beta, const F* mean,
+                                         const F* rstd, Index H,
+                                         const std::array<const F*, NX>& extra_in,
+                                         const std::array<F*, NY>& extra_out,
+                                         const Epilogue& epilogue) {
+  using P = pk::Packet<F>;
+  using namespace Eigen::internal;
+  constexpr std::size_t NI = 3 * K + NX, NO = K + NY;
+  std::array<const F*, NI> in{};
+  std::array<F*, NO> out{};
+  P mp[K], rp[K];
+  for (int k = 0; k < K; ++k) {
+    mp[k] = pset1<P>(mean[k]), rp[k] = pset1<P>(rstd[k]);
+    in[k] = a + k * H, in[K + k] = gamma + k * H, in[2 * K + k] = beta + k * H;
+    out[k] = a + k * H;
+  }
+  for (std::size_t i = 0; i < NX; ++i) in[3 * K + i] = extra_in[i];
+  for (std::size_t i = 0; i < NY; ++i) out[K + i] = extra_out[i];
+  fused_row<F, NI, NO>(H, in, out, [&](const auto& ld, const auto& st) {
     P n[K];
     for (int k = 0; k < K; ++k) {
-      const P xhat = pmul(psub(ld(k), mean[k]), rp[k]);
+      const P xhat = pmul(psub(ld(k), mp[k]), rp[k]);
       n[k] = pmadd(xhat, ld(K + k), ld(2 * K + k));
       st(k, xhat);
     }
     epilogue(n, [&](std::size_t i) { return ld(3 * K + i); },
              [&](std::size_t i, const P& v) { st(K + i, v); });
   });
+}
+
+template <typename F, int K, std::size_t NX, std::size_t NY, typename Epilogue>
+EIGEN_ALWAYS_INLINE void normalize_then(F* a, const F* bias, const F* gamma, const F* beta,
+                                        F* rstd, F epsilon, Index H,
+                                        const std::array<const F*, NX>& extra_in,
+                                        const std::array<F*, NY>& extra_out,
+                                        const Epilogue& epilogue) {
+  F mean[K];
+  block_moments(block_sums<F, K>(a, bias, H), H, epsilon, mean, rstd);
+  normalize_write<F, K>(a, gamma, beta, mean, rstd, H, extra_in, extra_out, epilogue);
+}
+
+// The rows [0, B) of a step, K blocks each, in chunks: every row's sums, then their moments,
+// then write(b, mean, rstd) (normalize_write and the gate math), so that the rows' chains of
+// dependent scalar work (the reductions, a square root, a division) overlap. pre(b): the row's
+// pre-activations, rstd(b): where its K values go, skip(b): a masked row, left alone.
+template <typename F, int K, typename Pre, typename Rstd, typename Skip, typename Write>
+EIGEN_ALWAYS_INLINE void normalize_rows(Index B, Index H, const F* bias, F epsilon,
+                                        const Pre& pre, const Rstd& rstd, const Skip& skip,
+                                        const Write& write) {
+  constexpr Index kChunk = 16;
+  BlockSums<F, K> sums[kChunk];
+  F mean[kChunk * K];
+  for (Index b0 = 0; b0 < B; b0 += kChunk) {
+    const Index nb = std::min(kChunk, B - b0);
+    for (Index i = 0; i < nb; ++i)
+      if (!skip(b0 + i)) sums[i] = block_sums<F, K>(pre(b0 + i), bias, H);
+    for (Index i = 0; i < nb; ++i)
+      if (!skip(b0 + i)) block_moments(sums[i], H, epsilon, mean + i * K, rstd(b0 + i));
+    for (Index i = 0; i < nb; ++i)
+      if (!skip(b0 + i)) write(b0 + i, mean + i * K, rstd(b0 + i));
+  }
 }
 
 // normalize_then with act(n) stored to n (K H).
@@ -236,11 +293,17 @@ FASTRNN_FLATTEN void simple_rnn_forward(const LnSimpleRnnForwardArgs<F>& a) {
       step_product(a.recurrent_packed, a.recurrent_panels, u, 1, H, B, H, h_prev, ldh,
                    a.recurrent_kernel, F(1), pre + t * H, T * H);
     const auto rows = [&](const auto& activation) {  // h_t = act(n_t), into the outputs
-      for (Index b = 0; b < B; ++b) {
-        const Index r = b * T + t;
-        normalize<F, 1>(pre + r * H, a.bias, a.ln.gamma, a.ln.beta, a.outputs + r * H,
-                        a.ln.rstd + r, a.ln.epsilon, H, activation);
-      }
+      normalize_rows<F, 1>(
+          B, H, a.bias, a.ln.epsilon, [&](Index b) { return pre + (b * T + t) * H; },
+          [&](Index b) { return a.ln.rstd + b * T + t; }, [](Index) { return false; },
+          [&](Index b, const F* mean, const F* rstd) {
+            const Index r = b * T + t;
+            normalize_write<F, 1>(pre + r * H, a.ln.gamma, a.ln.beta, mean, rstd, H,
+                                  std::array<const F*, 0>{}, std::array<F*, 1>{a.outputs + r * H},
+                                  [&](const auto* n, const auto&, const auto& st) {
+                                    st(0, activation(n[0]));
+                                  });
+          });
     };
     switch (a.activation) {  // chosen once a step, inlined into the loop over the rows
       case Activation::tanh: rows(act::Tanh{}); break;
@@ -299,18 +362,17 @@ void simple_rnn_backward_weights(const LnSimpleRnnBackwardArgs<F>& a) {
 }
 
 // ---------------------------------------------------------------------------- LSTM
-// One row (b, t) = r: the four gate blocks normalized, then the plain cell's gate math (as
-// lstm::cell_forward, which reads z from memory) on n in the same pass: writes the activated
-// gates, c_t and h_t.
+// One row (b, t) = r, its moments known: the four gate blocks normalized, then the plain cell's
+// gate math (as lstm::cell_forward, which reads z from memory) on n in the same pass: writes
+// the activated gates, c_t and h_t.
 template <typename F>
 EIGEN_ALWAYS_INLINE void lstm_row_forward(const LnLstmForwardArgs<F>& a, Index r, F* c,
-                                             const F* c_prev) {
+                                          const F* c_prev, const F* mean, const F* rstd) {
   using P = pk::Packet<F>;
   const Index H = a.H, G = 4 * H;
   F* gate = a.gates + r * G;
-  normalize_then<F, 4>(
-      a.ln.xhat + r * G, a.bias, a.ln.gamma, a.ln.beta, a.ln.rstd + r * 4, a.ln.epsilon, H,
-      std::array<const F*, 1>{c_prev},
+  normalize_write<F, 4>(
+      a.ln.xhat + r * G, a.ln.gamma, a.ln.beta, mean, rstd, H, std::array<const F*, 1>{c_prev},
       std::array<F*, 6>{gate, gate + H, gate + 2 * H, gate + 3 * H, c, a.outputs + r * H},
       [](const P* n, const auto& ld, const auto& st) {
         using namespace Eigen::internal;
@@ -366,17 +428,23 @@ FASTRNN_FLATTEN void lstm_forward(const LnLstmForwardArgs<F>& a) {
     if (h_prev != nullptr)  // a_t += h_{t-1} U
       step_product(a.recurrent_packed, a.recurrent_panels, u, 4, H, B, H, h_prev, ldh,
                    a.recurrent_kernel, F(1), pre + t * G, T * G);
+    const auto c_prev = [&](Index b) -> const F* {
+      return t > 0 ? a.cells + (b * T + t - 1) * H : at(a.c0, b * H);
+    };
     for (Index b = 0; b < B; ++b) {
+      if (!masked_step(a.step_mask, b, T, t)) continue;  // (h, c) carried over the masked step
       const Index r = b * T + t;
-      F* c = a.cells + r * H;
-      const F* c_prev = t > 0 ? c - H : at(a.c0, b * H);
-      if (masked_step(a.step_mask, b, T, t)) {  // (h, c) carried over the masked step
-        hold_state(a.outputs + r * H, t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H), u);
-        hold_state(c, c_prev, u);
-        continue;
-      }
-      lstm_row_forward(a, r, c, c_prev);
+      hold_state(a.outputs + r * H, t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H), u);
+      hold_state(a.cells + r * H, c_prev(b), u);
     }
+    normalize_rows<F, 4>(
+        B, H, a.bias, a.ln.epsilon, [&](Index b) { return pre + (b * T + t) * G; },
+        [&](Index b) { return a.ln.rstd + (b * T + t) * 4; },
+        [&](Index b) { return masked_step(a.step_mask, b, T, t); },
+        [&](Index b, const F* mean, const F* rstd) {
+          const Index r = b * T + t;
+          lstm_row_forward(a, r, a.cells + r * H, c_prev(b), mean, rstd);
+        });
   }
   copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
   copy_units(a.c_last, H, a.cells + (T - 1) * H, T * H, u, B);
