@@ -200,23 +200,28 @@ EIGEN_ALWAYS_INLINE void normalize(F* a, const F* bias, const F* gamma, const F*
                        });
 }
 
-// Backward through K consecutive blocks (H apart) of one row: the cell's gate math,
-// prologue(dn, ld, st), gives each packet's d_n of the K blocks from `extra_in` (ld(i)) and may
-// store to `extra_out` (st(i, p)); in the same pass d_n is stored to d (K H), d_n xhat added to
-// d_gamma and d_n to d_beta (K H each), and the sums of the LN's backward taken; the second pass
-// turns d into d_a.
+// Backward through K consecutive blocks (H apart) of one row, in two passes. The first
+// (backward_sums): the cell's gate math, prologue(dn, ld, st), gives each packet's d_n of the K
+// blocks from `extra_in` (ld(i)) and may store to `extra_out` (st(i, p)); d_n is stored to d
+// (K H), d_n xhat added to d_gamma and d_n to d_beta (K H each), and the means of g = d_n gamma
+// (the gradient of xhat) and of g xhat taken. The second (backward_write) turns d into d_a.
+template <typename F, int K>
+struct BackwardSums {
+  F mean_g[K], mean_gx[K];
+};
+
 template <typename F, int K, std::size_t NX, std::size_t NY, typename Prologue>
-EIGEN_ALWAYS_INLINE void normalize_backward_after(F* d, const F* xhat, const F* rstd,
-                                                  const F* gamma, F* d_gamma, F* d_beta, Index H,
-                                                  const std::array<const F*, NX>& extra_in,
-                                                  const std::array<F*, NY>& extra_out,
-                                                  const Prologue& prologue) {
+EIGEN_ALWAYS_INLINE BackwardSums<F, K> backward_sums(F* d, const F* xhat, const F* gamma,
+                                                     F* d_gamma, F* d_beta, Index H,
+                                                     const std::array<const F*, NX>& extra_in,
+                                                     const std::array<F*, NY>& extra_out,
+                                                     const Prologue& prologue) {
   using P = pk::Packet<F>;
   using namespace Eigen::internal;
   constexpr std::size_t NI = 4 * K + NX, NO = 3 * K + NY;
   std::array<const F*, NI> in{};
   std::array<F*, NO> out{};
-  P sum_g[K], sum_gx[K];  // g = d_n gamma: the gradient of xhat
+  P sum_g[K], sum_gx[K];
   for (int k = 0; k < K; ++k) {
     in[k] = xhat + k * H, in[K + k] = gamma + k * H;
     in[2 * K + k] = d_gamma + k * H, in[3 * K + k] = d_beta + k * H;
@@ -238,18 +243,28 @@ EIGEN_ALWAYS_INLINE void normalize_backward_after(F* d, const F* xhat, const F* 
       sum_gx[k] = pmadd(g, xh, sum_gx[k]);
     }
   });
-  std::array<const F*, 3 * K> in2{};
-  std::array<F*, K> out2{};
+  BackwardSums<F, K> sums;
+  for (int k = 0; k < K; ++k)
+    sums.mean_g[k] = predux(sum_g[k]) / F(H), sums.mean_gx[k] = predux(sum_gx[k]) / F(H);
+  return sums;
+}
+
+template <typename F, int K>
+EIGEN_ALWAYS_INLINE void backward_write(F* d, const F* xhat, const F* rstd, const F* gamma,
+                                        const BackwardSums<F, K>& sums, Index H) {
+  using P = pk::Packet<F>;
+  using namespace Eigen::internal;
+  std::array<const F*, 3 * K> in{};
+  std::array<F*, K> out{};
   P mean_g[K], mean_gx[K], rp[K];
   for (int k = 0; k < K; ++k) {
-    mean_g[k] = pset1<P>(predux(sum_g[k]) / F(H));
-    mean_gx[k] = pset1<P>(predux(sum_gx[k]) / F(H));
+    mean_g[k] = pset1<P>(sums.mean_g[k]), mean_gx[k] = pset1<P>(sums.mean_gx[k]);
     rp[k] = pset1<P>(rstd[k]);
-    in2[k] = d + k * H, in2[K + k] = xhat + k * H, in2[2 * K + k] = gamma + k * H;
-    out2[k] = d + k * H;
+    in[k] = d + k * H, in[K + k] = xhat + k * H, in[2 * K + k] = gamma + k * H;
+    out[k] = d + k * H;
   }
   // every a_j moves the mean and the variance: d_a = rstd (g - mean(g) - xhat mean(g xhat))
-  fused_row<F, 3 * K, K>(H, in2, out2, [&](const auto& ld, const auto& st) {
+  fused_row<F, 3 * K, K>(H, in, out, [&](const auto& ld, const auto& st) {
     for (int k = 0; k < K; ++k) {
       const P g = pmul(ld(k), ld(2 * K + k));
       st(k, pmul(rp[k], psub(psub(g, mean_g[k]), pmul(ld(K + k), mean_gx[k]))));
@@ -257,17 +272,32 @@ EIGEN_ALWAYS_INLINE void normalize_backward_after(F* d, const F* xhat, const F* 
   });
 }
 
-// normalize_backward_after with d_n read from d (K H).
-template <typename F, int K>
-EIGEN_ALWAYS_INLINE void normalize_backward(F* d, const F* xhat, const F* rstd, const F* gamma,
-                                               F* d_gamma, F* d_beta, Index H) {
-  std::array<const F*, K> dn_in{};
-  for (int k = 0; k < K; ++k) dn_in[k] = d + k * H;
-  normalize_backward_after<F, K>(d, xhat, rstd, gamma, d_gamma, d_beta, H, dn_in,
-                                 std::array<F*, 0>{},
-                                 [](auto* dn, const auto& ld, const auto&) {
-                                   for (int k = 0; k < K; ++k) dn[k] = ld(k);
-                                 });
+template <typename F, int K, std::size_t NX, std::size_t NY, typename Prologue>
+EIGEN_ALWAYS_INLINE void normalize_backward_after(F* d, const F* xhat, const F* rstd,
+                                                  const F* gamma, F* d_gamma, F* d_beta, Index H,
+                                                  const std::array<const F*, NX>& extra_in,
+                                                  const std::array<F*, NY>& extra_out,
+                                                  const Prologue& prologue) {
+  backward_write<F, K>(d, xhat, rstd, gamma,
+                       backward_sums<F, K>(d, xhat, gamma, d_gamma, d_beta, H, extra_in,
+                                           extra_out, prologue),
+                       H);
+}
+
+// The rows [0, B) of a backward step in chunks, as normalize_rows: sums(b) (backward_sums) for
+// every row of a chunk, then write(b, its sums) (backward_write); skip(b): a masked row.
+template <typename F, int K, typename Skip, typename Sums, typename Write>
+EIGEN_ALWAYS_INLINE void backward_rows(Index B, const Skip& skip, const Sums& sums,
+                                       const Write& write) {
+  constexpr Index kChunk = 16;
+  BackwardSums<F, K> s[kChunk];
+  for (Index b0 = 0; b0 < B; b0 += kChunk) {
+    const Index nb = std::min(kChunk, B - b0);
+    for (Index i = 0; i < nb; ++i)
+      if (!skip(b0 + i)) s[i] = sums(b0 + i);
+    for (Index i = 0; i < nb; ++i)
+      if (!skip(b0 + i)) write(b0 + i, s[i]);
+  }
 }
 
 // The input projection of every step, x (B*T, I) K (I, G), into pre (B*T, G).
@@ -328,13 +358,21 @@ FASTRNN_FLATTEN void simple_rnn_backward_steps(const LnSimpleRnnBackwardArgs<F>&
     // d_n = (d_h + d_out) act'(n), written through h = act(n)
     simple_rnn::activation_grad_step(a.d_pre + r, T * H, B, a.d_h, H, at(a.d_outputs, r),
                                      a.outputs + r, H, a.activation);
-    for (Index b = 0; b < B; ++b) {
-      if (masked_step(a.step_mask, b, T, t)) continue;
-      const Index row = b * T + t;
-      F* d_gamma = a.ln.d_gamma_beta + b * 2 * H;
-      normalize_backward<F, 1>(a.d_pre + row * H, a.ln.xhat + row * H, a.ln.rstd + row,
-                               a.ln.gamma, d_gamma, d_gamma + H, H);
-    }
+    backward_rows<F, 1>(
+        B, [&](Index b) { return masked_step(a.step_mask, b, T, t); },
+        [&](Index b) {
+          F* d = a.d_pre + (b * T + t) * H;
+          F* d_gamma = a.ln.d_gamma_beta + b * 2 * H;
+          return backward_sums<F, 1>(d, a.ln.xhat + (b * T + t) * H, a.ln.gamma, d_gamma,
+                                     d_gamma + H, H, std::array<const F*, 1>{d},
+                                     std::array<F*, 0>{},
+                                     [](auto* dn, const auto& ld, const auto&) { dn[0] = ld(0); });
+        },
+        [&](Index b, const BackwardSums<F, 1>& sums) {
+          const Index row = b * T + t;
+          backward_write<F, 1>(a.d_pre + row * H, a.ln.xhat + row * H, a.ln.rstd + row,
+                               a.ln.gamma, sums, H);
+        });
     if (a.step_mask != nullptr)  // masked rows: no d a, d_h passes on (kept in d_h_held)
       hold_masked_rows(a.step_mask, t, B, T, H, u, 1, a.d_pre, static_cast<F*>(nullptr),
                        a.d_h_held, a.d_h, a.d_outputs);
@@ -384,20 +422,19 @@ EIGEN_ALWAYS_INLINE void lstm_row_forward(const LnLstmForwardArgs<F>& a, Index r
       });
 }
 
-// Backward of row b's step (b, t) = r: the plain cell's backward gate math (as
-// lstm::cell_backward) gives d_n of the four gates, d_c carried to c_{t-1}; d a through each
-// block's LN follows, the first of its passes the same as the gate math's.
+// Backward of row b's step (b, t) = r, first pass: the plain cell's backward gate math (as
+// lstm::cell_backward) gives d_n of the four gates and d_c carried to c_{t-1}, and the LN's
+// backward takes its sums in the same pass.
 template <typename F>
-EIGEN_ALWAYS_INLINE void lstm_row_backward(const LnLstmBackwardArgs<F>& a, Index b, Index r,
-                                              const F* c_prev) {
+EIGEN_ALWAYS_INLINE BackwardSums<F, 4> lstm_row_backward(const LnLstmBackwardArgs<F>& a, Index b,
+                                                         Index r, const F* c_prev) {
   using P = pk::Packet<F>;
   const Index H = a.H, G = 4 * H;
   const F* gate = a.gates + r * G;
   F* dc = a.d_c + b * H;
   F* d_gamma = a.ln.d_gamma_beta + b * 2 * G;
-  normalize_backward_after<F, 4>(
-      a.d_gates + r * G, a.ln.xhat + r * G, a.ln.rstd + r * 4, a.ln.gamma, d_gamma,
-      d_gamma + G, H,
+  return backward_sums<F, 4>(
+      a.d_gates + r * G, a.ln.xhat + r * G, a.ln.gamma, d_gamma, d_gamma + G, H,
       std::array<const F*, 9>{a.d_h + b * H, at(a.d_outputs, r * H), dc, gate, gate + H,
                               gate + 2 * H, gate + 3 * H, a.cells + r * H, c_prev},
       std::array<F*, 1>{dc}, [](P* dn, const auto& ld, const auto& st) {
@@ -458,12 +495,17 @@ FASTRNN_FLATTEN void lstm_backward_steps(const LnLstmBackwardArgs<F>& a) {
   init_carry_units(a.d_h, a.d_h_last, u, B, H);  // gradients reaching h_t and c_t
   init_carry_units(a.d_c, a.d_c_last, u, B, H);
   for (Index t = T - 1; t >= 0; --t) {
-    for (Index b = 0; b < B; ++b) {
-      if (masked_step(a.step_mask, b, T, t)) continue;  // d_c passes on as it is
-      const Index r = b * T + t;
-      const F* c_prev = t > 0 ? a.cells + (r - 1) * H : at(a.c0, b * H);
-      lstm_row_backward(a, b, r, c_prev);
-    }
+    backward_rows<F, 4>(
+        B, [&](Index b) { return masked_step(a.step_mask, b, T, t); },  // d_c passes on as is
+        [&](Index b) {
+          const Index r = b * T + t;
+          return lstm_row_backward(a, b, r, t > 0 ? a.cells + (r - 1) * H : at(a.c0, b * H));
+        },
+        [&](Index b, const BackwardSums<F, 4>& sums) {
+          const Index r = b * T + t;
+          backward_write<F, 4>(a.d_gates + r * G, a.ln.xhat + r * G, a.ln.rstd + r * 4,
+                               a.ln.gamma, sums, H);
+        });
     if (a.step_mask != nullptr)  // masked rows: no d a, (d_h, d_c) pass on (d_h in d_h_held)
       hold_masked_rows(a.step_mask, t, B, T, H, u, 4, a.d_gates, static_cast<F*>(nullptr),
                        a.d_h_held, a.d_h, a.d_outputs);
