@@ -155,17 +155,6 @@ EIGEN_ALWAYS_INLINE void normalize_write(F* a, const F* gamma, const F* beta, co
   });
 }
 
-template <typename F, int K, std::size_t NX, std::size_t NY, typename Epilogue>
-EIGEN_ALWAYS_INLINE void normalize_then(F* a, const F* bias, const F* gamma, const F* beta,
-                                        F* rstd, F epsilon, Index H,
-                                        const std::array<const F*, NX>& extra_in,
-                                        const std::array<F*, NY>& extra_out,
-                                        const Epilogue& epilogue) {
-  F mean[K];
-  block_moments(block_sums<F, K>(a, bias, H), H, epsilon, mean, rstd);
-  normalize_write<F, K>(a, gamma, beta, mean, rstd, H, extra_in, extra_out, epilogue);
-}
-
 // The rows [0, B) of a step, K blocks each, in chunks: every row's sums, then their moments,
 // then write(b, mean, rstd) (normalize_write and the gate math), so that the rows' chains of
 // dependent scalar work (the reductions, a square root, a division) overlap. pre(b): the row's
@@ -186,18 +175,6 @@ EIGEN_ALWAYS_INLINE void normalize_rows(Index B, Index H, const F* bias, F epsil
     for (Index i = 0; i < nb; ++i)
       if (!skip(b0 + i)) write(b0 + i, mean + i * K, rstd(b0 + i));
   }
-}
-
-// normalize_then with act(n) stored to n (K H).
-template <typename F, int K, typename Act>
-EIGEN_ALWAYS_INLINE void normalize(F* a, const F* bias, const F* gamma, const F* beta, F* n,
-                                      F* rstd, F epsilon, Index H, const Act& activation) {
-  std::array<F*, K> out{};
-  for (int k = 0; k < K; ++k) out[k] = n + k * H;
-  normalize_then<F, K>(a, bias, gamma, beta, rstd, epsilon, H, std::array<const F*, 0>{}, out,
-                       [&](const auto* np, const auto&, const auto& st) {
-                         for (int k = 0; k < K; ++k) st(k, activation(np[k]));
-                       });
 }
 
 // Backward through K consecutive blocks (H apart) of one row, in two passes. The first
@@ -535,38 +512,61 @@ void lstm_backward_weights(const LnLstmBackwardArgs<F>& a) {
 }
 
 // ---------------------------------------------------------------------------- GRU
-// The gate math of one (b, t). xa (3H): xz (no bias) on entry, xhat on return; hz (3H): this
-// row of h_{t-1} U (no bias); writes gate (z, r, cand), hzh (hz_h + b_rec), rstd (3) and h.
+// The gate math of one (b, t) = r, in three parts with the moments of its LN groups between
+// them (so that gru_forward can run each part over a chunk of rows, as normalize_rows). xa
+// (3H): xz (no bias) on entry, xhat on return; hz (3H): this row of h_{t-1} U (no bias).
+// Part one: a_zr = xz_zr + hz_zr + both biases, and its sums.
 template <typename F>
-EIGEN_ALWAYS_INLINE void gru_cell_forward(const LnGruForwardArgs<F>& a, F* xa, const F* hz,
-                                             F* gate, F* hzh, F* rstd, F* h, const F* h_prev) {
+EIGEN_ALWAYS_INLINE BlockSums<F, 2> gru_zr_sums(const LnGruForwardArgs<F>& a, F* xa,
+                                                const F* hz) {
+  const Index H = a.H, G = 3 * H;
+  fused_row<F, 4, 1>(2 * H, {xa, hz, a.bias, at(a.bias, G)}, {xa},
+                     [](const auto& ld, const auto& st) {
+                       using namespace Eigen::internal;
+                       st(0, padd(padd(ld(0), ld(1)), padd(ld(2), ld(3))));
+                     });
+  return block_sums<F, 2>(xa, nullptr, H);
+}
+
+// Part two, the zr moments known: z, r = sigmoid(n) into gate; hz_h = hz_h + b_rec into hzh;
+// a_h = xz_h + b_in + r hz_h, and its sums.
+template <typename F>
+EIGEN_ALWAYS_INLINE BlockSums<F, 1> gru_h_sums(const LnGruForwardArgs<F>& a, F* xa, const F* hz,
+                                               F* gate, F* hzh, const F* mean,
+                                               const F* rstd) {
   using P = pk::Packet<F>;
   const Index H = a.H, G = 3 * H;
-  const F* b_in = a.bias;
-  const F* b_rec = at(a.bias, G);
-  const auto& ln = a.ln;
-  fused_row<F, 4, 1>(2 * H, {xa, hz, b_in, b_rec}, {xa}, [](const auto& ld, const auto& st) {
-    using namespace Eigen::internal;
-    st(0, padd(padd(ld(0), ld(1)), padd(ld(2), ld(3))));  // a_zr = xz_zr + hz_zr (+ biases)
-  });
-  normalize<F, 2>(xa, nullptr, ln.gamma, ln.beta, gate, rstd, ln.epsilon, H,
-                  act::Sigmoid{});  // z, r
-  fused_row<F, 5, 2>(H, {xa + 2 * H, hz + 2 * H, at(b_in, 2 * H), at(b_rec, 2 * H), gate + H},
+  normalize_write<F, 2>(xa, a.ln.gamma, a.ln.beta, mean, rstd, H, std::array<const F*, 0>{},
+                        std::array<F*, 2>{gate, gate + H},
+                        [](const P* n, const auto&, const auto& st) {
+                          st(0, pk::sigmoid(n[0])), st(1, pk::sigmoid(n[1]));  // z, r
+                        });
+  fused_row<F, 5, 2>(H, {xa + 2 * H, hz + 2 * H, at(a.bias, 2 * H), at(a.bias, G + 2 * H),
+                         gate + H},
                      {xa + 2 * H, hzh}, [](const auto& ld, const auto& st) {
                        using namespace Eigen::internal;
                        const P hz_h = padd(ld(1), ld(3));
                        st(0, pmadd(ld(4), hz_h, padd(ld(0), ld(2))));  // a_h = xz_h + r hz_h
                        st(1, hz_h);
                      });
-  normalize_then<F, 1>(xa + 2 * H, nullptr, ln.gamma + 2 * H, ln.beta + 2 * H, rstd + 2,
-                       ln.epsilon, H, std::array<const F*, 2>{gate, h_prev},
-                       std::array<F*, 2>{gate + 2 * H, h},
-                       [](const P* n, const auto& ld, const auto& st) {
-                         using namespace Eigen::internal;
-                         const P cand = pk::tanh(n[0]);
-                         st(0, cand);
-                         st(1, pmadd(ld(0), psub(ld(1), cand), cand));  // z h_{t-1} + (1-z) cand
-                       });
+  return block_sums<F, 1>(xa + 2 * H, nullptr, H);
+}
+
+// Part three, the h moments known: cand = tanh(n_h) into gate, h_t = z h_{t-1} + (1 - z) cand.
+template <typename F>
+EIGEN_ALWAYS_INLINE void gru_h_write(const LnGruForwardArgs<F>& a, F* xa, F* gate, F* h,
+                                     const F* h_prev, const F* mean, const F* rstd) {
+  using P = pk::Packet<F>;
+  const Index H = a.H;
+  normalize_write<F, 1>(xa + 2 * H, a.ln.gamma + 2 * H, a.ln.beta + 2 * H, mean, rstd, H,
+                        std::array<const F*, 2>{gate, h_prev},
+                        std::array<F*, 2>{gate + 2 * H, h},
+                        [](const P* n, const auto& ld, const auto& st) {
+                          using namespace Eigen::internal;
+                          const P cand = pk::tanh(n[0]);
+                          st(0, cand);
+                          st(1, pmadd(ld(0), psub(ld(1), cand), cand));
+                        });
 }
 
 template <typename F>
@@ -575,6 +575,10 @@ FASTRNN_FLATTEN void gru_forward(const LnGruForwardArgs<F>& a) {
   const Units u = all_units(H);
   F* pre = a.ln.xhat;  // (B, T, 3H): xz until normalized, then xhat
   input_projection(a, G, pre);
+  constexpr Index kChunk = 16;
+  BlockSums<F, 2> zr[kChunk];
+  BlockSums<F, 1> hs[kChunk];
+  F mean[kChunk * 3];
   for (Index t = 0; t < T; ++t) {
     Index ldh = H;
     const F* h_rec = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
@@ -584,15 +588,37 @@ FASTRNN_FLATTEN void gru_forward(const LnGruForwardArgs<F>& a) {
     else  // hz = h U
       step_product(a.recurrent_packed, a.recurrent_panels, u, 3, H, B, H, h_rec, ldh,
                    a.recurrent_kernel, F(0), a.hz, G);
-    for (Index b = 0; b < B; ++b) {
-      const Index r = b * T + t;
-      const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
-      if (masked_step(a.step_mask, b, T, t)) {  // h carried over the masked step
-        hold_state(a.outputs + r * H, h_prev, u);
-        continue;
+    const auto h_prev = [&](Index b) -> const F* {
+      return t > 0 ? a.outputs + (b * T + t - 1) * H : at(a.h0, b * H);
+    };
+    const auto masked = [&](Index b) { return masked_step(a.step_mask, b, T, t); };
+    for (Index b = 0; b < B; ++b)  // h carried over the masked steps
+      if (masked(b)) hold_state(a.outputs + (b * T + t) * H, h_prev(b), u);
+    // The rows in chunks, each part over all rows of a chunk (see normalize_rows).
+    for (Index b0 = 0; b0 < B; b0 += kChunk) {
+      const Index nb = std::min(kChunk, B - b0);
+      for (Index i = 0; i < nb; ++i)
+        if (!masked(b0 + i))
+          zr[i] = gru_zr_sums(a, pre + ((b0 + i) * T + t) * G, a.hz + (b0 + i) * G);
+      for (Index i = 0; i < nb; ++i)
+        if (!masked(b0 + i))
+          block_moments(zr[i], H, a.ln.epsilon, mean + 3 * i, a.ln.rstd + ((b0 + i) * T + t) * 3);
+      for (Index i = 0; i < nb; ++i) {
+        if (masked(b0 + i)) continue;
+        const Index r = (b0 + i) * T + t;
+        hs[i] = gru_h_sums(a, pre + r * G, a.hz + (b0 + i) * G, a.gates + r * G, a.hz_h + r * H,
+                           mean + 3 * i, a.ln.rstd + r * 3);
       }
-      gru_cell_forward(a, pre + r * G, a.hz + b * G, a.gates + r * G, a.hz_h + r * H,
-                       a.ln.rstd + r * 3, a.outputs + r * H, h_prev);
+      for (Index i = 0; i < nb; ++i)
+        if (!masked(b0 + i))
+          block_moments(hs[i], H, a.ln.epsilon, mean + 3 * i + 2,
+                        a.ln.rstd + ((b0 + i) * T + t) * 3 + 2);
+      for (Index i = 0; i < nb; ++i) {
+        if (masked(b0 + i)) continue;
+        const Index r = (b0 + i) * T + t;
+        gru_h_write(a, pre + r * G, a.gates + r * G, a.outputs + r * H, h_prev(b0 + i),
+                    mean + 3 * i + 2, a.ln.rstd + r * 3 + 2);
+      }
     }
   }
   copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
