@@ -249,18 +249,6 @@ EIGEN_ALWAYS_INLINE void backward_write(F* d, const F* xhat, const F* rstd, cons
   });
 }
 
-template <typename F, int K, std::size_t NX, std::size_t NY, typename Prologue>
-EIGEN_ALWAYS_INLINE void normalize_backward_after(F* d, const F* xhat, const F* rstd,
-                                                  const F* gamma, F* d_gamma, F* d_beta, Index H,
-                                                  const std::array<const F*, NX>& extra_in,
-                                                  const std::array<F*, NY>& extra_out,
-                                                  const Prologue& prologue) {
-  backward_write<F, K>(d, xhat, rstd, gamma,
-                       backward_sums<F, K>(d, xhat, gamma, d_gamma, d_beta, H, extra_in,
-                                           extra_out, prologue),
-                       H);
-}
-
 // The rows [0, B) of a backward step in chunks, as normalize_rows: sums(b) (backward_sums) for
 // every row of a chunk, then write(b, its sums) (backward_write); skip(b): a masked row.
 template <typename F, int K, typename Skip, typename Sums, typename Write>
@@ -624,48 +612,73 @@ FASTRNN_FLATTEN void gru_forward(const LnGruForwardArgs<F>& a) {
   copy_units(a.h_last, H, a.outputs + (T - 1) * H, T * H, u, B);
 }
 
-// Backward through the gate math of one (b, t). dh (H): the gradient reaching h_t (the
-// output's d_out already added) on entry, its direct part reaching h_{t-1} (dh z) on return.
-// h_prev may be nullptr (zeros).
-// Writes d_xz, d_hz (3H each): the gradients of the input and recurrent sums.
+// Backward through the gate math of one (b, t) = r, in four passes, each run over a chunk of
+// rows before the next (see backward_rows). dh (H): the gradient reaching h_t (the output's
+// d_out already added) on entry, its direct part reaching h_{t-1} (dh z) on return; h_prev may
+// be nullptr (zeros). Writes d_xz, d_hz (3H each): the gradients of the input and recurrent
+// sums; d_gamma_beta: this row's (2, 3H).
 template <typename F>
-EIGEN_ALWAYS_INLINE void gru_cell_backward(const LnGruBackwardArgs<F>& a, Index r, F* dh,
-                                              const F* h_prev, F* d_gamma_beta) {
+struct GruRow {
+  const LnGruBackwardArgs<F>& a;
+  Index b, r;
+  F* dh;
+  const F* h_prev;
+  F* dxz() const { return a.d_xz + r * 3 * a.H; }
+  F* dhz() const { return a.d_hz + r * 3 * a.H; }
+  const F* gate() const { return a.gates + r * 3 * a.H; }  // z, r, cand
+  const F* xhat() const { return a.ln.xhat + r * 3 * a.H; }
+  const F* rstd() const { return a.ln.rstd + r * 3; }
+  F* d_gamma() const { return a.ln.d_gamma_beta + b * 6 * a.H; }
+  F* d_beta() const { return d_gamma() + 3 * a.H; }
+};
+
+// d n_h: h = ... + (1 - z) cand, through the tanh; the candidate LN's sums.
+template <typename F>
+EIGEN_ALWAYS_INLINE BackwardSums<F, 1> gru_h_backward(const GruRow<F>& w) {
   using P = pk::Packet<F>;
-  const Index H = a.H, G = 3 * H;
-  F* dxz = a.d_xz + r * G;
-  F* dhz = a.d_hz + r * G;
-  const F* gate = a.gates + r * G;  // z, r, cand
-  const F* xhat = a.ln.xhat + r * G;
-  const F* rstd = a.ln.rstd + r * 3;
-  F* d_beta = d_gamma_beta + G;
-  // d n_h: h = ... + (1 - z) cand, through the tanh; then d a_h through its LN
-  normalize_backward_after<F, 1>(
-      dxz + 2 * H, xhat + 2 * H, rstd + 2, a.ln.gamma + 2 * H, d_gamma_beta + 2 * H,
-      d_beta + 2 * H, H, std::array<const F*, 3>{dh, gate, gate + 2 * H}, std::array<F*, 0>{},
-      [](P* dn, const auto& ld, const auto&) {
+  const Index H = w.a.H;
+  return backward_sums<F, 1>(
+      w.dxz() + 2 * H, w.xhat() + 2 * H, w.a.ln.gamma + 2 * H, w.d_gamma() + 2 * H,
+      w.d_beta() + 2 * H, H, std::array<const F*, 3>{w.dh, w.gate(), w.gate() + 2 * H},
+      std::array<F*, 0>{}, [](P* dn, const auto& ld, const auto&) {
         using namespace Eigen::internal;
         const P one = pk::one<P>(), cand = ld(2);
         dn[0] = pmul(pmul(ld(0), psub(one, ld(1))), psub(one, pmul(cand, cand)));
       });
-  // d n_z (h = cand + z (h_{t-1} - cand)) and d n_r (a_h = xz_h + r hz_h), via the sigmoids;
-  // then d a_zr through their LNs
-  normalize_backward_after<F, 2>(
-      dxz, xhat, rstd, a.ln.gamma, d_gamma_beta, d_beta, H,
-      std::array<const F*, 7>{dxz + 2 * H, gate + H, a.hz_h + r * H, dh, h_prev, gate,
-                              gate + 2 * H},
-      std::array<F*, 1>{dhz + 2 * H}, [](P* dn, const auto& ld, const auto& st) {
+}
+
+// d a_h known: d n_z (h = cand + z (h_{t-1} - cand)) and d n_r (a_h = xz_h + r hz_h), via the
+// sigmoids, and d hz_h; the zr LNs' sums.
+template <typename F>
+EIGEN_ALWAYS_INLINE BackwardSums<F, 2> gru_zr_backward(const GruRow<F>& w) {
+  using P = pk::Packet<F>;
+  const Index H = w.a.H;
+  const F* gate = w.gate();
+  return backward_sums<F, 2>(
+      w.dxz(), w.xhat(), w.a.ln.gamma, w.d_gamma(), w.d_beta(), H,
+      std::array<const F*, 7>{w.dxz() + 2 * H, gate + H, w.a.hz_h + w.r * H, w.dh, w.h_prev,
+                              gate, gate + 2 * H},
+      std::array<F*, 1>{w.dhz() + 2 * H}, [](P* dn, const auto& ld, const auto& st) {
         using namespace Eigen::internal;
         const P one = pk::one<P>(), d_ah = ld(0), rr = ld(1), z = ld(5);
         dn[0] = pmul(pmul(ld(3), psub(ld(4), ld(6))), pmul(z, psub(one, z)));
         dn[1] = pmul(pmul(d_ah, ld(2)), pmul(rr, psub(one, rr)));
         st(0, pmul(d_ah, rr));  // d hz_h
       });
-  fused_row<F, 4, 3>(H, {dxz, dxz + H, dh, gate}, {dhz, dhz + H, dh},
+}
+
+// d a_zr known: z, r's xz and hz enter as a sum; h_{t-1} enters h_t directly, times z.
+template <typename F>
+EIGEN_ALWAYS_INLINE void gru_zr_write(const GruRow<F>& w, const BackwardSums<F, 2>& sums) {
+  const Index H = w.a.H;
+  F* dxz = w.dxz();
+  F* dhz = w.dhz();
+  backward_write<F, 2>(dxz, w.xhat(), w.rstd(), w.a.ln.gamma, sums, H);
+  fused_row<F, 4, 3>(H, {dxz, dxz + H, w.dh, w.gate()}, {dhz, dhz + H, w.dh},
                      [](const auto& ld, const auto& st) {
                        using namespace Eigen::internal;
-                       st(0, ld(0)), st(1, ld(1));  // z, r: xz and hz enter as a sum
-                       st(2, pmul(ld(2), ld(3)));   // h_{t-1} enters h_t directly, times z
+                       st(0, ld(0)), st(1, ld(1));
+                       st(2, pmul(ld(2), ld(3)));
                      });
 }
 
@@ -675,14 +688,33 @@ FASTRNN_FLATTEN void gru_backward_steps(const LnGruBackwardArgs<F>& a) {
   const Units u = all_units(H);
   std::fill(a.ln.d_gamma_beta, a.ln.d_gamma_beta + B * 2 * G, F(0));
   init_carry_units(a.d_h, a.d_h_last, u, B, H);  // gradient reaching h_t from later steps
+  constexpr Index kChunk = 16;
+  BackwardSums<F, 1> hs[kChunk];
+  BackwardSums<F, 2> zr[kChunk];
   for (Index t = T - 1; t >= 0; --t) {
-    for (Index b = 0; b < B; ++b) {
-      if (masked_step(a.step_mask, b, T, t)) continue;
+    const auto row = [&](Index b) {
       const Index r = b * T + t;
-      const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
-      F* dh = a.d_h + b * H;
-      if (a.d_outputs != nullptr) Vec<F>(dh, H) += CVec<F>(a.d_outputs + r * H, H);
-      gru_cell_backward(a, r, dh, h_prev, a.ln.d_gamma_beta + b * 2 * G);
+      return GruRow<F>{a, b, r, a.d_h + b * H,
+                       t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H)};
+    };
+    const auto masked = [&](Index b) { return masked_step(a.step_mask, b, T, t); };
+    for (Index b0 = 0; b0 < B; b0 += kChunk) {  // the rows in chunks, a pass at a time
+      const Index nb = std::min(kChunk, B - b0);
+      for (Index i = 0; i < nb; ++i) {
+        if (masked(b0 + i)) continue;
+        const GruRow<F> w = row(b0 + i);
+        if (a.d_outputs != nullptr) Vec<F>(w.dh, H) += CVec<F>(a.d_outputs + w.r * H, H);
+        hs[i] = gru_h_backward(w);
+      }
+      for (Index i = 0; i < nb; ++i) {
+        if (masked(b0 + i)) continue;
+        const GruRow<F> w = row(b0 + i);
+        backward_write<F, 1>(w.dxz() + 2 * H, w.xhat() + 2 * H, w.rstd() + 2,
+                             a.ln.gamma + 2 * H, hs[i], H);
+        zr[i] = gru_zr_backward(w);
+      }
+      for (Index i = 0; i < nb; ++i)
+        if (!masked(b0 + i)) gru_zr_write(row(b0 + i), zr[i]);
     }
     // Masked rows: no d_xz, d_hz; d_h passes on, and the product below adds nothing to it.
     if (a.step_mask != nullptr)
