@@ -822,34 +822,79 @@ void run_ln_forward(void (*forward)(const Args&), Args& a, const Dims& d) {
   run_steps(forward, a, d, plan);
 }
 
-// The phases of a layer-normalized backward, once everything but its workspace is set (the
-// plain cell's, see run_backward, plus the rows' d_gamma, d_beta), then d_gamma, d_beta (G,):
-// the sums of the rows'. `extra` workspace elements (the cell's own) come first, at ws.
+// The arrays every layer-normalized call checks alike (x, h0, the weights, the masks), and
+// the sizes, into a.
 template <typename F, typename Args>
+void ln_common(Args& a, const Dims& d, const py::array& x, const Opt& h0,
+               const py::array& kernel, const py::array& recurrent_kernel, const Opt& mask,
+               const Opt& step_mask) {
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+}
+
+// What a layer-normalized backward returns: d_x (B, T, I) or None, d_h0, d_c0 (LSTM only),
+// d_kernel, d_recurrent_kernel, d_bias ((2, G) for GRU), d_gamma, d_beta.
+template <typename F>
+struct LnGrads {
+  LnGrads(const Dims& d, bool input_grad_, bool lstm_, bool gru)
+      : d_x(empty<F>({input_grad_ ? d.B : 0, d.T, d.I})), d_h0(empty<F>({d.B, d.H})),
+        d_c0(empty<F>({lstm_ ? d.B : 0, d.H})), d_kernel(empty<F>({d.I, d.G})),
+        d_rec(empty<F>({d.H, d.G})),
+        d_bias(gru ? empty<F>({2, d.G}) : empty<F>({d.G})), d_gamma(empty<F>({d.G})),
+        d_beta(empty<F>({d.G})), input_grad(input_grad_), lstm(lstm_) {}
+  py::tuple result() {
+    const py::object dx = input_grad ? py::object(d_x) : py::none();
+    if (lstm) return py::make_tuple(dx, d_h0, d_c0, d_kernel, d_rec, d_bias, d_gamma, d_beta);
+    return py::make_tuple(dx, d_h0, d_kernel, d_rec, d_bias, d_gamma, d_beta);
+  }
+  py::array_t<F> d_x, d_h0, d_c0, d_kernel, d_rec, d_bias, d_gamma, d_beta;
+  bool input_grad, lstm;
+};
+
+// A layer-normalized backward once its arguments are set: the carried gradients straight
+// through for an empty call, else the workspace (`own` elements first, handed to
+// place(ws) for the cell's buffers), the plain cell's phases (see run_backward, with the rows'
+// d_gamma, d_beta), then d_gamma and d_beta (G,): the sums of the rows'.
+template <typename F, typename Args, typename Place>
 void run_ln_backward(void (*steps)(const Args&), void (*inputs)(const Args&),
-                     void (*weights)(const Args&), Args& a, const Dims& d, bool gru, F* ws,
-                     F* d_kernel, F* d_rec, F* d_bias, F* d_gamma, F* d_beta) {
-  const fastrnn::StepPlan plan = plan_of(d, true);
-  F* next = ws;
+                     void (*weights)(const Args&), Args& a, const Dims& d, bool gru,
+                     LnGrads<F>& g, std::size_t own, const Place& place) {
+  a.d_x = g.input_grad ? data(g.d_x) : nullptr, a.d_h0 = data(g.d_h0);
+  py::gil_scoped_release release;
+  if (d.B == 0 || d.T == 0) {
+    zero(g.d_x), zero(g.d_kernel), zero(g.d_rec), zero(g.d_bias), zero(g.d_gamma);
+    zero(g.d_beta);
+    copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
+    return;
+  }
+  const fastrnn::StepPlan plan = plan_of(d, true);  // rows only
+  F* ws = workspace<F>().get(own + transposed_weights_size(d) + std::size_t(2 * d.B * d.G) +
+                             weight_phase_size(d, gru));
+  place(ws);
+  F* next = ws + own;
   store_transposed_weights(a, d, next);
   next += transposed_weights_size(d);
   a.ln.d_gamma_beta = next;  // (B, 2, G)
   next += 2 * d.B * d.G;
   a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
-  a.recurrent_t_packed = recurrent_packed(a.recurrent_kernel_t, d, true, plan, a.recurrent_t_panels);
+  a.recurrent_t_packed =
+      recurrent_packed(a.recurrent_kernel_t, d, true, plan, a.recurrent_t_panels);
   F* partials = place_weight_phase(a, d, gru, next);
-  run_backward(steps, inputs, weights, a, d, plan, gru, partials, d_kernel, d_rec, d_bias);
+  run_backward(steps, inputs, weights, a, d, plan, gru, partials, data(g.d_kernel),
+               data(g.d_rec), data(g.d_bias));
+  F* d_gamma = data(g.d_gamma);
+  F* d_beta = data(g.d_beta);
   std::fill(d_gamma, d_gamma + d.G, F(0));
   std::fill(d_beta, d_beta + d.G, F(0));
   for (Index b = 0; b < d.B; ++b) {
     const F* row = a.ln.d_gamma_beta + b * 2 * d.G;
     for (Index j = 0; j < d.G; ++j) d_gamma[j] += row[j], d_beta[j] += row[d.G + j];
   }
-}
-
-// Workspace of run_ln_backward beyond the cell's own.
-std::size_t ln_backward_size(const Dims& d, bool gru) {
-  return transposed_weights_size(d) + std::size_t(2 * d.B * d.G) + weight_phase_size(d, gru);
 }
 
 template <typename F>
@@ -860,13 +905,8 @@ py::tuple ln_simple_rnn_forward(const py::array& x, const Opt& h0, const py::arr
                                 const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 1);
   fastrnn::LnSimpleRnnForwardArgs<F> a{};
-  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
-  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
-  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
-  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
   a.bias = checked<F>(bias, "bias", {d.G});
-  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
-  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
   a.activation = parse_activation(activation);
   auto outputs = empty<F>({d.B, d.T, d.H});
   auto h_last = empty<F>({d.B, d.H});
@@ -874,7 +914,6 @@ py::tuple ln_simple_rnn_forward(const py::array& x, const Opt& h0, const py::arr
   auto rstd = empty<F>({d.B, d.T, 1});
   a.ln = ln_forward_args<F>(gamma, beta, epsilon, d, xhat, rstd);
   a.outputs = data(outputs), a.h_last = data(h_last);
-  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
     py::gil_scoped_release release;
     if (d.B == 0 || d.T == 0) {
@@ -897,44 +936,21 @@ py::tuple ln_simple_rnn_backward(const py::array& x, const Opt& h0, const py::ar
                                  const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 1);
   fastrnn::LnSimpleRnnBackwardArgs<F> a{};
-  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
-  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
-  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
-  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
-  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
-  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
   a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
   a.ln = ln_backward_args<F>(gamma, xhat, rstd, d, 1);
   a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
   a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
   a.activation = parse_activation(activation);
   a.truncate = parse_truncate(truncate);
-  auto d_x = empty<F>({input_grad ? d.B : 0, d.T, d.I});
-  auto d_h0 = empty<F>({d.B, d.H});
-  auto d_kernel = empty<F>({d.I, d.G});
-  auto d_rec = empty<F>({d.H, d.G});
-  auto d_bias = empty<F>({d.G});
-  auto d_gamma = empty<F>({d.G});
-  auto d_beta = empty<F>({d.G});
-  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0);
-  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
-  {
-    py::gil_scoped_release release;
-    if (d.B == 0 || d.T == 0) {
-      zero(d_x), zero(d_kernel), zero(d_rec), zero(d_bias), zero(d_gamma), zero(d_beta);
-      copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
-    } else {
-      const std::size_t bth = std::size_t(d.B * d.T * d.H), bh = std::size_t(d.B * d.H);
-      F* ws = workspace<F>().get(bth + 2 * bh + ln_backward_size(d, false));
-      a.d_pre = ws, a.d_h = ws + bth, a.d_h_held = ws + bth + bh;
-      const auto& ks = ln_kernels<F>();
-      run_ln_backward(ks.simple_rnn_backward_steps, ks.simple_rnn_backward_inputs,
-                      ks.simple_rnn_backward_weights, a, d, false, ws + bth + 2 * bh,
-                      data(d_kernel), data(d_rec), data(d_bias), data(d_gamma), data(d_beta));
-    }
-  }
-  return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias,
-                        d_gamma, d_beta);
+  LnGrads<F> g(d, input_grad, false, false);
+  const std::size_t bth = std::size_t(d.B * d.T * d.H), bh = std::size_t(d.B * d.H);
+  const auto& ks = ln_kernels<F>();
+  run_ln_backward(ks.simple_rnn_backward_steps, ks.simple_rnn_backward_inputs,
+                  ks.simple_rnn_backward_weights, a, d, false, g, bth + 2 * bh, [&](F* ws) {
+                    a.d_pre = ws, a.d_h = ws + bth, a.d_h_held = ws + bth + bh;
+                  });
+  return g.result();
 }
 
 template <typename F>
@@ -944,14 +960,9 @@ py::tuple ln_lstm_forward(const py::array& x, const Opt& h0, const Opt& c0,
                           double epsilon, const Opt& mask, const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 4);
   fastrnn::LnLstmForwardArgs<F> a{};
-  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
-  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
   a.c0 = checked<F>(c0, "c0", {d.B, d.H});
-  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
-  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
   a.bias = checked<F>(bias, "bias", {d.G});
-  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
-  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
   auto outputs = empty<F>({d.B, d.T, d.H});
   auto h_last = empty<F>({d.B, d.H});
   auto c_last = empty<F>({d.B, d.H});
@@ -962,7 +973,6 @@ py::tuple ln_lstm_forward(const py::array& x, const Opt& h0, const Opt& c0,
   a.ln = ln_forward_args<F>(gamma, beta, epsilon, d, xhat, rstd);
   a.outputs = data(outputs), a.h_last = data(h_last), a.c_last = data(c_last);
   a.gates = data(gates), a.cells = data(cells), a.no_tape = false;
-  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
     py::gil_scoped_release release;
     if (d.B == 0 || d.T == 0) {
@@ -986,13 +996,8 @@ py::tuple ln_lstm_backward(const py::array& x, const Opt& h0, const Opt& c0,
                            bool input_grad, const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 4);
   fastrnn::LnLstmBackwardArgs<F> a{};
-  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
-  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
   a.c0 = checked<F>(c0, "c0", {d.B, d.H});
-  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
-  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
-  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
-  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
   a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
   a.gates = checked<F>(gates, "gates", {d.B, d.T, d.G});
   a.cells = checked<F>(cells, "cells", {d.B, d.T, d.H});
@@ -1001,34 +1006,17 @@ py::tuple ln_lstm_backward(const py::array& x, const Opt& h0, const Opt& c0,
   a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
   a.d_c_last = checked<F>(d_c_last, "d_c_last", {d.B, d.H});
   a.truncate = parse_truncate(truncate);
-  auto d_x = empty<F>({input_grad ? d.B : 0, d.T, d.I});
-  auto d_h0 = empty<F>({d.B, d.H});
-  auto d_c0 = empty<F>({d.B, d.H});
-  auto d_kernel = empty<F>({d.I, d.G});
-  auto d_rec = empty<F>({d.H, d.G});
-  auto d_bias = empty<F>({d.G});
-  auto d_gamma = empty<F>({d.G});
-  auto d_beta = empty<F>({d.G});
-  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0), a.d_c0 = data(d_c0);
-  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
-  {
-    py::gil_scoped_release release;
-    if (d.B == 0 || d.T == 0) {
-      zero(d_x), zero(d_kernel), zero(d_rec), zero(d_bias), zero(d_gamma), zero(d_beta);
-      copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
-      copy_or_zero(a.d_c0, a.d_c_last, d.B * d.H);
-    } else {
-      const std::size_t btg = std::size_t(d.B * d.T * d.G), bh = std::size_t(d.B * d.H);
-      F* ws = workspace<F>().get(btg + 3 * bh + ln_backward_size(d, false));
-      a.d_gates = ws, a.d_h = ws + btg, a.d_c = ws + btg + bh, a.d_h_held = ws + btg + 2 * bh;
-      const auto& ks = ln_kernels<F>();
-      run_ln_backward(ks.lstm_backward_steps, ks.lstm_backward_inputs,
-                      ks.lstm_backward_weights, a, d, false, ws + btg + 3 * bh, data(d_kernel),
-                      data(d_rec), data(d_bias), data(d_gamma), data(d_beta));
-    }
-  }
-  return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_c0, d_kernel, d_rec,
-                        d_bias, d_gamma, d_beta);
+  LnGrads<F> g(d, input_grad, true, false);
+  a.d_c0 = data(g.d_c0);
+  if (d.B == 0 || d.T == 0) copy_or_zero(a.d_c0, a.d_c_last, d.B * d.H);
+  const std::size_t btg = std::size_t(d.B * d.T * d.G), bh = std::size_t(d.B * d.H);
+  const auto& ks = ln_kernels<F>();
+  run_ln_backward(ks.lstm_backward_steps, ks.lstm_backward_inputs, ks.lstm_backward_weights, a,
+                  d, false, g, btg + 3 * bh, [&](F* ws) {
+                    a.d_gates = ws, a.d_h = ws + btg, a.d_c = ws + btg + bh;
+                    a.d_h_held = ws + btg + 2 * bh;
+                  });
+  return g.result();
 }
 
 template <typename F>
@@ -1038,13 +1026,8 @@ py::tuple ln_gru_forward(const py::array& x, const Opt& h0, const py::array& ker
                          const Opt& mask, const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 3);
   fastrnn::LnGruForwardArgs<F> a{};
-  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
-  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
-  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
-  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
   a.bias = checked<F>(bias, "bias", {2, d.G});
-  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
-  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
   auto outputs = empty<F>({d.B, d.T, d.H});
   auto h_last = empty<F>({d.B, d.H});
   auto gates = empty<F>({d.B, d.T, d.G});
@@ -1054,7 +1037,6 @@ py::tuple ln_gru_forward(const py::array& x, const Opt& h0, const py::array& ker
   a.ln = ln_forward_args<F>(gamma, beta, epsilon, d, xhat, rstd);
   a.outputs = data(outputs), a.h_last = data(h_last), a.gates = data(gates), a.hz_h = data(hz_h);
   a.no_tape = false;
-  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
   {
     py::gil_scoped_release release;
     if (d.B == 0 || d.T == 0) {
@@ -1078,12 +1060,7 @@ py::tuple ln_gru_backward(const py::array& x, const Opt& h0, const py::array& ke
                           bool input_grad, const Opt& step_mask) {
   const Dims d = read_dims<F>(x, recurrent_kernel, 3);
   fastrnn::LnGruBackwardArgs<F> a{};
-  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
-  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
-  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
-  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
-  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
-  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
   a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
   a.gates = checked<F>(gates, "gates", {d.B, d.T, d.G});
   a.hz_h = checked<F>(hz_h, "hz_h", {d.B, d.T, d.H});
@@ -1091,32 +1068,15 @@ py::tuple ln_gru_backward(const py::array& x, const Opt& h0, const py::array& ke
   a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
   a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
   a.truncate = parse_truncate(truncate);
-  auto d_x = empty<F>({input_grad ? d.B : 0, d.T, d.I});
-  auto d_h0 = empty<F>({d.B, d.H});
-  auto d_kernel = empty<F>({d.I, d.G});
-  auto d_rec = empty<F>({d.H, d.G});
-  auto d_bias = empty<F>({2, d.G});
-  auto d_gamma = empty<F>({d.G});
-  auto d_beta = empty<F>({d.G});
-  a.d_x = input_grad ? data(d_x) : nullptr, a.d_h0 = data(d_h0);
-  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
-  {
-    py::gil_scoped_release release;
-    if (d.B == 0 || d.T == 0) {
-      zero(d_x), zero(d_kernel), zero(d_rec), zero(d_bias), zero(d_gamma), zero(d_beta);
-      copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
-    } else {
-      const std::size_t btg = std::size_t(d.B * d.T * d.G), bh = std::size_t(d.B * d.H);
-      F* ws = workspace<F>().get(2 * btg + 2 * bh + ln_backward_size(d, true));
-      a.d_xz = ws, a.d_hz = ws + btg, a.d_h = ws + 2 * btg, a.d_h_rec = ws + 2 * btg + bh;
-      const auto& ks = ln_kernels<F>();
-      run_ln_backward(ks.gru_backward_steps, ks.gru_backward_inputs, ks.gru_backward_weights,
-                      a, d, true, ws + 2 * btg + 2 * bh, data(d_kernel), data(d_rec),
-                      data(d_bias), data(d_gamma), data(d_beta));
-    }
-  }
-  return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias,
-                        d_gamma, d_beta);
+  LnGrads<F> g(d, input_grad, false, true);
+  const std::size_t btg = std::size_t(d.B * d.T * d.G), bh = std::size_t(d.B * d.H);
+  const auto& ks = ln_kernels<F>();
+  run_ln_backward(ks.gru_backward_steps, ks.gru_backward_inputs, ks.gru_backward_weights, a, d,
+                  true, g, 2 * btg + 2 * bh, [&](F* ws) {
+                    a.d_xz = ws, a.d_hz = ws + btg, a.d_h = ws + 2 * btg;
+                    a.d_h_rec = ws + 2 * btg + bh;
+                  });
+  return g.result();
 }
 
 // ---------------------------------------------------------------------------- streaming
