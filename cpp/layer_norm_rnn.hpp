@@ -36,9 +36,13 @@ namespace ln_rnn {
 
 // The per-row work is packet loops (fused_row: a row of H units is ceil(H / lanes) packets, the
 // last one's missing lanes read as zeros) over all gate blocks of a row at once, two passes
-// forward and two backward, each value loaded once a pass: at H = 20 the row's Eigen
-// expressions (seven passes a block, a scalar tail each) cost twice the plain cell's step.
-namespace act {  // the activation applied to n, in the last forward pass
+// forward and two backward, each value loaded once a pass, the cell's gate math inside them:
+// at H = 20 the row's Eigen expressions (seven passes a block, a scalar tail each) cost twice
+// the plain cell's step. The rows of a step go in chunks of 16, each pass over every row of
+// the chunk before the next, so that the rows' dependent scalar work (reductions, a square
+// root, divisions) overlaps: measured, SimpleRNN and LSTM forward at 32x50x1x20 went from
+// 1.8x to 1.5x the plain cell's time, GRU from 1.8x to 1.6x.
+namespace act {  // SimpleRNN's activation, applied to n in the last forward pass
 struct Identity {
   template <typename P>
   EIGEN_ALWAYS_INLINE P operator()(const P& x) const { return x; }
@@ -46,10 +50,6 @@ struct Identity {
 struct Tanh {
   template <typename P>
   EIGEN_ALWAYS_INLINE P operator()(const P& x) const { return pk::tanh(x); }
-};
-struct Sigmoid {
-  template <typename P>
-  EIGEN_ALWAYS_INLINE P operator()(const P& x) const { return pk::sigmoid(x); }
 };
 struct Relu {
   template <typename P>
