@@ -7,7 +7,10 @@ Models (synthetic data of the books' shapes, generated here):
 - ``seq2seq``: SimpleRNN(20) x2 (both return_sequences) -> TimeDistributed(Dense(10)): at every
   step, predict the next 10 values;
 - ``jena_lstm``: Deep Learning with Python's LSTM(16) -> Dense(1), RMSprop, batch 256, windows of
-  120 hourly steps x 14 features, predict the first feature 24 steps after the window.
+  120 hourly steps x 14 features, predict the first feature 24 steps after the window;
+- ``deep_rnn_layer_norm``: ``deep_rnn`` with ``layer_norm=True`` in both SimpleRNNs (Hands-On
+  ML's LNSimpleRNNCell), fastrnn only (the other frameworks have no such layer; the ratio that
+  matters is against fastrnn's plain ``deep_rnn``: ``layer_norm_over_plain``).
 
 Frameworks: fastrnn (``Sequential``/``compile``/``fit``), the same fastrnn model written with the
 functional API (``fastrnn.Input``/``fastrnn.Model``: it must train at the Sequential's speed),
@@ -33,6 +36,7 @@ import numpy as np
 from bench_common import optional_import, peak_rss_mib, reset_peak_rss, rss_mib
 
 FRAMEWORKS = ("fastrnn", "fastrnn_functional", "torch", "tf_keras")
+FASTRNN_ONLY = ("deep_rnn_layer_norm",)  # workloads the other frameworks skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +91,7 @@ def weather_like(length: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def workloads(mode: str, epochs: Optional[int] = None) -> list[Workload]:
-    """The three workloads, sized for `mode` (``"full"``, ``"quick"``, ``"smoke"``)."""
+    """The workloads, sized for `mode` (``"full"``, ``"quick"``, ``"smoke"``)."""
     rng = np.random.default_rng(42)
     n_series, n_valid = {"full": (7000, 2000), "quick": (2000, 500), "smoke": (256, 64)}[mode]
     n_windows, n_win_valid = {"full": (20000, 2000), "quick": (4000, 1000), "smoke": (512, 256)}[
@@ -120,6 +124,11 @@ def workloads(mode: str, epochs: Optional[int] = None) -> list[Workload]:
     yw_t, yw_v = split(yw, n_windows)
     shape = f"{n_series} series x 50 steps"
     return [
+        Workload(
+            "deep_rnn_layer_norm",
+            f"deep_rnn with SimpleRNN(20, layer_norm=True) x2, Adam, batch 32, {shape}",
+            xs_t, y_t, xs_v, y_v, 32, "adam", epochs, settle,
+        ),
         Workload(
             "deep_rnn",
             f"SimpleRNN(20, seq) -> SimpleRNN(20) -> Dense(1), Adam, batch 32, {shape}",
@@ -169,15 +178,16 @@ def _fastrnn_model(api: FastrnnApi, work: Workload, functional: bool = False) ->
     if api.set_seed is not None:
         api.set_seed(0)
     features = work.x_train.shape[2]
+    ln = {"layer_norm": True} if work.name == "deep_rnn_layer_norm" else {}
     if functional:
         import fastrnn
         inputs = fastrnn.Input((None, features))
         if work.name == "jena_lstm":
             x = layers.LSTM(16)(inputs)
             outputs = layers.Dense(1)(x)
-        elif work.name == "deep_rnn":
-            x = layers.SimpleRNN(20, return_sequences=True)(inputs)
-            x = layers.SimpleRNN(20)(x)
+        elif work.name.startswith("deep_rnn"):
+            x = layers.SimpleRNN(20, return_sequences=True, **ln)(inputs)
+            x = layers.SimpleRNN(20, **ln)(x)
             outputs = layers.Dense(1)(x)
         else:
             x = layers.SimpleRNN(20, return_sequences=True)(inputs)
@@ -188,10 +198,10 @@ def _fastrnn_model(api: FastrnnApi, work: Workload, functional: bool = False) ->
         return model
     if work.name == "jena_lstm":
         stack = [layers.LSTM(16, input_shape=(None, features)), layers.Dense(1)]
-    elif work.name == "deep_rnn":
+    elif work.name.startswith("deep_rnn"):
         stack = [
-            layers.SimpleRNN(20, return_sequences=True, input_shape=(None, features)),
-            layers.SimpleRNN(20),
+            layers.SimpleRNN(20, return_sequences=True, input_shape=(None, features), **ln),
+            layers.SimpleRNN(20, **ln),
             layers.Dense(1),
         ]
     else:
@@ -445,6 +455,9 @@ def run(
             if module is None:
                 results[name] = {"skipped": f"not available: {why}"}
                 continue
+            if work.name in FASTRNN_ONLY and name != "fastrnn":
+                results[name] = {"skipped": "fastrnn only"}
+                continue
             track = work.name == "jena_lstm"
             try:
                 results[name] = _train(
@@ -474,4 +487,12 @@ def run(
             t, b = work.x_train.shape[1], work.batch_size
             row["expected_tape_mib"] = (t * b * 5 * 16 + t * b * 16) * 4 / 2**20
         rows.append(row)
+    # The layer_norm model trains first (before any other framework leaves threads spinning),
+    # the plain one right after it; the ratio of their epochs:
+    by_name = {r["model"]: r for r in rows}
+    if "deep_rnn_layer_norm" in by_name and "deep_rnn" in by_name:
+        ln = by_name["deep_rnn_layer_norm"]["results"]["fastrnn"].get("s_per_epoch")
+        plain = by_name["deep_rnn"]["results"]["fastrnn"].get("s_per_epoch")
+        by_name["deep_rnn_layer_norm"]["layer_norm_over_plain"] = (
+            ln / plain if ln and plain else None)
     return rows

@@ -245,6 +245,86 @@ struct GruBackwardArgs {
 };
 
 // ---------------------------------------------------------------------------------------
+// Layer-normalized cells (layer_norm_rnn.hpp): a plain cell's arguments plus these. Every gate
+// block (H units) of a row's pre-activations a is normalized over its units before the gate
+// math, with learned gamma, beta (G,):
+//   xhat = (a - mean) * rstd,  rstd = 1 / sqrt(var + epsilon) (biased var);  n = xhat gamma + beta
+// and n takes the place of the pre-activation (plus bias) of the plain cell.
+template <typename F>
+struct LayerNormForward {
+  const F* gamma;             // (G,)
+  const F* beta;              // (G,)
+  F* xhat;                    // (B, T, G)     out (tape): the normalized pre-activations
+  F* rstd;                    // (B, T, gates) out (tape): 1 / std of each (b, t, gate block)
+  F epsilon;
+};
+
+template <typename F>
+struct LayerNormBackward {
+  const F* gamma;             // (G,)
+  const F* xhat;              // (B, T, G)     tape
+  const F* rstd;              // (B, T, gates) tape
+  F* d_gamma_beta;            // (B, 2, G)     out: each row's sums over its steps of d_n * xhat
+                              //               (d_gamma) and d_n (d_beta); the caller adds rows
+};
+
+template <typename F>
+struct LnSimpleRnnForwardArgs : SimpleRnnForwardArgs<F> {  // outputs also hold n before act
+  using Base = SimpleRnnForwardArgs<F>;
+  static constexpr Index kGates = 1;
+  LayerNormForward<F> ln;
+};
+template <typename F>
+struct LnSimpleRnnBackwardArgs : SimpleRnnBackwardArgs<F> {  // d_pre: d a (the LN's input)
+  using Base = SimpleRnnBackwardArgs<F>;
+  static constexpr Index kGates = 1;
+  LayerNormBackward<F> ln;
+};
+template <typename F>
+struct LnLstmForwardArgs : LstmForwardArgs<F> {  // no_tape must be false
+  using Base = LstmForwardArgs<F>;
+  static constexpr Index kGates = 4;
+  LayerNormForward<F> ln;
+};
+template <typename F>
+struct LnLstmBackwardArgs : LstmBackwardArgs<F> {  // d_gates: d a
+  using Base = LstmBackwardArgs<F>;
+  static constexpr Index kGates = 4;
+  LayerNormBackward<F> ln;
+};
+// GRU: z, r = sigmoid(LN(xz_zr + hz_zr)); n = tanh(LN(xz_h + r * hz_h)) (block h alone, after
+// r); hz_h (the tape) includes b_rec as in the plain cell.
+template <typename F>
+struct LnGruForwardArgs : GruForwardArgs<F> {  // no_tape must be false
+  using Base = GruForwardArgs<F>;
+  static constexpr Index kGates = 3;
+  LayerNormForward<F> ln;
+};
+template <typename F>
+struct LnGruBackwardArgs : GruBackwardArgs<F> {
+  using Base = GruBackwardArgs<F>;
+  static constexpr Index kGates = 3;
+  LayerNormBackward<F> ln;
+};
+
+// The layer-normalized kernels of one instruction set (split like the plain ones).
+template <typename F>
+struct LayerNormRnnKernels {
+  void (*simple_rnn_forward)(const LnSimpleRnnForwardArgs<F>&);
+  void (*simple_rnn_backward_steps)(const LnSimpleRnnBackwardArgs<F>&);
+  void (*simple_rnn_backward_inputs)(const LnSimpleRnnBackwardArgs<F>&);
+  void (*simple_rnn_backward_weights)(const LnSimpleRnnBackwardArgs<F>&);
+  void (*lstm_forward)(const LnLstmForwardArgs<F>&);
+  void (*lstm_backward_steps)(const LnLstmBackwardArgs<F>&);
+  void (*lstm_backward_inputs)(const LnLstmBackwardArgs<F>&);
+  void (*lstm_backward_weights)(const LnLstmBackwardArgs<F>&);
+  void (*gru_forward)(const LnGruForwardArgs<F>&);
+  void (*gru_backward_steps)(const LnGruBackwardArgs<F>&);
+  void (*gru_backward_inputs)(const LnGruBackwardArgs<F>&);
+  void (*gru_backward_weights)(const LnGruBackwardArgs<F>&);
+};
+
+// ---------------------------------------------------------------------------------------
 // Optimizer updates over a flat buffer of n parameters (all arrays (n,), updated in place).
 template <typename F>
 struct SgdArgs {
@@ -304,6 +384,7 @@ struct KernelSet {
                          Index ldc, Index c0, Index c1);
   // Units per block of the fused step's packing (packed_gemm.hpp, fused_gates).
   Index fused_unit_block;
+  LayerNormRnnKernels<F> layer_norm;  // the layer-normalized cells (layer_norm_rnn.hpp)
 };
 
 struct KernelTable {

@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <atomic>
@@ -839,6 +840,307 @@ py::tuple gru_backward(const py::array& x, const Opt& h0, const py::array& kerne
     }
   }
   return py::make_tuple(input_grad ? py::object(d_x) : py::none(), d_h0, d_kernel, d_rec, d_bias);
+}
+
+// ------------------------------------------------- layer-normalized cells (issue 14)
+// The plain cells' checks and phases (the LN arguments derive from theirs), plus gamma, beta
+// (G,), epsilon and the LN tape: xhat (B, T, G) and rstd (B, T, gates). The time loops split by
+// batch rows only (plan_of with `masked` set never splits the units: a row's normalization
+// needs all of them).
+template <typename F>
+const fastrnn::LayerNormRnnKernels<F>& ln_kernels() {
+  return kernel_set<F>().layer_norm;
+}
+
+template <typename F>
+fastrnn::LayerNormForward<F> ln_forward_args(const py::array& gamma, const py::array& beta,
+                                             double epsilon, const Dims& d,
+                                             py::array_t<F>& xhat, py::array_t<F>& rstd) {
+  if (!(epsilon > 0.0) || !std::isfinite(epsilon))
+    throw std::invalid_argument("argument `epsilon`: expected a positive finite number, got " +
+                                std::to_string(epsilon));
+  fastrnn::LayerNormForward<F> ln{};
+  ln.gamma = checked<F>(gamma, "gamma", {d.G});
+  ln.beta = checked<F>(beta, "beta", {d.G});
+  ln.xhat = data(xhat), ln.rstd = data(rstd), ln.epsilon = static_cast<F>(epsilon);
+  return ln;
+}
+
+template <typename F>
+fastrnn::LayerNormBackward<F> ln_backward_args(const py::array& gamma, const py::array& xhat,
+                                               const py::array& rstd, const Dims& d,
+                                               Index gates) {
+  fastrnn::LayerNormBackward<F> ln{};
+  ln.gamma = checked<F>(gamma, "gamma", {d.G});
+  ln.xhat = checked<F>(xhat, "xhat", {d.B, d.T, d.G});
+  ln.rstd = checked<F>(rstd, "rstd", {d.B, d.T, gates});
+  return ln;
+}
+
+// The time loop of a layer-normalized forward, once its arguments are set.
+template <typename Args>
+void run_ln_forward(void (*forward)(const Args&), Args& a, const Dims& d) {
+  const fastrnn::StepPlan plan = plan_of(d, true);  // rows only
+  a.recurrent_panels = recurrent_panels(a.recurrent_kernel, d, false, plan);
+  a.recurrent_packed = recurrent_packed(a.recurrent_kernel, d, false, plan, a.recurrent_panels);
+  run_steps(forward, a, d, plan);
+}
+
+// The arrays every layer-normalized call checks alike (x, h0, the weights, the masks), and
+// the sizes, into a.
+template <typename F, typename Args>
+void ln_common(Args& a, const Dims& d, const py::array& x, const Opt& h0,
+               const py::array& kernel, const py::array& recurrent_kernel, const Opt& mask,
+               const Opt& step_mask) {
+  a.x = checked<F>(x, "x", {d.B, d.T, d.I});
+  a.h0 = checked<F>(h0, "h0", {d.B, d.H});
+  a.kernel = checked<F>(kernel, "kernel", {d.I, d.G});
+  a.recurrent_kernel = checked<F>(recurrent_kernel, "recurrent_kernel", {d.H, d.G});
+  a.recurrent_mask = checked<F>(mask, "recurrent_mask", {d.B, d.H});
+  a.step_mask = checked_step_mask(step_mask, d.B, d.T);
+  a.B = d.B, a.T = d.T, a.I = d.I, a.H = d.H;
+}
+
+// What a layer-normalized backward returns: d_x (B, T, I) or None, d_h0, d_c0 (LSTM only),
+// d_kernel, d_recurrent_kernel, d_bias ((2, G) for GRU), d_gamma, d_beta.
+template <typename F>
+struct LnGrads {
+  LnGrads(const Dims& d, bool input_grad_, bool lstm_, bool gru)
+      : d_x(empty<F>({input_grad_ ? d.B : 0, d.T, d.I})), d_h0(empty<F>({d.B, d.H})),
+        d_c0(empty<F>({lstm_ ? d.B : 0, d.H})), d_kernel(empty<F>({d.I, d.G})),
+        d_rec(empty<F>({d.H, d.G})),
+        d_bias(gru ? empty<F>({2, d.G}) : empty<F>({d.G})), d_gamma(empty<F>({d.G})),
+        d_beta(empty<F>({d.G})), input_grad(input_grad_), lstm(lstm_) {}
+  py::tuple result() {
+    const py::object dx = input_grad ? py::object(d_x) : py::none();
+    if (lstm) return py::make_tuple(dx, d_h0, d_c0, d_kernel, d_rec, d_bias, d_gamma, d_beta);
+    return py::make_tuple(dx, d_h0, d_kernel, d_rec, d_bias, d_gamma, d_beta);
+  }
+  py::array_t<F> d_x, d_h0, d_c0, d_kernel, d_rec, d_bias, d_gamma, d_beta;
+  bool input_grad, lstm;
+};
+
+// A layer-normalized backward once its arguments are set: the carried gradients straight
+// through for an empty call, else the workspace (`own` elements first, handed to
+// place(ws) for the cell's buffers), the plain cell's phases (see run_backward, with the rows'
+// d_gamma, d_beta), then d_gamma and d_beta (G,): the sums of the rows'.
+template <typename F, typename Args, typename Place>
+void run_ln_backward(void (*steps)(const Args&), void (*inputs)(const Args&),
+                     void (*weights)(const Args&), Args& a, const Dims& d, bool gru,
+                     LnGrads<F>& g, std::size_t own, const Place& place) {
+  a.d_x = g.input_grad ? data(g.d_x) : nullptr, a.d_h0 = data(g.d_h0);
+  py::gil_scoped_release release;
+  if (d.B == 0 || d.T == 0) {
+    zero(g.d_x), zero(g.d_kernel), zero(g.d_rec), zero(g.d_bias), zero(g.d_gamma);
+    zero(g.d_beta);
+    copy_or_zero(a.d_h0, a.d_h_last, d.B * d.H);
+    return;
+  }
+  const fastrnn::StepPlan plan = plan_of(d, true);  // rows only
+  F* ws = workspace<F>().get(own + transposed_weights_size(d) + std::size_t(2 * d.B * d.G) +
+                             weight_phase_size(d, gru));
+  place(ws);
+  F* next = ws + own;
+  store_transposed_weights(a, d, next);
+  next += transposed_weights_size(d);
+  a.ln.d_gamma_beta = next;  // (B, 2, G)
+  next += 2 * d.B * d.G;
+  a.recurrent_t_panels = recurrent_panels(a.recurrent_kernel_t, d, true, plan);
+  a.recurrent_t_packed =
+      recurrent_packed(a.recurrent_kernel_t, d, true, plan, a.recurrent_t_panels);
+  F* partials = place_weight_phase(a, d, gru, next);
+  run_backward(steps, inputs, weights, a, d, plan, gru, partials, data(g.d_kernel),
+               data(g.d_rec), data(g.d_bias));
+  F* d_gamma = data(g.d_gamma);
+  F* d_beta = data(g.d_beta);
+  std::fill(d_gamma, d_gamma + d.G, F(0));
+  std::fill(d_beta, d_beta + d.G, F(0));
+  for (Index b = 0; b < d.B; ++b) {
+    const F* row = a.ln.d_gamma_beta + b * 2 * d.G;
+    for (Index j = 0; j < d.G; ++j) d_gamma[j] += row[j], d_beta[j] += row[d.G + j];
+  }
+}
+
+template <typename F>
+py::tuple ln_simple_rnn_forward(const py::array& x, const Opt& h0, const py::array& kernel,
+                                const py::array& recurrent_kernel, const Opt& bias,
+                                const py::array& gamma, const py::array& beta, double epsilon,
+                                const Opt& mask, const std::string& activation,
+                                const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 1);
+  fastrnn::LnSimpleRnnForwardArgs<F> a{};
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
+  a.bias = checked<F>(bias, "bias", {d.G});
+  a.activation = parse_activation(activation);
+  auto outputs = empty<F>({d.B, d.T, d.H});
+  auto h_last = empty<F>({d.B, d.H});
+  auto xhat = empty<F>({d.B, d.T, d.G});
+  auto rstd = empty<F>({d.B, d.T, 1});
+  a.ln = ln_forward_args<F>(gamma, beta, epsilon, d, xhat, rstd);
+  a.outputs = data(outputs), a.h_last = data(h_last);
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      copy_or_zero(a.h_last, a.h0, d.B * d.H);
+    } else {
+      a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
+      run_ln_forward(ln_kernels<F>().simple_rnn_forward, a, d);
+    }
+  }
+  return py::make_tuple(outputs, h_last, xhat, rstd);
+}
+
+template <typename F>
+py::tuple ln_simple_rnn_backward(const py::array& x, const Opt& h0, const py::array& kernel,
+                                 const py::array& recurrent_kernel, const py::array& gamma,
+                                 const Opt& mask, const py::array& outputs,
+                                 const py::array& xhat, const py::array& rstd,
+                                 const Opt& d_outputs, const Opt& d_h_last,
+                                 const std::string& activation, Index truncate, bool input_grad,
+                                 const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 1);
+  fastrnn::LnSimpleRnnBackwardArgs<F> a{};
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
+  a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
+  a.ln = ln_backward_args<F>(gamma, xhat, rstd, d, 1);
+  a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
+  a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
+  a.activation = parse_activation(activation);
+  a.truncate = parse_truncate(truncate);
+  LnGrads<F> g(d, input_grad, false, false);
+  const std::size_t bth = std::size_t(d.B * d.T * d.H), bh = std::size_t(d.B * d.H);
+  const auto& ks = ln_kernels<F>();
+  run_ln_backward(ks.simple_rnn_backward_steps, ks.simple_rnn_backward_inputs,
+                  ks.simple_rnn_backward_weights, a, d, false, g, bth + 2 * bh, [&](F* ws) {
+                    a.d_pre = ws, a.d_h = ws + bth, a.d_h_held = ws + bth + bh;
+                  });
+  return g.result();
+}
+
+template <typename F>
+py::tuple ln_lstm_forward(const py::array& x, const Opt& h0, const Opt& c0,
+                          const py::array& kernel, const py::array& recurrent_kernel,
+                          const Opt& bias, const py::array& gamma, const py::array& beta,
+                          double epsilon, const Opt& mask, const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 4);
+  fastrnn::LnLstmForwardArgs<F> a{};
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
+  a.c0 = checked<F>(c0, "c0", {d.B, d.H});
+  a.bias = checked<F>(bias, "bias", {d.G});
+  auto outputs = empty<F>({d.B, d.T, d.H});
+  auto h_last = empty<F>({d.B, d.H});
+  auto c_last = empty<F>({d.B, d.H});
+  auto gates = empty<F>({d.B, d.T, d.G});
+  auto cells = empty<F>({d.B, d.T, d.H});
+  auto xhat = empty<F>({d.B, d.T, d.G});
+  auto rstd = empty<F>({d.B, d.T, 4});
+  a.ln = ln_forward_args<F>(gamma, beta, epsilon, d, xhat, rstd);
+  a.outputs = data(outputs), a.h_last = data(h_last), a.c_last = data(c_last);
+  a.gates = data(gates), a.cells = data(cells), a.no_tape = false;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      copy_or_zero(a.h_last, a.h0, d.B * d.H);
+      copy_or_zero(a.c_last, a.c0, d.B * d.H);
+    } else {
+      a.h_scratch = workspace<F>().get(std::size_t(d.B * d.H));
+      run_ln_forward(ln_kernels<F>().lstm_forward, a, d);
+    }
+  }
+  return py::make_tuple(outputs, h_last, c_last, gates, cells, xhat, rstd);
+}
+
+template <typename F>
+py::tuple ln_lstm_backward(const py::array& x, const Opt& h0, const Opt& c0,
+                           const py::array& kernel, const py::array& recurrent_kernel,
+                           const py::array& gamma, const Opt& mask, const py::array& outputs,
+                           const py::array& gates, const py::array& cells,
+                           const py::array& xhat, const py::array& rstd, const Opt& d_outputs,
+                           const Opt& d_h_last, const Opt& d_c_last, Index truncate,
+                           bool input_grad, const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 4);
+  fastrnn::LnLstmBackwardArgs<F> a{};
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
+  a.c0 = checked<F>(c0, "c0", {d.B, d.H});
+  a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
+  a.gates = checked<F>(gates, "gates", {d.B, d.T, d.G});
+  a.cells = checked<F>(cells, "cells", {d.B, d.T, d.H});
+  a.ln = ln_backward_args<F>(gamma, xhat, rstd, d, 4);
+  a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
+  a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
+  a.d_c_last = checked<F>(d_c_last, "d_c_last", {d.B, d.H});
+  a.truncate = parse_truncate(truncate);
+  LnGrads<F> g(d, input_grad, true, false);
+  a.d_c0 = data(g.d_c0);
+  if (d.B == 0 || d.T == 0) copy_or_zero(a.d_c0, a.d_c_last, d.B * d.H);
+  const std::size_t btg = std::size_t(d.B * d.T * d.G), bh = std::size_t(d.B * d.H);
+  const auto& ks = ln_kernels<F>();
+  run_ln_backward(ks.lstm_backward_steps, ks.lstm_backward_inputs, ks.lstm_backward_weights, a,
+                  d, false, g, btg + 3 * bh, [&](F* ws) {
+                    a.d_gates = ws, a.d_h = ws + btg, a.d_c = ws + btg + bh;
+                    a.d_h_held = ws + btg + 2 * bh;
+                  });
+  return g.result();
+}
+
+template <typename F>
+py::tuple ln_gru_forward(const py::array& x, const Opt& h0, const py::array& kernel,
+                         const py::array& recurrent_kernel, const Opt& bias,
+                         const py::array& gamma, const py::array& beta, double epsilon,
+                         const Opt& mask, const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 3);
+  fastrnn::LnGruForwardArgs<F> a{};
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
+  a.bias = checked<F>(bias, "bias", {2, d.G});
+  auto outputs = empty<F>({d.B, d.T, d.H});
+  auto h_last = empty<F>({d.B, d.H});
+  auto gates = empty<F>({d.B, d.T, d.G});
+  auto hz_h = empty<F>({d.B, d.T, d.H});
+  auto xhat = empty<F>({d.B, d.T, d.G});
+  auto rstd = empty<F>({d.B, d.T, 3});
+  a.ln = ln_forward_args<F>(gamma, beta, epsilon, d, xhat, rstd);
+  a.outputs = data(outputs), a.h_last = data(h_last), a.gates = data(gates), a.hz_h = data(hz_h);
+  a.no_tape = false;
+  {
+    py::gil_scoped_release release;
+    if (d.B == 0 || d.T == 0) {
+      copy_or_zero(a.h_last, a.h0, d.B * d.H);
+    } else {
+      const std::size_t bh = std::size_t(d.B * d.H), bg = std::size_t(d.B * d.G);
+      F* ws = workspace<F>().get(bh + bg);
+      a.h_scratch = ws, a.hz = ws + bh;
+      run_ln_forward(ln_kernels<F>().gru_forward, a, d);
+    }
+  }
+  return py::make_tuple(outputs, h_last, gates, hz_h, xhat, rstd);
+}
+
+template <typename F>
+py::tuple ln_gru_backward(const py::array& x, const Opt& h0, const py::array& kernel,
+                          const py::array& recurrent_kernel, const py::array& gamma,
+                          const Opt& mask, const py::array& outputs, const py::array& gates,
+                          const py::array& hz_h, const py::array& xhat, const py::array& rstd,
+                          const Opt& d_outputs, const Opt& d_h_last, Index truncate,
+                          bool input_grad, const Opt& step_mask) {
+  const Dims d = read_dims<F>(x, recurrent_kernel, 3);
+  fastrnn::LnGruBackwardArgs<F> a{};
+  ln_common<F>(a, d, x, h0, kernel, recurrent_kernel, mask, step_mask);
+  a.outputs = checked<F>(outputs, "outputs", {d.B, d.T, d.H});
+  a.gates = checked<F>(gates, "gates", {d.B, d.T, d.G});
+  a.hz_h = checked<F>(hz_h, "hz_h", {d.B, d.T, d.H});
+  a.ln = ln_backward_args<F>(gamma, xhat, rstd, d, 3);
+  a.d_outputs = checked<F>(d_outputs, "d_outputs", {d.B, d.T, d.H});
+  a.d_h_last = checked<F>(d_h_last, "d_h_last", {d.B, d.H});
+  a.truncate = parse_truncate(truncate);
+  LnGrads<F> g(d, input_grad, false, true);
+  const std::size_t btg = std::size_t(d.B * d.T * d.G), bh = std::size_t(d.B * d.H);
+  const auto& ks = ln_kernels<F>();
+  run_ln_backward(ks.gru_backward_steps, ks.gru_backward_inputs, ks.gru_backward_weights, a, d,
+                  true, g, 2 * btg + 2 * bh, [&](F* ws) {
+                    a.d_xz = ws, a.d_hz = ws + btg, a.d_h = ws + 2 * btg;
+                    a.d_h_rec = ws + 2 * btg + bh;
+                  });
+  return g.result();
 }
 
 // ---------------------------------------------------------------------------- streaming
@@ -1906,6 +2208,90 @@ void def_layer_ops(py::module_& m) {
         py::arg("input_grad") = true, "-> (d_x or None, d_gamma (C,), d_beta (C,))");
 }
 
+
+void def_layer_norm_cells(py::module_& m) {
+  const auto none = py::none();
+  m.def("layer_norm_simple_rnn_forward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const Opt& b, const py::array& gamma, const py::array& beta, double eps,
+           const Opt& mask, const std::string& act, const Opt& step_mask) {
+          return by_dtype(ln_simple_rnn_forward<float>, ln_simple_rnn_forward<double>, x, h0, k,
+                          u, b, gamma, beta, eps, mask, act, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
+        py::arg("recurrent_mask") = none, py::arg("activation") = "tanh",
+        py::arg("step_mask") = none, "-> (outputs, h_last, xhat, rstd)");
+  m.def("layer_norm_simple_rnn_backward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const py::array& gamma, const Opt& mask, const py::array& out, const py::array& xhat,
+           const py::array& rstd, const Opt& d_out, const Opt& d_h_last, const std::string& act,
+           Index truncate, bool input_grad, const Opt& step_mask) {
+          return by_dtype(ln_simple_rnn_backward<float>, ln_simple_rnn_backward<double>, x, h0, k,
+                          u, gamma, mask, out, xhat, rstd, d_out, d_h_last, act, truncate,
+                          input_grad, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("gamma"), py::arg("recurrent_mask"), py::arg("outputs"), py::arg("xhat"),
+        py::arg("rstd"), py::arg("d_outputs"), py::arg("d_h_last"),
+        py::arg("activation") = "tanh", py::arg("truncate") = 0, py::arg("input_grad") = true,
+        py::arg("step_mask") = none,
+        "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias, d_gamma, d_beta)");
+  m.def("layer_norm_lstm_forward",
+        [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
+           const py::array& u, const Opt& b, const py::array& gamma, const py::array& beta,
+           double eps, const Opt& mask, const Opt& step_mask) {
+          return by_dtype(ln_lstm_forward<float>, ln_lstm_forward<double>, x, h0, c0, k, u, b,
+                          gamma, beta, eps, mask, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
+        py::arg("recurrent_mask") = none, py::arg("step_mask") = none,
+        "-> (outputs, h_last, c_last, gates, cells, xhat, rstd)");
+  m.def("layer_norm_lstm_backward",
+        [](const py::array& x, const Opt& h0, const Opt& c0, const py::array& k,
+           const py::array& u, const py::array& gamma, const Opt& mask, const py::array& out,
+           const py::array& gates, const py::array& cells, const py::array& xhat,
+           const py::array& rstd, const Opt& d_out, const Opt& d_h_last, const Opt& d_c_last,
+           Index truncate, bool input_grad, const Opt& step_mask) {
+          return by_dtype(ln_lstm_backward<float>, ln_lstm_backward<double>, x, h0, c0, k, u,
+                          gamma, mask, out, gates, cells, xhat, rstd, d_out, d_h_last, d_c_last,
+                          truncate, input_grad, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("gamma"), py::arg("recurrent_mask"), py::arg("outputs"), py::arg("gates"),
+        py::arg("cells"), py::arg("xhat"), py::arg("rstd"), py::arg("d_outputs"),
+        py::arg("d_h_last"), py::arg("d_c_last"), py::arg("truncate") = 0,
+        py::arg("input_grad") = true, py::arg("step_mask") = none,
+        "-> (d_x or None, d_h0, d_c0, d_kernel, d_recurrent_kernel, d_bias, d_gamma, d_beta)");
+  m.def("layer_norm_gru_forward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const Opt& b, const py::array& gamma, const py::array& beta, double eps,
+           const Opt& mask, const Opt& step_mask) {
+          return by_dtype(ln_gru_forward<float>, ln_gru_forward<double>, x, h0, k, u, b, gamma,
+                          beta, eps, mask, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("bias"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
+        py::arg("recurrent_mask") = none, py::arg("step_mask") = none,
+        "-> (outputs, h_last, gates, hz_h, xhat, rstd)");
+  m.def("layer_norm_gru_backward",
+        [](const py::array& x, const Opt& h0, const py::array& k, const py::array& u,
+           const py::array& gamma, const Opt& mask, const py::array& out, const py::array& gates,
+           const py::array& hz_h, const py::array& xhat, const py::array& rstd,
+           const Opt& d_out, const Opt& d_h_last, Index truncate, bool input_grad,
+           const Opt& step_mask) {
+          return by_dtype(ln_gru_backward<float>, ln_gru_backward<double>, x, h0, k, u, gamma,
+                          mask, out, gates, hz_h, xhat, rstd, d_out, d_h_last, truncate,
+                          input_grad, step_mask);
+        },
+        py::arg("x"), py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"),
+        py::arg("gamma"), py::arg("recurrent_mask"), py::arg("outputs"), py::arg("gates"),
+        py::arg("hz_h"), py::arg("xhat"), py::arg("rstd"), py::arg("d_outputs"),
+        py::arg("d_h_last"), py::arg("truncate") = 0, py::arg("input_grad") = true,
+        py::arg("step_mask") = none,
+        "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias, d_gamma, d_beta)");
+}
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -1990,6 +2376,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("truncate") = 0,
         py::arg("input_grad") = true, py::arg("step_mask") = none,
         "-> (d_x or None, d_h0, d_kernel, d_recurrent_kernel, d_bias)");
+
+  def_layer_norm_cells(m);  // the layer-normalized cells (issue 14)
 
   m.def("simple_rnn_step",
         [](const py::array& x, const py::array& h, const py::array& k, const py::array& u,

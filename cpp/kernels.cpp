@@ -1,6 +1,7 @@
 // One instruction-set variant of every kernel (compiled once per FASTRNN_ARCH, see
 // CMakeLists.txt), exported as a table of function pointers for dispatch.cpp.
 #include "gru.hpp"
+#include "layer_norm_rnn.hpp"
 #include "lstm.hpp"
 #include "optimizers.hpp"
 #include "packed_gemm.hpp"
@@ -23,7 +24,7 @@ constexpr KernelSet<F> kernel_set() {
                       &optim::sgd<F>,          &optim::adam<F>,
                       &optim::rmsprop<F>,
                       packed::kWidth<F>,       &packed::product<F>,
-                      packed::kUnitBlock<F>};
+                      packed::kUnitBlock<F>,   ln_rnn::kernels<F>()};
 }
 
 #define FASTRNN_STR_(x) #x

@@ -176,6 +176,38 @@ GruBackwardArgs<F> weight_rows(GruBackwardArgs<F> a, Index b0, Index nb, F* dw) 
   return a;
 }
 
+// Layer-normalized cells (args.hpp): the plain cell's slice, plus the rows of their tape and of
+// the per-row d_gamma, d_beta sums. (Chosen over the plain overloads for these types: an exact
+// match; SFINAE keeps it away from every other type.)
+namespace detail {
+template <typename F>
+LayerNormForward<F> ln_rows(LayerNormForward<F> ln, Index b0, Index T, Index G, Index gates) {
+  ln.xhat = rows(ln.xhat, b0, T * G), ln.rstd = rows(ln.rstd, b0, T * gates);
+  return ln;
+}
+template <typename F>
+LayerNormBackward<F> ln_rows(LayerNormBackward<F> ln, Index b0, Index T, Index G, Index gates) {
+  ln.xhat = rows(ln.xhat, b0, T * G), ln.rstd = rows(ln.rstd, b0, T * gates);
+  ln.d_gamma_beta = rows(ln.d_gamma_beta, b0, 2 * G);
+  return ln;
+}
+}  // namespace detail
+
+template <typename Ln, typename Base = typename Ln::Base>
+Ln batch_slice(const Ln& a, Index b0, Index nb) {
+  Ln s = a;
+  static_cast<Base&>(s) = batch_slice(static_cast<const Base&>(a), b0, nb);
+  s.ln = detail::ln_rows(a.ln, b0, a.T, Ln::kGates * a.H, Ln::kGates);
+  return s;
+}
+
+template <typename Ln, typename F, typename Base = typename Ln::Base>
+Ln weight_rows(const Ln& a, Index b0, Index nb, F* dw) {
+  Ln s = a;  // the weight phase reads only the plain cell's arrays
+  static_cast<Base&>(s) = weight_rows(static_cast<const Base&>(a), b0, nb, dw);
+  return s;
+}
+
 // Tells the core a spin-wait loop is running (less power, and the other hyperthread runs).
 inline void cpu_pause() {
 #if defined(__x86_64__) || defined(__i386__)

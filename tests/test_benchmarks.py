@@ -109,11 +109,17 @@ def test_latency_and_e2e_rows(quick_run):
     for row in results["latency"]:
         for result in row["results"].values():
             check_timing(result)
-    assert [r["model"] for r in results["e2e"]] == ["deep_rnn", "seq2seq", "jena_lstm"]
+    assert [r["model"] for r in results["e2e"]] == [
+        "deep_rnn_layer_norm", "deep_rnn", "seq2seq", "jena_lstm"]
     for row in results["e2e"]:
         assert set(row["results"]) == {"fastrnn", "fastrnn_functional", "torch", "tf_keras"}
         # fastrnn itself must always train (an error here is a bug, not a missing package)
-        for ours in ("fastrnn", "fastrnn_functional"):
+        only = row["model"] == "deep_rnn_layer_norm"  # fastrnn only, with its ratio to plain
+        if only:
+            assert row["layer_norm_over_plain"] > 0
+            assert all(row["results"][f] == {"skipped": "fastrnn only"}
+                       for f in ("fastrnn_functional", "torch", "tf_keras"))
+        for ours in ("fastrnn",) if only else ("fastrnn", "fastrnn_functional"):
             assert "s_per_epoch" in row["results"][ours], row["results"][ours]
         for result in row["results"].values():
             assert "s_per_epoch" in result or "skipped" in result or "error" in result

@@ -1195,3 +1195,263 @@ def batch_norm_backward(tape: Tape, d_y: ArrayLike, input_grad: bool = True) -> 
         d_x = d_y * a["scale"]  # the statistics are constants: an affine map per channel
     return {"x": None if not input_grad else d_x.reshape(o["shape"]),
             "gamma": d_gamma if o["gamma"] else None, "beta": d_beta if o["beta"] else None}
+
+
+# =============================================================================================
+# Layer-normalized cells (issue 14): SimpleRNN, LSTM and GRU whose pre-activations are
+# normalized per gate block over the units before the gate math (the layers' ``layer_norm=True``;
+# Hands-On ML's LNSimpleRNNCell), in fused kernels (cpp/layer_norm_rnn.hpp). Each block of H
+# units of a = x_t K + (m * h_{t-1}) U + b becomes
+# ``(a - mean) / sqrt(var + epsilon) * gamma + beta`` (biased variance, per (batch, step, gate)),
+# with ``gamma``, ``beta`` of shape ``(G,)``. GRU (reset_after): z and r normalize
+# ``xz + hz``; the candidate normalizes ``xz_h + r * hz_h``. Arguments, masks, truncation and
+# return values are the plain functions', plus ``gamma``, ``beta``, ``epsilon``; the gradients
+# add ``"gamma"`` and ``"beta"``. The tape also keeps the normalized pre-activations and their
+# inverse standard deviations (``(B, T, G)`` and ``(B, T, gates)``); ``keep_tape=False`` only
+# drops it after the call.
+__all__ += [
+    "layer_norm_gru_backward",
+    "layer_norm_gru_forward",
+    "layer_norm_lstm_backward",
+    "layer_norm_lstm_forward",
+    "layer_norm_simple_rnn_backward",
+    "layer_norm_simple_rnn_forward",
+]
+
+_LN_GRAD_NAMES = {cell: names + ("gamma", "beta") for cell, names in _GRAD_NAMES.items()}
+
+
+def _ln_forward_checked(
+    cell: str,
+    x: np.ndarray,
+    states: list,
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: Optional[np.ndarray],
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    epsilon: float,
+    mask: Optional[np.ndarray],
+    keep_tape: bool,
+    activation: str = "tanh",
+    step_mask: Optional[np.ndarray] = None,
+) -> tuple[np.ndarray, list[np.ndarray], Optional[Tape]]:
+    """As :func:`_forward_checked`, for the layer-normalized cells (arrays already checked)."""
+    arrays = {"x": x, "h0": states[0], "kernel": kernel, "recurrent_kernel": recurrent_kernel,
+              "gamma": gamma, "mask": mask, "step_mask": step_mask}
+    options = {}
+    if cell == "simple_rnn":
+        outputs, h_last, xhat, rstd = _core.layer_norm_simple_rnn_forward(
+            x, states[0], kernel, recurrent_kernel, bias, gamma, beta, epsilon, mask,
+            activation, step_mask)
+        last = [h_last]
+        options["activation"] = activation
+    elif cell == "lstm":
+        outputs, h_last, c_last, gates, cells, xhat, rstd = _core.layer_norm_lstm_forward(
+            x, states[0], states[1], kernel, recurrent_kernel, bias, gamma, beta, epsilon, mask,
+            step_mask)
+        last = [h_last, c_last]
+        arrays.update(c0=states[1], gates=gates, cells=cells)
+    else:
+        outputs, h_last, gates, hz_h, xhat, rstd = _core.layer_norm_gru_forward(
+            x, states[0], kernel, recurrent_kernel, bias, gamma, beta, epsilon, mask, step_mask)
+        last = [h_last]
+        arrays.update(gates=gates, hz_h=hz_h)
+    if not keep_tape:
+        return outputs, last, None
+    arrays.update(outputs=outputs, xhat=xhat, rstd=rstd)
+    return _read_only(outputs), last, Tape("layer_norm_" + cell, arrays, **options)
+
+
+def _ln_backward_checked(
+    tape: Tape,
+    d_outputs: Optional[np.ndarray],
+    d_last: list,
+    truncate: int,
+    input_grad: bool,
+) -> dict[str, np.ndarray]:
+    """As :func:`_backward_checked`, for a tape of :func:`_ln_forward_checked`."""
+    a, cell = tape._arrays, tape._cell[len("layer_norm_"):]
+    head = (a["x"], a["h0"])
+    common = (a["kernel"], a["recurrent_kernel"], a["gamma"], a["mask"], a["outputs"])
+    ln = (a["xhat"], a["rstd"])
+    if cell == "simple_rnn":
+        g = _core.layer_norm_simple_rnn_backward(
+            *head, *common, *ln, d_outputs, d_last[0], tape._options["activation"], truncate,
+            input_grad, a["step_mask"])
+    elif cell == "lstm":
+        g = _core.layer_norm_lstm_backward(
+            *head, a["c0"], *common, a["gates"], a["cells"], *ln, d_outputs, d_last[0],
+            d_last[1], truncate, input_grad, a["step_mask"])
+    else:
+        g = _core.layer_norm_gru_backward(
+            *head, *common, a["gates"], a["hz_h"], *ln, d_outputs, d_last[0], truncate,
+            input_grad, a["step_mask"])
+    return dict(zip(_LN_GRAD_NAMES[cell], g))
+
+
+def _gamma_beta(gamma: ArrayLike, beta: ArrayLike, dtype: np.dtype, G: int, what: str):
+    return (_array("gamma", gamma, dtype, (G,), what), _array("beta", beta, dtype, (G,), what))
+
+
+def layer_norm_simple_rnn_forward(
+    x: ArrayLike,
+    h0: Optional[ArrayLike],
+    kernel: ArrayLike,
+    recurrent_kernel: ArrayLike,
+    bias: Optional[ArrayLike],
+    gamma: ArrayLike,
+    beta: ArrayLike,
+    activation: str = "tanh",
+    *,
+    epsilon: float = 1e-3,
+    recurrent_mask: Optional[ArrayLike] = None,
+    keep_tape: bool = True,
+    mask: Optional[ArrayLike] = None,
+) -> tuple[np.ndarray, np.ndarray, Optional[Tape]]:
+    """Layer-normalized SimpleRNN: ``h_t = act(LN(x_t K + (m * h_{t-1}) U + b) * gamma + beta)``.
+
+    Args: as :func:`simple_rnn_forward`, plus ``gamma``, ``beta`` ``(H,)`` and ``epsilon``
+    (added to the variance; 1e-3 as Keras's LayerNormalization).
+
+    Returns:
+        ``(outputs (B, T, H), h_last (B, H), tape)``.
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(
+            "Received an invalid value for argument `activation`: expected one of "
+            f"{_ACTIVATIONS}, got {activation!r}."
+        )
+    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 1)
+    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
+    k = _array("kernel", kernel, dtype, (I, H), "(features, units)")
+    b = _optional("bias", bias, dtype, (H,), "(units,)")
+    g, be = _gamma_beta(gamma, beta, dtype, H, "(units,)")
+    m = _mask(recurrent_mask, dtype, B, H)
+    steps = _step_mask(mask, B, T)
+    outputs, (h_last,), tape = _ln_forward_checked(
+        "simple_rnn", x, [h0], k, u, b, g, be, _epsilon(epsilon), m, keep_tape, activation, steps)
+    return outputs, h_last, tape
+
+
+def layer_norm_simple_rnn_backward(
+    tape: Tape,
+    d_outputs: Optional[ArrayLike],
+    d_h_last: Optional[ArrayLike] = None,
+    truncate: Optional[int] = None,
+    *,
+    input_grad: bool = True,
+) -> dict[str, np.ndarray]:
+    """Gradients of :func:`layer_norm_simple_rnn_forward` (arguments as
+    :func:`simple_rnn_backward`): dict with ``x``, ``h0``, ``kernel``, ``recurrent_kernel``,
+    ``bias``, ``gamma``, ``beta``."""
+    out = _check_tape(tape, "layer_norm_simple_rnn")["outputs"]
+    d_out = _upstream("d_outputs", d_outputs, out, True)
+    d_last = _upstream("d_h_last", d_h_last, out, False)
+    return _ln_backward_checked(tape, d_out, [d_last], _truncate(truncate), bool(input_grad))
+
+
+def layer_norm_lstm_forward(
+    x: ArrayLike,
+    h0: Optional[ArrayLike],
+    c0: Optional[ArrayLike],
+    kernel: ArrayLike,
+    recurrent_kernel: ArrayLike,
+    bias: Optional[ArrayLike],
+    gamma: ArrayLike,
+    beta: ArrayLike,
+    *,
+    epsilon: float = 1e-3,
+    recurrent_mask: Optional[ArrayLike] = None,
+    keep_tape: bool = True,
+    mask: Optional[ArrayLike] = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Optional[Tape]]:
+    """Layer-normalized LSTM: each gate block of ``z = x_t K + (m * h_{t-1}) U + b``
+    normalized over the units, ``* gamma + beta`` (``(4H,)``), then the gates i, f, c, o.
+
+    Args: as :func:`lstm_forward`, plus ``gamma``, ``beta`` ``(4H,)`` and ``epsilon``.
+
+    Returns:
+        ``(outputs (B, T, H), h_last (B, H), c_last (B, H), tape)``.
+    """
+    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 4)
+    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
+    c0 = _optional("c0", c0, dtype, (B, H), "(batch, units)")
+    k = _array("kernel", kernel, dtype, (I, 4 * H), "(features, 4 * units)")
+    b = _optional("bias", bias, dtype, (4 * H,), "(4 * units,)")
+    g, be = _gamma_beta(gamma, beta, dtype, 4 * H, "(4 * units,)")
+    m = _mask(recurrent_mask, dtype, B, H)
+    steps = _step_mask(mask, B, T)
+    outputs, (h_last, c_last), tape = _ln_forward_checked(
+        "lstm", x, [h0, c0], k, u, b, g, be, _epsilon(epsilon), m, keep_tape, step_mask=steps)
+    return outputs, h_last, c_last, tape
+
+
+def layer_norm_lstm_backward(
+    tape: Tape,
+    d_outputs: Optional[ArrayLike],
+    d_h_last: Optional[ArrayLike] = None,
+    d_c_last: Optional[ArrayLike] = None,
+    truncate: Optional[int] = None,
+    *,
+    input_grad: bool = True,
+) -> dict[str, np.ndarray]:
+    """Gradients of :func:`layer_norm_lstm_forward` (arguments as :func:`lstm_backward`):
+    dict with ``x``, ``h0``, ``c0``, ``kernel``, ``recurrent_kernel``, ``bias``, ``gamma``,
+    ``beta``."""
+    out = _check_tape(tape, "layer_norm_lstm")["outputs"]
+    d_out = _upstream("d_outputs", d_outputs, out, True)
+    d_h = _upstream("d_h_last", d_h_last, out, False)
+    d_c = _upstream("d_c_last", d_c_last, out, False)
+    return _ln_backward_checked(tape, d_out, [d_h, d_c], _truncate(truncate), bool(input_grad))
+
+
+def layer_norm_gru_forward(
+    x: ArrayLike,
+    h0: Optional[ArrayLike],
+    kernel: ArrayLike,
+    recurrent_kernel: ArrayLike,
+    bias: Optional[ArrayLike],
+    gamma: ArrayLike,
+    beta: ArrayLike,
+    *,
+    epsilon: float = 1e-3,
+    recurrent_mask: Optional[ArrayLike] = None,
+    keep_tape: bool = True,
+    mask: Optional[ArrayLike] = None,
+) -> tuple[np.ndarray, np.ndarray, Optional[Tape]]:
+    """Layer-normalized GRU (reset_after): ``z, r = sigmoid(LN(xz_zr + hz_zr))``,
+    ``cand = tanh(LN(xz_h + r * hz_h))``, each LN per gate block ``* gamma + beta`` (``(3H,)``).
+
+    Args: as :func:`gru_forward`, plus ``gamma``, ``beta`` ``(3H,)`` and ``epsilon``.
+
+    Returns:
+        ``(outputs (B, T, H), h_last (B, H), tape)``.
+    """
+    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 3)
+    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
+    k = _array("kernel", kernel, dtype, (I, 3 * H), "(features, 3 * units)")
+    b = _optional("bias", bias, dtype, (2, 3 * H), "(2, 3 * units)")
+    g, be = _gamma_beta(gamma, beta, dtype, 3 * H, "(3 * units,)")
+    m = _mask(recurrent_mask, dtype, B, H)
+    steps = _step_mask(mask, B, T)
+    outputs, (h_last,), tape = _ln_forward_checked(
+        "gru", x, [h0], k, u, b, g, be, _epsilon(epsilon), m, keep_tape, step_mask=steps)
+    return outputs, h_last, tape
+
+
+def layer_norm_gru_backward(
+    tape: Tape,
+    d_outputs: Optional[ArrayLike],
+    d_h_last: Optional[ArrayLike] = None,
+    truncate: Optional[int] = None,
+    *,
+    input_grad: bool = True,
+) -> dict[str, np.ndarray]:
+    """Gradients of :func:`layer_norm_gru_forward` (arguments as :func:`gru_backward`): dict
+    with ``x``, ``h0``, ``kernel``, ``recurrent_kernel``, ``bias (2, 3H)``, ``gamma``,
+    ``beta``."""
+    out = _check_tape(tape, "layer_norm_gru")["outputs"]
+    d_out = _upstream("d_outputs", d_outputs, out, True)
+    d_h = _upstream("d_h_last", d_h_last, out, False)
+    return _ln_backward_checked(tape, d_out, [d_h], _truncate(truncate), bool(input_grad))

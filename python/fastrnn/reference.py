@@ -499,3 +499,225 @@ def batch_norm_backward(tape, d_y):
         d_x = rstd * g
     return {"x": d_x, "gamma": None if gamma is None else (d_y * xhat).sum(axis=axes),
             "beta": d_y.sum(axis=axes)}
+
+
+# =============================================================================================
+# Layer-normalized cells (issue 14): every gate block (H units) of the pre-activations is
+# normalized over its units before the gate math (Ba et al. 2016; Hands-On ML's LNSimpleRNNCell),
+# with learned gamma, beta (G,) and epsilon (1e-3, Keras's LayerNormalization default):
+#   n = (a - mean(a)) / sqrt(var(a) + epsilon) * gamma + beta    (per block, biased variance)
+# SimpleRNN: h_t = act(n(x_t K + (m * h_{t-1}) U + b)).
+# LSTM: n of the four blocks of z = x_t K + (m * h_{t-1}) U + b, then the usual i, f, c, o math.
+# GRU (reset_after): z, r = sigmoid(n(xz_zr + hz_zr));  cand = tanh(n(xz_h + r * hz_h));
+#   h_t = z * h_{t-1} + (1 - z) * cand.
+# The same masks, truncation and recurrent dropout as the plain cells. Tapes hold one tuple of
+# per-step arrays a step (written for reading, not for speed: this was the layers' own
+# layer-norm path before the fused kernels).
+__all__ += [
+    "layer_norm_gru_backward",
+    "layer_norm_gru_forward",
+    "layer_norm_lstm_backward",
+    "layer_norm_lstm_forward",
+    "layer_norm_simple_rnn_backward",
+    "layer_norm_simple_rnn_forward",
+]
+
+
+def _ln_blocks(a, gamma, beta, epsilon, blocks):
+    """Normalizes each of `blocks` gate blocks of a (B, blocks*H) over its H units.
+
+    Returns (n, (xhat, inv_std)): n = xhat * gamma + beta, and what backward needs."""
+    B = a.shape[0]
+    a3 = a.reshape(B, blocks, -1)
+    centred = a3 - a3.mean(axis=-1, keepdims=True)
+    inv_std = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + epsilon)
+    xhat = (centred * inv_std).reshape(B, -1)
+    return xhat * gamma + beta, (xhat, inv_std)
+
+
+def _ln_blocks_backward(dn, cache, gamma, blocks):
+    """(d_a, d_gamma, d_beta) for dn (B, blocks*H), the gradient of n."""
+    xhat, inv_std = cache
+    B = dn.shape[0]
+    g = (dn * gamma).reshape(B, blocks, -1)  # gradient of xhat
+    xh = xhat.reshape(B, blocks, -1)
+    # every a_j moves the block's mean and variance, hence the two mean terms
+    da = inv_std * (g - g.mean(axis=-1, keepdims=True)
+                    - xh * (g * xh).mean(axis=-1, keepdims=True))
+    return da.reshape(B, -1), (dn * xhat).sum(axis=0), dn.sum(axis=0)
+
+
+def _ln_setup(cell, x, h0, kernel, recurrent_kernel, bias, gamma, beta, recurrent_mask):
+    """Casts like _setup; bias None becomes zeros of the cell's bias shape."""
+    x, U, h0, K, b, m, gamma, beta, B, T, H = _setup(
+        x, recurrent_kernel, h0, kernel, bias, recurrent_mask, gamma, beta)
+    G = U.shape[1]
+    if b is None:
+        b = np.zeros((2, G) if cell == "gru" else G, x.dtype)
+    return x, U, h0, K, b, m, gamma, beta, B, T, H, G
+
+
+def _ln_forward(cell, x, h0, c0, kernel, recurrent_kernel, bias, gamma, beta, epsilon,
+                recurrent_mask, mask, activation="tanh"):
+    x, U, h0, K, b, m, gamma, beta, B, T, H, G = _ln_setup(
+        cell, x, h0, kernel, recurrent_kernel, bias, gamma, beta, recurrent_mask)
+    act = _ACTIVATIONS[activation]
+    xk = (_flat(x) @ K).reshape(B, T, G)  # every input projection in one product
+    xk = xk + (b[0] if cell == "gru" else b)  # GRU: the input bias only
+    keep = _keep(mask, B, T)
+    outputs = np.empty((B, T, H), x.dtype)
+    h_used = np.empty((B, T, H), x.dtype)  # m * h_{t-1}: what the recurrent matmul saw
+    steps = []
+    h = h0
+    c = c0 = (np.zeros((B, H), x.dtype) if c0 is None else np.asarray(c0, x.dtype)) \
+        if cell == "lstm" else None
+    for t in range(T):
+        hm = h if m is None else h * m
+        h_used[:, t] = hm
+        hu = hm @ U  # the one matmul of the step
+        c_prev = c
+        if cell == "simple_rnn":
+            n, ln = _ln_blocks(xk[:, t] + hu, gamma, beta, epsilon, 1)
+            h_new = act(n)
+            steps.append((ln,))
+        elif cell == "lstm":
+            n, ln = _ln_blocks(xk[:, t] + hu, gamma, beta, epsilon, 4)  # each gate on its own
+            i, f = _sigmoid(n[:, :H]), _sigmoid(n[:, H:2 * H])
+            g, o = np.tanh(n[:, 2 * H:3 * H]), _sigmoid(n[:, 3 * H:])
+            c_new = f * c_prev + i * g
+            tc = np.tanh(c_new)
+            h_new = o * tc
+            c = np.where(keep[:, t], c_new, c_prev)  # a masked step carries (h, c) over
+            steps.append((ln, i, f, g, o, c_prev, tc))
+        else:
+            hz = hu + b[1]  # the recurrent bias joins the recurrent part, as in the plain GRU
+            nzr, ln_zr = _ln_blocks(xk[:, t, :2 * H] + hz[:, :2 * H], gamma[:2 * H],
+                                    beta[:2 * H], epsilon, 2)
+            z, r = _sigmoid(nzr[:, :H]), _sigmoid(nzr[:, H:])
+            nh, ln_h = _ln_blocks(xk[:, t, 2 * H:] + r * hz[:, 2 * H:], gamma[2 * H:],
+                                  beta[2 * H:], epsilon, 1)  # after r scaled the recurrent part
+            cand = np.tanh(nh)
+            h_new = z * h + (1 - z) * cand
+            steps.append((ln_zr, ln_h, z, r, cand, hz[:, 2 * H:], h))
+        h = outputs[:, t] = np.where(keep[:, t], h_new, h)
+    tape = Tape("layer_norm_" + cell, x=x, h0=h0, c0=c0, kernel=K, recurrent_kernel=U,
+                gamma=gamma, mask=m, outputs=outputs, h_used=h_used, steps=steps, keep=keep,
+                activation=activation)
+    last = [h.copy()] if cell != "lstm" else [h.copy(), c.copy()]
+    return _read_only(outputs), last, tape
+
+
+def _ln_backward(cell, tape, d_outputs, d_last, truncate):
+    a = _check(tape, "layer_norm_" + cell, truncate)
+    x, K, U, gamma, m, steps = a["x"], a["kernel"], a["recurrent_kernel"], a["gamma"], a["mask"], \
+        a["steps"]
+    outputs = a["outputs"]
+    B, T, H = outputs.shape
+    G = U.shape[1]
+    dy = None if d_outputs is None else np.asarray(d_outputs, dtype=x.dtype)
+    d_gamma = np.zeros(G, x.dtype)
+    d_beta = np.zeros(G, x.dtype)
+    d_in = np.zeros((B, T, G), x.dtype)  # gradient of the input part (x_t K + bias)
+    d_rec = np.zeros((B, T, G), x.dtype)  # gradient of the recurrent part ((m * h_{t-1}) U)
+    dh = _upstream(d_last[0], (B, H), x.dtype)
+    dc = _upstream(d_last[1], (B, H), x.dtype) if cell == "lstm" else None
+    for t in reversed(range(T)):
+        if dy is not None:
+            dh = dh + dy[:, t]  # plus the loss's own gradient at t
+        keep = a["keep"][:, t]
+        dh_pass, dc_pass = dh, dc  # what a masked step hands on unchanged
+        dh = dh * keep  # a masked step's math gets no gradient
+        dc = None if dc is None else dc * keep
+        dh_direct = None
+        if cell == "simple_rnn":
+            (ln,) = steps[t]
+            dn = dh * _activation_grad(a["activation"], outputs[:, t])
+            da, dg, db = _ln_blocks_backward(dn, ln, gamma, 1)
+            d_in[:, t] = d_rec[:, t] = da
+        elif cell == "lstm":
+            ln, i, f, g, o, c_prev, tc = steps[t]
+            dc = dc + dh * o * (1 - tc * tc)  # c_t reaches the loss directly and through h_t
+            dn = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
+                                 dc * i * (1 - g * g), dh * tc * o * (1 - o)], axis=1)
+            dc = dc * f  # to c_{t-1}
+            da, dg, db = _ln_blocks_backward(dn, ln, gamma, 4)
+            d_in[:, t] = d_rec[:, t] = da
+        else:
+            ln_zr, ln_h, z, r, cand, hz_h, h_prev = steps[t]
+            dz = dh * (h_prev - cand)  # h = cand + z (h_{t-1} - cand)
+            d_nh = dh * (1 - z) * (1 - cand * cand)  # through tanh of the candidate
+            da_h, dg_h, db_h = _ln_blocks_backward(d_nh, ln_h, gamma[2 * H:], 1)
+            dr = da_h * hz_h  # a_h = xz_h + r hz_h
+            d_nzr = np.concatenate([dz * z * (1 - z), dr * r * (1 - r)], axis=1)
+            da_zr, dg_zr, db_zr = _ln_blocks_backward(d_nzr, ln_zr, gamma[:2 * H], 2)
+            dg, db = np.concatenate([dg_zr, dg_h]), np.concatenate([db_zr, db_h])
+            d_in[:, t] = np.concatenate([da_zr, da_h], axis=1)
+            d_rec[:, t] = np.concatenate([da_zr, da_h * r], axis=1)  # hz_h is scaled by r
+            dh_direct = dh * z  # h_{t-1} also enters h_t directly
+        d_gamma += dg
+        d_beta += db
+        if _cut(t, T, truncate):  # the state entering step t is a constant
+            dh = np.zeros_like(dh)
+            dc = None if dc is None else np.zeros_like(dc)
+            continue
+        dh_rec = d_rec[:, t] @ U.T  # back through the recurrent matmul
+        if m is not None:
+            dh_rec = dh_rec * m  # ... and the mask that scaled h_{t-1}
+        dh = dh_rec if dh_direct is None else dh_direct + dh_rec
+        dh = np.where(keep, dh, dh_pass)  # a masked step passed (h, c) on
+        dc = None if dc is None else np.where(keep, dc, dc_pass)
+    grads = {
+        "x": (_flat(d_in) @ K.T).reshape(x.shape),
+        "h0": dh,
+        "kernel": _flat(x).T @ _flat(d_in),
+        "recurrent_kernel": _flat(a["h_used"]).T @ _flat(d_rec),
+        "bias": (np.stack([_flat(d_in).sum(axis=0), _flat(d_rec).sum(axis=0)])
+                 if cell == "gru" else _flat(d_in).sum(axis=0)),
+        "gamma": d_gamma,
+        "beta": d_beta,
+    }
+    if cell == "lstm":
+        grads["c0"] = dc
+    return grads
+
+
+def layer_norm_simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, gamma, beta,
+                                  activation="tanh", *, epsilon=1e-3, recurrent_mask=None,
+                                  mask=None):
+    """Returns ``(outputs (B, T, H), h_last (B, H), tape)``."""
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}")
+    outputs, (h,), tape = _ln_forward("simple_rnn", x, h0, None, kernel, recurrent_kernel, bias,
+                                      gamma, beta, epsilon, recurrent_mask, mask, activation)
+    return outputs, h, tape
+
+
+def layer_norm_simple_rnn_backward(tape, d_outputs, d_h_last=None, truncate=None):
+    """Returns dict ``x, h0, kernel, recurrent_kernel, bias, gamma, beta`` of gradients."""
+    return _ln_backward("simple_rnn", tape, d_outputs, [d_h_last], truncate)
+
+
+def layer_norm_lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, gamma, beta, *,
+                            epsilon=1e-3, recurrent_mask=None, mask=None):
+    """Returns ``(outputs (B, T, H), h_last (B, H), c_last (B, H), tape)``."""
+    outputs, (h, c), tape = _ln_forward("lstm", x, h0, c0, kernel, recurrent_kernel, bias,
+                                        gamma, beta, epsilon, recurrent_mask, mask)
+    return outputs, h, c, tape
+
+
+def layer_norm_lstm_backward(tape, d_outputs, d_h_last=None, d_c_last=None, truncate=None):
+    """Returns dict ``x, h0, c0, kernel, recurrent_kernel, bias, gamma, beta`` of gradients."""
+    return _ln_backward("lstm", tape, d_outputs, [d_h_last, d_c_last], truncate)
+
+
+def layer_norm_gru_forward(x, h0, kernel, recurrent_kernel, bias, gamma, beta, *, epsilon=1e-3,
+                           recurrent_mask=None, mask=None):
+    """Returns ``(outputs (B, T, H), h_last (B, H), tape)``."""
+    outputs, (h,), tape = _ln_forward("gru", x, h0, None, kernel, recurrent_kernel, bias, gamma,
+                                      beta, epsilon, recurrent_mask, mask)
+    return outputs, h, tape
+
+
+def layer_norm_gru_backward(tape, d_outputs, d_h_last=None, truncate=None):
+    """Returns dict ``x, h0, kernel, recurrent_kernel, bias (2, 3H), gamma, beta``."""
+    return _ln_backward("gru", tape, d_outputs, [d_h_last], truncate)

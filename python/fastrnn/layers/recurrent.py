@@ -2,18 +2,18 @@
 
 Shapes: B batch, T time, F input features, H ``units``, G gate width (H, 4H or 3H).
 
-Fast path (``layer_norm=False``, the default): the whole sequence goes through one core
+Every layer runs fused: the whole sequence goes through one core
 forward call (what ``ops.*_forward`` runs, without its argument checks: the layer checks its
 input and owns its weights), and ``backward`` is one core backward call. It covers every
 supported argument: dropout (the input mask multiplies ``x`` once, in NumPy, before the input
 projection), recurrent dropout (the mask is handed to the kernel as ``recurrent_mask``),
 ``go_backwards``, ``stateful`` and ``truncate_bptt``.
 
-Layer-norm path (``layer_norm=True``): a per-step NumPy loop (forward and backward), because
-the kernels have no normalisation. It is several times slower than the fast path; use it when
-gradients are unstable, as Hands-On ML ch.15 suggests. Each step normalises the
-pre-activations over the units, per gate, with learned ``gamma``/``beta`` (epsilon 1e-3),
-before the gate activations:
+``layer_norm=True`` (use it when gradients are unstable, as Hands-On ML ch.15 suggests) makes
+the same single core calls, to the layer-normalized kernels (``ops.layer_norm_*``,
+cpp/layer_norm_rnn.hpp), with every argument above supported. Each step
+normalises the pre-activations over the units, per gate, with learned ``gamma``/``beta``
+(epsilon 1e-3), before the gate activations:
 
 * SimpleRNN: ``h_t = act(LN(x_t K + (m * h_{t-1}) U + b))`` (the book's LNSimpleRNNCell).
 * LSTM: ``z = LN_gatewise(x_t K + (m * h_{t-1}) U + b)``, then the usual i, f, c, o gates.
@@ -27,7 +27,7 @@ shapes, which the model rejects. Use it for direct layer calls.
 
 Masking (``forward(x, mask=...)``, a bool ``(B, T)`` mask, e.g. from ``Embedding(mask_zero=
 True)`` or ``Masking``), with TF-Keras 3's semantics: a masked step leaves the state unchanged
-(both paths; in the kernels themselves on the fast path), so each row's last state equals that
+(in the kernels themselves), so each row's last state equals that
 of the layer run on the row with its masked steps deleted (with ``go_backwards``, read from the
 last unmasked step back to the first), and no gradient reaches a masked step. With
 ``return_sequences`` the output at a masked step repeats the last unmasked output, or is zeros
@@ -51,8 +51,6 @@ import numpy as np
 from .. import ops
 from .base import (
     Layer,
-    activation_backward,
-    activation_forward,
     check_activation,
     check_bool,
     check_positive_int,
@@ -65,41 +63,9 @@ from .base import (
 
 __all__ = ["GRU", "LSTM", "SimpleRNN"]
 
+LN_EPSILON = 1e-3  # layer_norm: added to the variance (Keras LayerNormalization's default)
+
 LN_EPSILON = 1e-3
-
-
-# ----------------------------------------------------------------------------- layer norm
-def _ln_forward(a: np.ndarray, gamma: np.ndarray, beta: np.ndarray, groups: int):
-    """Normalises each of `groups` blocks of a (B, groups*H) over its H units."""
-    B = a.shape[0]
-    a3 = a.reshape(B, groups, -1)
-    centred = a3 - a3.mean(axis=-1, keepdims=True)
-    inv_std = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + LN_EPSILON)
-    xhat = (centred * inv_std).reshape(B, -1)
-    return xhat * gamma + beta, (xhat, inv_std)
-
-
-def _ln_backward(dy: np.ndarray, cache: tuple, gamma: np.ndarray, groups: int):
-    """Returns (d_a, d_gamma, d_beta) for dy (B, groups*H)."""
-    xhat, inv_std = cache
-    B = dy.shape[0]
-    dxhat = (dy * gamma).reshape(B, groups, -1)
-    xh3 = xhat.reshape(B, groups, -1)
-    # d a = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std
-    da = inv_std * (
-        dxhat - dxhat.mean(axis=-1, keepdims=True)
-        - xh3 * (dxhat * xh3).mean(axis=-1, keepdims=True)
-    )
-    return da.reshape(B, -1), (dy * xhat).sum(axis=0), dy.sum(axis=0)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return activation_forward("sigmoid", z)
-
-
-def _cut_before(t: int, T: int, truncate: Optional[int]) -> bool:
-    """True when the state entering step t is a constant (same rule as the kernels)."""
-    return truncate is not None and t > 0 and (T - t) % truncate == 0
 
 
 # ----------------------------------------------------------------------------- base
@@ -304,10 +270,7 @@ class _RNN(Layer):
         if training and self.recurrent_dropout > 0.0:
             rec_mask = self._mask((B, self.units), self.recurrent_dropout)
         self.last_dropout_mask, self.last_recurrent_mask = in_mask, rec_mask
-        if self.layer_norm:
-            outputs, last, tape = self._ln_forward(x, states, rec_mask, step_mask)
-        else:
-            outputs, last, tape = self._fused_forward(x, states, rec_mask, training, step_mask)
+        outputs, last, tape = self._fused_forward(x, states, rec_mask, training, step_mask)
         if self.stateful:
             self._states = [np.array(s, dtype=self.dtype) for s in last]
         out_keep = self._output_keep(step_mask, states[0] is not None)
@@ -365,10 +328,7 @@ class _RNN(Layer):
             d_outputs = None
             if d_y is not None:
                 d_last[0] = d_y if d_last[0] is None else d_last[0] + d_y
-        if self.layer_norm:
-            g = self._ln_backward(tape, d_outputs, d_last)
-        else:
-            g = self._fused_backward(tape, d_outputs, d_last)
+        g = self._fused_backward(tape, d_outputs, d_last)
         self._write_grads([g[name] for name in self._weight_names])
         self.initial_state_grads = [g["h0"], g["c0"]] if self._n_states == 2 else [g["h0"]]
         d_x = g["x"]
@@ -385,169 +345,24 @@ class _RNN(Layer):
         # Everything here is checked already (x by forward, the rest is the layer's own), so
         # the core is called without fastrnn.ops's argument checks.
         w = self._named()
-        outputs, last, tape = ops._forward_checked(
-            self._cell, np.ascontiguousarray(x), states, w["kernel"], w["recurrent_kernel"],
-            w.get("bias"), rec_mask, training, self.activation, step_mask,
+        x = np.ascontiguousarray(x)
+        if self.layer_norm:
+            return ops._ln_forward_checked(
+                self._cell, x, states, w["kernel"], w["recurrent_kernel"], w.get("bias"),
+                w["gamma"], w["beta"], LN_EPSILON, rec_mask, training, self.activation,
+                step_mask,
+            )
+        return ops._forward_checked(
+            self._cell, x, states, w["kernel"], w["recurrent_kernel"], w.get("bias"), rec_mask,
+            training, self.activation, step_mask,
         )
-        return outputs, last, tape
 
     def _fused_backward(self, tape, d_outputs, d_last):
         k = self.truncate_bptt or 0
         d_last = [None if d is None else np.ascontiguousarray(d) for d in d_last]
         d_outputs = None if d_outputs is None else np.ascontiguousarray(d_outputs)
-        return ops._backward_checked(tape, d_outputs, d_last, k, self.input_grad_needed)
-
-    # ------------------------------------------------------------------ layer-norm path
-    def _ln_forward(self, x, states, rec_mask, step_mask):
-        """Per-step NumPy forward; returns (outputs, last states, tape). A masked step keeps
-        (h, c) as they were."""
-        w = self._named()
-        B, T, _ = x.shape
-        H = self.units
-        K, U, gamma, beta = w["kernel"], w["recurrent_kernel"], w["gamma"], w["beta"]
-        bias = w.get("bias")
-        if bias is None:
-            bias = np.zeros(self._bias_shape(), dtype=self.dtype)
-        h0 = np.zeros((B, H), self.dtype) if states[0] is None else states[0]
-        xk = x @ K  # (B, T, G): every input projection in one product
-        if self._cell == "gru":
-            xk = xk + bias[0]
-        else:
-            xk = xk + bias
-        outputs = np.empty((B, T, H), dtype=self.dtype)
-        h_prev_used = np.empty((B, T, H), dtype=self.dtype)  # m * h_{t-1}: the GEMM operand
-        steps = []
-        h = h0
-        c = None
-        if self._cell == "lstm":
-            c = np.zeros((B, H), self.dtype) if states[1] is None else states[1]
-        c0 = c
-        for t in range(T):
-            hm = h if rec_mask is None else h * rec_mask
-            h_prev_used[:, t] = hm
-            hu = hm @ U  # (B, G)
-            if self._cell == "simple_rnn":
-                n, ln = _ln_forward(xk[:, t] + hu, gamma, beta, 1)
-                h_new = activation_forward(self.activation, n)
-                steps.append((n, ln))
-            elif self._cell == "lstm":
-                n, ln = _ln_forward(xk[:, t] + hu, gamma, beta, 4)
-                i, f = _sigmoid(n[:, :H]), _sigmoid(n[:, H:2 * H])
-                g, o = np.tanh(n[:, 2 * H:3 * H]), _sigmoid(n[:, 3 * H:])
-                c_prev = c
-                c = f * c_prev + i * g
-                tc = np.tanh(c)
-                h_new = o * tc
-                steps.append((ln, i, f, g, o, c_prev, tc))
-            else:
-                hz = hu + bias[1]
-                nzr, ln_zr = _ln_forward(xk[:, t, :2 * H] + hz[:, :2 * H], gamma[:2 * H],
-                                         beta[:2 * H], 2)
-                z, r = _sigmoid(nzr[:, :H]), _sigmoid(nzr[:, H:])
-                nn, ln_n = _ln_forward(xk[:, t, 2 * H:] + r * hz[:, 2 * H:], gamma[2 * H:],
-                                       beta[2 * H:], 1)
-                cand = np.tanh(nn)
-                h_new = z * h + (1 - z) * cand
-                steps.append((ln_zr, ln_n, z, r, cand, hz[:, 2 * H:], h))
-            if step_mask is not None:
-                keep = step_mask[:, t, None]
-                h_new = np.where(keep, h_new, h)
-                if c is not None:
-                    c = np.where(keep, c, steps[-1][5])  # c_prev of this step
-            outputs[:, t] = h_new
-            h = h_new
-        last = [h.copy()] if self._cell != "lstm" else [h.copy(), c.copy()]
-        tape = {"x": x, "h_prev_used": h_prev_used, "outputs": outputs, "steps": steps,
-                "mask": rec_mask, "c0": c0, "step_mask": step_mask}
-        return outputs, last, tape
-
-    def _ln_backward(self, tape, d_outputs, d_last):
-        w = self._named()
-        x, steps, mask = tape["x"], tape["steps"], tape["mask"]
-        B, T, _ = x.shape
-        H = self.units
-        K, U, gamma = w["kernel"], w["recurrent_kernel"], w["gamma"]
-        d_gamma = np.zeros_like(gamma)
-        d_beta = np.zeros_like(gamma)
-        d_pre = np.zeros((B, T, self._gates * H), self.dtype)  # d of x_t K + bias (input part)
-        d_hu = np.zeros((B, T, self._gates * H), self.dtype)  # d of (m * h_{t-1}) U
-        dh = np.zeros((B, H), self.dtype) if d_last[0] is None else d_last[0].copy()
-        dc = None
-        if self._cell == "lstm":
-            dc = np.zeros((B, H), self.dtype) if d_last[1] is None else d_last[1].copy()
-        outputs = tape["outputs"]
-        step_mask = tape["step_mask"]
-        for t in reversed(range(T)):
-            if d_outputs is not None:
-                dh = dh + d_outputs[:, t]
-            if step_mask is not None:  # a masked step passes (dh, dc) on; its math gets none
-                keep = step_mask[:, t, None]
-                dh_pass, dc_pass = dh, dc
-                dh = dh * keep
-                dc = None if dc is None else dc * keep
-            if self._cell == "simple_rnn":
-                n, ln = steps[t]
-                dn = activation_backward(self.activation, n, outputs[:, t], dh)
-                da, dg, db = _ln_backward(dn, ln, gamma, 1)
-                d_pre[:, t] = da
-                d_hu[:, t] = da
-                dh_direct = None
-            elif self._cell == "lstm":
-                ln, i, f, g, o, c_prev, tc = steps[t]
-                do = dh * tc
-                dc = dc + dh * o * (1 - tc * tc)  # backprop through h = o * tanh(c)
-                dn = np.concatenate(
-                    [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g),
-                     do * o * (1 - o)], axis=1)
-                dc = dc * f  # to c_{t-1}
-                da, dg, db = _ln_backward(dn, ln, gamma, 4)
-                d_pre[:, t] = da
-                d_hu[:, t] = da
-                dh_direct = None
-            else:
-                ln_zr, ln_n, z, r, cand, hz_h, h_prev = steps[t]
-                dz = dh * (h_prev - cand)
-                d_nn = dh * (1 - z) * (1 - cand * cand)  # through h = ... (1 - z) * tanh(nn)
-                da_n, dg_n, db_n = _ln_backward(d_nn, ln_n, gamma[2 * H:], 1)
-                dr = da_n * hz_h
-                d_zr = np.concatenate([dz * z * (1 - z), dr * r * (1 - r)], axis=1)
-                da_zr, dg_zr, db_zr = _ln_backward(d_zr, ln_zr, gamma[:2 * H], 2)
-                dg = np.concatenate([dg_zr, dg_n])
-                db = np.concatenate([db_zr, db_n])
-                d_pre[:, t] = np.concatenate([da_zr, da_n], axis=1)
-                d_hu[:, t] = np.concatenate([da_zr, da_n * r], axis=1)
-                dh_direct = dh * z
-            d_gamma += dg
-            d_beta += db
-            if _cut_before(t, T, self.truncate_bptt):  # the state entering step t is constant
-                dh = np.zeros_like(dh)
-                if dc is not None:
-                    dc = np.zeros_like(dc)
-                continue
-            dh_rec = d_hu[:, t] @ U.T
-            if mask is not None:
-                dh_rec = dh_rec * mask
-            dh = dh_rec if dh_direct is None else dh_direct + dh_rec
-            if step_mask is not None:
-                dh = np.where(keep, dh, dh_pass)
-                dc = None if dc is None else np.where(keep, dc, dc_pass)
-        G = self._gates * H  # explicit widths: B * T may be 0 (a fully masked row alone)
-        d_pre2 = d_pre.reshape(B * T, G)
-        d_hu2 = d_hu.reshape(B * T, G)
-        g = {
-            "x": d_pre @ K.T,
-            "h0": dh,
-            "c0": dc,
-            "kernel": x.reshape(B * T, x.shape[-1]).T @ d_pre2,
-            "recurrent_kernel": tape["h_prev_used"].reshape(B * T, H).T @ d_hu2,
-            "gamma": d_gamma,
-            "beta": d_beta,
-        }
-        if self._cell == "gru":
-            g["bias"] = np.stack([d_pre2.sum(axis=0), d_hu2.sum(axis=0)])
-        else:
-            g["bias"] = d_pre2.sum(axis=0)
-        return g
+        backward = ops._ln_backward_checked if self.layer_norm else ops._backward_checked
+        return backward(tape, d_outputs, d_last, k, self.input_grad_needed)
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
