@@ -155,7 +155,8 @@ def test_stream_predict_and_thread_rows(quick_run):
             check_timing(result)
     threads = results["threads"]
     kinds = [r["kind"] for r in threads]
-    assert kinds.count("kernel") == 3 and kinds.count("fit") == 3  # smoke: the book's size
+    # smoke: the book's size, and every end-to-end workload
+    assert kinds.count("kernel") == 3 and kinds.count("fit") == len(results["e2e"])
     for row in threads:
         n = row["threads"]
         assert row["s_1"] > 0 and row[f"s_{n}"] > 0 and row["speedup"] > 0
