@@ -336,7 +336,7 @@ def markdown(results: dict[str, Any]) -> str:
         out += [""]
     out += bench_stream.markdown(results, fmt_time, fmt_ratio, cell_result, table)
     if results.get("targets"):
-        out += ["## Targets (PERF.md, issue 5)", ""]
+        out += ["## Targets (PERF.md, issues 5 and 14)", ""]
         out += table(
             ["target", "measured", "status"],
             [
