@@ -38,7 +38,7 @@ Truncated BPTT: ``truncate=k`` treats the state entering step ``t`` as a constan
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -330,6 +330,50 @@ def _backward_checked(
     return dict(zip(_GRAD_NAMES[cell], g))
 
 
+
+# ----------------------------------------------------------------------------- cell arguments
+_CELL_GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _check_activation(activation: str) -> None:
+    if activation not in _ACTIVATIONS:
+        raise ValueError(
+            "Received an invalid value for argument `activation`: expected one of "
+            f"{_ACTIVATIONS}, got {activation!r}."
+        )
+
+
+def _cell_arguments(cell: str, x: ArrayLike, states: list, kernel: ArrayLike,
+                    recurrent_kernel: ArrayLike, bias: Optional[ArrayLike],
+                    recurrent_mask: Optional[ArrayLike], mask: Optional[ArrayLike]) -> tuple:
+    """The checked arguments every forward of `cell` (plain or layer-normalized) takes:
+    ``(x, states, kernel, recurrent_kernel, bias, recurrent_mask, step_mask, dtype, G)``;
+    `states` is ``[h0]`` (LSTM ``[h0, c0]``), entries None for zeros."""
+    gates = _CELL_GATES[cell]
+    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, gates)
+    checked = [_optional(name, s, dtype, (B, H), "(batch, units)")
+               for name, s in zip(("h0", "c0"), states)]
+    G = gates * H
+    units = "units" if gates == 1 else f"{gates} * units"
+    k = _array("kernel", kernel, dtype, (I, G), f"(features, {units})")
+    if cell == "gru":  # Keras's reset_after bias: input and recurrent rows
+        b = _optional("bias", bias, dtype, (2, G), f"(2, {units})")
+    else:
+        b = _optional("bias", bias, dtype, (G,), f"({units},)")
+    m = _mask(recurrent_mask, dtype, B, H)
+    return x, checked, k, u, b, m, _step_mask(mask, B, T), dtype, G
+
+
+def _backward_entry(tape: Tape, cell: str, d_outputs: Optional[ArrayLike], d_last: list,
+                    truncate: Optional[int], input_grad: bool, run: Callable) -> dict:
+    """What every public backward does: checks `tape` (made by `cell`'s forward) and the
+    upstream gradients (`d_last`: ``(name, array or None)`` per state), then `run`s the core."""
+    out = _check_tape(tape, cell)["outputs"]
+    d_out = _upstream("d_outputs", d_outputs, out, True)
+    lasts = [_upstream(name, d, out, False) for name, d in d_last]
+    return run(tape, d_out, lasts, _truncate(truncate), bool(input_grad))
+
+
 # ----------------------------------------------------------------------------- SimpleRNN
 def simple_rnn_forward(
     x: ArrayLike,
@@ -359,19 +403,11 @@ def simple_rnn_forward(
     Returns:
         ``(outputs (B, T, H), h_last (B, H), tape)``.
     """
-    if activation not in _ACTIVATIONS:
-        raise ValueError(
-            "Received an invalid value for argument `activation`: expected one of "
-            f"{_ACTIVATIONS}, got {activation!r}."
-        )
-    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 1)
-    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
-    k = _array("kernel", kernel, dtype, (I, H), "(features, units)")
-    b = _optional("bias", bias, dtype, (H,), "(units,)")
-    m = _mask(recurrent_mask, dtype, B, H)
-    steps = _step_mask(mask, B, T)
+    _check_activation(activation)
+    x, states, k, u, b, m, steps, _, _ = _cell_arguments(
+        "simple_rnn", x, [h0], kernel, recurrent_kernel, bias, recurrent_mask, mask)
     outputs, (h_last,), tape = _forward_checked(
-        "simple_rnn", x, [h0], k, u, b, m, keep_tape, activation, steps
+        "simple_rnn", x, states, k, u, b, m, keep_tape, activation, steps
     )
     return outputs, h_last, tape
 
@@ -397,10 +433,9 @@ def simple_rnn_backward(
     Returns:
         dict with ``x (B, T, I)``, ``h0 (B, H)``, ``kernel``, ``recurrent_kernel``, ``bias``.
     """
-    out = _check_tape(tape, "simple_rnn")["outputs"]
-    d_out = _upstream("d_outputs", d_outputs, out, True)
-    d_last = _upstream("d_h_last", d_h_last, out, False)
-    return _backward_checked(tape, d_out, [d_last], _truncate(truncate), bool(input_grad))
+    return _backward_entry(
+        tape, "simple_rnn", d_outputs, [("d_h_last", d_h_last)], truncate,
+        input_grad, _backward_checked)
 
 
 # ----------------------------------------------------------------------------- LSTM
@@ -428,15 +463,10 @@ def lstm_forward(
     Returns:
         ``(outputs (B, T, H), h_last (B, H), c_last (B, H), tape)``.
     """
-    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 4)
-    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
-    c0 = _optional("c0", c0, dtype, (B, H), "(batch, units)")
-    k = _array("kernel", kernel, dtype, (I, 4 * H), "(features, 4 * units)")
-    b = _optional("bias", bias, dtype, (4 * H,), "(4 * units,)")
-    m = _mask(recurrent_mask, dtype, B, H)
-    steps = _step_mask(mask, B, T)
+    x, states, k, u, b, m, steps, _, _ = _cell_arguments(
+        "lstm", x, [h0, c0], kernel, recurrent_kernel, bias, recurrent_mask, mask)
     outputs, (h_last, c_last), tape = _forward_checked(
-        "lstm", x, [h0, c0], k, u, b, m, keep_tape, step_mask=steps
+        "lstm", x, states, k, u, b, m, keep_tape, step_mask=steps
     )
     return outputs, h_last, c_last, tape
 
@@ -461,11 +491,9 @@ def lstm_backward(
     Returns:
         dict with ``x``, ``h0``, ``c0``, ``kernel``, ``recurrent_kernel``, ``bias``.
     """
-    out = _check_tape(tape, "lstm")["outputs"]
-    d_out = _upstream("d_outputs", d_outputs, out, True)
-    d_h = _upstream("d_h_last", d_h_last, out, False)
-    d_c = _upstream("d_c_last", d_c_last, out, False)
-    return _backward_checked(tape, d_out, [d_h, d_c], _truncate(truncate), bool(input_grad))
+    return _backward_entry(
+        tape, "lstm", d_outputs, [("d_h_last", d_h_last), ("d_c_last", d_c_last)], truncate,
+        input_grad, _backward_checked)
 
 
 # ----------------------------------------------------------------------------- GRU
@@ -493,14 +521,10 @@ def gru_forward(
     Returns:
         ``(outputs (B, T, H), h_last (B, H), tape)``.
     """
-    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 3)
-    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
-    k = _array("kernel", kernel, dtype, (I, 3 * H), "(features, 3 * units)")
-    b = _optional("bias", bias, dtype, (2, 3 * H), "(2, 3 * units)")
-    m = _mask(recurrent_mask, dtype, B, H)
-    steps = _step_mask(mask, B, T)
+    x, states, k, u, b, m, steps, _, _ = _cell_arguments(
+        "gru", x, [h0], kernel, recurrent_kernel, bias, recurrent_mask, mask)
     outputs, (h_last,), tape = _forward_checked(
-        "gru", x, [h0], k, u, b, m, keep_tape, step_mask=steps
+        "gru", x, states, k, u, b, m, keep_tape, step_mask=steps
     )
     return outputs, h_last, tape
 
@@ -524,10 +548,9 @@ def gru_backward(
     Returns:
         dict with ``x``, ``h0``, ``kernel``, ``recurrent_kernel``, ``bias (2, 3H)``.
     """
-    out = _check_tape(tape, "gru")["outputs"]
-    d_out = _upstream("d_outputs", d_outputs, out, True)
-    d_h = _upstream("d_h_last", d_h_last, out, False)
-    return _backward_checked(tape, d_out, [d_h], _truncate(truncate), bool(input_grad))
+    return _backward_entry(
+        tape, "gru", d_outputs, [("d_h_last", d_h_last)], truncate,
+        input_grad, _backward_checked)
 
 
 # ----------------------------------------------------------------------------- streaming
@@ -1317,20 +1340,13 @@ def layer_norm_simple_rnn_forward(
     Returns:
         ``(outputs (B, T, H), h_last (B, H), tape)``.
     """
-    if activation not in _ACTIVATIONS:
-        raise ValueError(
-            "Received an invalid value for argument `activation`: expected one of "
-            f"{_ACTIVATIONS}, got {activation!r}."
-        )
-    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 1)
-    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
-    k = _array("kernel", kernel, dtype, (I, H), "(features, units)")
-    b = _optional("bias", bias, dtype, (H,), "(units,)")
-    g, be = _gamma_beta(gamma, beta, dtype, H, "(units,)")
-    m = _mask(recurrent_mask, dtype, B, H)
-    steps = _step_mask(mask, B, T)
+    _check_activation(activation)
+    x, states, k, u, b, m, steps, dtype, G = _cell_arguments(
+        "simple_rnn", x, [h0], kernel, recurrent_kernel, bias, recurrent_mask, mask)
+    g, be = _gamma_beta(gamma, beta, dtype, G, "(units,)")
     outputs, (h_last,), tape = _ln_forward_checked(
-        "simple_rnn", x, [h0], k, u, b, g, be, _epsilon(epsilon), m, keep_tape, activation, steps)
+        "simple_rnn", x, states, k, u, b, g, be, _epsilon(epsilon), m, keep_tape, activation,
+        steps)
     return outputs, h_last, tape
 
 
@@ -1345,10 +1361,9 @@ def layer_norm_simple_rnn_backward(
     """Gradients of :func:`layer_norm_simple_rnn_forward` (arguments as
     :func:`simple_rnn_backward`): dict with ``x``, ``h0``, ``kernel``, ``recurrent_kernel``,
     ``bias``, ``gamma``, ``beta``."""
-    out = _check_tape(tape, "layer_norm_simple_rnn")["outputs"]
-    d_out = _upstream("d_outputs", d_outputs, out, True)
-    d_last = _upstream("d_h_last", d_h_last, out, False)
-    return _ln_backward_checked(tape, d_out, [d_last], _truncate(truncate), bool(input_grad))
+    return _backward_entry(
+        tape, "layer_norm_simple_rnn", d_outputs, [("d_h_last", d_h_last)], truncate,
+        input_grad, _ln_backward_checked)
 
 
 def layer_norm_lstm_forward(
@@ -1374,16 +1389,11 @@ def layer_norm_lstm_forward(
     Returns:
         ``(outputs (B, T, H), h_last (B, H), c_last (B, H), tape)``.
     """
-    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 4)
-    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
-    c0 = _optional("c0", c0, dtype, (B, H), "(batch, units)")
-    k = _array("kernel", kernel, dtype, (I, 4 * H), "(features, 4 * units)")
-    b = _optional("bias", bias, dtype, (4 * H,), "(4 * units,)")
-    g, be = _gamma_beta(gamma, beta, dtype, 4 * H, "(4 * units,)")
-    m = _mask(recurrent_mask, dtype, B, H)
-    steps = _step_mask(mask, B, T)
+    x, states, k, u, b, m, steps, dtype, G = _cell_arguments(
+        "lstm", x, [h0, c0], kernel, recurrent_kernel, bias, recurrent_mask, mask)
+    g, be = _gamma_beta(gamma, beta, dtype, G, "(4 * units,)")
     outputs, (h_last, c_last), tape = _ln_forward_checked(
-        "lstm", x, [h0, c0], k, u, b, g, be, _epsilon(epsilon), m, keep_tape, step_mask=steps)
+        "lstm", x, states, k, u, b, g, be, _epsilon(epsilon), m, keep_tape, step_mask=steps)
     return outputs, h_last, c_last, tape
 
 
@@ -1399,11 +1409,9 @@ def layer_norm_lstm_backward(
     """Gradients of :func:`layer_norm_lstm_forward` (arguments as :func:`lstm_backward`):
     dict with ``x``, ``h0``, ``c0``, ``kernel``, ``recurrent_kernel``, ``bias``, ``gamma``,
     ``beta``."""
-    out = _check_tape(tape, "layer_norm_lstm")["outputs"]
-    d_out = _upstream("d_outputs", d_outputs, out, True)
-    d_h = _upstream("d_h_last", d_h_last, out, False)
-    d_c = _upstream("d_c_last", d_c_last, out, False)
-    return _ln_backward_checked(tape, d_out, [d_h, d_c], _truncate(truncate), bool(input_grad))
+    return _backward_entry(
+        tape, "layer_norm_lstm", d_outputs, [("d_h_last", d_h_last), ("d_c_last", d_c_last)],
+        truncate, input_grad, _ln_backward_checked)
 
 
 def layer_norm_gru_forward(
@@ -1428,15 +1436,11 @@ def layer_norm_gru_forward(
     Returns:
         ``(outputs (B, T, H), h_last (B, H), tape)``.
     """
-    x, u, dtype, B, T, I, H = _inputs(x, recurrent_kernel, 3)
-    h0 = _optional("h0", h0, dtype, (B, H), "(batch, units)")
-    k = _array("kernel", kernel, dtype, (I, 3 * H), "(features, 3 * units)")
-    b = _optional("bias", bias, dtype, (2, 3 * H), "(2, 3 * units)")
-    g, be = _gamma_beta(gamma, beta, dtype, 3 * H, "(3 * units,)")
-    m = _mask(recurrent_mask, dtype, B, H)
-    steps = _step_mask(mask, B, T)
+    x, states, k, u, b, m, steps, dtype, G = _cell_arguments(
+        "gru", x, [h0], kernel, recurrent_kernel, bias, recurrent_mask, mask)
+    g, be = _gamma_beta(gamma, beta, dtype, G, "(3 * units,)")
     outputs, (h_last,), tape = _ln_forward_checked(
-        "gru", x, [h0], k, u, b, g, be, _epsilon(epsilon), m, keep_tape, step_mask=steps)
+        "gru", x, states, k, u, b, g, be, _epsilon(epsilon), m, keep_tape, step_mask=steps)
     return outputs, h_last, tape
 
 
@@ -1451,7 +1455,6 @@ def layer_norm_gru_backward(
     """Gradients of :func:`layer_norm_gru_forward` (arguments as :func:`gru_backward`): dict
     with ``x``, ``h0``, ``kernel``, ``recurrent_kernel``, ``bias (2, 3H)``, ``gamma``,
     ``beta``."""
-    out = _check_tape(tape, "layer_norm_gru")["outputs"]
-    d_out = _upstream("d_outputs", d_outputs, out, True)
-    d_h = _upstream("d_h_last", d_h_last, out, False)
-    return _ln_backward_checked(tape, d_out, [d_h], _truncate(truncate), bool(input_grad))
+    return _backward_entry(
+        tape, "layer_norm_gru", d_outputs, [("d_h_last", d_h_last)], truncate,
+        input_grad, _ln_backward_checked)
