@@ -1649,13 +1649,21 @@ void by_dtype_void(Fn32 f32, Fn64 f64, const py::array& x, Args&&... args) {
                               py::str(x.dtype()).cast<std::string>());
 }
 
-// Picks the float32 or float64 instantiation from the dtype of x.
+// The float32 or float64 instantiation, from the dtype of `x` (named `name` in errors).
 template <typename Fn32, typename Fn64, typename... Args>
-py::tuple by_dtype(Fn32 f32, Fn64 f64, const py::array& x, Args&&... args) {
+auto by_dtype_of(const char* name, Fn32 f32, Fn64 f64, const py::array& x, Args&&... args)
+    -> decltype(f32(x, std::forward<Args>(args)...)) {
   if (x.dtype().is(py::dtype::of<float>())) return f32(x, std::forward<Args>(args)...);
   if (x.dtype().is(py::dtype::of<double>())) return f64(x, std::forward<Args>(args)...);
-  throw std::invalid_argument("argument `x`: expected float32 or float64, got " +
+  throw std::invalid_argument(std::string("argument `") + name +
+                              "`: expected float32 or float64, got " +
                               py::str(x.dtype()).cast<std::string>());
+}
+
+// The same for the recurrent kernels, whose first argument is always `x`.
+template <typename Fn32, typename Fn64, typename... Args>
+auto by_dtype(Fn32 f32, Fn64 f64, const py::array& x, Args&&... args) {
+  return by_dtype_of("x", f32, f64, x, std::forward<Args>(args)...);
 }
 
 
@@ -1671,17 +1679,6 @@ const fastrnn::LayerKernelSet<float>& layer_kernel_set<float>() {
 template <>
 const fastrnn::LayerKernelSet<double>& layer_kernel_set<double>() {
   return fastrnn::layer_kernels().f64;
-}
-
-// The float32 or float64 instantiation, from the dtype of `x` (named `name` in errors).
-template <typename Fn32, typename Fn64, typename... Args>
-py::object layer_by_dtype(const char* name, Fn32 f32, Fn64 f64, const py::array& x,
-                          Args&&... args) {
-  if (x.dtype().is(py::dtype::of<float>())) return f32(x, std::forward<Args>(args)...);
-  if (x.dtype().is(py::dtype::of<double>())) return f64(x, std::forward<Args>(args)...);
-  throw std::invalid_argument(std::string("argument `") + name +
-                              "`: expected float32 or float64, got " +
-                              py::str(x.dtype()).cast<std::string>());
 }
 
 void check_at_least(const char* name, Index value, Index least) {
@@ -2136,8 +2133,8 @@ void def_layer_ops(py::module_& m) {
   m.def("conv1d_forward",
         [](const py::array& x, const py::array& k, const Opt& b, Index stride, Index dilation,
            Index pl, Index pr, Index groups) {
-          return layer_by_dtype("x", conv1d_forward<float>, conv1d_forward<double>, x, k, b,
-                                stride, dilation, pl, pr, groups);
+          return by_dtype_of("x", conv1d_forward<float>, conv1d_forward<double>, x, k, b,
+                             stride, dilation, pl, pr, groups);
         },
         py::arg("x"), py::arg("kernel"), py::arg("bias") = none, py::arg("stride") = 1,
         py::arg("dilation") = 1, py::arg("pad_left") = 0, py::arg("pad_right") = 0,
@@ -2145,8 +2142,8 @@ void def_layer_ops(py::module_& m) {
   m.def("conv1d_backward",
         [](const py::array& x, const py::array& k, const py::array& d_y, Index stride,
            Index dilation, Index pl, Index pr, Index groups, bool use_bias, bool input_grad) {
-          return layer_by_dtype("x", conv1d_backward<float>, conv1d_backward<double>, x, k, d_y,
-                                stride, dilation, pl, pr, groups, use_bias, input_grad);
+          return by_dtype_of("x", conv1d_backward<float>, conv1d_backward<double>, x, k, d_y,
+                             stride, dilation, pl, pr, groups, use_bias, input_grad);
         },
         py::arg("x"), py::arg("kernel"), py::arg("d_y"), py::arg("stride") = 1,
         py::arg("dilation") = 1, py::arg("pad_left") = 0, py::arg("pad_right") = 0,
@@ -2155,8 +2152,8 @@ void def_layer_ops(py::module_& m) {
   m.def("pool1d_forward",
         [](const py::array& x, Index pool, Index stride, Index pl, Index pr,
            const std::string& mode, bool keep_argmax) {
-          return layer_by_dtype("x", pool1d_forward<float>, pool1d_forward<double>, x, pool,
-                                stride, pl, pr, mode, keep_argmax);
+          return by_dtype_of("x", pool1d_forward<float>, pool1d_forward<double>, x, pool,
+                             stride, pl, pr, mode, keep_argmax);
         },
         py::arg("x"), py::arg("pool_size"), py::arg("stride"), py::arg("pad_left") = 0,
         py::arg("pad_right") = 0, py::arg("mode") = "max", py::arg("keep_argmax") = true,
@@ -2164,16 +2161,16 @@ void def_layer_ops(py::module_& m) {
   m.def("pool1d_backward",
         [](const py::array& d_y, const Opt& argmax, Index steps, Index pool, Index stride,
            Index pl, Index pr) {
-          return layer_by_dtype("d_y", pool1d_backward<float>, pool1d_backward<double>, d_y,
-                                argmax, steps, pool, stride, pl, pr);
+          return by_dtype_of("d_y", pool1d_backward<float>, pool1d_backward<double>, d_y,
+                             argmax, steps, pool, stride, pl, pr);
         },
         py::arg("d_y"), py::arg("argmax"), py::arg("steps"), py::arg("pool_size"),
         py::arg("stride"), py::arg("pad_left") = 0, py::arg("pad_right") = 0,
         "-> d_x (B, steps, C); argmax None: average pooling");
   m.def("layer_norm_forward",
         [](const py::array& x, const Opt& g, const Opt& b, double eps) {
-          return layer_by_dtype("x", layer_norm_forward<float>, layer_norm_forward<double>, x, g,
-                                b, eps);
+          return by_dtype_of("x", layer_norm_forward<float>, layer_norm_forward<double>, x, g,
+                             b, eps);
         },
         py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
         "-> (y (N, C), mean (N,), rstd (N,))");
@@ -2181,28 +2178,28 @@ void def_layer_ops(py::module_& m) {
         [](const py::array& d_y, const py::array& x, const py::array& mean,
            const py::array& rstd, const Opt& g, bool want_gamma, bool want_beta,
            bool input_grad) {
-          return layer_by_dtype("x", layer_norm_backward<float>, layer_norm_backward<double>, x,
-                                d_y, mean, rstd, g, want_gamma, want_beta, input_grad);
+          return by_dtype_of("x", layer_norm_backward<float>, layer_norm_backward<double>, x,
+                             d_y, mean, rstd, g, want_gamma, want_beta, input_grad);
         },
         py::arg("d_y"), py::arg("x"), py::arg("mean"), py::arg("rstd"), py::arg("gamma"),
         py::arg("want_gamma") = true, py::arg("want_beta") = true, py::arg("input_grad") = true,
         "-> (d_x or None, d_gamma or None, d_beta or None)");
   m.def("batch_norm_moments",
         [](const py::array& x) {
-          return layer_by_dtype("x", batch_norm_moments<float>, batch_norm_moments<double>, x);
+          return by_dtype_of("x", batch_norm_moments<float>, batch_norm_moments<double>, x);
         },
         py::arg("x"), "-> (mean (C,), biased variance (C,)) over the rows of x (N, C)");
   m.def("batch_norm_apply",
         [](const py::array& x, const py::array& scale, const py::array& shift) {
-          return layer_by_dtype("x", batch_norm_apply<float>, batch_norm_apply<double>, x, scale,
-                                shift);
+          return by_dtype_of("x", batch_norm_apply<float>, batch_norm_apply<double>, x, scale,
+                             shift);
         },
         py::arg("x"), py::arg("scale"), py::arg("shift"), "-> x * scale + shift (N, C)");
   m.def("batch_norm_backward",
         [](const py::array& d_y, const py::array& x, const py::array& mean,
            const py::array& rstd, const py::array& scale, bool input_grad) {
-          return layer_by_dtype("x", batch_norm_backward<float>, batch_norm_backward<double>, x,
-                                d_y, mean, rstd, scale, input_grad);
+          return by_dtype_of("x", batch_norm_backward<float>, batch_norm_backward<double>, x,
+                             d_y, mean, rstd, scale, input_grad);
         },
         py::arg("d_y"), py::arg("x"), py::arg("mean"), py::arg("rstd"), py::arg("scale"),
         py::arg("input_grad") = true, "-> (d_x or None, d_gamma (C,), d_beta (C,))");
