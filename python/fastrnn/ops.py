@@ -43,6 +43,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import _core
+from ._checks import check_positive_int
 
 __all__ = [
     "ModelStepper",
@@ -921,14 +922,7 @@ _CONV_PADDINGS = ("valid", "same", "causal")
 _POOL_PADDINGS = ("valid", "same")
 
 
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or value < 1:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a positive integer, "
-            f"got {value!r}."
-        )
-    return int(value)
+_positive = check_positive_int
 
 
 def _padding(value: Any, allowed: tuple) -> str:

@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .._checks import check_positive_int
 from . import symbolic
 
 __all__ = ["Layer", "deserialize", "get", "register", "serialize"]
@@ -84,16 +85,6 @@ def _unique_name(cls_name: str) -> str:
 
 
 # ----------------------------------------------------------------------------- validation
-def check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or value < 1:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a positive integer, "
-            f"got {value!r}."
-        )
-    return int(value)
-
-
 def check_rate(name: str, value: Any) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
             or not 0.0 <= float(value) < 1.0:
