@@ -801,9 +801,7 @@ class Trainer:
                     a.take(idx, axis=0, out=b, mode="clip")
                 for a, b in zip(ys, yb):
                     a.take(idx, axis=0, out=b, mode="clip")
-            for cb in batch_cbs:
-                cb.on_train_batch_begin(step, {})
-            result = self._train_step(xb, yb, cbs, epoch, step)
+            result = self._train_step(xb, yb, cbs, epoch, step, batch_cbs)
             if result is None:
                 return None
             loss, outs = result
@@ -824,10 +822,13 @@ class Trainer:
                 None if masks is None else [None if m is None else m[:stop] for m in masks]))
         return logs
 
-    def _train_step(self, xb: list, yb: list, cbs: list, epoch: int,
-                    step: int) -> Optional[tuple[float, list]]:
+    def _train_step(self, xb: list, yb: list, cbs: list, epoch: int, step: int,
+                    batch_cbs: tuple = ()) -> Optional[tuple[float, list]]:
         """Forward, loss, backward and one optimizer update on a batch: ``(loss, outputs)``,
-        or None when the loss is not finite (training stops with the weights from before)."""
+        or None when the loss is not finite (training stops with the weights from before).
+        `batch_cbs` (the callbacks with batch hooks) hear of the batch first."""
+        for cb in batch_cbs:
+            cb.on_train_batch_begin(step, {})
         outs = self._run_forward(xb, training=True)
         loss, ds = self._loss_and_grads(yb, outs, self._output_masks)
         if not math.isfinite(loss):
@@ -863,9 +864,7 @@ class Trainer:
         step = -1
         for step, batch in enumerate(dataset):
             xb, yb = self._split_batch(batch)
-            for cb in batch_cbs:
-                cb.on_train_batch_begin(step, {})
-            result = self._train_step(xb, yb, cbs, epoch, step)
+            result = self._train_step(xb, yb, cbs, epoch, step, batch_cbs)
             if result is None:
                 return None
             loss, outs = result
