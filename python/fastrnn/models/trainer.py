@@ -435,7 +435,7 @@ class Trainer:
         `x` (an array, a list or dict of arrays for several inputs, or an iterable of batches or
         of (x, y) batches). Large batches are used unless a layer is stateful."""
         batch_size = check_batch_size(batch_size)
-        if type(x) is not np.ndarray and is_dataset(x):
+        if is_dataset(x):
             parts = [[o.copy() for o in self._run_forward(
                 self._check_inputs(b[0] if isinstance(b, tuple) else b, "x batch"),
                 training=False)] for b in x]
