@@ -80,14 +80,9 @@ const KernelTable* find(const std::string& name) {
   throw std::invalid_argument("unknown kernel set '" + name + "'");
 }
 
+// The best kernel set this CPU runs. (FASTRNN_KERNELS is read by the Python package when it
+// loads the core, which then selects that set or refuses it with the sets this CPU runs.)
 const KernelTable* best() {
-  if (const char* env = std::getenv("FASTRNN_ARCH"); env != nullptr && *env != '\0') {
-    try {
-      return find(env);
-    } catch (const std::invalid_argument&) {
-      // fall through to the best supported variant
-    }
-  }
   const KernelTable* chosen = nullptr;
   for (const auto& v : variants())
     if (v.supported()) chosen = v.get();

@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from _tolerance import recurrent_rtol
 from fastrnn import ops
 from fastrnn import reference as ref
 
@@ -165,13 +166,14 @@ def max_rel_error(actual, expected) -> float:
 def assert_close(actual, expected, rtol: float, what: str = "", floor=None) -> None:
     """|actual - expected| <= rtol * (|expected| + scale), element by element.
 
-    scale is max |expected|, but at least `floor` (default 0.1 for float32, 1e-3 for float64):
-    a gradient that has nearly vanished (say 1e-5, a sum of terms of size 1 that cancel)
-    carries the rounding error of those terms, so its error is small relative to them (the
-    inputs and upstream gradients of these tests are of size 1), not relative to itself.
+    scale is max |expected|, but at least `floor` (default 1, the size of these tests' inputs,
+    weights and upstream gradients): a value that has nearly vanished (say 1e-5, a sum of
+    terms of size 1 that cancel) carries the rounding error of those terms, so its error is
+    small relative to them, not relative to itself (rtol is the bound of _tolerance, which is
+    relative to the magnitude of the terms summed).
     """
     if floor is None:
-        floor = 0.1 if np.asarray(expected).dtype == np.float32 else 1e-3
+        floor = 1.0
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
@@ -189,5 +191,8 @@ def assert_close(actual, expected, rtol: float, what: str = "", floor=None) -> N
     )
 
 
-def rtol_for(dtype) -> float:
-    return 1e-5 if np.dtype(dtype) == np.float32 else 1e-10
+def rtol_for(dtype, shape: tuple) -> float:
+    """The tolerance of a kernel against the reference (another order of the same sums, on
+    any kernel set) for a case of `shape` (B, T, I, H), forward and backward: see
+    _tolerance.recurrent_rtol."""
+    return recurrent_rtol(dtype, *shape, backward=True)

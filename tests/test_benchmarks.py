@@ -117,8 +117,10 @@ def test_latency_and_e2e_rows(quick_run):
         only = row["model"] == "deep_rnn_layer_norm"  # fastrnn only, with its ratio to plain
         if only:
             assert row["layer_norm_over_plain"] > 0
-            assert all(row["results"][f] == {"skipped": "fastrnn only"}
+            # (or skipped for a missing package first: PyTorch and TF-Keras are optional)
+            assert all(set(row["results"][f]) == {"skipped"}
                        for f in ("fastrnn_functional", "torch", "tf_keras"))
+            assert row["results"]["fastrnn_functional"] == {"skipped": "fastrnn only"}
         for ours in ("fastrnn",) if only else ("fastrnn", "fastrnn_functional"):
             assert "s_per_epoch" in row["results"][ours], row["results"][ours]
         for result in row["results"].values():

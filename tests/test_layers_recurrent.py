@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
+from _optional import lazy
 from fastrnn import ops
 from fastrnn.layers import GRU, LSTM, Bidirectional, Dense, SimpleRNN, TimeDistributed
+
+torch = lazy("torch")  # the PyTorch tests skip without it
 
 
 def randomize(layer, seed=0, scale=0.6):

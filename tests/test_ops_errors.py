@@ -329,8 +329,9 @@ def test_nan_in_x_stays_in_its_batch_row(cell, activation, dtype):
         grads = backward(ops, cell, tape, *upstream(rng, case))
     assert np.isnan(out[1, 2:]).all()  # from the NaN step on, that row is NaN
     assert np.isnan(states["h"][1]).all()
-    assert_close(out[1, :2], clean[1, :2], rtol_for(dtype), "before the NaN")  # unchanged
-    assert_close(out[[0, 2]], clean[[0, 2]], rtol_for(dtype), "other rows")  # unchanged
+    rtol = rtol_for(dtype, (3, 5, 4, 6))
+    assert_close(out[1, :2], clean[1, :2], rtol, "before the NaN")  # unchanged
+    assert_close(out[[0, 2]], clean[[0, 2]], rtol, "other rows")  # unchanged
     assert np.isnan(grads["kernel"]).any()  # the gradient admits it saw a NaN
     assert np.isfinite(grads["x"][[0, 2]]).all()
 
@@ -352,7 +353,7 @@ def test_inf_in_x_follows_the_math(cell, activation, dtype):
         expected, _, _ = forward(ref, case.with_(x=x))
         backward(ops, cell, tape, *upstream(rng, case))
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
-    assert_close(out[[0, 2]], clean[[0, 2]], rtol_for(dtype), "other rows")
+    assert_close(out[[0, 2]], clean[[0, 2]], rtol_for(dtype, (3, 5, 4, 6)), "other rows")
     if activation in (None, "tanh"):
         assert np.isfinite(out).all()
         assert not np.array_equal(out[1, 2:], clean[1, 2:])

@@ -21,9 +21,13 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 import fastrnn  # noqa: E402
 from fastrnn.sklearn import RNNClassifier, RNNRegressor, expected_failed_checks  # noqa: E402
 
+# scikit-learn 1.6 hands pytest a generator of parameters (deprecated by pytest 8, an error
+# under pytest 9 with warnings as errors): the same parametrization, listed.
+_checks = parametrize_with_checks([RNNClassifier(), RNNRegressor()],
+                                  expected_failed_checks=expected_failed_checks).mark
 
-@parametrize_with_checks([RNNClassifier(), RNNRegressor()],
-                         expected_failed_checks=expected_failed_checks)
+
+@pytest.mark.parametrize(_checks.args[0], list(_checks.args[1]), **_checks.kwargs)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -162,12 +166,19 @@ def test_predictions_do_not_depend_on_the_batch(cell):
     X, y = first_step_task(50, T=7)
     clf = RNNClassifier(n_cells=32, cell=cell, epochs=2, random_state=0).fit(X, y)
     reg = RNNRegressor(n_cells=32, cell=cell, epochs=2, random_state=0).fit(X, y * 1.0)
-    for method in (clf.decision_function, clf.predict_proba, reg.predict):
-        whole = method(X)
-        one_by_one = np.concatenate([method(X[i:i + 1]) for i in range(len(X))])
-        shuffled = np.random.default_rng(0).permutation(len(X))
-        np.testing.assert_array_equal(whole, one_by_one)  # bit for bit
-        np.testing.assert_array_equal(whole[shuffled], method(X[shuffled]))
+    threads = fastrnn.get_num_threads()
+    try:
+        for method in (clf.decision_function, clf.predict_proba, reg.predict):
+            fastrnn.set_num_threads(2)
+            whole = method(X)
+            one_by_one = np.concatenate([method(X[i:i + 1]) for i in range(len(X))])
+            shuffled = np.random.default_rng(0).permutation(len(X))
+            fastrnn.set_num_threads(1)
+            np.testing.assert_array_equal(whole, one_by_one)  # bit for bit
+            np.testing.assert_array_equal(whole[shuffled], method(X[shuffled]))
+            np.testing.assert_array_equal(whole[7:19], method(X[7:19]))
+    finally:
+        fastrnn.set_num_threads(threads)
 
 
 def test_refits_repeat_with_the_same_random_state():

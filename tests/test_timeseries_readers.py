@@ -107,8 +107,16 @@ def test_nul_bytes_and_encodings(tmp_path, engine):
     with pytest.raises(ValueError, match="not UTF-8"):
         read_csv(tmp_path / "latin.csv", "value", engine=engine)
     (tmp_path / "nul.csv").write_bytes(b"date,value\n2000-01,1\n2000-02,2\x003\n")
-    with pytest.raises(ValueError, match="line 3"):
+    with pytest.raises(ValueError, match="line 3: a NUL byte"):
         read_csv(tmp_path / "nul.csv", "value", engine=engine)
+    (tmp_path / "nul_cr.csv").write_bytes(b"date,value\r2000-01,1\r2000-02,\x00\r")
+    with pytest.raises(ValueError, match="line 3: a NUL byte"):
+        read_csv(tmp_path / "nul_cr.csv", "value", engine=engine)
+    with pytest.raises(ValueError, match="line 3: a NUL byte"):
+        csv_columns(tmp_path / "nul.csv")
+    (tmp_path / "underscore.csv").write_bytes(b"date,value\n2000-01,1\n2000-02,1_000\n")
+    with pytest.raises(ValueError, match="line 3: column 'value' has a non-numeric value '1_000'"):
+        read_csv(tmp_path / "underscore.csv", "value", engine=engine)
 
 
 def test_delimiters_blank_lines_spaces_and_missing_values(tmp_path, engine):

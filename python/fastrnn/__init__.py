@@ -15,6 +15,20 @@ Python API::
 
 from __future__ import annotations
 
+import sys as _sys
+
+from ._checks import KernelSetError as _KernelSetError
+from ._version import __version__
+
+try:
+    from . import ops
+except _KernelSetError as _error:
+    # `fastrnn ...` and `python -m fastrnn ...` (whose argv[0] is "-m" while the package
+    # loads) report it as the command's one error line, not as a traceback.
+    if _sys.argv[:1] == ["-m"] or _sys.argv[0].rsplit("/", 1)[-1] == "fastrnn":
+        print(f"fastrnn: error: {_error}", file=_sys.stderr)
+        raise SystemExit(1) from None
+    raise
 from . import (
     _core,
     activations,
@@ -34,8 +48,6 @@ from . import (
 )
 from .layers.core import Input
 from .models import Model, Sequential, load_model, set_seed
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Input",

@@ -18,3 +18,8 @@ def check_positive_int(name: str, value: Any) -> int:
             f"got {value!r}."
         )
     return int(value)
+
+
+class KernelSetError(ValueError):
+    """A kernel set that does not exist or that this CPU cannot run was asked for (by the
+    environment variable FASTRNN_KERNELS or by fastrnn.backend.set_kernel_set)."""

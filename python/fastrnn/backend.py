@@ -1,4 +1,5 @@
-"""The few ``keras.backend`` calls the books make: ``clear_session`` and ``epsilon``.
+"""The few ``keras.backend`` calls the books make (``clear_session``, ``epsilon``), and the
+choice of the core's kernel set (``kernel_set``, ``set_kernel_set``, ``use_kernel_set``).
 
 fastrnn keeps no global graph or session; ``clear_session()`` resets what Keras's resets that
 fastrnn has: the counters behind default layer and model names (``dense``, ``dense_1``, ...),
@@ -7,11 +8,43 @@ so a notebook re-run names its layers as the first run did.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from . import ops as _ops
 from .layers import base as _layer_base
 from .losses import EPSILON
 from .models import common as _model_common
 
-__all__ = ["clear_session", "epsilon"]
+__all__ = [
+    "available_kernel_sets",
+    "clear_session",
+    "epsilon",
+    "kernel_set",
+    "set_kernel_set",
+    "use_kernel_set",
+]
+
+#: The kernel set in use, the ones this CPU runs, and the switch (see fastrnn.ops): the
+#: environment variable ``FASTRNN_KERNELS=generic|avx2|avx512``, read when fastrnn is
+#: imported, does the same for a whole process.
+kernel_set = _ops.kernel_set
+available_kernel_sets = _ops.available_kernel_sets
+set_kernel_set = _ops.set_kernel_set
+
+
+@contextlib.contextmanager
+def use_kernel_set(name: str) -> Iterator[None]:
+    """``with use_kernel_set("avx2"): ...`` runs the block on that kernel set and restores the
+    one in use before (also when the block raises)."""
+    before = _ops.kernel_set()
+    reason = _ops.kernel_set_reason()
+    _ops.set_kernel_set(name)
+    try:
+        yield
+    finally:
+        _ops._core.select_kernel_set(before)
+        _ops._kernel_set_reason = reason
 
 
 def clear_session() -> None:

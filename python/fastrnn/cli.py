@@ -527,8 +527,8 @@ def _run_info(args: argparse.Namespace) -> int:
                    f"{platform.machine()})"),
         ("numpy", np.__version__),
         ("optional", ", ".join(optional)),
-        ("kernel set", f"{_core.kernel_set()} (available: "
-                       f"{', '.join(_core.available_kernel_sets())})"),
+        ("kernel set", f"{fastrnn.ops.kernel_set()} ({fastrnn.ops.kernel_set_reason()}; "
+                       f"this CPU runs: {', '.join(fastrnn.ops.available_kernel_sets())})"),
         ("blas", str(_core.blas_config())),
         ("threads", f"{fastrnn.get_num_threads()} (cpus: {os.cpu_count()})"),
     ]

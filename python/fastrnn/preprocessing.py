@@ -7,6 +7,7 @@ recurrent layers then skip the padding (see :mod:`fastrnn.layers.recurrent`).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -136,6 +137,10 @@ def _holds_text(s: Any) -> bool:
     return False
 
 
+_RAGGED_WARNING = getattr(getattr(np, "exceptions", np), "VisibleDeprecationWarning",
+                          DeprecationWarning)
+
+
 def _steps(s: Any, i: int, dtype: Optional[np.dtype]) -> np.ndarray:
     """Sequence i as an array (L, *S) of `dtype` (None: NumPy's choice), with clear errors."""
     if dtype is not None and not _is_text_dtype(dtype) and _holds_text(s):
@@ -145,8 +150,11 @@ def _steps(s: Any, i: int, dtype: Optional[np.dtype]) -> np.ndarray:
             "strings."
         )
     try:
-        a = np.asarray(s) if dtype is None else np.asarray(s, dtype=dtype)
-    except (ValueError, TypeError) as e:
+        with warnings.catch_warnings():
+            # NumPy < 1.24 makes an object array of ragged nesting, with only this warning
+            warnings.simplefilter("error", _RAGGED_WARNING)
+            a = np.asarray(s) if dtype is None else np.asarray(s, dtype=dtype)
+    except (ValueError, TypeError, _RAGGED_WARNING) as e:
         raise ValueError(
             f"Received an invalid value for argument `sequences`, sequence {i} is ragged or "
             f"not numeric ({e})."

@@ -49,33 +49,27 @@ from typing import Any, Optional
 
 import numpy as np
 
-try:
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-    from sklearn.preprocessing import LabelEncoder
-    from sklearn.utils import check_random_state
-    from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted, column_or_1d
-except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
-    raise ImportError(
-        "fastrnn.sklearn needs scikit-learn (>= 1.3), which is an optional extra: "
-        'pip install "fastrnn[sklearn]" (or pip install scikit-learn).'
-    ) from exc
+from .timeseries._checks import require as _require
 
-try:  # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data as _sk_validate_data
-except ImportError:  # pragma: no cover - older scikit-learn
-    _sk_validate_data = None
+# scikit-learn is optional: a clear error naming the extra when it is missing or older than
+# the version tested (1.6), before anything is imported from it
+_require("sklearn", "sklearn", "fastrnn.sklearn")
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin  # noqa: E402
+from sklearn.preprocessing import LabelEncoder  # noqa: E402
+from sklearn.utils import check_random_state  # noqa: E402
+from sklearn.utils.multiclass import check_classification_targets  # noqa: E402
+from sklearn.utils.validation import check_is_fitted, column_or_1d  # noqa: E402
+from sklearn.utils.validation import validate_data as _sk_validate_data  # noqa: E402
 
-from . import callbacks as _callbacks
-from . import layers as _layers
-from . import optimizers as _optimizers
-from .layers.core import Input
-from .models import Model, Sequential, load_model
+from . import callbacks as _callbacks  # noqa: E402
+from . import layers as _layers  # noqa: E402
+from . import optimizers as _optimizers  # noqa: E402
+from .layers.core import Input  # noqa: E402
+from .models import Model, Sequential, load_model  # noqa: E402
 
 __all__ = ["RNNClassifier", "RNNRegressor", "expected_failed_checks"]
 
 _CELLS = {"simple_rnn": _layers.SimpleRNN, "lstm": _layers.LSTM, "gru": _layers.GRU}
-_PREDICT_ROWS = 4096
 _OPTIMIZERS = {"adam": _optimizers.Adam, "sgd": _optimizers.SGD,
                "rmsprop": _optimizers.RMSprop}
 
@@ -111,9 +105,7 @@ def _validate(estimator: Any, X: Any, y: Any = "no_validation", reset: bool = Tr
     if isinstance(y, str) and y == "no_validation":
         kwargs.pop("multi_output", None)
         kwargs.pop("y_numeric", None)
-    if _sk_validate_data is not None:
-        return _sk_validate_data(estimator, X, y, reset=reset, **kwargs)
-    return estimator._validate_data(X, y, reset=reset, **kwargs)  # pragma: no cover
+    return _sk_validate_data(estimator, X, y, reset=reset, **kwargs)
 
 
 def _as_sequences(X: np.ndarray, what: str = "X") -> np.ndarray:
@@ -286,20 +278,24 @@ class _RNNEstimator(BaseEstimator):
     def _forward(self, X: Any) -> np.ndarray:
         """The network's outputs (float64 logits or predictions) for `X`: ``(n, n_outputs)``.
 
-        The recurrent kernels compute each sequence on its own, bit for bit whatever the other
-        rows of the batch are; a BLAS product's rounding, however, depends on how many rows it
-        gets (OpenBLAS picks its kernels by shape). So the output layer is applied here, per
-        row, in float64 (``np.einsum`` without BLAS), and a sample's prediction never depends
-        on the samples predicted with it.
+        A sample's output never depends on the other samples of the call, their order, the
+        thread count or the batch size, on every kernel set, by construction: each sample goes
+        through the network alone, as a batch of one ``(1, timesteps, features)``, so every
+        product it takes part in has the same shape for every sample and call (a BLAS
+        product's rounding depends on its shape and on a row's place in it: OpenBLAS picks
+        kernels and blocking by shape, and its AVX2 kernels round a row differently with the
+        row count). The kernels split a batch of one over threads only in layers of over
+        a thousand units (by unit ranges), so below that the thread count does not enter
+        either; the output layer is applied in float64 to that one row. This costs one network call
+        per sample; ``model_.predict`` is the batched (faster, not batch-invariant) path.
         """
         check_is_fitted(self, "model_")
         X = self._sequences(X)
         kernel, bias = self._head
         out = np.empty((X.shape[0], kernel.shape[1]), dtype=np.float64)
-        for start in range(0, X.shape[0], _PREDICT_ROWS):  # bounded temporary memory
-            h = self._encoder.predict(X[start:start + _PREDICT_ROWS], batch_size=_PREDICT_ROWS)
-            out[start:start + h.shape[0]] = np.einsum(
-                "nh,hk->nk", h.astype(np.float64), kernel, optimize=False) + bias
+        for i in range(X.shape[0]):
+            h = self._encoder.predict(X[i:i + 1], batch_size=1)
+            out[i] = (h.astype(np.float64) @ kernel)[0] + bias
         return out
 
     # ------------------------------------------------------------------ pickling

@@ -9,7 +9,8 @@ The file is read as CSV, never as lines: a quoted cell may hold commas and line 
 only ``\\n``/``\\r\\n``/``\\r`` end a row (``str.splitlines`` would also split on ``\\x0b``,
 ``\\x0c``, ``\\x1c``-``\\x1e``, ``\\x85``, U+2028 and U+2029 inside cells). A malformed file
 (an unclosed quote, a row of the wrong width, a cell over the ``csv`` module's 131,072
-character limit, a NUL byte) is refused with its line number, never read in part.
+character limit, a NUL byte) is refused with its line number, never read in part, and so is a
+value that only Python would read as a number (``1_000``).
 """
 
 from __future__ import annotations
@@ -84,6 +85,28 @@ def _check_file(path: str) -> None:
         raise FileNotFoundError(f"No CSV file at {path!r}.") from None
     if not stat.S_ISREG(mode):
         raise ValueError(f"{path!r} is not a regular file (a directory, device or FIFO).")
+    _refuse_nul(path)
+
+
+def _refuse_nul(path: str, chunk: int = 1 << 20) -> None:
+    """A NUL byte is in no text file; parsers disagree on it (pandas' C tokenizer ends the
+    cell there, so ``2\x003`` would read as 2), so it is refused before any engine parses,
+    with its line (rows counted by line breaks, ``\r`` alone counting where no ``\n`` came
+    before)."""
+    newlines = returns = 0
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(chunk)
+            if not block:
+                return
+            at = block.find(b"\0")
+            head = block if at < 0 else block[:at]
+            newlines += head.count(b"\n")
+            returns += head.count(b"\r")
+            if at >= 0:
+                line = (newlines if newlines else returns) + 1
+                raise ValueError(f"{path}, line {line}: a NUL byte (\\x00): not a text file, "
+                                 "or a damaged one.")
 
 
 def csv_columns(path: Union[str, os.PathLike]) -> list[str]:
@@ -211,6 +234,8 @@ def _parse(path: str, rows: list[tuple[int, list[str]]], column: str,
             values[i] = np.nan
             continue
         try:
+            if "_" in cell:  # Python's digit separators ("1_000"): a number in no CSV
+                raise ValueError(cell)
             values[i] = float(cell)
         except ValueError:
             bad.append((number, cell))
