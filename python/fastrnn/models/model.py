@@ -710,6 +710,24 @@ class Model(Trainer, Layer):
         for layer in self._unique_layers():
             layer.reset_states()
 
+    def export(self, filepath: Any, format: str = "onnx") -> None:
+        """Writes the model for inference elsewhere (Keras 3's name); `format`: ``"onnx"``.
+
+        The ONNX graph (see :mod:`fastrnn.export.onnx`) uses ONNX's own RNN/LSTM/GRU
+        operators, has dynamic ``batch`` and ``time`` axes, and takes and gives every
+        recurrent layer's state (``<layer>/h``, ``<layer>/h_out``, ...) so that a stream can be
+        run piece by piece. Needs ``pip install "fastrnn[onnx]"``. A layer ONNX cannot express
+        raises ``ValueError`` naming it; a failed export leaves no file behind.
+        """
+        if format != "onnx":
+            raise ValueError(
+                "Received an invalid value for argument `format`, expected 'onnx' (fastrnn "
+                f"exports ONNX only), got {format!r}."
+            )
+        from ..export import export_onnx
+
+        export_onnx(self, filepath)
+
     def stepper(self, batch_size: int = 1) -> Any:
         """A streaming stepper of the whole model: one time step in, the model's output out.
 
