@@ -13,7 +13,9 @@ another tensor of the graph gets optional inputs ``<layer>/h`` (LSTM also ``<lay
 ``(batch, units)``, zeros when not fed, and every recurrent layer gives ``<layer>/h_out`` (and
 ``<layer>/c_out``), its state after the last step. Feeding each call's ``*_out`` into the next
 call's inputs streams a sequence in pieces (one step at a time if need be), as a stateful model
-or :meth:`fastrnn.Model.stepper` does.
+or :meth:`fastrnn.Model.stepper` does. (ONNX has no optional graph inputs but initializers
+that are also inputs: onnxruntime lists them under ``get_overridable_initializers()``, not
+``get_inputs()``, and warns once that it cannot constant-fold them.)
 
 Masks (``Masking``, ``Embedding(mask_zero=True)``) follow fastrnn's (TF-Keras's) semantics: a
 masked step leaves the state unchanged. ONNX's operators only skip steps at the end of a row
@@ -285,8 +287,10 @@ class _Exporter:
             inputs.append(g.weight(layer.weights[1], f"{layer.name}/bias"))
         attrs: dict = {"kernel_shape": [layer.kernel_size], "strides": [layer.strides],
                        "dilations": [layer.dilation_rate], "group": layer.groups}
-        if layer.padding == "same":
-            attrs["auto_pad"] = "SAME_UPPER"  # Keras's: the odd zero at the end
+        if layer.padding == "same" and layer.strides > 1:  # (Keras: then no dilation)
+            attrs["auto_pad"] = "SAME_UPPER"  # Keras's pads: the odd zero at the end
+        elif layer.padding == "same":
+            attrs["pads"] = [(layer.span - 1) // 2, layer.span - 1 - (layer.span - 1) // 2]
         elif layer.padding == "causal":
             attrs["pads"] = [layer.span - 1, 0]
         else:
@@ -465,7 +469,7 @@ class _Exporter:
         if layer.go_backwards:
             x = g.reverse_time(x)
             mask = None if mask is None else g.reverse_time(mask)
-        lens = perm = counts = None
+        lens = counts = None
         if mask is not None:
             x, lens, counts = self._compact(x, mask)
         W, R, B = self._weights(layer)
@@ -505,7 +509,6 @@ class _Exporter:
                 any_step = g.op("Cast", [g.op("Unsqueeze", [
                     g.op("Greater", [lens, g.const(0, np.int32)]), g.const([-1])])], to=g.elem)
                 y = g.op("Mul", [y, any_step])
-        del perm
         return [y, *last]
 
     def _compact(self, x: str, mask: str) -> tuple[str, str, str]:
