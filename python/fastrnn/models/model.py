@@ -269,6 +269,25 @@ class Model(Trainer, Layer):
         self._grad_views: list[np.ndarray] = []
         self._packed_ids: tuple = ()
         self._input_grad_needed = False
+        self._per_thread = threading.local()
+
+    # What a forward leaves for the code right after it (predict's and evaluate's masks) is
+    # kept per thread: concurrent calls on one model never read each other's.
+    @property
+    def _output_masks(self) -> list:
+        return getattr(self._per_thread, "output_masks", [])
+
+    @_output_masks.setter
+    def _output_masks(self, value: list) -> None:
+        self._per_thread.output_masks = value
+
+    @property
+    def _predicted_masks(self) -> Optional[list]:
+        return getattr(self._per_thread, "predicted_masks", None)
+
+    @_predicted_masks.setter
+    def _predicted_masks(self, value: Optional[list]) -> None:
+        self._per_thread.predicted_masks = value
 
     # ------------------------------------------------------------------ the graph
     def _build_graph(self, inputs: Any, outputs: Any) -> None:
