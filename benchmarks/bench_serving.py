@@ -14,9 +14,9 @@ writes, and by PyTorch (``nn.LSTM`` layers with the same weights, ``inference_mo
   clients (threads of this process) each sending single-step requests to a stream of its own:
   requests a second, p50 and p99 latency. Reported, never asserted.
 
-onnxruntime runs single-threaded for the batch-1 rows (threads only add latency there; PERF.md
-measured it so) and with its default threads for batch 256; fastrnn and PyTorch run with their
-defaults. Run: ``python benchmarks/bench_serving.py [--quick] [--json FILE]``.
+onnxruntime and PyTorch run single-threaded for the batch-1 rows (threads only add latency
+there) and with their default threads for batch 256; fastrnn runs with its default threads.
+Run: ``python benchmarks/bench_serving.py [--quick] [--json FILE]``.
 """
 
 from __future__ import annotations
@@ -252,9 +252,12 @@ def main(argv: Optional[list] = None) -> dict[str, Any]:
         "unavailable": {k: v for k, v in (("onnxruntime", why_ort or why_onnx),
                                           ("torch", why_torch)) if v},
         "onnx_max_abs_diff": agreement(model, ort, onnx_path), "rows": {}}
+    torch_threads = torch.get_num_threads() if torch is not None else 0
     for row, impls in calls(model, ort, torch, onnx_path).items():
         results["rows"][row] = {}
         for name, fn in impls.items():
+            if name == "torch":  # one thread at batch 1, as onnxruntime (less latency)
+                torch.set_num_threads(torch_threads if row == "batch256" else 1)
             t = measure(fn, budget, warmup=3)
             results["rows"][row][name] = t.median
             print(f"{row:10s} {name:12s} {t.median * 1e6:10.1f} us", flush=True)
