@@ -309,6 +309,10 @@ def test_refused_layers_are_named_with_the_reason(ort, tmp_path):
     norm = fastrnn.Sequential([L.Input((None, 2)), L.LSTM(3, layer_norm=True, name="ln_lstm")])
     with pytest.raises(ValueError, match=r"`ln_lstm` \(LSTM\).*layer_norm=True"):
         norm.export(path)
+    x = fastrnn.Input((None, 2))
+    noisy = fastrnn.Model(x, L.GRU(3)(L.Dropout(0.5, name="always")(x, training=True)))
+    with pytest.raises(ValueError, match=r"`always` \(Dropout\).*training=True"):
+        noisy.export(path)
     custom = fastrnn.Sequential([L.Input((None, 2)), _Custom(name="mine"), L.GRU(3)])
     custom.build()
     with pytest.raises(ValueError, match=r"`mine` \(_Custom\).*no ONNX form"):

@@ -165,6 +165,9 @@ class _Exporter:
         masks: dict = {}
         for step in model._steps:
             layer = step.layer
+            if step.training:
+                raise _refuse(layer, "it was called with training=True (dropout or batch "
+                              "statistics at inference), which a fixed graph cannot reproduce")
             if step.main_is_list:
                 arg: Any = [vals[s] for s in step.in_slots]
                 mask: Any = [masks.get(s) for s in step.in_slots]
