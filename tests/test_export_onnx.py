@@ -376,3 +376,22 @@ def test_masked_rows_keep_their_initial_state(ort, tmp_path):
     _check(model, tmp_path, ort, lambda B, T: [
         make(B, T), *rng.standard_normal((2, B, 4)).astype(np.float32)],
         lengths=(1, 6), batches=(4, 9))
+
+
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
+@pytest.mark.parametrize("cell", ["SimpleRNN", "LSTM", "GRU"])
+def test_masked_return_state_and_bidirectional_lists(ort, tmp_path, cell, go_backwards,
+                                                     return_sequences):
+    """Every cell, each direction, both output kinds, masked, with return_state, and a
+    Bidirectional with merge_mode=None and return_state: all of their outputs."""
+    kind = getattr(L, cell)
+    x_in = fastrnn.Input((None, 3))
+    masked = L.Masking()(x_in)
+    outs = kind(4, go_backwards=go_backwards, return_sequences=return_sequences,
+                return_state=True)(masked)
+    both = L.Bidirectional(kind(3, go_backwards=go_backwards, return_sequences=return_sequences,
+                                return_state=True), merge_mode=None)(masked)
+    model = fastrnn.Model(x_in, list(outs) + list(both))
+    _randomize(model, 11)
+    _check(model, tmp_path, ort, _padded(3, 12), lengths=(7,), batches=(5,))
