@@ -1,4 +1,4 @@
-"""The ``fastrnn`` command: ``demo``, ``forecast``, ``info`` and ``bench``.
+"""The ``fastrnn`` command: ``demo``, ``forecast``, ``info``, ``bench`` and ``serve``.
 
 ``main(argv)`` returns the exit status instead of exiting, so tests call it in-process:
 
@@ -554,7 +554,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    """The ``fastrnn`` argument parser with its four subcommands."""
+    """The ``fastrnn`` argument parser with its five subcommands."""
     parser = _Parser(prog=PROG, description="Fast SimpleRNN/LSTM/GRU training and "
                      "time-series forecasting on NumPy arrays.")
     parser.add_argument("--version", action="version", version=f"fastrnn {__version__}")
@@ -636,7 +636,43 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("bench_args", nargs=argparse.REMAINDER,
                        help="arguments for benchmarks/run.py")
     bench.set_defaults(run=_run_bench)
+    _add_serve(commands)
     return parser
+
+
+def _add_serve(commands: Any) -> None:
+    from .serving.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_STREAMS, DEFAULT_STREAM_TTL
+
+    serve = commands.add_parser(
+        "serve", help="serve a saved model over HTTP (JSON in, forecasts out)",
+        description="Loads a model saved with model.save() and serves it with uvicorn: GET "
+        "/health, POST /predict, POST /streams and /streams/ID/step for step-by-step streams "
+        "(see fastrnn.serving). Needs pip install 'fastrnn[serve]'.")
+    serve.add_argument("model", metavar="MODEL", help="a file or directory written by "
+                       "model.save()")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=_bounded_int(65535), default=8000,
+                       help="port (default 8000)")
+    serve.add_argument("--max-streams", type=_positive_int, default=DEFAULT_MAX_STREAMS,
+                       help=f"streams kept at most, least recently used evicted first "
+                       f"(default {DEFAULT_MAX_STREAMS})")
+    serve.add_argument("--stream-ttl", type=_positive_int, default=int(DEFAULT_STREAM_TTL),
+                       help=f"seconds an idle stream is kept (default "
+                       f"{int(DEFAULT_STREAM_TTL)})")
+    serve.add_argument("--max-body-bytes", type=_positive_int, default=DEFAULT_MAX_BODY_BYTES,
+                       help=f"largest request body accepted (default {DEFAULT_MAX_BODY_BYTES})")
+    serve.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .serving import serve
+
+    if not os.path.exists(args.model):
+        raise CommandError(f"no such model file or directory: {args.model}")
+    serve(args.model, host=args.host, port=args.port, max_streams=args.max_streams,
+          stream_ttl=float(args.stream_ttl), max_body_bytes=args.max_body_bytes)
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -269,6 +269,25 @@ class Model(Trainer, Layer):
         self._grad_views: list[np.ndarray] = []
         self._packed_ids: tuple = ()
         self._input_grad_needed = False
+        self._per_thread = threading.local()
+
+    # What a forward leaves for the code right after it (predict's and evaluate's masks) is
+    # kept per thread: concurrent calls on one model never read each other's.
+    @property
+    def _output_masks(self) -> list:
+        return getattr(self._per_thread, "output_masks", [])
+
+    @_output_masks.setter
+    def _output_masks(self, value: list) -> None:
+        self._per_thread.output_masks = value
+
+    @property
+    def _predicted_masks(self) -> Optional[list]:
+        return getattr(self._per_thread, "predicted_masks", None)
+
+    @_predicted_masks.setter
+    def _predicted_masks(self, value: Optional[list]) -> None:
+        self._per_thread.predicted_masks = value
 
     # ------------------------------------------------------------------ the graph
     def _build_graph(self, inputs: Any, outputs: Any) -> None:
@@ -709,6 +728,24 @@ class Model(Trainer, Layer):
         """Clears the carried state of every stateful layer."""
         for layer in self._unique_layers():
             layer.reset_states()
+
+    def export(self, filepath: Any, format: str = "onnx") -> None:
+        """Writes the model for inference elsewhere (Keras 3's name); `format`: ``"onnx"``.
+
+        The ONNX graph (see :mod:`fastrnn.export.onnx`) uses ONNX's own RNN/LSTM/GRU
+        operators, has dynamic ``batch`` and ``time`` axes, and takes and gives every
+        recurrent layer's state (``<layer>/h``, ``<layer>/h_out``, ...) so that a stream can be
+        run piece by piece. Needs ``pip install "fastrnn[onnx]"``. A layer ONNX cannot express
+        raises ``ValueError`` naming it; a failed export leaves no file behind.
+        """
+        if format != "onnx":
+            raise ValueError(
+                "Received an invalid value for argument `format`, expected 'onnx' (fastrnn "
+                f"exports ONNX only), got {format!r}."
+            )
+        from ..export import export_onnx
+
+        export_onnx(self, filepath)
 
     def stepper(self, batch_size: int = 1) -> Any:
         """A streaming stepper of the whole model: one time step in, the model's output out.
