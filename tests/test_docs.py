@@ -8,9 +8,11 @@ Two markers, each an HTML comment on a line of its own (invisible on the site):
 
 * ``<!-- docs-test: skip -->`` right before a block: the block is not run. Only for code that
   cannot run here (a download, a file the reader has); the page says so in its text.
-* ``<!-- docs-test: needs NAME ... -->`` anywhere on a page: the page is skipped (not failed)
-  unless every NAME imports. NAME is a module (``sklearn``, ``matplotlib``) or a dotted path
-  to an attribute of one (``fastrnn.backend.use_kernel_set``): the attribute must exist.
+* ``<!-- docs-test: needs NAME ... -->``: NAME is a module (``sklearn``, ``torch``) or a dotted
+  path to an attribute of one (``fastrnn.backend.use_kernel_set``), which must exist. Right
+  before a block, it concerns that block: the block is left out when a NAME is missing (so
+  later blocks must not depend on it). Anywhere else, it concerns the page: the page is
+  skipped (not failed) when a NAME is missing.
 
 The link tests check what mkdocs would only check when it builds: the README's links into
 docs/, the docs' relative links between pages (and their #anchors' pages), the snippets the
@@ -35,7 +37,8 @@ SKIP_MARKER = "<!-- docs-test: skip -->"
 NEEDS = re.compile(r"<!--\s*docs-test:\s*needs\s+([^>]*?)\s*-->")
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)[ \t]*(?P<info>[^\n`]*)$")
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
-SNIPPET = re.compile(r"^[ \t]*--8<--[ \t]+\"(?P<path>[^\"]+)\"", re.MULTILINE)
+# an included file, with an optional line range ("path:start:end")
+SNIPPET = re.compile(r"^[ \t]*--8<--[ \t]+\"(?P<path>[^\":]+)(?::[\d:,-]*)?\"", re.MULTILINE)
 
 
 def _pages() -> list[Path]:
@@ -47,7 +50,8 @@ def _page_id(page: Path) -> str:
 
 
 def python_blocks(text: str) -> list[tuple[int, str, bool]]:
-    """The page's ```python blocks as ``(first line number, code, skipped)``, in order."""
+    """The page's ```python blocks as ``(first line number, code, skipped)``, in order;
+    `skipped` when the skip marker precedes the block (see :func:`block_needs`)."""
     blocks = []
     lines = text.splitlines()
     i = 0
@@ -69,14 +73,36 @@ def python_blocks(text: str) -> list[tuple[int, str, bool]]:
             i += 1
         i += 1  # the closing fence
         if language and language[0].lower() in ("python", "py"):
-            previous = next((line.strip() for line in reversed(lines[:start - 1])
-                             if line.strip()), "")
+            previous = _line_before(lines, start - 1)
             blocks.append((start + 1, "\n".join(body) + "\n", previous == SKIP_MARKER))
     return blocks
 
 
-def _require(name: str) -> None:
-    """Skips the calling test unless `name` (a module or module.attribute path) exists."""
+def _line_before(lines: list[str], index: int) -> str:
+    """The last non-blank line before ``lines[index]``, stripped ("" if none)."""
+    return next((line.strip() for line in reversed(lines[:index]) if line.strip()), "")
+
+
+def block_needs(text: str) -> tuple[list[str], dict[int, list[str]]]:
+    """The page's ``needs`` names: those of the page, and those of single blocks, by the
+    block's first line number (as :func:`python_blocks` gives it)."""
+    lines = text.splitlines()
+    page: list[str] = []
+    blocks: dict[int, list[str]] = {}
+    for index, line in enumerate(lines):
+        match = NEEDS.fullmatch(line.strip())
+        if not match:
+            continue
+        following = next((i for i in range(index + 1, len(lines)) if lines[i].strip()), None)
+        if following is not None and FENCE.match(lines[following]):
+            blocks[following + 2] = match[1].split()
+        else:
+            page.extend(match[1].split())
+    return page, blocks
+
+
+def _missing(name: str) -> str:
+    """Why `name` (a module or module.attribute path) is missing, or "" if it exists."""
     parts = name.split(".")
     for cut in range(len(parts), 0, -1):
         module_name = ".".join(parts[:cut])
@@ -84,14 +110,22 @@ def _require(name: str) -> None:
             module = importlib.import_module(module_name)
         except ImportError:
             if cut == 1:
-                pytest.skip(f"needs {name}: {module_name} is not installed")
+                return f"needs {name}: {module_name} is not installed"
             continue
         obj = module
         for attribute in parts[cut:]:
             if not hasattr(obj, attribute):
-                pytest.skip(f"needs {name}, which this fastrnn does not have")
+                return f"needs {name}, which this fastrnn does not have"
             obj = getattr(obj, attribute)
-        return
+        return ""
+    return f"needs {name}"
+
+
+def _require(name: str) -> None:
+    """Skips the calling test unless `name` (a module or module.attribute path) exists."""
+    reason = _missing(name)
+    if reason:
+        pytest.skip(reason)
 
 
 def run_page(page: Path, name: str) -> None:
@@ -101,15 +135,15 @@ def run_page(page: Path, name: str) -> None:
     blocks = python_blocks(text)
     if not blocks:
         pytest.skip("no python blocks")
-    for names in NEEDS.findall(text):
-        for needed in names.split():
-            _require(needed)
+    page_needs, needs_of_block = block_needs(text)
+    for needed in page_needs:
+        _require(needed)
     import fastrnn
 
     namespace: dict = {"__name__": "__docs__"}
     fastrnn.backend.clear_session()
     for number, (line, code, skipped) in enumerate(blocks, 1):
-        if skipped:
+        if skipped or any(_missing(needed) for needed in needs_of_block.get(line, [])):
             continue
         where = f"{name}, python block {number} (line {line})"
         try:
@@ -137,7 +171,11 @@ def test_block_extraction_and_markers() -> None:
     assert [(code, skipped) for _, code, skipped in blocks] == [
         ("a = 1\n", False), ("download()\n", True), ("b = a + 1\n", False), ("c = 3\n", False)]
     assert blocks[0][0] == 3
-    assert NEEDS.findall("<!-- docs-test: needs sklearn matplotlib -->") == ["sklearn matplotlib"]
+    assert block_needs("<!-- docs-test: needs sklearn matplotlib -->\ntext\n\n"
+                       "<!-- docs-test: needs torch -->\n\n```python\nimport torch\n```\n") == (
+        ["sklearn", "matplotlib"], {7: ["torch"]})
+    text = "<!-- docs-test: needs torch -->\n\n```python\nimport torch\n```"
+    assert python_blocks(text)[0][0] == 4 and block_needs(text) == ([], {4: ["torch"]})
 
 
 def test_a_failing_block_names_its_page(tmp_path: Path) -> None:
@@ -146,10 +184,13 @@ def test_a_failing_block_names_its_page(tmp_path: Path) -> None:
     with pytest.raises(pytest.fail.Exception,
                        match=r"broken\.md, python block 2 \(line 6\) failed: NameError"):
         run_page(page, "broken.md")
-    page.write_text("<!-- docs-test: needs a_module_that_is_not_there_xyz -->\n"
+    page.write_text("<!-- docs-test: needs a_module_that_is_not_there_xyz -->\n\nA page.\n"
                     "```python\nraise RuntimeError\n```\n")
     with pytest.raises(pytest.skip.Exception, match="not installed"):
         run_page(page, "broken.md")
+    page.write_text("```python\nx = 1\n```\n<!-- docs-test: needs a_module_not_there_xyz -->\n"
+                    "```python\nraise RuntimeError\n```\n```python\nassert x == 1\n```\n")
+    run_page(page, "broken.md")  # the block that needs what is missing is left out
 
 
 def test_needs_marker_skips_when_missing() -> None:
