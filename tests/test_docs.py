@@ -23,6 +23,7 @@ They need neither mkdocs nor any optional package.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
 import traceback
@@ -261,3 +262,24 @@ def test_nav_lists_every_page() -> None:
     pages = {_page_id(page) for page in _pages()}
     assert listed - pages == set(), f"mkdocs.yml lists missing pages: {sorted(listed - pages)}"
     assert pages - listed == set(), f"pages not in mkdocs.yml's nav: {sorted(pages - listed)}"
+
+
+def test_benchmark_plots_read_the_sweeps() -> None:
+    """The performance page's plots come from benchmarks/RESULTS.md's sweep tables."""
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_plots", DOCS / "hooks" / "benchmark_plots.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    text = (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    for title, (_, axis) in hook.SWEEPS.items():
+        points = hook.sweep(text, title, axis)
+        assert points.pop("fixed"), title
+        assert {cell for cell, _ in points} == {"RNN", "LSTM", "GRU"}, title
+        assert all(len(values) >= 3 for values in points.values()), title
+    table = ("## Kernels: sweep over hidden size\n\n| case (B x T x I x H) | pass | fastrnn | "
+             "NumPy |\n|---|---|---|---|\n| LSTM 8x10x2x16 | forward+backward | 1.5 ms | 20 us |"
+             "\n| LSTM 8x10x2x16 | forward | 9 s | 1 ms |\n")
+    assert hook.sweep(table, "Kernels: sweep over hidden size", 3) == {
+        "fixed": "B=8, T=10, I=2", ("LSTM", "fastrnn"): [(16, 1.5)],
+        ("LSTM", "NumPy"): [(16, 0.02)]}
+    assert hook.MARKER in (DOCS / "guide" / "performance.md").read_text(encoding="utf-8")
