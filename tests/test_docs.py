@@ -156,7 +156,11 @@ def run_page(page: Path, name: str) -> None:
                         pytrace=False)
 
 
-@pytest.mark.parametrize("page", _pages(), ids=_page_id)
+def _pages_with_code() -> list[Path]:
+    return [page for page in _pages() if python_blocks(page.read_text(encoding="utf-8"))]
+
+
+@pytest.mark.parametrize("page", _pages_with_code(), ids=_page_id)
 def test_page_code_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # a page may save files
     run_page(page, f"docs/{_page_id(page)}")
