@@ -1140,9 +1140,10 @@ def pool1d_forward(x: ArrayLike, pool_size: int = 2, strides: Optional[int] = No
     """Keras's MaxPooling1D (``mode="max"``) or AveragePooling1D (``"average"``).
 
     Args:
-        x: ``(B, T, C)``.  strides: None means `pool_size`.  padding: ``"valid"`` or
-        ``"same"`` (the padding never counts: max ignores it, the average divides by the
-        steps inside the input, as TensorFlow's pooling does).
+        x: ``(B, T, C)``.
+        strides: None means `pool_size`.
+        padding: ``"valid"`` or ``"same"`` (the padding never counts: max ignores it, the
+            average divides by the steps inside the input, as TensorFlow's pooling does).
 
     Returns:
         ``(y (B, L, C), tape)``; the tape (None with ``keep_tape=False``) is for
