@@ -25,12 +25,23 @@ __all__ = [
     "use_kernel_set",
 ]
 
-#: The kernel set in use, the ones this CPU runs, and the switch (see fastrnn.ops): the
-#: environment variable ``FASTRNN_KERNELS=generic|avx2|avx512``, read when fastrnn is
-#: imported, does the same for a whole process.
-kernel_set = _ops.kernel_set
-available_kernel_sets = _ops.available_kernel_sets
-set_kernel_set = _ops.set_kernel_set
+def kernel_set() -> str:
+    """The name of the core's kernel set in use: ``"generic"`` (baseline instructions),
+    ``"avx2"`` (AVX2 + FMA) or ``"avx512"``. The best this CPU runs is chosen when fastrnn
+    loads, unless the environment variable ``FASTRNN_KERNELS`` names another."""
+    return _ops.kernel_set()
+
+
+def available_kernel_sets() -> list[str]:
+    """The kernel sets this build carries and this CPU can run, the most portable first."""
+    return _ops.available_kernel_sets()
+
+
+def set_kernel_set(name: str) -> None:
+    """Runs every later kernel call, in every thread, on the kernel set `name` (one of
+    :func:`available_kernel_sets`); an unknown name, or one this CPU cannot run, raises
+    ValueError naming the sets it can run, and changes nothing."""
+    _ops.set_kernel_set(name)
 
 
 @contextlib.contextmanager
