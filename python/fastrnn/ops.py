@@ -38,6 +38,7 @@ Truncated BPTT: ``truncate=k`` treats the state entering step ``t`` as a constan
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -83,7 +84,7 @@ class Tape:
     @property
     def nbytes(self) -> int:
         """Bytes held by this tape (arrays shared with the caller included)."""
-        return sum(a.nbytes for a in self._arrays.values() if a is not None)
+        return builtins.sum(a.nbytes for a in self._arrays.values() if a is not None)
 
     def __repr__(self) -> str:
         x = self._arrays["x"]
@@ -828,6 +829,9 @@ def matmul(a: ArrayLike, b: ArrayLike, trans_a: bool = False, trans_b: bool = Fa
     Returns:
         ``(M, N)``, in the dtype of `a` (float32 or float64; `b` must have the same dtype).
     """
+    if (type(a) is not np.ndarray or type(b) is not np.ndarray) and not (trans_a or trans_b) \
+            and (_math._traceable(a) or _math._traceable(b)):
+        return _math.matmul(a, b)  # traced values, weights or symbolic tensors: Keras's matmul
     if not (  # the common case (every call from a layer) goes straight to the core
         type(a) is np.ndarray
         and type(b) is np.ndarray
@@ -942,7 +946,7 @@ def _pads(steps: int, span: int, strides: int, padding: str) -> tuple[int, int]:
     if padding == "causal":
         return span - 1, 0
     out = -(-steps // strides)  # "same": ceil(steps / strides) outputs
-    total = max((out - 1) * strides + span - steps, 0)
+    total = builtins.max((out - 1) * strides + span - steps, 0)
     return total // 2, total - total // 2
 
 
@@ -974,7 +978,7 @@ def _conv_geometry(x: np.ndarray, kernel: np.ndarray, strides: Any, padding: Any
     dilation = _positive("dilation_rate", dilation_rate)
     groups = _positive("groups", groups)
     pad = _padding(padding, _CONV_PADDINGS)
-    if kernel.ndim != 3 or min(kernel.shape) < 1:
+    if kernel.ndim != 3 or builtins.min(kernel.shape) < 1:
         raise ValueError(
             "Received an invalid value for argument `kernel`: expected a 3-D array "
             f"(kernel_size, channels / groups, filters), got shape {kernel.shape}."
@@ -1452,3 +1456,14 @@ def layer_norm_gru_backward(
     return _backward_entry(
         tape, "layer_norm_gru", d_outputs, [("d_h_last", d_h_last)], truncate,
         input_grad, _ln_backward_checked)
+
+
+# =============================================================================================
+# Keras's ``keras.ops`` math (fastrnn.math): works on arrays, on traced values inside a layer's
+# ``call`` (with gradients) and on symbolic tensors. ``matmul`` above serves both APIs.
+from . import math as _math  # noqa: E402
+
+# Bound here by name (sum, max, min, abs and shape among them), so this module's own code
+# calls builtins.sum/max/min explicitly.
+globals().update({_n: getattr(_math, _n) for _n in _math.__all__ if _n != "matmul"})
+__all__ += [_n for _n in _math.__all__ if _n not in __all__]

@@ -58,10 +58,11 @@ def _sublayers(layer: Any) -> list:
         if callable(inner) and isinstance(current, Model):
             stack.extend(inner())
             continue
-        for attr in ("layer", "forward_layer", "backward_layer"):
+        for attr in ("layer", "forward_layer", "backward_layer", "cell"):
             sub = getattr(current, attr, None)
             if isinstance(sub, Layer):
                 stack.append(sub)
+        stack.extend(current.__dict__.get("_tracked_layers", ()))
     return out
 
 

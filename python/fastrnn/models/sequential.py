@@ -162,13 +162,13 @@ class Sequential(Model):
                 # Each layer gets its own stream, derived from the model's seed and its index.
                 layer.rng = np.random.default_rng(
                     np.random.SeedSequence(self._seed_sequence.entropy, spawn_key=(i,)))
-                layer.build(current)
+                layer._build_for(current)
             elif layer.input_shape is not None and len(layer.input_shape) != len(current):
                 raise ValueError(
                     f"Layer `{layer.name}` was built for inputs {shape_str(layer.input_shape)} "
                     f"but receives {shape_str(current)} in model `{self.name}`."
                 )
-            current = tuple(layer.compute_output_shape(current))
+            current = tuple(layer._output_shape_for(current))
             output_shapes.append(current)
         self._layer_output_shapes = output_shapes
         self._build_shape = shape
@@ -205,7 +205,7 @@ class Sequential(Model):
             try:
                 current = relaxed
                 for layer in self._layers:
-                    current = tuple(layer.compute_output_shape(current))
+                    current = tuple(layer._output_shape_for(current))
             except (ValueError, TypeError):
                 relaxed = shape
             self._build_from(relaxed, relaxed)
@@ -244,7 +244,7 @@ class Sequential(Model):
             return [self._output_shape]
         shape = tuple(xs[0].shape[1:])
         for layer in self._layers:
-            shape = tuple(layer.compute_output_shape(shape))
+            shape = tuple(layer._output_shape_for(shape))
         return [shape]
 
     # ------------------------------------------------------------------ running the chain
@@ -280,7 +280,7 @@ class Sequential(Model):
     def compute_output_shape(self, input_shape: Any) -> Any:
         shape = tuple(input_shape)
         for layer in self._layers:
-            shape = tuple(layer.compute_output_shape(shape))
+            shape = tuple(layer._output_shape_for(shape))
         return shape
 
     # ------------------------------------------------------------------ config
