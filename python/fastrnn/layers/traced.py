@@ -254,9 +254,27 @@ def _dummies(shape: Any, dtype: Any, fill: int) -> Any:
     return _dummy(tuple(shape), dtype, fill)
 
 
+def _cell_states(layer: Layer, x: Any) -> Optional[list]:
+    """Zero states for a cell (a layer with ``state_size``), else None."""
+    size = getattr(layer, "state_size", None)
+    if size is None or isinstance(x, list):
+        return None
+
+    def zeros(s: Any) -> Any:
+        if isinstance(s, (list, tuple)):
+            return [zeros(v) for v in s]
+        return np.zeros((x.shape[0], int(s)), dtype=x.dtype if x.dtype.kind == "f"
+                        else layer.dtype)
+    return zeros(size) if isinstance(size, (list, tuple)) else [zeros(size)]
+
+
 def _plain_call(layer: Layer, x: Any, training: bool = False) -> Any:
     with _training_scope(training), np.errstate(all="ignore"):
-        return _values(layer.call(x, **_call_kwargs(layer, training, None, {})))
+        states = _cell_states(layer, x)
+        kwargs = _call_kwargs(layer, training, None, {})
+        if states is not None:  # a cell: its output, not its states
+            return _values(layer.call(x, states, **kwargs)[0])
+        return _values(layer.call(x, **kwargs))
 
 
 def _infer(layer: Layer, shape: Any, dtype: Any) -> Any:
@@ -423,18 +441,7 @@ def backward(layer: Layer, d_out: Any) -> Any:
     var_entries = list(trace.var_leaves.values())
     want_inputs = [leaf for leaf in made if leaf is not None] if layer.input_grad_needed else []
     grads = autodiff.backward(outs, ds, want_inputs + [leaf for _, leaf in var_entries])
-    for sub in sublayers_of(layer):
-        for g in sub.__dict__.get("_grads", ()):
-            g[...] = 0
-    frozen = _frozen_ids(layer)
-    for (var, _), g in zip(var_entries, grads[len(want_inputs):]):
-        owner = var._layer
-        if g is not None and var.trainable and id(owner) not in frozen:
-            owner._grads[var._index][...] = g
-    for sub, acc in trace.layer_grads.values():
-        if id(sub) not in frozen:
-            for buf, a in zip(sub.grads, acc):
-                buf[...] = a
+    write_weight_grads(layer, trace, var_entries, grads[len(want_inputs):])
     if not layer.input_grad_needed:
         return None
     it = iter(grads[:len(want_inputs)])
@@ -444,6 +451,27 @@ def backward(layer: Layer, d_out: Any) -> Any:
     if len(made) == 1 and not _is_list_input(layer):
         return d_in[0]
     return d_in
+
+
+def write_weight_grads(root: Layer, trace: Trace, var_entries: list, grads: list,
+                       frozen: bool = False) -> None:
+    """Writes a reverse pass's weight gradients into the gradient buffers of `root` and its
+    layers: zeros everywhere first, then the gradients of the weights the pass used (none for
+    a frozen layer, nor for the layers inside it). `frozen`: `root` sits in a frozen layer."""
+    for sub in sublayers_of(root):
+        for g in sub.__dict__.get("_grads", ()):
+            g[...] = 0
+    if frozen:
+        return
+    frozen_ids = _frozen_ids(root)
+    for (var, _), g in zip(var_entries, grads):
+        owner = var._layer
+        if g is not None and var.trainable and id(owner) not in frozen_ids:
+            owner._grads[var._index][...] = g
+    for sub, acc in trace.layer_grads.values():
+        if id(sub) not in frozen_ids:
+            for buf, a in zip(sub.grads, acc):
+                buf[...] = a
 
 
 def _is_list_input(layer: Layer) -> bool:
