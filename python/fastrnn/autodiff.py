@@ -112,10 +112,10 @@ class Traced:
     def __repr__(self) -> str:
         return f"<Traced shape={self.value.shape} dtype={self.value.dtype}>"
 
-    # --- NumPy functions cannot see the graph: refuse them by name
+    # --- NumPy's ufuncs that fastrnn.math has run as its ops (so ``ndarray * traced`` and
+    # ``np.tanh(traced)`` record their gradients); any other NumPy function is refused by name
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        raise _no_gradient(f"numpy.{ufunc.__name__}" + ("" if method == "__call__"
-                                                        else f".{method}"))
+        return _ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         raise _no_gradient(f"numpy.{func.__name__}")
@@ -166,14 +166,39 @@ class Variable:
         self.value[...] = np.asarray(value_of(value), dtype=self.value.dtype)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if current_trace() is not None:
+            raise _no_gradient("numpy.asarray")
         v = self.value
         return v if dtype is None else v.astype(dtype, copy=False)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if current_trace() is None and _ufunc_op(ufunc, method, kwargs) is None:
+            plain = [value_of(v) for v in inputs]
+            return getattr(ufunc, method)(*plain, **kwargs)
+        return _ufunc(ufunc, method, inputs, kwargs)
 
     def __len__(self) -> int:
         return len(self.value)
 
     def __repr__(self) -> str:
         return f"<Variable path={self.path!r} shape={self.shape} dtype={self.dtype}>"
+
+
+def _ufunc_op(ufunc: Any, method: str, kwargs: dict) -> Any:
+    if method != "__call__" or kwargs:
+        return None
+    from . import math
+    name = {"true_divide": "divide", "absolute": "abs", "positive": "linear"}.get(
+        ufunc.__name__, ufunc.__name__)
+    return math.OPS.get(name) if name in math.UFUNCS else None
+
+
+def _ufunc(ufunc: Any, method: str, inputs: tuple, kwargs: dict) -> Any:
+    op = _ufunc_op(ufunc, method, kwargs)
+    if op is None:
+        raise _no_gradient(f"numpy.{ufunc.__name__}" + ("" if method == "__call__"
+                                                        else f".{method}"))
+    return op(*inputs)
 
 
 class Trace:

@@ -753,6 +753,15 @@ ACTIVATIONS: dict[str, Callable] = {
 }
 
 
+# NumPy ufuncs run as these ops on traced values and weights (their names, NumPy's spelling)
+UFUNCS = frozenset({
+    "add", "subtract", "multiply", "divide", "power", "matmul", "negative", "linear", "abs",
+    "exp", "expm1", "log", "log1p", "sqrt", "square", "sin", "cos", "tanh", "maximum",
+    "minimum", "greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
+    "logical_and", "logical_or", "logical_not",
+})
+
+
 # ----------------------------------------------------------------------------- operators
 def _reverse(f: Callable) -> Callable:
     return lambda self, other: f(other, self)

@@ -819,6 +819,10 @@ class ModelStepper:
 def matmul(a: ArrayLike, b: ArrayLike, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
     """``op(a) @ op(b)`` for 2-D float arrays, through the core's OpenBLAS.
 
+    Without `trans_a`/`trans_b` it is also Keras's ``ops.matmul``: on traced values (inside a
+    layer's ``call``), layer weights, symbolic tensors and arrays of more than two axes it
+    runs :func:`fastrnn.math.matmul` (NumPy's rules, with gradients).
+
     ``op`` transposes when `trans_a` / `trans_b` is set (no copy is made for it). Large
     products are split over the core's threads (``fastrnn.set_num_threads``); the layers use
     this rather than NumPy's ``@`` so that training never wakes a second BLAS thread pool.
@@ -829,9 +833,12 @@ def matmul(a: ArrayLike, b: ArrayLike, trans_a: bool = False, trans_b: bool = Fa
     Returns:
         ``(M, N)``, in the dtype of `a` (float32 or float64; `b` must have the same dtype).
     """
-    if (type(a) is not np.ndarray or type(b) is not np.ndarray) and not (trans_a or trans_b) \
-            and (_math._traceable(a) or _math._traceable(b)):
-        return _math.matmul(a, b)  # traced values, weights or symbolic tensors: Keras's matmul
+    if not (trans_a or trans_b) and (
+            ((type(a) is not np.ndarray or type(b) is not np.ndarray)
+             and (_math._traceable(a) or _math._traceable(b)))
+            or np.ndim(a) > 2 or np.ndim(b) > 2):
+        # traced values, weights, symbolic tensors or stacks of matrices: Keras's matmul
+        return _math.matmul(a, b)
     if not (  # the common case (every call from a layer) goes straight to the core
         type(a) is np.ndarray
         and type(b) is np.ndarray
