@@ -312,7 +312,9 @@ def build_keras_style(layer: Layer, shape: Any, dtype: Any = None) -> None:
         layer.input_shape = shape
         layer._build_dtype = dtype
         _seed_sublayers(layer)
-        if type(layer).compute_output_shape is Layer.compute_output_shape:
+        if layer.__dict__.get("_declared_output_shape") is not None:
+            out = layer._declared_output_shape
+        elif type(layer).compute_output_shape is Layer.compute_output_shape:
             out = _infer(layer, shape, dtype)
             layer._shape_cache = {_key(shape): out}
         else:
@@ -333,6 +335,9 @@ def _key(shape: Any) -> Any:
 
 
 def output_shape_without_batch(layer: Layer, shape: Any) -> Any:
+    declared = layer.__dict__.get("_declared_output_shape")
+    if declared is not None:  # Lambda(output_shape=...)
+        return declared
     if type(layer).compute_output_shape is not Layer.compute_output_shape:
         out = layer.compute_output_shape(_with_batch(shape))
         if isinstance(out, list):
@@ -711,11 +716,6 @@ class Lambda(Layer):
 
     def compute_mask(self, x: Any, mask: Any) -> Any:
         return self.mask
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        if self._declared_output_shape is not None:
-            return (None, *self._declared_output_shape)
-        return infer_output_shape(self, input_shape, with_batch=True)
 
     def get_config(self) -> dict:
         name = function_name(self.function)

@@ -16,7 +16,12 @@ from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from .. import saving
 from ..layers import symbolic
-from ..layers.base import skipped_initialization
+from ..layers.base import (
+    _CUSTOM,
+    custom_object_scope,
+    custom_objects_in_scope,
+    skipped_initialization,
+)
 from ..layers.core import InputLayer
 from .model import Model, expecting_weights
 from .sequential import Sequential
@@ -200,6 +205,45 @@ def functional_from_config(config: dict, path: str = "<config>") -> Model:
                  name=config.get("name"))
 
 
+def subclassed_from_config(kind: Any, config: dict, build: Any, path: str) -> Model:
+    """A subclassed model: its class by name (``custom_objects`` or the registry; a file never
+    holds code), made from its config and built on the saved input shapes."""
+    cls = None
+    if isinstance(kind, str):
+        cls = custom_objects_in_scope().get(kind) or _CUSTOM.get(kind)
+        if cls is None and ">" in kind:
+            cls = custom_objects_in_scope().get(kind.split(">", 1)[1])
+    if cls is None:
+        short = kind.split(">", 1)[-1] if isinstance(kind, str) else kind
+        raise ValueError(
+            f"{path!r} holds a model of the custom class {kind!r}: pass it when loading, "
+            f"load_model(path, custom_objects={{{short!r}: {short}}}), or decorate the class "
+            "with @fastrnn.saving.register_keras_serializable().")
+    if not (isinstance(cls, type) and issubclass(cls, Model) and cls._subclassed):
+        raise ValueError(f"{path!r}: the custom object {kind!r} is not a subclass of "
+                         f"fastrnn.Model with a call() (got {cls!r}).")
+    if not isinstance(build, dict):
+        raise _bad(path, "build_input", "an object", build)
+    specs, dtypes = build.get("specs"), build.get("dtypes")
+    struct, keys = build.get("struct"), build.get("keys")
+    if not isinstance(specs, list) or not specs or not all(
+            isinstance(s, list) and all(d is None or (isinstance(d, int) and not isinstance(
+                d, bool) and d > 0) for d in s) for s in specs):
+        raise _bad(path, "build_input.specs", "a list of shapes", specs)
+    if not isinstance(dtypes, list) or len(dtypes) != len(specs) or not all(
+            d in ("float32", "float64", "int32", "int64") for d in dtypes):
+        raise _bad(path, "build_input.dtypes", f"{len(specs)} dtype names", dtypes)
+    if struct not in ("single", "list", "dict") or (struct == "single" and len(specs) != 1):
+        raise _bad(path, "build_input.struct", "'single', 'list' or 'dict'", struct)
+    if struct == "dict" and (not isinstance(keys, list) or len(keys) != len(specs)
+                             or not all(isinstance(k, str) for k in keys)):
+        raise _bad(path, "build_input.keys", f"{len(specs)} input names", keys)
+    model = cls.from_config(config)
+    model._trace_call([tuple(s) for s in specs], [np.dtype(d) for d in dtypes], struct,
+                      keys if struct == "dict" else None)
+    return model
+
+
 def load_model(path: str, custom_objects: Optional[dict] = None,
                compile: bool = True) -> Model:
     """Loads a model written by ``model.save`` (Sequential or functional); never executes code
@@ -215,23 +259,32 @@ def load_model(path: str, custom_objects: Optional[dict] = None,
     Raises:
         ValueError: unknown format, class or layer names, or mismatched weights.
     """
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(
+            "Received an invalid value for argument `custom_objects`, expected a dict "
+            f"{{name: class or function}}, got {type(custom_objects).__name__}.")
     config, weights = saving.load_archive(path)
     weights, opt_state, rng_state = split_training_state(config, weights, path)
     kind = config.get("class_name")
     arch = config.get("config") or {}
     if not isinstance(arch, dict):
         raise _bad(path, "config", "an object", arch)
-    if kind not in ("Sequential", "Functional"):
+    subclassed = config.get("subclassed") is True
+    if kind not in ("Sequential", "Functional") and not subclassed:
         raise ValueError(
             f"{path!r} holds a model of class {kind!r}; fastrnn can load 'Sequential' and "
-            "'Functional' models."
+            "'Functional' models, and subclassed ones."
         )
     # Layers are built without drawing initial values, and the file's weight shapes are
     # checked against the architecture before any buffer is filled.
     try:
-        with skipped_initialization(), expecting_weights([w.shape for w in weights]):
-            if kind == "Sequential":
-                model: Model = sequential_from_config(arch, path)
+        with skipped_initialization(), expecting_weights([w.shape for w in weights]), \
+                custom_object_scope(custom_objects):
+            if subclassed:
+                model: Model = subclassed_from_config(kind, arch, config.get("build_input"),
+                                                      path)
+            elif kind == "Sequential":
+                model = sequential_from_config(arch, path)
             else:
                 model = functional_from_config(arch, path)
     except (TypeError, KeyError, AttributeError, IndexError, OverflowError,
