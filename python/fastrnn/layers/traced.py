@@ -51,6 +51,33 @@ def prepare_class(cls: type) -> None:
         cls._fastrnn_tracking = True
     if "__new__" not in vars(cls):
         cls.__new__ = _recording_new
+    if "backward" in vars(cls) and not getattr(cls.backward, "_fastrnn_wrapped", False):
+        cls.backward = _manual_backward(cls.backward)
+
+
+def _manual_backward(user_backward: Callable) -> Callable:
+    """A hand-written ``backward`` may return ``(d_inputs, [weight gradients])``: the
+    gradients go to the layer's buffers (zeros when frozen), ``d_inputs`` to the model."""
+    def backward(self: Layer, d_out: Any) -> Any:
+        result = user_backward(self, d_out)
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], list):
+            d_in, grads = result
+            mine = self._grads
+            if len(grads) != len(mine):
+                raise ValueError(
+                    f"Layer `{self.name}`: backward returned {len(grads)} weight gradients, "
+                    f"the layer has {len(mine)} weights ({', '.join(self._weight_names)}).")
+            for name, g, v in zip(self._weight_names, mine, grads):
+                v = np.asarray(v, dtype=g.dtype)
+                if v.shape != g.shape:
+                    raise ValueError(f"Layer `{self.name}`: the gradient of `{name}` has shape "
+                                     f"{v.shape}, the weight {g.shape}.")
+                g[...] = v if self.trainable else 0
+            return d_in
+        return result
+    backward._fastrnn_wrapped = True  # type: ignore[attr-defined]
+    backward.__doc__ = user_backward.__doc__
+    return backward
 
 
 def _layers_in(value: Any) -> list:
@@ -268,12 +295,22 @@ def _cell_states(layer: Layer, x: Any) -> Optional[list]:
     return zeros(size) if isinstance(size, (list, tuple)) else [zeros(size)]
 
 
-def _plain_call(layer: Layer, x: Any, training: bool = False) -> Any:
+def _plain_call(layer: Layer, x: Any, training: bool = False, traced: bool = False) -> Any:
+    """``call`` on `x`; `traced`: on trace leaves, so that an operation without a gradient
+    is reported now (when the layer is built) rather than at the first training batch."""
+    if traced:
+        with Trace():
+            return _plain_call(layer, _leaves(x, []), training)
     with _training_scope(training), np.errstate(all="ignore"):
-        states = _cell_states(layer, x)
+        states = _cell_states(layer, _values(x))
         kwargs = _call_kwargs(layer, training, None, {})
         if states is not None:  # a cell: its output, not its states
-            return _values(layer.call(x, states, **kwargs)[0])
+            out = layer.call(x, states, **kwargs)
+            if not isinstance(out, (list, tuple)) or len(out) != 2:
+                raise ValueError(
+                    f"Cell `{layer.name}`: call(inputs, states) must return (output, "
+                    f"new_states), got {type(out).__name__}.")
+            return _values(out[0])
         return _values(layer.call(x, **kwargs))
 
 
@@ -285,7 +322,8 @@ def _infer(layer: Layer, shape: Any, dtype: Any) -> Any:
             return [tuple(np.shape(o)[1:]) for o in out]
         return tuple(np.shape(out)[1:])
 
-    first = shapes_of(_plain_call(layer, _dummies(shape, dtype, 3)))
+    manual = type(layer).backward is not Layer.backward  # its own backward: plain arrays
+    first = shapes_of(_plain_call(layer, _dummies(shape, dtype, 3), traced=not manual))
     free = any(d is None for s in (shape if _is_shape_list(shape) else [shape]) for d in s)
     if not free:
         return first
