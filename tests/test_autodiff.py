@@ -51,7 +51,8 @@ def check_grad(f, *xs, seed: int = 1):
             minus = [v.copy() for v in xs]
             plus[k][idx] += EPS
             minus[k][idx] -= EPS
-            numeric[idx] = (_objective(f, plus, weights) - _objective(f, minus, weights)) / (2 * EPS)
+            numeric[idx] = (_objective(f, plus, weights)
+                            - _objective(f, minus, weights)) / (2 * EPS)
         g = np.zeros_like(x) if g is None else g
         assert g.shape == x.shape
         scale = max(1.0, float(np.abs(numeric).max()))

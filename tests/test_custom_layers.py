@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 import fastrnn
+from _custom import check_layer_gradients
 from fastrnn import layers, ops
 from fastrnn.autodiff import NoGradientError
-
-from _custom import check_layer_gradients
 
 
 class MyDense(layers.Layer):
