@@ -707,7 +707,9 @@ class Layer:
             self._build_for(tuple(x.shape[1:]))
 
     def _check_input(self, x: np.ndarray, min_rank: int = 2) -> None:
-        """Rank and fixed dimensions of `x` against the built input shape."""
+        """Rank and feature count (last axis) of `x` against the built input shape. The other
+        axes are free, as Keras's layers fix only their features: a recurrent, convolution
+        or pooling layer built on one length takes any other."""
         want = self.input_shape
         if x.ndim != len(want) + 1:
             raise ValueError(
@@ -715,9 +717,10 @@ class Layer:
                 f"{', '.join('None' if d is None else str(d) for d in want)}), got an array "
                 f"of shape {x.shape}."
             )
-        mismatch = first_shape_mismatch(want, x.shape)
+        mismatch = first_shape_mismatch(want[-1:], (x.shape[0], x.shape[-1]))
         if mismatch is not None:
             axis, w, g = mismatch
+            axis = x.ndim - 1
             what = "feature count" if axis == x.ndim - 1 else f"size of axis {axis}"
             raise ValueError(
                 f"Layer `{self.name}` was built for input shape (batch, "

@@ -288,12 +288,13 @@ class StackedRNNCells(Layer):
     of one is the input of the next). ``state_size``: the list of the cells' state sizes."""
 
     def __init__(self, cells: list, **kwargs: Any):
-        super().__init__(**kwargs)
         if not isinstance(cells, (list, tuple)) or not cells:
             raise ValueError("Received an invalid value for argument `cells`, expected a "
                              f"non-empty list of cells, got {cells!r}.")
         for k, cell in enumerate(cells):
             _check_cell(cell, f"cells[{k}]")
+        kwargs.setdefault("dtype", cells[0].dtype.name)
+        super().__init__(**kwargs)
         self.cells = list(cells)
 
     @property
