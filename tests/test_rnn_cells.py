@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _custom import check_layer_gradients
 
 import fastrnn
+from _custom import check_layer_gradients
 from fastrnn import layers, ops
 
 CELLS = [(layers.SimpleRNNCell, layers.SimpleRNN, {}), (layers.LSTMCell, layers.LSTM, {}),
