@@ -163,8 +163,8 @@ def test_keras_subclassed_model_trains_like_tf_keras():
     for name in ("rnn", "hidden", "out"):
         layer, tf_layer = getattr(model, name), getattr(tf_model, name)
         layer.set_weights(tf_layer.get_weights())
-    np.testing.assert_allclose(model.predict(x), _quietly(tf_model.predict, x, verbose=0), rtol=RTOL,
-                               atol=ATOL)
+    np.testing.assert_allclose(model.predict(x), _quietly(tf_model.predict, x, verbose=0),
+                               rtol=RTOL, atol=ATOL)
     tf_model.compile(loss="mse", optimizer=keras.optimizers.SGD(learning_rate=0.05))
     model.compile(loss="mse", optimizer=fastrnn.optimizers.SGD(learning_rate=0.05))
     _three_sgd_steps(tf_model, x, y)
