@@ -520,10 +520,15 @@ def moments(x: Any, axes: Any, keepdims: bool = False) -> tuple:
 def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b``; 2-D float products of one dtype go through the core's OpenBLAS."""
     if (a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and a.dtype.kind == "f"
-            and a.dtype.itemsize in (4, 8) and a.size and b.size):
-        from . import ops
-        return ops.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b))
+            and a.dtype.itemsize in (4, 8) and a.size and b.size and a.shape[1] == b.shape[0]):
+        global _ops
+        if _ops is None:
+            from . import ops as _ops  # (ops imports this module)
+        return _ops.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b))
     return np.matmul(a, b)
+
+
+_ops: Any = None
 
 
 def _matmul_value(va: np.ndarray, vb: np.ndarray) -> np.ndarray:

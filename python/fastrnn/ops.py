@@ -833,12 +833,6 @@ def matmul(a: ArrayLike, b: ArrayLike, trans_a: bool = False, trans_b: bool = Fa
     Returns:
         ``(M, N)``, in the dtype of `a` (float32 or float64; `b` must have the same dtype).
     """
-    if not (trans_a or trans_b) and (
-            ((type(a) is not np.ndarray or type(b) is not np.ndarray)
-             and (_math._traceable(a) or _math._traceable(b)))
-            or np.ndim(a) > 2 or np.ndim(b) > 2):
-        # traced values, weights, symbolic tensors or stacks of matrices: Keras's matmul
-        return _math.matmul(a, b)
     if not (  # the common case (every call from a layer) goes straight to the core
         type(a) is np.ndarray
         and type(b) is np.ndarray
@@ -849,6 +843,10 @@ def matmul(a: ArrayLike, b: ArrayLike, trans_a: bool = False, trans_b: bool = Fa
         and a.flags.c_contiguous
         and b.flags.c_contiguous
     ):
+        if not (trans_a or trans_b) and (_math._traceable(a) or _math._traceable(b)
+                                         or np.ndim(a) > 2 or np.ndim(b) > 2):
+            # traced values, weights, symbolic tensors or stacks of matrices: Keras's matmul
+            return _math.matmul(a, b)
         a = _array("a", a, None, (-1, -1), "(rows, columns)")
         b = _array("b", b, a.dtype, (-1, -1), "(rows, columns)")
     inner_a = a.shape[0] if trans_a else a.shape[1]
