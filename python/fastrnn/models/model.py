@@ -544,7 +544,8 @@ class Model(Trainer, Layer):
                     f"first input {out[0].shape[0]}; expected the same number."
                 )
             dt = self._input_dtypes[k]
-            if dt.kind in "biu" or (a.dtype.kind in "biu" and self._ids_only[k]):
+            if dt.kind in "biu" or (a.dtype.kind in "biuf" and self._ids_only[k]):
+                # ids stay as given (float64 ids above 2**24 are exact, float32 would not be)
                 out.append(np.ascontiguousarray(a))
             else:
                 out.append(np.ascontiguousarray(a, dtype=self._dtype))

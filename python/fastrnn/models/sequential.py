@@ -235,7 +235,8 @@ class Sequential(Model):
         a = check_input_array(x, name)
         self._ensure_built(a)
         self._check_spec(a, self._input_spec, name)
-        if type(self._layers[0]).__name__ == "Embedding" and a.dtype.kind in "biu":
+        if type(self._layers[0]).__name__ == "Embedding" and a.dtype.kind in "biuf":
+            # ids stay as given: float64 ids above 2**24 are exact, float32 would not be
             return [np.ascontiguousarray(a)]
         return [np.ascontiguousarray(a, dtype=self._dtype)]
 
