@@ -531,6 +531,17 @@ def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _ops: Any = None
 
 
+def _mm_t(a: np.ndarray, b: np.ndarray, trans_a: bool, trans_b: bool) -> np.ndarray:
+    """``op(a) @ op(b)`` of 2-D arrays, transposes read in place by the core when it can."""
+    if (a.dtype == b.dtype and a.dtype.kind == "f" and a.dtype.itemsize in (4, 8)
+            and a.size and b.size):
+        global _ops
+        if _ops is None:
+            from . import ops as _ops
+        return _ops.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b), trans_a, trans_b)
+    return np.matmul(a.T if trans_a else a, b.T if trans_b else b)
+
+
 def _matmul_value(va: np.ndarray, vb: np.ndarray) -> np.ndarray:
     if va.ndim >= 2 and vb.ndim == 2:  # the dense case: one 2-D product over all rows
         return _mm(va.reshape(-1, va.shape[-1]), vb).reshape(*va.shape[:-1], vb.shape[1])
@@ -558,7 +569,7 @@ def matmul(x1: Any, x2: Any) -> Any:
         ga = gb = None
         if need_a:
             if B.ndim == 2:
-                ga = _mm(G.reshape(-1, G.shape[-1]), np.ascontiguousarray(B.T)).reshape(
+                ga = _mm_t(G.reshape(-1, G.shape[-1]), B, False, True).reshape(
                     *G.shape[:-1], B.shape[0])
             else:
                 ga = np.matmul(G, np.swapaxes(B, -1, -2))
@@ -567,8 +578,7 @@ def matmul(x1: Any, x2: Any) -> Any:
                 ga = _sum_to(ga.reshape(-1, va.shape[0]), va.shape)
         if need_b:
             if B.ndim == 2 and A.ndim >= 2:
-                gb = _mm(np.ascontiguousarray(A.reshape(-1, A.shape[-1]).T),
-                         G.reshape(-1, G.shape[-1]))
+                gb = _mm_t(A.reshape(-1, A.shape[-1]), G.reshape(-1, G.shape[-1]), True, False)
             else:
                 gb = np.matmul(np.swapaxes(A, -1, -2), G)
             if vb.ndim == 1:

@@ -90,8 +90,14 @@ def _layers_in(value: Any) -> list:
     return []
 
 
+_UNTRACKED = frozenset({"_tracked_layers", "_inbound_nodes", "_fused"})
+
+
 def _tracking_setattr(self: Any, name: str, value: Any) -> None:
-    if not name.startswith("_") or name == "_layers":
+    # A layer tracks every attribute holding layers (``self._proj = Dense(..)`` too); a model
+    # only its public ones (its own machinery keeps lists of layers in private attributes).
+    is_model = callable(getattr(type(self), "_unique_layers", None))
+    if name not in _UNTRACKED and not (is_model and name.startswith("_")):
         found = _layers_in(value)
         if found:
             tracked = self.__dict__.setdefault("_tracked_layers", [])
