@@ -335,3 +335,25 @@ def test_built_in_models_never_take_the_traced_path():
                                 layers.SimpleRNN(4), layers.Dense(1)])
     model.build()
     assert not any(layer._keras_style for layer in model._iter_all_layers())
+
+
+def test_a_call_with_a_mask_argument_gets_the_mask_in_models():
+    class ZeroMasked(layers.Layer):
+        supports_masking = True
+
+        def call(self, inputs, mask=None):
+            keep = 1.0 if mask is None else ops.cast(mask, inputs.dtype)[..., None]
+            return ops.square(inputs) * keep
+
+    x = _x(3, 5, 2).astype("f4")
+    x[0, 3:] = 0.0
+    x[1, 4:] = 0.0
+    model = fastrnn.Sequential([layers.Masking(0.0, input_shape=(None, 2)), ZeroMasked(),
+                                layers.LSTM(3)])
+    model.compile(loss="mse", optimizer="sgd")
+    model.fit(x, np.ones((3, 3), "f4"), epochs=1, verbose=0)
+    out = model.layers[1].forward(x, mask=np.abs(x).sum(-1) > 0)
+    np.testing.assert_array_equal(out[0, 3:], 0)
+    masked = fastrnn.Model(*(lambda i: (i, ZeroMasked()(layers.Masking(0.0)(i))))(
+        fastrnn.Input((None, 2))))
+    np.testing.assert_allclose(masked.predict(x), x ** 2 * (np.abs(x).sum(-1) > 0)[..., None])

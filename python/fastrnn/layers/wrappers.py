@@ -105,7 +105,7 @@ class TimeDistributed(_Wrapper):
                 f"Layer `{self.name}` expects inputs of shape (batch, time, ...), i.e. an "
                 f"input_shape of rank >= 2, got {input_shape}."
             )
-        inner = self.layer.compute_output_shape(input_shape[1:])
+        inner = self.layer._output_shape_for(input_shape[1:])
         if isinstance(inner, list):
             raise ValueError(f"TimeDistributed cannot wrap `{self.layer.name}`: it returns a list.")
         return (input_shape[0],) + tuple(inner)
@@ -114,7 +114,7 @@ class TimeDistributed(_Wrapper):
         input_shape = tuple(input_shape)
         self.compute_output_shape(input_shape)
         if not self.layer.built:
-            self.layer.build(input_shape[1:])
+            self.layer._build_for(input_shape[1:])
         super().build(input_shape)
 
     def forward(self, x: Any, training: bool = False, mask: Optional[np.ndarray] = None

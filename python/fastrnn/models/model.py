@@ -598,7 +598,8 @@ class Model(Trainer, Layer):
             kwargs = {}
             if step.state_slots:
                 kwargs["initial_state"] = [vals[s] for s in step.state_slots]
-            if has_mask and getattr(layer, "supports_masking", False) and _takes_mask(layer):
+            if has_mask and (getattr(layer, "supports_masking", False)
+                             or getattr(layer, "_keras_style", False)) and _takes_mask(layer):
                 kwargs["mask"] = mask
             run_training = training if step.training is None else step.training
             out = layer.forward(arg, training=run_training, **kwargs)
@@ -1037,8 +1038,12 @@ def _takes_mask(layer: Any) -> bool:
     cls = type(layer)
     found = _TAKES_MASK.get(cls)
     if found is None:
-        import inspect
-        found = _TAKES_MASK[cls] = "mask" in inspect.signature(cls.forward).parameters
+        if getattr(cls, "_keras_style", False):  # Keras's: a call with a `mask` argument
+            from ..layers import traced
+            found = _TAKES_MASK[cls] = traced._call_params(cls)[1]
+        else:
+            import inspect
+            found = _TAKES_MASK[cls] = "mask" in inspect.signature(cls.forward).parameters
     return found
 
 

@@ -253,7 +253,8 @@ class Sequential(Model):
         x = xs[0]
         mask = None
         for layer in self._layers:
-            if mask is not None and getattr(layer, "supports_masking", False) \
+            if mask is not None and (getattr(layer, "supports_masking", False)
+                                     or getattr(layer, "_keras_style", False)) \
                     and _takes_mask(layer):
                 y = layer.forward(x, training=training, mask=mask)
             else:
