@@ -160,9 +160,10 @@ def test_keras_subclassed_model_trains_like_tf_keras():
     tf_model, model = build(keras), build(fastrnn)
     _quietly(tf_model, x[:1])
     model.build((None, 6, 3))
+    model.set_weights(tf_model.get_weights())  # the same order: the attributes'
     for name in ("rnn", "hidden", "out"):
-        layer, tf_layer = getattr(model, name), getattr(tf_model, name)
-        layer.set_weights(tf_layer.get_weights())
+        np.testing.assert_array_equal(getattr(model, name).get_weights()[0],
+                                      getattr(tf_model, name).get_weights()[0])
     np.testing.assert_allclose(model.predict(x), _quietly(tf_model.predict, x, verbose=0),
                                rtol=RTOL, atol=ATOL)
     tf_model.compile(loss="mse", optimizer=keras.optimizers.SGD(learning_rate=0.05))

@@ -17,6 +17,15 @@ Storage contract (the model relies on it):
 * ``_bind(weight_views, grad_views)`` copies the current values into the given views (slices
   of the model's flat buffers) and makes them the storage, so in-place optimizer updates on
   the flat buffer are what the layer computes with.
+
+Layers of your own are written Keras's way instead: ``build(input_shape)`` with
+``add_weight(shape=..., initializer=..., trainable=..., name=...)`` (which returns a
+:class:`fastrnn.autodiff.Variable`) and ``call(inputs, training=None, mask=None)`` in
+:mod:`fastrnn.ops` math; ``forward``/``backward`` then come from the tape (see
+:mod:`fastrnn.layers.traced`). The built-in layers define ``forward``/``backward`` and never
+take that path. Framework code builds a layer with ``_build_for(shape)`` and asks its output
+shape with ``_output_shape_for(shape)`` (shapes without the batch axis); a Keras-style layer's
+own ``build``/``compute_output_shape`` see the batch axis, as in Keras.
 """
 
 from __future__ import annotations

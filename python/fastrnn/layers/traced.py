@@ -90,7 +90,10 @@ def _layers_in(value: Any) -> list:
     return []
 
 
-_UNTRACKED = frozenset({"_tracked_layers", "_inbound_nodes", "_fused"})
+_UNTRACKED = frozenset({"_tracked_layers", "_inbound_nodes", "_fused", "_trace_state",
+                        "_shape_cache", "_build_dtype", "_building", "_auto_config",
+                        "_weights", "_grads", "_weight_names", "_variables", "built",
+                        "input_shape", "output_shape", "_rng"})
 
 
 def _tracking_setattr(self: Any, name: str, value: Any) -> None:

@@ -384,6 +384,15 @@ class Model(Trainer, Layer):
                     "fastrnn.Input(...)."
                 )
         nodes, layers = _map_graph(ins, outs)
+        if self._subclassed:
+            # Keras's order for a subclassed model: its layers as its attributes list them
+            # (so weights copied from a Keras model of the same class line up), then the
+            # graph's other nodes (inputs, ops).
+            in_graph = {id(layer) for layer in layers}
+            tracked = [layer for layer in self.__dict__.get("_tracked_layers", ())
+                       if id(layer) in in_graph]
+            seen = {id(layer) for layer in tracked}
+            layers = tracked + [layer for layer in layers if id(layer) not in seen]
         self._graph_layers = layers
         self._inputs = ins
         self._outputs = outs
@@ -487,7 +496,11 @@ class Model(Trainer, Layer):
 
     @property
     def layers(self) -> list:
-        """The layers in Keras's order (InputLayers first), each once."""
+        """The layers in Keras's order (InputLayers first), each once. A subclassed model:
+        the layers its call used, in attribute order, then the op nodes (no InputLayer)."""
+        if self._subclassed:
+            return [layer for layer in getattr(self, "_graph_layers", [])
+                    if not isinstance(layer, InputLayer)]
         return list(self._graph_layers)
 
     def _unique_layers(self) -> list:
