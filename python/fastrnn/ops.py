@@ -1,5 +1,9 @@
 """The functional API over the C++ kernels: forward and (truncated) backward of whole sequences.
 
+It also carries Keras's ``keras.ops`` math (``tanh``, ``matmul``, ``split``, ``where``, ...), from
+:mod:`fastrnn.math`: on arrays, on traced values inside a layer's ``call`` (differentiated by
+:mod:`fastrnn.autodiff`) and on symbolic tensors of a model being built.
+
 Arrays are batch-major, as Keras users pass them: ``x`` is ``(batch, time, features)``.
 Weights use the Keras layout and gate order:
 
