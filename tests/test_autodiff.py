@@ -87,6 +87,9 @@ UNARY = [
     ("clip", lambda x: ops.clip(x, -0.5, 0.7), away_from(X, [-0.5, 0.7], 0.05)),
     ("cast", lambda x: ops.cast(x, "float64"), X),
     ("convert_to_tensor", ops.convert_to_tensor, X),
+    ("leaky_relu", ops.leaky_relu, away_from(X, [0])),
+    ("hard_sigmoid", ops.hard_sigmoid, away_from(X * 4, [-3, 3])),
+    ("log_sigmoid", ops.log_sigmoid, X * 3),
 ]
 
 
@@ -200,6 +203,15 @@ SHAPE_OPS = [
     ("split at", lambda x: ops.split(x, [1], axis=2)),
     ("moments", lambda x: ops.moments(x, axes=[0, 1])),
     ("T", lambda x: x[0].T),
+    ("tile", lambda x: ops.tile(x, (1, 2, 1))),
+    ("tile more axes", lambda x: ops.tile(x[0], (2, 1, 3))),
+    ("repeat axis", lambda x: ops.repeat(x, 2, axis=1)),
+    ("repeat flat", lambda x: ops.repeat(x, 3)),
+    ("pad", lambda x: ops.pad(x, [[0, 0], [2, 0], [1, 1]])),
+    ("cumsum axis", lambda x: ops.cumsum(x, axis=1)),
+    ("cumsum flat", ops.cumsum),
+    ("take axis", lambda x: ops.take(x, np.array([[2, 0], [2, 2]]), axis=1)),
+    ("take flat", lambda x: ops.take(x, np.array([5, 5, 0]))),
 ]
 
 
@@ -219,7 +231,13 @@ def test_constants_carry_no_gradient():
     with Trace():
         a = Trace.leaf(X.copy())
         z, o = ops.zeros_like(a), ops.ones_like(a)
+        for c in (ops.sign(a), ops.floor(a), ops.round(a)):
+            assert not isinstance(c, autodiff.Traced)
     assert not isinstance(z, autodiff.Traced) and not isinstance(o, autodiff.Traced)
+    assert ops.zeros((2, 3)).dtype == np.float32 and ops.ones(2).sum() == 2
+    np.testing.assert_array_equal(ops.arange(3), [0, 1, 2])
+    np.testing.assert_array_equal(ops.full((2,), 7.0), [7, 7])
+    np.testing.assert_array_equal(ops.eye(2), np.eye(2))
     np.testing.assert_array_equal(o, np.ones_like(X))
 
 

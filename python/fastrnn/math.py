@@ -30,9 +30,11 @@ import numpy as np
 from .autodiff import SYMBOLIC_TYPES, Traced, Variable, lift
 
 __all__ = [
-    "abs", "absolute", "add", "cast", "clip", "concatenate", "convert_to_numpy",
+    "abs", "absolute", "add", "arange", "cast", "clip", "concatenate", "convert_to_numpy",
     "convert_to_tensor", "cos", "divide", "dot", "elu", "equal", "exp", "expand_dims",
-    "expm1", "exponential", "flip", "greater", "greater_equal", "less", "less_equal",
+    "expm1", "exponential", "eye", "flip", "floor", "full", "greater", "greater_equal",
+    "hard_sigmoid", "leaky_relu", "less", "less_equal", "log_sigmoid", "ones", "pad",
+    "repeat", "round", "sign", "take", "tile", "zeros", "cumsum",
     "linear", "log", "log1p", "log_softmax", "logical_and", "logical_not", "logical_or",
     "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "moments", "multiply",
     "negative", "not_equal", "ones_like", "power", "relu", "reshape", "rsqrt", "selu",
@@ -729,6 +731,123 @@ def getitem(x: Any, index: Any) -> Any:
 OPS["getitem"] = getitem
 
 
+@_op
+def tile(x: Any, repeats: Any) -> Any:
+    """`x` repeated `repeats` times along each axis (NumPy's ``tile``)."""
+    x = _arr(x)
+    v = np.asarray(_val(x))
+    reps = (repeats,) if isinstance(repeats, (int, np.integer)) else tuple(repeats)
+    y = np.tile(v, reps)
+    if not isinstance(x, Traced):
+        return y
+    nd = builtins.max(len(reps), v.ndim)
+    reps_full = (1,) * (nd - len(reps)) + reps
+    base = (1,) * (nd - v.ndim) + v.shape
+
+    def vjp(g: np.ndarray) -> tuple:
+        split = [d for pair in zip(reps_full, base) for d in pair]
+        summed = g.reshape(split).sum(axis=tuple(range(0, 2 * nd, 2)))
+        return (summed.reshape(v.shape),)
+    return Traced(y, (x,), vjp)
+
+
+@_op
+def repeat(x: Any, repeats: int, axis: Any = None) -> Any:
+    """Each element of `x` repeated `repeats` times along `axis` (None: flattened)."""
+    x = _arr(x)
+    v = np.asarray(_val(x))
+    y = np.repeat(v, repeats, axis=axis)
+    if not isinstance(x, Traced):
+        return y
+    if not isinstance(repeats, (int, np.integer)):
+        raise NotImplementedError("fastrnn.ops.repeat differentiates an integer `repeats` only.")
+
+    def vjp(g: np.ndarray) -> tuple:
+        if axis is None:
+            return (g.reshape(-1, repeats).sum(1).reshape(v.shape),)
+        ax = axis % v.ndim
+        shape = v.shape[:ax] + (v.shape[ax], repeats) + v.shape[ax + 1:]
+        return (g.reshape(shape).sum(axis=ax + 1),)
+    return Traced(y, (x,), vjp)
+
+
+@_op
+def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: float = 0) -> Any:
+    """`x` padded with `constant_values` (``mode="constant"`` only): `pad_width` as NumPy's."""
+    if mode != "constant":
+        raise NotImplementedError(f"fastrnn.ops.pad supports mode='constant', got {mode!r}.")
+    x = _arr(x)
+    v = np.asarray(_val(x))
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (v.ndim, 2))
+    y = np.pad(v, widths, constant_values=constant_values)
+    if not isinstance(x, Traced):
+        return y
+    index = tuple(slice(int(lo), int(lo) + n) for (lo, _), n in zip(widths, v.shape))
+    return Traced(y, (x,), lambda g: (g[index],))
+
+
+@_op
+def cumsum(x: Any, axis: Any = None) -> Any:
+    """Cumulative sum along `axis` (None: flattened)."""
+    x = _arr(x)
+    v = np.asarray(_val(x))
+    y = np.cumsum(v, axis=axis)
+    if not isinstance(x, Traced):
+        return y
+
+    def vjp(g: np.ndarray) -> tuple:
+        if axis is None:
+            return (np.flip(np.cumsum(np.flip(g))).reshape(v.shape),)
+        return (np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis),)
+    return Traced(y, (x,), vjp)
+
+
+@_op
+def take(x: Any, indices: Any, axis: Any = None) -> Any:
+    """Entries of `x` at integer `indices` along `axis` (a gather; repeated indices add up)."""
+    idx = np.asarray(_val(_arr(indices)))
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"fastrnn.ops.take expects integer indices, got dtype {idx.dtype}.")
+    x = _arr(x)
+    v = np.asarray(_val(x))
+    y = np.take(v, idx, axis=axis)
+    if not isinstance(x, Traced):
+        return y
+
+    def vjp(g: np.ndarray) -> tuple:
+        full = np.zeros_like(v)
+        if axis is None:
+            np.add.at(full.reshape(-1), idx.reshape(-1), g.reshape(-1))
+            return (full,)
+        ax = axis % v.ndim
+        moved = np.moveaxis(full, ax, 0)
+        g_moved = np.moveaxis(g, tuple(range(ax, ax + idx.ndim)), tuple(range(idx.ndim)))
+        np.add.at(moved, idx, g_moved)
+        return (full,)
+    return Traced(y, (x,), vjp)
+
+
+@_op
+def leaky_relu(x: Any, negative_slope: float = 0.2) -> Any:
+    """`x` where positive, ``negative_slope * x`` elsewhere (Keras's default slope 0.2)."""
+    return _unary(x, lambda v: np.where(v > 0, v, negative_slope * v),
+                  lambda v, y: np.where(v > 0, 1, negative_slope))
+
+
+@_op
+def hard_sigmoid(x: Any) -> Any:
+    """Keras 3's ``relu6(x + 3) / 6``."""
+    return _unary(x, lambda v: np.clip(v / 6 + 0.5, 0, 1),
+                  lambda v, y: ((v > -3) & (v < 3)) / 6)
+
+
+@_op
+def log_sigmoid(x: Any) -> Any:
+    """``log(sigmoid(x))``, without overflow."""
+    return _unary(x, lambda v: -np.logaddexp(0, -v).astype(v.dtype, copy=False),
+                  lambda v, y: _sigmoid(-v))
+
+
 # ----------------------------------------------------------------------------- no gradient
 def _constant(f: Callable) -> Callable:
     """An op whose output carries no gradient (comparisons, logical ops, *_like)."""
@@ -757,6 +876,35 @@ logical_and = _named_constant("logical_and", np.logical_and, "Elementwise and.")
 logical_or = _named_constant("logical_or", np.logical_or, "Elementwise or.")
 logical_not = _named_constant("logical_not", np.logical_not, "Elementwise not.")
 zeros_like = _named_constant("zeros_like", np.zeros_like, "Zeros shaped like `x`.")
+sign = _named_constant("sign", np.sign, "The sign of `x` (-1, 0 or 1; no gradient).")
+floor = _named_constant("floor", np.floor, "``floor(x)`` (no gradient).")
+round = _named_constant("round", np.round, "`x` rounded to the nearest integer (no gradient).")  # noqa: A001
+
+
+def zeros(shape: Any, dtype: Any = "float32") -> np.ndarray:
+    """A constant array of zeros."""
+    return np.zeros(shape, dtype=dtype)
+
+
+def ones(shape: Any, dtype: Any = "float32") -> np.ndarray:
+    """A constant array of ones."""
+    return np.ones(shape, dtype=dtype)
+
+
+def full(shape: Any, fill_value: Any, dtype: Any = "float32") -> np.ndarray:
+    """A constant array filled with `fill_value`."""
+    return np.full(shape, fill_value, dtype=dtype)
+
+
+def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None) -> np.ndarray:
+    """Evenly spaced values (NumPy's ``arange``), a constant."""
+    return np.arange(start, stop, step, dtype=dtype) if stop is not None else np.arange(
+        start, dtype=dtype)
+
+
+def eye(n: int, m: Any = None, k: int = 0, dtype: Any = "float32") -> np.ndarray:
+    """A constant identity-like matrix."""
+    return np.eye(n, m, k, dtype=dtype)
 ones_like = _named_constant("ones_like", np.ones_like, "Ones shaped like `x`.")
 
 
