@@ -256,3 +256,20 @@ def test_cells_config_round_trip():
         rnn = layers.RNN(cell, return_sequences=True, go_backwards=True)
         again = layers.deserialize(layers.serialize(rnn))
         assert again.get_config() == rnn.get_config()
+
+
+def test_bidirectional_rnn_of_cells():
+    x = _x(3, 6, 2)
+    fused = layers.Bidirectional(layers.RNN(layers.LSTMCell(3, dtype="float64"),
+                                            return_sequences=True))
+    ref = layers.Bidirectional(layers.LSTM(3, return_sequences=True, dtype="float64"))
+    fused.build((6, 2))
+    ref.build((6, 2))
+    _randomize(fused)
+    ref.set_weights(fused.get_weights())
+    np.testing.assert_array_equal(fused.forward(x), ref.forward(x))
+    own = layers.Bidirectional(layers.RNN(PeepholeCell(2, dtype="float64")), merge_mode="sum")
+    own.build((6, 2))
+    _randomize(own)
+    assert own.weight_names[0].startswith("forward_")
+    check_layer_gradients(own, x)

@@ -442,6 +442,14 @@ class RNN(Layer):
     def _sizes(self) -> list[int]:
         return _flat_sizes(self.cell.state_size)
 
+    @property
+    def _n_states(self) -> int:  # (what Bidirectional asks of a recurrent layer)
+        return len(self._sizes)
+
+    @property
+    def units(self) -> int:
+        return _output_size(self.cell)
+
     def compute_output_shape(self, input_shape: tuple) -> Any:
         input_shape = tuple(input_shape)
         if len(input_shape) != 2:
