@@ -358,3 +358,36 @@ def test_a_call_with_a_mask_argument_gets_the_mask_in_models():
     masked = fastrnn.Model(*(lambda i: (i, ZeroMasked()(layers.Masking(0.0)(i))))(
         fastrnn.Input((None, 2))))
     np.testing.assert_allclose(masked.predict(x), x ** 2 * (np.abs(x).sum(-1) > 0)[..., None])
+
+
+def test_hand_written_backward_trains_in_a_model_like_the_traced_one():
+    class ScaleByHand(layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+
+        def call(self, inputs):
+            self._x = np.asarray(inputs)
+            return self._x * self.w.value
+
+        def backward(self, d_out):
+            grad_w = np.sum(d_out * self._x, axis=tuple(range(d_out.ndim - 1)))
+            return d_out * self.w.value, [grad_w]
+
+    class ScaleTraced(layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+
+        def call(self, inputs):
+            return inputs * self.w
+
+    x, y = _x(12, 5, 3, seed=7), _x(12, 5, 1, seed=8)
+    results = []
+    for scale in (ScaleByHand, ScaleTraced):
+        fastrnn.set_seed(3)
+        model = fastrnn.Sequential([layers.Dense(3, input_shape=(None, 3), dtype="float64"),
+                                    scale(dtype="float64"), layers.Dense(1, dtype="float64")])
+        _train_three_sgd_steps(model, x, y)
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert not np.allclose(results[0][2], 1.0)  # the hand-written gradient moved `w`
