@@ -13,7 +13,8 @@ epoch of a PyTorch eager training loop for the deep RNNs.
     python examples/hands_on_ml_ch15.py --seeds 1   # seed 42 only, as the book
     python examples/hands_on_ml_ch15.py --keras     # TF-Keras on the same arrays and seeds
                                                     # (if installed; ~25x slower than fastrnn)
-    python examples/hands_on_ml_ch15.py --only-conv # the chapter's last two experiments only
+    python examples/hands_on_ml_ch15.py --only-conv # the chapter's convolutional experiments
+    python examples/hands_on_ml_ch15.py --only-custom # its custom cell and original WaveNet
 
 Notes on the experiments (as in the book's notebook):
 * Results vary with the seed, so each model is trained with seeds 42-46 and the table gives
@@ -37,6 +38,13 @@ Notes on the experiments (as in the book's notebook):
   2t..2t+3, so its targets are those of input step 2t+3); and the WaveNet (causal dilated
   ``Conv1D(20, 2)`` layers with rates 1, 2, 4, 8, twice, then ``Conv1D(10, 1)``) on the full
   seq-to-seq targets. Both use ``"adam"``, as the book does.
+* The chapter's own classes, as printed (Keras 3 form), with only the import changed:
+  ``LNSimpleRNNCell`` (a SimpleRNNCell followed by LayerNormalization) inside two
+  ``keras.layers.RNN(...)`` layers, 20 epochs of Adam; and the original WaveNet whose residual
+  blocks use ``GatedActivationUnit`` (3 blocks' worth of dilations 1, 2, 4, 32 filters, a
+  softmax output scored with MSE, 2 epochs: the book's demonstration settings). They run on
+  fastrnn's traced path (the cell's ``call`` step by step, the gated unit on the tape), so
+  their seconds per epoch are not those of the fused kernels.
 """
 
 from __future__ import annotations
@@ -48,7 +56,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from fastrnn import Sequential, layers, optimizers, set_seed  # was: from tensorflow import keras
+import fastrnn as keras  # was: from tensorflow import keras (the chapter's own classes)
+from fastrnn import Model, Sequential, layers, optimizers, set_seed
 
 try:  # the time-series toolkit's copy of the book's function, if present
     from fastrnn.timeseries import generate_time_series
@@ -83,6 +92,9 @@ KERAS = {
 # The convolutional experiments: no reference range (TF-Keras on the same arrays: --keras).
 CONV_GRU = "seq-to-seq Conv1D + GRU(20)x2 (last step)"
 WAVENET = "seq-to-seq WaveNet (last step)"
+# The chapter's custom classes (no reference range either).
+LN_CELL = "seq-to-seq RNN(LNSimpleRNNCell(20))x2 (last step)"
+GATED_WAVENET = "seq-to-seq WaveNet, GatedActivationUnit (last step)"
 
 
 @dataclass
@@ -151,9 +163,11 @@ def make_data(n_series: int) -> dict[str, np.ndarray]:
 def _train(build: Callable[[], list], optimizer, x, y, xv, yv, epochs: int,
            metrics: Optional[list] = None, seed: int = 42
            ) -> tuple[Sequential, dict, float]:
-    """Builds, compiles and fits one model; returns it, its history and seconds per epoch."""
+    """Builds, compiles and fits one model; returns it, its history and seconds per epoch.
+    `build` returns a list of layers (a Sequential) or a model."""
     set_seed(seed)  # the book's tf.random.set_seed(42) before each model
-    model = Sequential(build())
+    built = build()
+    model = built if isinstance(built, Model) else Sequential(built)
     model.compile(loss="mse", optimizer=optimizer() if callable(optimizer) else optimizer,
                   metrics=metrics)
     t0 = time.perf_counter()
@@ -198,14 +212,16 @@ def keras_run(build: Callable, optimizer, x, y, xv, yv, epochs: int, seeds: tupl
 
 def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
         seeds: tuple[int, ...] = (42,), log: Callable[[str], None] = print,
-        compare_keras: bool = False, only_conv: bool = False) -> list[Row]:
+        compare_keras: bool = False, only_conv: bool = False,
+        only_custom: bool = False) -> list[Row]:
     """Runs every experiment; returns the table's rows.
 
     With several `seeds`, each trained model is trained once per seed and the row reports the
     median validation MSE (and the range in ``Row.spread``); the recursive forecast uses the
     deep RNN + Dense model of the first seed. With `compare_keras`, TF-Keras (when installed)
     trains each model on the same arrays with the same seeds. `only_conv` runs the chapter's
-    last two (convolutional) experiments alone.
+    last two (convolutional) experiments alone, `only_custom` those with the chapter's own
+    classes (LNSimpleRNNCell, the WaveNet with GatedActivationUnit).
     """
     d = make_data(n_series)
     rows: list[Row] = []
@@ -217,11 +233,12 @@ def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
         log(f"  {row.name}: val MSE {row.val_mse:.4f}{spread}{spe}")
 
     def trained(name: str, build: Callable[[], list], optimizer, part: str,
-                metric: str = "val_loss", torch_head: Optional[bool] = None) -> Sequential:
+                metric: str = "val_loss", torch_head: Optional[bool] = None,
+                n_epochs: Optional[int] = None) -> Sequential:
         x, xv = d[f"x{'' if part == 'y' else '10'}_train"], d[
             f"x{'' if part == 'y' else '10'}_valid"]
         results = [_train(build, optimizer, x, d[f"{part}_train"], xv, d[f"{part}_valid"],
-                          epochs,
+                          n_epochs or epochs,
                           metrics=[last_time_step_mse] if part.startswith("yseq") else None,
                           seed=seed) for seed in seeds]
         vals = [h[metric][-1] for _, h, _ in results]
@@ -229,7 +246,7 @@ def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
         if compare_torch and torch_head is not None:
             torch_spe = torch_seconds_per_epoch(x, d["y_train"], dense_head=torch_head)
         keras_result = None
-        if compare_keras:
+        if compare_keras and build not in (ln_cell_model, gated_wavenet):
             keras_result = keras_run(build, optimizer, x, d[f"{part}_train"], xv,
                                      d[f"{part}_valid"], epochs, seeds,
                                      part.startswith("yseq"))
@@ -239,6 +256,9 @@ def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
 
     if only_conv:
         run_conv(trained)
+        return rows
+    if only_custom:
+        run_custom(trained, epochs)
         return rows
     done(Row("naive (last value)",
              float(np.mean((d["y_valid"] - d["x_valid"][:, -1]) ** 2)), None))
@@ -281,7 +301,81 @@ def run(epochs: int = 20, n_series: int = 10000, compare_torch: bool = True,
                     L.TimeDistributed(L.Dense(AHEAD))],
                 optimizer, "yseq", metric="val_last_time_step_mse")
     run_conv(trained)
+    run_custom(trained, epochs)
     return rows
+
+
+# ----------------------------------------------------------------------------- the chapter's
+# own classes, as printed in its Keras 3 form (only the import above changed)
+class LNSimpleRNNCell(keras.layers.Layer):
+    def __init__(self, units, activation="tanh", **kwargs):
+        super().__init__(**kwargs)
+        self.state_size = units
+        self.output_size = units
+        self.simple_rnn_cell = keras.layers.SimpleRNNCell(units,
+                                                          activation=None)
+        self.layer_norm = keras.layers.LayerNormalization()
+        self.activation = keras.activations.get(activation)
+
+    def call(self, inputs, states):
+        outputs, new_states = self.simple_rnn_cell(inputs, states)
+        norm_outputs = self.activation(self.layer_norm(outputs))
+        return norm_outputs, [norm_outputs]
+
+
+class GatedActivationUnit(keras.layers.Layer):
+    def __init__(self, activation="tanh", **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(activation)
+
+    def call(self, inputs):
+        n_filters = inputs.shape[-1] // 2
+        linear_output = self.activation(inputs[..., :n_filters])
+        gate = keras.activations.sigmoid(inputs[..., n_filters:])
+        return self.activation(linear_output) * gate
+
+
+def wavenet_residual_block(inputs, n_filters, dilation_rate):
+    z = keras.layers.Conv1D(2 * n_filters, kernel_size=2, padding="causal",
+                            dilation_rate=dilation_rate)(inputs)
+    z = GatedActivationUnit()(z)
+    z = keras.layers.Conv1D(n_filters, kernel_size=1)(z)
+    return keras.layers.Add()([z, inputs]), z
+
+
+def ln_cell_model() -> list:
+    """The chapter's custom_ln_model."""
+    return [keras.layers.RNN(LNSimpleRNNCell(20), return_sequences=True,
+                             input_shape=[None, 1]),
+            keras.layers.RNN(LNSimpleRNNCell(20), return_sequences=True),
+            keras.layers.TimeDistributed(keras.layers.Dense(10))]
+
+
+def gated_wavenet() -> Model:
+    """The chapter's original WaveNet (its demonstration sizes)."""
+    n_layers_per_block = 3  # 10 in the paper
+    n_blocks = 1  # 3 in the paper
+    n_filters = 32  # 128 in the paper
+    n_outputs = 10  # 256 in the paper
+
+    inputs = keras.layers.Input(shape=[None, 1])
+    z = keras.layers.Conv1D(n_filters, kernel_size=2, padding="causal")(inputs)
+    skip_to_last = []
+    for dilation_rate in [2**i for i in range(n_layers_per_block)] * n_blocks:
+        z, skip = wavenet_residual_block(z, n_filters, dilation_rate)
+        skip_to_last.append(skip)
+    z = keras.activations.relu(keras.layers.Add()(skip_to_last))
+    z = keras.layers.Conv1D(n_filters, kernel_size=1, activation="relu")(z)
+    Y_proba = keras.layers.Conv1D(n_outputs, kernel_size=1, activation="softmax")(z)
+    return keras.models.Model(inputs=[inputs], outputs=[Y_proba])
+
+
+def run_custom(trained: Callable, epochs: int) -> None:
+    """The chapter's custom-cell and original-WaveNet experiments, through run()'s `trained`
+    (the WaveNet for 2 epochs, as the book, or fewer)."""
+    trained(LN_CELL, ln_cell_model, "adam", "yseq", metric="val_last_time_step_mse")
+    trained(GATED_WAVENET, gated_wavenet, "adam", "yseq", metric="val_last_time_step_mse",
+            n_epochs=min(2, epochs))
 
 
 def conv_gru(L=layers) -> list:
@@ -400,6 +494,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--only-conv", action="store_true",
                         help="run only the chapter's last two experiments (Conv1D + GRU, "
                              "WaveNet)")
+    parser.add_argument("--only-custom", action="store_true",
+                        help="run only the experiments with the chapter's own classes "
+                             "(LNSimpleRNNCell, WaveNet with GatedActivationUnit)")
     args = parser.parse_args(argv)
     epochs, n_series = args.epochs, args.series
     if args.quick:
@@ -408,7 +505,8 @@ def main(argv: Optional[list[str]] = None) -> None:
           f"{max(1, args.seeds)} seed(s)")
     seeds = tuple(range(42, 42 + max(1, args.seeds)))
     rows = run(epochs=epochs, n_series=n_series, compare_torch=not args.no_torch, seeds=seeds,
-               compare_keras=args.keras, only_conv=args.only_conv)
+               compare_keras=args.keras, only_conv=args.only_conv,
+               only_custom=args.only_custom)
     print()
     print(format_table(rows))
 

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .autodiff import Traced, Variable
 from .layers import base as _base
 from .layers import symbolic as _symbolic
 
@@ -25,6 +26,9 @@ def _named(name: str) -> Callable[[Any], np.ndarray]:
         if _symbolic.is_symbolic(x):  # in a graph being built: an Activation layer's call
             from .layers.core import Activation
             return Activation(name)(x)
+        if isinstance(x, (Traced, Variable)):  # inside a layer's call: the traced math
+            from . import math
+            return math.ACTIVATIONS[name](x)
         a = np.asarray(x)
         if a.dtype.kind != "f":
             a = a.astype(np.float32)

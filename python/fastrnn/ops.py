@@ -1,5 +1,9 @@
 """The functional API over the C++ kernels: forward and (truncated) backward of whole sequences.
 
+It also carries Keras's ``keras.ops`` math (``tanh``, ``matmul``, ``split``, ``where``, ...), from
+:mod:`fastrnn.math`: on arrays, on traced values inside a layer's ``call`` (differentiated by
+:mod:`fastrnn.autodiff`) and on symbolic tensors of a model being built.
+
 Arrays are batch-major, as Keras users pass them: ``x`` is ``(batch, time, features)``.
 Weights use the Keras layout and gate order:
 
@@ -38,6 +42,7 @@ Truncated BPTT: ``truncate=k`` treats the state entering step ``t`` as a constan
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -150,7 +155,7 @@ class Tape:
     @property
     def nbytes(self) -> int:
         """Bytes held by this tape (arrays shared with the caller included)."""
-        return sum(a.nbytes for a in self._arrays.values() if a is not None)
+        return builtins.sum(a.nbytes for a in self._arrays.values() if a is not None)
 
     def __repr__(self) -> str:
         x = self._arrays["x"]
@@ -885,6 +890,10 @@ class ModelStepper:
 def matmul(a: ArrayLike, b: ArrayLike, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
     """``op(a) @ op(b)`` for 2-D float arrays, through the core's OpenBLAS.
 
+    Without `trans_a`/`trans_b` it is also Keras's ``ops.matmul``: on traced values (inside a
+    layer's ``call``), layer weights, symbolic tensors and arrays of more than two axes it
+    runs :func:`fastrnn.math.matmul` (NumPy's rules, with gradients).
+
     ``op`` transposes when `trans_a` / `trans_b` is set (no copy is made for it). Large
     products are split over the core's threads (``fastrnn.set_num_threads``); the layers use
     this rather than NumPy's ``@`` so that training never wakes a second BLAS thread pool.
@@ -905,6 +914,10 @@ def matmul(a: ArrayLike, b: ArrayLike, trans_a: bool = False, trans_b: bool = Fa
         and a.flags.c_contiguous
         and b.flags.c_contiguous
     ):
+        if not (trans_a or trans_b) and (_math._traceable(a) or _math._traceable(b)
+                                         or np.ndim(a) > 2 or np.ndim(b) > 2):
+            # traced values, weights, symbolic tensors or stacks of matrices: Keras's matmul
+            return _math.matmul(a, b)
         a = _array("a", a, None, (-1, -1), "(rows, columns)")
         b = _array("b", b, a.dtype, (-1, -1), "(rows, columns)")
     inner_a = a.shape[0] if trans_a else a.shape[1]
@@ -1009,7 +1022,7 @@ def _pads(steps: int, span: int, strides: int, padding: str) -> tuple[int, int]:
     if padding == "causal":
         return span - 1, 0
     out = -(-steps // strides)  # "same": ceil(steps / strides) outputs
-    total = max((out - 1) * strides + span - steps, 0)
+    total = builtins.max((out - 1) * strides + span - steps, 0)
     return total // 2, total - total // 2
 
 
@@ -1041,7 +1054,7 @@ def _conv_geometry(x: np.ndarray, kernel: np.ndarray, strides: Any, padding: Any
     dilation = _positive("dilation_rate", dilation_rate)
     groups = _positive("groups", groups)
     pad = _padding(padding, _CONV_PADDINGS)
-    if kernel.ndim != 3 or min(kernel.shape) < 1:
+    if kernel.ndim != 3 or builtins.min(kernel.shape) < 1:
         raise ValueError(
             "Received an invalid value for argument `kernel`: expected a 3-D array "
             f"(kernel_size, channels / groups, filters), got shape {kernel.shape}."
@@ -1520,3 +1533,14 @@ def layer_norm_gru_backward(
     return _backward_entry(
         tape, "layer_norm_gru", d_outputs, [("d_h_last", d_h_last)], truncate,
         input_grad, _ln_backward_checked)
+
+
+# =============================================================================================
+# Keras's ``keras.ops`` math (fastrnn.math): works on arrays, on traced values inside a layer's
+# ``call`` (with gradients) and on symbolic tensors. ``matmul`` above serves both APIs.
+from . import math as _math  # noqa: E402
+
+# Bound here by name (sum, max, min, abs and shape among them), so this module's own code
+# calls builtins.sum/max/min explicitly.
+globals().update({_n: getattr(_math, _n) for _n in _math.__all__ if _n != "matmul"})
+__all__ += [_n for _n in _math.__all__ if _n not in __all__]

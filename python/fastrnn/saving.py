@@ -50,6 +50,7 @@ __all__ = [
     "load_weights_file",
     "save_archive",
     "save_weights_file",
+    "register_keras_serializable",
 ]
 
 FORMAT_NAME = "fastrnn.model"
@@ -645,3 +646,10 @@ def _import_conv(layer: Any, state_dict: dict) -> None:
             f"Layer `{layer.name}` has use_bias=False but the state dict has a non-zero bias."
         )
     layer.set_weights([np.asarray(new[n], dtype=kernel.dtype) for n in layer.weight_names])
+
+
+def register_keras_serializable(package: str = "Custom", name: Optional[str] = None) -> Any:
+    """Keras's decorator: makes a custom layer or model class (or a function a ``Lambda``
+    uses) known by name, so that ``load_model`` rebuilds it without ``custom_objects``."""
+    from .layers.base import register_keras_serializable as register  # (saving imports no
+    return register(package, name)                                     # layer at import time)

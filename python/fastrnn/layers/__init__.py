@@ -75,3 +75,19 @@ __all__ += [
     "LayerNormalization",
     "MaxPooling1D",
 ]
+
+# Keras-style layers of your own (traced math), Lambda, RNN(cell) and the cells.
+from .base import register_keras_serializable  # noqa: E402
+from .rnn import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # noqa: E402
+from .traced import Lambda, TracedOp  # noqa: E402
+
+__all__ += [
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "Lambda",
+    "SimpleRNNCell",
+    "StackedRNNCells",
+    "TracedOp",
+    "register_keras_serializable",
+]

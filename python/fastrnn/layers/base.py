@@ -17,6 +17,15 @@ Storage contract (the model relies on it):
 * ``_bind(weight_views, grad_views)`` copies the current values into the given views (slices
   of the model's flat buffers) and makes them the storage, so in-place optimizer updates on
   the flat buffer are what the layer computes with.
+
+Layers of your own are written Keras's way instead: ``build(input_shape)`` with
+``add_weight(shape=..., initializer=..., trainable=..., name=...)`` (which returns a
+:class:`fastrnn.autodiff.Variable`) and ``call(inputs, training=None, mask=None)`` in
+:mod:`fastrnn.ops` math; ``forward``/``backward`` then come from the tape (see
+:mod:`fastrnn.layers.traced`). The built-in layers define ``forward``/``backward`` and never
+take that path. Framework code builds a layer with ``_build_for(shape)`` and asks its output
+shape with ``_output_shape_for(shape)`` (shapes without the batch axis); a Keras-style layer's
+own ``build``/``compute_output_shape`` see the batch axis, as in Keras.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .._checks import check_positive_int
+from ..autodiff import Traced, Variable
 from . import symbolic
 
 __all__ = ["Layer", "deserialize", "get", "register", "serialize"]
@@ -43,14 +53,76 @@ def register(cls: type) -> type:
     return cls
 
 
+_CUSTOM: dict[str, Any] = {}  # register_keras_serializable: "package>Name" and "Name"
+_scope = threading.local()
+
+
+def register_keras_serializable(package: str = "Custom", name: Optional[str] = None) -> Callable:
+    """Keras's decorator: makes a custom layer class (or a function used by ``Lambda``) known
+    by name, so that ``load_model`` rebuilds it without ``custom_objects``. A file names
+    classes; it never holds code."""
+    if not isinstance(package, str) or ">" in package:
+        raise ValueError(f"Received an invalid value for argument `package`, expected a string "
+                         f"without '>', got {package!r}.")
+
+    def decorator(obj: Any) -> Any:
+        key = name or getattr(obj, "__name__", None)
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"Cannot register {obj!r}: it has no name; pass `name=`.")
+        _CUSTOM[f"{package}>{key}"] = obj
+        _CUSTOM[key] = obj
+        if not isinstance(obj, type):
+            from . import traced
+            traced._FUNCTIONS[key] = obj
+        obj._registered_name = f"{package}>{key}"
+        return obj
+    return decorator
+
+
+class custom_object_scope:
+    """``with custom_object_scope({"Name": cls}):`` deserialization finds those names too
+    (what ``load_model(custom_objects=...)`` uses). Per thread; scopes nest."""
+
+    def __init__(self, custom_objects: Optional[dict] = None):
+        if custom_objects is not None and not isinstance(custom_objects, dict):
+            raise TypeError(
+                "Received an invalid value for argument `custom_objects`, expected a dict "
+                f"{{name: class or function}}, got {type(custom_objects).__name__}.")
+        self.objects = dict(custom_objects or {})
+
+    def __enter__(self) -> custom_object_scope:
+        self._before = getattr(_scope, "objects", {})
+        _scope.objects = {**self._before, **self.objects}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _scope.objects = self._before
+
+
+def custom_objects_in_scope() -> dict:
+    return getattr(_scope, "objects", {})
+
+
 def get(class_name: str) -> type:
-    """The layer class registered under `class_name` (e.g. ``"LSTM"``)."""
-    if not isinstance(class_name, str) or class_name not in _REGISTRY:
+    """The layer class registered under `class_name` (e.g. ``"LSTM"``), a custom class given
+    in ``custom_objects`` or registered with :func:`register_keras_serializable`."""
+    found = None
+    if isinstance(class_name, str):
+        found = custom_objects_in_scope().get(class_name)
+        if found is None:
+            found = _REGISTRY.get(class_name) or _CUSTOM.get(class_name)
+    if found is None:
         raise ValueError(
-            f"Received an invalid value for argument `class_name`, expected one of "
-            f"{sorted(_REGISTRY)}, got {class_name!r}."
+            f"Received an invalid value for argument `class_name`: unknown layer class "
+            f"{class_name!r} (fastrnn's are {sorted(_REGISTRY)}). A custom layer is rebuilt "
+            f"from its name only: pass it when loading, load_model(path, custom_objects="
+            f"{{{class_name!r}: {class_name}}}), or decorate its class with "
+            "@fastrnn.saving.register_keras_serializable()."
         )
-    return _REGISTRY[class_name]
+    if not (isinstance(found, type) and issubclass(found, Layer)):
+        raise ValueError(f"The custom object {class_name!r} is not a fastrnn Layer class "
+                         f"(got {found!r}).")
+    return found
 
 
 def serialize(layer: Layer) -> dict:
@@ -71,6 +143,22 @@ def deserialize(config: dict) -> Layer:
             f"'class_name' and 'config', got {config!r}."
         )
     return get(config["class_name"]).from_config(dict(config["config"]))
+
+
+def _check_weight_shape(layer: str, name: str, shape: Any) -> tuple:
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0
+                           for d in dims):
+        raise ValueError(
+            f"Received an invalid value for argument `shape` of weight `{layer}/{name}`, "
+            f"expected a tuple of non-negative integers (all known at build time), got "
+            f"{shape!r}.")
+    return tuple(int(d) for d in dims)
 
 
 def _snake(name: str) -> str:
@@ -277,6 +365,14 @@ def make_initializer(identifier: Any) -> Callable:
 _loading = threading.local()
 
 
+def _has_traced(value: Any) -> bool:
+    if isinstance(value, (Traced, Variable)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, (Traced, Variable)) for v in value)
+    return False
+
+
 class skipped_initialization:
     """Within it, ``add_weight`` allocates without drawing initial values (a model being
     loaded gets its values from the file). Per thread."""
@@ -307,10 +403,24 @@ class Layer:
     """
 
     supports_masking: bool = False
+    # True for a class written Keras's way (it defines ``call``, not ``forward``): it runs on
+    # the traced path (fastrnn.layers.traced), its build/compute_output_shape see the batch
+    # axis, and the layers it holds as attributes are tracked (their weights are its own).
+    _keras_style: bool = False
     # Whether a call may output a mask when none comes in (Embedding(mask_zero=True), Masking):
     # a graph runs the calls a mask can reach on its mask-aware path, the others on its plain
     # one. None: not declared; a subclass's own compute_mask then counts as one that may.
     makes_mask: Optional[bool] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        defines_call = any("call" in vars(c) for c in cls.__mro__ if c is not Layer)
+        defines_forward = any("forward" in vars(c) for c in cls.__mro__
+                              if c is not Layer and c.__module__ != "fastrnn.layers.traced")
+        cls._keras_style = defines_call and not defines_forward
+        if cls._keras_style:
+            from . import traced
+            traced.prepare_class(cls)
 
     def __init__(
         self,
@@ -350,6 +460,8 @@ class Layer:
         self._weights: list[np.ndarray] = []
         self._grads: list[np.ndarray] = []
         self._weight_names: list[str] = []
+        self._weight_regularizers: dict = {}
+        self._weight_constraints: dict = {}
 
     # ------------------------------------------------------------------ randomness
     @property
@@ -371,8 +483,59 @@ class Layer:
             self._rng = generator
 
     # ------------------------------------------------------------------ weights
-    def add_weight(self, name: str, shape: tuple, initializer: Any) -> np.ndarray:
-        init = make_initializer(initializer)
+    def add_weight(self, *args: Any, shape: Any = None, initializer: Any = None,
+                   dtype: Any = None, trainable: bool = True, name: Optional[str] = None,
+                   regularizer: Any = None, constraint: Any = None,
+                   **kwargs: Any) -> Variable:
+        """Creates a weight of this layer (in ``build``) and returns it as a :class:`Variable`.
+
+        Keras's signature: ``add_weight(shape=..., initializer=..., trainable=..., name=...,
+        regularizer=None, constraint=None)`` (initializer default ``"glorot_uniform"``; Keras's
+        ``dtype``/``autocast``/``aggregation`` are accepted, the layer's dtype is used). The
+        positional form ``add_weight(name, shape, initializer)`` works too. `regularizer` and
+        `constraint` are kept in ``_weight_regularizers[name]`` / ``_weight_constraints[name]``
+        for training to apply. A weight of a trainable=False variable gets zero gradients.
+        """
+        if args and isinstance(args[0], str):  # add_weight(name, shape, initializer)
+            if len(args) > 3:
+                raise TypeError(
+                    f"add_weight takes at most 3 positional arguments, got {len(args)}.")
+            name, *rest = args
+            shape = rest[0] if rest else shape
+            initializer = rest[1] if len(rest) > 1 else initializer
+        elif args:  # Keras's positional order: shape, initializer
+            if len(args) > 2:
+                raise TypeError(f"add_weight takes at most 2 positional arguments (shape, "
+                                f"initializer), got {len(args)}.")
+            shape = args[0]
+            initializer = args[1] if len(args) > 1 else initializer
+        unknown = set(kwargs) - {"autocast", "aggregation", "synchronization", "use_resource",
+                                  "caching_device", "partitioner", "experimental_autocast"}
+        if unknown:
+            raise TypeError(f"add_weight got unexpected keyword argument(s) {sorted(unknown)}.")
+        if name is None:
+            name = f"variable_{len(self._weights)}" if self._weights else "variable"
+        if not isinstance(name, str) or not name:
+            raise ValueError(
+                f"Received an invalid value for argument `name` of add_weight, expected a "
+                f"non-empty string, got {name!r}.")
+        if name in self._weight_names:
+            raise ValueError(f"Layer `{self.name}` already has a weight named {name!r}.")
+        if self.built and self._keras_style and not getattr(self, "_building", False):
+            raise RuntimeError(
+                f"Layer `{self.name}` created the weight {name!r} outside `build`: create "
+                "every weight in `build(input_shape)` (or `__init__`), not in `call`, so that "
+                "a model can give it its place in the flat parameter buffer.")
+        shape = _check_weight_shape(self.name, name, shape)
+        trainable = check_bool("trainable", trainable)
+        if initializer is None:
+            initializer = "glorot_uniform"
+        try:
+            init = make_initializer(initializer)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"Received an invalid value for argument `initializer` of weight "
+                f"`{self.name}/{name}`: {exc}") from None
         if getattr(_loading, "active", False):
             # Loading a file: its values replace these, so nothing is drawn (and the pages
             # of a too-large weight a malformed file asks for are never touched).
@@ -388,19 +551,56 @@ class Layer:
         self._weights.append(w)
         self._grads.append(np.zeros_like(w))
         self._weight_names.append(name)
-        return w
+        variable = Variable(self, len(self._weights) - 1, name, trainable)
+        self.__dict__.setdefault("_variables", []).append(variable)
+        if regularizer is not None:
+            self.__dict__.setdefault("_weight_regularizers", {})[name] = regularizer
+        if constraint is not None:
+            self.__dict__.setdefault("_weight_constraints", {})[name] = constraint
+        return variable
 
     @property
     def weights(self) -> list[np.ndarray]:
+        subs = self.__dict__.get("_tracked_layers")
+        if subs:
+            return list(self._weights) + [w for sub in subs for w in sub.weights]
         return list(self._weights)
 
     @property
     def grads(self) -> list[np.ndarray]:
+        subs = self.__dict__.get("_tracked_layers")
+        if subs:
+            return list(self._grads) + [g for sub in subs for g in sub.grads]
         return list(self._grads)
 
     @property
     def weight_names(self) -> list[str]:
+        subs = self.__dict__.get("_tracked_layers")
+        if subs:
+            return list(self._weight_names) + [f"{sub.name}/{n}" for sub in subs
+                                               for n in sub.weight_names]
         return list(self._weight_names)
+
+    @property
+    def variables(self) -> list[Variable]:
+        """This layer's weights as :class:`Variable` handles (own first, then its sublayers')."""
+        own = list(self.__dict__.get("_variables", []))
+        return own + [v for sub in self.__dict__.get("_tracked_layers", ())
+                      for v in sub.variables]
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        if not self.trainable:
+            return []
+        frozen = {id(v.value) for v in self.variables if not v.trainable}
+        frozen |= {id(w) for n, w in zip(self.weight_names, self.weights)
+                   if n in set(getattr(self, "non_trainable_weight_names", ()))}
+        return [w for w in self.weights if id(w) not in frozen]
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        kept = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in kept]
 
     def count_params(self) -> int:
         return int(sum(w.size for w in self.weights))
@@ -436,12 +636,17 @@ class Layer:
     def _bind(self, weight_views: list[np.ndarray], grad_views: list[np.ndarray]) -> None:
         """Moves this layer's storage into `weight_views`/`grad_views` (values copied)."""
         self._check_views(weight_views, grad_views)
+        n = len(self._weights)
         for v, w in zip(weight_views, self._weights):
             v[...] = w
         for v, g in zip(grad_views, self._grads):
             v[...] = g
-        self._weights = list(weight_views)
-        self._grads = list(grad_views)
+        self._weights = list(weight_views[:n])
+        self._grads = list(grad_views[:n])
+        for sub in self.__dict__.get("_tracked_layers", ()):
+            k = len(sub.weights)
+            sub._bind(list(weight_views[n:n + k]), list(grad_views[n:n + k]))
+            n += k
 
     def _check_views(self, weight_views: list, grad_views: list) -> None:
         self._check_built("_bind")
@@ -460,7 +665,7 @@ class Layer:
                         f"{getattr(v, 'dtype', type(v).__name__)} {getattr(v, 'shape', '')}."
                     )
 
-    def _write_grads(self, values: list[np.ndarray]) -> None:
+    def _write_grads(self, values: list[np.ndarray]) -> None:  # this layer's own weights
         for g, v in zip(self._grads, values):
             if self.trainable:
                 g[...] = v
@@ -469,12 +674,35 @@ class Layer:
 
     # ------------------------------------------------------------------ building
     def build(self, input_shape: tuple) -> None:
+        if self._keras_style:  # Keras's: the framework sets the rest (see _build_for)
+            self.built = True
+            return
         self.input_shape = tuple(input_shape)
         self.output_shape = self.compute_output_shape(self.input_shape)
         self.built = True
 
     def compute_output_shape(self, input_shape: tuple) -> Any:
+        if self._keras_style:
+            from . import traced
+            return traced.infer_output_shape(self, input_shape, with_batch=True)
         return tuple(input_shape)
+
+    def _build_for(self, input_shape: Any, dtype: Any = None) -> None:
+        """Builds the layer for inputs shaped `input_shape` (without the batch axis; a list
+        for a list of inputs): what models call. A Keras-style layer's own ``build`` sees the
+        batch axis, as in Keras."""
+        if self._keras_style:
+            from . import traced
+            traced.build_keras_style(self, input_shape, dtype)
+        else:
+            self.build(input_shape)
+
+    def _output_shape_for(self, input_shape: Any) -> Any:
+        """``compute_output_shape`` without the batch axis (what models call)."""
+        if self._keras_style:
+            from . import traced
+            return traced.output_shape_without_batch(self, input_shape)
+        return self.compute_output_shape(input_shape)
 
     def _check_built(self, what: str) -> None:
         if not self.built:
@@ -485,10 +713,12 @@ class Layer:
 
     def _ensure_built(self, x: np.ndarray) -> None:
         if not self.built:
-            self.build(tuple(x.shape[1:]))
+            self._build_for(tuple(x.shape[1:]))
 
     def _check_input(self, x: np.ndarray, min_rank: int = 2) -> None:
-        """Rank and fixed dimensions of `x` against the built input shape."""
+        """Rank and feature count (last axis) of `x` against the built input shape. The other
+        axes are free, as Keras's layers fix only their features: a recurrent, convolution
+        or pooling layer built on one length takes any other."""
         want = self.input_shape
         if x.ndim != len(want) + 1:
             raise ValueError(
@@ -496,9 +726,10 @@ class Layer:
                 f"{', '.join('None' if d is None else str(d) for d in want)}), got an array "
                 f"of shape {x.shape}."
             )
-        mismatch = first_shape_mismatch(want, x.shape)
+        mismatch = first_shape_mismatch(want[-1:], (x.shape[0], x.shape[-1]))
         if mismatch is not None:
             axis, w, g = mismatch
+            axis = x.ndim - 1
             what = "feature count" if axis == x.ndim - 1 else f"size of axis {axis}"
             raise ValueError(
                 f"Layer `{self.name}` was built for input shape (batch, "
@@ -521,11 +752,22 @@ class Layer:
         return a.astype(self.dtype, copy=False)
 
     # ------------------------------------------------------------------ computation
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        raise NotImplementedError
+    def forward(self, x: Any, training: bool = False, **kwargs: Any) -> Any:
+        """A Keras-style layer's ``call`` on arrays (recorded for ``backward`` when training);
+        the built-in layers define their own."""
+        if self._keras_style:
+            from . import traced
+            return traced.forward(self, x, training, **kwargs)
+        raise NotImplementedError(
+            f"Layer `{self.name}` ({type(self).__name__}) defines neither `call` nor `forward`.")
 
-    def backward(self, d_out: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    def backward(self, d_out: Any) -> Any:
+        """The gradient of a Keras-style layer's ``call`` (from its trace)."""
+        if self._keras_style:
+            from . import traced
+            return traced.backward(self, d_out)
+        raise NotImplementedError(
+            f"Layer `{self.name}` ({type(self).__name__}) defines no `backward`.")
 
     def compute_mask(self, x: Any, mask: Optional[np.ndarray]) -> Any:
         """The mask of this layer's output, from its input `x` and the input's `mask` (bool
@@ -543,6 +785,9 @@ class Layer:
                     "symbolic call."
                 )
             return symbolic.call(self, x, **kwargs)
+        if self._keras_style or _has_traced(x) or _has_traced(kwargs.get("initial_state")):
+            from . import traced
+            return traced.eager_call(self, x, *args, **kwargs)
         return self.forward(x, *args, **kwargs)
 
     def reset_states(self) -> None:
@@ -555,6 +800,13 @@ class Layer:
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
+        config = self._base_config()
+        if self._keras_style and type(self).get_config is Layer.get_config:
+            from . import traced
+            return traced.auto_config(self, config)
+        return config
+
+    def _base_config(self) -> dict:
         config = {
             "name": self.name,
             "trainable": self.trainable,

@@ -14,6 +14,8 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import _seed
+from .. import math as _math
+from ..autodiff import SYMBOLIC_TYPES
 
 __all__ = ["Node", "SymbolicTensor", "is_symbolic"]
 
@@ -55,6 +57,38 @@ class SymbolicTensor:
         return (f"<SymbolicTensor shape={shape} dtype={self.dtype.name} "
                 f"from {getattr(self.producer, 'name', '?')!r}>")
 
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"A symbolic tensor was used as a Python bool{_user_line()}: Python control flow "
+            "that depends on a tensor's values (if/while/and/or on it) cannot be traced into a "
+            "model's graph. Use fastrnn.ops.where(condition, x1, x2), or put the branch in a "
+            "custom layer's call (which runs on arrays).")
+
+    def __iter__(self) -> Any:
+        raise TypeError(
+            f"A symbolic tensor cannot be iterated over{_user_line()}: its batch size is not "
+            "known while the model is built. Index it (x[:, 0]) or use fastrnn.ops.split.")
+
+    def __float__(self) -> float:
+        raise TypeError(f"A symbolic tensor has no value to convert to a number{_user_line()}.")
+
+    __int__ = __index__ = __float__
+
+
+def _user_line() -> str:
+    """`` at file:line (`code`)`` of the innermost frame outside fastrnn, or ``""``."""
+    import linecache
+    import os
+    import sys
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f" at {frame.f_code.co_filename}:{frame.f_lineno} (`{code}`)"
+
 
 class Node:
     """One call of a layer on symbolic tensors.
@@ -83,6 +117,10 @@ class Node:
     @property
     def parents(self) -> list[Node]:
         return [t.node for t in self.inputs]
+
+
+SYMBOLIC_TYPES.append(SymbolicTensor)
+_math.install_operators(SymbolicTensor)
 
 
 def is_symbolic(value: Any) -> bool:
@@ -172,16 +210,24 @@ def call(layer: Any, inputs: Any, initial_state: Any = None, training: Optional[
     if not layer.built:
         if layer.seed is None:
             layer.rng = np.random.default_rng(_seed.new_seed_sequence())
-        layer.build(shapes)
-    elif not _compatible(getattr(layer, "_call_input_shape", layer.input_shape), shapes):
+        dtypes = [t.dtype for t in main]
+        dtype = None if all(d.kind == "f" for d in dtypes) else (
+            dtypes if main_is_list else dtypes[0])
+        layer._build_for(shapes, dtype=dtype)
+    else:
         built = getattr(layer, "_call_input_shape", layer.input_shape)
-        raise ValueError(
-            f"Layer `{layer.name}` was built for inputs {_shape_text(_with_batch(built))} "
-            f"and cannot be called on {_shape_text(_with_batch(shapes))}."
-        )
+        if not _compatible(built, shapes):
+            relaxed = _free_axes(layer, built, shapes)
+            if relaxed is None:
+                raise ValueError(
+                    f"Layer `{layer.name}` was built for inputs "
+                    f"{_shape_text(_with_batch(built))} and cannot be called on "
+                    f"{_shape_text(_with_batch(shapes))}."
+                )
+            layer.input_shape = relaxed
     if states:
         layer.check_initial_state_shapes([t.shape[1:] for t in states])
-    out_shape = layer.compute_output_shape(shapes)
+    out_shape = layer._output_shape_for(shapes)
     node = Node(layer, main + states, len(main), main_is_list, training=training)
     index = new_node(layer, node)
     out_dtype = getattr(layer, "output_dtype", None) or layer.dtype
@@ -192,6 +238,25 @@ def call(layer: Any, inputs: Any, initial_state: Any = None, training: Optional[
         return list(node.outputs)
     node.outputs = [SymbolicTensor((None, *out_shape), out_dtype, layer, index, 0)]
     return node.outputs[0]
+
+
+def _free_axes(layer: Any, built: Any, given: Any) -> Any:
+    """The built input shape with None where `given` differs from it, when only axes
+    other than the feature (last) axis differ (as Keras, whose layers fix only the features);
+    None when the call cannot share the layer's weights. Models keep their input specs."""
+    if callable(getattr(layer, "_unique_layers", None)):
+        return None
+    if isinstance(built, list) or isinstance(given, list):
+        if not (isinstance(built, list) and isinstance(given, list)) or len(built) != len(given):
+            return None
+        parts = [_free_axes(layer, b, g) for b, g in zip(built, given)]
+        return None if any(p is None for p in parts) else parts
+    built, given = tuple(built), tuple(given)
+    if len(built) != len(given) or not built:
+        return None
+    if built[-1] is not None and given[-1] is not None and built[-1] != given[-1]:
+        return None
+    return tuple(b if b == g else None for b, g in zip(built, given))
 
 
 def _with_batch(shape: Any) -> Any:

@@ -11,8 +11,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .base import Layer, deserialize, register, serialize
+from .base import Layer, custom_object_scope, deserialize, register, serialize
 from .recurrent import _RNN
+from .rnn import RNN
 
 __all__ = ["Bidirectional", "TimeDistributed"]
 
@@ -105,7 +106,7 @@ class TimeDistributed(_Wrapper):
                 f"Layer `{self.name}` expects inputs of shape (batch, time, ...), i.e. an "
                 f"input_shape of rank >= 2, got {input_shape}."
             )
-        inner = self.layer.compute_output_shape(input_shape[1:])
+        inner = self.layer._output_shape_for(input_shape[1:])
         if isinstance(inner, list):
             raise ValueError(f"TimeDistributed cannot wrap `{self.layer.name}`: it returns a list.")
         return (input_shape[0],) + tuple(inner)
@@ -114,7 +115,7 @@ class TimeDistributed(_Wrapper):
         input_shape = tuple(input_shape)
         self.compute_output_shape(input_shape)
         if not self.layer.built:
-            self.layer.build(input_shape[1:])
+            self.layer._build_for(input_shape[1:])
         super().build(input_shape)
 
     def forward(self, x: Any, training: bool = False, mask: Optional[np.ndarray] = None
@@ -181,10 +182,10 @@ class Bidirectional(_Wrapper):
         backward_layer: Optional[Layer] = None,
         **kwargs: Any,
     ):
-        if not isinstance(layer, _RNN):
+        if not isinstance(layer, (_RNN, RNN)):
             raise TypeError(
-                "Received an invalid value for argument `layer`, expected a SimpleRNN, LSTM or "
-                f"GRU layer, got {type(layer).__name__}."
+                "Received an invalid value for argument `layer`, expected a SimpleRNN, LSTM, "
+                f"GRU or RNN layer, got {type(layer).__name__}."
             )
         if merge_mode not in _MERGE_MODES:
             raise ValueError(
@@ -194,9 +195,13 @@ class Bidirectional(_Wrapper):
         kwargs.setdefault("dtype", layer.dtype.name)
         super().__init__(**kwargs)
         self.merge_mode = merge_mode
+        # The copies are made from the config; the classes of a cell of your own come along.
+        from .traced import sublayers_of
+        classes = {type(sub).__name__: type(sub) for sub in sublayers_of(layer)}
         config = serialize(layer)
         config["config"]["name"] = f"forward_{layer.name}"
-        self.forward_layer = deserialize(config)
+        with custom_object_scope(classes):
+            self.forward_layer = deserialize(config)
         if backward_layer is None:
             config = serialize(layer)
             c = config["config"]
@@ -204,11 +209,12 @@ class Bidirectional(_Wrapper):
             c["go_backwards"] = not layer.go_backwards
             if c.get("seed") is not None:
                 c["seed"] += 1
-            backward_layer = deserialize(config)
-        elif not isinstance(backward_layer, _RNN):
+            with custom_object_scope(classes):
+                backward_layer = deserialize(config)
+        elif not isinstance(backward_layer, (_RNN, RNN)):
             raise TypeError(
                 "Received an invalid value for argument `backward_layer`, expected a SimpleRNN, "
-                f"LSTM or GRU layer, got {type(backward_layer).__name__}."
+                f"LSTM, GRU or RNN layer, got {type(backward_layer).__name__}."
             )
         else:
             for attr in ("return_sequences", "return_state", "stateful"):

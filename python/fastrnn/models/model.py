@@ -58,10 +58,11 @@ def _sublayers(layer: Any) -> list:
         if callable(inner) and isinstance(current, Model):
             stack.extend(inner())
             continue
-        for attr in ("layer", "forward_layer", "backward_layer"):
+        for attr in ("layer", "forward_layer", "backward_layer", "cell"):
             sub = getattr(current, attr, None)
             if isinstance(sub, Layer):
                 stack.append(sub)
+        stack.extend(current.__dict__.get("_tracked_layers", ()))
     return out
 
 
@@ -233,19 +234,120 @@ class Model(Trainer, Layer):
     layer too: calling it on symbolic tensors nests it in another model.
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "call" in vars(cls) or any("call" in vars(c) for c in cls.__mro__[1:]
+                                      if c not in (Model, Layer, Trainer, object)):
+            from ..layers import traced
+            cls._subclassed = True
+            if not getattr(cls, "_fastrnn_tracking", False):
+                cls.__setattr__ = traced._tracking_setattr
+                cls._fastrnn_tracking = True
+            if "__new__" not in vars(cls):
+                cls.__new__ = traced._recording_new
+
+    _subclassed = False
+
     def __init__(self, inputs: Any = None, outputs: Any = None, name: Optional[str] = None,
                  seed: Optional[int] = None, **kwargs: Any):
-        if type(self) is Model and (inputs is None or outputs is None):
+        if self._subclassed and inputs is None and outputs is None:
+            # Keras's subclassing: layers as attributes, a `call`; traced into a graph when
+            # the model first sees data (or build(input_shape)).
+            for key in ("trainable", "dtype"):
+                kwargs.pop(key, None)
+            if kwargs:
+                raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) "
+                                f"{sorted(kwargs)}.")
+            self._init_model(name, seed, _snake_name(type(self).__name__))
+            self._input_names = ["input"]
+            self._output_names = ["output"]
+            return
+        if inputs is None or outputs is None:
             raise TypeError(
                 "fastrnn.Model(inputs, outputs) builds a functional model and needs both: "
-                "inputs from fastrnn.Input(...) and outputs from layer calls on them. "
-                "(Subclassing Model with a custom call() is not supported; use "
-                "fastrnn.Sequential for a plain stack of layers.)"
+                "inputs from fastrnn.Input(...) and outputs from layer calls on them "
+                "(or subclass fastrnn.Model and define call())."
             )
         if kwargs:
             raise TypeError(f"Model got unexpected keyword argument(s) {sorted(kwargs)}.")
         self._init_model(name, seed, "functional")
         self._build_graph(inputs, outputs)
+
+    # ------------------------------------------------------------------ subclassed models
+    def _trace_call(self, specs: list, dtypes: list, struct: str, keys: Optional[list]) -> None:
+        """Traces ``self.call`` on symbolic inputs (shapes without the batch axis) into this
+        model's graph, as a functional model's."""
+        from ..layers import traced
+        from ..layers.core import Input
+        inputs = [Input(shape=tuple(s), dtype=dt, name=None if keys is None else keys[k])
+                  for k, (s, dt) in enumerate(zip(specs, dtypes))]
+        if struct == "dict":
+            arg: Any = dict(zip(keys, inputs))
+        elif struct == "list":
+            arg = list(inputs)
+        else:
+            arg = inputs[0]
+        takes_training, takes_mask, _ = traced._call_params(type(self))
+        kwargs = {"training": None} if takes_training else {}
+        outputs = self.call(arg, **kwargs)
+        flat = outputs if isinstance(outputs, (list, tuple)) else (
+            list(outputs.values()) if isinstance(outputs, dict) else [outputs])
+        for k, t in enumerate(flat):
+            if not isinstance(t, SymbolicTensor):
+                raise TypeError(
+                    f"Model `{self.name}`: call() returned a {type(t).__name__}"
+                    f"{'' if len(flat) == 1 else f' at position {k}'}; it must return the "
+                    "outputs of layers or fastrnn.ops functions applied to its inputs.")
+        if getattr(self, "compiled", False) and len(flat) != len(self._output_names):
+            raise ValueError(
+                f"Model `{self.name}` was compiled for {len(self._output_names)} output(s) "
+                f"before it was built, and its call() returns {len(flat)}: build the model "
+                "(model.build(input_shape) or predict on a batch) before compile().")
+        names = self._output_names
+        self._build_graph(arg, outputs)
+        if getattr(self, "compiled", False) and len(flat) == 1:
+            self._output_names = names
+        self._built_from = {"specs": [list(s) for s in specs],
+                            "dtypes": [np.dtype(d).name for d in dtypes],
+                            "struct": struct, "keys": keys}
+
+    def _build_subclassed_from(self, x: Any) -> None:
+        """Builds a subclassed model from its first data: the time axes left free when the
+        call allows it (as Sequential does), else the data's own shape."""
+        if isinstance(x, dict):
+            keys, arrays, struct = list(x), list(x.values()), "dict"
+        elif isinstance(x, (list, tuple)) and not (len(x) and np.isscalar(x[0])):
+            keys, arrays, struct = None, list(x), "list"
+        else:
+            keys, arrays, struct = None, [x], "single"
+        arrays = [check_input_array(a, "x") for a in arrays]
+        dtypes = [a.dtype if a.dtype.kind in "biu" else self._dtype for a in arrays]
+        exact = [tuple(a.shape[1:]) for a in arrays]
+        relaxed = [(None,) * (len(s) - 1) + s[-1:] if len(s) > 1 else s for s in exact]
+        if relaxed != exact:
+            try:
+                self._trace_call(relaxed, dtypes, struct, keys)
+                return
+            except (ValueError, TypeError, NotImplementedError):
+                for layer in self.__dict__.get("_tracked_layers", ()):
+                    layer.__dict__.pop("_inbound_nodes", None)
+        self._trace_call(exact, dtypes, struct, keys)
+
+    def _build_for(self, input_shape: Any, dtype: Any = None) -> None:
+        if self._subclassed and not self.built:
+            specs = input_shape if isinstance(input_shape, list) else [input_shape]
+            dts = dtype if isinstance(dtype, list) else [dtype or self._dtype] * len(specs)
+            self._trace_call([tuple(s) for s in specs], dts,
+                             "list" if isinstance(input_shape, list) else "single", None)
+            return
+        self.build(input_shape)
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        """A functional model's call: its graph on symbolic inputs (subclasses define theirs)."""
+        if self._subclassed:
+            raise NotImplementedError(f"{type(self).__name__} must define call().")
+        from ..layers import symbolic
+        return symbolic.call(self, inputs, training=training)
 
     # ------------------------------------------------------------------ state common to all
     def _init_model(self, name: Optional[str], seed: Optional[int], default_name: str) -> None:
@@ -301,6 +403,15 @@ class Model(Trainer, Layer):
                     "fastrnn.Input(...)."
                 )
         nodes, layers = _map_graph(ins, outs)
+        if self._subclassed:
+            # Keras's order for a subclassed model: its layers as its attributes list them
+            # (so weights copied from a Keras model of the same class line up), then the
+            # graph's other nodes (inputs, ops).
+            in_graph = {id(layer) for layer in layers}
+            tracked = [layer for layer in self.__dict__.get("_tracked_layers", ())
+                       if id(layer) in in_graph]
+            seen = {id(layer) for layer in tracked}
+            layers = tracked + [layer for layer in layers if id(layer) not in seen]
         self._graph_layers = layers
         self._inputs = ins
         self._outputs = outs
@@ -404,7 +515,11 @@ class Model(Trainer, Layer):
 
     @property
     def layers(self) -> list:
-        """The layers in Keras's order (InputLayers first), each once."""
+        """The layers in Keras's order (InputLayers first), each once. A subclassed model:
+        the layers its call used, in attribute order, then the op nodes (no InputLayer)."""
+        if self._subclassed:
+            return [layer for layer in getattr(self, "_graph_layers", [])
+                    if not isinstance(layer, InputLayer)]
         return list(self._graph_layers)
 
     def _unique_layers(self) -> list:
@@ -432,6 +547,8 @@ class Model(Trainer, Layer):
     # ------------------------------------------------------------------ arrays in
     def _check_inputs(self, x: Any, name: str = "x") -> list[np.ndarray]:
         """`x` as one checked array per input (float in the model's dtype, or integer ids)."""
+        if self._subclassed and not self.built:
+            self._build_subclassed_from(x)
         names = self._input_names
         n_in = len(names)
         if isinstance(x, dict):
@@ -459,7 +576,8 @@ class Model(Trainer, Layer):
                     f"first input {out[0].shape[0]}; expected the same number."
                 )
             dt = self._input_dtypes[k]
-            if dt.kind in "biu" or (a.dtype.kind in "biu" and self._ids_only[k]):
+            if dt.kind in "biu" or (a.dtype.kind in "biuf" and self._ids_only[k]):
+                # ids stay as given (float64 ids above 2**24 are exact, float32 would not be)
                 out.append(np.ascontiguousarray(a))
             else:
                 out.append(np.ascontiguousarray(a, dtype=self._dtype))
@@ -512,7 +630,8 @@ class Model(Trainer, Layer):
             kwargs = {}
             if step.state_slots:
                 kwargs["initial_state"] = [vals[s] for s in step.state_slots]
-            if has_mask and getattr(layer, "supports_masking", False) and _takes_mask(layer):
+            if has_mask and (getattr(layer, "supports_masking", False)
+                             or getattr(layer, "_keras_style", False)) and _takes_mask(layer):
                 kwargs["mask"] = mask
             run_training = training if step.training is None else step.training
             out = layer.forward(arg, training=run_training, **kwargs)
@@ -603,8 +722,26 @@ class Model(Trainer, Layer):
         return shapes[0] if len(shapes) == 1 else shapes
 
     def build(self, input_shape: Any = None) -> None:
-        """Nothing to do: a functional model is built when it is made (its layers were built
-        by their calls on the symbolic inputs)."""
+        """A functional model: nothing to do (it is built when it is made). A subclassed one:
+        traces its ``call`` on inputs of `input_shape` (with the batch axis, as Keras: e.g.
+        ``(None, 50, 1)``; a list of shapes for several inputs)."""
+        if not self._subclassed or self.built:
+            return
+        if input_shape is None:
+            raise ValueError(f"Model `{self.name}` needs `input_shape` to be built, e.g. "
+                             "model.build((None, time, features)).")
+        many = isinstance(input_shape, list) and input_shape and isinstance(
+            input_shape[0], (list, tuple))
+        shapes = list(input_shape) if many else [input_shape]
+        specs = []
+        for s in shapes:
+            s = tuple(s)
+            if len(s) < 2:
+                raise ValueError(
+                    f"Received an invalid value for argument `input_shape` of `{self.name}`."
+                    f"build, expected shapes with the batch axis first, got {input_shape!r}.")
+            specs.append(s[1:])
+        self._trace_call(specs, [self._dtype] * len(specs), "list" if many else "single", None)
 
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         """On symbolic tensors: nests the model in another. On arrays: its output(s) on `x`
@@ -826,7 +963,16 @@ class Model(Trainer, Layer):
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
-        """The graph: the layers (serialized) and the calls between them, by position."""
+        """The graph: the layers (serialized) and the calls between them, by position. A
+        subclassed model: its ``__init__`` arguments (Keras 3's automatic config), unless the
+        class defines get_config."""
+        if self._subclassed:
+            from ..layers import traced
+            return traced.auto_config(self, {"name": self.name, "trainable": self.trainable,
+                                             "dtype": self._dtype.name, "seed": None})
+        return self._graph_config()
+
+    def _graph_config(self) -> dict:
         position = {id(n): k for k, n in enumerate(self._nodes)}
         nodes = []
         for node in self._nodes:
@@ -855,10 +1001,16 @@ class Model(Trainer, Layer):
 
     @classmethod
     def from_config(cls, config: dict) -> Model:
+        if cls._subclassed:
+            config = {k: v for k, v in dict(config).items()
+                      if k not in ("trainable", "dtype", "seed")}
+            return cls(**config)
         from .serialization import functional_from_config
         return functional_from_config(config)
 
     def _class_name(self) -> str:
+        if self._subclassed:
+            return getattr(type(self), "_registered_name", None) or type(self).__name__
         return "Functional"
 
     def save(self, path: str) -> None:
@@ -881,6 +1033,9 @@ class Model(Trainer, Layer):
             "config": self.get_config(),
             "compile_config": compile_config(self),
         }
+        if self._subclassed:
+            config["subclassed"] = True
+            config["build_input"] = self._built_from
         weights, names = self.get_weights(), self.weight_names
         # What continuing training exactly needs: the optimizer's slots (after the weights),
         # its step count and learning rate, and the random streams of shuffling and dropout.
@@ -900,6 +1055,11 @@ class Model(Trainer, Layer):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _snake_name(name: str) -> str:
+    from ..layers.base import _snake
+    return _snake(name)
 
 
 def _trainable_params(layer: Any) -> int:
@@ -928,8 +1088,12 @@ def _takes_mask(layer: Any) -> bool:
     cls = type(layer)
     found = _TAKES_MASK.get(cls)
     if found is None:
-        import inspect
-        found = _TAKES_MASK[cls] = "mask" in inspect.signature(cls.forward).parameters
+        if getattr(cls, "_keras_style", False):  # Keras's: a call with a `mask` argument
+            from ..layers import traced
+            found = _TAKES_MASK[cls] = traced._call_params(cls)[1]
+        else:
+            import inspect
+            found = _TAKES_MASK[cls] = "mask" in inspect.signature(cls.forward).parameters
     return found
 
 

@@ -162,13 +162,13 @@ class Sequential(Model):
                 # Each layer gets its own stream, derived from the model's seed and its index.
                 layer.rng = np.random.default_rng(
                     np.random.SeedSequence(self._seed_sequence.entropy, spawn_key=(i,)))
-                layer.build(current)
+                layer._build_for(current)
             elif layer.input_shape is not None and len(layer.input_shape) != len(current):
                 raise ValueError(
                     f"Layer `{layer.name}` was built for inputs {shape_str(layer.input_shape)} "
                     f"but receives {shape_str(current)} in model `{self.name}`."
                 )
-            current = tuple(layer.compute_output_shape(current))
+            current = tuple(layer._output_shape_for(current))
             output_shapes.append(current)
         self._layer_output_shapes = output_shapes
         self._build_shape = shape
@@ -205,7 +205,7 @@ class Sequential(Model):
             try:
                 current = relaxed
                 for layer in self._layers:
-                    current = tuple(layer.compute_output_shape(current))
+                    current = tuple(layer._output_shape_for(current))
             except (ValueError, TypeError):
                 relaxed = shape
             self._build_from(relaxed, relaxed)
@@ -235,7 +235,8 @@ class Sequential(Model):
         a = check_input_array(x, name)
         self._ensure_built(a)
         self._check_spec(a, self._input_spec, name)
-        if type(self._layers[0]).__name__ == "Embedding" and a.dtype.kind in "biu":
+        if type(self._layers[0]).__name__ == "Embedding" and a.dtype.kind in "biuf":
+            # ids stay as given: float64 ids above 2**24 are exact, float32 would not be
             return [np.ascontiguousarray(a)]
         return [np.ascontiguousarray(a, dtype=self._dtype)]
 
@@ -244,7 +245,7 @@ class Sequential(Model):
             return [self._output_shape]
         shape = tuple(xs[0].shape[1:])
         for layer in self._layers:
-            shape = tuple(layer.compute_output_shape(shape))
+            shape = tuple(layer._output_shape_for(shape))
         return [shape]
 
     # ------------------------------------------------------------------ running the chain
@@ -252,7 +253,8 @@ class Sequential(Model):
         x = xs[0]
         mask = None
         for layer in self._layers:
-            if mask is not None and getattr(layer, "supports_masking", False) \
+            if mask is not None and (getattr(layer, "supports_masking", False)
+                                     or getattr(layer, "_keras_style", False)) \
                     and _takes_mask(layer):
                 y = layer.forward(x, training=training, mask=mask)
             else:
@@ -280,7 +282,7 @@ class Sequential(Model):
     def compute_output_shape(self, input_shape: Any) -> Any:
         shape = tuple(input_shape)
         for layer in self._layers:
-            shape = tuple(layer.compute_output_shape(shape))
+            shape = tuple(layer._output_shape_for(shape))
         return shape
 
     # ------------------------------------------------------------------ config

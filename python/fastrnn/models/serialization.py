@@ -16,7 +16,12 @@ from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from .. import saving
 from ..layers import symbolic
-from ..layers.base import skipped_initialization
+from ..layers.base import (
+    _CUSTOM,
+    custom_object_scope,
+    custom_objects_in_scope,
+    skipped_initialization,
+)
 from ..layers.core import InputLayer
 from .model import Model, expecting_weights
 from .sequential import Sequential
@@ -102,19 +107,27 @@ def compile_config(model: Model) -> Optional[dict]:
     }
 
 
-def _rebuild_layer(config: Any, path: str) -> Any:
+def _rebuild_layer(config: Any, path: str, where: str = "config.layers") -> Any:
+    """The layer of `config`; any error names where it sits in the file (`where`)."""
     try:
         return layers_module.deserialize(config)
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{path!r}: cannot rebuild layer from {config!r}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, NotImplementedError, AttributeError,
+            OverflowError) as exc:
+        what = config.get("class_name") if isinstance(config, dict) else None
+        inner = config.get("config") if isinstance(config, dict) else None
+        name = inner.get("name") if isinstance(inner, dict) else None
+        label = f" ({what}{f' {name!r}' if isinstance(name, str) else ''})" if isinstance(
+            what, str) else ""
+        raise ValueError(f"{path!r}: malformed model config at {where}{label}: "
+                         f"{exc}") from exc
 
 
 def sequential_from_config(config: dict, path: str = "<config>") -> Sequential:
     layer_configs = config.get("layers")
     if not isinstance(layer_configs, list):
         raise ValueError(f"{path!r}: the model config has no list of layers.")
-    model = Sequential([_rebuild_layer(lc, path) for lc in layer_configs],
-                       name=config.get("name"))
+    model = Sequential([_rebuild_layer(lc, path, f"config.layers[{k}]")
+                        for k, lc in enumerate(layer_configs)], name=config.get("name"))
     shape = config.get("build_input_shape")
     if shape is not None:
         model.build(tuple(shape))
@@ -133,7 +146,7 @@ def functional_from_config(config: dict, path: str = "<config>") -> Model:
         raise _bad(path, "config.layers", "a list of layers", layer_configs)
     by_name: dict = {}
     for k, lc in enumerate(layer_configs):
-        layer = _rebuild_layer(lc, path)
+        layer = _rebuild_layer(lc, path, f"config.layers[{k}]")
         if layer.name in by_name:
             raise _bad(path, f"config.layers[{k}]", "unique layer names", layer.name)
         by_name[layer.name] = layer
@@ -200,6 +213,45 @@ def functional_from_config(config: dict, path: str = "<config>") -> Model:
                  name=config.get("name"))
 
 
+def subclassed_from_config(kind: Any, config: dict, build: Any, path: str) -> Model:
+    """A subclassed model: its class by name (``custom_objects`` or the registry; a file never
+    holds code), made from its config and built on the saved input shapes."""
+    cls = None
+    if isinstance(kind, str):
+        cls = custom_objects_in_scope().get(kind) or _CUSTOM.get(kind)
+        if cls is None and ">" in kind:
+            cls = custom_objects_in_scope().get(kind.split(">", 1)[1])
+    if cls is None:
+        short = kind.split(">", 1)[-1] if isinstance(kind, str) else kind
+        raise ValueError(
+            f"{path!r} holds a model of the custom class {kind!r}: pass it when loading, "
+            f"load_model(path, custom_objects={{{short!r}: {short}}}), or decorate the class "
+            "with @fastrnn.saving.register_keras_serializable().")
+    if not (isinstance(cls, type) and issubclass(cls, Model) and cls._subclassed):
+        raise ValueError(f"{path!r}: the custom object {kind!r} is not a subclass of "
+                         f"fastrnn.Model with a call() (got {cls!r}).")
+    if not isinstance(build, dict):
+        raise _bad(path, "build_input", "an object", build)
+    specs, dtypes = build.get("specs"), build.get("dtypes")
+    struct, keys = build.get("struct"), build.get("keys")
+    if not isinstance(specs, list) or not specs or not all(
+            isinstance(s, list) and all(d is None or (isinstance(d, int) and not isinstance(
+                d, bool) and d > 0) for d in s) for s in specs):
+        raise _bad(path, "build_input.specs", "a list of shapes", specs)
+    if not isinstance(dtypes, list) or len(dtypes) != len(specs) or not all(
+            d in ("float32", "float64", "int32", "int64") for d in dtypes):
+        raise _bad(path, "build_input.dtypes", f"{len(specs)} dtype names", dtypes)
+    if struct not in ("single", "list", "dict") or (struct == "single" and len(specs) != 1):
+        raise _bad(path, "build_input.struct", "'single', 'list' or 'dict'", struct)
+    if struct == "dict" and (not isinstance(keys, list) or len(keys) != len(specs)
+                             or not all(isinstance(k, str) for k in keys)):
+        raise _bad(path, "build_input.keys", f"{len(specs)} input names", keys)
+    model = cls.from_config(config)
+    model._trace_call([tuple(s) for s in specs], [np.dtype(d) for d in dtypes], struct,
+                      keys if struct == "dict" else None)
+    return model
+
+
 def load_model(path: str, custom_objects: Optional[dict] = None,
                compile: bool = True) -> Model:
     """Loads a model written by ``model.save`` (Sequential or functional); never executes code
@@ -215,27 +267,36 @@ def load_model(path: str, custom_objects: Optional[dict] = None,
     Raises:
         ValueError: unknown format, class or layer names, or mismatched weights.
     """
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(
+            "Received an invalid value for argument `custom_objects`, expected a dict "
+            f"{{name: class or function}}, got {type(custom_objects).__name__}.")
     config, weights = saving.load_archive(path)
     weights, opt_state, rng_state = split_training_state(config, weights, path)
     kind = config.get("class_name")
     arch = config.get("config") or {}
     if not isinstance(arch, dict):
         raise _bad(path, "config", "an object", arch)
-    if kind not in ("Sequential", "Functional"):
+    subclassed = config.get("subclassed") is True
+    if kind not in ("Sequential", "Functional") and not subclassed:
         raise ValueError(
             f"{path!r} holds a model of class {kind!r}; fastrnn can load 'Sequential' and "
-            "'Functional' models."
+            "'Functional' models, and subclassed ones."
         )
     # Layers are built without drawing initial values, and the file's weight shapes are
     # checked against the architecture before any buffer is filled.
     try:
-        with skipped_initialization(), expecting_weights([w.shape for w in weights]):
-            if kind == "Sequential":
-                model: Model = sequential_from_config(arch, path)
+        with skipped_initialization(), expecting_weights([w.shape for w in weights]), \
+                custom_object_scope(custom_objects):
+            if subclassed:
+                model: Model = subclassed_from_config(kind, arch, config.get("build_input"),
+                                                      path)
+            elif kind == "Sequential":
+                model = sequential_from_config(arch, path)
             else:
                 model = functional_from_config(arch, path)
     except (TypeError, KeyError, AttributeError, IndexError, OverflowError,
-            MemoryError) as exc:
+            MemoryError, NotImplementedError) as exc:
         raise ValueError(f"{path!r}: malformed model config ({type(exc).__name__}: {exc}).") \
             from exc
     except ValueError as exc:
@@ -246,25 +307,57 @@ def load_model(path: str, custom_objects: Optional[dict] = None,
         raise ValueError(f"{path!r}: weights were saved for a model that was never built.")
     cc = config.get("compile_config")
     if compile and cc:
-        if not isinstance(cc, dict):
-            raise _bad(path, "compile_config", "an object", cc)
-        custom = dict(custom_objects or {})
-        loss = cc.get("loss")
-        metrics = cc.get("metrics") or []
+        _compile_from_config(model, cc, dict(custom_objects or {}), path)
+    else:
+        opt_state = None
+    if model.built:
+        restore_training_state(model, weights, opt_state, rng_state, path, strict=False)
+    return model
+
+
+def _compile_from_config(model: Model, cc: Any, custom: dict, path: str) -> None:
+    """Compiles `model` as the file's compile config says; a malformed entry raises one
+    ValueError naming it."""
+    if not isinstance(cc, dict):
+        raise _bad(path, "compile_config", "an object", cc)
+    opt = cc.get("optimizer")
+    if not (isinstance(opt, dict) and isinstance(opt.get("class_name"), str)
+            and isinstance(opt.get("config"), dict)):
+        raise _bad(path, "compile_config.optimizer",
+                   'an object {"class_name": ..., "config": {...}}', opt)
+    loss = cc.get("loss")
+    metrics = cc.get("metrics")
+    if metrics is None:
+        metrics = []
+    if not isinstance(metrics, list):
+        raise _bad(path, "compile_config.metrics", "a list", metrics)
+    weights = cc.get("loss_weights")
+    if weights is not None and not (isinstance(weights, (list, dict))):
+        raise _bad(path, "compile_config.loss_weights", "null, a list or an object", weights)
+    try:
         if isinstance(loss, list):
+            if not all(ms is None or isinstance(ms, list) for ms in metrics):
+                raise _bad(path, "compile_config.metrics", "a list per output", metrics)
             loss = [_deserialize_function(v, "loss", custom) for v in loss]
             metrics = [[_deserialize_function(m, "metric", custom) for m in ms or []]
                        for ms in metrics]
         else:
             loss = _deserialize_function(loss, "loss", custom)
             metrics = [_deserialize_function(m, "metric", custom) for m in metrics]
-        model.compile(optimizer=_deserialize_optimizer(cc["optimizer"]), loss=loss,
-                      metrics=metrics, loss_weights=cc.get("loss_weights"))
-    else:
-        opt_state = None
-    if model.built:
-        restore_training_state(model, weights, opt_state, rng_state, path, strict=False)
-    return model
+        optimizer = _deserialize_optimizer(opt)
+    except (TypeError, KeyError, AttributeError, NotImplementedError, OverflowError) as exc:
+        raise ValueError(f"{path!r}: malformed model config at compile_config: {exc}") \
+            from exc
+    except ValueError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path!r}: malformed model config at compile_config: {exc}") \
+            from exc
+    try:
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=weights)
+    except (TypeError, KeyError, AttributeError, NotImplementedError, ValueError) as exc:
+        raise ValueError(f"{path!r}: malformed model config at compile_config: {exc}") \
+            from exc
 
 
 def restore_training_state(model: Model, weights: list, opt_state: Optional[dict],
@@ -286,7 +379,7 @@ def restore_training_state(model: Model, weights: list, opt_state: Optional[dict
             for g, st in zip(gens, rng_state):
                 if g is not None and st is not None:
                     copy.deepcopy(g).bit_generator.state = st
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError, AttributeError) as exc:
         raise ValueError(f"{path!r} does not fit this model ({exc}).") from exc
     model.set_weights(weights)
     if opt_state is not None:
