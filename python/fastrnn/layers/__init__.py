@@ -75,3 +75,50 @@ __all__ += [
     "LayerNormalization",
     "MaxPooling1D",
 ]
+
+# The rest of Keras 3's layers for sequences.
+from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax  # noqa: E402
+from .attention import AdditiveAttention, Attention, MultiHeadAttention  # noqa: E402
+from .convolutional import Conv1DTranspose, DepthwiseConv1D, SeparableConv1D  # noqa: E402
+from .merging import (  # noqa: E402
+    Dot,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
+from .normalization import GroupNormalization, Normalization, UnitNormalization  # noqa: E402
+from .regularization import (  # noqa: E402
+    AlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+)
+from .reshaping import Cropping1D, Identity, UpSampling1D, ZeroPadding1D  # noqa: E402
+
+__all__ += [
+    "ELU", "AdditiveAttention", "AlphaDropout", "Attention", "Conv1DTranspose", "Cropping1D",
+    "DepthwiseConv1D", "Dot", "GaussianDropout", "GaussianNoise", "GroupNormalization",
+    "Identity", "LeakyReLU", "MultiHeadAttention", "Normalization", "PReLU", "ReLU",
+    "SeparableConv1D", "Softmax", "SpatialDropout1D", "UnitNormalization", "UpSampling1D",
+    "ZeroPadding1D", "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply",
+    "subtract",
+]
+
+# Keras's other names for the same layers: one line each, all here.
+AvgPool1D = AveragePooling1D
+Convolution1D = Conv1D
+Convolution1DTranspose = Conv1DTranspose
+GlobalAvgPool1D = GlobalAveragePooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D
+MaxPool1D = MaxPooling1D
+SeparableConvolution1D = SeparableConv1D
+
+__all__ += [
+    "AvgPool1D", "Convolution1D", "Convolution1DTranspose", "GlobalAvgPool1D",
+    "GlobalMaxPool1D", "MaxPool1D", "SeparableConvolution1D",
+]
