@@ -225,7 +225,7 @@ class _BaseDenseAttention(Layer):
         scores, score_cache = self._scores(q, k)                      # (B, Tq, Tv)
         if keep is not None:
             scores = np.where(keep, scores, scores - self.dtype.type(_LARGE))
-        p = _softmax_rows(scores)
+        p_soft = p = _softmax_rows(scores)
         drop = None
         if training and self.dropout > 0:
             drop = (self.rng.random(p.shape) >= self.dropout).astype(self.dtype)
@@ -235,7 +235,7 @@ class _BaseDenseAttention(Layer):
         if q_mask is not None:
             out *= q_mask[:, :, None]
         self._n_inputs = len(arrays)
-        self._cache = dict(q=q, v=v, k=k, p=p, drop=drop, q_mask=q_mask,
+        self._cache = dict(q=q, v=v, k=k, p=p, p_soft=p_soft, drop=drop, q_mask=q_mask,
                            score_cache=score_cache) if training else None
         if _option(self, "return_attention_scores", return_attention_scores):
             return [out, p]
@@ -267,8 +267,7 @@ class _BaseDenseAttention(Layer):
             d_p += np.asarray(d_scores, dtype=self.dtype)
         if drop is not None:
             d_p *= drop
-            p = p / np.where(drop > 0, drop, 1)  # the softmax output before dropout
-        d_s = _softmax_backward(p, d_p)
+        d_s = _softmax_backward(c["p_soft"], d_p)
         d_q, d_k = self._scores_backward(c["q"], c["k"], c["score_cache"], d_s)
         if self._n_inputs == 2:
             return [d_q, d_v + d_k]
