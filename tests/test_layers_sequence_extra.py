@@ -161,6 +161,18 @@ def test_normalization_layers_match_numpy():
     np.testing.assert_allclose(scalar.forward(x), (x - x.mean()) / x.std(), rtol=1e-10)
 
 
+def test_rms_norm_and_adaptive_pooling_match_numpy():
+    x = RNG(16).standard_normal((2, 7, 3))
+    rms = layers.RMSNormalization(epsilon=1e-6, dtype="float64")
+    np.testing.assert_allclose(rms.forward(x), x / np.sqrt((x ** 2).mean(-1, keepdims=True)
+                                                           + 1e-6), rtol=1e-12)
+    bins = [(0, 3), (2, 5), (4, 7)]  # floor(i*7/3), ceil((i+1)*7/3)
+    np.testing.assert_allclose(layers.AdaptiveAveragePooling1D(3, dtype="float64").forward(x),
+                               np.stack([x[:, a:b].mean(1) for a, b in bins], 1), rtol=1e-12)
+    np.testing.assert_array_equal(layers.AdaptiveMaxPooling1D(3, dtype="float64").forward(x),
+                                  np.stack([x[:, a:b].max(1) for a, b in bins], 1))
+
+
 def test_dot_matches_numpy():
     rng = RNG(6)
     a, b = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 5, 3))
@@ -196,6 +208,9 @@ GRADIENT_CASES = [
     lambda: layers.GroupNormalization(groups=2, gamma_initializer="random_normal"),
     lambda: layers.GroupNormalization(groups=-1, center=False),
     lambda: layers.UnitNormalization(),
+    lambda: layers.RMSNormalization(),
+    lambda: layers.AdaptiveAveragePooling1D(3),
+    lambda: layers.AdaptiveMaxPooling1D(5),
     lambda: layers.Normalization(mean=0.5, variance=2.0),
     lambda: layers.Normalization(mean=0.5, variance=2.0, invert=True),
 ]
@@ -315,6 +330,9 @@ KERAS_CASES = [
     ("GroupNormalization", dict(groups=2)),
     ("GroupNormalization", dict(groups=-1)),
     ("UnitNormalization", {}),
+    ("RMSNormalization", {}),
+    ("AdaptiveAveragePooling1D", dict(output_size=4)),
+    ("AdaptiveMaxPooling1D", dict(output_size=5)),
     ("Normalization", {}),
     # Random in training (their draws differ from Keras's): compared at inference, and with
     # no gradient-carrying weight after them the SGD comparison checks the layers before.
@@ -416,6 +434,8 @@ def test_normalization_adapt_matches_tf_keras(keras):
     (lambda: layers.UnitNormalization(axis="x"), "`axis`"),
     (lambda: layers.Normalization(mean=1.0), "`mean` and `variance`"),
     (lambda: layers.Dot(axes=0), "`axes`"),
+    (lambda: layers.AdaptiveMaxPooling1D(0), "`output_size`"),
+    (lambda: layers.RMSNormalization(epsilon=0), "`epsilon`"),
 ])
 def test_bad_arguments_name_the_argument(make, match):
     with pytest.raises((ValueError, TypeError, NotImplementedError), match=match):

@@ -91,7 +91,13 @@ from .merging import (  # noqa: E402
     multiply,
     subtract,
 )
-from .normalization import GroupNormalization, Normalization, UnitNormalization  # noqa: E402
+from .normalization import (  # noqa: E402
+    GroupNormalization,
+    Normalization,
+    RMSNormalization,
+    UnitNormalization,
+)
+from .pooling import AdaptiveAveragePooling1D, AdaptiveMaxPooling1D  # noqa: E402
 from .regularization import (  # noqa: E402
     AlphaDropout,
     GaussianDropout,
@@ -101,9 +107,10 @@ from .regularization import (  # noqa: E402
 from .reshaping import Cropping1D, Identity, UpSampling1D, ZeroPadding1D  # noqa: E402
 
 __all__ += [
-    "ELU", "AdditiveAttention", "AlphaDropout", "Attention", "Conv1DTranspose", "Cropping1D",
-    "DepthwiseConv1D", "Dot", "GaussianDropout", "GaussianNoise", "GroupNormalization",
-    "Identity", "LeakyReLU", "MultiHeadAttention", "Normalization", "PReLU", "ReLU",
+    "ELU", "AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AdditiveAttention",
+    "AlphaDropout", "Attention", "Conv1DTranspose", "Cropping1D", "DepthwiseConv1D", "Dot",
+    "GaussianDropout", "GaussianNoise", "GroupNormalization", "Identity", "LeakyReLU",
+    "MultiHeadAttention", "Normalization", "PReLU", "RMSNormalization", "ReLU",
     "SeparableConv1D", "Softmax", "SpatialDropout1D", "UnitNormalization", "UpSampling1D",
     "ZeroPadding1D", "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply",
     "subtract",

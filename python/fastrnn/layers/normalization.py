@@ -21,7 +21,7 @@ from .base import (
 )
 
 __all__ = ["BatchNormalization", "GroupNormalization", "LayerNormalization", "Normalization",
-           "UnitNormalization"]
+           "RMSNormalization", "UnitNormalization"]
 
 
 def _check_float(name: str, value: Any, low: float, high: float) -> float:
@@ -526,3 +526,59 @@ class Normalization(Layer):
             config["mean"] = self.input_mean.tolist()
             config["variance"] = self.input_variance.tolist()
         return config
+
+
+@register
+class RMSNormalization(Layer):
+    """``keras.layers.RMSNormalization``: ``x / sqrt(mean(x^2) + epsilon) * scale`` over the
+    last axis (no centring). Weight ``scale (C,)`` (ones). Any input rank >= 2; a mask passes
+    on."""
+
+    supports_masking = True
+
+    def __init__(self, axis: Any = -1, epsilon: float = 1e-6, **kwargs: Any):
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)) and len(axis) == 1:
+            axis = axis[0]
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+            raise NotImplementedError(
+                "Received an unsupported value for argument `axis`, fastrnn normalizes the last "
+                f"axis only (axis=-1), got {axis!r}."
+            )
+        self.axis = int(axis)
+        self.epsilon = _check_float("epsilon", epsilon, 0.0, float("inf"))
+        self._cache: Optional[tuple] = None
+
+    def build(self, input_shape: tuple) -> None:
+        input_shape = tuple(input_shape)
+        if self.axis not in (-1, len(input_shape)) or input_shape[-1] is None:
+            raise NotImplementedError(
+                f"Layer `{self.name}`: fastrnn normalizes the last axis only, and its size must "
+                f"be known; got axis={self.axis} for input shape (batch, "
+                f"{', '.join(str(d) for d in input_shape)})."
+            )
+        self.add_weight("scale", (input_shape[-1],), "ones")
+        super().build(input_shape)
+
+    def forward(self, x: Any, training: bool = False, mask: Any = None) -> np.ndarray:
+        x = self._as_input(x)
+        self._ensure_built(x)
+        self._check_input(x)
+        inv = 1.0 / np.sqrt((x * x).mean(axis=-1, keepdims=True)
+                            + self.dtype.type(self.epsilon))
+        x_hat = x * inv
+        self._cache = (x_hat, inv) if training else None
+        return x_hat * self._weights[0]
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise self._no_tape()
+        x_hat, inv = self._cache
+        d_y = np.asarray(d_out, dtype=self.dtype)
+        self._write_grads([(d_y * x_hat).reshape(-1, x_hat.shape[-1]).sum(axis=0)])
+        d_hat = d_y * self._weights[0]
+        # d/dx of x * (mean(x^2) + eps)^(-1/2): inv * (d_hat - x_hat * mean(d_hat * x_hat))
+        return inv * (d_hat - x_hat * (d_hat * x_hat).mean(axis=-1, keepdims=True))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
