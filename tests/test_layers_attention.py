@@ -86,7 +86,22 @@ def test_multi_head_attention_matches_numpy_with_masks():
     np.testing.assert_allclose(out[0, 2:], np.broadcast_to(w[7], (3, 6)), rtol=1e-12)
 
 
-@pytest.mark.parametrize("case", range(7))
+def test_group_query_attention_is_mha_with_repeated_heads():
+    """Hq=4 query heads over Hkv=2 key/value heads equals a MultiHeadAttention whose key and
+    value kernels repeat each shared head twice."""
+    rng = RNG(17)
+    q, v = rng.standard_normal((2, 5, 6)), rng.standard_normal((2, 7, 6))
+    gqa = layers.GroupQueryAttention(3, 4, 2, dtype="float64", bias_initializer="random_normal")
+    out, p = gqa(q, v, use_causal_mask=True, return_attention_scores=True)
+    w = gqa.get_weights()
+    rep = [np.repeat(a, 2, axis=-2) for a in w[2:6]]
+    ref, ref_p = ref_mha(q, v, v, [w[0], w[1], *rep, w[6], w[7]], 4, 3,
+                         np.tril(np.ones((5, 7), bool))[None])
+    np.testing.assert_allclose(out, ref, rtol=1e-10)
+    np.testing.assert_allclose(p, ref_p, rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("case", range(8))
 def test_gradients_by_finite_differences(case):
     rng = RNG(2 + case)
     q, v, k = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 5, 3)), \
@@ -116,6 +131,9 @@ def test_gradients_by_finite_differences(case):
         layer = layers.MultiHeadAttention(2, 3, value_dim=2, output_shape=4, dtype="float64",
                                           bias_initializer="random_normal",
                                           dropout=0.3 if case == 6 else 0.0)
+        if case == 7:
+            layer = layers.GroupQueryAttention(2, 4, 2, dtype="float64",
+                                               bias_initializer="random_normal")
 
         def call(xs, training):
             layer._rng = np.random.default_rng(0)
@@ -185,6 +203,7 @@ ATTENTIONS = {
     "MultiHeadAttention": lambda L, d, e, c: L.MultiHeadAttention(2, 3)(d, e),
     "MultiHeadAttention-key": lambda L, d, e, c: L.MultiHeadAttention(
         3, 2, value_dim=4, output_shape=5)(d, e, key=L.Dense(4)(e)),
+    "GroupQueryAttention": lambda L, d, e, c: L.GroupQueryAttention(2, 4, 2)(d, e),
     "self-MultiHeadAttention-causal": lambda L, d, e, c: L.add([L.MultiHeadAttention(2, 3)(
         d, d, use_causal_mask=True), L.Attention()([d, e])]),
     "self-Attention-causal": lambda L, d, e, c: L.add([
@@ -246,6 +265,8 @@ def test_options_survive_saving_and_refuse_a_second_set(tmp_path):
     (lambda: layers.MultiHeadAttention(2, 4, output_shape=(2, 3)), "`output_shape`"),
     (lambda: layers.MultiHeadAttention(2, 4, attention_axes=(1, 2)), "`attention_axes`"),
     (lambda: layers.Attention(score_mode="add"), "`score_mode`"),
+    (lambda: layers.GroupQueryAttention(4, 6, 4), "`num_key_value_heads`"),
+    (lambda: layers.GroupQueryAttention(0, 4, 2), "`head_dim`"),
     (lambda: layers.Attention(use_scale=1), "`use_scale`"),
     (lambda: layers.AdditiveAttention(dropout=-0.1), "`dropout`"),
 ])

@@ -78,7 +78,12 @@ __all__ += [
 
 # The rest of Keras 3's layers for sequences.
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax  # noqa: E402
-from .attention import AdditiveAttention, Attention, MultiHeadAttention  # noqa: E402
+from .attention import (  # noqa: E402
+    AdditiveAttention,
+    Attention,
+    GroupQueryAttention,
+    MultiHeadAttention,
+)
 from .convolutional import Conv1DTranspose, DepthwiseConv1D, SeparableConv1D  # noqa: E402
 from .merging import (  # noqa: E402
     Dot,
@@ -109,7 +114,8 @@ from .reshaping import Cropping1D, Identity, UpSampling1D, ZeroPadding1D  # noqa
 __all__ += [
     "ELU", "AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AdditiveAttention",
     "AlphaDropout", "Attention", "Conv1DTranspose", "Cropping1D", "DepthwiseConv1D", "Dot",
-    "GaussianDropout", "GaussianNoise", "GroupNormalization", "Identity", "LeakyReLU",
+    "GaussianDropout", "GaussianNoise", "GroupNormalization", "GroupQueryAttention", "Identity",
+    "LeakyReLU",
     "MultiHeadAttention", "Normalization", "PReLU", "RMSNormalization", "ReLU",
     "SeparableConv1D", "Softmax", "SpatialDropout1D", "UnitNormalization", "UpSampling1D",
     "ZeroPadding1D", "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply",

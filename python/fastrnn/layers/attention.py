@@ -35,7 +35,7 @@ from .base import (
     serialize_initializer,
 )
 
-__all__ = ["AdditiveAttention", "Attention", "MultiHeadAttention"]
+__all__ = ["AdditiveAttention", "Attention", "GroupQueryAttention", "MultiHeadAttention"]
 
 # What a masked score becomes before the softmax (Keras's value for float32/float64).
 _LARGE = 1e9
@@ -471,6 +471,7 @@ class MultiHeadAttention(Layer):
         self.bias_initializer = bias_initializer
         self._call_options = dict(call_options or {})
         self._cache: Optional[dict] = None
+        self._kv_heads = self.num_heads  # GroupQueryAttention shares key/value heads
 
     # -- the call
     def __call__(self, query: Any, value: Any = None, key: Any = None, *,
@@ -554,12 +555,13 @@ class MultiHeadAttention(Layer):
         self.add_weight("query/kernel", (q[-1], H, Dk), self.kernel_initializer)
         if self.use_bias:
             self.add_weight("query/bias", (H, Dk), self.bias_initializer)
-        self.add_weight("key/kernel", (k[-1], H, Dk), self.kernel_initializer)
+        Hkv = self._kv_heads
+        self.add_weight("key/kernel", (k[-1], Hkv, Dk), self.kernel_initializer)
         if self.use_bias:
-            self.add_weight("key/bias", (H, Dk), self.bias_initializer)
-        self.add_weight("value/kernel", (v[-1], H, Dv), self.kernel_initializer)
+            self.add_weight("key/bias", (Hkv, Dk), self.bias_initializer)
+        self.add_weight("value/kernel", (v[-1], Hkv, Dv), self.kernel_initializer)
         if self.use_bias:
-            self.add_weight("value/bias", (H, Dv), self.bias_initializer)
+            self.add_weight("value/bias", (Hkv, Dv), self.bias_initializer)
         self.add_weight("attention_output/kernel", (H, Dv, out), self.kernel_initializer)
         if self.use_bias:
             self.add_weight("attention_output/bias", (out,), self.bias_initializer)
@@ -676,6 +678,10 @@ class MultiHeadAttention(Layer):
         Q *= self.dtype.type(1.0 / math.sqrt(Dk))
         K = self._project(k, w["key/kernel"], w["key/bias"] if b else None)      # (B,Tv,H*Dk)
         V = self._project(v, w["value/kernel"], w["value/bias"] if b else None)  # (B,Tv,H*Dv)
+        if self._kv_heads != H:  # each key/value head serves H / Hkv query heads in a row
+            r = H // self._kv_heads
+            K = np.repeat(K.reshape(B, Tv, self._kv_heads, Dk), r, axis=2).reshape(B, Tv, -1)
+            V = np.repeat(V.reshape(B, Tv, self._kv_heads, Dv), r, axis=2).reshape(B, Tv, -1)
         Qh = Q.reshape(B, Tq, H, Dk).transpose(0, 2, 1, 3)                        # (B,H,Tq,Dk)
         Kh = K.reshape(B, Tv, H, Dk).transpose(0, 2, 3, 1)                        # (B,H,Dk,Tv)
         Vh = V.reshape(B, Tv, H, Dv).transpose(0, 2, 1, 3)                        # (B,H,Tv,Dv)
@@ -741,6 +747,10 @@ class MultiHeadAttention(Layer):
         d_Q *= scale
         d_K = np.empty((B, Tv, H, Dk), dtype=self.dtype)
         np.matmul(d_s.transpose(0, 1, 3, 2), c["Qh"], out=d_K.transpose(0, 2, 1, 3))
+        if self._kv_heads != H:  # the repeated heads' gradients summed back
+            r = H // self._kv_heads
+            d_K = d_K.reshape(B, Tv, self._kv_heads, r, Dk).sum(axis=3)
+            d_V = d_V.reshape(B, Tv, self._kv_heads, r, Dv).sum(axis=3)
         d_inputs = []
         for name, x, d in (("query", q, d_Q), ("key", k, d_K), ("value", v, d_V)):
             kernel = w[f"{name}/kernel"]
@@ -779,3 +789,50 @@ class MultiHeadAttention(Layer):
         if self._call_options:
             config["call_options"] = dict(self._call_options)
         return config
+
+
+@register
+class GroupQueryAttention(MultiHeadAttention):
+    """Grouped-query attention, as ``keras.layers.GroupQueryAttention`` (Ainslie et al.):
+    `num_query_heads` query heads share `num_key_value_heads` key/value heads (query head h
+    uses key/value head ``h // (num_query_heads / num_key_value_heads)``); each head has
+    `head_dim` features. The call, masks and options are MultiHeadAttention's; the output has
+    the query's last dimension.
+
+    Weights, in Keras's order: ``query/kernel (Dq, Hq, head_dim)``, ``query/bias``,
+    ``key/kernel (Dk_in, Hkv, head_dim)``, ``key/bias``, ``value/kernel (Dv_in, Hkv,
+    head_dim)``, ``value/bias``, ``attention_output/kernel (Hq, head_dim, Dq)``,
+    ``attention_output/bias``.
+    """
+
+    def __init__(self, head_dim: int, num_query_heads: int, num_key_value_heads: int,
+                 dropout: float = 0.0, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 **kwargs: Any):
+        for key in ("num_heads", "key_dim", "value_dim", "output_shape", "attention_axes"):
+            if key in kwargs:
+                raise TypeError(f"GroupQueryAttention got an unexpected keyword argument "
+                                f"`{key}`.")
+        head_dim = check_positive_int("head_dim", head_dim)
+        num_query_heads = check_positive_int("num_query_heads", num_query_heads)
+        num_key_value_heads = check_positive_int("num_key_value_heads", num_key_value_heads)
+        if num_query_heads % num_key_value_heads:
+            raise ValueError(
+                "Received invalid values for arguments `num_query_heads` and "
+                "`num_key_value_heads`: `num_query_heads` must be divisible by "
+                f"`num_key_value_heads`, got {num_query_heads} and {num_key_value_heads}."
+            )
+        super().__init__(num_heads=num_query_heads, key_dim=head_dim, dropout=dropout,
+                         use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
+        self.head_dim = head_dim
+        self.num_query_heads = num_query_heads
+        self.num_key_value_heads = num_key_value_heads
+        self._kv_heads = num_key_value_heads
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        for key in ("num_heads", "key_dim", "value_dim", "output_shape", "attention_axes"):
+            config.pop(key)
+        return {**config, "head_dim": self.head_dim, "num_query_heads": self.num_query_heads,
+                "num_key_value_heads": self.num_key_value_heads}
