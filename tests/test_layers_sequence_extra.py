@@ -173,6 +173,23 @@ def test_rms_norm_and_adaptive_pooling_match_numpy():
                                   np.stack([x[:, a:b].max(1) for a, b in bins], 1))
 
 
+def test_einsum_dense_matches_numpy():
+    rng = RNG(18)
+    x = rng.standard_normal((2, 5, 4))
+    layer = layers.EinsumDense("...b,bhd->...hd", (3, 2), bias_axes="d", dtype="float64")
+    y = layer.forward(x)
+    kernel, bias = layer.get_weights()
+    assert bias.shape == (2,) and y.shape == (2, 5, 3, 2)
+    np.testing.assert_allclose(y, (x @ kernel.reshape(4, 6)).reshape(2, 5, 3, 2) + bias,
+                               rtol=1e-12)
+    right = layers.EinsumDense("ab...,bc->ac...", 3, bias_axes="c", dtype="float64")
+    y = right.forward(x.transpose(0, 2, 1))                        # (2, 4, 5) -> (2, 3, 5)
+    k, b = right.get_weights()
+    assert b.shape == (3, 1)
+    np.testing.assert_allclose(y, np.einsum("abt,bc->act", x.transpose(0, 2, 1), k) + b,
+                               rtol=1e-12)
+
+
 def test_dot_matches_numpy():
     rng = RNG(6)
     a, b = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 5, 3))
@@ -211,6 +228,10 @@ GRADIENT_CASES = [
     lambda: layers.RMSNormalization(),
     lambda: layers.AdaptiveAveragePooling1D(3),
     lambda: layers.AdaptiveMaxPooling1D(5),
+    lambda: layers.EinsumDense("abc,cd->abd", (7, 3), bias_axes="d", activation="tanh"),
+    lambda: layers.EinsumDense("...b,bhd->...hd", (2, 3), bias_axes="hd"),
+    lambda: layers.EinsumDense("ab...,bc->ac...", (5,), bias_axes="c"),
+    lambda: layers.EinsumDense("abc,cd->ad", (3,)),
     lambda: layers.Normalization(mean=0.5, variance=2.0),
     lambda: layers.Normalization(mean=0.5, variance=2.0, invert=True),
 ]
@@ -333,6 +354,9 @@ KERAS_CASES = [
     ("RMSNormalization", {}),
     ("AdaptiveAveragePooling1D", dict(output_size=4)),
     ("AdaptiveMaxPooling1D", dict(output_size=5)),
+    ("EinsumDense", dict(equation="abc,cd->abd", output_shape=(9, 4), bias_axes="d")),
+    ("EinsumDense", dict(equation="...b,bhd->...hd", output_shape=(2, 3), bias_axes="hd")),
+    ("EinsumDense", dict(equation="ab...,bc->ac...", output_shape=(5,), bias_axes="c")),
     ("Normalization", {}),
     # Random in training (their draws differ from Keras's): compared at inference, and with
     # no gradient-carrying weight after them the SGD comparison checks the layers before.
@@ -435,6 +459,10 @@ def test_normalization_adapt_matches_tf_keras(keras):
     (lambda: layers.Normalization(mean=1.0), "`mean` and `variance`"),
     (lambda: layers.Dot(axes=0), "`axes`"),
     (lambda: layers.AdaptiveMaxPooling1D(0), "`output_size`"),
+    (lambda: layers.EinsumDense("ab->b", 3), "`equation`"),
+    (lambda: layers.EinsumDense("abc,cd->abe", (5, 3)), "`equation`"),
+    (lambda: layers.EinsumDense("abc,cd->abd", (3,)), "`output_shape`"),
+    (lambda: layers.EinsumDense("abc,cd->abd", (5, 3), bias_axes="x"), "`bias_axes`"),
     (lambda: layers.RMSNormalization(epsilon=0), "`epsilon`"),
 ])
 def test_bad_arguments_name_the_argument(make, match):

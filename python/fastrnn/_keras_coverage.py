@@ -81,7 +81,7 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
         ("convolutional LSTM over sequences of 1-D signals (rank-4 input): not yet",
          "ConvLSTM1D"),
         ("not yet: other transformer building blocks",
-         "EinsumDense ReversibleEmbedding"),
+         "ReversibleEmbedding"),
         ("Keras's layer-authoring base classes and input specs: fastrnn's layers subclass "
          "fastrnn.layers.Layer and check their inputs themselves", "InputSpec Wrapper"),
         ("not yet: weight reparametrisation wrapper", "SpectralNormalization"),

@@ -85,6 +85,7 @@ from .attention import (  # noqa: E402
     MultiHeadAttention,
 )
 from .convolutional import Conv1DTranspose, DepthwiseConv1D, SeparableConv1D  # noqa: E402
+from .einsum_dense import EinsumDense  # noqa: E402
 from .merging import (  # noqa: E402
     Dot,
     add,
@@ -114,8 +115,8 @@ from .reshaping import Cropping1D, Identity, UpSampling1D, ZeroPadding1D  # noqa
 __all__ += [
     "ELU", "AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AdditiveAttention",
     "AlphaDropout", "Attention", "Conv1DTranspose", "Cropping1D", "DepthwiseConv1D", "Dot",
-    "GaussianDropout", "GaussianNoise", "GroupNormalization", "GroupQueryAttention", "Identity",
-    "LeakyReLU",
+    "EinsumDense", "GaussianDropout", "GaussianNoise", "GroupNormalization",
+    "GroupQueryAttention", "Identity", "LeakyReLU",
     "MultiHeadAttention", "Normalization", "PReLU", "RMSNormalization", "ReLU",
     "SeparableConv1D", "Softmax", "SpatialDropout1D", "UnitNormalization", "UpSampling1D",
     "ZeroPadding1D", "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply",
