@@ -80,7 +80,8 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
         ("pending: needs the activity regularizers being added", "ActivityRegularization"),
         ("convolutional LSTM over sequences of 1-D signals (rank-4 input): not yet",
          "ConvLSTM1D"),
-        ("not yet: other transformer building blocks",
+        ("not yet: a shared layer called with different call arguments (reverse=True for the "
+         "tied output projection) needs per-call arguments in fastrnn's graphs",
          "ReversibleEmbedding"),
         ("Keras's layer-authoring base classes and input specs: fastrnn's layers subclass "
          "fastrnn.layers.Layer and check their inputs themselves", "InputSpec Wrapper"),
