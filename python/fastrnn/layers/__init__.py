@@ -111,6 +111,7 @@ from .regularization import (  # noqa: E402
     SpatialDropout1D,
 )
 from .reshaping import Cropping1D, Identity, UpSampling1D, ZeroPadding1D  # noqa: E402
+from .text import StringLookup, TextVectorization  # noqa: E402
 
 __all__ += [
     "ELU", "AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AdditiveAttention",
@@ -118,7 +119,8 @@ __all__ += [
     "EinsumDense", "GaussianDropout", "GaussianNoise", "GroupNormalization",
     "GroupQueryAttention", "Identity", "LeakyReLU",
     "MultiHeadAttention", "Normalization", "PReLU", "RMSNormalization", "ReLU",
-    "SeparableConv1D", "Softmax", "SpatialDropout1D", "UnitNormalization", "UpSampling1D",
+    "SeparableConv1D", "Softmax", "SpatialDropout1D", "StringLookup", "TextVectorization",
+    "UnitNormalization", "UpSampling1D",
     "ZeroPadding1D", "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply",
     "subtract",
 ]
