@@ -93,6 +93,8 @@ def test_reshaping_layers_match_numpy():
                                   np.pad(x, ((0, 0), (1, 2), (0, 0))))
     np.testing.assert_array_equal(layers.Cropping1D((2, 1)).forward(x), x[:, 2:5])
     np.testing.assert_array_equal(layers.Identity().forward(x), x)
+    np.testing.assert_allclose(layers.Rescaling([1, 2, 3], offset=0.5).forward(x),
+                               x * [1, 2, 3] + 0.5, rtol=1e-6)
 
 
 def test_conv_transpose_matches_reference_every_geometry():
@@ -220,6 +222,7 @@ GRADIENT_CASES = [
     lambda: layers.DepthwiseConv1D(3, depth_multiplier=2, padding="same"),
     lambda: layers.SeparableConv1D(3, 2, strides=2, depth_multiplier=2, activation="tanh"),
     lambda: layers.UpSampling1D(2),
+    lambda: layers.Rescaling([0.5, 2.0, -1.0, 3.0], offset=1.0),
     lambda: layers.ZeroPadding1D((2, 1)),
     lambda: layers.Cropping1D((1, 2)),
     lambda: layers.GroupNormalization(groups=2, gamma_initializer="random_normal"),
@@ -348,6 +351,7 @@ KERAS_CASES = [
     ("ZeroPadding1D", dict(padding=(1, 2))),
     ("Cropping1D", dict(cropping=(2, 1))),
     ("Identity", {}),
+    ("Rescaling", dict(scale=0.5, offset=-1.0)),
     ("GroupNormalization", dict(groups=2)),
     ("GroupNormalization", dict(groups=-1)),
     ("UnitNormalization", {}),
@@ -450,6 +454,7 @@ def test_normalization_adapt_matches_tf_keras(keras):
     (lambda: layers.UpSampling1D(0), "`size`"),
     (lambda: layers.ZeroPadding1D((1, 2, 3)), "`padding`"),
     (lambda: layers.Cropping1D(-1), "`cropping`"),
+    (lambda: layers.Rescaling("a"), "`scale`"),
     (lambda: layers.SpatialDropout1D(1.0), "`rate`"),
     (lambda: layers.GaussianNoise(-0.1), "`stddev`"),
     (lambda: layers.GaussianDropout(1.5), "`rate`"),

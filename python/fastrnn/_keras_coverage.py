@@ -69,8 +69,8 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
             RandomColorDegeneration RandomColorJitter RandomContrast RandomCrop
             RandomElasticTransform RandomErasing RandomFlip RandomGaussianBlur RandomGrayscale
             RandomHue RandomInvert RandomPerspective RandomPosterization RandomRotation
-            RandomSaturation RandomSharpness RandomShear RandomTranslation RandomZoom Rescaling
-            Resizing Solarization"""),
+            RandomSaturation RandomSharpness RandomShear RandomTranslation RandomZoom Resizing
+            Solarization"""),
         ("audio spectrogram preprocessing", "MelSpectrogram STFTSpectrogram"),
         (_BACKEND, "FlaxLayer JaxLayer TFSMLayer TorchModuleWrapper"),
         (_TEXT, """

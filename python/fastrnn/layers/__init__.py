@@ -110,7 +110,13 @@ from .regularization import (  # noqa: E402
     GaussianNoise,
     SpatialDropout1D,
 )
-from .reshaping import Cropping1D, Identity, UpSampling1D, ZeroPadding1D  # noqa: E402
+from .reshaping import (  # noqa: E402
+    Cropping1D,
+    Identity,
+    Rescaling,
+    UpSampling1D,
+    ZeroPadding1D,
+)
 from .text import StringLookup, TextVectorization  # noqa: E402
 
 __all__ += [
@@ -118,7 +124,7 @@ __all__ += [
     "AlphaDropout", "Attention", "Conv1DTranspose", "Cropping1D", "DepthwiseConv1D", "Dot",
     "EinsumDense", "GaussianDropout", "GaussianNoise", "GroupNormalization",
     "GroupQueryAttention", "Identity", "LeakyReLU",
-    "MultiHeadAttention", "Normalization", "PReLU", "RMSNormalization", "ReLU",
+    "MultiHeadAttention", "Normalization", "PReLU", "RMSNormalization", "ReLU", "Rescaling",
     "SeparableConv1D", "Softmax", "SpatialDropout1D", "StringLookup", "TextVectorization",
     "UnitNormalization", "UpSampling1D",
     "ZeroPadding1D", "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply",

@@ -1,4 +1,5 @@
-"""Sequence reshaping layers: UpSampling1D, ZeroPadding1D, Cropping1D, and Identity.
+"""Sequence reshaping layers: UpSampling1D, ZeroPadding1D, Cropping1D; and the two
+elementwise pass-throughs Identity and Rescaling.
 
 Inputs are ``(B, T, C)`` (Identity: anything). UpSampling1D, ZeroPadding1D and Cropping1D
 change the number of steps, so, as in Keras, they do not pass a mask on.
@@ -13,7 +14,7 @@ import numpy as np
 from .base import Layer, check_positive_int, register
 from .convolutional import check_channels_last, check_sequence_input
 
-__all__ = ["Cropping1D", "Identity", "UpSampling1D", "ZeroPadding1D"]
+__all__ = ["Cropping1D", "Identity", "Rescaling", "UpSampling1D", "ZeroPadding1D"]
 
 
 @register
@@ -29,6 +30,44 @@ class Identity(Layer):
 
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         return np.asarray(d_out, dtype=self.dtype)
+
+
+@register
+class Rescaling(Layer):
+    """``keras.layers.Rescaling``: ``x * scale + offset`` (numbers, or arrays broadcasting
+    against the input without its batch axis). No weights; a mask passes on."""
+
+    supports_masking = True
+
+    def __init__(self, scale: Any, offset: Any = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        for name, value in (("scale", scale), ("offset", offset)):
+            a = np.asarray(value)
+            if a.dtype.kind not in "biuf" or not np.all(np.isfinite(a)):
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`, expected a finite number "
+                    f"or array of numbers, got {value!r}."
+                )
+        self.scale = scale if np.ndim(scale) == 0 else np.asarray(scale).tolist()
+        self.offset = offset if np.ndim(offset) == 0 else np.asarray(offset).tolist()
+
+    def forward(self, x: Any, training: bool = False, mask: Any = None) -> np.ndarray:
+        x = self._as_input(x)
+        self._ensure_built(x)
+        scale = np.asarray(self.scale, dtype=self.dtype)
+        try:
+            return x * scale + np.asarray(self.offset, dtype=self.dtype)
+        except ValueError:
+            raise ValueError(
+                f"Layer `{self.name}`: `scale` {np.shape(self.scale)} and `offset` "
+                f"{np.shape(self.offset)} do not broadcast to the input's shape {x.shape}."
+            ) from None
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        return np.asarray(d_out, dtype=self.dtype) * np.asarray(self.scale, dtype=self.dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
 
 
 def _pair(name: str, value: Any) -> tuple[int, int]:
