@@ -1,5 +1,6 @@
-"""StringLookup and TextVectorization: vocabularies, ids and bag-of-words vectors against
-TF-Keras's own layers (adapted on the same texts), configs and errors."""
+"""StringLookup, IntegerLookup, CategoryEncoding and TextVectorization: vocabularies, ids
+and bag-of-words vectors against TF-Keras's own layers (adapted on the same data), configs
+and errors."""
 
 from __future__ import annotations
 
@@ -58,6 +59,42 @@ def test_string_lookup_matches_tf_keras(keras, kwargs):
     np.testing.assert_allclose(mine(q), _call(theirs, q), rtol=1e-6)
 
 
+@pytest.mark.parametrize("kwargs", [
+    {}, dict(mask_token=0), dict(output_mode="multi_hot"), dict(output_mode="count"),
+    dict(output_mode="one_hot"), dict(output_mode="tf_idf"), dict(max_tokens=3),
+])
+def test_integer_lookup_matches_tf_keras(keras, kwargs):
+    tokens = np.array([[12, 5, 7], [5, 5, 40]])
+    mine, theirs = layers.IntegerLookup(**kwargs), keras.layers.IntegerLookup(**kwargs)
+    mine.adapt(tokens)
+    theirs.adapt(tokens)
+    assert mine.get_vocabulary() == [int(v) for v in theirs.get_vocabulary()]
+    q = np.array([[12, 99, 7], [40, 5, 5]])
+    np.testing.assert_allclose(mine(q), _call(theirs, q))
+    inv = layers.IntegerLookup(vocabulary=[3, 9], invert=True)
+    np.testing.assert_array_equal(inv(np.array([0, 1, 2])), [-1, 3, 9])
+
+
+@pytest.mark.parametrize("kwargs,x", [
+    (dict(num_tokens=5), [[1, 2, 2], [0, 4, 4]]),
+    (dict(num_tokens=5, output_mode="one_hot"), [[1], [4], [0]]),
+    (dict(num_tokens=5, output_mode="one_hot"), [1, 3]),
+    (dict(num_tokens=5, output_mode="count"), [[1, 2, 2], [0, 4, 4]]),
+    (dict(num_tokens=5), [1, 3, 3]),
+])
+def test_category_encoding_matches_tf_keras(keras, kwargs, x):
+    x = np.array(x)
+    np.testing.assert_allclose(layers.CategoryEncoding(**kwargs)(x),
+                               _call(keras.layers.CategoryEncoding(**kwargs), x))
+    if kwargs.get("output_mode") == "count":
+        w = np.array([[0.5, 1, 2], [1, 1, 3]])
+        theirs = keras.layers.CategoryEncoding(**kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = np.asarray(theirs(x, count_weights=w))
+        np.testing.assert_allclose(layers.CategoryEncoding(**kwargs)(x, count_weights=w), ref)
+
+
 def test_given_vocabulary_invert_and_pipeline_to_a_model():
     lookup = layers.StringLookup(vocabulary=["a", "b"])
     assert lookup(["b", "a", "x"]).tolist() == [2, 1, 0]
@@ -86,6 +123,9 @@ def test_given_vocabulary_invert_and_pipeline_to_a_model():
     (lambda: layers.StringLookup(num_oov_indices=-1), "`num_oov_indices`"),
     (lambda: layers.StringLookup(invert=True, output_mode="count"), "`invert`"),
     (lambda: layers.StringLookup(vocabulary=["a", "a"]), "`vocabulary`"),
+    (lambda: layers.IntegerLookup(oov_token="x"), "`oov_token`"),
+    (lambda: layers.CategoryEncoding(), "`num_tokens`"),
+    (lambda: layers.CategoryEncoding(3, output_mode="tf_idf"), "`output_mode`"),
 ])
 def test_bad_arguments_name_the_argument(make, match):
     with pytest.raises((ValueError, NotImplementedError), match=match):
@@ -104,3 +144,9 @@ def test_bad_inputs_give_clear_errors():
         layers.StringLookup(vocabulary=["a"], num_oov_indices=0)(["b"])
     with pytest.raises(RuntimeError, match="no gradient"):
         vec.backward(np.zeros(1))
+    with pytest.raises(ValueError, match=r"\[0, num_tokens\)"):
+        layers.CategoryEncoding(3)(np.array([[0, 3]]))
+    with pytest.raises(ValueError, match="`count_weights`"):
+        layers.CategoryEncoding(3)(np.array([[0, 1]]), count_weights=np.ones((1, 2)))
+    with pytest.raises(ValueError, match="`inputs`, expected integers"):
+        layers.IntegerLookup(vocabulary=[1, 2])(np.array(["a"]))

@@ -46,8 +46,8 @@ _AUGMENT = "image augmentation and image preprocessing"
 _BACKEND = "wraps another framework's model or layer (JAX, Flax, PyTorch, a TF SavedModel)"
 _KERASTRAIN = "pending: losses, metrics, optimizers, regularizers and constraints being added"
 _CUSTOM = "pending: Lambda, RNN and the cell classes being added"
-_TEXT = ("category preprocessing layers (integer vocabularies, hashing, encodings): not "
-         "yet; StringLookup and TextVectorization cover tokens")
+_TEXT = ("category preprocessing layers (hashing, crossing, binning): not yet; StringLookup, "
+         "IntegerLookup, CategoryEncoding and TextVectorization cover tokens")
 _NUMPY_OPS = ("Keras's backend-neutral tensor functions: fastrnn's layers take and return "
               "NumPy arrays, so NumPy's functions serve (fastrnn.ops holds the kernels' API)")
 
@@ -74,7 +74,7 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
         ("audio spectrogram preprocessing", "MelSpectrogram STFTSpectrogram"),
         (_BACKEND, "FlaxLayer JaxLayer TFSMLayer TorchModuleWrapper"),
         (_TEXT, """
-            CategoryEncoding Discretization HashedCrossing Hashing IntegerLookup"""),
+            Discretization HashedCrossing Hashing"""),
         (_CUSTOM, "GRUCell LSTMCell Lambda RNN SimpleRNNCell StackedRNNCells"),
         ("pending: needs the activity regularizers being added", "ActivityRegularization"),
         ("convolutional LSTM over sequences of 1-D signals (rank-4 input): not yet",

@@ -117,10 +117,16 @@ from .reshaping import (  # noqa: E402
     UpSampling1D,
     ZeroPadding1D,
 )
-from .text import StringLookup, TextVectorization  # noqa: E402
+from .text import (  # noqa: E402
+    CategoryEncoding,
+    IntegerLookup,
+    StringLookup,
+    TextVectorization,
+)
 
 __all__ += [
     "ELU", "AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AdditiveAttention",
+    "CategoryEncoding", "IntegerLookup",
     "AlphaDropout", "Attention", "Conv1DTranspose", "Cropping1D", "DepthwiseConv1D", "Dot",
     "EinsumDense", "GaussianDropout", "GaussianNoise", "GroupNormalization",
     "GroupQueryAttention", "Identity", "LeakyReLU",

@@ -1,5 +1,6 @@
-"""Text to token ids, as Keras's preprocessing layers: StringLookup (tokens -> ids) and
-TextVectorization (strings -> standardized, split, n-grammed tokens -> ids or bag-of-words
+"""Tokens and categories to ids, as Keras's preprocessing layers: StringLookup and
+IntegerLookup (tokens -> ids), CategoryEncoding (ids -> one-hot, multi-hot or count vectors)
+and TextVectorization (strings -> standardized, split, n-grammed tokens -> ids or bag-of-words
 vectors).
 
 They work on arrays (or lists) of Python strings, in NumPy, before a model: ``ids =
@@ -23,7 +24,7 @@ import numpy as np
 
 from .base import Layer, check_bool, register
 
-__all__ = ["StringLookup", "TextVectorization"]
+__all__ = ["CategoryEncoding", "IntegerLookup", "StringLookup", "TextVectorization"]
 
 _MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
 # Keras's punctuation for "strip_punctuation".
@@ -43,6 +44,19 @@ def _strings(name: str, data: Any) -> np.ndarray:
                 f"{type(s).__name__} {s!r}."
             )
     return flat.reshape(a.shape)
+
+
+def _integers(name: str, data: Any) -> np.ndarray:
+    """`data` as an int64 array (whole-number floats accepted)."""
+    a = np.asarray(data)
+    if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        a = a.astype(np.int64)
+    if a.dtype.kind not in "iub":
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected integers, got dtype "
+            f"{a.dtype}."
+        )
+    return a.astype(np.int64)
 
 
 def _check_mode(value: Any, allowed: tuple = _MODES) -> str:
@@ -68,7 +82,13 @@ def _check_optional_positive(name: str, value: Any) -> Optional[int]:
 
 
 class _Vocabulary(Layer):
-    """The lookup both layers share: special tokens, adapt, encode to ids or vectors."""
+    """The lookup the layers share: special tokens, adapt, encode to ids or vectors."""
+
+    _as_tokens = staticmethod(_strings)  # IntegerLookup: _integers
+
+    @staticmethod
+    def _sort_key(token: Any) -> Any:
+        return token.encode("utf-8") if isinstance(token, str) else token
 
     def _setup(self, max_tokens: Any, num_oov_indices: Any, mask_token: Optional[str],
                oov_token: str, output_mode: Any, pad_to_max_tokens: Any,
@@ -116,7 +136,8 @@ class _Vocabulary(Layer):
     def set_vocabulary(self, vocabulary: Any, idf_weights: Any = None) -> None:
         """Sets the vocabulary (a list of distinct tokens, special tokens optional at the
         front) and, for ``"tf_idf"``, the idf weight of each token."""
-        tokens = [str(t) for t in _strings("vocabulary", list(vocabulary))]
+        tokens = [t if isinstance(t, str) else int(t)
+                  for t in self._as_tokens("vocabulary", list(vocabulary))]
         specials = self._specials()
         if tokens[: len(specials)] == specials:
             tokens = tokens[len(specials):]
@@ -169,7 +190,7 @@ class _Vocabulary(Layer):
                 "to."
             )
         # Keras's order: by descending count, ties by descending token.
-        ordered = sorted(counts, key=lambda t: (counts[t], t.encode("utf-8")), reverse=True)
+        ordered = sorted(counts, key=lambda t: (counts[t], self._sort_key(t)), reverse=True)
         if self.max_tokens is not None:
             ordered = ordered[: max(self.max_tokens - len(self._specials()), 0)]
         self._tokens = ordered
@@ -266,7 +287,7 @@ class StringLookup(_Vocabulary):
     def adapt(self, data: Any, steps: Any = None) -> None:
         """Builds the vocabulary from the tokens of `data` (an array or list of strings;
         for tf_idf, each row of a 2-D array is one document)."""
-        a = _strings("data", data)
+        a = self._as_tokens("data", data)
         docs = [list(a.reshape(-1))] if a.ndim < 2 else [list(r) for r in a.reshape(
             -1, a.shape[-1])]
         if a.size == 0:
@@ -285,9 +306,10 @@ class StringLookup(_Vocabulary):
                     f"{self.vocabulary_size()}), got {x!r}."
                 )
             vocab = np.array(self.get_vocabulary(), dtype=object)
-            return vocab[ids]
-        a = _strings("inputs", x)
-        ids = np.array(self._ids(list(a.reshape(-1))), dtype=np.int64).reshape(a.shape)
+            out = vocab[ids]
+            return out if self._as_tokens is _strings else out.astype(np.int64)
+        a = self._as_tokens("inputs", x)
+        ids = np.array(self._ids(a.reshape(-1).tolist()), dtype=np.int64).reshape(a.shape)
         if self.output_mode == "int":
             return ids
         if self.output_mode == "one_hot":
@@ -306,6 +328,111 @@ class StringLookup(_Vocabulary):
                 self._idf[len(self._specials()):].tolist(),
                 "invert": self.invert, "output_mode": self.output_mode,
                 "pad_to_max_tokens": self.pad_to_max_tokens}
+
+
+@register
+class IntegerLookup(StringLookup):
+    """``keras.layers.IntegerLookup``: integer tokens (e.g. raw category codes) -> contiguous
+    ids, as StringLookup does for strings. Defaults as Keras: no mask token, one OOV index
+    whose token is -1."""
+
+    _as_tokens = staticmethod(_integers)
+
+    def __init__(self, max_tokens: Optional[int] = None, num_oov_indices: int = 1,
+                 mask_token: Optional[int] = None, oov_token: int = -1,
+                 vocabulary: Any = None, vocabulary_dtype: str = "int64",
+                 idf_weights: Any = None, invert: bool = False, output_mode: str = "int",
+                 pad_to_max_tokens: bool = False, **kwargs: Any):
+        if vocabulary_dtype not in ("int64", "int32"):
+            raise ValueError(
+                "Received an invalid value for argument `vocabulary_dtype`, expected 'int64' or "
+                f"'int32', got {vocabulary_dtype!r}."
+            )
+        for name, value in (("mask_token", mask_token), ("oov_token", oov_token)):
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, (int, np.integer))):
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`, expected an integer or "
+                    f"None, got {value!r}."
+                )
+        self.vocabulary_dtype = vocabulary_dtype
+        super().__init__(max_tokens=max_tokens, num_oov_indices=num_oov_indices,
+                         mask_token=None if mask_token is None else int(mask_token),
+                         oov_token=int(oov_token), vocabulary=vocabulary,
+                         idf_weights=idf_weights, invert=invert, output_mode=output_mode,
+                         pad_to_max_tokens=pad_to_max_tokens, **kwargs)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "vocabulary_dtype": self.vocabulary_dtype}
+
+
+@register
+class CategoryEncoding(Layer):
+    """``keras.layers.CategoryEncoding``: integer ids in ``[0, num_tokens)`` -> vectors of
+    width `num_tokens`.
+
+    ``output_mode``: ``"one_hot"`` (one row per id; a trailing axis of 1 is dropped),
+    ``"multi_hot"`` (default: one row per example, 1 where an id occurs) or ``"count"`` (how
+    often it occurs; ``forward(x, count_weights=w)`` sums the weights instead). Examples are
+    the rows of a 2-D input (a 1-D input is one example for multi_hot/count). No weights.
+    """
+
+    def __init__(self, num_tokens: Optional[int] = None, output_mode: str = "multi_hot",
+                 sparse: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        if num_tokens is None:
+            raise ValueError(
+                "Received an invalid value for argument `num_tokens`, expected a positive "
+                "integer, got None."
+            )
+        self.num_tokens = _check_optional_positive("num_tokens", num_tokens)
+        self.output_mode = _check_mode(output_mode, ("one_hot", "multi_hot", "count"))
+        if check_bool("sparse", sparse):
+            raise NotImplementedError(
+                "Received an unsupported value for argument `sparse`, fastrnn returns dense "
+                "arrays, got True."
+            )
+        self.sparse = False
+        self.built = True
+
+    def forward(self, x: Any, training: bool = False, count_weights: Any = None
+                ) -> np.ndarray:
+        ids = _integers("inputs", x)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_tokens):
+            raise ValueError(
+                f"Layer `{self.name}`: ids must be in [0, num_tokens) = [0, {self.num_tokens}), "
+                f"got values from {int(ids.min())} to {int(ids.max())}."
+            )
+        if count_weights is not None and self.output_mode != "count":
+            raise ValueError(
+                "Received an invalid value for argument `count_weights`: it is only used with "
+                f"output_mode='count', got output_mode={self.output_mode!r}."
+            )
+        if ids.ndim == 0:
+            ids = ids.reshape(1)
+        n = self.num_tokens
+        if self.output_mode == "one_hot":
+            if ids.ndim > 1 and ids.shape[-1] == 1:
+                ids = ids[..., 0]
+            out = np.zeros(ids.shape + (n,), dtype=np.float32)
+            np.put_along_axis(out, ids[..., None], 1, axis=-1)
+            return out
+        rows = ids.reshape(1, -1) if ids.ndim == 1 else ids.reshape(ids.shape[0], -1)
+        out = np.zeros((rows.shape[0], n), dtype=np.float32)
+        if self.output_mode == "multi_hot":
+            np.put_along_axis(out, rows, 1, axis=1)
+        else:
+            w = np.ones(rows.shape, np.float32) if count_weights is None else np.asarray(
+                count_weights, dtype=np.float32).reshape(rows.shape)
+            np.add.at(out, (np.arange(rows.shape[0])[:, None], rows), w)
+        return out[0] if ids.ndim == 1 else out
+
+    def backward(self, d_out: np.ndarray) -> None:
+        raise RuntimeError(f"Layer `{self.name}` encodes ids, which have no gradient.")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "num_tokens": self.num_tokens,
+                "output_mode": self.output_mode, "sparse": self.sparse}
 
 
 @register
