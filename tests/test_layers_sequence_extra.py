@@ -329,6 +329,27 @@ def test_activations_and_group_norm_match_torch():
                                .transpose(1, 2).numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(layers.UnitNormalization(dtype="float64").forward(x),
                                F.normalize(xt, dim=-1).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layers.Softmax(dtype="float64").forward(x),
+                               torch.softmax(xt, -1).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layers.RMSNormalization(epsilon=1e-6, dtype="float64").forward(x),
+                               F.rms_norm(xt, (4,), eps=1e-6).numpy(), rtol=1e-10)
+    ct = xt.transpose(1, 2)  # PyTorch's (batch, channels, steps)
+    for mine, theirs in [(layers.AdaptiveAveragePooling1D(4), F.adaptive_avg_pool1d(ct, 4)),
+                         (layers.AdaptiveMaxPooling1D(4), F.adaptive_max_pool1d(ct, 4)),
+                         (layers.UpSampling1D(3), F.interpolate(ct, scale_factor=3)),
+                         (layers.ZeroPadding1D((2, 1)), F.pad(ct, (2, 1)))]:
+        mine.dtype = np.dtype("float64")
+        np.testing.assert_allclose(mine.forward(x), theirs.transpose(1, 2).numpy(), rtol=1e-12)
+    # PReLU: forward and the gradient of its alpha
+    prelu = layers.PReLU(shared_axes=[1], alpha_initializer="random_normal", dtype="float64")
+    y = prelu.forward(x, training=True)
+    alpha = torch.from_numpy(prelu.get_weights()[0][0].copy()).requires_grad_()
+    yt = F.prelu(ct, alpha).transpose(1, 2)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12)
+    g = np.random.default_rng(0).standard_normal(y.shape)
+    yt.backward(torch.from_numpy(g))
+    prelu.backward(g)
+    np.testing.assert_allclose(prelu.grads[0][0], alpha.grad.numpy(), rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------- TF-Keras
