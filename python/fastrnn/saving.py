@@ -62,7 +62,7 @@ _NAMES_KEY = "__names__"
 
 # ----------------------------------------------------------------------------- writing
 def _weights_bytes(weights: list[np.ndarray], names: Optional[list[str]]) -> bytes:
-    arrays = {f"{k:04d}": np.ascontiguousarray(w) for k, w in enumerate(weights)}
+    arrays = {f"{k:04d}": np.asarray(w, order="C") for k, w in enumerate(weights)}
     if names is not None:
         arrays[_NAMES_KEY] = np.array(list(names), dtype=np.str_)
     buf = io.BytesIO()

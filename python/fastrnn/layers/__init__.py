@@ -91,3 +91,78 @@ __all__ += [
     "TracedOp",
     "register_keras_serializable",
 ]
+
+# The rest of Keras 3's layers for sequences.
+from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax  # noqa: E402
+from .attention import (  # noqa: E402
+    AdditiveAttention,
+    Attention,
+    GroupQueryAttention,
+    MultiHeadAttention,
+)
+from .convolutional import Conv1DTranspose, DepthwiseConv1D, SeparableConv1D  # noqa: E402
+from .einsum_dense import EinsumDense  # noqa: E402
+from .merging import (  # noqa: E402
+    Dot,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
+from .normalization import (  # noqa: E402
+    GroupNormalization,
+    Normalization,
+    RMSNormalization,
+    UnitNormalization,
+)
+from .pooling import AdaptiveAveragePooling1D, AdaptiveMaxPooling1D  # noqa: E402
+from .regularization import (  # noqa: E402
+    AlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+)
+from .reshaping import (  # noqa: E402
+    Cropping1D,
+    Identity,
+    Rescaling,
+    UpSampling1D,
+    ZeroPadding1D,
+)
+from .text import (  # noqa: E402
+    CategoryEncoding,
+    IntegerLookup,
+    StringLookup,
+    TextVectorization,
+)
+
+__all__ += [
+    "ELU", "AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AdditiveAttention",
+    "CategoryEncoding", "IntegerLookup",
+    "AlphaDropout", "Attention", "Conv1DTranspose", "Cropping1D", "DepthwiseConv1D", "Dot",
+    "EinsumDense", "GaussianDropout", "GaussianNoise", "GroupNormalization",
+    "GroupQueryAttention", "Identity", "LeakyReLU",
+    "MultiHeadAttention", "Normalization", "PReLU", "RMSNormalization", "ReLU", "Rescaling",
+    "SeparableConv1D", "Softmax", "SpatialDropout1D", "StringLookup", "TextVectorization",
+    "UnitNormalization", "UpSampling1D",
+    "ZeroPadding1D", "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply",
+    "subtract",
+]
+
+# Keras's other names for the same layers: one line each, all here.
+AvgPool1D = AveragePooling1D
+Convolution1D = Conv1D
+Convolution1DTranspose = Conv1DTranspose
+GlobalAvgPool1D = GlobalAveragePooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D
+MaxPool1D = MaxPooling1D
+SeparableConvolution1D = SeparableConv1D
+
+__all__ += [
+    "AvgPool1D", "Convolution1D", "Convolution1DTranspose", "GlobalAvgPool1D",
+    "GlobalMaxPool1D", "MaxPool1D", "SeparableConvolution1D",
+]

@@ -547,7 +547,7 @@ class Layer:
                 f"The initializer {initializer!r} of `{self.name}.{name}` returned shape "
                 f"{value.shape}, expected {tuple(shape)}."
             )
-        w = np.ascontiguousarray(value, dtype=self.dtype)
+        w = np.asarray(value, dtype=self.dtype, order="C")  # keeps a scalar weight 0-d
         self._weights.append(w)
         self._grads.append(np.zeros_like(w))
         self._weight_names.append(name)

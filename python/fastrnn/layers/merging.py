@@ -2,7 +2,9 @@
 
 Merges take a list of arrays of the same batch size: ``Concatenate(axis)`` joins them along
 `axis`; ``Add``, ``Subtract`` (exactly two), ``Multiply``, ``Average``, ``Maximum``,
-``Minimum`` combine arrays of equal shapes elementwise. ``backward`` returns one gradient per
+``Minimum`` combine arrays of equal shapes elementwise; ``Dot(axes)`` takes the dot product of
+two inputs along an axis of each (per sample). Keras's function forms (``add([a, b])``,
+``concatenate``, ``dot``, ...) make the layer and call it. ``backward`` returns one gradient per
 input, in input order.
 
 Shape layers: ``RepeatVector(n)`` turns ``(B, F)`` into ``(B, n, F)`` (vector-to-sequence);
@@ -17,8 +19,9 @@ import numpy as np
 
 from .base import Layer, check_positive_int, register
 
-__all__ = ["Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Permute",
-           "RepeatVector", "Reshape", "Subtract"]
+__all__ = ["Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Permute",
+           "RepeatVector", "Reshape", "Subtract", "add", "average", "concatenate", "dot",
+           "maximum", "minimum", "multiply", "subtract"]
 
 
 def _text(shape: tuple) -> str:
@@ -393,3 +396,156 @@ class Permute(Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "dims": list(self.dims)}
+
+
+def _l2_normalize(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """``x / sqrt(max(sum(x^2), 1e-12))`` along `axis`, and that inverse norm."""
+    inv = 1.0 / np.sqrt(np.maximum((x * x).sum(axis=axis, keepdims=True), x.dtype.type(1e-12)))
+    return x * inv, inv
+
+
+def _l2_normalize_backward(y: np.ndarray, inv: np.ndarray, d_y: np.ndarray,
+                           axis: int) -> np.ndarray:
+    above = inv < 1e6  # below the 1e-12 floor the scale is a constant
+    return inv * (d_y - np.where(above, y * (d_y * y).sum(axis=axis, keepdims=True), 0))
+
+
+@register
+class Dot(_Merge):
+    """The per-sample dot product of two inputs along an axis of each, as
+    ``keras.layers.Dot``.
+
+    Args:
+        axes: an int (the same axis of both) or a pair; counted with the batch axis (1 is
+            the first axis after it; negative counts from the end).
+        normalize: L2-normalize both inputs along the axes first (the result is then the
+            cosine similarity).
+
+    Shapes: ``(B, D) . (B, D) -> (B, 1)``; ``(B, T, D) . (B, S, D)`` with ``axes=2`` ->
+    ``(B, T, S)`` (attention scores); in general the first input's axes without its dot axis,
+    then the second's without its own. One batched product; a mask is not passed on.
+    """
+
+    _max_inputs = 2
+    supports_masking = False
+
+    def __init__(self, axes: Any, normalize: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        pair = axes if isinstance(axes, (list, tuple)) else (axes, axes)
+        if len(pair) != 2 or any(isinstance(a, (bool, np.bool_)) or not isinstance(
+                a, (int, np.integer)) or a == 0 for a in pair):
+            raise ValueError(
+                "Received an invalid value for argument `axes`, expected a non-zero integer or "
+                f"a list of two (one axis of each input, not the batch axis 0), got {axes!r}."
+            )
+        self.axes = axes if isinstance(axes, int) else [int(a) for a in pair]
+        self._pair = (int(pair[0]), int(pair[1]))
+        if not isinstance(normalize, (bool, np.bool_)):
+            raise TypeError(
+                f"Received an invalid value for argument `normalize`, expected True or False, "
+                f"got {normalize!r}."
+            )
+        self.normalize = bool(normalize)
+
+    def compute_mask(self, x: Any, mask: Any = None) -> None:
+        return None
+
+    def _resolved(self, shapes: list) -> tuple[int, int]:
+        """The dot axes in each shape without the batch axis."""
+        out = []
+        for k, (a, s) in enumerate(zip(self._pair, shapes)):
+            rank = len(s) + 1
+            if not -rank < a < rank:
+                raise ValueError(
+                    f"Layer `{self.name}` (Dot): `axes`={self.axes} is out of range for input {k} "
+                    f"of rank {rank}."
+                )
+            out.append(a % rank - 1)
+        return out[0], out[1]
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        shapes = self._check_shapes(input_shape)
+        (a0, a1), (s0, s1) = self._resolved(shapes), shapes
+        if s0[a0] is not None and s1[a1] is not None and s0[a0] != s1[a1]:
+            raise ValueError(
+                f"Layer `{self.name}` (Dot, axes={self.axes}): the dot axes must have one size, "
+                f"got {s0[a0]} (input 0 of shape {_text(s0)}) and {s1[a1]} (input 1 of shape "
+                f"{_text(s1)})."
+            )
+        out = tuple(d for i, d in enumerate(s0) if i != a0) + tuple(
+            d for i, d in enumerate(s1) if i != a1)
+        return out or (1,)
+
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        a, b = self._arrays(x)
+        a0, a1 = self._resolved([a.shape[1:], b.shape[1:]])
+        norms = None
+        if self.normalize:
+            (a, ia), (b, ib) = _l2_normalize(a, a0 + 1), _l2_normalize(b, a1 + 1)
+            norms = (a, ia, b, ib)
+        am = np.moveaxis(a, a0 + 1, -1)                                  # (B, ..., D)
+        bm = np.moveaxis(b, a1 + 1, 1)                                   # (B, D, ...)
+        B, D = a.shape[0], a.shape[a0 + 1]
+        a3 = am.reshape(B, -1, D)                                        # (B, M, D)
+        b3 = bm.reshape(B, D, -1)                                        # (B, D, N)
+        out = np.matmul(a3, b3)                                          # (B, M, N)
+        self._tape = (a3, b3, am.shape, bm.shape, a0, a1, norms) if training else None
+        return out.reshape((B,) + self.compute_output_shape([a.shape[1:], b.shape[1:]]))
+
+    def backward(self, d_out: np.ndarray) -> list:
+        if getattr(self, "_tape", None) is None:
+            raise self._no_tape()
+        a3, b3, a_shape, b_shape, a0, a1, norms = self._tape
+        d = np.asarray(d_out, dtype=self.dtype).reshape(a3.shape[0], a3.shape[1], b3.shape[2])
+        d_a = np.moveaxis(np.matmul(d, b3.transpose(0, 2, 1)).reshape(a_shape), -1, a0 + 1)
+        d_b = np.moveaxis(np.matmul(a3.transpose(0, 2, 1), d).reshape(b_shape), 1, a1 + 1)
+        if norms is not None:
+            a, ia, b, ib = norms
+            d_a = _l2_normalize_backward(a, ia, d_a, a0 + 1)
+            d_b = _l2_normalize_backward(b, ib, d_b, a1 + 1)
+        return [np.ascontiguousarray(d_a), np.ascontiguousarray(d_b)]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "axes": self.axes, "normalize": self.normalize}
+
+
+# ----------------------------------------------------------------------------- functions
+# Keras's functional forms: make the layer, call it on the inputs (arrays or symbolic).
+def add(inputs: list, **kwargs: Any) -> Any:
+    """``Add(**kwargs)(inputs)``."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs: list, **kwargs: Any) -> Any:
+    """``Subtract(**kwargs)(inputs)``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs: list, **kwargs: Any) -> Any:
+    """``Multiply(**kwargs)(inputs)``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs: list, **kwargs: Any) -> Any:
+    """``Average(**kwargs)(inputs)``."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs: list, **kwargs: Any) -> Any:
+    """``Maximum(**kwargs)(inputs)``."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs: list, **kwargs: Any) -> Any:
+    """``Minimum(**kwargs)(inputs)``."""
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs: list, axis: int = -1, **kwargs: Any) -> Any:
+    """``Concatenate(axis=axis, **kwargs)(inputs)``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def dot(inputs: list, axes: Any = -1, normalize: bool = False, **kwargs: Any) -> Any:
+    """``Dot(axes=axes, normalize=normalize, **kwargs)(inputs)``."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)

@@ -19,7 +19,8 @@ from .convolutional import (
     keras_name,
 )
 
-__all__ = ["AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D"]
+__all__ = ["AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AveragePooling1D",
+           "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D"]
 
 
 class _Pooling1D(Layer):
@@ -196,3 +197,86 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
         d_y = np.where(empty[:, None], 0, d_y)
         np.put_along_axis(d_x, first[:, None, :], d_y[:, None, :], axis=1)
         return d_x
+
+
+class _AdaptivePooling1D(Layer):
+    """Pools ``(B, T, C)`` into exactly `output_size` steps: output step i covers the input
+    steps ``[floor(i*T/n), ceil((i+1)*T/n))`` (Keras's and PyTorch's bins; they overlap when
+    n does not divide T). T must be at least 1; ``n > T`` repeats steps."""
+
+    supports_masking = False
+    makes_mask = False
+
+    def __init__(self, output_size: Any, data_format: Optional[str] = None, **kwargs: Any):
+        super().__init__(**keras_name(kwargs, self._keras_name))
+        self.output_size = check_int_or_single("output_size", output_size)
+        self.data_format = check_channels_last(data_format)
+        self._cache: Optional[tuple] = None
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        _, channels = check_sequence_input(self, input_shape)
+        return (self.output_size, channels)
+
+    def _bins(self, steps: int) -> list[tuple[int, int]]:
+        n = self.output_size
+        return [(i * steps // n, -(-(i + 1) * steps // n)) for i in range(n)]
+
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        x = self._as_input(x)
+        self._ensure_built(x)
+        self._check_input(x)
+        if x.shape[1] == 0:
+            raise ValueError(f"Layer `{self.name}`: cannot pool an input of 0 steps.")
+        bins = self._bins(x.shape[1])
+        y, extra = self._pool(x, bins)
+        self._cache = (x.shape, bins, extra) if training else None
+        return y
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise self._no_tape()
+        shape, bins, extra = self._cache
+        d_y = np.asarray(d_out, dtype=self.dtype)
+        d_x = np.zeros(shape, dtype=self.dtype)
+        self._unpool(d_x, d_y, bins, extra)
+        return d_x
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "output_size": self.output_size,
+                "data_format": self.data_format}
+
+
+@register
+class AdaptiveAveragePooling1D(_AdaptivePooling1D):
+    """``keras.layers.AdaptiveAveragePooling1D``: the mean of each of `output_size` bins."""
+
+    _keras_name = "adaptive_average_pooling1d"
+
+    def _pool(self, x: np.ndarray, bins: list) -> tuple:
+        zero = np.zeros_like(x[:, :1])
+        csum = np.concatenate([zero, np.cumsum(x, axis=1, dtype=np.float64)], axis=1)
+        starts = np.array([a for a, _ in bins])
+        ends = np.array([b for _, b in bins])
+        y = (csum[:, ends] - csum[:, starts]) / (ends - starts)[None, :, None]
+        return y.astype(self.dtype), None
+
+    def _unpool(self, d_x: np.ndarray, d_y: np.ndarray, bins: list, extra: Any) -> None:
+        for i, (a, b) in enumerate(bins):
+            d_x[:, a:b] += d_y[:, i: i + 1] / self.dtype.type(b - a)
+
+
+@register
+class AdaptiveMaxPooling1D(_AdaptivePooling1D):
+    """``keras.layers.AdaptiveMaxPooling1D``: the maximum of each of `output_size` bins;
+    backward sends each output's gradient to its bin's first maximum."""
+
+    _keras_name = "adaptive_max_pooling1d"
+
+    def _pool(self, x: np.ndarray, bins: list) -> tuple:
+        first = np.stack([x[:, a:b].argmax(axis=1) + a for a, b in bins], axis=1)  # (B, n, C)
+        return np.take_along_axis(x, first, axis=1), first
+
+    def _unpool(self, d_x: np.ndarray, d_y: np.ndarray, bins: list, first: Any) -> None:
+        b_idx = np.arange(d_x.shape[0])[:, None, None]
+        c_idx = np.arange(d_x.shape[2])[None, None, :]
+        np.add.at(d_x, (b_idx, first, c_idx), d_y)

@@ -1,4 +1,5 @@
-"""Preparing variable-length sequences for the layers: :func:`pad_sequences`.
+"""``keras.preprocessing.sequence``: :func:`pad_sequences`, preparing variable-length
+sequences for the layers.
 
 Padded batches go with masks: pad token ids with 0 and use ``Embedding(mask_zero=True)``, or
 pad feature vectors with a value no real step has and use ``Masking(mask_value=...)``; the

@@ -1,0 +1,132 @@
+"""MultiHeadAttention and Conv1DTranspose, forward+backward, against PyTorch's
+``nn.MultiheadAttention`` and ``nn.ConvTranspose1d`` at the shapes of a seq2seq with attention.
+
+Cases (float32, batch 64):
+
+- MultiHeadAttention, cross-attention of a 50- or 100-step decoder over a 100-step encoder,
+  model width E = 64, 128 or 256 with 4 or 8 heads (key_dim = E / heads); PyTorch's
+  ``nn.MultiheadAttention(E, heads, batch_first=True)`` with ``need_weights=False`` (its
+  fused scaled-dot-product path);
+- the same with the causal mask (self-attention, ``use_causal_mask=True`` / PyTorch's
+  ``attn_mask`` + ``is_causal=True``);
+- Conv1DTranspose upsampling 50 steps by 2 (kernel 4, "same") at 64, 128 and 256 channels,
+  against ``nn.ConvTranspose1d(C, C, 4, stride=2, padding=1)`` (the same output length).
+
+"forward+backward" is one training forward and the gradients of every input and weight for a
+given upstream gradient. Both libraries get the same threads (``--threads``, default all
+cores). Prints a Markdown table of medians and the ratio PyTorch / fastrnn (above 1: fastrnn
+is faster). Run: ``python benchmarks/bench_attention.py [--quick] [--threads N]`` (unset
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE first, see PERF.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+import numpy as np
+
+from bench_common import Budget, measure, optional_import, pinned_threads, usable_cores
+
+
+def mha_case(batch: int, tq: int, tv: int, width: int, heads: int, causal: bool,
+             torch: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """(fastrnn call, torch call), each one forward+backward."""
+    from fastrnn import layers
+
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((batch, tq, width)).astype(np.float32)
+    kv = q if causal else rng.standard_normal((batch, tv, width)).astype(np.float32)
+    mine = layers.MultiHeadAttention(heads, width // heads)
+    out = mine(q, kv, training=True, use_causal_mask=causal)
+    g = rng.standard_normal(out.shape).astype(np.float32)
+
+    def fastrnn_step() -> Any:
+        mine(q, kv, training=True, use_causal_mask=causal)
+        return mine.backward(g)
+
+    theirs = torch.nn.MultiheadAttention(width, heads, batch_first=True)
+    qt = torch.from_numpy(q).requires_grad_()
+    kvt = qt if causal else torch.from_numpy(kv).requires_grad_()
+    gt = torch.from_numpy(g)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(tq) if causal else None
+
+    def torch_step() -> Any:
+        qt.grad = None
+        theirs.zero_grad(set_to_none=True)
+        o, _ = theirs(qt, kvt, kvt, need_weights=False, attn_mask=mask, is_causal=causal)
+        o.backward(gt)
+        return qt.grad
+
+    return fastrnn_step, torch_step
+
+
+def conv_transpose_case(batch: int, steps: int, channels: int,
+                        torch: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    from fastrnn import layers
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, steps, channels)).astype(np.float32)
+    mine = layers.Conv1DTranspose(channels, 4, strides=2, padding="same")
+    out = mine.forward(x, training=True)
+    g = rng.standard_normal(out.shape).astype(np.float32)
+
+    def fastrnn_step() -> Any:
+        mine.forward(x, training=True)
+        return mine.backward(g)
+
+    theirs = torch.nn.ConvTranspose1d(channels, channels, 4, stride=2, padding=1)
+    xt = torch.from_numpy(x.transpose(0, 2, 1).copy()).requires_grad_()
+    gt = torch.from_numpy(g.transpose(0, 2, 1).copy())
+    assert theirs(xt).shape[-1] == out.shape[1]
+
+    def torch_step() -> Any:
+        xt.grad = None
+        theirs.zero_grad(set_to_none=True)
+        theirs(xt).backward(gt)
+        return xt.grad
+
+    return fastrnn_step, torch_step
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer cases, shorter timing")
+    parser.add_argument("--threads", type=int, default=usable_cores())
+    args = parser.parse_args(argv)
+    torch, why = optional_import("torch")
+    if torch is None:
+        print(f"bench_attention: PyTorch is needed for the comparison ({why})", file=sys.stderr)
+        return 1
+    import fastrnn  # noqa: F401  (imported before pinning, so threadpoolctl sees it)
+
+    budget = Budget(seconds=0.3 if args.quick else 1.0, min_repeats=3 if args.quick else 5)
+    cases: list[tuple[str, Callable[[], tuple]]] = []
+    widths = (64, 256) if args.quick else (64, 128, 256)
+    for width in widths:
+        heads = 4 if width == 64 else 8
+        for tq in ((50,) if args.quick else (50, 100)):
+            cases.append((f"MHA cross B=64 Tq={tq} Tv=100 E={width} H={heads}",
+                          lambda tq=tq, w=width, h=heads: mha_case(64, tq, 100, w, h, False,
+                                                                   torch)))
+        cases.append((f"MHA causal self B=64 T=100 E={width} H={heads}",
+                      lambda w=width, h=heads: mha_case(64, 100, 100, w, h, True, torch)))
+    for channels in widths:
+        cases.append((f"Conv1DTranspose B=64 T=50 C={channels} k=4 s=2",
+                      lambda c=channels: conv_transpose_case(64, 50, c, torch)))
+    print(f"threads: {args.threads}; float32; forward+backward; median ms\n")
+    print("| case | fastrnn | PyTorch | PyTorch / fastrnn |")
+    print("|---|---:|---:|---:|")
+    with pinned_threads(args.threads):
+        for label, make in cases:
+            mine, theirs = make()
+            t_mine = measure(mine, budget).median
+            t_theirs = measure(theirs, budget).median
+            print(f"| {label} | {t_mine * 1e3:.2f} | {t_theirs * 1e3:.2f} | "
+                  f"{t_theirs / t_mine:.2f}x |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
