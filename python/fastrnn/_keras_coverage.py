@@ -45,7 +45,6 @@ _IMAGE = "images and volumes (2-D/3-D); fastrnn is for 1-D sequences"
 _AUGMENT = "image augmentation and image preprocessing"
 _BACKEND = "wraps another framework's model or layer (JAX, Flax, PyTorch, a TF SavedModel)"
 _KERASTRAIN = "pending: losses, metrics, optimizers, regularizers and constraints being added"
-_CUSTOM = "pending: Lambda, RNN and the cell classes being added"
 _TEXT = ("category preprocessing layers (hashing, crossing, binning): not yet; StringLookup, "
          "IntegerLookup, CategoryEncoding and TextVectorization cover tokens")
 _NUMPY_OPS = ("Keras's backend-neutral tensor functions: fastrnn's layers take and return "
@@ -75,7 +74,6 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
         (_BACKEND, "FlaxLayer JaxLayer TFSMLayer TorchModuleWrapper"),
         (_TEXT, """
             Discretization HashedCrossing Hashing"""),
-        (_CUSTOM, "GRUCell LSTMCell Lambda RNN SimpleRNNCell StackedRNNCells"),
         ("pending: needs the activity regularizers being added", "ActivityRegularization"),
         ("convolutional LSTM over sequences of 1-D signals (rank-4 input): not yet",
          "ConvLSTM1D"),
