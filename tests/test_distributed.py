@@ -88,6 +88,14 @@ WORKER = textwrap.dedent("""
         except D.MismatchError as exc:
             report[what] = str(exc)
 
+    odd = Batches(r)
+    odd.x = odd.x if r == 0 else odd.x[:, :5]
+    try:
+        make_model().fit(odd, epochs=1, verbose=0)
+        report["batch"] = "no error"
+    except D.MismatchError as exc:
+        report["batch"] = str(exc)
+
     class Count(fastrnn.callbacks.Callback):
         rank_zero_only = True
         calls = 0
@@ -116,7 +124,7 @@ WORKER = textwrap.dedent("""
 """)
 
 FAILING_WORKER = textwrap.dedent("""
-    import sys
+    import os, sys
     sys.path.insert(0, sys.argv[2])
     import fastrnn
     from fastrnn import distributed as D
@@ -127,6 +135,8 @@ FAILING_WORKER = textwrap.dedent("""
     class Fail(fastrnn.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             if D.rank() == 1 and batch == 2:
+                if sys.argv[3] == "exit":
+                    os._exit(3)  # dies without a word: mpiexec ends the others
                 raise RuntimeError("rank 1 broke down")
 
     x, y = make_data(97)
@@ -145,13 +155,13 @@ def _mpiexec() -> str:
     return found
 
 
-def _launch(script: str, tmp_path: Path, n: int = 2) -> subprocess.CompletedProcess:
+def _launch(script: str, tmp_path: Path, *args: str, n: int = 2) -> subprocess.CompletedProcess:
     path = tmp_path / "worker.py"
     path.write_text(script)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(Path(fastrnn.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
     return subprocess.run(
-        [_mpiexec(), "-n", str(n), sys.executable, str(path), str(tmp_path), str(HERE)],
+        [_mpiexec(), "-n", str(n), sys.executable, str(path), str(tmp_path), str(HERE), *args],
         capture_output=True, text=True, timeout=LAUNCH_TIMEOUT, env=env)
 
 
@@ -242,6 +252,7 @@ def test_mismatched_ranks_raise_on_every_rank(two_ranks):
     for r in reports:
         assert "disagree on the model's config" in r["config"]
         assert "disagree on the training arrays' shapes" in r["shape"]
+        assert "disagree on the batch shapes at the first batch" in r["batch"]
         assert "rank 1" in r["config"]
 
 
@@ -253,11 +264,17 @@ def test_writing_callbacks_act_on_rank_zero_only(two_ranks):
 
 
 def test_a_failing_rank_ends_the_job(tmp_path):
-    done = _launch(FAILING_WORKER, tmp_path)
+    done = _launch(FAILING_WORKER, tmp_path, "raise")
     assert done.returncode != 0
     assert "finished" not in done.stdout
     assert "rank 1 broke down" in done.stderr
     assert "aborting the job" in done.stderr
+
+
+def test_a_dying_rank_ends_the_job(tmp_path):
+    done = _launch(FAILING_WORKER, tmp_path, "exit")
+    assert done.returncode != 0
+    assert "finished" not in done.stdout
 
 
 # ----------------------------------------------------------------------------- without MPI
