@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,20 @@ FAILING_WORKER = textwrap.dedent("""
 """)
 
 
+LATE_WORKER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, sys.argv[2])
+    from fastrnn import distributed as D
+    from test_distributed import make_data, make_model
+    D.init(timeout=1.0)
+    if D.rank() == 1:
+        time.sleep(20)  # never calls fit
+    else:
+        make_model().fit(*make_data(16), epochs=1, verbose=0)
+    print("finished")
+""")
+
+
 def _mpiexec() -> str:
     pytest.importorskip("mpi4py")
     # the mpiexec of the environment's MPI (the mpich wheel installs it next to python)
@@ -269,6 +284,14 @@ def test_a_failing_rank_ends_the_job(tmp_path):
     assert "finished" not in done.stdout
     assert "rank 1 broke down" in done.stderr
     assert "aborting the job" in done.stderr
+
+
+def test_a_rank_that_never_comes_ends_the_job_after_the_timeout(tmp_path):
+    start = time.monotonic()
+    done = _launch(LATE_WORKER, tmp_path)
+    assert done.returncode != 0
+    assert "waited 1 s for the other ranks at the start of fit" in done.stderr
+    assert time.monotonic() - start < 15  # not the 20 s rank 1 sleeps
 
 
 def test_a_dying_rank_ends_the_job(tmp_path):

@@ -33,7 +33,7 @@ What ``fit`` does once :func:`init` ran under ``mpiexec -n N`` (N > 1):
   the global batch's mean gradient, also for a ragged last batch. With 2 ranks this is one
   ``Allreduce`` (a + b == b + a exactly, so both ranks hold the same bits); with more it is
   ``Reduce`` to rank 0 then ``Bcast``, as MPI does not promise an ``Allreduce`` gives every
-  rank the same bits.
+  rank the same bits. (Non-blocking calls, so a rank waits at most ``timeout`` seconds.)
 * Datasets (iterables of (x, y) batches): each rank iterates its own, e.g. its shard of the
   data (see :func:`shard_range`). An epoch ends when the first rank runs out of batches.
 * Loss and metrics: each rank's epoch logs are averaged, weighted by its rows (training) and
@@ -46,12 +46,13 @@ What ``fit`` does once :func:`init` ran under ``mpiexec -n N`` (N > 1):
   output (``verbose``), which act on rank 0 only. The logs every callback sees are the same
   bits on every rank, so ``EarlyStopping`` and ``ReduceLROnPlateau`` decide the same
   everywhere; a stop decided on any rank stops all of them.
-* Dropout: rank r > 0 draws its masks from its layers' streams advanced by r jumps of 2**127
+* Dropout: rank r > 0 draws its masks from its layers' streams jumped ahead r times (``jumped``)
   (independent masks per rank; none of fastrnn's seeds consumed).
 * An exception inside ``fit`` on one rank (a failing callback, MPI errors, Ctrl-C) prints its
   traceback and calls ``MPI_Abort``, which ends every rank of the job instead of leaving them
   waiting in a collective; so does an uncaught exception anywhere after :func:`init`. A killed
-  rank ends the job through ``mpiexec``.
+  rank ends the job through ``mpiexec``; a rank that waits in one of fit's collectives longer
+  than :func:`init`'s ``timeout`` (another rank hangs, or never called ``fit``) aborts it.
 
 ``evaluate`` and ``predict`` are not distributed: every rank runs them whole.
 
@@ -64,6 +65,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 import traceback
 from typing import Any, Optional
 
@@ -106,12 +108,15 @@ def _mpi() -> Any:
     return MPI
 
 
-def init(comm: Any = None) -> None:
+def init(comm: Any = None, timeout: Optional[float] = 600.0) -> None:
     """Makes every later ``fit`` in this process data-parallel over the MPI processes.
 
     Args:
         comm: an mpi4py communicator (default ``MPI.COMM_WORLD``); fastrnn trains on a
             duplicate of it, so its own messages never mix with the script's.
+        timeout: seconds a rank waits in one of fit's collectives (the start of fit, a
+            batch's reduction, the end of an epoch) for the others before it aborts the job
+            (a rank that hangs, or never calls fit); None waits forever.
 
     Started without ``mpiexec`` (one process), ``fit`` is unchanged. Draws nothing from
     fastrnn's seed sequence, so ``set_seed`` before or after it builds the same models.
@@ -122,6 +127,12 @@ def init(comm: Any = None) -> None:
     """
     global _state
     MPI = _mpi()
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(
+            timeout, bool) or not timeout > 0 or not np.isfinite(timeout)):
+        raise ValueError(
+            "Received an invalid value for argument `timeout`: expected None or a positive "
+            f"number of seconds, got {timeout!r}."
+        )
     if _state is not None:
         return
     base = MPI.COMM_WORLD if comm is None else comm
@@ -132,7 +143,7 @@ def init(comm: Any = None) -> None:
         )
     own = base.Dup()
     own.Set_errhandler(MPI.ERRORS_RETURN)  # MPI errors raise (then fit aborts the job)
-    _state = _DataParallel(MPI, own)
+    _state = _DataParallel(MPI, own, None if timeout is None else float(timeout))
     if own.Get_size() > 1:
         trainer_module.set_data_parallel(_state)
         _state.install_excepthook()
@@ -209,9 +220,10 @@ class _DataParallel:
     # Callbacks that write files: on rank 0 only.
     WRITERS = (callbacks_module.ModelCheckpoint, callbacks_module.BackupAndRestore)
 
-    def __init__(self, MPI: Any, comm: Any) -> None:
+    def __init__(self, MPI: Any, comm: Any, timeout: Optional[float] = None) -> None:
         self.MPI = MPI
         self.comm = comm
+        self.timeout = timeout
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self._buffer: Optional[np.ndarray] = None  # gradient | loss * rows | rows
@@ -221,24 +233,48 @@ class _DataParallel:
         self._previous_hook: Any = None
 
     # ------------------------------------------------------------------ collectives
-    def _sum(self, buf: np.ndarray) -> None:
+    def _wait(self, request: Any, what: str) -> None:
+        """Completes a non-blocking collective, or aborts the job after ``timeout`` s."""
+        if self.timeout is None:
+            request.Wait()
+            return
+        if request.Test():
+            return
+        deadline = time.monotonic() + self.timeout
+        while not request.Test():
+            if time.monotonic() > deadline:
+                sys.stderr.write(
+                    f"fastrnn.distributed: rank {self.rank} of {self.size} waited "
+                    f"{self.timeout:g} s for the other ranks at {what}; one of them hangs or "
+                    "never called fit. Aborting the job.\n")
+                sys.stderr.flush()
+                self.comm.Abort(1)
+            time.sleep(0)  # lets another process (or thread) have the core
+
+    def _sum(self, buf: np.ndarray, what: str = "a batch's gradient reduction") -> None:
         """Sums `buf` over the ranks in place, with the same bits on every rank."""
         MPI = self.MPI
         if self.size == 2:  # each element is a + b on both ranks: the same bits
-            self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            self._wait(self.comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM), what)
             return
         if self.rank == 0:
-            self.comm.Reduce(MPI.IN_PLACE, buf, op=MPI.SUM, root=0)
+            self._wait(self.comm.Ireduce(MPI.IN_PLACE, buf, op=MPI.SUM, root=0), what)
         else:
-            self.comm.Reduce(buf, None, op=MPI.SUM, root=0)
-        self.comm.Bcast(buf, root=0)
+            self._wait(self.comm.Ireduce(buf, None, op=MPI.SUM, root=0), what)
+        self._wait(self.comm.Ibcast(buf, root=0), what)
+
+    def _max(self, value: int, what: str) -> int:
+        buf = np.array([value], dtype=np.int64)
+        self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.MAX), what)
+        return int(buf[0])
 
     def any(self, flag: bool) -> bool:
         """Whether `flag` is true on any rank."""
-        return bool(self.comm.allreduce(int(bool(flag)), op=self.MPI.MAX))
+        return bool(self._max(int(bool(flag)), "the end of a batch or epoch"))
 
     def _agree(self, facts: dict, what: str) -> None:
         """Raises MismatchError on every rank unless every rank has rank 0's `facts`."""
+        self._wait(self.comm.Ibarrier(), f"the start of fit ({what})")
         everyone = self.comm.allgather(facts)
         for r, theirs in enumerate(everyone):
             for key, value in everyone[0].items():
@@ -349,7 +385,7 @@ class _DataParallel:
     def batches(self, dataset: Any) -> Any:
         """`dataset`'s batches while every rank still has one."""
         for batch in _with_end(dataset):
-            if not self.comm.allreduce(int(batch is not _END), op=self.MPI.MIN):
+            if self._max(int(batch is _END), "the next batch of the dataset"):
                 return
             yield batch
 
@@ -392,7 +428,7 @@ class _DataParallel:
                             for k in keys], dtype=np.float64)
         buf = np.concatenate([np.array([logs[k] for k in keys], dtype=np.float64) * weights,
                               weights])
-        self._sum(buf)
+        self._sum(buf, "the end of an epoch")
         self._rows = 0
         k = len(keys)
         totals, counts = buf[:k], buf[k:]
