@@ -45,6 +45,7 @@ import shutil
 import tempfile
 import time
 import traceback
+import zlib
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
@@ -399,14 +400,14 @@ class SearchResult:
         rows = sorted(self.trials, key=lambda t: (
             t["error"] is not None or not math.isfinite(t["score"]), sign * t["score"]
             if math.isfinite(t["score"]) else 0.0, t["trial"]))
-        header = ["trial", *keys, f"{self.metric} ({self.mode})", "epochs", "seconds"]
+        header = ["trial", *keys, f"{self.metric} ({self.mode})", "epochs run", "seconds"]
         body = []
         for t in rows:
             cells = [str(t["trial"]), *(_cell(t["config"].get(k, "")) for k in keys)]
             if t["error"] is not None:
                 cells += ["failed", "", "", t["error"].strip().splitlines()[-1][:80]]
             else:
-                cells += [f"{t['score']:.6g}", str(t["epochs"]), f"{t['seconds']:.2f}"]
+                cells += [f"{t['score']:.6g}", str(t["epochs"]), f"{t['seconds']:.3g}"]
             body.append(cells)
         width = [max(len(r[i]) for r in [header, *body] if i < len(r))
                  for i in range(len(header))]
@@ -611,15 +612,15 @@ def _ray_trial(config: dict, job: _Job, configs: Optional[list], space: dict) ->
     if configs is not None:
         index = int(config["trial"])
         config = configs[index]
-    else:
-        index = int(ray_tune.get_context().get_trial_id().split("_")[-1])
+    else:  # trials proposed as results come in: seeded by their id (no numbering here)
+        index = zlib.crc32(ray_tune.get_context().get_trial_id().encode()) % 1_000_000
         config = {k: (v.decode(config[k]) if isinstance(v, _Domain) else _plain(v))
                   for k, v in space.items()}
     result, data = job.run(index, config)
     with tempfile.TemporaryDirectory(prefix="fastrnn-trial-") as folder:
         with open(os.path.join(folder, _MODEL_FILE), "wb") as f:
             f.write(data)
-        ray_tune.report({**result, "trial_index": index},
+        ray_tune.report({**result, "trial_index": index if configs is not None else -1},
                         checkpoint=ray_tune.Checkpoint.from_directory(folder))
 
 
@@ -655,7 +656,8 @@ def _ray_search(job: _Job, space: dict, num_samples: int, seed: Optional[int], s
         trials, best, best_path = [], _Best(job.mode), None
         for k, res in enumerate(grid):
             metrics = res.metrics or {}
-            index = int(metrics.get("trial_index", res.config.get("trial", k)))
+            index = int(metrics.get("trial_index", res.config.get("trial", -1)))
+            index = k if index < 0 else index
             config = configs[index] if configs is not None else {
                 key: (v.decode(res.config[key]) if isinstance(v, _Domain) else _plain(v))
                 for key, v in space.items()}
