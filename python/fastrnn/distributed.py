@@ -204,6 +204,16 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text).hexdigest()[:16]
 
 
+def _without_names(config: Any) -> Any:
+    """`config` without its ``name`` entries (automatic names count models and layers built
+    so far, which may differ between ranks without changing what trains)."""
+    if isinstance(config, dict):
+        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+    if isinstance(config, (list, tuple)):
+        return [_without_names(v) for v in config]
+    return config
+
+
 def _fingerprint(arrays: list) -> str:
     """A hash of a few rows spread over each array (equal data gives equal hashes)."""
     h = hashlib.sha256()
@@ -230,6 +240,7 @@ class _DataParallel:
         self._check_batch = False  # the first batch of a fit over datasets is compared
         self._rows = 0             # training rows this rank saw this epoch
         self._val_rows = 1.0       # weight of this rank's validation logs
+        self._resumed = False      # a BackupAndRestore resumed this fit on rank 0
         self._previous_hook: Any = None
 
     # ------------------------------------------------------------------ collectives
@@ -300,9 +311,10 @@ class _DataParallel:
         validation arrays; returns this rank's validation data."""
         from .models.serialization import compile_config
         facts = {
-            "the model's config": _digest(model.get_config()),
+            "the model's config (a hash of get_config() without names)":
+                _digest(_without_names(model.get_config())),
             "the dtype": str(model._dtype),
-            "the compile config": _digest(compile_config(model)),
+            "the compile config (a hash)": _digest(compile_config(model)),
             **{f"fit's `{k}`": v for k, v in args.items()},
         }
         if train is not None:
@@ -313,6 +325,9 @@ class _DataParallel:
         if val is not None and not trainer_module.is_dataset(val):
             facts["the validation arrays' shapes"] = [a.shape[1:] for a in val[0] + val[1]]
         self._agree(facts, "at the start of fit")
+        # where a BackupAndRestore (on rank 0 only) resumed the run: every rank goes on there
+        model._resume_epoch = self.comm.bcast(model._resume_epoch, root=0)
+        self._resumed = model._resume_epoch is not None
         if train is not None and model._stateful() and \
                 train[0][0].shape[0] % (args["batch_size"] * self.size):
             raise MismatchError(
@@ -354,13 +369,11 @@ class _DataParallel:
                 if g is not None and hasattr(g.bit_generator, "jumped"):
                     g.bit_generator.state = g.bit_generator.jumped(self.rank).state
         opt = model.optimizer
-        resumed = model._resume_epoch
-        steps = self.comm.allgather((int(opt.iterations), resumed))
-        if len(set(steps)) > 1:  # e.g. BackupAndRestore restored on rank 0 only
+        steps = self.comm.allgather(int(opt.iterations))
+        if self._resumed or len(set(steps)) > 1:  # e.g. BackupAndRestore restored rank 0
             state = self.comm.bcast(opt.get_state() if self.rank == 0 else None, root=0)
             if self.rank:
                 opt.set_state(state, model._optimizer_targets()[0])
-            model._resume_epoch = steps[0][1]
 
     def shard(self, order: Optional[np.ndarray], n: int,
               batch_size: int) -> tuple[np.ndarray, list]:
