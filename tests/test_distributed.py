@@ -148,6 +148,28 @@ FAILING_WORKER = textwrap.dedent("""
 """)
 
 
+RESUME_WORKER = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    sys.path.insert(0, sys.argv[2])
+    import fastrnn
+    from fastrnn import distributed as D
+    from test_distributed import BATCH, EPOCHS, N_LONELY, make_data, make_model
+    out, mode = sys.argv[1], sys.argv[3]
+    D.init()
+    fastrnn.set_num_threads(1)
+
+    class Crash(fastrnn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if mode == "crash" and epoch == 1:  # after rank 0 wrote its backup
+                os._exit(5)
+
+    model = make_model()
+    model.fit(*make_data(N_LONELY), batch_size=BATCH, epochs=EPOCHS, verbose=0,
+              callbacks=[fastrnn.callbacks.BackupAndRestore(f"{out}/backup"), Crash()])
+    np.savez(f"{out}/resumed_{D.rank()}.npz", *model.get_weights())
+""")
+
 LATE_WORKER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[2])
@@ -286,6 +308,19 @@ def test_a_failing_rank_ends_the_job(tmp_path):
     assert "finished" not in done.stdout
     assert "rank 1 broke down" in done.stderr
     assert "aborting the job" in done.stderr
+
+
+def test_a_run_resumed_from_rank_zeros_backup_ends_as_an_uninterrupted_one(two_ranks,
+                                                                            tmp_path):
+    crashed = _launch(RESUME_WORKER, tmp_path, "crash")
+    assert crashed.returncode != 0
+    assert (tmp_path / "backup" / "backup.fastrnn").exists()
+    resumed = _launch(RESUME_WORKER, tmp_path, "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    plain = _weights(two_ranks[0] / "lonely_0.npz")
+    for r in (0, 1):
+        for a, b in zip(_weights(tmp_path / f"resumed_{r}.npz"), plain):
+            assert a.tobytes() == b.tobytes()
 
 
 def test_a_rank_that_never_comes_ends_the_job_after_the_timeout(tmp_path):
