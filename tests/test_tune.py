@@ -128,6 +128,35 @@ def test_run_many_local_keeps_the_order_and_the_models():
     assert tune.run_many(lambda t: t * 2, [3, 1, 2]) == [6, 2, 4]
 
 
+def backtest_one(series: np.ndarray) -> dict:
+    """One series' walk-forward backtest (a fan-out task)."""
+    models = {"naive": fastrnn.timeseries.NaiveForecaster(),
+              "linear": fastrnn.timeseries.LinearForecaster()}
+    return fastrnn.timeseries.backtest(models, series, window=8, horizon=4, fit=True).overall
+
+
+def test_run_many_fans_backtests_out_over_series():
+    t = np.arange(120, dtype=np.float32)
+    many = [np.sin(t / p) for p in (3.0, 5.0, 7.0)]
+    scores = tune.run_many(backtest_one, many)
+    assert scores == [backtest_one(s) for s in many]
+    assert set(scores[0]) == {"naive", "linear"}
+
+
+def test_each_trial_runs_with_its_thread_count():
+    seen = []
+
+    def build_and_look(config):
+        seen.append(fastrnn.get_num_threads())
+        return build(config)
+
+    tune.search(build_and_look, {"units": 4, "lr": 0.01}, data(), num_samples=2,
+                threads_per_trial=3)  # not the default (all cores) on 2 or 4 cores
+    assert seen == [3, 3]
+    with pytest.raises(ValueError, match="argument `threads_per_task`"):
+        tune.run_many(abs, [1], threads_per_task=-1)
+
+
 def test_model_bytes_round_trip():
     model = build({"units": 4, "lr": 0.01})
     model.fit(*make_data(), epochs=1, verbose=0)
