@@ -122,6 +122,15 @@ WORKER = textwrap.dedent("""
     model = make_model()
     model.fit(Batches(r), epochs=2, verbose=0)
     np.savez(f"{out}/dataset_{r}.npz", *model.get_weights())
+
+    fastrnn.set_seed(0)
+    model = fastrnn.Sequential([fastrnn.layers.LSTM(8, input_shape=[None, 3]),
+                                fastrnn.layers.Dropout(0.5), fastrnn.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    np.savez(f"{out}/dropout_{r}.npz", *model.get_weights())
+    report["dropout_stream"] = str([g.bit_generator.state for g in model._rng_generators()[1:-1]
+                                    if g is not None])
     with open(f"{out}/report_{r}.json", "w") as f:
         json.dump(report, f)
 """)
@@ -244,11 +253,13 @@ def _weights(path: Path) -> list:
 def test_two_ranks_end_with_identical_bits(two_ranks):
     tmp_path, reports = two_ranks
     assert [r["size"] for r in reports] == [2, 2]
-    for name in ("arrays", "lonely", "dataset"):
+    for name in ("arrays", "lonely", "dataset", "dropout"):
         w0, w1 = _weights(tmp_path / f"{name}_0.npz"), _weights(tmp_path / f"{name}_1.npz")
         assert all(a.tobytes() == b.tobytes() for a, b in zip(w0, w1)), name
     # the logs (and so EarlyStopping's decision) are the same bits on both ranks
     assert reports[0]["history"] == reports[1]["history"]
+    # ...while each rank drew its own dropout masks
+    assert reports[0]["dropout_stream"] != reports[1]["dropout_stream"]
 
 
 def _tolerance(steps: int, ref_weights: list, largest_gradient: float) -> float:
