@@ -180,6 +180,20 @@ RESUME_WORKER = textwrap.dedent("""
     np.savez(f"{out}/resumed_{D.rank()}.npz", *model.get_weights())
 """)
 
+THREE_WORKER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    sys.path.insert(0, sys.argv[2])
+    import fastrnn
+    from fastrnn import distributed as D
+    from test_distributed import BATCH, EPOCHS, N_TRAIN, make_data, make_model
+    D.init()
+    fastrnn.set_num_threads(1)
+    model = make_model()
+    model.fit(*make_data(N_TRAIN), batch_size=BATCH, epochs=EPOCHS, verbose=0)
+    np.savez(f"{sys.argv[1]}/three_{D.rank()}.npz", *model.get_weights())
+""")
+
 LATE_WORKER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[2])
@@ -214,8 +228,8 @@ def _launch(script: str, tmp_path: Path, *args: str, n: int = 2) -> subprocess.C
         capture_output=True, text=True, timeout=LAUNCH_TIMEOUT, env=env)
 
 
-def _reference(batch_size: int, n: int = N_TRAIN,
-               validate: bool = True) -> tuple[list, dict, float]:
+def _reference(batch_size: int, n: int = N_TRAIN, validate: bool = True,
+               epochs: int = EPOCHS) -> tuple[list, dict, float]:
     """A single-process fit with `batch_size` on the same order: weights, history, and the
     largest gradient entry any step applied."""
     class Steps(fastrnn.callbacks.Callback):
@@ -230,7 +244,7 @@ def _reference(batch_size: int, n: int = N_TRAIN,
 
     x, y = make_data(n)
     model = make_model()
-    history = model.fit(x, y, batch_size=batch_size, epochs=EPOCHS, verbose=0,
+    history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0,
                         validation_data=make_data(N_VAL, 2) if validate else None,
                         callbacks=[Steps(), early_stopping()] if validate else [Steps()])
     return model.get_weights(), history.history, Steps.largest
@@ -263,7 +277,8 @@ def test_two_ranks_end_with_identical_bits(two_ranks):
     assert reports[0]["dropout_stream"] != reports[1]["dropout_stream"]
 
 
-def _tolerance(steps: int, ref_weights: list, largest_gradient: float) -> float:
+def _tolerance(steps: int, ref_weights: list, largest_gradient: float,
+               ranks: int = 2) -> float:
     # The two runs differ only in rounding: each step's mean gradient over the global batch is
     # summed in another order (per rank, then across ranks; BLAS blocks the rows otherwise), an
     # error of at most ~ rows * eps * |g| per entry, and each update w - lr * g rounds to
@@ -271,7 +286,7 @@ def _tolerance(steps: int, ref_weights: list, largest_gradient: float) -> float:
     # later gradients, hence the factor 4): K * (lr * rows * eps * |g|max + eps * |w|max).
     eps = np.finfo(np.float32).eps
     w_max = max(float(np.abs(w).max()) for w in ref_weights)
-    return 4 * steps * (LEARNING_RATE * 2 * BATCH * eps * largest_gradient + eps * w_max)
+    return 4 * steps * (LEARNING_RATE * ranks * BATCH * eps * largest_gradient + eps * w_max)
 
 
 def test_two_ranks_match_one_process_with_twice_the_batch(two_ranks):
@@ -295,6 +310,20 @@ def test_a_rank_without_rows_in_the_last_batch(two_ranks):
     ref_weights, _, largest_gradient = _reference(BATCH * 2, N_LONELY, validate=False)
     tol = _tolerance(EPOCHS * -(-N_LONELY // (2 * BATCH)), ref_weights, largest_gradient)
     for w, ref in zip(_weights(tmp_path / "lonely_1.npz"), ref_weights):
+        np.testing.assert_allclose(w, ref, rtol=0, atol=tol)
+
+
+def test_three_ranks_reduce_then_broadcast(tmp_path):
+    # beyond two ranks the sum is made on rank 0 and broadcast (Reduce + Bcast)
+    done = _launch(THREE_WORKER, tmp_path, n=3)
+    assert done.returncode == 0, done.stdout + done.stderr
+    weights = [_weights(tmp_path / f"three_{r}.npz") for r in range(3)]
+    for other in weights[1:]:
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(weights[0], other))
+    # 101 = 4 * 24 + 5: the last global batch splits 1 / 2 / 2
+    ref_weights, _, largest_gradient = _reference(BATCH * 3, validate=False)
+    tol = _tolerance(EPOCHS * -(-N_TRAIN // (3 * BATCH)), ref_weights, largest_gradient, 3)
+    for w, ref in zip(weights[0], ref_weights):
         np.testing.assert_allclose(w, ref, rtol=0, atol=tol)
 
 
