@@ -420,6 +420,14 @@ def test_shard_range_without_init():
         distributed.shard_range(-1)
 
 
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), "10", True])
+def test_init_refuses_a_bad_timeout(timeout):
+    pytest.importorskip("mpi4py")
+    with pytest.raises(ValueError, match="argument `timeout`"):
+        distributed.init(timeout=timeout)
+    assert not distributed.is_initialized()
+
+
 def test_init_draws_no_seed():
     pytest.importorskip("mpi4py")
     fastrnn.set_seed(3)

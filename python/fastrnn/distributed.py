@@ -105,6 +105,11 @@ def _mpi() -> Any:
             f"{_INSTALL_HINT} (mpi4py and the mpich wheel, which brings mpiexec), then start "
             "the script with `mpiexec -n N python script.py`."
         ) from exc
+    except (RuntimeError, OSError) as exc:  # mpi4py found no MPI library to load
+        raise ImportError(
+            f"fastrnn.distributed: mpi4py is installed but cannot load an MPI library ({exc}); "
+            f"{_INSTALL_HINT} also installs one (the mpich wheel)."
+        ) from exc
     return MPI
 
 
