@@ -20,6 +20,14 @@ How ``fit`` stays fast (PERF.md, "Python-side training"):
   a few attribute reads. Training metrics are computed once per epoch from the predictions the
   batches already made; validation runs once per epoch in large inference batches.
 * Callbacks with batch hooks are only called per batch when they override one.
+
+Data-parallel training (``fastrnn.distributed``) plugs in through one object,
+:func:`set_data_parallel`: while it is set, ``fit`` keeps the callbacks that act on this
+process (``rank_callbacks``), agrees with the other processes before the first batch
+(``begin_fit``), trains on this process's rows of each global batch (``shard``), reduces the
+gradient buffer across processes between backward and the update (``forward_backward``,
+``batches`` for datasets), and averages the epoch's logs and stop decisions (``average_logs``,
+``any``). Unset (the default) none of this runs.
 """
 
 from __future__ import annotations
@@ -43,6 +51,17 @@ from .common import format_logs, is_array_like, is_dataset, shape_str
 __all__ = ["Trainer"]
 
 ArrayLike = Any
+
+# The data-parallel hook (fastrnn.distributed installs it; None: this process trains alone).
+_data_parallel: Any = None
+
+
+def set_data_parallel(hook: Any) -> None:
+    """Installs `hook` (None removes it) for every later ``fit`` in this process; see the
+    module docstring for the methods ``fit`` calls on it."""
+    global _data_parallel
+    _data_parallel = hook
+
 
 # Inference batches (validation, evaluate, predict) are at least this many rows: the layers'
 # cost per call is mostly fixed at the book's sizes, so fewer, larger calls are faster.
@@ -112,6 +131,8 @@ class _Compiled:
 
 class Trainer:
     """Mixin with the training engine; see the module docstring for what a model provides."""
+
+    _data_parallel: Any = None  # the hook, while a data-parallel fit runs
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None,
@@ -648,13 +669,16 @@ class Trainer:
             raise self._stateful_batch_error(val[0][0].shape[0], val_batch, "validation")
         self._ensure_packed()
 
+        dp = _data_parallel
         cbs, history = self._make_callbacks(callbacks)
+        if dp is not None:
+            cbs, verbose = dp.rank_callbacks(cbs, verbose)
         self.history = history
         self._val_buffer = None
         self.stop_training = False
         self.stop_reason = None
         steps = (len(x) if hasattr(x, "__len__") else None) if dataset else math.ceil(
-            train[0][0].shape[0] / batch_size)
+            train[0][0].shape[0] / (batch_size * (1 if dp is None else dp.size)))
         params = {"epochs": epochs, "steps": steps, "verbose": verbose,
                   "batch_size": batch_size}
         for cb in cbs:
@@ -666,6 +690,11 @@ class Trainer:
             self._resume_epoch = None
             for cb in cbs:
                 cb.on_train_begin({})
+            if dp is not None:
+                self._data_parallel = dp
+                val = dp.begin_fit(self, train, val, {
+                    "batch_size": batch_size, "epochs": epochs, "shuffle": shuffle,
+                    "initial_epoch": initial_epoch, "dataset": dataset})
             if self._resume_epoch is not None:  # a BackupAndRestore restored a run
                 initial_epoch = max(initial_epoch, self._resume_epoch)
             for epoch in range(initial_epoch, epochs):
@@ -685,6 +714,8 @@ class Trainer:
                             epoch)
                     if val is not None and logs is not None:
                         logs.update(self._validation_logs(val, val_batch))
+                    if dp is not None and logs is not None:
+                        logs = dp.average_logs(logs)
                 except BaseException:
                     if bar is not None:
                         bar.close()
@@ -702,11 +733,18 @@ class Trainer:
                           f"{format_logs(logs)}", file=sys.stdout)
                 for cb in cbs:
                     cb.on_epoch_end(epoch, logs)
+                if dp is not None:
+                    self.stop_training = dp.any(self.stop_training)
                 if self.stop_training:
                     break
             for cb in cbs:
                 cb.on_train_end({})
+        except BaseException as exc:
+            if dp is not None:
+                dp.failed(exc)  # ends the job unless every process raised it together
+            raise
         finally:
+            self._data_parallel = None
             for layer, value in restore:
                 layer.truncate_bptt = value
         history.stop_reason = self.stop_reason
@@ -769,25 +807,28 @@ class Trainer:
                             shuffle: bool, cbs: list, bar: Any, epoch: int) -> Optional[dict]:
         """One epoch over arrays; returns the epoch's logs, or None if a NaN loss stopped it."""
         n = xs[0].shape[0]
-        steps = math.ceil(n / batch_size)
         batch_cbs = _batch_callbacks(cbs)
         rows = min(n, batch_size)
-        if shuffle:
-            order = self._shuffle_rng.permutation(n)
+        order = self._shuffle_rng.permutation(n) if shuffle else None
+        dp = self._data_parallel
+        if dp is None:
+            bounds = [*range(0, n, batch_size), n]  # batch k is order[bounds[k]:bounds[k + 1]]
+        else:  # this process's rows of each global batch, and where each batch starts
+            order, bounds = dp.shard(order, n, batch_size)
+        if order is not None:
             # Batches are gathered into these, allocated once per epoch (the last batch of a
             # ragged epoch uses views of them).
             xbufs = [np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in xs]
             ybufs = [np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in ys]
-        else:
-            order = None
         preds = None
         masks: Optional[list] = None
         if self._has_metrics:
-            preds = [np.empty((n, *s), dtype=self._dtype) for s in self._output_shapes_for(xs)]
+            preds = [np.empty((bounds[-1], *s), dtype=self._dtype)
+                     for s in self._output_shapes_for(xs)]
         total = 0.0
-        for step in range(steps):
-            start = step * batch_size
-            stop = min(start + batch_size, n)
+        stop = 0
+        for step in range(len(bounds) - 1):
+            start, stop = bounds[step], bounds[step + 1]
             if order is None:
                 xb = [a[start:stop] for a in xs]
                 yb = [a[start:stop] for a in ys]
@@ -814,7 +855,7 @@ class Trainer:
                 break
             if bar is not None and bar.update(1):
                 bar.set_postfix_str(f"loss: {total / stop:.4f}", refresh=False)
-        logs = {"loss": total / stop}
+        logs = {"loss": total / max(stop, 1)}  # no rows: a process of a data-parallel fit
         if preds is not None:
             y_seen = [a[:stop] if order is None else a[order[:stop]] for a in ys]
             logs.update(self._metric_logs(
@@ -829,12 +870,17 @@ class Trainer:
         `batch_cbs` (the callbacks with batch hooks) hear of the batch first."""
         for cb in batch_cbs:
             cb.on_train_batch_begin(step, {})
-        outs = self._run_forward(xb, training=True)
-        loss, ds = self._loss_and_grads(yb, outs, self._output_masks)
+        dp = self._data_parallel
+        if dp is not None:  # the global batch's loss, and its gradient in the buffer
+            loss, outs = dp.forward_backward(self, xb, yb)
+        else:
+            outs = self._run_forward(xb, training=True)
+            loss, ds = self._loss_and_grads(yb, outs, self._output_masks)
         if not math.isfinite(loss):
             self._nan_stop(cbs, epoch, step, loss, {"loss": loss})
             return None
-        self._run_backward(ds)
+        if dp is None:
+            self._run_backward(ds)
         self.optimizer.apply_gradients(*self._optimizer_targets())
         return loss, outs
 
@@ -844,6 +890,8 @@ class Trainer:
         logs = {"loss": loss}
         for cb in batch_cbs:
             cb.on_train_batch_end(step, logs)
+        if self._data_parallel is not None:
+            return self._data_parallel.any(self.stop_training)
         return self.stop_training
 
     def _optimizer_targets(self) -> tuple[list, list]:
@@ -862,6 +910,8 @@ class Trainer:
         metric_totals = np.zeros(len(names))
         count = 0
         step = -1
+        if self._data_parallel is not None:  # as many batches on every process
+            dataset = self._data_parallel.batches(dataset)
         for step, batch in enumerate(dataset):
             xb, yb = self._split_batch(batch)
             result = self._train_step(xb, yb, cbs, epoch, step, batch_cbs)
