@@ -7,7 +7,10 @@
 * :class:`StatsForecaster`: naive, seasonal naive, drift, SES and Theta with the same
   ``fit(df)`` / ``predict(h)`` / ``cross_validation`` API;
 * :mod:`fastrnn.forecasting.losses`: the quantile loss and the Gaussian / Student-t
-  negative log-likelihoods.
+  negative log-likelihoods;
+* :mod:`fastrnn.forecasting.pipeline` and :mod:`fastrnn.forecasting.single`: the runs behind
+  ``fastrnn forecast`` (many series from a long CSV; one series), so the command only parses
+  its arguments and calls them.
 """
 
 from __future__ import annotations
