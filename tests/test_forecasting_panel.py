@@ -124,6 +124,12 @@ def test_windows_cover_each_series_without_crossing(pd):
     assert np.all(values[inside] >= offsets[[1, 2]].repeat(inside.sum(1)))
 
 
+def test_history_limit_keeps_the_last_origins():
+    windows = PanelWindows(np.array([10, 4]), window=3, horizon=2, history_limit=2)
+    assert list(zip(windows.series.tolist(), windows.origins.tolist())) == [
+        (0, 7), (0, 8), (1, 2)]
+
+
 def test_window_weights_are_probabilities():
     windows = PanelWindows(np.array([5, 5]), 2, 1, weights=np.r_[np.ones(3), np.zeros(3)])
     series, _ = windows.sample(np.random.default_rng(0), 200)

@@ -115,7 +115,8 @@ class RNNForecaster:
         epochs, steps_per_epoch, batch_size, learning_rate: training (Adam, gradient norm
             clipped to ``clipnorm``); each step draws ``batch_size`` windows at random over
             every series (``window_weights="series"`` gives every series the same total
-            weight instead of every window).
+            weight instead of every window); ``history_limit`` draws only from each series'
+            last ``history_limit`` windows.
         static, past_covariates, future_covariates: column names of the long table.
         calendar: add calendar features (month; day of week and hour for daily and finer
             data) as future-known features when the times are dates.
@@ -132,7 +133,8 @@ class RNNForecaster:
                  input_sizes: Optional[Sequence[int]] = None, strategy: str = "direct",
                  epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 64,
                  learning_rate: float = 1e-3, clipnorm: float = 1.0,
-                 window_weights: str = "window", static: Sequence[str] = (),
+                 window_weights: str = "window", history_limit: Optional[int] = None,
+                 static: Sequence[str] = (),
                  past_covariates: Sequence[str] = (), future_covariates: Sequence[str] = (),
                  calendar: bool = False, student_t_df: float = 5.0,
                  id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
@@ -179,6 +181,8 @@ class RNNForecaster:
         self.learning_rate, self.clipnorm = float(learning_rate), float(clipnorm)
         self.student_t_df = float(student_t_df)
         self.window_weights = window_weights
+        self.history_limit = None if history_limit is None else positive_int(
+            "history_limit", history_limit)
         self.static, self.past_covariates = list(static), list(past_covariates)
         self.future_covariates = list(future_covariates)
         self.calendar = bool(calendar)
@@ -207,6 +211,7 @@ class RNNForecaster:
             "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch,
             "batch_size": self.batch_size, "learning_rate": self.learning_rate,
             "clipnorm": self.clipnorm, "window_weights": self.window_weights,
+            "history_limit": self.history_limit,
             "static": self.static, "past_covariates": self.past_covariates,
             "future_covariates": self.future_covariates, "calendar": self.calendar,
             "student_t_df": self.student_t_df, "id_col": self.id_col,
@@ -396,7 +401,8 @@ class RNNForecaster:
             for m in range(self.ensemble):
                 window = self.input_sizes[m % len(self.input_sizes)]
                 windows = PanelWindows(panel.lengths, window, self.h,
-                                       self._window_weights(panel, window, sample_weights))
+                                       self._window_weights(panel, window, sample_weights),
+                                       self.history_limit)
                 set_seed(self.seed + m)
                 model = self._build(window)
                 batches = _Batches(self, data, windows, window, self.steps_per_epoch,
@@ -419,7 +425,7 @@ class RNNForecaster:
                         sample_weights: Optional[np.ndarray]) -> Optional[np.ndarray]:
         if sample_weights is None and self.window_weights == "window":
             return None
-        probe = PanelWindows(panel.lengths, window, self.h)
+        probe = PanelWindows(panel.lengths, window, self.h, history_limit=self.history_limit)
         per_series = np.ones(len(panel)) if sample_weights is None else \
             np.asarray(sample_weights, dtype=np.float64)
         if per_series.shape != (len(panel),):

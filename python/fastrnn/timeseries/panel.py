@@ -402,7 +402,8 @@ class PanelWindows:
     series i starts). Origins run from ``max(1, min(L, n_i - H))`` to ``n_i - H``: a series
     shorter than ``L + H`` still gives windows, their steps before the series' start padded
     (zeros, and an indicator feature of 0 for "not observed"). Series with ``n_i <= H`` give
-    none.
+    none. ``history_limit`` keeps only each series' last ``history_limit`` origins (recent
+    windows; N-BEATS's "L_H").
 
     Iterating yields ``steps`` batches of ``batch_size`` windows drawn at random (with
     replacement) with probabilities proportional to ``weights`` (per window; default equal),
@@ -410,12 +411,15 @@ class PanelWindows:
     """
 
     def __init__(self, lengths: np.ndarray, window: int, horizon: int,
-                 weights: Optional[np.ndarray] = None) -> None:
+                 weights: Optional[np.ndarray] = None, history_limit: Optional[int] = None
+                 ) -> None:
         self.window = positive_int("window", window)
         self.horizon = positive_int("horizon", horizon)
         lengths = np.asarray(lengths, dtype=np.int64)
         lo = np.maximum(1, np.minimum(self.window, lengths - self.horizon))
         hi = lengths - self.horizon  # inclusive
+        if history_limit is not None:  # only the last origins of each series
+            lo = np.maximum(lo, hi - positive_int("history_limit", history_limit) + 1)
         counts = np.maximum(hi - lo + 1, 0)
         self.series = np.repeat(np.arange(len(lengths)), counts)  # (N_windows,)
         starts = np.cumsum(counts) - counts
