@@ -61,11 +61,11 @@ def _batches(series: list[np.ndarray], steps: int) -> tuple:
     xs, ys = [], []
     for _ in range(steps):
         s, o = windows.sample(rng, BATCH)
-        x, y = model._design(data, s, o, WINDOW, targets=True)
+        x, y, _ = model._design(data, s, o, WINDOW, targets=True)
         xs.append(x)
         ys.append(np.repeat(y, len(QUANTILES), axis=1))
-    x_all, _ = model._design(data, np.arange(len(panel)), panel.lengths, WINDOW,
-                             targets=False)
+    x_all, _, _ = model._design(data, np.arange(len(panel)), panel.lengths, WINDOW,
+                                targets=False)
     return xs, ys, x_all
 
 

@@ -83,7 +83,8 @@ class _Batches:
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for _ in range(self.steps):
             series, origins = self.windows.sample(self._rng, self.batch_size)
-            x, y = self.owner._design(self.data, series, origins, self.window, targets=True)
+            x, y, _ = self.owner._design(self.data, series, origins, self.window,
+                                         targets=True)
             # Model.fit wants targets of the output's shape: each step repeated per output
             width = self.owner._width
             yield x, (np.repeat(y, width, axis=1) if width > 1 else y)
@@ -323,9 +324,10 @@ class RNNForecaster:
                 "lengths": lengths, "offsets": np.cumsum(sizes) - sizes}
 
     def _design(self, data: dict, series: np.ndarray, origins: np.ndarray, window: int,
-                targets: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """Inputs (B, L[+H], F) and, with ``targets``, targets (B, H) for windows ending at
-        ``origins`` (the first forecast step)."""
+                targets: bool) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
+        """Inputs (B, L[+H], F), targets (B, H) with ``targets`` (else None) for windows
+        ending at ``origins`` (the first forecast step), and the level (B,) subtracted from
+        both (each window's last scaled value with ``relative``, else 0)."""
         after = self.h if self._has_future else 0
         ahead = self.h if targets else after
         z, inside = gather_windows(data["z"], data["offsets"], data["lengths"], series,
@@ -344,13 +346,13 @@ class RNNForecaster:
             f[~known] = 0.0
             x[:, :, 2:] = f
         y = z[:, window:window + self.h] if targets else None
+        last = np.zeros(len(series), dtype=np.float32)
         if self.relative:
             last = z[:, window - 1].copy()  # the origin's level (0 when nothing observed)
             x[:, :window, 0] -= last[:, None] * inside[:, :window]
             if y is not None:
                 y = y - last[:, None]
-            self._last = last
-        return x, y
+        return x, y, last
 
     # ------------------------------------------------------------------ model
     def _build(self, window: int) -> Any:
@@ -452,11 +454,14 @@ class RNNForecaster:
             raise ValueError(f"the model uses future-known covariates "
                              f"{self.future_covariates}: pass futr_df with their values for "
                              f"the {h} steps after each series' end.")
-        fut = Panel.from_long(futr_df.assign(**{self.target_col: 0.0}) if hasattr(
-            futr_df, "assign") else futr_df, self.id_col, self.time_col, self.target_col,
-            self.future_covariates) if self.target_col not in futr_df.columns else \
-            Panel.from_long(futr_df, self.id_col, self.time_col, self.target_col,
-                            self.future_covariates)
+        if not hasattr(futr_df, "columns"):
+            raise invalid("futr_df", "a DataFrame with the id, time and future covariate "
+                          "columns", type(futr_df).__name__)
+        columns = {name: np.asarray(futr_df[name]) for name in (
+            self.id_col, self.time_col, *self.future_covariates) if name in futr_df.columns}
+        columns[self.target_col] = np.zeros(len(futr_df))  # futr_df has no target
+        fut = Panel.from_columns(columns, self.id_col, self.time_col, self.target_col,
+                                 self.future_covariates)
         by_id = {sid: k for k, sid in enumerate(fut.ids)}
         out = []
         for sid, times in zip(panel.ids, future_times):
@@ -503,8 +508,7 @@ class RNNForecaster:
         origins = panel.lengths
         points, quants = [], []
         for window, model in self.members_:
-            x, _ = self._design(data, series, origins, window, targets=False)
-            last = self._last if self.relative else np.zeros(len(series), np.float32)
+            x, _, last = self._design(data, series, origins, window, targets=False)
             out = np.asarray(model.predict(x, batch_size=1024), dtype=np.float64)
             out = out.reshape(len(series), self.h, self._width)
             point, q = self._decode(out)

@@ -43,9 +43,8 @@ def _month_end(times: np.ndarray) -> bool:
     return bool(np.all((days + 1).astype("datetime64[M]") != days.astype("datetime64[M]")))
 
 
-def _calendar_offset(times: np.ndarray) -> Optional[np.ndarray]:
-    """The part of each time after its month's first instant, or None when the times are
-    month ends (kept as month ends when extended)."""
+def _calendar_offset(times: np.ndarray) -> np.ndarray:
+    """The part of each time after its month's first instant (timedelta64)."""
     return times - times.astype("datetime64[M]").astype(times.dtype)
 
 
@@ -237,7 +236,8 @@ class Panel:
                      covariates: Sequence[str] = (), static: Sequence[str] = ()) -> Panel:
         """From equal-length column arrays by name (the long table's columns)."""
         for name, arg in ((id_col, "id_col"), (time_col, "time_col"),
-                          (target_col, "target_col")):
+                          (target_col, "target_col"), *((c, "covariates") for c in covariates),
+                          *((c, "static") for c in static)):
             if name not in columns:
                 raise invalid(arg, f"a column of the table (one of {list(columns)})", name)
         ids = np.asarray(columns[id_col])
