@@ -186,3 +186,12 @@ def test_stats_forecaster_same_api():
     np.testing.assert_allclose(out.forecast[:3], s0[-12:-9])  # monthly dates: season 12
     cv = StatsForecaster("theta", h=3).cross_validation(df, n_windows=2)
     assert len(cv) == 2 * 3 * 2 and np.all(cv.ds > cv.cutoff)
+
+
+def test_polars_in_polars_out():
+    pl = pytest.importorskip("polars")
+    df = pl.from_pandas(_table(n_series=2))
+    model = RNNForecaster(h=2, input_size=4, **SMALL).fit(df)
+    out = model.predict()
+    assert isinstance(out, pl.DataFrame)
+    assert out.columns == ["unique_id", "ds", "forecast"] and out.height == 4

@@ -57,9 +57,14 @@ def quantile_column(level: float) -> str:
     return f"q{float(level):g}"
 
 
+def _is_polars(data: Any) -> bool:
+    return type(data).__module__.split(".")[0] == "polars"
+
+
 def _frame(columns: dict[str, Any], like: Any = None) -> Any:
-    """A DataFrame of the input's library (polars for polars input, else pandas)."""
-    if like is not None and type(like).__module__.split(".")[0] == "polars":
+    """A DataFrame of the input's library (polars for polars input or ``like="polars"``,
+    else pandas)."""
+    if like is not None and (like == "polars" if isinstance(like, str) else _is_polars(like)):
         import polars as pl  # the caller passed a polars frame, so polars is installed
 
         return pl.DataFrame(columns)
@@ -199,6 +204,7 @@ class RNNForecaster:
         self.scalers_: Optional[np.ndarray] = None
         self.cov_stats_: Optional[np.ndarray] = None
         self.fit_seconds_: Optional[float] = None
+        self.output_ = "pandas"
 
     # ------------------------------------------------------------------ configuration
     def get_config(self) -> dict[str, Any]:
@@ -379,6 +385,7 @@ class RNNForecaster:
         from .._seed import set_seed
 
         panel = self._panel(df)
+        output = "polars" if _is_polars(df) else "pandas"
         trainable = panel.lengths > self.h
         if not trainable.any():
             raise ValueError(f"every series is at most h = {self.h} values long: no "
@@ -420,6 +427,7 @@ class RNNForecaster:
             self.panel_, self.scalers_, self.cov_stats_, self.members_ = previous
             raise
         self.members_ = members
+        self.output_ = output  # predict() answers with the training input's library
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -547,7 +555,7 @@ class RNNForecaster:
             futr_df: future-known covariates for the horizon (id, time and their columns).
         """
         panel, point, q = self.predict_arrays(h, df, futr_df)
-        return self._to_frame(panel, point, q, like=df)
+        return self._to_frame(panel, point, q, like=df if df is not None else self.output_)
 
     def _to_frame(self, panel: Panel, point: np.ndarray, q: np.ndarray, like: Any = None,
                   extra: Optional[dict] = None) -> Any:
