@@ -30,6 +30,7 @@ def test_m3_example_on_a_subset(capsys):
     assert len(theta.split()) == 4  # Theta, yearly, monthly, all
     validation = m3.main(["--groups", "yearly", "--subset", "8", "--quick", "--validate"])
     assert "validation" in validation and "gru" in validation
+    assert "published" not in validation  # test-set numbers stay out of the validation
 
 
 def test_bench_forecast_quick(capsys):
