@@ -16,6 +16,10 @@ window code and fed to both, so only the frameworks' training and prediction are
 * memory: each framework runs in its own process; peak resident memory (VmHWM) is read
   after its run.
 
+On a busy machine run it twice, with and without ``--torch-threads 1``: PyTorch's default
+threads spin when the cores are oversubscribed (measured here at load 11: 1530 s against
+40 s per 2,000 steps with one thread), which would flatter fastrnn.
+
 neuralforecast is not used (it is not a dependency; its LSTM with its defaults was measured
 at 94 s fit and 0.46 s predict on the 1,428 series by the issue this answers).
 """
@@ -98,9 +102,11 @@ def run_fastrnn(series: list[np.ndarray], steps: int) -> dict:
     return {"train_s": train, "predict_s": float(np.median(predict))}
 
 
-def run_torch(series: list[np.ndarray], steps: int) -> dict:
+def run_torch(series: list[np.ndarray], steps: int, threads: int | None = None) -> dict:
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     xs, ys, x_all = _batches(series, steps)
     torch.manual_seed(0)
     levels = torch.tensor(QUANTILES)
@@ -161,13 +167,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--series", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None,
                         help="optimizer steps timed (default 400; 100 with --quick)")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="torch.set_num_threads (default: PyTorch's own choice; 1 is "
+                        "faster on an oversubscribed machine, where its workers spin)")
     parser.add_argument("--framework", choices=("fastrnn", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     count = args.series or (200 if args.quick else 1000)
     steps = args.steps or (100 if args.quick else 400)
     if args.framework:
         series = _series(count)
-        result = (run_fastrnn if args.framework == "fastrnn" else run_torch)(series, steps)
+        result = run_fastrnn(series, steps) if args.framework == "fastrnn" else run_torch(
+            series, steps, args.torch_threads)
         result["peak_rss_mib"] = _peak_rss_mib()
         print(json.dumps(result))
         return result
@@ -179,8 +189,9 @@ def main(argv: list[str] | None = None) -> dict:
             except ImportError:
                 print("torch is not installed: only fastrnn measured")
                 break
+        extra = ["--torch-threads", str(args.torch_threads)] if args.torch_threads else []
         done = subprocess.run([sys.executable, __file__, "--framework", framework,
-                               "--series", str(count), "--steps", str(steps)],
+                               "--series", str(count), "--steps", str(steps), *extra],
                               capture_output=True, text=True, env=os.environ.copy())
         if done.returncode:
             raise SystemExit(f"{framework} run failed:\n{done.stderr}")
