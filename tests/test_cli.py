@@ -304,6 +304,10 @@ def test_forecast_long_options_need_id_column(sales_csv: Path, tmp_path: Path, c
     status, line = run_error(capsys, ["forecast", "--csv", str(sales_csv), "--id-column", "x",
                                       "--column", "sales", "--out", str(tmp_path)])
     assert status == 2 and "--id-column needs --time-column" in line
+    status, line = run_error(capsys, ["forecast", "--csv", str(sales_csv), "--id-column", "x",
+                                      "--time-column", "date", "--column", "sales",
+                                      "--out", str(tmp_path)])
+    assert status == 1 and "Received an invalid value for --id-column" in line, line
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -337,10 +337,16 @@ def _run_forecast_long(args: argparse.Namespace) -> int:
     out = _output_dir(args.out)
     _seed_everything(args.seed)
     say = _say(args.quiet)
-    run = run_long_csv(args.csv, args.id_column, args.time_column, args.column, args.horizon,
-                       out, quantiles, model, args.evaluate, args.window, args.epochs,
-                       args.units, args.seed,
-                       0 if args.quiet else 1, say=say)
+    try:
+        run = run_long_csv(args.csv, args.id_column, args.time_column, args.column,
+                           args.horizon, out, quantiles, model, args.evaluate, args.window,
+                           args.epochs, args.units, args.seed, 0 if args.quiet else 1, say=say)
+    except ValueError as err:  # the library's argument names, as the command's options
+        message = str(err)
+        for name, option in (("target_col", "--column"), ("id_col", "--id-column"),
+                             ("time_col", "--time-column"), ("epochs", "--epochs")):
+            message = message.replace(f"argument `{name}`", option)
+        raise CommandError(message) from None
     for note in run.notes:
         print(f"note: {note}")
     if run.table:
