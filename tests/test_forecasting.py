@@ -195,3 +195,21 @@ def test_polars_in_polars_out():
     out = model.predict()
     assert isinstance(out, pl.DataFrame)
     assert out.columns == ["unique_id", "ds", "forecast"] and out.height == 4
+
+
+def test_cross_validation_without_refit_trains_once(monkeypatch):
+    df = _table(n_series=3, length=30)
+    model = RNNForecaster(h=2, input_size=4, **SMALL)
+    fits = []
+    original = RNNForecaster.fit
+
+    def counting_fit(self, data, **kwargs):
+        fits.append(data)
+        return original(self, data, **kwargs)
+
+    monkeypatch.setattr(RNNForecaster, "fit", counting_fit)
+    cv = model.cross_validation(df, n_windows=3, step_size=1, refit=False)
+    assert len(fits) == 1 and len(cv) == 3 * 2 * 3
+    # the later windows forecast from their own cutoffs, with the first window's model
+    assert all(len(c) == 3 for c in cv.groupby("unique_id").cutoff.unique())
+    assert np.all(cv.ds > cv.cutoff)
