@@ -205,6 +205,111 @@ def test_statsmodels_missing_names_the_extra(tmp_path: Path, capsys, monkeypatch
     assert "fastrnn[data]" in message
 
 
+# ----------------------------------------------------------------------------- many series
+def long_rows() -> list[list[str]]:
+    """Three series in one long table: monthly from 1990-01 (30 values), quarterly from
+    2001-04 (12 values) and a short monthly one from 2010-06 (5 values, shorter than the
+    window), rows interleaved between series."""
+    rows = []
+    specs = (("m", "1990-01", 1, 30), ("q", "2001-04", 3, 12), ("short", "2010-06", 1, 5))
+    for sid, start, step, n in specs:
+        dates = np.datetime64(start) + (np.arange(n) * step).astype("timedelta64[M]")
+        values = 50 + np.arange(n) + 5 * np.sin(np.arange(n))
+        rows += [[sid, f"{d}-01", f"{v:.3f}"] for d, v in zip(dates, values)]
+    return rows
+
+
+LONG = ["--id-column", "id", "--time-column", "month", "--column", "y", "--epochs", "1",
+        "--units", "4", "--quiet"]
+
+
+def _read(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_forecast_long_csv_future(tmp_path: Path, capsys) -> None:
+    path = write_csv(tmp_path / "long.csv", long_rows(), header=("id", "month", "y"))
+    status = main(["forecast", "--csv", str(path), *LONG, "--horizon", "3", "--quantiles",
+                   "0.1,0.5,0.9", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert status == 0
+    rows = _read(tmp_path / "out" / "forecasts.csv")
+    assert list(rows[0]) == ["id", "month", "forecast", "q0.1", "q0.5", "q0.9"]
+    by_id = {sid: [r["month"] for r in rows if r["id"] == sid] for sid in ("m", "q", "short")}
+    # each series' own frequency, period-start dates kept
+    assert by_id == {"m": ["1992-07-01", "1992-08-01", "1992-09-01"],
+                     "q": ["2004-04-01", "2004-07-01", "2004-10-01"],
+                     "short": ["2010-11-01", "2010-12-01", "2011-01-01"]}
+    for r in rows:
+        assert float(r["q0.1"]) <= float(r["q0.5"]) <= float(r["q0.9"])
+        assert r["forecast"] == r["q0.5"]
+    assert "padded" in out  # the short series is said to be padded
+    assert not (tmp_path / "out" / "metrics.csv").exists()
+
+
+def test_forecast_long_csv_integer_times_and_evaluation(tmp_path: Path, capsys) -> None:
+    rows = [[sid, str(t), f"{10 + k + np.cos(t):.3f}"] for k, sid in enumerate("ab")
+            for t in range(5 * k, 5 * k + 20)]
+    path = write_csv(tmp_path / "ints.csv", rows, header=("id", "month", "y"))
+    assert main(["forecast", "--csv", str(path), *LONG, "--horizon", "2", "--model", "gru",
+                 "--out", str(tmp_path / "future")]) == 0
+    future = _read(tmp_path / "future" / "forecasts.csv")
+    assert [r["month"] for r in future] == ["20", "21", "25", "26"]  # the next integers
+    assert main(["forecast", "--csv", str(path), *LONG, "--horizon", "2", "--evaluate",
+                 "--quantiles", "0.1,0.9", "--out", str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    metrics = _read(tmp_path / "eval" / "metrics.csv")
+    assert list(metrics[0]) == ["id", "model", "mae", "rmse", "smape", "mase",
+                                "coverage_q0.1_q0.9", "pinball"]
+    assert {(r["id"], r["model"]) for r in metrics} >= {
+        ("a", "lstm"), ("b", "lstm"), ("(all)", "lstm"), ("(all)", "naive")}
+    held = _read(tmp_path / "eval" / "forecasts.csv")
+    assert [r["month"] for r in held] == ["18", "19", "23", "24"]
+    assert [float(r["y"]) for r in held] == [float(x[2]) for x in rows if (x[0], x[1]) in (
+        ("a", "18"), ("a", "19"), ("b", "23"), ("b", "24"))]
+    assert "seasonal_naive" in out
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([["a", "1", "1"], ["a", "1", "2"]], "series 'a': duplicate rows for time 1"),
+    ([["a", "2", "1"], ["a", "1", "2"]], "series 'a': times are not increasing"),
+    ([["a", "1", "1"], ["a", "2", "2"], ["a", "4", "2"]], "series 'a': a gap after time 2"),
+    ([["a", "1", "1"], ["b", "1", ""]], "series 'b': the target is NaN"),
+    ([["a", "1", "1"], ["b", "1", "n/a"]], "series 'b': column 'y' is not numeric"),
+])
+def test_forecast_long_csv_bad_tables(tmp_path: Path, capsys, rows, message) -> None:
+    path = write_csv(tmp_path / "bad.csv", rows, header=("id", "month", "y"))
+    status, line = run_error(capsys, ["forecast", "--csv", str(path), *LONG,
+                                      "--out", str(tmp_path / "o")])
+    assert status == 1 and message in line, line
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--quantiles", "0.9,0.1"], "--quantiles: expected increasing levels"),
+    (["--quantiles", "0,0.5"], "--quantiles: expected increasing levels"),
+    (["--model", "linear"], "--model linear is for one series"),
+])
+def test_forecast_long_csv_usage_errors(tmp_path: Path, capsys, extra, message) -> None:
+    path = write_csv(tmp_path / "long.csv", long_rows(), header=("id", "month", "y"))
+    status, line = run_error(capsys, ["forecast", "--csv", str(path), *LONG, *extra,
+                                      "--out", str(tmp_path / "o")])
+    assert status == 2 and message in line, line
+
+
+def test_forecast_long_options_need_id_column(sales_csv: Path, tmp_path: Path, capsys) -> None:
+    status, line = run_error(capsys, ["forecast", "--csv", str(sales_csv), "--column", "sales",
+                                      "--quantiles", "0.1,0.9", "--out", str(tmp_path)])
+    assert status == 2 and "--quantiles goes with --id-column" in line
+    status, line = run_error(capsys, ["forecast", "--csv", str(sales_csv), "--id-column", "x",
+                                      "--column", "sales", "--out", str(tmp_path)])
+    assert status == 2 and "--id-column needs --time-column" in line
+    status, line = run_error(capsys, ["forecast", "--csv", str(sales_csv), "--id-column", "x",
+                                      "--time-column", "date", "--column", "sales",
+                                      "--out", str(tmp_path)])
+    assert status == 1 and "Received an invalid value for --id-column" in line, line
+
+
 # ----------------------------------------------------------------------------- bad input
 def test_missing_file(tmp_path: Path, capsys) -> None:
     status, message = run_error(capsys, ["forecast", "--csv", str(tmp_path / "nope.csv"),

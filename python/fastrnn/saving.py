@@ -345,8 +345,10 @@ def _check_top(path: str) -> None:
                          "it is a device, FIFO or socket")
 
 
-def load_archive(path: str) -> tuple[dict, list[np.ndarray]]:
-    """Reads a model file or directory written by :func:`save_archive`.
+def load_archive(path: str, format_name: str = FORMAT_NAME) -> tuple[dict, list[np.ndarray]]:
+    """Reads a model file or directory written by :func:`save_archive` whose config's
+    ``"format"`` is `format_name` (other fastrnn objects, e.g. a forecaster, use the same
+    archive with their own format name).
 
     Returns:
         ``(config, weights)``.
@@ -365,7 +367,7 @@ def load_archive(path: str) -> tuple[dict, list[np.ndarray]]:
     if os.path.isdir(path):
         with _open_regular(os.path.join(path, CONFIG_MEMBER), where) as f:
             text = _read_bounded(f, MAX_CONFIG_BYTES, where, CONFIG_MEMBER)
-        config = _parse_config(text, path)
+        config = _parse_config(text, path, format_name)
         with _open_regular(os.path.join(path, WEIGHTS_MEMBER), where) as f:
             weights = _read_weights(f, where)
         return config, weights
@@ -380,21 +382,21 @@ def load_archive(path: str) -> tuple[dict, list[np.ndarray]]:
                     f"and {WEIGHTS_MEMBER}, found {sorted(members)[:5]}."
                 )
             config = _parse_config(_read_member(zf, CONFIG_MEMBER, MAX_CONFIG_BYTES, where),
-                                   path)
+                                   path, format_name)
             blob = _read_member(zf, WEIGHTS_MEMBER, MAX_WEIGHTS_BYTES + (64 << 20), where)
     except _ZIP_ERRORS as exc:
         raise _malformed(where, "a readable zip archive", str(exc)) from exc
     return config, _read_weights(io.BytesIO(blob), where)
 
 
-def _parse_config(text: bytes, path: str) -> dict:
+def _parse_config(text: bytes, path: str, format_name: str = FORMAT_NAME) -> dict:
     try:
         config = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{path!r}: {CONFIG_MEMBER} is not valid JSON ({exc}).") from exc
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+    if not isinstance(config, dict) or config.get("format") != format_name:
         raise ValueError(f"{path!r}: {CONFIG_MEMBER} is not a fastrnn model config (expected "
-                         f"a JSON object with \"format\": \"{FORMAT_NAME}\").")
+                         f"a JSON object with \"format\": \"{format_name}\").")
     version = config.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"{path!r}: {CONFIG_MEMBER} has format_version {version!r}; expected "

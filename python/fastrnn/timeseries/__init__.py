@@ -1,5 +1,8 @@
 """Time-series toolkit: synthetic data, windows, splits, scaling, loaders (CSV too), baselines,
-multi-step forecasting, metrics, backtests and plots.
+multi-step forecasting, metrics, backtests and plots; many series as a :class:`Panel` (long
+tables, per-series scaling, windows across series) and the classic methods (naive, seasonal
+naive, drift, SES, Theta). The global models over many series are in
+:mod:`fastrnn.forecasting`.
 
 Plain NumPy; it imports nothing else from fastrnn. matplotlib (``fastrnn[plot]``) and
 statsmodels (``fastrnn[data]``) are imported only by the functions that need them.
@@ -16,6 +19,7 @@ from .baselines import (
     NaiveForecaster,
     SeasonalNaiveForecaster,
 )
+from .classical import classical_forecast, drift, naive, seasonal_naive, ses, theta
 from .data import (
     generate_time_series,
     make_seq2seq_targets,
@@ -34,15 +38,20 @@ from .datasets import (
 from .forecast import STRATEGIES, RelativeModel, forecast
 from .metrics import (
     METRICS,
+    check_quantiles,
+    coverage,
+    crps_from_quantiles,
     evaluate,
     last_time_step_mse,
     mae,
     mape,
     mase,
     mse,
+    pinball_loss,
     rmse,
     smape,
 )
+from .panel import SCALERS, Panel, PanelWindows, fit_scalers, gather_windows, read_long_csv
 from .plots import plot_forecast, plot_learning_curves
 from .readers import MISSING_VALUES, csv_columns, infer_season, read_csv
 from .split import MinMaxScaler, StandardScaler, split_points, train_val_test_split
@@ -53,22 +62,32 @@ __all__ = [
     "JENA_COLUMNS",
     "METRICS",
     "MISSING_VALUES",
+    "SCALERS",
     "STRATEGIES",
     "BacktestResult",
     "Forecaster",
     "LinearForecaster",
     "MinMaxScaler",
     "NaiveForecaster",
+    "Panel",
+    "PanelWindows",
     "RelativeModel",
     "SeasonalNaiveForecaster",
     "StandardScaler",
     "TimeSeriesData",
     "WindowDataset",
     "backtest",
+    "check_quantiles",
+    "classical_forecast",
+    "coverage",
+    "crps_from_quantiles",
     "csv_columns",
+    "drift",
     "evaluate",
     "fill_gaps",
+    "fit_scalers",
     "forecast",
+    "gather_windows",
     "generate_time_series",
     "infer_season",
     "last_time_step_mse",
@@ -80,12 +99,18 @@ __all__ = [
     "mape",
     "mase",
     "mse",
+    "naive",
+    "pinball_loss",
     "plot_forecast",
     "plot_learning_curves",
     "read_csv",
+    "read_long_csv",
     "rmse",
+    "seasonal_naive",
+    "ses",
     "smape",
     "split_points",
+    "theta",
     "timeseries_dataset_from_array",
     "train_val_test_split",
     "values_from",

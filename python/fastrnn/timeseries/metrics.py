@@ -128,6 +128,62 @@ def last_time_step_mse(y_true: Any, y_pred: Any) -> float:
     return mse(y_true[:, -1], y_pred[:, -1])
 
 
+def check_quantiles(quantiles: Any) -> np.ndarray:
+    """Quantile levels as a float64 array: strictly increasing, each in (0, 1)."""
+    try:
+        q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise invalid("quantiles", "increasing levels in (0, 1)", quantiles) from None
+    if q.size == 0 or not np.all((q > 0) & (q < 1)):
+        raise invalid("quantiles", "levels strictly between 0 and 1", quantiles)
+    if np.any(np.diff(q) <= 0):
+        raise invalid("quantiles", "strictly increasing levels (sorted, no repeats)",
+                      quantiles)
+    return q
+
+
+def _quantile_pair(y_true: Any, q_pred: Any, quantiles: Any
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    q = check_quantiles(quantiles)
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(q_pred, dtype=np.float64)
+    if p.shape != (*y.shape, q.size):
+        raise invalid("q_pred", f"shape {(*y.shape, q.size)} (y_true's shape and one value "
+                      "per quantile)", f"shape {p.shape}")
+    if y.size == 0:
+        raise invalid("y_true", "a non-empty array", f"shape {y.shape}")
+    return y, p, q
+
+
+def pinball_loss(y_true: Any, q_pred: Any, quantiles: Any) -> float:
+    """Mean pinball (quantile) loss over every value and level:
+    ``mean(max(q (y - p_q), (q - 1) (y - p_q)))``.
+
+    Args:
+        y_true: (...,) observed values.
+        q_pred: (..., Q) the forecast quantiles, one per level.
+        quantiles: (Q,) increasing levels in (0, 1).
+    """
+    y, p, q = _quantile_pair(y_true, q_pred, quantiles)
+    diff = y[..., None] - p
+    return float(np.mean(np.maximum(q * diff, (q - 1.0) * diff)))
+
+
+def coverage(y_true: Any, lower: Any, upper: Any) -> float:
+    """The fraction of values inside their interval, ``lower <= y <= upper`` (0 to 1)."""
+    y, lo = _pair(y_true, lower)
+    _, hi = _pair(y_true, upper)
+    return float(np.mean((y >= lo) & (y <= hi)))
+
+
+def crps_from_quantiles(y_true: Any, q_pred: Any, quantiles: Any) -> float:
+    """The continuous ranked probability score approximated from Q quantiles: twice the
+    pinball loss averaged over the levels (exact as the levels fill (0, 1) evenly; with
+    q = 0.1..0.9 it is the usual "weighted quantile loss" approximation), in the units of
+    the series."""
+    return 2.0 * pinball_loss(y_true, q_pred, quantiles)
+
+
 METRICS: dict[str, Callable[..., float]] = {
     "mse": mse,
     "rmse": rmse,

@@ -49,6 +49,7 @@ def plot_forecast(
     path: PathLike = "forecast.png",
     title: Optional[str] = None,
     history_index: Any = None,
+    interval: Any = None,
 ) -> str:
     """Plots a history, its forecast and (optionally) the actual future values.
 
@@ -63,6 +64,8 @@ def plot_forecast(
         title: optional figure title.
         history_index: optional x positions (T,) of the history (e.g. integers); the
             forecast steps continue with the same spacing. Default 0..T-1.
+        interval: optional ``(lower, upper)`` arrays (H,) drawn as a band (e.g. the
+            q0.1-q0.9 prediction interval).
 
     Returns:
         The path of the PNG.
@@ -91,6 +94,13 @@ def plot_forecast(
     axes.plot(x_history, history, ".-", color="tab:gray", label="History")
     if truth is not None:
         axes.plot(x_future[:truth.size], truth, "bo-", label="Actual")
+    if interval is not None:
+        lower, upper = (_series("interval", v) for v in interval)
+        if lower.shape != upper.shape or lower.size > horizon:
+            raise invalid("interval", f"(lower, upper) of at most {horizon} steps each",
+                          f"shapes {lower.shape} and {upper.shape}")
+        axes.fill_between(x_future[:lower.size], lower, upper, color="tab:red", alpha=0.2,
+                          label="Interval")
     markers = ["rx-", "g^-", "ms-", "cd-", "y*-"]
     for i, (label, values) in enumerate(forecasts.items()):
         axes.plot(x_future[:values.size], values, markers[i % len(markers)], label=str(label),

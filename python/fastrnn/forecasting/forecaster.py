@@ -1,0 +1,680 @@
+"""One global recurrent model over many series: :class:`RNNForecaster`.
+
+Dimension letters: S = series, L = input window, H = horizon, F = input features per step,
+Q = quantile levels, M = ensemble members.
+
+How a window becomes a training example (per member):
+
+1. each series is scaled by its own location and scale, fitted on the training part only
+   (``scaler``: standard, robust, mean_abs or none);
+2. with ``relative=True`` (the default) the window's last observed scaled value is subtracted
+   from the inputs and the targets, so the network learns changes from the forecast origin
+   (it follows levels and trends it never saw in training);
+3. the inputs are ``L`` steps (``L + H`` when future-known features exist: the horizon's
+   steps carry those features, with the target channel 0) of F features: the target, an
+   "observed" flag (0 on padding before a short series' start and on the horizon steps),
+   past-observed covariates, future-known covariates and calendar features, and the static
+   covariates repeated on every step;
+4. the network (``layers`` recurrent layers of ``units``, then ``Dense(H * width)``) predicts
+   all H steps at once (the direct multi-output strategy): width 1 for a point loss (mae,
+   mse, huber), Q for the quantile loss, 2 for a Gaussian or Student-t head (location and
+   scale).
+
+Members differ by seed (and optionally by window); their outputs are combined by the median.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
+
+import numpy as np
+
+from ..timeseries._checks import invalid, positive_int, require
+from ..timeseries.metrics import check_quantiles
+from ..timeseries.panel import (
+    SCALERS,
+    Panel,
+    PanelWindows,
+    extend_times,
+    fit_scalers,
+    gather_windows,
+)
+from .losses import GaussianNLL, QuantileLoss, StudentTNLL
+
+CELLS = ("lstm", "gru", "simple_rnn")
+LOSSES = ("mae", "mse", "huber", "quantile", "normal", "student_t")
+STRATEGIES = ("direct",)
+FORMAT = "fastrnn.forecaster"
+
+
+def quantile_column(level: float) -> str:
+    """The output column of a quantile level: 0.1 -> ``q0.1``."""
+    return f"q{float(level):g}"
+
+
+def _is_polars(data: Any) -> bool:
+    return type(data).__module__.split(".")[0] == "polars"
+
+
+def _frame(columns: dict[str, Any], like: Any = None) -> Any:
+    """A DataFrame of the input's library (polars for polars input or ``like="polars"``,
+    else pandas)."""
+    if like is not None and (like == "polars" if isinstance(like, str) else _is_polars(like)):
+        import polars as pl  # the caller passed a polars frame, so polars is installed
+
+        return pl.DataFrame(columns)
+    pd = require("pandas", "pandas", "Returning forecasts as a DataFrame")
+    return pd.DataFrame(columns)
+
+
+class _Batches:
+    """``steps`` random batches of windows per epoch, gathered on demand (a dataset for
+    ``Model.fit``)."""
+
+    def __init__(self, owner: RNNForecaster, data: dict, windows: PanelWindows, window: int,
+                 steps: int, batch_size: int, seed: int) -> None:
+        self.owner, self.data, self.windows = owner, data, windows
+        self.window, self.steps, self.batch_size = window, steps, batch_size
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for _ in range(self.steps):
+            series, origins = self.windows.sample(self._rng, self.batch_size)
+            x, y, _ = self.owner._design(self.data, series, origins, self.window,
+                                         targets=True)
+            # Model.fit wants targets of the output's shape: each step repeated per output
+            width = self.owner._width
+            yield x, (np.repeat(y, width, axis=1) if width > 1 else y)
+
+
+class RNNForecaster:
+    """A global RNN forecaster over many series (neuralforecast's ``unique_id, ds, y``
+    convention, names configurable).
+
+    Args:
+        h: the horizon, steps forecast after each series' end.
+        input_size: L, the input window (default ``2 * h``); series shorter than ``L + h``
+            are padded (their steps before the start masked by the "observed" flag).
+        cell: ``"lstm"``, ``"gru"`` or ``"simple_rnn"``.
+        units, layers: size of the recurrent stack.
+        loss: ``"mae"``, ``"mse"``, ``"huber"`` (point forecasts), ``"quantile"`` (the
+            pinball loss over ``quantiles``), ``"normal"`` or ``"student_t"`` (a
+            distribution head; ``quantiles`` are read from it).
+        quantiles: levels reported as ``q<level>`` columns (strictly increasing, in (0, 1));
+            the median is added for the quantile loss when missing (it is the point forecast).
+        scaler: per-series scaling fitted on the training part: standard, robust, mean_abs,
+            none.
+        relative: inputs and targets relative to the window's last observed value.
+        transform: None, or ``"log"``: the model sees log values (every value must be
+            positive), so relative changes are ratios; forecasts are transformed back
+            (quantiles stay quantiles; the point forecast is the median's).
+        ensemble: M members (seeds ``seed``, ``seed + 1``...), combined by the median.
+        input_sizes: optional windows per member (cycled), e.g. ``(2 * h, 3 * h)``.
+        epochs, steps_per_epoch, batch_size, learning_rate: training (Adam, gradient norm
+            clipped to ``clipnorm``); each step draws ``batch_size`` windows at random over
+            every series (``window_weights="series"`` gives every series the same total
+            weight instead of every window); ``history_limit`` draws only from each series'
+            last ``history_limit`` windows.
+        static, past_covariates, future_covariates: column names of the long table.
+        calendar: add calendar features (month; day of week and hour for daily and finer
+            data) as future-known features when the times are dates.
+        student_t_df: degrees of freedom of the Student-t head.
+        id_col, time_col, target_col: the long table's column names.
+        verbose: 0 silent, 1 the training bar per epoch (``Model.fit``'s), 2 a line per
+            member.
+    """
+
+    def __init__(self, h: int, input_size: Optional[int] = None, cell: str = "lstm",
+                 units: int = 64, layers: int = 1, loss: str = "mae",
+                 quantiles: Optional[Sequence[float]] = None, scaler: str = "standard",
+                 relative: bool = True, transform: Optional[str] = None, ensemble: int = 1,
+                 input_sizes: Optional[Sequence[int]] = None, strategy: str = "direct",
+                 epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 64,
+                 learning_rate: float = 1e-3, clipnorm: float = 1.0,
+                 window_weights: str = "window", history_limit: Optional[int] = None,
+                 static: Sequence[str] = (),
+                 past_covariates: Sequence[str] = (), future_covariates: Sequence[str] = (),
+                 calendar: bool = False, student_t_df: float = 5.0,
+                 id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
+                 seed: int = 0, verbose: int = 0) -> None:
+        self.h = positive_int("h", h)
+        self.input_size = positive_int("input_size", input_size if input_size is not None
+                                       else 2 * self.h)
+        if cell not in CELLS:
+            raise invalid("cell", f"one of {CELLS}", cell)
+        if loss not in LOSSES:
+            raise invalid("loss", f"one of {LOSSES}", loss)
+        if scaler not in SCALERS:
+            raise invalid("scaler", f"one of {SCALERS}", scaler)
+        if strategy not in STRATEGIES:
+            raise invalid("strategy", f"one of {STRATEGIES} (recursive and "
+                          "encoder-decoder are not available in RNNForecaster yet)", strategy)
+        if window_weights not in ("window", "series"):
+            raise invalid("window_weights", "'window' or 'series'", window_weights)
+        self.cell, self.loss, self.scaler, self.strategy = cell, loss, scaler, strategy
+        self.units = positive_int("units", units)
+        self.layers = positive_int("layers", layers)
+        levels = check_quantiles(quantiles) if quantiles is not None else np.zeros(0)
+        if loss == "quantile":
+            if levels.size == 0:
+                levels = np.array([0.1, 0.5, 0.9])
+            if not np.any(np.isclose(levels, 0.5)):
+                levels = np.sort(np.r_[levels, 0.5])
+        self.quantiles = levels
+        self.relative = bool(relative)
+        if transform not in (None, "log"):
+            raise invalid("transform", "None or 'log'", transform)
+        self.transform = transform
+        self.ensemble = positive_int("ensemble", ensemble)
+        self.input_sizes = [positive_int("input_sizes", k) for k in input_sizes] \
+            if input_sizes else [self.input_size]
+        self.epochs = positive_int("epochs", epochs)
+        self.steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch)
+        self.batch_size = positive_int("batch_size", batch_size)
+        for name, value in (("learning_rate", learning_rate), ("clipnorm", clipnorm),
+                            ("student_t_df", student_t_df)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not value > 0 or not math.isfinite(value):
+                raise invalid(name, "a positive number", value)
+        self.learning_rate, self.clipnorm = float(learning_rate), float(clipnorm)
+        self.student_t_df = float(student_t_df)
+        self.window_weights = window_weights
+        self.history_limit = None if history_limit is None else positive_int(
+            "history_limit", history_limit)
+        self.static, self.past_covariates = list(static), list(past_covariates)
+        self.future_covariates = list(future_covariates)
+        self.calendar = bool(calendar)
+        self.id_col, self.time_col, self.target_col = id_col, time_col, target_col
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise invalid("seed", "a non-negative integer", seed)
+        self.seed = int(seed)
+        if verbose not in (0, 1, 2):
+            raise invalid("verbose", "0, 1 or 2", verbose)
+        self.verbose = verbose
+        self.members_: list[Any] = []
+        self.panel_: Optional[Panel] = None
+        self.scalers_: Optional[np.ndarray] = None
+        self.cov_stats_: Optional[np.ndarray] = None
+        self.fit_seconds_: Optional[float] = None
+        self.output_ = "pandas"
+
+    # ------------------------------------------------------------------ configuration
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-ready."""
+        return {
+            "h": self.h, "input_size": self.input_size, "cell": self.cell,
+            "units": self.units, "layers": self.layers, "loss": self.loss,
+            "quantiles": self.quantiles.tolist() or None, "scaler": self.scaler,
+            "relative": self.relative, "transform": self.transform, "ensemble": self.ensemble,
+            "input_sizes": self.input_sizes, "strategy": self.strategy,
+            "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch,
+            "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+            "clipnorm": self.clipnorm, "window_weights": self.window_weights,
+            "history_limit": self.history_limit,
+            "static": self.static, "past_covariates": self.past_covariates,
+            "future_covariates": self.future_covariates, "calendar": self.calendar,
+            "student_t_df": self.student_t_df, "id_col": self.id_col,
+            "time_col": self.time_col, "target_col": self.target_col, "seed": self.seed,
+            "verbose": self.verbose,
+        }
+
+    def __repr__(self) -> str:
+        return (f"RNNForecaster(h={self.h}, input_size={self.input_size}, cell={self.cell!r}, "
+                f"units={self.units}, loss={self.loss!r}, ensemble={self.ensemble}, "
+                f"fitted={bool(self.members_)})")
+
+    @property
+    def _width(self) -> int:
+        return {"quantile": len(self.quantiles), "normal": 2, "student_t": 2}.get(self.loss, 1)
+
+    def _loss_object(self) -> Any:
+        if self.loss == "quantile":
+            return QuantileLoss(self.quantiles)
+        if self.loss == "normal":
+            return GaussianNLL()
+        if self.loss == "student_t":
+            return StudentTNLL(self.student_t_df)
+        return self.loss
+
+    @property
+    def _has_future(self) -> bool:
+        return bool(self.future_covariates) or self._calendar_width > 0
+
+    @property
+    def _calendar_width(self) -> int:
+        return 6 if self.calendar and self.panel_ is not None and self.panel_.has_dates else 0
+
+    @property
+    def _n_features(self) -> int:
+        return (2 + len(self.past_covariates) + len(self.future_covariates)
+                + self._calendar_width + len(self.static))
+
+    # ------------------------------------------------------------------ data
+    def _panel(self, df: Any) -> Panel:
+        panel = Panel.coerce(df, self.id_col, self.time_col, self.target_col,
+                             [*self.past_covariates, *self.future_covariates], self.static)
+        if self.transform == "log":
+            for sid, v in zip(panel.ids, panel.values):
+                if np.any(v <= 0):
+                    raise ValueError(f"series {sid!r} has values <= 0 (e.g. {v[v <= 0][0]:g}): "
+                                     "transform='log' needs positive values.")
+        return panel
+
+    def _forward(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [np.log(v) for v in values] if self.transform == "log" else list(values)
+
+    def _backward(self, x: np.ndarray) -> np.ndarray:
+        return np.exp(np.minimum(x, 700.0)) if self.transform == "log" else x
+
+    @staticmethod
+    def _calendar(times: np.ndarray) -> np.ndarray:
+        """(n, 6): month of year, day of week and hour of day as sine/cosine pairs."""
+        t = times.astype("datetime64[ns]")
+        month = (t.astype("datetime64[M]").astype(np.int64) % 12) / 12.0
+        days = t.astype("datetime64[D]").astype(np.int64)
+        dow = ((days + 3) % 7) / 7.0  # 1970-01-01 was a Thursday: Monday = 0
+        hour = ((t - t.astype("datetime64[D]").astype("datetime64[ns]")).astype(np.int64)
+                / 3.6e12) / 24.0
+        angles = 2 * np.pi * np.stack([month, dow, hour], axis=1)
+        return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+
+    def _prepare(self, panel: Panel, scalers: np.ndarray,
+                 future: Optional[list[np.ndarray]] = None,
+                 future_times: Optional[list[np.ndarray]] = None) -> dict:
+        """Flat per-step arrays of every series (history, then ``future`` steps when given):
+        z (N,) the scaled target, feats (N, F - 2) the covariate features."""
+        npast, nfut = len(self.past_covariates), len(self.future_covariates)
+        extra = 0 if future_times is None else len(future_times[0])
+        zs, feats, lengths = [], [], []
+        for i, v in enumerate(panel.values):
+            n = len(v)
+            z = np.zeros(n + extra)
+            z[:n] = (self._forward([v])[0] - scalers[i, 0]) / scalers[i, 1]
+            f = np.zeros((n + extra, self._n_features - 2))
+            col = 0
+            if npast:
+                f[:n, :npast] = panel.covariates[i][:, :npast]
+                col = npast
+            if nfut:
+                f[:n, col:col + nfut] = panel.covariates[i][:, npast:]
+                if extra:
+                    f[n:, col:col + nfut] = future[i]
+                col += nfut
+            if nfut + npast and self.cov_stats_ is not None:
+                f[:, :npast + nfut] = (f[:, :npast + nfut] - self.cov_stats_[0]) \
+                    / self.cov_stats_[1]
+                if extra:
+                    f[n:, :npast] = 0.0  # past-observed covariates are unknown ahead
+            if self._calendar_width:
+                times = panel.times[i] if not extra else np.concatenate(
+                    [panel.times[i], future_times[i]])
+                f[:, col:col + 6] = self._calendar(times)
+                col += 6
+            if self.static:
+                f[:, col:] = panel.static[i]
+            zs.append(z)
+            feats.append(f)
+            lengths.append(n)
+        lengths = np.array(lengths, dtype=np.int64)
+        sizes = lengths + extra
+        return {"z": np.concatenate(zs).astype(np.float32),
+                "feats": np.concatenate(feats).astype(np.float32),
+                "lengths": lengths, "offsets": np.cumsum(sizes) - sizes}
+
+    def _design(self, data: dict, series: np.ndarray, origins: np.ndarray, window: int,
+                targets: bool) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
+        """Inputs (B, L[+H], F), targets (B, H) with ``targets`` (else None) for windows
+        ending at ``origins`` (the first forecast step), and the level (B,) subtracted from
+        both (each window's last scaled value with ``relative``, else 0)."""
+        after = self.h if self._has_future else 0
+        ahead = self.h if targets else after
+        z, inside = gather_windows(data["z"], data["offsets"], data["lengths"], series,
+                                   origins, window, ahead)
+        # steps inside the (extended) arrays: covariates are known there
+        total = data["lengths"] + (0 if targets else after)
+        steps = origins[:, None] + np.arange(-window, after)[None, :]
+        known = (steps >= 0) & (steps < total[series][:, None])
+        index = data["offsets"][series][:, None] + np.clip(steps, 0, total[series][:, None] - 1)
+        x = np.zeros((len(series), window + after, self._n_features), dtype=np.float32)
+        x[:, :, 0] = z[:, :window + after]
+        x[:, :window, 1] = inside[:, :window]
+        x[:, window:, 0] = 0.0
+        if self._n_features > 2:
+            f = data["feats"][index]
+            f[~known] = 0.0
+            x[:, :, 2:] = f
+        y = z[:, window:window + self.h] if targets else None
+        last = np.zeros(len(series), dtype=np.float32)
+        if self.relative:
+            last = z[:, window - 1].copy()  # the origin's level (0 when nothing observed)
+            x[:, :window, 0] -= last[:, None] * inside[:, :window]
+            if y is not None:
+                y = y - last[:, None]
+        return x, y, last
+
+    # ------------------------------------------------------------------ model
+    def _build(self, window: int) -> Any:
+        from .. import layers, optimizers
+        from ..models import Sequential
+
+        cell = {"lstm": layers.LSTM, "gru": layers.GRU, "simple_rnn": layers.SimpleRNN}[
+            self.cell]
+        steps = window + (self.h if self._has_future else 0)
+        stack = [layers.Input((steps, self._n_features))]
+        stack += [cell(self.units, return_sequences=k < self.layers - 1)
+                  for k in range(self.layers)]
+        model = Sequential([*stack, layers.Dense(self.h * self._width)])
+        model.compile(optimizer=optimizers.Adam(self.learning_rate, clipnorm=self.clipnorm),
+                      loss=self._loss_object())
+        return model
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, df: Any, sample_weights: Optional[np.ndarray] = None) -> RNNForecaster:
+        """Trains the members on every series of ``df`` (a long DataFrame, a list of
+        arrays or a :class:`~fastrnn.timeseries.panel.Panel`). Scalers are fitted on these
+        values only. ``sample_weights``: optional (S,) weights, one per series (a window's
+        probability is proportional to its series' weight). Returns self."""
+        from .._seed import set_seed
+
+        panel = self._panel(df)
+        output = "polars" if _is_polars(df) else "pandas"
+        trainable = panel.lengths > self.h
+        if not trainable.any():
+            raise ValueError(f"every series is at most h = {self.h} values long: no "
+                             "training window (each needs at least one observed step before "
+                             "the horizon).")
+        for sid in np.asarray(panel.ids, dtype=object)[~trainable][:3]:
+            warnings.warn(f"series {sid!r} has at most h = {self.h} values: it gives no "
+                          "training window (it is still forecast, from its values).",
+                          stacklevel=2)
+        started = time.perf_counter()
+        previous = (self.panel_, self.scalers_, self.cov_stats_, self.members_)
+        self.panel_ = panel
+        try:
+            self.scalers_ = fit_scalers(self._forward(panel.values), self.scaler)
+            self.cov_stats_ = None
+            if panel.covariates is not None:
+                flat = np.concatenate(panel.covariates)
+                std = flat.std(axis=0)
+                self.cov_stats_ = np.stack([flat.mean(axis=0), np.where(std > 0, std, 1.0)])
+            data = self._prepare(panel, self.scalers_)
+            members = []
+            for m in range(self.ensemble):
+                window = self.input_sizes[m % len(self.input_sizes)]
+                windows = PanelWindows(panel.lengths, window, self.h,
+                                       self._window_weights(panel, window, sample_weights),
+                                       self.history_limit)
+                set_seed(self.seed + m)
+                model = self._build(window)
+                batches = _Batches(self, data, windows, window, self.steps_per_epoch,
+                                   self.batch_size, self.seed + m)
+                if self.verbose == 2:
+                    print(f"member {m + 1}/{self.ensemble}: {self.cell} {self.units} units, "
+                          f"window {window}, {len(windows)} windows", file=sys.stdout)
+                model.fit(batches, epochs=self.epochs, verbose=1 if self.verbose == 1 else 0)
+                if model.stop_reason:
+                    raise RuntimeError(f"member {m + 1} stopped: {model.stop_reason}")
+                members.append((window, model))
+        except BaseException:
+            self.panel_, self.scalers_, self.cov_stats_, self.members_ = previous
+            raise
+        self.members_ = members
+        self.output_ = output  # predict() answers with the training input's library
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _window_weights(self, panel: Panel, window: int,
+                        sample_weights: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        if sample_weights is None and self.window_weights == "window":
+            return None
+        probe = PanelWindows(panel.lengths, window, self.h, history_limit=self.history_limit)
+        per_series = np.ones(len(panel)) if sample_weights is None else \
+            np.asarray(sample_weights, dtype=np.float64)
+        if per_series.shape != (len(panel),):
+            raise invalid("sample_weights", f"one weight per series ({len(panel)})",
+                          f"shape {per_series.shape}")
+        if np.any(per_series < 0) or not np.all(np.isfinite(per_series)):
+            raise invalid("sample_weights", "non-negative finite weights", "other values")
+        w = per_series[probe.series]
+        if self.window_weights == "series":
+            counts = np.bincount(probe.series, minlength=len(panel)).astype(np.float64)
+            w = w / counts[probe.series]
+        return w
+
+    # ------------------------------------------------------------------ predict
+    def _require_fitted(self) -> None:
+        if not self.members_:
+            raise RuntimeError("RNNForecaster is not fitted yet: call fit(df) first.")
+
+    def _future_covariates(self, panel: Panel, futr_df: Any, h: int,
+                           future_times: list[np.ndarray]) -> Optional[list[np.ndarray]]:
+        if not self.future_covariates:
+            return None
+        if futr_df is None:
+            raise ValueError(f"the model uses future-known covariates "
+                             f"{self.future_covariates}: pass futr_df with their values for "
+                             f"the {h} steps after each series' end.")
+        if not hasattr(futr_df, "columns"):
+            raise invalid("futr_df", "a DataFrame with the id, time and future covariate "
+                          "columns", type(futr_df).__name__)
+        columns = {name: np.asarray(futr_df[name]) for name in (
+            self.id_col, self.time_col, *self.future_covariates) if name in futr_df.columns}
+        columns[self.target_col] = np.zeros(len(futr_df))  # futr_df has no target
+        fut = Panel.from_columns(columns, self.id_col, self.time_col, self.target_col,
+                                 self.future_covariates)
+        by_id = {sid: k for k, sid in enumerate(fut.ids)}
+        out = []
+        for sid, times in zip(panel.ids, future_times):
+            k = by_id.get(sid)
+            if k is None:
+                raise ValueError(f"series {sid!r}: futr_df has no rows; the horizon ({h} "
+                                 "steps) goes beyond the covariates.")
+            where = {t: j for j, t in enumerate(fut.times[k].tolist())}
+            rows = [where.get(t) for t in times.tolist()]
+            if any(r is None for r in rows):
+                missing = times[[r is None for r in rows]][0]
+                raise ValueError(f"series {sid!r}: futr_df has no covariates for time "
+                                 f"{missing}: the horizon ({h} steps) goes beyond the "
+                                 "covariates.")
+            out.append(fut.covariates[k][rows])
+        return out
+
+    def _scalers_for(self, panel: Panel) -> np.ndarray:
+        known = {sid: k for k, sid in enumerate(self.panel_.ids)}
+        new = [i for i, sid in enumerate(panel.ids) if sid not in known]
+        fresh = fit_scalers(self._forward([panel.values[i] for i in new]), self.scaler) \
+            if new else None
+        out = np.empty((len(panel), 2))
+        for i, sid in enumerate(panel.ids):
+            out[i] = self.scalers_[known[sid]] if sid in known else fresh[new.index(i)]
+        return out
+
+    def predict_arrays(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None
+                       ) -> tuple[Panel, np.ndarray, np.ndarray]:
+        """The forecasts as arrays: ``(panel, point (S, H), quantiles (S, H, Q))`` in the
+        data's units (the members' median), after the end of ``df`` (default: the training
+        data)."""
+        self._require_fitted()
+        h = self.h if h is None else positive_int("h", h)
+        if h > self.h:
+            raise invalid("h", f"at most the trained horizon {self.h} (direct strategy)", h)
+        panel = self.panel_ if df is None else self._panel(df)
+        scalers = self._scalers_for(panel)
+        future_times = panel.future_times(self.h) if self._has_future else None
+        future = self._future_covariates(panel, futr_df, self.h, future_times) \
+            if self._has_future else None
+        data = self._prepare(panel, scalers, future, future_times)
+        series = np.arange(len(panel))
+        origins = panel.lengths
+        points, quants = [], []
+        for window, model in self.members_:
+            x, _, last = self._design(data, series, origins, window, targets=False)
+            out = np.asarray(model.predict(x, batch_size=1024), dtype=np.float64)
+            out = out.reshape(len(series), self.h, self._width)
+            point, q = self._decode(out)
+            shift = last[:, None].astype(np.float64)
+            points.append(point + shift)
+            quants.append(q + shift[..., None])
+        point = np.median(np.stack(points), axis=0)
+        q = np.sort(np.median(np.stack(quants), axis=0), axis=-1) if self.quantiles.size \
+            else np.zeros((len(series), self.h, 0))
+        loc, scale = scalers[:, 0, None], scalers[:, 1, None]
+        point = self._backward(point * scale + loc)[:, :h]
+        q = self._backward(q * scale[..., None] + loc[..., None])[:, :h]
+        return panel, point, q
+
+    def _decode(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(S, H, width) network outputs -> point (S, H) and quantiles (S, H, Q), scaled."""
+        if self.loss == "quantile":
+            q = np.sort(out, axis=-1)
+            return q[..., int(np.argmin(np.abs(self.quantiles - 0.5)))], q
+        if self.loss in ("normal", "student_t"):
+            head = GaussianNLL if self.loss == "normal" else StudentTNLL(self.student_t_df)
+            return out[..., 0], head.quantiles(out, self.quantiles)
+        if self.quantiles.size:
+            raise ValueError(f"loss={self.loss!r} gives point forecasts only: use "
+                             "loss='quantile', 'normal' or 'student_t' for quantiles.")
+        return out[..., 0], np.zeros((*out.shape[:2], 0))
+
+    def predict(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None) -> Any:
+        """Forecasts for the ``h`` steps after each series' end: a DataFrame with the id and
+        time columns, ``forecast`` and one ``q<level>`` column per quantile level.
+
+        Args:
+            h: steps (at most the trained horizon; default all of it).
+            df: the series to forecast from (default: the training data); series the model
+                was not trained on are scaled by their own values.
+            futr_df: future-known covariates for the horizon (id, time and their columns).
+        """
+        panel, point, q = self.predict_arrays(h, df, futr_df)
+        return self._to_frame(panel, point, q, like=df if df is not None else self.output_)
+
+    def _to_frame(self, panel: Panel, point: np.ndarray, q: np.ndarray, like: Any = None,
+                  extra: Optional[dict] = None) -> Any:
+        steps = point.shape[1]
+        times = np.concatenate(panel.future_times(steps))
+        ids = np.repeat(np.asarray(panel.ids, dtype=object), steps)
+        columns = {self.id_col: ids.tolist(), self.time_col: times}
+        if extra:
+            columns.update(extra)
+        columns["forecast"] = point.reshape(-1)
+        for k, level in enumerate(self.quantiles):
+            columns[quantile_column(level)] = q[..., k].reshape(-1)
+        return _frame(columns, like)
+
+    # ------------------------------------------------------------------ cross-validation
+    def cross_validation(self, df: Any, n_windows: int = 1, step_size: Optional[int] = None,
+                         refit: bool = True) -> Any:
+        """Rolling-origin evaluation: for window k = 0..n_windows-1 each series is cut at
+        ``n_i - h - (n_windows - 1 - k) * step_size`` (the cutoff), the model is trained on
+        the values before the cutoffs (every window with ``refit=True``, the first only
+        otherwise) and forecasts the h values after them. Returns a DataFrame with the id,
+        time, ``cutoff`` (the last training time), ``y``, ``forecast`` and quantile columns.
+        Training never sees a value after its cutoff (scalers included)."""
+        n_windows = positive_int("n_windows", n_windows)
+        step = self.h if step_size is None else positive_int("step_size", step_size)
+        panel = self._panel(df)
+        frames = []
+        for k in range(n_windows):
+            back = self.h + (n_windows - 1 - k) * step
+            ends = panel.lengths - back
+            short = np.flatnonzero(ends < 1)
+            if short.size:
+                i = int(short[0])
+                raise ValueError(f"series {panel.ids[i]!r} has {panel.lengths[i]} values: "
+                                 f"too short for {n_windows} windows of h = {self.h} every "
+                                 f"{step} steps (it needs more than {back}).")
+            context = panel.head(ends)
+            if refit or k == 0:
+                self.fit(context)
+            cut, point, q = self.predict_arrays(None, context)
+            truth = np.stack([v[e:e + self.h] for v, e in zip(panel.values, ends)])
+            cutoff = np.repeat(np.array([t[e - 1] for t, e in zip(panel.times, ends)]),
+                               self.h)
+            frames.append(self._to_frame(cut, point, q, like=df, extra={
+                "cutoff": cutoff, self.target_col: truth.reshape(-1)}))
+        if len(frames) == 1:
+            return frames[0]
+        if type(frames[0]).__module__.split(".")[0] == "polars":
+            import polars as pl
+
+            return pl.concat(frames)
+        pd = require("pandas", "pandas", "cross_validation")
+        return pd.concat(frames, ignore_index=True)
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str) -> None:
+        """Writes the forecaster (configuration, scalers, the training series as the
+        forecasting context, every member's weights) as one fastrnn archive (JSON + npz of
+        float arrays, no pickle); :meth:`load` reads it back."""
+        from ..saving import save_archive
+
+        self._require_fitted()
+        panel = self.panel_
+        ids = [sid.item() if hasattr(sid, "item") else sid for sid in panel.ids]
+        if not all(isinstance(sid, (str, int)) for sid in ids):
+            raise ValueError("save() needs string or integer series ids.")
+        # the times are regular: each series' first time and frequency rebuild them
+        starts = [str(t[0]) if panel.has_dates else int(t[0]) for t in panel.times]
+        config = {
+            "format": FORMAT, "format_version": 1, "config": self.get_config(),
+            "ids": ids, "dates": panel.has_dates, "starts": starts,
+            "freqs": [list(f) if f is not None else None for f in panel.freqs],
+            "windows": [w for w, _ in self.members_],
+            "covariate_names": panel.covariate_names, "static_names": panel.static_names,
+            "n_weights": [len(m.get_weights()) for _, m in self.members_],
+        }
+        empty = np.zeros((0, 0))
+        arrays = [np.concatenate(panel.values), panel.lengths.astype(np.float64),
+                  self.scalers_,
+                  np.concatenate(panel.covariates) if panel.covariates is not None else empty,
+                  panel.static if panel.static is not None else empty,
+                  self.cov_stats_ if self.cov_stats_ is not None else empty]
+        for _, model in self.members_:
+            arrays += model.get_weights()
+        save_archive(path, config, arrays)
+
+    @classmethod
+    def load(cls, path: str) -> RNNForecaster:
+        """Reads a file written by :meth:`save` (never unpickles or runs code)."""
+        from ..saving import load_archive
+
+        config, arrays = load_archive(path, FORMAT)
+        try:
+            self = cls(**config["config"])
+            values, lengths, scalers, covs, static, cov_stats = arrays[:6]
+            lengths = lengths.astype(np.int64)
+            bounds = np.cumsum(lengths)[:-1]
+            times = []
+            for start, freq, n in zip(config["starts"], config["freqs"], lengths):
+                first = np.array([start], dtype="datetime64[ns]" if config["dates"] else
+                                 np.int64)
+                rest = extend_times(first, tuple(freq), int(n) - 1) if n > 1 else first[:0]
+                times.append(np.concatenate([first, rest]))
+            self.panel_ = Panel(config["ids"], np.split(values, bounds), times,
+                                np.split(covs, bounds) if covs.size else None,
+                                config["covariate_names"], static if static.size else None,
+                                config["static_names"],
+                                (self.id_col, self.time_col, self.target_col))
+            self.scalers_ = scalers
+            self.cov_stats_ = cov_stats if cov_stats.size else None
+            rest = arrays[6:]
+            members = []
+            for window, count in zip(config["windows"], config["n_weights"]):
+                model = self._build(int(window))
+                model.set_weights(rest[:count])
+                rest = rest[count:]
+                members.append((int(window), model))
+            self.members_ = members
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise ValueError(f"{path} is not a valid fastrnn forecaster file: {err}") from None
+        return self
+

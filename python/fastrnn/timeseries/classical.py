@@ -1,0 +1,152 @@
+"""Classic one-series forecasting methods, the honest baselines of a forecasting table:
+naive, seasonal naive, drift, simple exponential smoothing (SES) and Theta.
+
+Each takes one series ``y`` (n,) and a horizon h and returns the point forecasts (h,).
+Theta follows Assimakopoulos and Nikolopoulos (2000) as Hyndman and Billah (2003) showed it
+to be: SES with drift equal to half the slope of a linear trend, on the series
+deseasonalised by a classical multiplicative decomposition when a 90% autocorrelation test
+finds the season (the M3 competition's procedure).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import positive_int
+
+_NORMAL_95 = 1.6448536269514722  # the standard normal's 0.95 quantile
+
+
+def naive(y: np.ndarray, h: int) -> np.ndarray:
+    """The last value, repeated: (h,)."""
+    return np.full(positive_int("h", h), float(y[-1]))
+
+
+def seasonal_naive(y: np.ndarray, h: int, season: int) -> np.ndarray:
+    """The last season, repeated: y[n - m + (k % m)] for k = 0..h-1; the plain naive
+    forecast when the series is shorter than one season."""
+    h, season = positive_int("h", h), positive_int("season", season)
+    if len(y) < season:
+        return naive(y, h)
+    return np.asarray(y[len(y) - season + np.arange(h) % season], dtype=np.float64)
+
+
+def drift(y: np.ndarray, h: int) -> np.ndarray:
+    """The line through the first and last values, continued: (h,)."""
+    h = positive_int("h", h)
+    slope = (y[-1] - y[0]) / (len(y) - 1) if len(y) > 1 else 0.0
+    return y[-1] + slope * np.arange(1, h + 1)
+
+
+def _ses_fit(y: np.ndarray, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each smoothing weight, the sum of squared one-step errors with the best initial
+    level (a least-squares problem once alpha is fixed) and the final level: (A,), (A,)."""
+    n = len(y)
+    beta = 1.0 - alphas  # (A,)
+    # one-step forecasts f_t = beta^t l0 + g_t, with g_t the forecast from l0 = 0
+    g = np.zeros_like(alphas)
+    gs = np.empty((n, alphas.size))
+    for t in range(n):
+        gs[t] = g
+        g = alphas * y[t] + beta * g
+    w = beta[None, :] ** np.arange(n)[:, None]  # (n, A) weight of l0 in f_t
+    resid = y[:, None] - gs
+    l0 = (w * resid).sum(0) / np.maximum((w * w).sum(0), 1e-300)
+    sse = ((resid - w * l0) ** 2).sum(0)
+    final = g + beta ** n * l0
+    return sse, final
+
+
+def ses(y: np.ndarray, h: int, alpha: float | None = None) -> np.ndarray:
+    """Simple exponential smoothing's flat forecast (h,); alpha and the initial level minimise
+    the one-step squared errors unless ``alpha`` is given."""
+    return np.full(positive_int("h", h), _ses(np.asarray(y, dtype=np.float64), alpha)[0])
+
+
+def _ses(y: np.ndarray, alpha: float | None) -> tuple[float, float]:
+    """(final level, alpha)."""
+    if alpha is not None:
+        return float(_ses_fit(y, np.array([alpha]))[1][0]), float(alpha)
+    grid = np.linspace(0.0001, 0.9999, 100)
+    sse, _ = _ses_fit(y, grid)
+    k = int(np.argmin(sse))
+    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
+    fine = np.linspace(lo, hi, 41)
+    sse, final = _ses_fit(y, fine)
+    k = int(np.argmin(sse))
+    return float(final[k]), float(fine[k])
+
+
+def seasonality_test(y: np.ndarray, season: int) -> bool:
+    """True when the autocorrelation at lag ``season`` is significant at 90% (two-sided,
+    Bartlett's standard error from the lower lags), as in the M3 Theta method; False for
+    season 1 or fewer than 3 seasons of data."""
+    n = len(y)
+    if season <= 1 or n < 3 * season:
+        return False
+    x = y - y.mean()
+    denom = float(np.dot(x, x))
+    if denom == 0:
+        return False
+    r = np.array([np.dot(x[:-k], x[k:]) / denom for k in range(1, season + 1)])
+    stat = np.sqrt((1 + 2 * np.sum(r[:-1] ** 2)) / n)
+    return bool(abs(r[-1]) / stat > _NORMAL_95)
+
+
+def seasonal_indices(y: np.ndarray, season: int) -> np.ndarray:
+    """Multiplicative seasonal indices of a classical decomposition, (season,), averaging 1:
+    the index of phase k applies to y[k], y[k + m], ...; ratios to a centred moving average
+    (2 x m for even m) averaged per phase."""
+    n, m = len(y), season
+    if m % 2 == 0:
+        kernel = np.r_[0.5, np.ones(m - 1), 0.5] / m
+    else:
+        kernel = np.ones(m) / m
+    trend = np.convolve(y, kernel, mode="valid")  # centred at index len(kernel)//2
+    start = len(kernel) // 2
+    ratio = y[start:start + len(trend)] / trend
+    phase = (np.arange(len(trend)) + start) % m
+    index = np.array([ratio[phase == k].mean() for k in range(m)])
+    return index / index.mean() if np.all(np.isfinite(index)) and n else np.ones(m)
+
+
+def theta(y: np.ndarray, h: int, season: int = 1) -> np.ndarray:
+    """The Theta method's forecast (h,): on the (deseasonalised) series, SES plus half the
+    slope b of a least-squares line: ``ses + b/2 * (k - 1 + (1 - (1 - a)^n) / a)`` for
+    k = 1..h, reseasonalised."""
+    h = positive_int("h", h)
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    seasonal = season > 1 and np.all(y > 0) and seasonality_test(y, season)
+    index = seasonal_indices(y, season) if seasonal else None
+    x = y / index[np.arange(n) % season] if index is not None else y
+    if n < 2:
+        return np.full(h, float(y[-1]))
+    level, alpha = _ses(x, None)
+    alpha = max(alpha, 1e-10)
+    t = np.arange(n)
+    slope = np.polyfit(t, x, 1)[0]
+    out = level + slope / 2 * (np.arange(h) + (1 - (1 - alpha) ** n) / alpha)
+    if index is not None:
+        out = out * index[(n + np.arange(h)) % season]
+    return out
+
+
+METHODS = ("naive", "seasonal_naive", "drift", "ses", "theta")
+
+
+def classical_forecast(method: str, y: np.ndarray, h: int, season: int = 1) -> np.ndarray:
+    """One of ``METHODS`` on one series: (h,)."""
+    y = np.asarray(y, dtype=np.float64)
+    if method == "naive":
+        return naive(y, h)
+    if method == "seasonal_naive":
+        return seasonal_naive(y, h, season)
+    if method == "drift":
+        return drift(y, h)
+    if method == "ses":
+        return ses(y, h)
+    if method == "theta":
+        return theta(y, h, season)
+    raise ValueError(f"Received an invalid value for argument `method`: expected one of "
+                     f"{METHODS}, got {method!r}.")
