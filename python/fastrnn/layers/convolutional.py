@@ -338,7 +338,7 @@ class _ConvBase(Layer):
     def _bias_grad(self, d_z: np.ndarray) -> list:
         return [d_z.reshape(-1, d_z.shape[-1]).sum(axis=0)] if self.use_bias else []
 
-    def _base_config(self) -> dict:
+    def _conv_config(self) -> dict:
         return {
             **super().get_config(),
             "kernel_size": self.kernel_size,
@@ -434,7 +434,7 @@ class Conv1DTranspose(_ConvBase):
 
     def get_config(self) -> dict:
         return {
-            **self._base_config(),
+            **self._conv_config(),
             "filters": self.filters,
             "output_padding": self.output_padding,
             "kernel_initializer": serialize_initializer(self.kernel_initializer),
@@ -533,7 +533,7 @@ class DepthwiseConv1D(_Depthwise):
 
     def get_config(self) -> dict:
         return {
-            **self._base_config(),
+            **self._conv_config(),
             "depth_multiplier": self.depth_multiplier,
             "depthwise_initializer": serialize_initializer(self.depthwise_initializer),
             "bias_initializer": serialize_initializer(self.bias_initializer),
@@ -607,7 +607,7 @@ class SeparableConv1D(_Depthwise):
 
     def get_config(self) -> dict:
         return {
-            **self._base_config(),
+            **self._conv_config(),
             "filters": self.filters,
             "depth_multiplier": self.depth_multiplier,
             "depthwise_initializer": serialize_initializer(self.depthwise_initializer),
