@@ -28,6 +28,8 @@ def _check_float(name: str, value: Any, low: float, high: float) -> float:
 class _Normalization(Layer):
     """What both layers share: the axis (the last one only), epsilon, center, scale."""
 
+    _weight_options = {"gamma": "gamma", "beta": "beta"}
+
     supports_masking = True  # the output keeps the input's steps, and so its mask
     makes_mask = False
 
