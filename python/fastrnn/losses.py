@@ -92,12 +92,49 @@ def _check_not_empty(y_pred: np.ndarray) -> None:
         )
 
 
+def sample_weights(sample_weight: Any, shape: tuple, what: str = "sample_weight") -> np.ndarray:
+    """`sample_weight` as a float64 array of the per-sample losses' `shape` (``y_pred.shape[:-1]``,
+    e.g. ``(B,)`` or ``(B, T)``). As Keras, weights of a leading part of the shape are repeated
+    over the rest (``(B,)`` weights for ``(B, T)`` losses weigh every step of a sample alike) and
+    a trailing axis of length 1 is dropped."""
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "biuf":
+        raise ValueError(
+            f"Received an invalid value for argument `{what}`: expected a numeric array, got "
+            f"dtype {w.dtype}."
+        )
+    w = w.astype(np.float64, copy=False)
+    shape = tuple(shape)
+    if w.shape != shape:
+        if w.shape == (*shape, 1) or (w.ndim == len(shape) and w.shape[-1:] == (1,)
+                                      and w.shape[:-1] == shape[:-1]):
+            w = w.reshape(w.shape[:-1])
+        if w.ndim < len(shape) and w.shape == shape[:w.ndim]:
+            w = np.broadcast_to(w.reshape(w.shape + (1,) * (len(shape) - w.ndim)), shape)
+        elif w.shape != shape:
+            raise ValueError(
+                f"Received an invalid value for argument `{what}`: expected weights of shape "
+                f"{shape} (one per sample, or per sample and time step) or a leading part of "
+                f"it, got shape {np.shape(sample_weight)}."
+            )
+    if not np.isfinite(w).all():
+        raise ValueError(f"Received an invalid value for argument `{what}`: it holds NaN or "
+                         "infinite values.")
+    return w
+
+
 class Loss:
     """Base class: a scalar loss over a batch and its gradient with respect to ``y_pred``.
 
-    Subclasses implement ``_value(y_true, y_pred) -> float`` and
+    Subclasses implement ``call(y_true, y_pred)`` (the per-sample losses, shape
+    ``y_pred.shape[:-1]``, as Keras's ``Loss.call``), ``_value(y_true, y_pred) -> float`` and
     ``_value_and_gradient(y_true, y_pred) -> (float, ndarray)``, receiving ``y_pred`` as a
     floating array and ``y_true`` unconverted (see ``_match_shape``).
+
+    ``sample_weight`` (Keras's reduction ``"sum_over_batch_size"``): the loss is
+    ``sum(w * per_sample) / number of per-sample losses``, and its gradient the unweighted one
+    times each sample's weight (each per-sample loss depends on its own row of ``y_pred``
+    only).
     """
 
     name: str = "loss"
@@ -106,22 +143,37 @@ class Loss:
         if name is not None:
             self.name = name
 
-    def __call__(self, y_true: Any, y_pred: Any) -> float:
-        """The mean loss over all samples. ``y_pred``: ``(..., D)``; ``y_true`` see module doc."""
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
+        """The mean loss over all samples. ``y_pred``: ``(..., D)``; ``y_true`` see module doc;
+        `sample_weight` ``(...)`` or a leading part of it (see :func:`sample_weights`)."""
         y_pred = _as_float_array(y_pred)
         _check_not_empty(y_pred)
-        return float(self._value(y_true, y_pred))
+        if sample_weight is None:
+            return float(self._value(y_true, y_pred))
+        per = np.asarray(self.call(y_true, y_pred), dtype=np.float64)
+        w = sample_weights(sample_weight, per.shape)
+        return float(np.vdot(per, w) / per.size)
 
-    def gradient(self, y_true: Any, y_pred: Any) -> np.ndarray:
+    def call(self, y_true: Any, y_pred: Any) -> np.ndarray:
+        """The per-sample losses, shape ``y_pred.shape[:-1]`` (no reduction over samples)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement call().")
+
+    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> np.ndarray:
         """d(loss)/d(y_pred): an array of ``y_pred``'s shape and dtype."""
-        return self.value_and_gradient(y_true, y_pred)[1]
+        return self.value_and_gradient(y_true, y_pred, sample_weight)[1]
 
-    def value_and_gradient(self, y_true: Any, y_pred: Any) -> tuple[float, np.ndarray]:
+    def value_and_gradient(self, y_true: Any, y_pred: Any,
+                           sample_weight: Any = None) -> tuple[float, np.ndarray]:
         """``(loss, d(loss)/d(y_pred))`` in one pass; the gradient has ``y_pred``'s shape/dtype."""
         y_pred = _as_float_array(y_pred)
         _check_not_empty(y_pred)
         value, grad = self._value_and_gradient(y_true, y_pred)
-        return float(value), grad
+        if sample_weight is None:
+            return float(value), grad
+        per = np.asarray(self.call(y_true, y_pred), dtype=np.float64)
+        w = sample_weights(sample_weight, per.shape)
+        grad *= w.reshape(w.shape + (1,) * (grad.ndim - w.ndim)).astype(grad.dtype, copy=False)
+        return float(np.vdot(per, w) / per.size), grad
 
     def _value(self, y_true: Any, y_pred: np.ndarray) -> float:
         return self._value_and_gradient(y_true, y_pred)[0]
@@ -149,6 +201,9 @@ class MeanSquaredError(Loss):
 
     name = "mean_squared_error"
 
+    def call(self, y_true, y_pred):
+        return mean_squared_error(y_true, y_pred)
+
     def _value(self, y_true, y_pred):
         diff = y_pred - _match_shape(y_true, y_pred)
         # float64 accumulation: evaluation may reduce millions of float32 values at once
@@ -166,6 +221,9 @@ class MeanAbsoluteError(Loss):
     """``mean(|y_pred - y_true|)``; the gradient at a zero error is 0 (as in TensorFlow)."""
 
     name = "mean_absolute_error"
+
+    def call(self, y_true, y_pred):
+        return mean_absolute_error(y_true, y_pred)
 
     def _value(self, y_true, y_pred):
         diff = y_pred - _match_shape(y_true, y_pred)
@@ -197,6 +255,9 @@ class Huber(Loss):
             )
         self.delta = delta
 
+    def call(self, y_true, y_pred):
+        return huber(y_true, y_pred, self.delta)
+
     def _value_and_gradient(self, y_true, y_pred):
         err = y_pred - _match_shape(y_true, y_pred)
         grad = np.clip(err, -self.delta, self.delta)
@@ -221,6 +282,9 @@ class BinaryCrossentropy(Loss):
     def __init__(self, from_logits: bool = False, name: str | None = None):
         super().__init__(name)
         self.from_logits = bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        return binary_crossentropy(y_true, y_pred, self.from_logits)
 
     def _value_and_gradient(self, y_true, y_pred):
         t = _match_shape(y_true, y_pred)
@@ -312,6 +376,9 @@ class SparseCategoricalCrossentropy(Loss):
         super().__init__(name)
         self.from_logits = bool(from_logits)
 
+    def call(self, y_true, y_pred):
+        return sparse_categorical_crossentropy(y_true, y_pred, self.from_logits)
+
     def _value_and_gradient(self, y_true, y_pred):
         labels = _sparse_labels(y_true, y_pred)
         m = _num_samples(y_pred)
@@ -352,6 +419,9 @@ class CategoricalCrossentropy(Loss):
     def __init__(self, from_logits: bool = False, name: str | None = None):
         super().__init__(name)
         self.from_logits = bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        return categorical_crossentropy(y_true, y_pred, self.from_logits)
 
     def _value_and_gradient(self, y_true, y_pred):
         t = np.asarray(y_true, dtype=y_pred.dtype)
@@ -408,6 +478,17 @@ class FunctionLoss(Loss):
         if isinstance(out, tuple):
             out = out[0]
         return float(np.mean(out))
+
+    def call(self, y_true, y_pred):
+        out = self.fn(y_true, y_pred)
+        out = np.asarray(out[0] if isinstance(out, tuple) else out)
+        if out.shape != y_pred.shape[:-1]:
+            raise ValueError(
+                f"Custom loss `{self.name}` returned values of shape {out.shape}; sample weights "
+                f"need one value per sample, shape {y_pred.shape[:-1]} (y_pred without its last "
+                "axis)."
+            )
+        return out
 
     def _value_and_gradient(self, y_true, y_pred):
         out = self.fn(y_true, y_pred)

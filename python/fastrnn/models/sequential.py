@@ -251,12 +251,15 @@ class Sequential(Model):
     def _run_forward(self, xs: list, training: bool) -> list:
         x = xs[0]
         mask = None
-        for layer in self._layers:
+        self._activity_reset()
+        for i, layer in enumerate(self._layers):
             if mask is not None and getattr(layer, "supports_masking", False) \
                     and _takes_mask(layer):
                 y = layer.forward(x, training=training, mask=mask)
             else:
                 y = layer.forward(x, training=training)
+            if getattr(layer, "_activity_regularizer", None) is not None:
+                self._activity_forward(i, layer._activity_regularizer, y, training)
             mask = _output_mask(layer, x, mask, mask is not None)
             x = y
         self._output_masks = [mask]
@@ -264,8 +267,10 @@ class Sequential(Model):
 
     def _run_backward(self, d_outputs: list) -> None:
         d = d_outputs[0]
-        for layer in reversed(self._layers):
-            d = layer.backward(d)
+        for i in range(len(self._layers) - 1, -1, -1):
+            if self._activity_outputs:
+                d = self._activity_backward(i, d)
+            d = self._layers[i].backward(d)
         self._d_inputs = [d]
 
     def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
