@@ -16,7 +16,7 @@ or without a trailing axis of length 1; sparse labels are ``(...)`` or ``(..., 1
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -238,7 +238,7 @@ _FACTORIES: dict[str, Callable[[str], Metric]] = {
     "binary_accuracy": BinaryAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "categorical_accuracy": CategoricalAccuracy,
-}
+}  # completed below with every metric class's snake-case and lower-case name
 
 MetricIdentifier = Union[str, Metric, _losses.Loss, Callable[[np.ndarray, np.ndarray], Any]]
 
@@ -313,3 +313,429 @@ __all__ += ["binary_accuracy", "binary_crossentropy", "categorical_accuracy",
             "categorical_crossentropy", "mae", "mape", "mean_absolute_error",
             "mean_absolute_percentage_error", "mean_squared_error", "mse",
             "sparse_categorical_accuracy", "sparse_categorical_crossentropy"]
+
+
+# ----------------------------------------------------------------------------- top-k accuracy
+def _in_top_k(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Whether each row's label is among its `k` highest scores; as TensorFlow's ``in_top_k``,
+    classes tied with the k-th score count as in the top k."""
+    target = np.take_along_axis(scores, labels[..., None], axis=-1)
+    return (scores > target).sum(axis=-1) < k
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(
+            f"Received an invalid value for argument `k`, expected a positive integer, got {k!r}."
+        )
+    return int(k)
+
+
+def top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> np.ndarray:
+    """1.0 where ``argmax(y_true)`` is among the `k` highest scores of `y_pred`, per sample."""
+    y_pred = _pred_array(y_pred)
+    labels = np.argmax(np.asarray(y_true), axis=-1)
+    return _in_top_k(y_pred, labels, _check_k(k)).astype(np.float32)
+
+
+def sparse_top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5,
+                                      from_sorted_ids: bool = False) -> np.ndarray:
+    """1.0 where the integer label is among the `k` highest scores of `y_pred`, per sample.
+    With `from_sorted_ids`, `y_pred` holds class ids sorted by score (best first): the label
+    must be among its first `k` columns."""
+    k = _check_k(k)
+    y_pred = _pred_array(y_pred)
+    if from_sorted_ids:
+        labels = np.asarray(y_true)
+        if labels.shape == (*y_pred.shape[:-1], 1):
+            labels = labels.reshape(y_pred.shape[:-1])
+        return (y_pred[..., :k] == labels[..., None]).any(axis=-1).astype(np.float32)
+    labels = _losses._sparse_labels(y_true, y_pred)
+    return _in_top_k(y_pred, labels, k).astype(np.float32)
+
+
+class TopKCategoricalAccuracy(Metric):
+    """Fraction of samples whose one-hot class is among the `k` highest scores."""
+
+    name = "top_k_categorical_accuracy"
+
+    def __init__(self, k: int = 5, name: str | None = None):
+        self.k = _check_k(k)
+        super().__init__(name)
+
+    def __call__(self, y_true, y_pred):
+        return float(np.mean(top_k_categorical_accuracy(y_true, y_pred, self.k)))
+
+
+class SparseTopKCategoricalAccuracy(Metric):
+    """Fraction of samples whose integer label is among the `k` highest scores."""
+
+    name = "sparse_top_k_categorical_accuracy"
+
+    def __init__(self, k: int = 5, name: str | None = None, from_sorted_ids: bool = False):
+        self.k = _check_k(k)
+        self.from_sorted_ids = bool(from_sorted_ids)
+        super().__init__(name)
+
+    def __call__(self, y_true, y_pred):
+        return float(np.mean(sparse_top_k_categorical_accuracy(
+            y_true, y_pred, self.k, self.from_sorted_ids)))
+
+
+# ----------------------------------------------------------------------------- confusion counts
+def _thresholds(value: Any, default: float) -> tuple[np.ndarray, bool]:
+    """``(thresholds, scalar)``: the thresholds as an array, and whether one was given alone."""
+    if value is None:
+        value = default
+    scalar = np.ndim(value) == 0
+    t = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if t.ndim != 1 or t.size == 0 or not np.isfinite(t[(t > -np.inf)]).all():
+        raise ValueError(
+            f"Received an invalid value for argument `thresholds`, expected a float or a list "
+            f"of floats, got {value!r}."
+        )
+    return t, scalar
+
+
+def _binary_inputs(y_true: Any, y_pred: Any, class_id: Optional[int] = None,
+                   top_k: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels as bool, scores)``, both of `y_pred`'s shape (or its `class_id` column), with
+    every score outside a row's `top_k` set to -inf (Keras's confusion-matrix inputs)."""
+    y_pred = _losses._as_float_array(_pred_array(y_pred)).astype(np.float64)
+    y_true = _losses._match_shape(y_true, y_pred)
+    if top_k is not None:
+        kth = -np.sort(-y_pred, axis=-1)[..., min(top_k, y_pred.shape[-1]) - 1:][..., :1]
+        y_pred = np.where(y_pred >= kth, y_pred, -np.inf)
+    if class_id is not None:
+        if not 0 <= class_id < y_pred.shape[-1]:
+            raise ValueError(
+                f"Received an invalid value for argument `class_id`: {class_id} for y_pred "
+                f"with {y_pred.shape[-1]} classes."
+            )
+        y_pred, y_true = y_pred[..., class_id], y_true[..., class_id]
+    return y_true.astype(bool), y_pred
+
+
+def _confusion(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray
+               ) -> np.ndarray:
+    """``(4, len(thresholds))`` counts tp, fp, tn, fn, predicting positive where
+    ``score > threshold``."""
+    labels, scores = labels.reshape(-1), scores.reshape(-1)
+    pos = np.sort(scores[labels])
+    neg = np.sort(scores[~labels])
+    tp = pos.size - np.searchsorted(pos, thresholds, side="right")
+    fp = neg.size - np.searchsorted(neg, thresholds, side="right")
+    return np.stack([tp, fp, neg.size - fp, pos.size - tp]).astype(np.float64)
+
+
+def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a / b``, 0 where ``b == 0`` (Keras's ``divide_no_nan``)."""
+    return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b != 0)
+
+
+class _ConfusionMetric(Metric):
+    """A metric of the confusion counts at some thresholds, accumulated over batches
+    (``update_state`` adds counts, so an epoch's value is exact, as in Keras)."""
+
+    def _counts(self, y_true: Any, y_pred: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def _result(self, counts: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, y_true, y_pred):
+        return self._result(self._counts(y_true, y_pred))
+
+    def reset_state(self) -> None:
+        self._accumulated: Optional[np.ndarray] = None
+
+    def update_state(self, y_true, y_pred, weight: float = 1.0):
+        """Adds the batch's counts (``weight`` is ignored: every element counts once)."""
+        counts = self._counts(y_true, y_pred)
+        self._accumulated = counts if self._accumulated is None else self._accumulated + counts
+        return self._result(counts)
+
+    def result(self):
+        return float("nan") if self._accumulated is None else self._result(self._accumulated)
+
+
+class _ThresholdCounts(_ConfusionMetric):
+    _default = 0.5
+
+    def __init__(self, thresholds: Any = None, name: str | None = None,
+                 top_k: Optional[int] = None, class_id: Optional[int] = None):
+        self.top_k = None if top_k is None else _check_k(top_k)
+        default = self._default if self.top_k is None else -np.inf
+        self.init_thresholds = thresholds
+        self.thresholds, self._scalar = _thresholds(thresholds, default)
+        self.class_id = class_id
+        super().__init__(name)
+
+    def _counts(self, y_true, y_pred):
+        labels, scores = _binary_inputs(y_true, y_pred, self.class_id, self.top_k)
+        return _confusion(labels, scores, self.thresholds)
+
+    def _value(self, counts: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _result(self, counts):
+        value = self._value(counts)
+        return float(value[0]) if self._scalar else value
+
+
+class TruePositives(_ThresholdCounts):
+    """The number of positive labels predicted above the threshold(s) (default 0.5)."""
+
+    name = "true_positives"
+
+    def __init__(self, thresholds: Any = None, name: str | None = None):
+        super().__init__(thresholds, name)
+
+    def _value(self, counts):
+        return counts[0]
+
+
+class FalsePositives(TruePositives):
+    """The number of negative labels predicted above the threshold(s) (default 0.5)."""
+
+    name = "false_positives"
+
+    def _value(self, counts):
+        return counts[1]
+
+
+class TrueNegatives(TruePositives):
+    """The number of negative labels predicted at or below the threshold(s) (default 0.5)."""
+
+    name = "true_negatives"
+
+    def _value(self, counts):
+        return counts[2]
+
+
+class FalseNegatives(TruePositives):
+    """The number of positive labels predicted at or below the threshold(s) (default 0.5)."""
+
+    name = "false_negatives"
+
+    def _value(self, counts):
+        return counts[3]
+
+
+class Precision(_ThresholdCounts):
+    """``tp / (tp + fp)`` with ``y_pred > thresholds`` (default 0.5) predicting positive, over
+    every element (or column `class_id`; with `top_k`, only each row's k highest scores count
+    as predicted). Labels are 0/1 (nonzero is positive)."""
+
+    name = "precision"
+
+    def _value(self, counts):
+        return _divide(counts[0], counts[0] + counts[1])
+
+
+class Recall(_ThresholdCounts):
+    """``tp / (tp + fn)``; arguments as :class:`Precision`."""
+
+    name = "recall"
+
+    def _value(self, counts):
+        return _divide(counts[0], counts[0] + counts[3])
+
+
+def _num_thresholds(value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(
+            f"Received an invalid value for argument `num_thresholds`, expected an integer >= "
+            f"{minimum}, got {value!r}."
+        )
+    return int(value)
+
+
+class AUC(_ConfusionMetric):
+    """Area under the ROC or precision-recall curve, Keras's way: confusion counts at
+    `num_thresholds` thresholds evenly spaced in [0, 1] (plus just below 0 and above 1), then a
+    Riemann sum (``summation_method``: ``"interpolation"`` trapezoids, ``"minoring"``,
+    ``"majoring"``); PR with interpolation uses Davis & Goadrich's formula. ``curve``:
+    ``"ROC"``, ``"PR"`` or ``"PRGAIN"``. ``multi_label``: one curve per label column, averaged
+    (weighted by ``label_weights``); otherwise every element counts in one curve.
+    ``from_logits`` applies a sigmoid first.
+    """
+
+    name = "auc"
+
+    def __init__(self, num_thresholds: int = 200, curve: str = "ROC",
+                 summation_method: str = "interpolation", name: str | None = None,
+                 thresholds: Any = None, multi_label: bool = False,
+                 num_labels: Optional[int] = None, label_weights: Any = None,
+                 from_logits: bool = False):
+        if curve.upper() not in ("ROC", "PR", "PRGAIN"):
+            raise ValueError(
+                "Received an invalid value for argument `curve`, expected 'ROC', 'PR' or "
+                f"'PRGAIN', got {curve!r}."
+            )
+        if summation_method.lower() not in ("interpolation", "minoring", "majoring"):
+            raise ValueError(
+                "Received an invalid value for argument `summation_method`, expected "
+                f"'interpolation', 'minoring' or 'majoring', got {summation_method!r}."
+            )
+        self.curve = curve.upper()
+        self.summation_method = summation_method.lower()
+        if thresholds is not None:
+            inner = np.sort(np.asarray(thresholds, dtype=np.float64).reshape(-1))
+            self.num_thresholds = inner.size + 2
+        else:
+            self.num_thresholds = _num_thresholds(num_thresholds, 2)
+            n = self.num_thresholds
+            inner = np.array([(i + 1) / (n - 1) for i in range(n - 2)])
+        self.init_thresholds = thresholds
+        self.thresholds = np.concatenate([[0.0 - 1e-7], inner, [1.0 + 1e-7]])
+        self.multi_label = bool(multi_label)
+        self.num_labels = num_labels
+        self.label_weights = None if label_weights is None else np.asarray(
+            label_weights, dtype=np.float64)
+        self.from_logits = bool(from_logits)
+        super().__init__(name)
+
+    def _counts(self, y_true, y_pred):
+        y_pred = _losses._as_float_array(_pred_array(y_pred)).astype(np.float64)
+        y_true = _losses._match_shape(y_true, y_pred)
+        if self.from_logits:
+            y_pred = 1.0 / (1.0 + np.exp(-y_pred))
+        if np.any((y_true < 0) | (y_true > 1)):
+            raise ValueError("AUC expects labels in [0, 1] (0/1 or probabilities).")
+        labels = y_true.astype(bool)
+        if not self.multi_label:
+            return _confusion(labels, y_pred, self.thresholds)
+        cols = [_confusion(labels[..., j], y_pred[..., j], self.thresholds)
+                for j in range(y_pred.shape[-1])]
+        return np.stack(cols, axis=-1)  # (4, T, labels)
+
+    def _result(self, counts):
+        tp, fp, tn, fn = counts
+        n = self.num_thresholds
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            dtp = tp[:n - 1] - tp[1:]
+            p = tp + fp
+            dp = p[:n - 1] - p[1:]
+            slope = _divide(dtp, np.maximum(dp, 0))
+            intercept = tp[1:] - slope * p[1:]
+            ratio = np.where((p[:n - 1] > 0) & (p[1:] > 0),
+                             _divide(p[:n - 1], np.maximum(p[1:], 0)), 1.0)
+            terms = _divide(slope * (dtp + intercept * np.log(ratio)),
+                            np.maximum(tp[1:] + fn[1:], 0))
+        else:
+            recall = _divide(tp, tp + fn)
+            if self.curve == "ROC":
+                x, y = _divide(fp, fp + tn), recall
+            elif self.curve == "PR":
+                x, y = recall, _divide(tp, tp + fp)
+            else:
+                scale = _divide(tp + fn, tn + fp)
+                x = np.maximum(np.where(tp == 0, 0.0, 1.0 - scale * _divide(fn, tp)), 0.0)
+                y = np.where(tp == 0, 1.0, 1.0 - scale * _divide(fp, tp))
+            if self.summation_method == "interpolation":
+                heights = (y[:n - 1] + y[1:]) / 2.0
+            elif self.summation_method == "minoring":
+                heights = np.minimum(y[:n - 1], y[1:])
+            else:
+                heights = np.maximum(y[:n - 1], y[1:])
+            terms = (x[:n - 1] - x[1:]) * heights
+        if self.multi_label:
+            by_label = terms.sum(axis=0)
+            if self.label_weights is None:
+                return float(by_label.mean())
+            return float(_divide(np.sum(by_label * self.label_weights),
+                                 np.sum(self.label_weights)))
+        return float(terms.sum())
+
+
+class _AtConstraint(_ConfusionMetric):
+    """Best value of one statistic where another meets a constraint, over `num_thresholds`
+    thresholds evenly spaced in [0, 1] (Keras's sensitivity/specificity family)."""
+
+    def __init__(self, value: float, num_thresholds: int = 200,
+                 class_id: Optional[int] = None, name: str | None = None):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or \
+                not 0 <= float(value) <= 1:
+            raise ValueError(
+                "Received an invalid value for the constraint's target, expected a float in "
+                f"[0, 1], got {value!r}."
+            )
+        self.value = float(value)
+        self.num_thresholds = _num_thresholds(num_thresholds, 1)
+        n = self.num_thresholds
+        self.thresholds = np.array([0.5]) if n == 1 else np.array(
+            [0.0] + [(i + 1) / (n - 1) for i in range(n - 2)] + [1.0])
+        self.class_id = class_id
+        super().__init__(name)
+
+    def _counts(self, y_true, y_pred):
+        labels, scores = _binary_inputs(y_true, y_pred, self.class_id)
+        return _confusion(labels, scores, self.thresholds)
+
+    def _pick(self, constrained: np.ndarray, dependent: np.ndarray) -> float:
+        feasible = constrained >= self.value
+        return float(np.max(np.where(feasible, dependent, 0.0), initial=0.0))
+
+
+class SensitivityAtSpecificity(_AtConstraint):
+    """The best sensitivity (recall) where specificity >= `specificity`."""
+
+    name = "sensitivity_at_specificity"
+
+    def __init__(self, specificity: float, num_thresholds: int = 200,
+                 class_id: Optional[int] = None, name: str | None = None):
+        super().__init__(specificity, num_thresholds, class_id, name)
+
+    def _result(self, counts):
+        tp, fp, tn, fn = counts
+        return self._pick(_divide(tn, tn + fp), _divide(tp, tp + fn))
+
+
+class SpecificityAtSensitivity(_AtConstraint):
+    """The best specificity where sensitivity (recall) >= `sensitivity`."""
+
+    name = "specificity_at_sensitivity"
+
+    def __init__(self, sensitivity: float, num_thresholds: int = 200,
+                 class_id: Optional[int] = None, name: str | None = None):
+        super().__init__(sensitivity, num_thresholds, class_id, name)
+
+    def _result(self, counts):
+        tp, fp, tn, fn = counts
+        return self._pick(_divide(tp, tp + fn), _divide(tn, tn + fp))
+
+
+class PrecisionAtRecall(_AtConstraint):
+    """The best precision where recall >= `recall`."""
+
+    name = "precision_at_recall"
+
+    def __init__(self, recall: float, num_thresholds: int = 200,
+                 class_id: Optional[int] = None, name: str | None = None):
+        super().__init__(recall, num_thresholds, class_id, name)
+
+    def _result(self, counts):
+        tp, fp, tn, fn = counts
+        return self._pick(_divide(tp, tp + fn), _divide(tp, tp + fp))
+
+
+class RecallAtPrecision(_AtConstraint):
+    """The best recall where precision >= `precision`."""
+
+    name = "recall_at_precision"
+
+    def __init__(self, precision: float, num_thresholds: int = 200,
+                 class_id: Optional[int] = None, name: str | None = None):
+        super().__init__(precision, num_thresholds, class_id, name)
+
+    def _result(self, counts):
+        tp, fp, tn, fn = counts
+        return self._pick(_divide(tp, tp + fp), _divide(tp, tp + fn))
+
+
+__all__ += ["AUC", "FalseNegatives", "FalsePositives", "Precision", "PrecisionAtRecall",
+            "Recall", "RecallAtPrecision", "SensitivityAtSpecificity",
+            "SparseTopKCategoricalAccuracy", "SpecificityAtSensitivity", "TopKCategoricalAccuracy",
+            "TrueNegatives", "TruePositives", "sparse_top_k_categorical_accuracy",
+            "top_k_categorical_accuracy"]

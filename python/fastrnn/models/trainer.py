@@ -380,11 +380,14 @@ class Trainer:
         return total, ds
 
     def _scores(self, ys: list, preds: list, masks: Optional[list] = None,
-                sws: Optional[list] = None, penalty: float = 0.0) -> list[float]:
+                sws: Optional[list] = None, penalty: float = 0.0,
+                accumulate: bool = False) -> list[float]:
         """``[loss, *per-output losses, *metrics]`` (the order of :attr:`metrics_names`),
         over the unmasked steps of masked sequence outputs. `sws`: per output, None or sample
         weights (they weigh the losses; metrics are unweighted, as Keras's ``metrics``).
-        `penalty` (the regularization penalties) is added to the total loss."""
+        `penalty` (the regularization penalties) is added to the total loss. `accumulate`:
+        the metrics also add this batch to their running state (``update_state``), from which
+        :meth:`_metric_results` gives the exact value over all batches."""
         c = self._compiled
         pairs, weights = [], []
         for k, (yk, pk) in enumerate(zip(ys, preds)):
@@ -401,8 +404,27 @@ class Trainer:
             total = sum(w * p for w, p in zip(c.loss_weights, parts) if p is not None)
             scores = [total + penalty, *(0.0 if p is None else p for p in parts)]
         for ms, (yk, pk) in zip(c.metrics, pairs):
-            scores.extend((float(m(yk, pk)) if len(pk) else 0.0) for m in ms)
+            if accumulate:
+                scores.extend((float(m.update_state(yk, pk, len(pk))) if len(pk) else 0.0)
+                              for m in ms)
+            else:
+                scores.extend((float(m(yk, pk)) if len(pk) else 0.0) for m in ms)
         return scores
+
+    def _reset_metrics(self) -> None:
+        for ms in self._compiled.metrics:
+            for m in ms:
+                m.reset_state()
+
+    def _metric_results(self) -> list[float]:
+        """The metrics over every batch given to :meth:`_scores` with `accumulate` since
+        :meth:`_reset_metrics` (0.0 for a metric that saw no unmasked value)."""
+        out = []
+        for ms in self._compiled.metrics:
+            for m in ms:
+                value = float(m.result())
+                out.append(0.0 if math.isnan(value) else value)
+        return out
 
     def _metric_logs(self, ys: list, preds: list, masks: Optional[list] = None) -> dict:
         """The training metrics of an epoch (per-output losses included)."""
@@ -497,17 +519,22 @@ class Trainer:
         totals = None
         count = 0
         penalty = self._weight_penalty()
+        self._reset_metrics()
         for batch in dataset:
             xs, ys, sws = self._split_batch(batch)
             preds = self._run_forward(xs, training=False)
             m = xs[0].shape[0]
             s = np.asarray(self._scores(ys, preds, self._output_masks, sws,
-                                        penalty + self._activity_loss)) * m
+                                        penalty + self._activity_loss, accumulate=True)) * m
             totals = s if totals is None else totals + s
             count += m
         if not count:
             raise ValueError("Received an empty dataset: expected at least one (x, y) batch.")
-        return [float(v) for v in totals / count]
+        scores = [float(v) for v in totals / count]
+        n_metrics = sum(len(ms) for ms in self._compiled.metrics)
+        if n_metrics:  # exact over the dataset (e.g. AUC, RMSE), not a mean of batch values
+            scores[-n_metrics:] = self._metric_results()
+        return scores
 
     def _split_batch(self, batch: Any) -> tuple[list, list, Optional[list]]:
         """A dataset's batch as checked ``(xs, ys, sample weights per output or None)``."""
@@ -1105,6 +1132,7 @@ class Trainer:
         metric_totals = np.zeros(len(names))
         count = 0
         step = -1
+        self._reset_metrics()
         for step, batch in enumerate(dataset):
             xb, yb, swb = self._split_batch(batch)
             result = self._train_step(xb, yb, cbs, epoch, step, batch_cbs, swb)
@@ -1115,7 +1143,7 @@ class Trainer:
             total += loss * m
             if names:
                 metric_totals += np.asarray(
-                    self._scores(yb, outs, self._output_masks, swb)[1:]) * m
+                    self._scores(yb, outs, self._output_masks, swb, accumulate=True)[1:]) * m
             count += m
             if batch_cbs and self._end_of_batch(batch_cbs, step, loss):
                 break
@@ -1129,6 +1157,9 @@ class Trainer:
         logs = {"loss": total / count}
         for name, t in zip(names, metric_totals):
             logs[name] = float(t / count)
+        n_metrics = sum(len(ms) for ms in self._compiled.metrics)
+        if n_metrics:  # exact over the epoch, as in Keras
+            logs.update(zip(names[-n_metrics:], self._metric_results()))
         return logs
 
     # ------------------------------------------------------------------ exact resume

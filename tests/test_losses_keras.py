@@ -1,0 +1,136 @@
+"""Keras 3's losses beyond the first six: values and gradients against TF-Keras (autodiff of
+its own loss on the same float32 data), gradients by float64 finite differences, names and
+configs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from _keras import import_keras
+from fastrnn import losses
+
+RNG = np.random.default_rng(0)
+B, T, C = 4, 3, 5
+
+
+def _probs(shape):
+    e = np.exp(RNG.normal(size=shape))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _data(kind):
+    if kind == "regression":
+        return RNG.normal(size=(B, T, C)), RNG.normal(size=(B, T, C))
+    if kind == "positive":
+        return RNG.uniform(0.1, 3, size=(B, T, C)), RNG.uniform(0.1, 3, size=(B, T, C))
+    if kind == "binary":
+        return RNG.integers(0, 2, size=(B, T, C)).astype(float), RNG.uniform(0.05, 0.95,
+                                                                             size=(B, T, C))
+    if kind == "logits":
+        return RNG.integers(0, 2, size=(B, T, C)).astype(float), RNG.normal(size=(B, T, C)) * 2
+    if kind == "onehot":
+        return np.eye(C)[RNG.integers(0, C, size=(B, T))], _probs((B, T, C))
+    if kind == "onehot_logits":
+        return np.eye(C)[RNG.integers(0, C, size=(B, T))], RNG.normal(size=(B, T, C))
+    if kind == "sparse":
+        return RNG.integers(0, C, size=(B, T)), _probs((B, T, C))
+    if kind == "distribution":
+        return _probs((B, T, C)), _probs((B, T, C))
+    raise AssertionError(kind)
+
+
+CASES = [
+    ("MeanSquaredLogarithmicError", {}, "positive"),
+    ("MeanAbsolutePercentageError", {}, "regression"),
+    ("LogCosh", {}, "regression"),
+    ("Poisson", {}, "positive"),
+    ("Hinge", {}, "binary"),
+    ("SquaredHinge", {}, "logits"),
+    ("CategoricalHinge", {}, "onehot_logits"),
+    ("KLDivergence", {}, "distribution"),
+    ("CosineSimilarity", {"axis": -1}, "regression"),
+    ("BinaryFocalCrossentropy", {}, "binary"),
+    ("BinaryFocalCrossentropy", {"apply_class_balancing": True, "alpha": 0.3, "gamma": 1.5,
+                                 "from_logits": True, "label_smoothing": 0.1}, "logits"),
+    ("CategoricalFocalCrossentropy", {}, "onehot"),
+    ("CategoricalFocalCrossentropy", {"alpha": 0.5, "gamma": 3.0, "from_logits": True,
+                                      "label_smoothing": 0.2}, "onehot_logits"),
+    ("CategoricalGeneralizedCrossEntropy", {"q": 0.7}, "sparse"),
+    ("Dice", {}, "binary"),
+    ("Dice", {"axis": (1, 2)}, "binary"),
+    ("Tversky", {"alpha": 0.3, "beta": 0.7}, "binary"),
+    ("Tversky", {"axis": (1, 2)}, "binary"),
+]
+IDS = [f"{name}{i}" for i, (name, _, _) in enumerate(CASES)]
+
+
+@pytest.mark.parametrize("name,kwargs,kind", CASES, ids=IDS)
+def test_value_and_gradient_match_tf_keras(name, kwargs, kind):
+    keras = import_keras()
+    import tensorflow as tf
+    y_true, y_pred = _data(kind)
+    y_true32, y_pred32 = y_true.astype(np.float32), y_pred.astype(np.float32)
+    theirs = getattr(keras.losses, name)(**kwargs)
+    var = tf.Variable(y_pred32)
+    with tf.GradientTape() as tape:
+        value = theirs(tf.constant(y_true32), var)
+    grad = tape.gradient(value, var).numpy()
+    mine = getattr(losses, name)(**kwargs)
+    v, g = mine.value_and_gradient(y_true32, y_pred32)
+    assert v == pytest.approx(float(value), rel=2e-5, abs=1e-6)
+    scale = np.abs(grad).max()
+    np.testing.assert_allclose(g, grad, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("name,kwargs,kind", CASES, ids=IDS)
+def test_gradient_by_float64_finite_differences(name, kwargs, kind):
+    y_true, y_pred = _data(kind)
+    loss = getattr(losses, name)(**kwargs)
+    _, grad = loss.value_and_gradient(y_true, y_pred)
+    eps = 1e-6
+    num = np.zeros_like(y_pred)
+    for i in np.ndindex(*y_pred.shape):
+        p, m = y_pred.copy(), y_pred.copy()
+        p[i] += eps
+        m[i] -= eps
+        num[i] = (loss(y_true, p) - loss(y_true, m)) / (2 * eps)
+    np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("fn", ["mean_squared_logarithmic_error", "log_cosh", "poisson",
+                                "hinge", "squared_hinge", "categorical_hinge", "kl_divergence",
+                                "cosine_similarity", "binary_focal_crossentropy",
+                                "categorical_focal_crossentropy"])
+def test_function_forms_match_keras_per_sample(fn):
+    import_keras()  # quietly, with TensorFlow's backend
+    keras = pytest.importorskip("keras")  # Keras 3's own namespace has every function form
+    kind = {"poisson": "positive", "mean_squared_logarithmic_error": "positive",
+            "hinge": "binary", "squared_hinge": "binary", "binary_focal_crossentropy": "binary",
+            "kl_divergence": "distribution", "categorical_focal_crossentropy": "onehot",
+            "categorical_hinge": "onehot_logits"}.get(fn, "regression")
+    y_true, y_pred = (a.astype(np.float32) for a in _data(kind))
+    theirs = np.asarray(getattr(keras.losses, fn)(y_true, y_pred))
+    mine = getattr(losses, fn)(y_true, y_pred)
+    assert mine.shape == theirs.shape == (B, T)
+    np.testing.assert_allclose(mine, theirs, rtol=2e-5, atol=1e-6)
+
+
+def test_names_aliases_and_configs():
+    assert losses.get("msle").__class__ is losses.MeanSquaredLogarithmicError
+    assert losses.get("KLD").__class__ is losses.KLDivergence
+    assert losses.get("BinaryFocalCrossentropy").__class__ is losses.BinaryFocalCrossentropy
+    assert losses.get(losses.log_cosh).__class__ is losses.LogCosh  # trains with the class
+    assert losses.msle is losses.MSLE is losses.mean_squared_logarithmic_error
+    for name, kwargs, _ in CASES:
+        loss = getattr(losses, name)(**kwargs)
+        again = losses.deserialize(json.loads(json.dumps(losses.serialize(loss))))
+        assert type(again) is type(loss) and again.get_config() == loss.get_config()
+    with pytest.raises(ValueError, match="`label_smoothing`"):
+        losses.BinaryFocalCrossentropy(label_smoothing=2)
+    with pytest.raises(ValueError, match="`q`"):
+        losses.CategoricalGeneralizedCrossEntropy(q=0)
+    with pytest.raises(NotImplementedError, match="sample_weight"):
+        losses.Dice()(np.ones((2, 2)), np.ones((2, 2)), sample_weight=np.ones(2))
