@@ -739,3 +739,410 @@ __all__ += ["AUC", "FalseNegatives", "FalsePositives", "Precision", "PrecisionAt
             "SparseTopKCategoricalAccuracy", "SpecificityAtSensitivity", "TopKCategoricalAccuracy",
             "TrueNegatives", "TruePositives", "sparse_top_k_categorical_accuracy",
             "top_k_categorical_accuracy"]
+
+
+# ----------------------------------------------------------------------------- mean metrics
+class MeanMetricWrapper(FunctionMetric):
+    """Keras's ``MeanMetricWrapper``: the mean of ``fn(y_true, y_pred, **kwargs)`` (a
+    per-sample function) over all samples."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, dtype: Any = None,
+                 **kwargs: Any):
+        self._fn_kwargs = kwargs
+        super().__init__(fn, name)
+
+    def __call__(self, y_true, y_pred):
+        return float(np.mean(self.fn(y_true, y_pred, **self._fn_kwargs)))
+
+
+def _wrapper(fn: Callable[..., Any], default_name: str, doc: str,
+             params: tuple[tuple[str, Any], ...] = ()) -> type[MeanMetricWrapper]:
+    """A MeanMetricWrapper subclass with Keras's signature ``(name, dtype, *params)``."""
+
+    def __init__(self, name: str | None = None, dtype: Any = None, **kwargs: Any):
+        unknown = set(kwargs) - {p for p, _ in params}
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) "
+                            f"{sorted(unknown)}.")
+        values = {p: kwargs.get(p, default) for p, default in params}
+        for p, v in values.items():
+            setattr(self, p, v)
+        MeanMetricWrapper.__init__(self, fn, name or default_name, dtype, **values)
+
+    return type("_Wrapped", (MeanMetricWrapper,), {"__init__": __init__, "__doc__": doc,
+                                                   "name": default_name})
+
+
+def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> np.ndarray:
+    """``sum(normalize(t) * normalize(p), axis)`` per sample (1 when parallel; the loss of
+    the same name is its negative)."""
+    return -_losses.cosine_similarity(y_true, y_pred, axis)
+
+
+def pearson_correlation(y_true: Any, y_pred: Any, axis: int = -1) -> np.ndarray:
+    """Pearson's correlation of `y_true` and `y_pred` along `axis`, per sample."""
+    t, p = _losses._pair(y_true, y_pred)
+    tn = t - t.mean(axis=axis, keepdims=True)
+    pn = p - p.mean(axis=axis, keepdims=True)
+    tn = tn / tn.std(axis=axis, keepdims=True)
+    pn = pn / pn.std(axis=axis, keepdims=True)
+    return np.mean(tn * pn, axis=axis)
+
+
+def concordance_correlation(y_true: Any, y_pred: Any, axis: int = -1) -> np.ndarray:
+    """Lin's concordance correlation along `axis`, per sample, exactly as Keras 3 computes it
+    (its covariance term centres `y_true` on the mean of `y_pred`)."""
+    t, p = _losses._pair(y_true, y_pred)
+    t_mean, p_mean = t.mean(axis=axis, keepdims=True), p.mean(axis=axis, keepdims=True)
+    t_var = (t - t_mean).var(axis=axis, keepdims=True)
+    p_var = (p - p_mean).var(axis=axis, keepdims=True)
+    covar = (t - p_mean) * (p - p_mean)
+    norm = t_var + p_var + np.square(t_mean - p_mean)
+    return np.mean(2 * covar / (norm + _losses.EPSILON), axis=axis)
+
+
+# Keras's loss-valued metrics: the mean of the loss's per-sample function.
+BinaryCrossentropy = _wrapper(_losses.binary_crossentropy, "binary_crossentropy",
+                              "The mean binary cross-entropy.", (("from_logits", False),))
+CategoricalCrossentropy = _wrapper(_losses.categorical_crossentropy, "categorical_crossentropy",
+                                   "The mean categorical cross-entropy.",
+                                   (("from_logits", False),))
+SparseCategoricalCrossentropy = _wrapper(
+    _losses.sparse_categorical_crossentropy, "sparse_categorical_crossentropy",
+    "The mean sparse categorical cross-entropy.", (("from_logits", False),))
+Hinge = _wrapper(_losses.hinge, "hinge", "The mean hinge loss.")
+SquaredHinge = _wrapper(_losses.squared_hinge, "squared_hinge", "The mean squared hinge loss.")
+CategoricalHinge = _wrapper(_losses.categorical_hinge, "categorical_hinge",
+                            "The mean categorical hinge loss.")
+KLDivergence = _wrapper(_losses.kl_divergence, "kl_divergence",
+                        "The mean Kullback-Leibler divergence.")
+LogCoshError = _wrapper(_losses.log_cosh, "logcosh", "The mean log-cosh error.")
+MeanAbsolutePercentageError = _wrapper(_losses.mean_absolute_percentage_error,
+                                       "mean_absolute_percentage_error",
+                                       "The mean absolute percentage error.")
+MeanSquaredLogarithmicError = _wrapper(_losses.mean_squared_logarithmic_error,
+                                       "mean_squared_logarithmic_error",
+                                       "The mean squared logarithmic error.")
+Poisson = _wrapper(_losses.poisson, "poisson", "The mean Poisson loss.")
+CosineSimilarity = _wrapper(cosine_similarity, "cosine_similarity",
+                            "The mean cosine similarity (1 when parallel).", (("axis", -1),))
+PearsonCorrelation = _wrapper(pearson_correlation, "pearson_correlation",
+                              "The mean Pearson correlation along `axis`.", (("axis", -1),))
+ConcordanceCorrelation = _wrapper(concordance_correlation, "concordance_correlation",
+                                  "The mean concordance correlation along `axis`.",
+                                  (("axis", -1),))
+for _cls_name, _cls in list(globals().items()):
+    if isinstance(_cls, type) and _cls.__name__ == "_Wrapped":
+        _cls.__name__ = _cls.__qualname__ = _cls_name
+
+
+class Mean(Metric):
+    """The (weighted) mean of the values given to ``update_state(values, sample_weight)``."""
+
+    name = "mean"
+
+    def __call__(self, values, sample_weight=None):  # Keras: update, then the result
+        self.update_state(values, sample_weight)
+        return self.result()
+
+    def update_state(self, values, sample_weight=None):
+        v = np.asarray(values, dtype=np.float64)
+        w = np.ones_like(v) if sample_weight is None else np.broadcast_to(
+            np.asarray(sample_weight, dtype=np.float64), v.shape)
+        self._total += float((v * w).sum())
+        self._weight += float(w.sum())
+        return self.result()
+
+
+class Sum(Mean):
+    """The (weighted) sum of the values given to ``update_state(values, sample_weight)``."""
+
+    name = "sum"
+
+    def result(self):
+        return self._total
+
+
+# ----------------------------------------------------------------------------- R2 and F-scores
+class R2Score(_ConfusionMetric):
+    """The coefficient of determination per target column (``1 - SS_res / SS_tot``, over
+    every sample; a sequence output's steps count as samples), aggregated by
+    ``class_aggregation`` (``"uniform_average"``, ``"variance_weighted_average"`` or None for
+    the per-column array); ``num_regressors`` > 0 gives the adjusted R2."""
+
+    name = "r2_score"
+
+    def __init__(self, class_aggregation: Optional[str] = "uniform_average",
+                 num_regressors: int = 0, name: str = "r2_score", dtype: Any = None):
+        if class_aggregation not in (None, "uniform_average", "variance_weighted_average"):
+            raise ValueError(
+                "Received an invalid value for argument `class_aggregation`, expected None, "
+                f"'uniform_average' or 'variance_weighted_average', got {class_aggregation!r}."
+            )
+        if isinstance(num_regressors, bool) or not isinstance(num_regressors, int) or \
+                num_regressors < 0:
+            raise ValueError(
+                "Received an invalid value for argument `num_regressors`, expected a "
+                f"non-negative integer, got {num_regressors!r}."
+            )
+        self.class_aggregation = class_aggregation
+        self.num_regressors = num_regressors
+        super().__init__(name)
+
+    def _counts(self, y_true, y_pred):
+        p = _losses._as_float_array(_pred_array(y_pred)).astype(np.float64)
+        t = _losses._match_shape(y_true, p)
+        p = p.reshape(-1, p.shape[-1]) if p.ndim > 1 else p.reshape(-1, 1)
+        t = t.reshape(p.shape)
+        return np.stack([t.sum(0), (t * t).sum(0), ((t - p) ** 2).sum(0),
+                         np.full(p.shape[1], p.shape[0], dtype=np.float64)])
+
+    def _result(self, counts):
+        total, squared, sse, n = counts
+        ss_tot = squared - total * (total / n)
+        raw = 1.0 - sse / np.where(ss_tot == 0, np.nan, ss_tot)
+        raw = np.where(np.isnan(raw) | np.isinf(raw), 0.0, raw)
+        if self.class_aggregation == "uniform_average":
+            score = float(raw.mean())
+        elif self.class_aggregation == "variance_weighted_average":
+            score = float((ss_tot * raw).sum() / ss_tot.sum())
+        else:
+            return raw
+        samples, k = n.sum(), self.num_regressors  # Keras counts every value as a sample
+        if 0 < k < samples - 1:
+            score = 1.0 - (1.0 - score) * (samples - 1) / (samples - k - 1)
+        return score
+
+
+class FBetaScore(_ConfusionMetric):
+    """F-beta per class from one-hot (multi-label) targets: predictions are the row's maximum
+    (``threshold=None``) or the scores above `threshold`; ``average``: None (per-class
+    array), ``"micro"``, ``"macro"`` or ``"weighted"`` (by support)."""
+
+    name = "fbeta_score"
+
+    def __init__(self, average: Optional[str] = None, beta: float = 1.0,
+                 threshold: Optional[float] = None, name: str | None = None,
+                 dtype: Any = None):
+        if average not in (None, "micro", "macro", "weighted"):
+            raise ValueError(
+                "Received an invalid value for argument `average`, expected None, 'micro', "
+                f"'macro' or 'weighted', got {average!r}."
+            )
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta <= 0:
+            raise ValueError(f"Received an invalid value for argument `beta`, expected a "
+                             f"positive float, got {beta!r}.")
+        if threshold is not None and not 0 < float(threshold) <= 1:
+            raise ValueError(f"Received an invalid value for argument `threshold`, expected a "
+                             f"float in (0, 1], got {threshold!r}.")
+        self.average, self.beta, self.threshold = average, float(beta), threshold
+        super().__init__(name)
+
+    @property
+    def per_class_result(self) -> bool:
+        return self.average is None
+
+    def _counts(self, y_true, y_pred):
+        p = _losses._as_float_array(_pred_array(y_pred)).astype(np.float64)
+        t = np.asarray(y_true, dtype=np.float64)
+        if t.shape != p.shape:
+            raise ValueError(f"{type(self).__name__} needs one-hot targets of y_pred's shape "
+                             f"{p.shape}, got {t.shape}.")
+        p, t = p.reshape(-1, p.shape[-1]), t.reshape(-1, t.shape[-1])
+        if self.threshold is None:
+            pred = (p >= p.max(axis=-1, keepdims=True)).astype(np.float64)
+        else:
+            pred = (p > self.threshold).astype(np.float64)
+        return np.stack([(pred * t).sum(0), (pred * (1 - t)).sum(0), ((1 - pred) * t).sum(0),
+                         t.sum(0)])
+
+    def _result(self, counts):
+        tp, fp, fn, support = counts
+        if self.average == "micro":
+            tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
+        precision = _divide(tp, tp + fp)
+        recall = _divide(tp, tp + fn)
+        b2 = self.beta ** 2
+        f = _divide((1 + b2) * precision * recall, b2 * precision + recall)
+        if self.average == "weighted":
+            return float(_divide(np.sum(f * support), np.sum(support)))
+        if self.average in ("macro", "micro"):
+            return float(np.mean(f))
+        return f
+
+
+class F1Score(FBetaScore):
+    """:class:`FBetaScore` with ``beta = 1``."""
+
+    name = "f1_score"
+
+    def __init__(self, average: Optional[str] = None, threshold: Optional[float] = None,
+                 name: str | None = None, dtype: Any = None):
+        super().__init__(average, 1.0, threshold, name, dtype)
+
+
+# ----------------------------------------------------------------------------- IoU
+class IoU(_ConfusionMetric):
+    """Intersection over union per class from a ``num_classes`` confusion matrix (true
+    class x predicted class), averaged over `target_class_ids` (classes absent from both
+    sides left out). Labels are integers (``sparse_y_true``) or one-hot/scores over `axis`
+    (their argmax); predictions likewise (``sparse_y_pred``). ``ignore_class``: a label value
+    whose positions are not counted (e.g. padding)."""
+
+    name = "iou"
+
+    def __init__(self, num_classes: int, target_class_ids: Any, name: str | None = None,
+                 dtype: Any = None, ignore_class: Optional[int] = None,
+                 sparse_y_true: bool = True, sparse_y_pred: bool = True, axis: int = -1):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or \
+                num_classes < 1:
+            raise ValueError(f"Received an invalid value for argument `num_classes`, expected "
+                             f"a positive integer, got {num_classes!r}.")
+        ids = [int(i) for i in np.atleast_1d(target_class_ids)]
+        if not ids or any(not 0 <= i < num_classes for i in ids):
+            raise ValueError(
+                f"Received an invalid value for argument `target_class_ids`, expected class "
+                f"indices in [0, {num_classes}), got {target_class_ids!r}."
+            )
+        self.num_classes, self.target_class_ids = num_classes, ids
+        self.ignore_class, self.axis = ignore_class, axis
+        self.sparse_y_true, self.sparse_y_pred = bool(sparse_y_true), bool(sparse_y_pred)
+        super().__init__(name)
+
+    def _classes(self, y_true, y_pred):
+        t, p = np.asarray(y_true), np.asarray(y_pred)
+        if not self.sparse_y_true:
+            t = np.argmax(t, axis=self.axis)
+        if not self.sparse_y_pred:
+            p = np.argmax(p, axis=self.axis)
+        return t.reshape(-1), p.reshape(-1)
+
+    def _counts(self, y_true, y_pred):
+        t, p = self._classes(y_true, y_pred)
+        if t.shape != p.shape:
+            raise ValueError(f"{type(self).__name__}: y_true and y_pred give {t.size} and "
+                             f"{p.size} class labels; expected as many.")
+        keep = np.ones(t.shape, dtype=bool) if self.ignore_class is None else \
+            t != self.ignore_class
+        t, p = t[keep].astype(np.int64), p[keep].astype(np.int64)
+        n = self.num_classes
+        if t.size and (t.min() < 0 or t.max() >= n or p.min() < 0 or p.max() >= n):
+            raise ValueError(f"{type(self).__name__}: labels and predictions must be class "
+                             f"indices in [0, {n}).")
+        return np.bincount(t * n + p, minlength=n * n).reshape(n, n).astype(np.float64)
+
+    def _result(self, cm):
+        ids = self.target_class_ids
+        tp = np.diag(cm)[ids]
+        denom = cm.sum(axis=1)[ids] + cm.sum(axis=0)[ids] - tp
+        iou = _divide(tp, denom)
+        valid = np.count_nonzero(denom)
+        return float(iou.sum() / valid) if valid else 0.0
+
+
+class MeanIoU(IoU):
+    """:class:`IoU` averaged over every class."""
+
+    name = "mean_iou"
+
+    def __init__(self, num_classes: int, name: str | None = None, dtype: Any = None,
+                 ignore_class: Optional[int] = None, sparse_y_true: bool = True,
+                 sparse_y_pred: bool = True, axis: int = -1):
+        super().__init__(num_classes, list(range(num_classes)), name, dtype, ignore_class,
+                         sparse_y_true, sparse_y_pred, axis)
+
+
+class BinaryIoU(IoU):
+    """:class:`IoU` of 0/1 labels against predictions thresholded at `threshold`."""
+
+    name = "binary_iou"
+
+    def __init__(self, target_class_ids: Any = (0, 1), threshold: float = 0.5,
+                 name: str | None = None, dtype: Any = None):
+        self.threshold = float(threshold)
+        super().__init__(2, target_class_ids, name, dtype)
+
+    def _classes(self, y_true, y_pred):
+        t = np.asarray(y_true).reshape(-1).astype(np.int64)
+        p = (np.asarray(y_pred, dtype=np.float64) > self.threshold).reshape(-1)
+        return t, p.astype(np.int64)
+
+
+class OneHotIoU(IoU):
+    """:class:`IoU` of one-hot labels and class scores (both by argmax)."""
+
+    name = "one_hot_iou"
+
+    def __init__(self, num_classes: int, target_class_ids: Any, name: str | None = None,
+                 dtype: Any = None, ignore_class: Optional[int] = None,
+                 sparse_y_pred: bool = False, axis: int = -1):
+        super().__init__(num_classes, target_class_ids, name, dtype, ignore_class, False,
+                         sparse_y_pred, axis)
+
+
+class OneHotMeanIoU(MeanIoU):
+    """:class:`MeanIoU` of one-hot labels and class scores (both by argmax)."""
+
+    name = "one_hot_mean_iou"
+
+    def __init__(self, num_classes: int, name: str | None = None, dtype: Any = None,
+                 ignore_class: Optional[int] = None, sparse_y_pred: bool = False,
+                 axis: int = -1):
+        super().__init__(num_classes, name, dtype, ignore_class, False, sparse_y_pred, axis)
+
+
+# ----------------------------------------------------------------------------- names
+# Every name Keras 3 gives a metric, in one place: function forms shared with the losses,
+# and the string identifiers compile() accepts (each class by its name and snake-case name,
+# Keras's short aliases; case-insensitive).
+binary_focal_crossentropy = _losses.binary_focal_crossentropy
+categorical_focal_crossentropy = _losses.categorical_focal_crossentropy
+categorical_hinge = _losses.categorical_hinge
+hinge = _losses.hinge
+squared_hinge = _losses.squared_hinge
+huber = _losses.huber
+kl_divergence = _losses.kl_divergence
+log_cosh = _losses.log_cosh
+mean_squared_logarithmic_error = _losses.mean_squared_logarithmic_error
+poisson = _losses.poisson
+
+
+def _snake(name: str) -> str:
+    import re
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+_NAMED_CLASSES = [
+    MeanSquaredError, MeanAbsoluteError, RootMeanSquaredError, Accuracy, BinaryAccuracy,
+    CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy, AUC, Precision, Recall, TruePositives, FalsePositives,
+    TrueNegatives, FalseNegatives, PrecisionAtRecall, RecallAtPrecision,
+    SensitivityAtSpecificity, SpecificityAtSensitivity, BinaryCrossentropy,
+    CategoricalCrossentropy, SparseCategoricalCrossentropy, Hinge, SquaredHinge,
+    CategoricalHinge, KLDivergence, LogCoshError, MeanAbsolutePercentageError,
+    MeanSquaredLogarithmicError, Poisson, CosineSimilarity, PearsonCorrelation,
+    ConcordanceCorrelation, R2Score, F1Score, FBetaScore,
+]
+for _cls in _NAMED_CLASSES:
+    _FACTORIES.setdefault(_cls.__name__.lower(), _cls)
+    _FACTORIES.setdefault(_snake(_cls.__name__), _cls)
+_FACTORIES.update({
+    "mape": MeanAbsolutePercentageError, "msle": MeanSquaredLogarithmicError,
+    "bce": BinaryCrossentropy, "logcosh": LogCoshError, "log_cosh": LogCoshError,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "kld": KLDivergence,
+})
+
+__all__ += [
+    "BinaryCrossentropy", "BinaryIoU", "CategoricalCrossentropy", "CategoricalHinge",
+    "ConcordanceCorrelation", "CosineSimilarity", "F1Score", "FBetaScore", "Hinge", "IoU",
+    "KLDivergence", "LogCoshError", "Mean", "MeanAbsolutePercentageError", "MeanIoU",
+    "MeanMetricWrapper", "MeanSquaredLogarithmicError", "OneHotIoU", "OneHotMeanIoU",
+    "PearsonCorrelation", "Poisson", "R2Score", "SparseCategoricalCrossentropy",
+    "SquaredHinge", "Sum", "binary_focal_crossentropy", "categorical_focal_crossentropy",
+    "categorical_hinge", "concordance_correlation", "cosine_similarity", "hinge", "huber",
+    "kl_divergence", "log_cosh", "mean_squared_logarithmic_error", "pearson_correlation",
+    "poisson", "squared_hinge",
+]

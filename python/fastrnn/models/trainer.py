@@ -209,6 +209,14 @@ class Trainer:
             objs, ids, names = [], [], []
             for m in ms:
                 metric = metrics_module.get(m)
+                if getattr(metric, "per_class_result", False) or getattr(
+                        metric, "class_aggregation", "") is None:
+                    raise ValueError(
+                        f"Received an invalid value for argument `metrics`: {metric!r} gives "
+                        "one value per class, which the history cannot log; pass "
+                        "average='macro' (or 'micro', 'weighted'), or class_aggregation="
+                        "'uniform_average'."
+                    )
                 base = m if isinstance(m, str) else metric.name
                 full = f"{name}_{base}" if multi else base
                 if full in seen:
