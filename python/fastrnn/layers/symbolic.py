@@ -172,7 +172,8 @@ def call(layer: Any, inputs: Any, initial_state: Any = None, training: Optional[
     if not layer.built:
         if layer.seed is None:
             layer.rng = np.random.default_rng(_seed.new_seed_sequence())
-        layer.build(shapes)
+        # a model nested as a layer builds from the shape without the batch axis too
+        getattr(layer, "_build_as_layer", layer.build)(shapes)
     elif not _compatible(getattr(layer, "_call_input_shape", layer.input_shape), shapes):
         built = getattr(layer, "_call_input_shape", layer.input_shape)
         raise ValueError(
