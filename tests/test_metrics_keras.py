@@ -159,3 +159,12 @@ def test_bad_arguments_name_them():
         metrics.F1Score(average="mean")
     with pytest.raises(ValueError, match="`class_id`"):
         metrics.Precision(class_id=9)(BINARY, PROBS)
+
+
+@pytest.mark.parametrize("name,kwargs,y_true,y_pred", CASES, ids=IDS)
+def test_serialize_round_trip_through_json(name, kwargs, y_true, y_pred):
+    import json
+    m = getattr(metrics, name)(**kwargs)
+    again = metrics.deserialize(json.loads(json.dumps(metrics.serialize(m))))
+    assert type(again) is type(m) and again.name == m.name
+    np.testing.assert_allclose(np.asarray(again(y_true, y_pred)), np.asarray(m(y_true, y_pred)))

@@ -21,6 +21,11 @@ reshaped to match. Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` before the 
 gradient is the exact derivative of that clipped loss (zero where a probability is clipped).
 A sigmoid/softmax output layer trains better with ``from_logits=True`` on a linear output.
 
+Keras 3 names not in fastrnn: ``CTC``/``ctc`` (connectionist temporal classification, not
+implemented yet) and ``Circle``/``circle`` (a metric-learning loss over a batch's embedding
+pairs). Keras's ``reduction`` argument is not taken: every loss reduces with
+``"sum_over_batch_size"``.
+
 Custom losses: fastrnn has no autodiff, so a plain ``f(y_true, y_pred)`` cannot be trained on
 unless it also returns its gradient. :func:`get` wraps any callable in :class:`FunctionLoss`;
 the callable may return either a scalar (or per-sample array, averaged), usable for

@@ -9,6 +9,13 @@ error. For that the optional stateful interface exists: ``reset_state()``,
 ``update_state(y_true, y_pred, weight)``, ``result()``; :class:`RootMeanSquaredError`
 overrides it, and a model using it reports exactly what Keras reports.
 
+The confusion-count metrics (``AUC``, ``Precision``, ``Recall``, ``TruePositives``...,
+``R2Score``, ``F1Score``/``FBetaScore``, the IoU family) accumulate counts in
+``update_state``, so their value over an epoch of batches is exact, as in Keras. Keras 3
+names: all are here (``Metric``, ``Mean``, ``Sum``, ``MeanMetricWrapper`` and every function
+form included); Keras's ``sample_weight`` argument of ``update_state`` is not (compile's
+``metrics`` are unweighted, as in Keras; there is no ``weighted_metrics``).
+
 Shapes follow :mod:`fastrnn.losses`: ``y_pred`` is ``(..., D)`` and ``y_true`` the same shape,
 or without a trailing axis of length 1; sparse labels are ``(...)`` or ``(..., 1)``.
 """
@@ -1146,3 +1153,54 @@ __all__ += [
     "kl_divergence", "log_cosh", "mean_squared_logarithmic_error", "pearson_correlation",
     "poisson", "squared_hinge",
 ]
+
+
+# ----------------------------------------------------------------------------- serialization
+def _metric_config(metric: Metric) -> dict[str, Any]:
+    """The constructor arguments of a built-in metric, read back from its attributes."""
+    import inspect
+    config: dict[str, Any] = {"name": metric.name}
+    for param in list(inspect.signature(type(metric).__init__).parameters)[1:]:
+        if param in ("name", "dtype", "kwargs", "fn"):
+            continue
+        attr = {"thresholds": "init_thresholds"}.get(param, param)
+        if param == "specificity" or param == "sensitivity" or (
+                param in ("recall", "precision") and hasattr(metric, "value")):
+            attr = "value"
+        if not hasattr(metric, attr):
+            continue
+        value = getattr(metric, attr)
+        config[param] = value.tolist() if isinstance(value, np.ndarray) else value
+    config.update(getattr(metric, "_fn_kwargs", {}))  # a wrapper's from_logits, axis...
+    return config
+
+
+def serialize(metric: Metric) -> dict[str, Any]:
+    """``{"class_name": ..., "config": ...}`` for a built-in metric (JSON-serialisable); a
+    metric wrapping a Python function cannot be serialised (pass it again when loading)."""
+    if isinstance(metric, FunctionMetric) and type(metric) in (FunctionMetric,
+                                                               MeanMetricWrapper):
+        raise NotImplementedError(
+            f"Metric `{metric.name}` wraps a Python function and cannot be serialised; pass "
+            "it again when loading (fastrnn never pickles code)."
+        )
+    if not isinstance(metric, Metric):
+        raise TypeError(f"Received an invalid value for argument `metric`, expected a fastrnn "
+                        f"Metric, got {type(metric).__name__}.")
+    return {"class_name": type(metric).__name__, "config": _metric_config(metric)}
+
+
+def deserialize(config: dict[str, Any]) -> Metric:
+    """The inverse of :func:`serialize`."""
+    classes = {cls.__name__: cls for cls in (*_NAMED_CLASSES, IoU, MeanIoU, BinaryIoU,
+                                             OneHotIoU, OneHotMeanIoU, Mean, Sum)}
+    if not isinstance(config, dict) or config.get("class_name") not in classes or \
+            not isinstance(config.get("config", {}), dict):
+        raise ValueError(
+            "Received an invalid value for argument `config`, expected {'class_name': one of "
+            f"{sorted(classes)}, 'config': {{...}}}}, got {config!r}."
+        )
+    return classes[config["class_name"]](**config.get("config", {}))
+
+
+__all__ += ["deserialize", "serialize"]

@@ -735,7 +735,7 @@ class Trainer:
                 val[0][0].shape[0] % val_batch:
             raise self._stateful_batch_error(val[0][0].shape[0], val_batch, "validation")
         self._ensure_packed()
-        self._reg_cache = None
+        self._reg_cache = self._flags_cache = None  # layers may have been frozen since
 
         cbs, history = self._make_callbacks(callbacks)
         self.history = history
@@ -963,12 +963,18 @@ class Trainer:
         """What the optimizer updates: the one flat buffer (one vectorised update); the
         per-weight views when its rule needs whole arrays (``clipnorm``, Lamb, Adafactor); only
         the trainable weights' views when it moves weights without a gradient (weight decay,
-        Ftrl), so that frozen weights and BatchNormalization's statistics stay as they are."""
+        Ftrl), so that frozen weights and BatchNormalization's statistics stay as they are
+        (the flat buffer again when every weight is trainable; the flags are cached for the
+        fit, as Keras needs a new compile after freezing)."""
         opt = self.optimizer
         if getattr(opt, "moves_without_gradient", False):
-            flags = self._trainable_flags()
-            return ([v for v, f in zip(self._param_views, flags) if f],
-                    [v for v, f in zip(self._grad_views, flags) if f])
+            cache = getattr(self, "_flags_cache", None)
+            if cache is None or cache[0] is not self._packed_ids:
+                flags = self._trainable_flags()
+                cache = self._flags_cache = (self._packed_ids, flags, all(flags))
+            if not cache[2] or getattr(opt, "needs_arrays", False):
+                return ([v for v, f in zip(self._param_views, cache[1]) if f],
+                        [v for v, f in zip(self._grad_views, cache[1]) if f])
         if getattr(opt, "needs_arrays", False) or getattr(opt, "clipnorm", None):
             return self._param_views, self._grad_views
         return [self._param_buffer], [self._grad_buffer]
