@@ -37,6 +37,8 @@ def _data(kind):
         return np.eye(C)[RNG.integers(0, C, size=(B, T))], RNG.normal(size=(B, T, C))
     if kind == "sparse":
         return RNG.integers(0, C, size=(B, T)), _probs((B, T, C))
+    if kind == "sparse_logits":
+        return RNG.integers(0, C, size=(B, T)), RNG.normal(size=(B, T, C))
     if kind == "distribution":
         return _probs((B, T, C)), _probs((B, T, C))
     raise AssertionError(kind)
@@ -63,6 +65,13 @@ CASES = [
     ("Dice", {"axis": (1, 2)}, "binary"),
     ("Tversky", {"alpha": 0.3, "beta": 0.7}, "binary"),
     ("Tversky", {"axis": (1, 2)}, "binary"),
+    ("BinaryCrossentropy", {"label_smoothing": 0.2}, "binary"),
+    ("BinaryCrossentropy", {"from_logits": True, "label_smoothing": 0.1}, "logits"),
+    ("CategoricalCrossentropy", {"label_smoothing": 0.1}, "onehot"),
+    ("CategoricalCrossentropy", {"from_logits": True, "label_smoothing": 0.3}, "onehot_logits"),
+    ("SparseCategoricalCrossentropy", {"ignore_class": 2}, "sparse"),
+    ("SparseCategoricalCrossentropy", {"from_logits": True, "ignore_class": 0},
+     "sparse_logits"),
 ]
 IDS = [f"{name}{i}" for i, (name, _, _) in enumerate(CASES)]
 

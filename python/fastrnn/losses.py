@@ -284,15 +284,19 @@ class BinaryCrossentropy(Loss):
 
     name = "binary_crossentropy"
 
-    def __init__(self, from_logits: bool = False, name: str | None = None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0,
+                 name: str | None = None):
         super().__init__(name)
         self.from_logits = bool(from_logits)
+        self.label_smoothing = _smoothing(label_smoothing)
 
     def call(self, y_true, y_pred):
-        return binary_crossentropy(y_true, y_pred, self.from_logits)
+        return binary_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing)
 
     def _value_and_gradient(self, y_true, y_pred):
         t = _match_shape(y_true, y_pred)
+        if self.label_smoothing:  # towards 1/2 (Keras)
+            t = t * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         n = y_pred.size
         if self.from_logits:
             x = y_pred
@@ -323,7 +327,8 @@ class BinaryCrossentropy(Loss):
         return value / n, grad
 
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
+        return {"name": self.name, "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing}
 
 
 def _log_softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -377,9 +382,53 @@ class SparseCategoricalCrossentropy(Loss):
 
     name = "sparse_categorical_crossentropy"
 
-    def __init__(self, from_logits: bool = False, name: str | None = None):
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
+                 name: str | None = None):
         super().__init__(name)
         self.from_logits = bool(from_logits)
+        if ignore_class is not None and (isinstance(ignore_class, bool) or not isinstance(
+                ignore_class, (int, np.integer))):
+            raise ValueError(
+                "Received an invalid value for argument `ignore_class`, expected None or an "
+                f"integer label, got {ignore_class!r}."
+            )
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
+
+    def _kept(self, y_true: Any, y_pred: np.ndarray) -> Any:
+        """Where the label is not `ignore_class` (None: everywhere)."""
+        if self.ignore_class is None:
+            return None
+        labels = np.asarray(y_true)
+        if labels.shape == (*y_pred.shape[:-1], 1):
+            labels = labels.reshape(y_pred.shape[:-1])
+        return labels != self.ignore_class
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        kept = self._kept(y_true, _as_float_array(y_pred))
+        if kept is None:
+            return super().__call__(y_true, y_pred, sample_weight)
+        # as Keras: the ignored positions are masked, the mean taken over the others
+        y_pred = _as_float_array(y_pred)
+        labels = np.asarray(y_true).reshape(kept.shape)
+        if not kept.any():
+            return 0.0
+        w = None if sample_weight is None else sample_weights(
+            sample_weight, kept.shape)[kept]
+        return super().__call__(labels[kept], y_pred[kept], w)
+
+    def value_and_gradient(self, y_true, y_pred, sample_weight=None):
+        y_pred = _as_float_array(y_pred)
+        kept = self._kept(y_true, y_pred)
+        if kept is None:
+            return super().value_and_gradient(y_true, y_pred, sample_weight)
+        grad = np.zeros_like(y_pred)
+        if not kept.any():
+            return 0.0, grad
+        labels = np.asarray(y_true).reshape(kept.shape)
+        w = None if sample_weight is None else sample_weights(
+            sample_weight, kept.shape)[kept]
+        value, grad[kept] = super().value_and_gradient(labels[kept], y_pred[kept], w)
+        return value, grad
 
     def call(self, y_true, y_pred):
         return sparse_categorical_crossentropy(y_true, y_pred, self.from_logits)
@@ -409,7 +458,8 @@ class SparseCategoricalCrossentropy(Loss):
         return value / m, grad.reshape(y_pred.shape)
 
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
+        return {"name": self.name, "from_logits": self.from_logits,
+                "ignore_class": self.ignore_class}
 
 
 class CategoricalCrossentropy(Loss):
@@ -421,12 +471,14 @@ class CategoricalCrossentropy(Loss):
 
     name = "categorical_crossentropy"
 
-    def __init__(self, from_logits: bool = False, name: str | None = None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0,
+                 name: str | None = None):
         super().__init__(name)
         self.from_logits = bool(from_logits)
+        self.label_smoothing = _smoothing(label_smoothing)
 
     def call(self, y_true, y_pred):
-        return categorical_crossentropy(y_true, y_pred, self.from_logits)
+        return categorical_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing)
 
     def _value_and_gradient(self, y_true, y_pred):
         t = np.asarray(y_true, dtype=y_pred.dtype)
@@ -440,6 +492,8 @@ class CategoricalCrossentropy(Loss):
                 f"y_true and y_pred must have the same shape (..., classes), got y_true "
                 f"{t.shape} and y_pred {y_pred.shape}{hint}."
             )
+        if self.label_smoothing:  # towards 1/C (Keras)
+            t = t * (1.0 - self.label_smoothing) + self.label_smoothing / y_pred.shape[-1]
         m = _num_samples(y_pred)
         t_sum = t.sum(axis=-1, keepdims=True)
         if self.from_logits:
@@ -461,7 +515,8 @@ class CategoricalCrossentropy(Loss):
         return value / m, grad
 
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
+        return {"name": self.name, "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing}
 
 
 class FunctionLoss(Loss):
@@ -971,9 +1026,13 @@ def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> np.ndarray:
     return np.mean(0.5 * quad * quad + delta * (e - quad), axis=-1)
 
 
-def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> np.ndarray:
-    """The mean over the last axis of the elementwise binary cross-entropy."""
+def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
+                        label_smoothing: float = 0.0) -> np.ndarray:
+    """The mean over the last axis of the elementwise binary cross-entropy (labels smoothed
+    towards 1/2 by `label_smoothing`)."""
     t, p = _pair(y_true, y_pred)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
         ce = np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))
     else:
@@ -982,9 +1041,13 @@ def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> 
     return np.mean(ce, axis=-1)
 
 
-def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> np.ndarray:
-    """``-sum(y_true * log(softmax or normalised y_pred), axis=-1)`` per sample."""
+def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
+                             label_smoothing: float = 0.0) -> np.ndarray:
+    """``-sum(y_true * log(softmax or normalised y_pred), axis=-1)`` per sample (labels
+    smoothed towards 1/C by `label_smoothing`)."""
     t, p = _pair(y_true, y_pred)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + label_smoothing / p.shape[-1]
     if from_logits:
         logp = _log_softmax(p)[0]
     else:
