@@ -143,3 +143,63 @@ def test_names_aliases_and_configs():
         losses.CategoricalGeneralizedCrossEntropy(q=0)
     with pytest.raises(NotImplementedError, match="sample_weight"):
         losses.Dice()(np.ones((2, 2)), np.ones((2, 2)), sample_weight=np.ones(2))
+
+
+def _ctc_case(seed=0, B=4, T=9, C=5, S=4):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(B, T, C))
+    labels = rng.integers(1, C, size=(B, S))
+    labels[1, 2:] = 0  # padding (also the blank)
+    labels[2, 1] = labels[2, 0]  # a repeated label needs a blank between
+    labels[-1] = 0  # an empty label sequence
+    return labels, logits
+
+
+def test_ctc_matches_tf_keras_values_and_gradients():
+    keras = import_keras()
+    import tensorflow as tf
+    labels, logits = _ctc_case()
+    var = tf.Variable(logits.astype(np.float32))
+    with tf.GradientTape() as tape:
+        value = keras.losses.CTC()(tf.constant(labels), var)
+    grad = tape.gradient(value, var).numpy()
+    v, g = losses.CTC().value_and_gradient(labels, logits.astype(np.float32))
+    assert v == pytest.approx(float(value), rel=1e-5)
+    np.testing.assert_allclose(g, grad, rtol=1e-4, atol=1e-6)
+    k3 = pytest.importorskip("keras")
+    np.testing.assert_allclose(losses.ctc(labels, logits),
+                               np.asarray(k3.losses.ctc(labels, logits.astype(np.float32))),
+                               rtol=1e-5)
+
+
+def test_ctc_gradient_by_finite_differences_and_impossible_alignments():
+    labels, logits = _ctc_case(1, B=3, T=6, C=4, S=3)
+    loss = losses.CTC()
+    _, grad = loss.value_and_gradient(labels, logits)
+    eps = 1e-6
+    num = np.zeros_like(logits)
+    for i in np.ndindex(*logits.shape):
+        p, m = logits.copy(), logits.copy()
+        p[i] += eps
+        m[i] -= eps
+        num[i] = (loss(labels, p) - loss(labels, m)) / (2 * eps)
+    np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-9)
+    # 3 repeated labels need 5 steps: with 4 the loss is infinite and the gradient zero
+    per = losses.ctc(np.array([[2, 2, 2]]), np.zeros((1, 4, 3)))
+    assert np.isinf(per[0])
+    assert not losses.CTC().gradient(np.array([[2, 2, 2]]), np.zeros((1, 4, 3))).any()
+
+
+def test_ctc_trains_a_recurrent_model_on_label_sequences():
+    import fastrnn
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(16, 10, 3))
+    labels = rng.integers(1, 4, size=(16, 3))
+    model = fastrnn.Sequential([fastrnn.layers.GRU(8, return_sequences=True,
+                                                   input_shape=(10, 3)),
+                                fastrnn.layers.Dense(4)])
+    model.compile(optimizer=fastrnn.optimizers.Adam(0.05), loss="ctc")
+    history = model.fit(x, labels, batch_size=8, epochs=5, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    with pytest.raises(ValueError, match="CTC labels"):
+        model.evaluate(x, labels + 10)

@@ -21,10 +21,9 @@ reshaped to match. Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` before the 
 gradient is the exact derivative of that clipped loss (zero where a probability is clipped).
 A sigmoid/softmax output layer trains better with ``from_logits=True`` on a linear output.
 
-Keras 3 names not in fastrnn: ``CTC``/``ctc`` (connectionist temporal classification, not
-implemented yet) and ``Circle``/``circle`` (a metric-learning loss over a batch's embedding
-pairs). Keras's ``reduction`` argument is not taken: every loss reduces with
-``"sum_over_batch_size"``.
+Keras 3 names not in fastrnn: ``Circle``/``circle`` (a metric-learning loss over a batch's
+embedding pairs, not sequence work). Keras's ``reduction`` argument is not taken: every loss
+reduces with ``"sum_over_batch_size"``.
 
 Custom losses: fastrnn has no autodiff, so a plain ``f(y_true, y_pred)`` cannot be trained on
 unless it also returns its gradient. :func:`get` wraps any callable in :class:`FunctionLoss`;
@@ -933,6 +932,97 @@ class Tversky(_OverlapLoss):
         return -(d_inter * denom - inter * d_denom) / denom**2
 
 
+class CTC(_PerSampleLoss):
+    """Connectionist temporal classification (Graves et al. 2006), Keras's form: `y_pred`
+    holds logits ``(B, T, C)`` (a softmax over the classes is taken inside), `y_true` integer
+    labels ``(B, S)`` left-aligned and padded with 0, which is also the blank class. The
+    per-sample loss is ``-log p(labels | logits)`` summed over every alignment, computed by
+    the forward-backward recursions in log space; its gradient with respect to the logits is
+    ``softmax - posterior occupancy`` of each class. Alignments that cannot fit in T steps
+    give an infinite loss (as TensorFlow's) and a zero gradient."""
+
+    name = "ctc"
+    target_shape_free = True  # labels (B, S) whatever the output's time length
+
+    def call(self, y_true, y_pred):
+        return ctc(y_true, y_pred)
+
+    def _grad(self, y_true, y_pred):
+        return _ctc(y_true, y_pred)[1].astype(y_pred.dtype, copy=False)
+
+
+def _ctc_labels(y_true: Any, y_pred: np.ndarray) -> np.ndarray:
+    labels = np.asarray(y_true)
+    if y_pred.ndim != 3:
+        raise ValueError(f"CTC expects logits of shape (batch, time, classes), got y_pred of "
+                         f"shape {y_pred.shape}.")
+    if labels.ndim != 2 or labels.shape[0] != y_pred.shape[0]:
+        raise ValueError(f"CTC expects integer labels of shape (batch, max_length) = "
+                         f"({y_pred.shape[0]}, S), got y_true of shape {labels.shape}.")
+    if labels.dtype.kind == "f":
+        if not np.all(np.mod(labels, 1) == 0):
+            raise ValueError("CTC labels must be integer class indices.")
+        labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= y_pred.shape[-1]):
+        raise ValueError(f"CTC labels must be in [0, {y_pred.shape[-1]}) (0: padding and "
+                         f"blank), got values in [{labels.min()}, {labels.max()}].")
+    return labels.astype(np.int64)
+
+
+def _ctc(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(per-sample -log p, d(sum of them)/d logits)`` (see :class:`CTC`)."""
+    logits = _as_float_array(y_pred)
+    labels = _ctc_labels(y_true, logits)
+    B, T, _ = logits.shape
+    S = labels.shape[1]
+    logp, probs = _log_softmax(logits.astype(np.float64))
+    lengths = (labels != 0).sum(axis=1)
+    L = 2 * S + 1
+    ext = np.zeros((B, L), dtype=np.int64)  # blank, l1, blank, l2, ..., blank
+    ext[:, 1::2] = labels
+    s_idx = np.arange(L)
+    valid = s_idx[None, :] < (2 * lengths + 1)[:, None]
+    skip = np.zeros((B, L), dtype=bool)  # s-2 -> s allowed: a label unlike the one before
+    skip[:, 2:] = (ext[:, 2:] != 0) & (ext[:, 2:] != ext[:, :-2])
+    emit = np.take_along_axis(logp, np.broadcast_to(ext[:, None, :], (B, T, L)), axis=2)
+    neg = -np.inf
+    alpha = np.full((B, T, L), neg)
+    alpha[:, 0, 0] = emit[:, 0, 0]
+    alpha[:, 0, 1] = np.where(lengths > 0, emit[:, 0, 1], neg)
+    for t in range(1, T):  # forward: paths ending in extended position s at step t
+        prev = alpha[:, t - 1]
+        a = np.logaddexp(prev, np.concatenate([np.full((B, 1), neg), prev[:, :-1]], axis=1))
+        a2 = np.concatenate([np.full((B, 2), neg), prev[:, :-2]], axis=1)
+        a = np.logaddexp(a, np.where(skip, a2, neg))
+        alpha[:, t] = np.where(valid, a + emit[:, t], neg)
+    last = 2 * lengths
+    end = np.take_along_axis(alpha[:, T - 1], last[:, None], axis=1)[:, 0]
+    end_label = np.take_along_axis(alpha[:, T - 1], np.maximum(last - 1, 0)[:, None],
+                                   axis=1)[:, 0]
+    log_p = np.logaddexp(end, np.where(lengths > 0, end_label, neg))
+    beta = np.full((B, T, L), neg)
+    rows = np.arange(B)
+    beta[rows, T - 1, last] = emit[rows, T - 1, last]
+    has = lengths > 0
+    beta[rows[has], T - 1, last[has] - 1] = emit[rows[has], T - 1, last[has] - 1]
+    skip_next = np.concatenate([skip[:, 2:], np.zeros((B, 2), dtype=bool)], axis=1)
+    for t in range(T - 2, -1, -1):  # backward: paths from (t, s) to the end
+        nxt = beta[:, t + 1]
+        b = np.logaddexp(nxt, np.concatenate([nxt[:, 1:], np.full((B, 1), neg)], axis=1))
+        b2 = np.concatenate([nxt[:, 2:], np.full((B, 2), neg)], axis=1)
+        b = np.logaddexp(b, np.where(skip_next, b2, neg))
+        beta[:, t] = np.where(valid, b + emit[:, t], neg)
+    feasible = np.isfinite(log_p)
+    with np.errstate(invalid="ignore"):
+        occupancy = np.exp(alpha + beta - emit - np.where(feasible, log_p, 0.0)[:, None, None])
+    occupancy = np.where(np.isfinite(occupancy), occupancy, 0.0)
+    grad = probs.copy()
+    b_i, t_i, s_i = np.meshgrid(rows, np.arange(T), s_idx, indexing="ij")
+    np.add.at(grad, (b_i, t_i, ext[b_i, s_i]), -occupancy)
+    grad[~feasible] = 0.0
+    return -log_p, grad
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -x)).astype(x.dtype, copy=False)
 
@@ -1067,6 +1157,12 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any,
     else:
         logp = np.log(np.clip(p / np.sum(p, axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON))
     return -np.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+
+
+def ctc(y_true: Any, y_pred: Any) -> np.ndarray:
+    """The CTC loss per sample, ``(B,)``: `y_true` labels ``(B, S)`` padded with 0 (the
+    blank), `y_pred` logits ``(B, T, C)``; see :class:`CTC`."""
+    return _ctc(y_true, y_pred)[0]
 
 
 def mean_squared_logarithmic_error(y_true: Any, y_pred: Any) -> np.ndarray:
@@ -1215,6 +1311,7 @@ _FUNCTION_CLASSES: dict[Callable, type[Loss]] = {
     cosine_similarity: CosineSimilarity,
     dice: Dice,
     tversky: Tversky,
+    ctc: CTC,
 }
 
 _CLASSES: dict[str, type[Loss]] = {
@@ -1233,11 +1330,12 @@ _ALIASES: dict[str, Callable[[], Loss]] = {
 __all__ += [
     "BCE", "BinaryFocalCrossentropy", "CategoricalFocalCrossentropy",
     "CategoricalGeneralizedCrossEntropy", "CategoricalHinge", "CosineSimilarity", "Dice",
-    "Hinge", "KLD", "KLDivergence", "LogCosh", "MAE", "MAPE", "MSE", "MSLE",
+    "CTC", "Hinge", "KLD", "KLDivergence", "LogCosh", "MAE", "MAPE", "MSE", "MSLE",
     "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Poisson", "SquaredHinge",
     "Tversky", "bce", "binary_crossentropy", "binary_focal_crossentropy",
     "categorical_crossentropy", "categorical_focal_crossentropy",
-    "categorical_generalized_cross_entropy", "categorical_hinge", "cosine_similarity", "dice",
+    "categorical_generalized_cross_entropy", "categorical_hinge", "cosine_similarity", "ctc",
+    "dice",
     "hinge", "huber", "kl_divergence", "kld", "log_cosh", "mae", "mape",
     "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
     "mean_squared_logarithmic_error", "mse", "msle", "poisson", "sparse_categorical_crossentropy",

@@ -309,6 +309,9 @@ class Trainer:
                 f"{a.shape[0] if a.ndim else 'no'} (shape {a.shape}); expected the same number."
             )
         out = self._output_shapes[k]
+        loss = self._compiled.losses[k] if getattr(self, "compiled", False) else None
+        if getattr(loss, "target_shape_free", False):  # e.g. CTC's (N, S) label sequences
+            return np.ascontiguousarray(a)
         if self._sparse(k):
             classes = out[-1]
             want = out[:-1]
