@@ -196,3 +196,17 @@ def test_adamw_leaves_frozen_and_batchnorm_statistics_alone():
     np.testing.assert_allclose(moving_mean, 0.01 * batch_mean, rtol=1e-5, atol=1e-7)
     assert bn.non_trainable_weight_names == ["moving_mean", "moving_variance"]
     assert not np.allclose(before[-2], after[-2])  # the last Dense did train
+
+
+def test_losses_lists_the_penalties_like_keras():
+    model = fastrnn.Sequential([layers.Dense(3, input_shape=(2,), kernel_regularizer="l1",
+                                             bias_regularizer=regularizers.L2(0.5),
+                                             bias_initializer="ones"),
+                                layers.Dense(1, kernel_regularizer="l2")])
+    model.build()
+    k1, b1, k2, _ = model.get_weights()
+    expected = [0.01 * np.abs(k1).sum(), 0.5 * (b1 ** 2).sum(), 0.01 * (k2 ** 2).sum()]
+    np.testing.assert_allclose(model.losses, expected, rtol=1e-6)
+    np.testing.assert_allclose(model.layers[0].losses, expected[:2], rtol=1e-6)
+    model.layers[1].trainable = False
+    np.testing.assert_allclose(model.losses, expected[:2], rtol=1e-6)

@@ -379,6 +379,21 @@ class Layer:
         self._weight_names: list[str] = []
 
     @property
+    def losses(self) -> list[float]:
+        """The penalties of this layer's trainable weights' regularizers (and of the layers
+        inside a wrapper), as Keras's ``layer.losses`` lists them."""
+        out = []
+        if self.trainable:
+            frozen = set(getattr(self, "non_trainable_weight_names", ()))
+            names = self._weight_names
+            for name, reg in getattr(self, "_weight_regularizers", {}).items():
+                if name in names and name not in frozen:
+                    out.append(float(reg(self._weights[names.index(name)])))
+        for sub in getattr(self, "_sublayers", ()):
+            out.extend(sub.losses)
+        return out
+
+    @property
     def activity_regularizer(self) -> Any:
         """The penalty on this layer's output (a Regularizer or None); settable."""
         return getattr(self, "_activity_regularizer", None)

@@ -1029,6 +1029,15 @@ class Trainer:
         self._reg_cache = (ids, penalties, constraints)
         return penalties, constraints
 
+    @property
+    def losses(self) -> list[float]:
+        """Keras's ``model.losses``: each trainable weight's regularization penalty, then the
+        activity penalty of the last forward pass (when a layer has one); their sum is what
+        training adds to the loss."""
+        self._reg_cache = None  # as Keras, after freezing or unfreezing layers too
+        out = [float(reg(w)) for reg, w, _ in self._regularization_terms()[0]]
+        return out + ([self._activity_loss] if self._activity_loss else [])
+
     def _weight_penalty(self) -> float:
         """The sum of the weight regularizers' penalties (reported in the loss)."""
         return float(sum(reg(w) for reg, w, _ in self._regularization_terms()[0]))
