@@ -355,8 +355,12 @@ def test_invalid_arguments_name_argument_rule_and_value():
         Bidirectional(LSTM(2), merge_mode="max")
     with pytest.raises(TypeError, match="`layer`.*Dense"):
         Bidirectional(Dense(2))
-    with pytest.raises(TypeError, match="unexpected keyword.*kernel_regularizer"):
-        LSTM(2, kernel_regularizer="l2")
+    with pytest.raises(TypeError, match="unexpected keyword.*kernel_regularizr"):
+        LSTM(2, kernel_regularizr="l2")
+    with pytest.raises(ValueError, match="`recurrent_regularizer`.*'l3'"):
+        LSTM(2, recurrent_regularizer="l3")
+    with pytest.raises(ValueError, match="`bias_constraint`.*int"):
+        Dense(2, bias_constraint=3)
     with pytest.raises(ValueError, match="`input_shape`"):
         SimpleRNN(2, input_shape=(0, 1))
     with pytest.raises(ValueError, match="`seed`"):

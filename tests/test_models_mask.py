@@ -26,7 +26,7 @@ def _classifier(lib, cell="SimpleRNN"):
     m = lib.Sequential([lib.layers.Embedding(20, 6, mask_zero=True),
                         getattr(lib.layers, cell)(5),
                         lib.layers.Dense(1, activation="sigmoid")])
-    m.build((None, 9) if lib is not fastrnn else (None,))  # (fastrnn: no batch axis)
+    m.build((None, None))  # the batch axis first, as in Keras; sequences of any length
     return m
 
 

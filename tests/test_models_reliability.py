@@ -73,12 +73,14 @@ def test_failed_compile_after_training_keeps_optimizer_state():
     assert model.optimizer is opt and opt.iterations == iterations and model.compiled
 
 
-def test_validation_data_with_sample_weights_is_refused_not_ignored():
+def test_validation_data_with_sample_weights_is_used_not_ignored():
     model = fastrnn.Sequential([layers.Dense(1, input_shape=(2,))])
     model.compile(loss="mse", optimizer="sgd")
-    x, y = np.ones((4, 2)), np.ones((4, 1))
-    with pytest.raises(ValueError, match="sample weights"):
-        model.fit(x, y, validation_data=(x, y, np.ones(4)), verbose=0)
+    x, y = np.arange(8.0).reshape(4, 2), np.ones((4, 1))
+    w = np.array([0.0, 1.0, 2.0, 3.0])
+    history = model.fit(x, y, validation_data=(x, y, w), verbose=0)
+    assert history.history["val_loss"][0] == pytest.approx(
+        model.evaluate(x, y, sample_weight=w), rel=1e-6)
 
 
 def test_integer_ids_reach_the_embedding_exactly():

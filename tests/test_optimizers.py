@@ -317,10 +317,10 @@ def test_get_names_case_insensitive_with_keras_defaults():
     assert adam.epsilon == 1e-7 and (adam.beta_1, adam.beta_2) == (0.9, 0.999)
     assert isinstance(rms, optimizers.RMSprop) and rms.rho == 0.9
     assert optimizers.get(adam) is adam
-    with pytest.raises(ValueError, match="valid names are: 'sgd', 'adam', 'rmsprop'"):
-        optimizers.get("adamw")
+    with pytest.raises(ValueError, match="valid names are: .*'adamw'.*'sgd'"):
+        optimizers.get("adamm")
     with pytest.raises(ValueError, match="Unknown optimizer config"):
-        optimizers.get({"class_name": "Nadam", "config": {}})
+        optimizers.get({"class_name": "Nadamm", "config": {}})
     with pytest.raises(TypeError, match="Could not interpret optimizer"):
         optimizers.get(0.1)
 

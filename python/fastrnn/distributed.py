@@ -407,10 +407,12 @@ class _DataParallel:
                 return
             yield batch
 
-    def forward_backward(self, model: Any, xb: list, yb: list) -> tuple[float, list]:
-        """This rank's part of a global batch forward and backward, then the global mean
-        gradient in ``model._grad_buffer``; returns the global batch's loss and this part's
-        outputs."""
+    def forward_backward(self, model: Any, xb: list, yb: list,
+                         swb: Optional[list] = None) -> tuple[float, list]:
+        """This rank's part of a global batch forward and backward (`swb`: its sample
+        weights per output, or None), then the global mean gradient in
+        ``model._grad_buffer``; returns the global batch's loss (with the activity
+        regularizers' penalties) and this part's outputs."""
         if self._check_batch:
             self._check_batch = False
             self._agree({"the batch shapes": [(a.shape[1:], str(a.dtype)) for a in xb + yb]},
@@ -422,7 +424,9 @@ class _DataParallel:
         m = xb[0].shape[0]
         if m:
             outs = model._run_forward(xb, training=True)
-            loss, ds = model._loss_and_grads(yb, outs, model._output_masks)
+            loss, ds = model._loss_and_grads(yb, outs, model._output_masks, swb)
+            if model._activity_outputs:
+                loss += model._activity_loss
             model._run_backward(ds)
             np.multiply(grad, m, out=buf[:P])
             buf[P] = loss * m

@@ -21,6 +21,10 @@ reshaped to match. Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` before the 
 gradient is the exact derivative of that clipped loss (zero where a probability is clipped).
 A sigmoid/softmax output layer trains better with ``from_logits=True`` on a linear output.
 
+Keras 3 names not in fastrnn: ``Circle``/``circle`` (a metric-learning loss over a batch's
+embedding pairs, not sequence work). Keras's ``reduction`` argument is not taken: every loss
+reduces with ``"sum_over_batch_size"``.
+
 Custom losses: fastrnn has no autodiff, so a plain ``f(y_true, y_pred)`` cannot be trained on
 unless it also returns its gradient. :func:`get` wraps any callable in :class:`FunctionLoss`;
 the callable may return either a scalar (or per-sample array, averaged), usable for
@@ -92,12 +96,49 @@ def _check_not_empty(y_pred: np.ndarray) -> None:
         )
 
 
+def sample_weights(sample_weight: Any, shape: tuple, what: str = "sample_weight") -> np.ndarray:
+    """`sample_weight` as a float64 array of the per-sample losses' `shape` (``y_pred.shape[:-1]``,
+    e.g. ``(B,)`` or ``(B, T)``). As Keras, weights of a leading part of the shape are repeated
+    over the rest (``(B,)`` weights for ``(B, T)`` losses weigh every step of a sample alike) and
+    a trailing axis of length 1 is dropped."""
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "biuf":
+        raise ValueError(
+            f"Received an invalid value for argument `{what}`: expected a numeric array, got "
+            f"dtype {w.dtype}."
+        )
+    w = w.astype(np.float64, copy=False)
+    shape = tuple(shape)
+    if w.shape != shape:
+        if w.shape == (*shape, 1) or (w.ndim == len(shape) and w.shape[-1:] == (1,)
+                                      and w.shape[:-1] == shape[:-1]):
+            w = w.reshape(w.shape[:-1])
+        if w.ndim < len(shape) and w.shape == shape[:w.ndim]:
+            w = np.broadcast_to(w.reshape(w.shape + (1,) * (len(shape) - w.ndim)), shape)
+        elif w.shape != shape:
+            raise ValueError(
+                f"Received an invalid value for argument `{what}`: expected weights of shape "
+                f"{shape} (one per sample, or per sample and time step) or a leading part of "
+                f"it, got shape {np.shape(sample_weight)}."
+            )
+    if not np.isfinite(w).all():
+        raise ValueError(f"Received an invalid value for argument `{what}`: it holds NaN or "
+                         "infinite values.")
+    return w
+
+
 class Loss:
     """Base class: a scalar loss over a batch and its gradient with respect to ``y_pred``.
 
-    Subclasses implement ``_value(y_true, y_pred) -> float`` and
+    Subclasses implement ``call(y_true, y_pred)`` (the per-sample losses, shape
+    ``y_pred.shape[:-1]``, as Keras's ``Loss.call``), ``_value(y_true, y_pred) -> float`` and
     ``_value_and_gradient(y_true, y_pred) -> (float, ndarray)``, receiving ``y_pred`` as a
     floating array and ``y_true`` unconverted (see ``_match_shape``).
+
+    ``sample_weight`` (Keras's reduction ``"sum_over_batch_size"``): the loss is
+    ``sum(w * per_sample) / number of per-sample losses``, and its gradient the unweighted one
+    times each sample's weight (each per-sample loss depends on its own row of ``y_pred``
+    only).
     """
 
     name: str = "loss"
@@ -106,22 +147,37 @@ class Loss:
         if name is not None:
             self.name = name
 
-    def __call__(self, y_true: Any, y_pred: Any) -> float:
-        """The mean loss over all samples. ``y_pred``: ``(..., D)``; ``y_true`` see module doc."""
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
+        """The mean loss over all samples. ``y_pred``: ``(..., D)``; ``y_true`` see module doc;
+        `sample_weight` ``(...)`` or a leading part of it (see :func:`sample_weights`)."""
         y_pred = _as_float_array(y_pred)
         _check_not_empty(y_pred)
-        return float(self._value(y_true, y_pred))
+        if sample_weight is None:
+            return float(self._value(y_true, y_pred))
+        per = np.asarray(self.call(y_true, y_pred), dtype=np.float64)
+        w = sample_weights(sample_weight, per.shape)
+        return float(np.vdot(per, w) / per.size)
 
-    def gradient(self, y_true: Any, y_pred: Any) -> np.ndarray:
+    def call(self, y_true: Any, y_pred: Any) -> np.ndarray:
+        """The per-sample losses, shape ``y_pred.shape[:-1]`` (no reduction over samples)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement call().")
+
+    def gradient(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> np.ndarray:
         """d(loss)/d(y_pred): an array of ``y_pred``'s shape and dtype."""
-        return self.value_and_gradient(y_true, y_pred)[1]
+        return self.value_and_gradient(y_true, y_pred, sample_weight)[1]
 
-    def value_and_gradient(self, y_true: Any, y_pred: Any) -> tuple[float, np.ndarray]:
+    def value_and_gradient(self, y_true: Any, y_pred: Any,
+                           sample_weight: Any = None) -> tuple[float, np.ndarray]:
         """``(loss, d(loss)/d(y_pred))`` in one pass; the gradient has ``y_pred``'s shape/dtype."""
         y_pred = _as_float_array(y_pred)
         _check_not_empty(y_pred)
         value, grad = self._value_and_gradient(y_true, y_pred)
-        return float(value), grad
+        if sample_weight is None:
+            return float(value), grad
+        per = np.asarray(self.call(y_true, y_pred), dtype=np.float64)
+        w = sample_weights(sample_weight, per.shape)
+        grad *= w.reshape(w.shape + (1,) * (grad.ndim - w.ndim)).astype(grad.dtype, copy=False)
+        return float(np.vdot(per, w) / per.size), grad
 
     def _value(self, y_true: Any, y_pred: np.ndarray) -> float:
         return self._value_and_gradient(y_true, y_pred)[0]
@@ -149,6 +205,9 @@ class MeanSquaredError(Loss):
 
     name = "mean_squared_error"
 
+    def call(self, y_true, y_pred):
+        return mean_squared_error(y_true, y_pred)
+
     def _value(self, y_true, y_pred):
         diff = y_pred - _match_shape(y_true, y_pred)
         # float64 accumulation: evaluation may reduce millions of float32 values at once
@@ -166,6 +225,9 @@ class MeanAbsoluteError(Loss):
     """``mean(|y_pred - y_true|)``; the gradient at a zero error is 0 (as in TensorFlow)."""
 
     name = "mean_absolute_error"
+
+    def call(self, y_true, y_pred):
+        return mean_absolute_error(y_true, y_pred)
 
     def _value(self, y_true, y_pred):
         diff = y_pred - _match_shape(y_true, y_pred)
@@ -197,6 +259,9 @@ class Huber(Loss):
             )
         self.delta = delta
 
+    def call(self, y_true, y_pred):
+        return huber(y_true, y_pred, self.delta)
+
     def _value_and_gradient(self, y_true, y_pred):
         err = y_pred - _match_shape(y_true, y_pred)
         grad = np.clip(err, -self.delta, self.delta)
@@ -218,12 +283,19 @@ class BinaryCrossentropy(Loss):
 
     name = "binary_crossentropy"
 
-    def __init__(self, from_logits: bool = False, name: str | None = None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0,
+                 name: str | None = None):
         super().__init__(name)
         self.from_logits = bool(from_logits)
+        self.label_smoothing = _smoothing(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        return binary_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing)
 
     def _value_and_gradient(self, y_true, y_pred):
         t = _match_shape(y_true, y_pred)
+        if self.label_smoothing:  # towards 1/2 (Keras)
+            t = t * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         n = y_pred.size
         if self.from_logits:
             x = y_pred
@@ -254,7 +326,8 @@ class BinaryCrossentropy(Loss):
         return value / n, grad
 
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
+        return {"name": self.name, "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing}
 
 
 def _log_softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -308,9 +381,56 @@ class SparseCategoricalCrossentropy(Loss):
 
     name = "sparse_categorical_crossentropy"
 
-    def __init__(self, from_logits: bool = False, name: str | None = None):
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
+                 name: str | None = None):
         super().__init__(name)
         self.from_logits = bool(from_logits)
+        if ignore_class is not None and (isinstance(ignore_class, bool) or not isinstance(
+                ignore_class, (int, np.integer))):
+            raise ValueError(
+                "Received an invalid value for argument `ignore_class`, expected None or an "
+                f"integer label, got {ignore_class!r}."
+            )
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
+
+    def _kept(self, y_true: Any, y_pred: np.ndarray) -> Any:
+        """Where the label is not `ignore_class` (None: everywhere)."""
+        if self.ignore_class is None:
+            return None
+        labels = np.asarray(y_true)
+        if labels.shape == (*y_pred.shape[:-1], 1):
+            labels = labels.reshape(y_pred.shape[:-1])
+        return labels != self.ignore_class
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        kept = self._kept(y_true, _as_float_array(y_pred))
+        if kept is None:
+            return super().__call__(y_true, y_pred, sample_weight)
+        # as Keras: the ignored positions are masked, the mean taken over the others
+        y_pred = _as_float_array(y_pred)
+        labels = np.asarray(y_true).reshape(kept.shape)
+        if not kept.any():
+            return 0.0
+        w = None if sample_weight is None else sample_weights(
+            sample_weight, kept.shape)[kept]
+        return super().__call__(labels[kept], y_pred[kept], w)
+
+    def value_and_gradient(self, y_true, y_pred, sample_weight=None):
+        y_pred = _as_float_array(y_pred)
+        kept = self._kept(y_true, y_pred)
+        if kept is None:
+            return super().value_and_gradient(y_true, y_pred, sample_weight)
+        grad = np.zeros_like(y_pred)
+        if not kept.any():
+            return 0.0, grad
+        labels = np.asarray(y_true).reshape(kept.shape)
+        w = None if sample_weight is None else sample_weights(
+            sample_weight, kept.shape)[kept]
+        value, grad[kept] = super().value_and_gradient(labels[kept], y_pred[kept], w)
+        return value, grad
+
+    def call(self, y_true, y_pred):
+        return sparse_categorical_crossentropy(y_true, y_pred, self.from_logits)
 
     def _value_and_gradient(self, y_true, y_pred):
         labels = _sparse_labels(y_true, y_pred)
@@ -337,7 +457,8 @@ class SparseCategoricalCrossentropy(Loss):
         return value / m, grad.reshape(y_pred.shape)
 
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
+        return {"name": self.name, "from_logits": self.from_logits,
+                "ignore_class": self.ignore_class}
 
 
 class CategoricalCrossentropy(Loss):
@@ -349,9 +470,14 @@ class CategoricalCrossentropy(Loss):
 
     name = "categorical_crossentropy"
 
-    def __init__(self, from_logits: bool = False, name: str | None = None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0,
+                 name: str | None = None):
         super().__init__(name)
         self.from_logits = bool(from_logits)
+        self.label_smoothing = _smoothing(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        return categorical_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing)
 
     def _value_and_gradient(self, y_true, y_pred):
         t = np.asarray(y_true, dtype=y_pred.dtype)
@@ -365,6 +491,8 @@ class CategoricalCrossentropy(Loss):
                 f"y_true and y_pred must have the same shape (..., classes), got y_true "
                 f"{t.shape} and y_pred {y_pred.shape}{hint}."
             )
+        if self.label_smoothing:  # towards 1/C (Keras)
+            t = t * (1.0 - self.label_smoothing) + self.label_smoothing / y_pred.shape[-1]
         m = _num_samples(y_pred)
         t_sum = t.sum(axis=-1, keepdims=True)
         if self.from_logits:
@@ -386,7 +514,8 @@ class CategoricalCrossentropy(Loss):
         return value / m, grad
 
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
+        return {"name": self.name, "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing}
 
 
 class FunctionLoss(Loss):
@@ -408,6 +537,17 @@ class FunctionLoss(Loss):
         if isinstance(out, tuple):
             out = out[0]
         return float(np.mean(out))
+
+    def call(self, y_true, y_pred):
+        out = self.fn(y_true, y_pred)
+        out = np.asarray(out[0] if isinstance(out, tuple) else out)
+        if out.shape != y_pred.shape[:-1]:
+            raise ValueError(
+                f"Custom loss `{self.name}` returned values of shape {out.shape}; sample weights "
+                f"need one value per sample, shape {y_pred.shape[:-1]} (y_pred without its last "
+                "axis)."
+            )
+        return out
 
     def _value_and_gradient(self, y_true, y_pred):
         out = self.fn(y_true, y_pred)
@@ -434,30 +574,463 @@ class FunctionLoss(Loss):
         )
 
 
-_ALIASES: dict[str, Callable[[], Loss]] = {
-    "mse": MeanSquaredError,
-    "mean_squared_error": MeanSquaredError,
-    "mae": MeanAbsoluteError,
-    "mean_absolute_error": MeanAbsoluteError,
-    "huber": Huber,
-    "huber_loss": Huber,
-    "binary_crossentropy": BinaryCrossentropy,
-    "bce": BinaryCrossentropy,
-    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
-    "categorical_crossentropy": CategoricalCrossentropy,
-}
+class _PerSampleLoss(Loss):
+    """A loss given by its per-sample values ``call(y_true, y_pred)`` and ``_grad(y_true,
+    y_pred)``, the derivative of their *sum* with respect to ``y_pred``: the loss is their
+    mean and its gradient ``_grad / count``."""
 
-_CLASSES: dict[str, type[Loss]] = {
-    cls.__name__: cls
-    for cls in (
-        MeanSquaredError,
-        MeanAbsoluteError,
-        Huber,
-        BinaryCrossentropy,
-        SparseCategoricalCrossentropy,
-        CategoricalCrossentropy,
-    )
-}
+    def _value_and_gradient(self, y_true, y_pred):
+        per = np.asarray(self.call(y_true, y_pred), dtype=np.float64)
+        grad = np.asarray(self._grad(y_true, y_pred), dtype=y_pred.dtype)
+        grad *= 1.0 / max(per.size, 1)
+        return float(per.mean()), grad
+
+    def _grad(self, y_true: Any, y_pred: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_config(self):
+        config = {"name": self.name}
+        for key in getattr(self, "_config_keys", ()):
+            config[key] = getattr(self, key)
+        return config
+
+
+def _positive(name: str, value: Any, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or \
+            not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a "
+            f"{'non-negative' if allow_zero else 'positive'} float, got {value!r}."
+        )
+    return float(value)
+
+
+def _smoothing(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or \
+            not 0 <= value <= 1:
+        raise ValueError(
+            "Received an invalid value for argument `label_smoothing`, expected a float in "
+            f"[0, 1], got {value!r}."
+        )
+    return float(value)
+
+
+class MeanSquaredLogarithmicError(_PerSampleLoss):
+    """``mean((log(max(p, eps) + 1) - log(max(t, eps) + 1))^2)`` over the last axis."""
+
+    name = "mean_squared_logarithmic_error"
+
+    def call(self, y_true, y_pred):
+        return mean_squared_logarithmic_error(y_true, y_pred)
+
+    def _grad(self, y_true, y_pred):
+        t = _match_shape(y_true, y_pred)
+        lp = np.log(np.maximum(y_pred, EPSILON) + 1.0)
+        d = 2.0 * (lp - np.log(np.maximum(t, EPSILON) + 1.0)) / (np.maximum(y_pred, EPSILON)
+                                                                 + 1.0)
+        return np.where(y_pred > EPSILON, d, 0.0) / y_pred.shape[-1]
+
+
+class MeanAbsolutePercentageError(_PerSampleLoss):
+    """``100 * mean(|t - p| / max(|t|, eps))`` over the last axis."""
+
+    name = "mean_absolute_percentage_error"
+
+    def call(self, y_true, y_pred):
+        return mean_absolute_percentage_error(y_true, y_pred)
+
+    def _grad(self, y_true, y_pred):
+        t = _match_shape(y_true, y_pred)
+        return 100.0 * np.sign(y_pred - t) / np.maximum(np.abs(t), EPSILON) / y_pred.shape[-1]
+
+
+class LogCosh(_PerSampleLoss):
+    """``mean(log(cosh(p - t)))`` over the last axis (computed without overflow)."""
+
+    name = "log_cosh"
+
+    def call(self, y_true, y_pred):
+        return log_cosh(y_true, y_pred)
+
+    def _grad(self, y_true, y_pred):
+        return np.tanh(y_pred - _match_shape(y_true, y_pred)) / y_pred.shape[-1]
+
+
+class Poisson(_PerSampleLoss):
+    """``mean(p - t log(p + eps))`` over the last axis."""
+
+    name = "poisson"
+
+    def call(self, y_true, y_pred):
+        return poisson(y_true, y_pred)
+
+    def _grad(self, y_true, y_pred):
+        return (1.0 - _match_shape(y_true, y_pred) / (y_pred + EPSILON)) / y_pred.shape[-1]
+
+
+def _hinge_labels(y_true: Any, y_pred: np.ndarray) -> np.ndarray:
+    """Keras's rule: labels that are all 0 or 1 become -1/1; others are used as given."""
+    t = _match_shape(y_true, y_pred)
+    return 2.0 * t - 1.0 if np.all((t == 0) | (t == 1)) else t
+
+
+class Hinge(_PerSampleLoss):
+    """``mean(max(1 - t p, 0))`` over the last axis; 0/1 labels become -1/1."""
+
+    name = "hinge"
+
+    def call(self, y_true, y_pred):
+        return hinge(y_true, y_pred)
+
+    def _grad(self, y_true, y_pred):
+        t = _hinge_labels(y_true, y_pred)
+        return np.where(1.0 - t * y_pred > 0, -t, 0.0) / y_pred.shape[-1]
+
+
+class SquaredHinge(_PerSampleLoss):
+    """``mean(max(1 - t p, 0)^2)`` over the last axis; 0/1 labels become -1/1."""
+
+    name = "squared_hinge"
+
+    def call(self, y_true, y_pred):
+        return squared_hinge(y_true, y_pred)
+
+    def _grad(self, y_true, y_pred):
+        t = _hinge_labels(y_true, y_pred)
+        return -2.0 * t * np.maximum(1.0 - t * y_pred, 0.0) / y_pred.shape[-1]
+
+
+class CategoricalHinge(_PerSampleLoss):
+    """``max(max((1 - t) p) - sum(t p) + 1, 0)`` per sample (one-hot `t`)."""
+
+    name = "categorical_hinge"
+
+    def call(self, y_true, y_pred):
+        return categorical_hinge(y_true, y_pred)
+
+    def _grad(self, y_true, y_pred):
+        t = _match_shape(y_true, y_pred)
+        negatives = (1.0 - t) * y_pred
+        active = (negatives.max(axis=-1) - (t * y_pred).sum(axis=-1) + 1.0) > 0
+        grad = -t
+        j = np.argmax(negatives, axis=-1)[..., None]
+        np.put_along_axis(grad, j, np.take_along_axis(grad, j, axis=-1)
+                          + np.take_along_axis(1.0 - t, j, axis=-1), axis=-1)
+        return grad * active[..., None]
+
+
+class KLDivergence(_PerSampleLoss):
+    """``sum(t log(t / p))`` over the last axis, `t` and `p` clipped to ``[eps, 1]``."""
+
+    name = "kl_divergence"
+
+    def call(self, y_true, y_pred):
+        return kl_divergence(y_true, y_pred)
+
+    def _grad(self, y_true, y_pred):
+        t = np.clip(_match_shape(y_true, y_pred), EPSILON, 1.0)
+        inside = (y_pred >= EPSILON) & (y_pred <= 1.0)
+        return np.where(inside, -t / np.clip(y_pred, EPSILON, 1.0), 0.0)
+
+
+class CosineSimilarity(_PerSampleLoss):
+    """``-sum(normalize(t) * normalize(p))`` over `axis` (normalize: ``x / max(||x||,
+    1e-7)``): -1 for parallel vectors, as Keras (a loss to minimise)."""
+
+    name = "cosine_similarity"
+    _config_keys = ("axis",)
+
+    def __init__(self, axis: int = -1, name: str | None = None):
+        super().__init__(name)
+        self.axis = int(axis)
+
+    def call(self, y_true, y_pred):
+        return cosine_similarity(y_true, y_pred, self.axis)
+
+    def _grad(self, y_true, y_pred):
+        t = _match_shape(y_true, y_pred)
+        tn = t * _inverse_norm(t, self.axis)
+        inv = _inverse_norm(y_pred, self.axis)
+        pn = y_pred * inv
+        capped = inv >= 1.0 / EPSILON
+        along = (tn * pn).sum(axis=self.axis, keepdims=True)
+        return -np.where(capped, tn * inv, (tn - pn * along) * inv)
+
+
+class BinaryFocalCrossentropy(_PerSampleLoss):
+    """Binary cross-entropy scaled by ``(1 - p_t)^gamma`` (Lin et al.), ``p_t`` the
+    probability given to the true label; with ``apply_class_balancing`` also by ``alpha`` for
+    positives and ``1 - alpha`` for negatives. Mean over the last axis."""
+
+    name = "binary_focal_crossentropy"
+    _config_keys = ("apply_class_balancing", "alpha", "gamma", "from_logits",
+                    "label_smoothing")
+
+    def __init__(self, apply_class_balancing: bool = False, alpha: float = 0.25,
+                 gamma: float = 2.0, from_logits: bool = False, label_smoothing: float = 0.0,
+                 name: str | None = None):
+        super().__init__(name)
+        self.apply_class_balancing = bool(apply_class_balancing)
+        self.alpha = _positive("alpha", alpha, allow_zero=True)
+        self.gamma = _positive("gamma", gamma, allow_zero=True)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _smoothing(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        return binary_focal_crossentropy(y_true, y_pred, self.apply_class_balancing, self.alpha,
+                                         self.gamma, self.from_logits, self.label_smoothing)
+
+    def _grad(self, y_true, y_pred):
+        t = _match_shape(y_true, y_pred)
+        if self.label_smoothing:
+            t = t * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        p = _sigmoid(y_pred) if self.from_logits else y_pred
+        q = np.clip(p, EPSILON, 1.0 - EPSILON)
+        bce = -(t * np.log(q) + (1.0 - t) * np.log(1.0 - q))
+        d_bce = np.where((p >= EPSILON) & (p <= 1.0 - EPSILON), (q - t) / (q * (1.0 - q)), 0.0)
+        p_t = t * p + (1.0 - t) * (1.0 - p)
+        base = np.maximum(1.0 - p_t, 0.0)
+        d_factor = -self.gamma * base ** (self.gamma - 1.0) * (2.0 * t - 1.0) if self.gamma \
+            else 0.0
+        grad = d_factor * bce + base ** self.gamma * d_bce  # d / dp
+        if self.apply_class_balancing:
+            grad = grad * (t * self.alpha + (1.0 - t) * (1.0 - self.alpha))
+        if self.from_logits:
+            grad = grad * p * (1.0 - p)
+        return grad / y_pred.shape[-1]
+
+
+class CategoricalFocalCrossentropy(_PerSampleLoss):
+    """``sum(alpha (1 - q)^gamma * -t log q)`` over classes, ``q`` the renormalised (or
+    softmax) and clipped probabilities."""
+
+    name = "categorical_focal_crossentropy"
+    _config_keys = ("alpha", "gamma", "from_logits", "label_smoothing")
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, from_logits: bool = False,
+                 label_smoothing: float = 0.0, name: str | None = None):
+        super().__init__(name)
+        self.alpha = _positive("alpha", alpha, allow_zero=True)
+        self.gamma = _positive("gamma", gamma, allow_zero=True)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _smoothing(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        return categorical_focal_crossentropy(y_true, y_pred, self.alpha, self.gamma,
+                                              self.from_logits, self.label_smoothing)
+
+    def _grad(self, y_true, y_pred):
+        t = np.asarray(y_true, dtype=y_pred.dtype)
+        if self.label_smoothing:
+            t = t * (1.0 - self.label_smoothing) + self.label_smoothing / y_pred.shape[-1]
+        p = _log_softmax(y_pred)[1] if self.from_logits else y_pred
+        total = p.sum(axis=-1, keepdims=True)
+        q = p / total
+        inside = (q >= EPSILON) & (q <= 1.0 - EPSILON)
+        qc = np.clip(q, EPSILON, 1.0 - EPSILON)
+        g = self.gamma
+        dq = -self.alpha * t * ((1.0 - qc) ** g / qc - (
+            g * (1.0 - qc) ** (g - 1.0) * np.log(qc) if g else 0.0))
+        dq = np.where(inside, dq, 0.0)
+        along = (dq * q).sum(axis=-1, keepdims=True)
+        if self.from_logits:
+            return q * (dq - along)  # through the softmax
+        return (dq - along) / total  # through q = p / sum(p)
+
+
+class CategoricalGeneralizedCrossEntropy(_PerSampleLoss):
+    """Generalized cross-entropy (Zhang & Sabuncu) for noisy labels: ``(1 - p_y^q) / q``
+    with ``p_y`` the probability of the integer label; ``q`` in (0, 1]."""
+
+    name = "categorical_generalized_cross_entropy"
+    _config_keys = ("q",)
+
+    def __init__(self, q: float = 0.5, name: str | None = None):
+        super().__init__(name)
+        self.q = _positive("q", q)
+        if self.q > 1:
+            raise ValueError(f"Received an invalid value for argument `q`, expected a float "
+                             f"in (0, 1], got {q!r}.")
+
+    def call(self, y_true, y_pred):
+        return categorical_generalized_cross_entropy(y_true, y_pred, self.q)
+
+    def _grad(self, y_true, y_pred):
+        labels = _sparse_labels(y_true, y_pred)
+        grad = np.zeros_like(y_pred)
+        p = np.take_along_axis(y_pred, labels[..., None], axis=-1)
+        np.put_along_axis(grad, labels[..., None], -np.power(p, self.q - 1.0), axis=-1)
+        return grad
+
+
+class _OverlapLoss(_PerSampleLoss):
+    """Dice and Tversky: one value per group of `axis` (all of ``y_pred`` when None)."""
+
+    _config_keys = ("axis",)
+
+    def __init__(self, axis: Any = None, name: str | None = None):
+        super().__init__(name)
+        self.axis = None if axis is None else (
+            int(axis) if np.ndim(axis) == 0 else tuple(int(a) for a in axis))
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__} scores groups of values, not samples: sample_weight "
+                "is not supported for it."
+            )
+        return super().__call__(y_true, y_pred)
+
+    def value_and_gradient(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__} scores groups of values, not samples: sample_weight "
+                "is not supported for it."
+            )
+        return super().value_and_gradient(y_true, y_pred)
+
+
+class Dice(_OverlapLoss):
+    """``1 - 2 sum(t p) / (sum(t) + sum(p) + eps)`` over `axis` (everything when None)."""
+
+    name = "dice"
+
+    def call(self, y_true, y_pred):
+        return dice(y_true, y_pred, self.axis)
+
+    def _grad(self, y_true, y_pred):
+        t = np.asarray(y_true, dtype=y_pred.dtype)
+        inter = (t * y_pred).sum(axis=self.axis, keepdims=True)
+        denom = t.sum(axis=self.axis, keepdims=True) + y_pred.sum(
+            axis=self.axis, keepdims=True) + EPSILON
+        return -(2.0 * t * denom - 2.0 * inter) / denom**2
+
+
+class Tversky(_OverlapLoss):
+    """``1 - I / (I + alpha F_p + beta F_n + eps)`` with, as Keras computes them,
+    ``I = sum(t p)``, ``F_p = sum(t (1 - p))``, ``F_n = sum((1 - t) p)`` over `axis`."""
+
+    name = "tversky"
+    _config_keys = ("alpha", "beta", "axis")
+
+    def __init__(self, alpha: float = 0.5, beta: float = 0.5, axis: Any = None,
+                 name: str | None = None):
+        super().__init__(axis, name)
+        self.alpha = _positive("alpha", alpha, allow_zero=True)
+        self.beta = _positive("beta", beta, allow_zero=True)
+
+    def call(self, y_true, y_pred):
+        return tversky(y_true, y_pred, self.alpha, self.beta, self.axis)
+
+    def _grad(self, y_true, y_pred):
+        t = np.asarray(y_true, dtype=y_pred.dtype)
+        ax = self.axis
+        inter = (t * y_pred).sum(axis=ax, keepdims=True)
+        denom = inter + self.alpha * (t * (1.0 - y_pred)).sum(axis=ax, keepdims=True) + \
+            self.beta * ((1.0 - t) * y_pred).sum(axis=ax, keepdims=True) + EPSILON
+        d_inter, d_denom = t, t - self.alpha * t + self.beta * (1.0 - t)
+        return -(d_inter * denom - inter * d_denom) / denom**2
+
+
+class CTC(_PerSampleLoss):
+    """Connectionist temporal classification (Graves et al. 2006), Keras's form: `y_pred`
+    holds logits ``(B, T, C)`` (a softmax over the classes is taken inside), `y_true` integer
+    labels ``(B, S)`` left-aligned and padded with 0, which is also the blank class. The
+    per-sample loss is ``-log p(labels | logits)`` summed over every alignment, computed by
+    the forward-backward recursions in log space; its gradient with respect to the logits is
+    ``softmax - posterior occupancy`` of each class. Alignments that cannot fit in T steps
+    give an infinite loss (as TensorFlow's) and a zero gradient."""
+
+    name = "ctc"
+    target_shape_free = True  # labels (B, S) whatever the output's time length
+
+    def call(self, y_true, y_pred):
+        return ctc(y_true, y_pred)
+
+    def _grad(self, y_true, y_pred):
+        return _ctc(y_true, y_pred)[1].astype(y_pred.dtype, copy=False)
+
+
+def _ctc_labels(y_true: Any, y_pred: np.ndarray) -> np.ndarray:
+    labels = np.asarray(y_true)
+    if y_pred.ndim != 3:
+        raise ValueError(f"CTC expects logits of shape (batch, time, classes), got y_pred of "
+                         f"shape {y_pred.shape}.")
+    if labels.ndim != 2 or labels.shape[0] != y_pred.shape[0]:
+        raise ValueError(f"CTC expects integer labels of shape (batch, max_length) = "
+                         f"({y_pred.shape[0]}, S), got y_true of shape {labels.shape}.")
+    if labels.dtype.kind == "f":
+        if not np.all(np.mod(labels, 1) == 0):
+            raise ValueError("CTC labels must be integer class indices.")
+        labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= y_pred.shape[-1]):
+        raise ValueError(f"CTC labels must be in [0, {y_pred.shape[-1]}) (0: padding and "
+                         f"blank), got values in [{labels.min()}, {labels.max()}].")
+    return labels.astype(np.int64)
+
+
+def _ctc(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(per-sample -log p, d(sum of them)/d logits)`` (see :class:`CTC`)."""
+    logits = _as_float_array(y_pred)
+    labels = _ctc_labels(y_true, logits)
+    B, T, _ = logits.shape
+    S = labels.shape[1]
+    logp, probs = _log_softmax(logits.astype(np.float64))
+    lengths = (labels != 0).sum(axis=1)
+    L = 2 * S + 1
+    ext = np.zeros((B, L), dtype=np.int64)  # blank, l1, blank, l2, ..., blank
+    ext[:, 1::2] = labels
+    s_idx = np.arange(L)
+    valid = s_idx[None, :] < (2 * lengths + 1)[:, None]
+    skip = np.zeros((B, L), dtype=bool)  # s-2 -> s allowed: a label unlike the one before
+    skip[:, 2:] = (ext[:, 2:] != 0) & (ext[:, 2:] != ext[:, :-2])
+    emit = np.take_along_axis(logp, np.broadcast_to(ext[:, None, :], (B, T, L)), axis=2)
+    neg = -np.inf
+    alpha = np.full((B, T, L), neg)
+    alpha[:, 0, 0] = emit[:, 0, 0]
+    alpha[:, 0, 1] = np.where(lengths > 0, emit[:, 0, 1], neg)
+    for t in range(1, T):  # forward: paths ending in extended position s at step t
+        prev = alpha[:, t - 1]
+        a = np.logaddexp(prev, np.concatenate([np.full((B, 1), neg), prev[:, :-1]], axis=1))
+        a2 = np.concatenate([np.full((B, 2), neg), prev[:, :-2]], axis=1)
+        a = np.logaddexp(a, np.where(skip, a2, neg))
+        alpha[:, t] = np.where(valid, a + emit[:, t], neg)
+    last = 2 * lengths
+    end = np.take_along_axis(alpha[:, T - 1], last[:, None], axis=1)[:, 0]
+    end_label = np.take_along_axis(alpha[:, T - 1], np.maximum(last - 1, 0)[:, None],
+                                   axis=1)[:, 0]
+    log_p = np.logaddexp(end, np.where(lengths > 0, end_label, neg))
+    beta = np.full((B, T, L), neg)
+    rows = np.arange(B)
+    beta[rows, T - 1, last] = emit[rows, T - 1, last]
+    has = lengths > 0
+    beta[rows[has], T - 1, last[has] - 1] = emit[rows[has], T - 1, last[has] - 1]
+    skip_next = np.concatenate([skip[:, 2:], np.zeros((B, 2), dtype=bool)], axis=1)
+    for t in range(T - 2, -1, -1):  # backward: paths from (t, s) to the end
+        nxt = beta[:, t + 1]
+        b = np.logaddexp(nxt, np.concatenate([nxt[:, 1:], np.full((B, 1), neg)], axis=1))
+        b2 = np.concatenate([nxt[:, 2:], np.full((B, 2), neg)], axis=1)
+        b = np.logaddexp(b, np.where(skip_next, b2, neg))
+        beta[:, t] = np.where(valid, b + emit[:, t], neg)
+    feasible = np.isfinite(log_p)
+    with np.errstate(invalid="ignore"):
+        occupancy = np.exp(alpha + beta - emit - np.where(feasible, log_p, 0.0)[:, None, None])
+    occupancy = np.where(np.isfinite(occupancy), occupancy, 0.0)
+    grad = probs.copy()
+    b_i, t_i, s_i = np.meshgrid(rows, np.arange(T), s_idx, indexing="ij")
+    np.add.at(grad, (b_i, t_i, ext[b_i, s_i]), -occupancy)
+    grad[~feasible] = 0.0
+    return -log_p, grad
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -x)).astype(x.dtype, copy=False)
+
+
+def _inverse_norm(x: np.ndarray, axis: int) -> np.ndarray:
+    """``1 / max(||x||, 1e-7)`` over `axis` (kept), Keras's ``normalize``."""
+    return np.minimum(1.0 / np.sqrt(np.square(x).sum(axis=axis, keepdims=True)), 1.0 / EPSILON)
+
 
 LossIdentifier = Union[str, Loss, dict, Callable[[np.ndarray, np.ndarray], Any]]
 
@@ -482,9 +1055,10 @@ def deserialize(config: dict[str, Any]) -> Loss:
 def get(identifier: LossIdentifier) -> Loss:
     """A :class:`Loss` from a name, a Loss, a serialised config, or a callable.
 
-    Names (case-insensitive): ``mse``/``mean_squared_error``, ``mae``/``mean_absolute_error``,
-    ``huber``, ``binary_crossentropy``/``bce``, ``sparse_categorical_crossentropy``,
-    ``categorical_crossentropy``. A callable is wrapped in :class:`FunctionLoss`.
+    Names (case-insensitive): every Keras 3 loss class and function name (e.g. ``"mse"``,
+    ``"MeanSquaredError"``, ``"huber"``, ``"binary_focal_crossentropy"``, ``"kld"``). A
+    function form trains with its class; another callable is wrapped in
+    :class:`FunctionLoss`.
     """
     if isinstance(identifier, Loss):
         return identifier
@@ -542,9 +1116,13 @@ def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> np.ndarray:
     return np.mean(0.5 * quad * quad + delta * (e - quad), axis=-1)
 
 
-def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> np.ndarray:
-    """The mean over the last axis of the elementwise binary cross-entropy."""
+def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
+                        label_smoothing: float = 0.0) -> np.ndarray:
+    """The mean over the last axis of the elementwise binary cross-entropy (labels smoothed
+    towards 1/2 by `label_smoothing`)."""
     t, p = _pair(y_true, y_pred)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
         ce = np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))
     else:
@@ -553,9 +1131,13 @@ def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> 
     return np.mean(ce, axis=-1)
 
 
-def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> np.ndarray:
-    """``-sum(y_true * log(softmax or normalised y_pred), axis=-1)`` per sample."""
+def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
+                             label_smoothing: float = 0.0) -> np.ndarray:
+    """``-sum(y_true * log(softmax or normalised y_pred), axis=-1)`` per sample (labels
+    smoothed towards 1/C by `label_smoothing`)."""
     t, p = _pair(y_true, y_pred)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + label_smoothing / p.shape[-1]
     if from_logits:
         logp = _log_softmax(p)[0]
     else:
@@ -577,19 +1159,185 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any,
     return -np.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
 
 
+def ctc(y_true: Any, y_pred: Any) -> np.ndarray:
+    """The CTC loss per sample, ``(B,)``: `y_true` labels ``(B, S)`` padded with 0 (the
+    blank), `y_pred` logits ``(B, T, C)``; see :class:`CTC`."""
+    return _ctc(y_true, y_pred)[0]
+
+
+def mean_squared_logarithmic_error(y_true: Any, y_pred: Any) -> np.ndarray:
+    """``mean((log(max(p, eps) + 1) - log(max(t, eps) + 1))^2, axis=-1)``."""
+    t, p = _pair(y_true, y_pred)
+    d = np.log(np.maximum(p, EPSILON) + 1.0) - np.log(np.maximum(t, EPSILON) + 1.0)
+    return np.mean(d * d, axis=-1)
+
+
+def log_cosh(y_true: Any, y_pred: Any) -> np.ndarray:
+    """``mean(log(cosh(p - t)), axis=-1)``, as ``x + softplus(-2x) - log 2``."""
+    t, p = _pair(y_true, y_pred)
+    x = p - t
+    return np.mean(x + np.logaddexp(0.0, -2.0 * x) - np.log(2.0), axis=-1)
+
+
+def poisson(y_true: Any, y_pred: Any) -> np.ndarray:
+    """``mean(p - t log(p + eps), axis=-1)``."""
+    t, p = _pair(y_true, y_pred)
+    return np.mean(p - t * np.log(p + EPSILON), axis=-1)
+
+
+def hinge(y_true: Any, y_pred: Any) -> np.ndarray:
+    """``mean(max(1 - t p, 0), axis=-1)``; 0/1 labels become -1/1."""
+    p = _as_float_array(y_pred)
+    _check_not_empty(p)
+    return np.mean(np.maximum(1.0 - _hinge_labels(y_true, p) * p, 0.0), axis=-1)
+
+
+def squared_hinge(y_true: Any, y_pred: Any) -> np.ndarray:
+    """``mean(max(1 - t p, 0)^2, axis=-1)``; 0/1 labels become -1/1."""
+    p = _as_float_array(y_pred)
+    _check_not_empty(p)
+    return np.mean(np.square(np.maximum(1.0 - _hinge_labels(y_true, p) * p, 0.0)), axis=-1)
+
+
+def categorical_hinge(y_true: Any, y_pred: Any) -> np.ndarray:
+    """``max(max((1 - t) p) - sum(t p) + 1, 0)`` per sample."""
+    t, p = _pair(y_true, y_pred)
+    return np.maximum(((1.0 - t) * p).max(axis=-1) - (t * p).sum(axis=-1) + 1.0, 0.0)
+
+
+def kl_divergence(y_true: Any, y_pred: Any) -> np.ndarray:
+    """``sum(t log(t / p), axis=-1)`` with both clipped to ``[eps, 1]``."""
+    t, p = _pair(y_true, y_pred)
+    t = np.clip(t, EPSILON, 1.0)
+    return np.sum(t * np.log(t / np.clip(p, EPSILON, 1.0)), axis=-1)
+
+
+def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> np.ndarray:
+    """``-sum(normalize(t) * normalize(p), axis)`` (the loss form: -1 when parallel)."""
+    t, p = _pair(y_true, y_pred)
+    return -np.sum(t * _inverse_norm(t, axis) * p * _inverse_norm(p, axis), axis=axis)
+
+
+def binary_focal_crossentropy(y_true: Any, y_pred: Any, apply_class_balancing: bool = False,
+                              alpha: float = 0.25, gamma: float = 2.0,
+                              from_logits: bool = False, label_smoothing: float = 0.0,
+                              axis: int = -1) -> np.ndarray:
+    """The focal binary cross-entropy per sample (mean over `axis`); see
+    :class:`BinaryFocalCrossentropy`."""
+    t, p = _pair(y_true, y_pred)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        p = _sigmoid(p)
+    q = np.clip(p, EPSILON, 1.0 - EPSILON)
+    bce = -(t * np.log(q) + (1.0 - t) * np.log(1.0 - q))
+    p_t = t * p + (1.0 - t) * (1.0 - p)
+    focal = np.maximum(1.0 - p_t, 0.0) ** gamma * bce
+    if apply_class_balancing:
+        focal = focal * (t * alpha + (1.0 - t) * (1.0 - alpha))
+    return np.mean(focal, axis=axis)
+
+
+def categorical_focal_crossentropy(y_true: Any, y_pred: Any, alpha: float = 0.25,
+                                   gamma: float = 2.0, from_logits: bool = False,
+                                   label_smoothing: float = 0.0, axis: int = -1) -> np.ndarray:
+    """The focal categorical cross-entropy per sample; see
+    :class:`CategoricalFocalCrossentropy`."""
+    t, p = _pair(y_true, y_pred)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + label_smoothing / p.shape[-1]
+    if from_logits:
+        p = _log_softmax(p)[1]
+    q = np.clip(p / p.sum(axis=axis, keepdims=True), EPSILON, 1.0 - EPSILON)
+    return np.sum(alpha * (1.0 - q) ** gamma * -t * np.log(q), axis=axis)
+
+
+def categorical_generalized_cross_entropy(y_true: Any, y_pred: Any, q: float) -> np.ndarray:
+    """``(1 - p_y^q) / q`` per sample, `y_true` integer labels."""
+    p = _as_float_array(y_pred)
+    _check_not_empty(p)
+    labels = _sparse_labels(y_true, p)
+    p_y = np.take_along_axis(p, labels[..., None], axis=-1)[..., 0]
+    return (1.0 - np.power(p_y, q)) / q
+
+
+def dice(y_true: Any, y_pred: Any, axis: Any = None) -> np.ndarray:
+    """``1 - 2 sum(t p) / (sum(t) + sum(p) + eps)`` over `axis` (everything when None)."""
+    p = _as_float_array(y_pred)
+    t = np.asarray(y_true, dtype=p.dtype)
+    inter = (t * p).sum(axis=axis)
+    return 1.0 - 2.0 * inter / (t.sum(axis=axis) + p.sum(axis=axis) + EPSILON)
+
+
+def tversky(y_true: Any, y_pred: Any, alpha: float = 0.5, beta: float = 0.5,
+            axis: Any = None) -> np.ndarray:
+    """``1 - I / (I + alpha F_p + beta F_n + eps)``; see :class:`Tversky`."""
+    p = _as_float_array(y_pred)
+    t = np.asarray(y_true, dtype=p.dtype)
+    inter = (t * p).sum(axis=axis)
+    fp = (t * (1.0 - p)).sum(axis=axis)
+    fn = ((1.0 - t) * p).sum(axis=axis)
+    return 1.0 - inter / (inter + alpha * fp + beta * fn + EPSILON)
+
+
+# ----------------------------------------------------------------------------- names
+# Every name Keras 3 gives a loss, in one place: the short function aliases, the function forms
+# and classes by name (for compile() and get(), case-insensitive), and the function form each
+# class trains with (a function has no gradient; compile() gives it its class).
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
 mape = MAPE = mean_absolute_percentage_error
+msle = MSLE = mean_squared_logarithmic_error
+kld = KLD = kl_divergence
+bce = BCE = binary_crossentropy
 
-# A function form given to compile() trains with its class (which has the gradient).
 _FUNCTION_CLASSES: dict[Callable, type[Loss]] = {
     mean_squared_error: MeanSquaredError,
     mean_absolute_error: MeanAbsoluteError,
+    mean_absolute_percentage_error: MeanAbsolutePercentageError,
+    mean_squared_logarithmic_error: MeanSquaredLogarithmicError,
     huber: Huber,
+    log_cosh: LogCosh,
+    poisson: Poisson,
     binary_crossentropy: BinaryCrossentropy,
     categorical_crossentropy: CategoricalCrossentropy,
     sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+    binary_focal_crossentropy: BinaryFocalCrossentropy,
+    categorical_focal_crossentropy: CategoricalFocalCrossentropy,
+    hinge: Hinge,
+    squared_hinge: SquaredHinge,
+    categorical_hinge: CategoricalHinge,
+    kl_divergence: KLDivergence,
+    cosine_similarity: CosineSimilarity,
+    dice: Dice,
+    tversky: Tversky,
+    ctc: CTC,
 }
-__all__ += ["binary_crossentropy", "categorical_crossentropy", "huber", "mae",
-            "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error", "mse",
-            "sparse_categorical_crossentropy", "mape"]
+
+_CLASSES: dict[str, type[Loss]] = {
+    cls.__name__: cls for cls in (*_FUNCTION_CLASSES.values(), CategoricalGeneralizedCrossEntropy)
+}
+
+_ALIASES: dict[str, Callable[[], Loss]] = {
+    **{fn.__name__: cls for fn, cls in _FUNCTION_CLASSES.items()},
+    **{name.lower(): cls for name, cls in _CLASSES.items()},
+    "mse": MeanSquaredError, "mae": MeanAbsoluteError, "mape": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError, "kld": KLDivergence, "bce": BinaryCrossentropy,
+    "huber_loss": Huber, "logcosh": LogCosh,
+    "categorical_generalized_cross_entropy": CategoricalGeneralizedCrossEntropy,
+}
+
+__all__ += [
+    "BCE", "BinaryFocalCrossentropy", "CategoricalFocalCrossentropy",
+    "CategoricalGeneralizedCrossEntropy", "CategoricalHinge", "CosineSimilarity", "Dice",
+    "CTC", "Hinge", "KLD", "KLDivergence", "LogCosh", "MAE", "MAPE", "MSE", "MSLE",
+    "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Poisson", "SquaredHinge",
+    "Tversky", "bce", "binary_crossentropy", "binary_focal_crossentropy",
+    "categorical_crossentropy", "categorical_focal_crossentropy",
+    "categorical_generalized_cross_entropy", "categorical_hinge", "cosine_similarity", "ctc",
+    "dice",
+    "hinge", "huber", "kl_divergence", "kld", "log_cosh", "mae", "mape",
+    "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
+    "mean_squared_logarithmic_error", "mse", "msle", "poisson", "sparse_categorical_crossentropy",
+    "squared_hinge", "tversky",
+]

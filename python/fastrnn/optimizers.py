@@ -15,6 +15,24 @@ Gradient clipping, as in Keras, is at most one of: ``clipnorm`` (each gradient a
 norm <= clipnorm), ``global_clipnorm`` (all gradients rescaled together so their joint norm is
 <= global_clipnorm), ``clipvalue`` (each element clipped to [-clipvalue, clipvalue]).
 
+Weight decay (every optimizer's ``weight_decay``, as in Keras 3) is decoupled: before the
+update, ``w -= lr * weight_decay * w`` for every array given (the model gives only its trainable
+weights when an optimizer decays or moves weights without a gradient). :class:`AdamW` is Adam
+with ``weight_decay=0.004`` by default.
+
+Most rules are elementwise and run on the model's one flat buffer. Two depend on each weight
+array as a whole (:class:`Lamb`'s trust ratio, :class:`Adafactor`'s factored moments and
+RMS): their ``per_array`` is True and the model hands them one array per weight, as it does for
+``clipnorm``.
+
+Keras 3 names not in fastrnn: ``LossScaleOptimizer`` (loss scaling for float16 training;
+fastrnn trains in float32/float64, and ``loss_scale_factor`` is accepted as a no-op),
+``MultiOptimizer``/``OptimizerMap`` (one optimizer per group of layers), ``Muon`` and
+``ScheduleFreeAdamW`` (not implemented yet), ``schedules`` (learning-rate schedule objects:
+``learning_rate`` is a float here; ``callbacks.LearningRateScheduler`` and
+``ReduceLROnPlateau`` change it between epochs), ``legacy`` (Keras 2's optimizers); the
+arguments ``use_ema`` and ``gradient_accumulation_steps`` are refused with an error.
+
 Epsilon placement differs between libraries: Keras's Adam divides by ``sqrt(v) + eps`` after
 folding the bias correction into the step size (PyTorch: ``sqrt(v / (1 - beta_2^t)) + eps``);
 Keras's RMSprop divides by ``sqrt(v + eps)`` (PyTorch: ``sqrt(v) + eps``). fastrnn follows
@@ -30,7 +48,10 @@ import numpy as np
 
 from . import ops
 
-__all__ = ["SGD", "Adam", "Optimizer", "RMSprop", "deserialize", "get", "serialize"]
+__all__ = [
+    "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion",
+    "Nadam", "Optimizer", "RMSprop", "deserialize", "get", "serialize",
+]
 
 
 def _invalid(name: str, expected: str, value: Any) -> ValueError:
@@ -54,6 +75,15 @@ def _in_range(name: str, value: Any, low: float, high: float, high_inclusive: bo
     number = _real(name, value, expected)
     if number < low or number > high or (number == high and not high_inclusive):
         raise _invalid(name, expected, value)
+    return number
+
+
+def _optional_non_negative(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    number = _real(name, value, "None or a non-negative float")
+    if number < 0:
+        raise _invalid(name, "None or a non-negative float", value)
     return number
 
 
@@ -82,8 +112,31 @@ class Optimizer:
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
         name: str | None = None,
+        weight_decay: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
     ):
         self.learning_rate = learning_rate
+        self.weight_decay = _optional_non_negative("weight_decay", weight_decay)
+        if use_ema:
+            raise NotImplementedError(
+                "Received an unsupported value for argument `use_ema`: fastrnn optimizers keep "
+                "no moving average of the weights; got True."
+            )
+        if gradient_accumulation_steps is not None:
+            raise NotImplementedError(
+                "Received an unsupported value for argument `gradient_accumulation_steps`: "
+                "fastrnn updates at every batch (use a larger `batch_size`); got "
+                f"{gradient_accumulation_steps!r}."
+            )
+        # Kept for the config: Keras multiplies the loss by it and divides the gradients by it
+        # (a float16 device); in fastrnn's float32/float64 that changes nothing.
+        self.loss_scale_factor = _optional_positive("loss_scale_factor", loss_scale_factor)
+        self.ema_momentum = ema_momentum
+        self.ema_overwrite_frequency = ema_overwrite_frequency
         self.clipnorm = _optional_positive("clipnorm", clipnorm)
         self.clipvalue = _optional_positive("clipvalue", clipvalue)
         self.global_clipnorm = _optional_positive("global_clipnorm", global_clipnorm)
@@ -116,6 +169,26 @@ class Optimizer:
     # -- state -----------------------------------------------------------------------------
 
     _slot_names: tuple[str, ...] = ()
+    _n_scratch = 1  # per-parameter work arrays ("scratch", "scratch2"), never saved
+    # True when the rule needs each weight array whole (see the module docstring).
+    per_array: bool = False
+    # True when the rule moves a weight whose gradient is zero (weight decay, Ftrl): the model
+    # then hands over its trainable weights only, so frozen ones stay as they are.
+    @property
+    def moves_without_gradient(self) -> bool:
+        return bool(self.weight_decay)
+
+    @property
+    def needs_arrays(self) -> bool:
+        """Whether the update needs one array per weight rather than the flat buffer."""
+        return self.per_array or bool(self.clipnorm)
+
+    def _slot_shape(self, name: str, param: np.ndarray) -> tuple[int, ...]:
+        """Slot `name`'s shape for `param` (the parameter's own shape unless a rule factors)."""
+        return param.shape
+
+    def _slot_initial(self, name: str) -> float:
+        return 0.0
 
     def reset(self) -> None:
         """Forgets all slot state and sets ``iterations`` back to 0."""
@@ -125,7 +198,10 @@ class Optimizer:
 
     def _build(self, params: list[np.ndarray]) -> None:
         self._slots = [
-            {name: np.zeros_like(p) for name in (*self._slot_names, "scratch")} for p in params
+            {name: np.full(self._slot_shape(name, p), self._slot_initial(name), dtype=p.dtype)
+             for name in self._slot_names}
+            | {f"scratch{i + 1 if i else ''}": np.zeros_like(p) for i in range(self._n_scratch)}
+            for p in params
         ]
         self._signature = tuple((p.shape, p.dtype) for p in params)
 
@@ -155,6 +231,10 @@ class Optimizer:
                     f"grads[{i}] has shape {g.shape}; expected the shape of params[{i}], {p.shape}."
                 )
         self._clip(grads)
+        if self.weight_decay:
+            factor = 1.0 - self._learning_rate * self.weight_decay
+            for p in params:
+                p *= factor  # w -= lr * weight_decay * w, before the update (Keras's order)
         self._prepare_step()
         for param, grad, slots in zip(params, grads, self._slots):
             self._update(param, grad, slots)
@@ -192,6 +272,8 @@ class Optimizer:
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
+            "weight_decay": self.weight_decay,
+            "loss_scale_factor": self.loss_scale_factor,
         }
 
     @classmethod
@@ -238,10 +320,11 @@ class Optimizer:
         arrays = {}
         for key, p in slot_keys.items():
             a = np.asarray(state[key])
-            if a.shape != p.shape or a.dtype.kind != "f":
+            want = self._slot_shape(key.rsplit("/", 1)[1], p)
+            if a.shape != want or a.dtype.kind != "f":
                 raise ValueError(
                     f"Received an invalid value for argument `state`: {key!r} must be a float "
-                    f"array of shape {p.shape}, got {a.dtype} {a.shape}."
+                    f"array of shape {want}, got {a.dtype} {a.shape}."
                 )
             arrays[key] = a
         if slot_keys:
@@ -290,11 +373,14 @@ class SGD(Optimizer):
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
         name: str | None = None,
+        weight_decay: float | None = None,
+        **kwargs: Any,
     ):
         self.momentum = _in_range("momentum", momentum, 0.0, 1.0, high_inclusive=True)
         self.nesterov = bool(nesterov)
         self._slot_names = ("momentum",) if self.momentum != 0 else ()
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name)
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
 
     def _update(self, param, grad, slots):
         if not _fusable(param, grad):
@@ -344,13 +430,16 @@ class Adam(Optimizer):
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
         name: str | None = None,
+        weight_decay: float | None = None,
+        **kwargs: Any,
     ):
         self.beta_1 = _in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
         self.beta_2 = _in_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
         self.epsilon = _in_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
         self.amsgrad = bool(amsgrad)
         self._slot_names = ("m", "v", "v_hat") if self.amsgrad else ("m", "v")
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name)
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
 
     def _prepare_step(self):
         t = self.iterations + 1
@@ -412,6 +501,8 @@ class RMSprop(Optimizer):
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
         name: str | None = None,
+        weight_decay: float | None = None,
+        **kwargs: Any,
     ):
         self.rho = _in_range("rho", rho, 0.0, 1.0, high_inclusive=False)
         self.momentum = _in_range("momentum", momentum, 0.0, 1.0, high_inclusive=True)
@@ -423,7 +514,8 @@ class RMSprop(Optimizer):
         if self.centered:
             names.append("average_grad")
         self._slot_names = tuple(names)
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name)
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
 
     def _update(self, param, grad, slots):
         if not _fusable(param, grad):
@@ -473,7 +565,534 @@ class RMSprop(Optimizer):
         }
 
 
-_CLASSES: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum (Dozat), Keras form, with ``t = iterations + 1`` and the
+    momentum schedule ``u_t = beta_1 (1 - 0.5 * 0.96^t)``, ``P_t = u_1 ... u_t``:
+
+    ``m += (g - m)(1 - beta_1)``; ``v += (g^2 - v)(1 - beta_2)``;
+    ``m_hat = u_{t+1} m / (1 - P_t u_{t+1}) + (1 - u_t) g / (1 - P_t)``;
+    ``w -= lr m_hat / (sqrt(v / (1 - beta_2^t)) + epsilon)``.
+    """
+
+    name = "nadam"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        self.beta_1 = _in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        self.beta_2 = _in_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
+        self.epsilon = _in_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
+        self._slot_names = ("m", "v")
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
+
+    def _u(self, t: int) -> float:
+        return self.beta_1 * (1.0 - 0.5 * 0.96**t)
+
+    def _prepare_step(self):
+        t = self.iterations + 1
+        # The running product P_t is a function of the step count alone, so it is not saved
+        # state: it is kept up to date here and recomputed after a restore.
+        if getattr(self, "_product_step", None) != t - 1:
+            self._product = math.prod(self._u(k) for k in range(1, t))
+        self._product *= self._u(t)
+        self._product_step = t
+        u_t, u_next = self._u(t), self._u(t + 1)
+        self._c_m = u_next / (1.0 - self._product * u_next)
+        self._c_g = (1.0 - u_t) / (1.0 - self._product)
+        self._c_v = 1.0 / (1.0 - self.beta_2**t)
+
+    def _update(self, param, grad, slots):
+        m, v, s, s2 = slots["m"], slots["v"], slots["scratch"], slots["scratch2"]
+        np.subtract(grad, m, out=s)
+        s *= 1.0 - self.beta_1
+        m += s
+        np.square(grad, out=s)
+        s -= v
+        s *= 1.0 - self.beta_2
+        v += s
+        np.multiply(v, self._c_v, out=s)
+        np.sqrt(s, out=s)
+        s += self.epsilon  # sqrt(v_hat) + eps
+        np.multiply(m, self._c_m, out=s2)
+        s2 += self._c_g * grad  # m_hat (one temporary, as a scalar times an array)
+        s2 /= s
+        s2 *= self._learning_rate
+        param -= s2
+
+    _n_scratch = 2
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Adamax(Optimizer):
+    """Adam with the infinity norm (Kingma & Ba, section 7), Keras form:
+
+    ``m += (g - m)(1 - beta_1)``; ``u = max(beta_2 u, |g|)``;
+    ``w -= lr m / ((1 - beta_1^t)(u + epsilon))``.
+    """
+
+    name = "adamax"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        self.beta_1 = _in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        self.beta_2 = _in_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
+        self.epsilon = _in_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
+        self._slot_names = ("m", "u")
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
+
+    def _prepare_step(self):
+        self._alpha = self._learning_rate / (1.0 - self.beta_1 ** (self.iterations + 1))
+
+    def _update(self, param, grad, slots):
+        m, u, s = slots["m"], slots["u"], slots["scratch"]
+        np.subtract(grad, m, out=s)
+        s *= 1.0 - self.beta_1
+        m += s
+        u *= self.beta_2
+        np.abs(grad, out=s)
+        np.maximum(u, s, out=u)
+        np.add(u, self.epsilon, out=s)
+        np.divide(m, s, out=s)
+        s *= self._alpha
+        param -= s
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Adagrad(Optimizer):
+    """Adagrad, Keras form: ``a += g^2`` (``a`` starts at ``initial_accumulator_value``);
+    ``w -= lr g / sqrt(a + epsilon)``."""
+
+    name = "adagrad"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        self.initial_accumulator_value = _in_range(
+            "initial_accumulator_value", initial_accumulator_value, 0.0, math.inf, False)
+        self.epsilon = _in_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
+        self._slot_names = ("accumulator",)
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
+
+    def _slot_initial(self, name):
+        return self.initial_accumulator_value
+
+    def _update(self, param, grad, slots):
+        a, s = slots["accumulator"], slots["scratch"]
+        np.square(grad, out=s)
+        a += s
+        np.add(a, self.epsilon, out=s)
+        np.sqrt(s, out=s)
+        np.divide(grad, s, out=s)
+        s *= self._learning_rate
+        param -= s
+
+    def get_config(self):
+        return {**super().get_config(),
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): before each Adam update,
+    ``w -= lr * weight_decay * w`` (see the module docstring); ``weight_decay`` defaults to
+    0.004 as in Keras and may not be None."""
+
+    name = "adamw"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        weight_decay: float = 0.004,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        if weight_decay is None:
+            raise _invalid("weight_decay", "a non-negative float (AdamW decays weights)", None)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, clipnorm, clipvalue,
+                         global_clipnorm, name, weight_decay=weight_decay, **kwargs)
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler), Keras form: ``a = rho a + (1 - rho) g^2``;
+    ``d = -sqrt(b + eps) g / sqrt(a + eps)``; ``b = rho b + (1 - rho) d^2``; ``w += lr d``."""
+
+    name = "adadelta"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        rho: float = 0.95,
+        epsilon: float = 1e-7,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        self.rho = _in_range("rho", rho, 0.0, 1.0, high_inclusive=False)
+        self.epsilon = _in_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
+        self._slot_names = ("accumulated_grad", "accumulated_delta_var")
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
+
+    _n_scratch = 2
+
+    def _update(self, param, grad, slots):
+        rho, eps = self.rho, self.epsilon
+        a, b = slots["accumulated_grad"], slots["accumulated_delta_var"]
+        s, d = slots["scratch"], slots["scratch2"]
+        a *= rho
+        np.square(grad, out=s)
+        s *= 1.0 - rho
+        a += s
+        np.add(b, eps, out=d)
+        np.sqrt(d, out=d)
+        d *= grad
+        np.add(a, eps, out=s)
+        np.sqrt(s, out=s)
+        d /= s  # -delta
+        b *= rho
+        np.square(d, out=s)
+        s *= 1.0 - rho
+        b += s
+        d *= self._learning_rate
+        param -= d
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Ftrl(Optimizer):
+    """Follow The Regularized Leader (McMahan et al.), Keras form, with ``p = -lr_power``:
+
+    ``n' = n + g^2``; ``z += g + 2 l2_shrinkage w - (n'^p - n^p) / lr * w``;
+    ``w = (clip(z, -l1, l1) - z) / (n'^p / lr + 2 (l2 + beta / (2 lr)))``; ``n = n'``.
+    ``n`` starts at ``initial_accumulator_value``. A weight with a zero gradient still moves
+    (towards the solution of its regularized problem), so the model gives this optimizer its
+    trainable weights only.
+    """
+
+    name = "ftrl"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        learning_rate_power: float = -0.5,
+        initial_accumulator_value: float = 0.1,
+        l1_regularization_strength: float = 0.0,
+        l2_regularization_strength: float = 0.0,
+        l2_shrinkage_regularization_strength: float = 0.0,
+        beta: float = 0.0,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        self.learning_rate_power = _in_range("learning_rate_power", learning_rate_power,
+                                             -math.inf, 0.0, high_inclusive=True)
+        self.initial_accumulator_value = _in_range(
+            "initial_accumulator_value", initial_accumulator_value, 0.0, math.inf, False)
+        for arg, value in (("l1_regularization_strength", l1_regularization_strength),
+                           ("l2_regularization_strength", l2_regularization_strength),
+                           ("l2_shrinkage_regularization_strength",
+                            l2_shrinkage_regularization_strength), ("beta", beta)):
+            setattr(self, arg, _in_range(arg, value, 0.0, math.inf, False))
+        self._slot_names = ("accumulator", "linear")
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
+
+    @property
+    def moves_without_gradient(self) -> bool:
+        return True
+
+    def _slot_initial(self, name):
+        return self.initial_accumulator_value if name == "accumulator" else 0.0
+
+    _n_scratch = 2
+
+    def _update(self, param, grad, slots):
+        lr = self._learning_rate
+        if lr == 0:
+            raise ValueError("Ftrl divides by the learning rate: it must be positive, got 0.")
+        power = -self.learning_rate_power
+        n, z = slots["accumulator"], slots["linear"]
+        s, s2 = slots["scratch"], slots["scratch2"]
+        root = np.sqrt if power == 0.5 else (lambda a, out: np.power(a, power, out=out))
+        root(n, out=s2)  # n^p (a square root for the default power: 5x faster than power)
+        np.square(grad, out=s)
+        n += s  # n'
+        root(n, out=s)  # n'^p
+        s2 -= s
+        s2 *= param
+        s2 *= 1.0 / lr  # -(n'^p - n^p) / lr * w
+        s2 += grad
+        if self.l2_shrinkage_regularization_strength:
+            s2 += (2.0 * self.l2_shrinkage_regularization_strength) * param
+        z += s2
+        s *= 1.0 / lr
+        s += 2.0 * (self.l2_regularization_strength + self.beta / (2.0 * lr))  # quadratic
+        l1 = self.l1_regularization_strength
+        np.clip(z, -l1, l1, out=s2)
+        s2 -= z
+        np.divide(s2, s, out=param)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "learning_rate_power": self.learning_rate_power,
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "l1_regularization_strength": self.l1_regularization_strength,
+            "l2_regularization_strength": self.l2_regularization_strength,
+            "l2_shrinkage_regularization_strength": self.l2_shrinkage_regularization_strength,
+            "beta": self.beta,
+        }
+
+
+class Lion(Optimizer):
+    """Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms"):
+    ``w -= lr sign(beta_1 m + (1 - beta_1) g)``; then ``m = beta_2 m + (1 - beta_2) g``."""
+
+    name = "lion"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.99,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        # Keras refuses beta_1 <= 0 or > 1 (the update would be sign(g) or ignore g).
+        self.beta_1 = _in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=True)
+        if self.beta_1 == 0:
+            raise _invalid("beta_1", "a float in (0, 1]", beta_1)
+        self.beta_2 = _in_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=True)
+        self._slot_names = ("momentum",)
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
+
+    def _update(self, param, grad, slots):
+        m, s = slots["momentum"], slots["scratch"]
+        np.multiply(m, self.beta_1, out=s)
+        s += (1.0 - self.beta_1) * grad
+        np.sign(s, out=s)
+        s *= self._learning_rate
+        param -= s
+        m *= self.beta_2
+        np.multiply(grad, 1.0 - self.beta_2, out=s)
+        m += s
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+class Lamb(Optimizer):
+    """LAMB (You et al.): Adam's direction ``r = m_hat / (sqrt(v_hat) + eps)`` (bias-corrected
+    moments), scaled per weight array by the trust ratio ``||w|| / ||r||`` (1 where either norm
+    is 0): ``w -= lr * ratio * r``. Per array, so the model hands it one array per weight."""
+
+    name = "lamb"
+    per_array = True
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        self.beta_1 = _in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        self.beta_2 = _in_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
+        self.epsilon = _in_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
+        self._slot_names = ("m", "v")
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
+
+    def _prepare_step(self):
+        t = self.iterations + 1
+        self._c_m = 1.0 / (1.0 - self.beta_1**t)
+        self._c_v = 1.0 / (1.0 - self.beta_2**t)
+
+    def _update(self, param, grad, slots):
+        m, v, s = slots["m"], slots["v"], slots["scratch"]
+        np.subtract(grad, m, out=s)
+        s *= 1.0 - self.beta_1
+        m += s
+        np.square(grad, out=s)
+        s -= v
+        s *= 1.0 - self.beta_2
+        v += s
+        np.multiply(v, self._c_v, out=s)
+        np.sqrt(s, out=s)
+        s += self.epsilon
+        np.divide(m, s, out=s)
+        s *= self._c_m  # r
+        w_norm = math.sqrt(float(np.vdot(param, param)))
+        r_norm = math.sqrt(float(np.vdot(s, s)))
+        ratio = w_norm / r_norm if w_norm > 0 and r_norm > 0 else 1.0
+        s *= ratio * self._learning_rate
+        param -= s
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Adafactor(Optimizer):
+    """Adafactor (Shazeer & Stern), Keras form, with ``t = iterations + 1``. For each weight
+    array: ``rho = min(lr, 1/sqrt(t))``, ``alpha = max(epsilon_2, rms(w)) * rho``,
+    ``beta = 1 - t^beta_2_decay``, ``G = g^2 + epsilon_1``. Arrays of rank >= 2 keep factored
+    second moments over their last two axes (``r`` without the last axis, ``c`` without the
+    second last): ``r = beta r + (1 - beta) mean(G, -1)``, ``c = beta c + (1 - beta)
+    mean(G, -2)``, ``v = r / mean(r) (outer) c``; others keep ``v = beta v + (1 - beta) G``.
+    ``u = g / sqrt(v)``; ``w -= alpha u / max(1, rms(u) / clip_threshold)``. With
+    ``relative_step`` the learning rate is first capped at ``1/sqrt(t)`` (the same cap again).
+    """
+
+    name = "adafactor"
+    per_array = True
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta_2_decay: float = -0.8,
+        epsilon_1: float = 1e-30,
+        epsilon_2: float = 1e-3,
+        clip_threshold: float = 1.0,
+        relative_step: bool = True,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        self.beta_2_decay = _in_range("beta_2_decay", beta_2_decay, -math.inf, 0.0, False)
+        self.epsilon_1 = _in_range("epsilon_1", epsilon_1, 0.0, math.inf, False)
+        self.epsilon_2 = _in_range("epsilon_2", epsilon_2, 0.0, math.inf, False)
+        self.clip_threshold = _optional_positive("clip_threshold", clip_threshold)
+        if self.clip_threshold is None:
+            raise _invalid("clip_threshold", "a positive float", None)
+        self.relative_step = bool(relative_step)
+        self._slot_names = ("r", "c", "v")
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
+
+    def _slot_shape(self, name, param):
+        if name == "v":
+            return param.shape
+        if param.ndim < 2:
+            return ()  # unused: arrays of rank < 2 are not factored
+        if name == "r":
+            return param.shape[:-1]
+        return param.shape[:-2] + param.shape[-1:]
+
+    def _prepare_step(self):
+        t = self.iterations + 1
+        cap = 1.0 / math.sqrt(t)
+        lr = min(self._learning_rate, cap) if self.relative_step else self._learning_rate
+        self._rho = min(lr, cap)
+        self._beta = 1.0 - t**self.beta_2_decay
+
+    def _update(self, param, grad, slots):
+        beta, s, v = self._beta, slots["scratch"], slots["v"]
+        alpha = max(self.epsilon_2, math.sqrt(float(np.vdot(param, param)) / param.size))
+        alpha *= self._rho
+        np.square(grad, out=s)
+        s += self.epsilon_1  # G
+        if param.ndim >= 2:
+            r, c = slots["r"], slots["c"]
+            r *= beta
+            r += (1.0 - beta) * s.mean(axis=-1)
+            c *= beta
+            c += (1.0 - beta) * s.mean(axis=-2)
+            np.multiply((r / r.mean(axis=-1, keepdims=True))[..., None], c[..., None, :],
+                        out=v)
+        else:
+            v *= beta
+            s *= 1.0 - beta
+            v += s
+        np.sqrt(v, out=s)
+        np.divide(grad, s, out=s)  # u
+        rms_u = math.sqrt(float(np.vdot(s, s)) / s.size)
+        s *= alpha / max(1.0, rms_u / self.clip_threshold)
+        param -= s
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_2_decay": self.beta_2_decay,
+            "epsilon_1": self.epsilon_1,
+            "epsilon_2": self.epsilon_2,
+            "clip_threshold": self.clip_threshold,
+            "relative_step": self.relative_step,
+        }
+
+
+_CLASSES: dict[str, type[Optimizer]] = {
+    cls.__name__.lower(): cls
+    for cls in (SGD, Adam, RMSprop, Nadam, Adamax, Adagrad, AdamW, Adadelta, Ftrl, Lion, Lamb,
+                Adafactor)
+}
 
 OptimizerIdentifier = Union[str, Optimizer, dict]
 
@@ -490,21 +1109,22 @@ def deserialize(config: dict[str, Any]) -> Optimizer:
     if cls is None:
         raise ValueError(
             f"Unknown optimizer config {config!r}; expected {{'class_name': one of "
-            "'SGD', 'Adam', 'RMSprop', 'config': {...}}."
+            f"{sorted(c.__name__ for c in _CLASSES.values())}, 'config': {{...}}}}."
         )
     return cls.from_config(dict(config.get("config", {})))
 
 
 def get(identifier: OptimizerIdentifier) -> Optimizer:
-    """An optimizer from a name (``"sgd"``, ``"adam"``, ``"rmsprop"``, any case; Keras
-    defaults), an :class:`Optimizer` (returned as is) or a :func:`serialize` config."""
+    """An optimizer from a name (a class name in any case, e.g. ``"adam"``, ``"nadam"``,
+    ``"adamw"``; Keras defaults), an :class:`Optimizer` (returned as is) or a
+    :func:`serialize` config."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):
         cls = _CLASSES.get(identifier.lower())
         if cls is None:
             raise ValueError(
-                f"Unknown optimizer {identifier!r}; valid names are: 'sgd', 'adam', 'rmsprop'."
+                f"Unknown optimizer {identifier!r}; valid names are: {sorted(_CLASSES)}."
             )
         return cls()
     if isinstance(identifier, dict):

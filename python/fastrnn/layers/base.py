@@ -37,6 +37,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .. import constraints as constraints_module
+from .. import regularizers as regularizers_module
 from .._checks import check_positive_int
 from ..autodiff import Traced, Variable
 from . import symbolic
@@ -400,6 +402,13 @@ class Layer:
         batch_size: the fixed batch size (stateful layers), optional.
         seed: per-layer seed for initial weights and dropout masks; overrides the ``rng`` a
             model assigns.
+        activity_regularizer: a penalty on the layer's output (see
+            :mod:`fastrnn.regularizers`), divided by the batch size and added to the loss.
+
+    Layers with weights take Keras's ``<prefix>_regularizer`` and ``<prefix>_constraint``
+    arguments for the prefixes in ``_weight_options`` (e.g. ``kernel_regularizer``,
+    ``recurrent_constraint``); they are kept by weight name in ``_weight_regularizers`` and
+    ``_weight_constraints``, which the model applies in training.
     """
 
     supports_masking: bool = False
@@ -411,6 +420,9 @@ class Layer:
     # a graph runs the calls a mask can reach on its mask-aware path, the others on its plain
     # one. None: not declared; a subclass's own compute_mask then counts as one that may.
     makes_mask: Optional[bool] = None
+    # Keras's per-weight regularizer/constraint arguments of this layer: the argument's prefix
+    # -> the weight's name, e.g. {"kernel": "kernel", "recurrent": "recurrent_kernel"}.
+    _weight_options: dict[str, str] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -430,8 +442,23 @@ class Layer:
         input_shape: Any = None,
         batch_size: Optional[int] = None,
         seed: Optional[int] = None,
+        activity_regularizer: Any = None,
         **kwargs: Any,
     ):
+        # Per weight name: the penalty added to the loss in training, and the projection applied
+        # after each optimizer update.
+        self._weight_regularizers: dict[str, Any] = {}
+        self._weight_constraints: dict[str, Any] = {}
+        for prefix, weight in self._weight_options.items():
+            for kind, module, store in (
+                    ("regularizer", regularizers_module, self._weight_regularizers),
+                    ("constraint", constraints_module, self._weight_constraints)):
+                argument = f"{prefix}_{kind}"
+                value = module.get(kwargs.pop(argument, None), argument)
+                setattr(self, argument, value)
+                if value is not None:
+                    store[weight] = value
+        self.activity_regularizer = activity_regularizer
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword argument(s) "
@@ -462,6 +489,30 @@ class Layer:
         self._weight_names: list[str] = []
         self._weight_regularizers: dict = {}
         self._weight_constraints: dict = {}
+
+    @property
+    def losses(self) -> list[float]:
+        """The penalties of this layer's trainable weights' regularizers (and of the layers
+        inside a wrapper), as Keras's ``layer.losses`` lists them."""
+        out = []
+        if self.trainable:
+            frozen = set(getattr(self, "non_trainable_weight_names", ()))
+            names = self._weight_names
+            for name, reg in getattr(self, "_weight_regularizers", {}).items():
+                if name in names and name not in frozen:
+                    out.append(float(reg(self._weights[names.index(name)])))
+        for sub in getattr(self, "_sublayers", ()):
+            out.extend(sub.losses)
+        return out
+
+    @property
+    def activity_regularizer(self) -> Any:
+        """The penalty on this layer's output (a Regularizer or None); settable."""
+        return getattr(self, "_activity_regularizer", None)
+
+    @activity_regularizer.setter
+    def activity_regularizer(self, value: Any) -> None:
+        self._activity_regularizer = regularizers_module.get(value, "activity_regularizer")
 
     # ------------------------------------------------------------------ randomness
     @property
@@ -817,6 +868,14 @@ class Layer:
             config["input_shape"] = list(self._declared_input_shape)
         if self.batch_size is not None:
             config["batch_size"] = self.batch_size
+        for prefix in self._weight_options:
+            config[f"{prefix}_regularizer"] = regularizers_module.serialize(
+                getattr(self, f"{prefix}_regularizer"))
+            config[f"{prefix}_constraint"] = constraints_module.serialize(
+                getattr(self, f"{prefix}_constraint"))
+        if self._weight_options or self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers_module.serialize(
+                self.activity_regularizer)
         return config
 
     @classmethod

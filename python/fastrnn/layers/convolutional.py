@@ -98,6 +98,8 @@ class Conv1D(Layer):
     (``supports_masking = False``, as Keras 3's Conv1D).
     """
 
+    _weight_options = {"kernel": "kernel", "bias": "bias"}
+
     supports_masking = False
 
     def __init__(

@@ -125,6 +125,8 @@ class Dense(Layer):
     A mask passes through unchanged.
     """
 
+    _weight_options = {"kernel": "kernel", "bias": "bias"}
+
     supports_masking = True
 
     def __init__(
@@ -313,6 +315,8 @@ class Embedding(Layer):
     mask (the recurrent layers) send no gradient to masked steps, so padding does not train
     row 0.
     """
+
+    _weight_options = {"embeddings": "embeddings"}
 
     def __init__(
         self,

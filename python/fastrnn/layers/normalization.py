@@ -38,6 +38,8 @@ def _check_float(name: str, value: Any, low: float, high: float) -> float:
 class _Normalization(Layer):
     """What both layers share: the axis (the last one only), epsilon, center, scale."""
 
+    _weight_options = {"gamma": "gamma", "beta": "beta"}
+
     supports_masking = True  # the output keeps the input's steps, and so its mask
     makes_mask = False
 
@@ -138,8 +140,11 @@ class BatchNormalization(_Normalization):
     statistics. Weights, in Keras's order: ``gamma``, ``beta``, ``moving_mean``,
     ``moving_variance`` (each ``(C,)``). The moving statistics are not trained: their
     gradients are always zero, so the optimizers leave them as they are
-    (:attr:`non_trainable_weight_names`). A mask passes through unchanged; statistics are
-    taken over every position (masked ones included).
+    (:attr:`non_trainable_weight_names`). A mask (one axis fewer than the input, e.g.
+    ``(B, T)`` for ``(B, T, C)``) passes through unchanged and, in training, leaves the masked
+    positions out of the batch statistics, as Keras does: ``mean = sum(m x) / (n + 1e-7)``,
+    ``var = sum(m (x - mean)^2) / (n + 1e-7)`` over the ``n`` unmasked positions; every
+    position is then normalized with them.
     """
 
     def __init__(self, axis: Any = -1, momentum: float = 0.99, epsilon: float = 1e-3,
@@ -169,6 +174,19 @@ class BatchNormalization(_Normalization):
         self._check_input(x)
         gamma, beta = self._affine()
         moving_mean, moving_variance = self._weights[-2], self._weights[-1]
+        if mask is not None and np.ndim(mask) != x.ndim - 1:
+            raise ValueError(
+                f"Layer `{self.name}`: the mask must have one axis fewer than the input, got "
+                f"mask shape {np.shape(mask)} for input shape {x.shape}."
+            )
+        if training and self.trainable and mask is not None:
+            y, mean, variance, tape = self._masked_forward(x, np.asarray(mask, dtype=bool),
+                                                           gamma, beta)
+            m = self.dtype.type(self.momentum)
+            moving_mean[...] = moving_mean * m + mean * (1 - m)
+            moving_variance[...] = moving_variance * m + variance * (1 - m)
+            self._tape = tape
+            return y
         if training and self.trainable:
             y, mean, variance, tape = ops.batch_norm_forward(x, gamma, beta,
                                                              epsilon=self.epsilon)
@@ -181,9 +199,45 @@ class BatchNormalization(_Normalization):
         self._tape = tape if training else None
         return y
 
+    def _masked_forward(self, x: np.ndarray, mask: np.ndarray, gamma: Any, beta: Any
+                        ) -> tuple:
+        """Training with a mask: statistics over the unmasked positions only (Keras's
+        ``_moments``), every position normalized. Returns ``(y, mean, variance, tape)``."""
+        C = x.shape[-1]
+        x2 = x.reshape(-1, C)
+        w = mask.reshape(-1, 1).astype(x.dtype)  # (N, 1): 1 where the position counts
+        count = w.sum() + 1e-7
+        mean = (w * x2).sum(axis=0) / count
+        centered = x2 - mean
+        variance = (w * centered * centered).sum(axis=0) / count
+        inv = 1.0 / np.sqrt(variance + self.epsilon)
+        xhat = centered * inv
+        y = xhat * gamma if gamma is not None else xhat.copy()
+        if beta is not None:
+            y += beta
+        tape = ("masked", x.shape, w, count, centered, inv, xhat, gamma)
+        return y.reshape(x.shape), mean, variance, tape
+
+    def _masked_backward(self, d_out: np.ndarray) -> Optional[np.ndarray]:
+        _, shape, w, count, centered, inv, xhat, gamma = self._tape
+        dy = d_out.reshape(-1, shape[-1])
+        grads = {"gamma": (dy * xhat).sum(axis=0), "beta": dy.sum(axis=0)}
+        zeros = [np.zeros_like(self._weights[-1])] * 2
+        self._write_grads(self._affine_grads(grads) + zeros)
+        if not self.input_grad_needed:
+            return None
+        dxhat = dy * gamma if gamma is not None else dy
+        # y depends on x directly and, through mean and variance, on the unmasked x only
+        d_var = -0.5 * inv**3 * (dxhat * centered).sum(axis=0)
+        d_mean = -inv * dxhat.sum(axis=0) - 2.0 * d_var * (w * centered).sum(axis=0) / count
+        dx = dxhat * inv + w * (d_mean / count + 2.0 * d_var * centered / count)
+        return dx.reshape(shape).astype(self.dtype, copy=False)
+
     def backward(self, d_out: np.ndarray) -> Optional[np.ndarray]:
         if self._tape is None:
             raise self._no_tape()
+        if isinstance(self._tape, tuple) and self._tape[0] == "masked":
+            return self._masked_backward(np.asarray(d_out, dtype=self.dtype))
         grads = ops.batch_norm_backward(self._tape, np.asarray(d_out, dtype=self.dtype),
                                         input_grad=self.input_grad_needed)
         zeros = [np.zeros_like(self._weights[-1])] * 2  # the moving statistics: never trained

@@ -72,6 +72,8 @@ LN_EPSILON = 1e-3
 class _RNN(Layer):
     """Shared sequence logic of SimpleRNN, LSTM and GRU; subclasses set the cell constants."""
 
+    _weight_options = {"kernel": "kernel", "recurrent": "recurrent_kernel", "bias": "bias"}
+
     _cell = ""  # "simple_rnn" | "lstm" | "gru"
     _gates = 1  # G = _gates * H
     _n_states = 1  # (h,) or (h, c)

@@ -213,7 +213,7 @@ def call(layer: Any, inputs: Any, initial_state: Any = None, training: Optional[
         dtypes = [t.dtype for t in main]
         dtype = None if all(d.kind == "f" for d in dtypes) else (
             dtypes if main_is_list else dtypes[0])
-        layer._build_for(shapes, dtype=dtype)
+        layer._build_for(shapes, dtype=dtype)  # (a nested model: without the batch axis too)
     else:
         built = getattr(layer, "_call_input_shape", layer.input_shape)
         if not _compatible(built, shapes):

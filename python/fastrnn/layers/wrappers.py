@@ -81,9 +81,12 @@ class _Wrapper(Layer):
 class TimeDistributed(_Wrapper):
     """Applies `layer` to every time step: ``(B, T, ...) -> (B, T, *layer_output)``.
 
-    The inner layer sees one ``(B * T, ...)`` batch, so it runs once per call. A ``(B, T)``
-    mask passes through to the output unchanged; the inner layer does not see it (no fastrnn
-    layer consumes a per-sample mask).
+    The inner layer sees one ``(B * T, ...)`` batch, so it runs once per call. A mask
+    ``(B, T, ...)`` passes through to the output unchanged and, as in Keras, reaches the inner
+    layer when its ``forward`` takes one, reshaped like the input to ``(B * T, ...)``: a
+    ``(B, T)`` mask becomes one flag per inner sample (e.g. a ``BatchNormalization`` leaves the
+    masked ones out of its statistics), a ``(B, T, T2)`` mask over nested sequences a
+    ``(B * T, T2)`` step mask for an inner recurrent layer.
     """
 
     supports_masking = True
@@ -126,13 +129,38 @@ class TimeDistributed(_Wrapper):
         self._ensure_built(x)
         self._check_input(x)
         B, T = x.shape[:2]
-        if mask is not None and np.shape(mask) != (B, T):
+        if mask is not None and (np.ndim(mask) < 2 or np.shape(mask)[:2] != (B, T)
+                                 or np.ndim(mask) >= x.ndim):
             raise ValueError(
-                f"Layer `{self.name}`: the mask must have shape (batch, time) = {(B, T)}, got "
-                f"{np.shape(mask)}."
+                f"Layer `{self.name}`: the mask must have shape (batch, time, ...) starting "
+                f"with {(B, T)} and fewer axes than the input {x.shape}, got {np.shape(mask)}."
             )
-        y = self.layer.forward(x.reshape((B * T,) + x.shape[2:]), training=training)
+        inner = x.reshape((B * T,) + x.shape[2:])
+        if mask is not None and self._inner_takes_mask():
+            m = np.asarray(mask).reshape((B * T,) + np.shape(mask)[2:])
+            y = self.layer.forward(inner, training=training, mask=m)
+        else:
+            y = self.layer.forward(inner, training=training)
         return y.reshape((B, T) + y.shape[1:])
+
+    def compute_mask(self, x: Any, mask: Optional[np.ndarray]) -> Any:
+        """The ``(B, T)`` step mask of the output: the input's, or for a mask over nested
+        sequences ``(B, T, T2, ...)``, whether any inner position of a step is unmasked (a
+        step of all padding stays masked)."""
+        if mask is None:
+            return None
+        mask = np.asarray(mask)
+        return mask if mask.ndim <= 2 else mask.reshape(mask.shape[:2] + (-1,)).any(axis=-1)
+
+    def _inner_takes_mask(self) -> bool:
+        """Whether the inner layer's ``forward`` has a `mask` parameter (as Keras checks
+        ``call``)."""
+        found = getattr(self, "_takes_mask", None)
+        if found is None:
+            import inspect
+            found = self._takes_mask = "mask" in inspect.signature(
+                self.layer.forward).parameters
+        return found
 
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         d_out = np.asarray(d_out)

@@ -340,7 +340,8 @@ class Model(Trainer, Layer):
             self._trace_call([tuple(s) for s in specs], dts,
                              "list" if isinstance(input_shape, list) else "single", None)
             return
-        self.build(input_shape)
+        # as a layer, shapes come without the batch axis (Sequential.build takes it, as Keras's)
+        getattr(self, "_build_as_layer", self.build)(input_shape)
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         """A functional model's call: its graph on symbolic inputs (subclasses define theirs)."""
@@ -614,9 +615,12 @@ class Model(Trainer, Layer):
         for s, x in zip(self._input_slots, xs):
             vals[s] = x
         snapshots = {} if training else None
+        self._activity_reset()
         for k, step in enumerate(self._steps):
             if step.simple:
-                vals[step.out0] = step.layer.forward(vals[step.in0], training=training)
+                vals[step.out0] = out = step.layer.forward(vals[step.in0], training=training)
+                if getattr(step.layer, "_activity_regularizer", None) is not None:
+                    self._activity_forward(k, step.layer._activity_regularizer, out, training)
                 continue
             layer = step.layer
             if step.main_is_list:
@@ -637,6 +641,8 @@ class Model(Trainer, Layer):
             out = layer.forward(arg, training=run_training, **kwargs)
             if step.shared and snapshots is not None:
                 snapshots[k] = [(obj, dict(obj.__dict__)) for obj in _sublayers(layer)]
+            if getattr(layer, "_activity_regularizer", None) is not None:
+                self._activity_forward(k, layer._activity_regularizer, out, training)
             if step.outputs_is_list:
                 for s, o in zip(step.out_slots, out):
                     vals[s] = o
@@ -664,6 +670,13 @@ class Model(Trainer, Layer):
         for k in range(len(self._steps) - 1, -1, -1):
             step = self._steps[k]
             layer = step.layer
+            if k in self._activity_outputs:  # the output penalty's gradient joins first
+                if step.outputs_is_list:
+                    d_act = self._activity_backward(k, [grads[s] for s in step.out_slots])
+                else:
+                    d_act = [self._activity_backward(k, grads[step.out_slots[0]])]
+                for s, d in zip(step.out_slots, d_act):
+                    grads[s] = d
             if step.simple and grads[step.out0] is not None:
                 d_out, grads[step.out0] = grads[step.out0], None  # freed as soon as used
                 _add(grads, step.in0, layer.backward(d_out))

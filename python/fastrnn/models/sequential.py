@@ -120,10 +120,10 @@ class Sequential(Model):
         """Builds every layer and packs all weights into one flat buffer.
 
         Args:
-            input_shape: without the batch axis, e.g. ``(None, 1)`` for univariate series of
-                any length; a leading None (batch) is accepted and dropped when its length is
-                one more than the first layer's declared shape. Defaults to the first layer's
-                ``input_shape``.
+            input_shape: as in Keras, *with* the batch axis first: ``(None, 9)`` for vectors
+                of 9 features, ``(None, None, 1)`` for univariate series of any length (the
+                batch size, None or an integer, is not fixed by it). Defaults to the first
+                layer's ``input_shape``.
         """
         if not self._layers:
             raise ValueError(f"Model `{self.name}` has no layers: add layers before building.")
@@ -138,13 +138,26 @@ class Sequential(Model):
             input_shape = declared
             spec = tuple(declared)
         else:
-            input_shape = tuple(input_shape)
-            if input_shape and input_shape[0] is None and declared is not None and len(
-                    input_shape) == len(declared) + 1:
-                input_shape = input_shape[1:]
+            try:
+                full = tuple(input_shape)
+            except TypeError:
+                full = ()
+            if len(full) < 2:
+                raise ValueError(
+                    "Received an invalid value for argument `input_shape`: expected the batch "
+                    "axis and at least one more, e.g. (None, 9) or (None, None, 1), got "
+                    f"{input_shape!r}."
+                )
+            input_shape = full[1:]
             spec = tuple(input_shape)
         with self._build_lock:
             self._build_from(tuple(input_shape), spec)
+
+    def _build_as_layer(self, input_shape: tuple) -> None:
+        """Builds for inputs of `input_shape` without the batch axis (the layer protocol:
+        this model called on a symbolic tensor inside another)."""
+        with self._build_lock:
+            self._build_from(tuple(input_shape), tuple(input_shape))
 
     def _build_from(self, shape: tuple, spec: tuple) -> None:
         shape = tuple(None if d is None else int(d) for d in shape)
@@ -252,13 +265,16 @@ class Sequential(Model):
     def _run_forward(self, xs: list, training: bool) -> list:
         x = xs[0]
         mask = None
-        for layer in self._layers:
+        self._activity_reset()
+        for i, layer in enumerate(self._layers):
             if mask is not None and (getattr(layer, "supports_masking", False)
                                      or getattr(layer, "_keras_style", False)) \
                     and _takes_mask(layer):
                 y = layer.forward(x, training=training, mask=mask)
             else:
                 y = layer.forward(x, training=training)
+            if getattr(layer, "_activity_regularizer", None) is not None:
+                self._activity_forward(i, layer._activity_regularizer, y, training)
             mask = _output_mask(layer, x, mask, mask is not None)
             x = y
         self._output_masks = [mask]
@@ -266,8 +282,10 @@ class Sequential(Model):
 
     def _run_backward(self, d_outputs: list) -> None:
         d = d_outputs[0]
-        for layer in reversed(self._layers):
-            d = layer.backward(d)
+        for i in range(len(self._layers) - 1, -1, -1):
+            if self._activity_outputs:
+                d = self._activity_backward(i, d)
+            d = self._layers[i].backward(d)
         self._d_inputs = [d]
 
     def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:

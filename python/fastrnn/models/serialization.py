@@ -130,7 +130,7 @@ def sequential_from_config(config: dict, path: str = "<config>") -> Sequential:
                         for k, lc in enumerate(layer_configs)], name=config.get("name"))
     shape = config.get("build_input_shape")
     if shape is not None:
-        model.build(tuple(shape))
+        model.build((None, *shape))  # saved without the batch axis; build takes it
     return model
 
 

@@ -230,6 +230,14 @@ class Trainer:
             objs, ids, names = [], [], []
             for m in ms:
                 metric = metrics_module.get(m)
+                if getattr(metric, "per_class_result", False) or getattr(
+                        metric, "class_aggregation", "") is None:
+                    raise ValueError(
+                        f"Received an invalid value for argument `metrics`: {metric!r} gives "
+                        "one value per class, which the history cannot log; pass "
+                        "average='macro' (or 'micro', 'weighted'), or class_aggregation="
+                        "'uniform_average'."
+                    )
                 base = m if isinstance(m, str) else metric.name
                 full = f"{name}_{base}" if multi else base
                 if full in seen:
@@ -322,6 +330,9 @@ class Trainer:
                 f"{a.shape[0] if a.ndim else 'no'} (shape {a.shape}); expected the same number."
             )
         out = self._output_shapes[k]
+        loss = self._compiled.losses[k] if getattr(self, "compiled", False) else None
+        if getattr(loss, "target_shape_free", False):  # e.g. CTC's (N, S) label sequences
+            return np.ascontiguousarray(a)
         if self._sparse(k):
             classes = out[-1]
             want = out[:-1]
@@ -365,15 +376,17 @@ class Trainer:
         return np.ascontiguousarray(a, dtype=self._dtype)
 
     # ------------------------------------------------------------------ losses and scores
-    def _loss_and_grads(self, ys: list, outs: list,
-                        masks: Optional[list] = None) -> tuple[float, list]:
+    def _loss_and_grads(self, ys: list, outs: list, masks: Optional[list] = None,
+                        sws: Optional[list] = None) -> tuple[float, list]:
         """The (weighted) total loss of a batch and the gradient for each output.
 
         A sequence output ``(B, T, ...)`` with a ``(B, T)`` mask (from a Masking layer or
         ``Embedding(mask_zero=True)`` upstream) is scored over its unmasked (sample, step)
-        pairs only: their mean loss, as Keras does; masked steps get no gradient."""
+        pairs only: their mean loss, as Keras does; masked steps get no gradient. `sws`: per
+        output, None or the batch's sample weights (``(B,)`` or per step ``(B, T)``)."""
         c = self._compiled
-        if len(outs) == 1 and (masks is None or masks[0] is None):
+        if len(outs) == 1 and (masks is None or masks[0] is None) and (
+                sws is None or sws[0] is None):
             loss, d = c.losses[0].value_and_gradient(ys[0], outs[0])
             return float(loss), [d]
         total = 0.0
@@ -383,36 +396,67 @@ class Trainer:
                 ds.append(None)
                 continue
             sel = _step_mask(masks, k, ok)
+            swk = None if sws is None or sws[k] is None else losses_module.sample_weights(
+                sws[k], ok.shape[:-1])
             if sel is None:
-                value, d = loss_fn.value_and_gradient(yk, ok)
+                value, d = loss_fn.value_and_gradient(yk, ok, swk)
             elif not sel.any():  # every step masked: nothing to learn from this batch
                 value, d = 0.0, np.zeros_like(ok)
             else:
-                value, d_sel = loss_fn.value_and_gradient(yk[sel], ok[sel])
+                value, d_sel = loss_fn.value_and_gradient(
+                    yk[sel], ok[sel], None if swk is None else swk[sel])
                 d = np.zeros_like(ok)
                 d[sel] = d_sel
             total += w * float(value)
             ds.append(d if w == 1.0 else d * d.dtype.type(w))
         return total, ds
 
-    def _scores(self, ys: list, preds: list, masks: Optional[list] = None) -> list[float]:
+    def _scores(self, ys: list, preds: list, masks: Optional[list] = None,
+                sws: Optional[list] = None, penalty: float = 0.0,
+                accumulate: bool = False) -> list[float]:
         """``[loss, *per-output losses, *metrics]`` (the order of :attr:`metrics_names`),
-        over the unmasked steps of masked sequence outputs."""
+        over the unmasked steps of masked sequence outputs. `sws`: per output, None or sample
+        weights (they weigh the losses; metrics are unweighted, as Keras's ``metrics``).
+        `penalty` (the regularization penalties) is added to the total loss. `accumulate`:
+        the metrics also add this batch to their running state (``update_state``), from which
+        :meth:`_metric_results` gives the exact value over all batches."""
         c = self._compiled
-        pairs = []
+        pairs, weights = [], []
         for k, (yk, pk) in enumerate(zip(ys, preds)):
             sel = _step_mask(masks, k, pk)
+            swk = None if sws is None or sws[k] is None else losses_module.sample_weights(
+                sws[k], pk.shape[:-1])
             pairs.append((yk, pk) if sel is None else (yk[sel], pk[sel]))
-        parts = [None if fn is None else (float(fn(yk, pk)) if len(pk) else 0.0)
-                 for fn, (yk, pk) in zip(c.losses, pairs)]
+            weights.append(swk if sel is None or swk is None else swk[sel])
+        parts = [None if fn is None else (float(fn(yk, pk, wk)) if len(pk) else 0.0)
+                 for fn, (yk, pk), wk in zip(c.losses, pairs, weights)]
         if len(parts) == 1:
-            scores = [parts[0]]
+            scores = [parts[0] + penalty]
         else:
             total = sum(w * p for w, p in zip(c.loss_weights, parts) if p is not None)
-            scores = [total, *(0.0 if p is None else p for p in parts)]
+            scores = [total + penalty, *(0.0 if p is None else p for p in parts)]
         for ms, (yk, pk) in zip(c.metrics, pairs):
-            scores.extend((float(m(yk, pk)) if len(pk) else 0.0) for m in ms)
+            if accumulate:
+                scores.extend((float(m.update_state(yk, pk, len(pk))) if len(pk) else 0.0)
+                              for m in ms)
+            else:
+                scores.extend((float(m(yk, pk)) if len(pk) else 0.0) for m in ms)
         return scores
+
+    def _reset_metrics(self) -> None:
+        for ms in self._compiled.metrics:
+            for m in ms:
+                m.reset_state()
+
+    def _metric_results(self) -> list[float]:
+        """The metrics over every batch given to :meth:`_scores` with `accumulate` since
+        :meth:`_reset_metrics` (0.0 for a metric that saw no unmasked value)."""
+        out = []
+        for ms in self._compiled.metrics:
+            for m in ms:
+                value = float(m.result())
+                out.append(0.0 if math.isnan(value) else value)
+        return out
 
     def _metric_logs(self, ys: list, preds: list, masks: Optional[list] = None) -> dict:
         """The training metrics of an epoch (per-output losses included)."""
@@ -441,6 +485,7 @@ class Trainer:
         outputs' masks (None where an output has none) are left in ``_predicted_masks``."""
         n = xs[0].shape[0]
         masks: Optional[list] = None
+        activity = 0.0
         for start in range(0, n, batch_size):
             ys = self._run_forward([x[start:start + batch_size] for x in xs], training=False)
             if out is None:
@@ -448,7 +493,9 @@ class Trainer:
             for o, y in zip(out, ys):
                 o[start:start + batch_size] = y
             masks = _gather_masks(masks, self._output_masks, n, start)
+            activity += self._activity_loss * ys[0].shape[0]
         self._predicted_masks = masks
+        self._predicted_activity = activity / n if n else 0.0
         return out
 
     def predict(self, x: ArrayLike, batch_size: int = 32, verbose: int = 0) -> Any:
@@ -471,21 +518,31 @@ class Trainer:
         return self._public_outputs(self._predict_arrays(xs, self._inference_batch(batch_size, n)))
 
     def evaluate(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int = 32,
-                 verbose: int = 0) -> Union[float, list[float]]:
+                 verbose: int = 0, sample_weight: ArrayLike = None) -> Union[float, list[float]]:
         """The loss on (x, y), or ``[loss, *metrics]`` when the model has metrics or several
-        outputs (Keras's convention). `x` may also be an iterable of (x, y) batches."""
+        outputs (Keras's convention). `x` may also be an iterable of (x, y) or
+        (x, y, sample_weight) batches. `sample_weight` (as in :meth:`fit`) weighs the loss;
+        the loss includes the regularization penalties, as Keras's does."""
         self._require_compiled("evaluate()")
         batch_size = check_batch_size(batch_size)
+        self._reg_cache = None
         if is_dataset(x):
+            if sample_weight is not None:
+                raise ValueError(
+                    "Received `sample_weight` together with a dataset `x`: a dataset yields "
+                    "(x, y, sample_weight) batches instead."
+                )
             scores = self._evaluate_dataset(x)
         else:
             xs = self._check_inputs(x)
             n = xs[0].shape[0]
             ys = self._check_targets(y, n)
+            sws = self._check_sample_weight(sample_weight, ys)
             if n % batch_size and self._stateful():
                 raise self._stateful_batch_error(n, batch_size, "evaluate")
             preds = self._predict_arrays(xs, self._inference_batch(batch_size, n))
-            scores = self._scores(ys, preds, self._predicted_masks)
+            scores = self._scores(ys, preds, self._predicted_masks, sws,
+                                  self._weight_penalty() + self._predicted_activity)
         if verbose:
             print(format_logs(dict(zip(self.metrics_names, scores))))
         return scores[0] if not self._has_metrics else scores
@@ -493,30 +550,37 @@ class Trainer:
     def _evaluate_dataset(self, dataset: Iterable) -> list[float]:
         totals = None
         count = 0
+        penalty = self._weight_penalty()
+        self._reset_metrics()
         for batch in dataset:
-            xs, ys = self._split_batch(batch)
+            xs, ys, sws = self._split_batch(batch)
             preds = self._run_forward(xs, training=False)
             m = xs[0].shape[0]
-            s = np.asarray(self._scores(ys, preds, self._output_masks)) * m
+            s = np.asarray(self._scores(ys, preds, self._output_masks, sws,
+                                        penalty + self._activity_loss, accumulate=True)) * m
             totals = s if totals is None else totals + s
             count += m
         if not count:
             raise ValueError("Received an empty dataset: expected at least one (x, y) batch.")
-        return [float(v) for v in totals / count]
+        scores = [float(v) for v in totals / count]
+        n_metrics = sum(len(ms) for ms in self._compiled.metrics)
+        if n_metrics:  # exact over the dataset (e.g. AUC, RMSE), not a mean of batch values
+            scores[-n_metrics:] = self._metric_results()
+        return scores
 
-    def _split_batch(self, batch: Any) -> tuple[list, list]:
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+    def _split_batch(self, batch: Any) -> tuple[list, list, Optional[list]]:
+        """A dataset's batch as checked ``(xs, ys, sample weights per output or None)``."""
+        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+            length = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
             raise ValueError(
-                "Received an invalid batch from the dataset: expected (x, y) pairs, got "
-                f"{type(batch).__name__}."
-            )
-        if len(batch) > 2:
-            raise ValueError(
-                "Received a batch of (x, y, sample_weight) from the dataset: fastrnn does not "
-                "support sample weights yet; yield (x, y) pairs."
+                "Received an invalid batch from the dataset: expected (x, y) or "
+                f"(x, y, sample_weight) tuples, got {type(batch).__name__}{length}."
             )
         xs = self._check_inputs(batch[0], "x batch")
-        return xs, self._check_targets(batch[1], xs[0].shape[0], "y batch")
+        ys = self._check_targets(batch[1], xs[0].shape[0], "y batch")
+        sws = self._check_sample_weight(batch[2], ys, "sample_weight batch") if len(
+            batch) == 3 else None
+        return xs, ys, sws
 
     # ------------------------------------------------------------------ training
     def _stateful_batch_error(self, n: int, batch_size: int, what: str) -> ValueError:
@@ -580,6 +644,8 @@ class Trainer:
         initial_epoch: int = 0,
         truncate_bptt: Optional[int] = None,
         validation_batch_size: Optional[int] = None,
+        sample_weight: ArrayLike = None,
+        class_weight: Optional[dict] = None,
     ) -> Any:
         """Trains the model; returns a ``History`` (``history.history["loss"]``, ...).
 
@@ -596,8 +662,8 @@ class Trainer:
             callbacks: fastrnn callbacks; ``TerminateOnNaN`` is added unless present.
             validation_split: the fraction in [0, 1) of the *last* samples held out (before
                 shuffling), as in Keras; ignored when `validation_data` is given.
-            validation_data: ``(x_val, y_val)`` or an iterable of (x, y) batches; evaluated
-                once per epoch.
+            validation_data: ``(x_val, y_val)``, ``(x_val, y_val, val_sample_weight)`` or an
+                iterable of (x, y[, sample_weight]) batches; evaluated once per epoch.
             shuffle: reshuffle the samples each epoch (ignored with stateful layers, which
                 need their batches in order).
             initial_epoch: the epoch to start from (resuming a run).
@@ -606,6 +672,14 @@ class Trainer:
                 ``truncate_bptt`` for the duration of this fit).
             validation_batch_size: rows per inference batch for validation (default: at least
                 1024, or `batch_size` with stateful layers).
+            sample_weight: weights of the samples in the loss: ``(N,)``, or ``(N, T)`` (one
+                per time step) for a sequence output; a list or dict by output name for
+                several outputs. As Keras: the batch loss is ``sum(w * loss) / count``, and the
+                metrics are not weighted. Held out with `validation_split` like `y`.
+            class_weight: ``{class index: weight}`` for a single output: each sample (or time
+                step) weighs as its class, the class being the integer label (sparse losses),
+                the argmax of a one-hot target, or the rounded value of a single-unit target;
+                classes not in the dict weigh 1. Not with `sample_weight`.
 
         A NaN/inf loss stops training before that batch's update, so the weights are those
         from before it; ``model.stop_reason`` (and ``history.stop_reason``) says why.
@@ -631,7 +705,15 @@ class Trainer:
                 f"in [0, 1), got {validation_split!r}."
             )
         dataset = is_dataset(x)
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError("You cannot pass `class_weight` and `sample_weight` at the same "
+                             "time.")
         if dataset:
+            if sample_weight is not None or class_weight is not None:
+                raise ValueError(
+                    "Received `sample_weight` or `class_weight` together with a dataset `x`: a "
+                    "dataset yields (x, y, sample_weight) batches instead."
+                )
             if y is not None:
                 raise ValueError(
                     "Received `y` together with a dataset `x`: a dataset yields (x, y) batches, "
@@ -646,7 +728,9 @@ class Trainer:
             xs = self._check_inputs(x)
             n = xs[0].shape[0]
             ys = self._check_targets(y, n)
-            train = (xs, ys)
+            sws = self._check_sample_weight(sample_weight, ys) if class_weight is None else \
+                self._class_weights(class_weight, ys)
+            train = (xs, ys, sws)
             if validation_split and validation_data is None:  # validation_data overrides it
                 n_val = int(math.floor(n * validation_split))
                 if n_val < 1 or n_val >= n:
@@ -655,8 +739,15 @@ class Trainer:
                         f"{n_val} validation and {n - n_val} training samples; "
                         "expected at least one of each."
                     )
-                validation_data = ([a[-n_val:] for a in xs], [a[-n_val:] for a in ys])
-                train = ([a[:-n_val] for a in xs], [a[:-n_val] for a in ys])
+
+                def part(arrays: Optional[list], sl: slice) -> Optional[list]:
+                    return None if arrays is None else [
+                        None if a is None else a[sl] for a in arrays]
+                held, kept = slice(-n_val, None), slice(None, -n_val)
+                # class weights are for training only, as in Keras
+                validation_data = (part(xs, held), part(ys, held),
+                                   part(sws if class_weight is None else None, held))
+                train = (part(xs, kept), part(ys, kept), part(sws, kept))
         val = self._check_validation(validation_data)
 
         stateful = self._stateful()
@@ -668,6 +759,7 @@ class Trainer:
                 val[0][0].shape[0] % val_batch:
             raise self._stateful_batch_error(val[0][0].shape[0], val_batch, "validation")
         self._ensure_packed()
+        self._reg_cache = self._flags_cache = None  # layers may have been frozen since
 
         dp = _data_parallel
         cbs, history = self._make_callbacks(callbacks)
@@ -711,7 +803,7 @@ class Trainer:
                     else:
                         logs = self._train_epoch_arrays(
                             train[0], train[1], batch_size, shuffle and not stateful, cbs, bar,
-                            epoch)
+                            epoch, train[2])
                     if val is not None and logs is not None:
                         logs.update(self._validation_logs(val, val_batch))
                     if dp is not None and logs is not None:
@@ -763,28 +855,25 @@ class Trainer:
                 "(x_val, y_val) or an iterable of (x, y) batches, got "
                 f"{type(validation_data).__name__}."
             )
-        if len(validation_data) == 3:
-            raise ValueError(
-                "Received an invalid value for argument `validation_data`: fastrnn does not "
-                "support sample weights yet, so (x_val, y_val, sample_weight) is refused rather "
-                "than its weights ignored; pass (x_val, y_val)."
-            )
         xs = self._check_inputs(validation_data[0], "validation_data[0]")
         ys = self._check_targets(validation_data[1], xs[0].shape[0], "validation_data[1]")
-        return (xs, ys)
+        sws = self._check_sample_weight(validation_data[2], ys, "validation_data[2]") if len(
+            validation_data) == 3 and validation_data[2] is not None else None
+        return (xs, ys, sws)
 
     def _validation_logs(self, val: Any, batch_size: int) -> dict:
         if is_dataset(val):
             scores = self._evaluate_dataset(val)
         else:
-            xs, ys = val
+            xs, ys, sws = val
             # The predictions' buffers are reused from one epoch to the next.
             buf = getattr(self, "_val_buffer", None)
             if buf is not None and buf[0].shape[0] != xs[0].shape[0]:
                 buf = None
             preds = self._predict_arrays(xs, batch_size, out=buf)
             self._val_buffer = preds
-            scores = self._scores(ys, preds, self._predicted_masks)
+            scores = self._scores(ys, preds, self._predicted_masks, sws,
+                                  self._weight_penalty() + self._predicted_activity)
         return {f"val_{k}": v for k, v in zip(self.metrics_names, scores)}
 
     def _nan_stop(self, cbs: list, epoch: int, step: int, loss: float, batch_logs: dict) -> None:
@@ -804,8 +893,10 @@ class Trainer:
             )
 
     def _train_epoch_arrays(self, xs: list, ys: list, batch_size: int,
-                            shuffle: bool, cbs: list, bar: Any, epoch: int) -> Optional[dict]:
-        """One epoch over arrays; returns the epoch's logs, or None if a NaN loss stopped it."""
+                            shuffle: bool, cbs: list, bar: Any, epoch: int,
+                            sws: Optional[list] = None) -> Optional[dict]:
+        """One epoch over arrays; returns the epoch's logs, or None if a NaN loss stopped it.
+        `sws`: per output, None or its sample weights (rows gathered like `ys`)."""
         n = xs[0].shape[0]
         batch_cbs = _batch_callbacks(cbs)
         rows = min(n, batch_size)
@@ -820,6 +911,8 @@ class Trainer:
             # ragged epoch uses views of them).
             xbufs = [np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in xs]
             ybufs = [np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in ys]
+            wbufs = None if sws is None else [
+                None if a is None else np.empty((rows, *a.shape[1:])) for a in sws]
         preds = None
         masks: Optional[list] = None
         if self._has_metrics:
@@ -829,9 +922,12 @@ class Trainer:
         stop = 0
         for step in range(len(bounds) - 1):
             start, stop = bounds[step], bounds[step + 1]
+            wb = None
             if order is None:
                 xb = [a[start:stop] for a in xs]
                 yb = [a[start:stop] for a in ys]
+                if sws is not None:
+                    wb = [None if a is None else a[start:stop] for a in sws]
             else:
                 idx = order[start:stop]
                 m = stop - start
@@ -842,7 +938,10 @@ class Trainer:
                     a.take(idx, axis=0, out=b, mode="clip")
                 for a, b in zip(ys, yb):
                     a.take(idx, axis=0, out=b, mode="clip")
-            result = self._train_step(xb, yb, cbs, epoch, step, batch_cbs)
+                if sws is not None:
+                    wb = [None if a is None else a.take(idx, axis=0, out=b[:m], mode="clip")
+                          for a, b in zip(sws, wbufs)]
+            result = self._train_step(xb, yb, cbs, epoch, step, batch_cbs, wb)
             if result is None:
                 return None
             loss, outs = result
@@ -864,24 +963,43 @@ class Trainer:
         return logs
 
     def _train_step(self, xb: list, yb: list, cbs: list, epoch: int, step: int,
-                    batch_cbs: tuple = ()) -> Optional[tuple[float, list]]:
+                    batch_cbs: tuple = (), swb: Optional[list] = None
+                    ) -> Optional[tuple[float, list]]:
         """Forward, loss, backward and one optimizer update on a batch: ``(loss, outputs)``,
         or None when the loss is not finite (training stops with the weights from before).
-        `batch_cbs` (the callbacks with batch hooks) hear of the batch first."""
+        `batch_cbs` (the callbacks with batch hooks) hear of the batch first; `swb`: per
+        output, None or the batch's sample weights.
+
+        As Keras: the loss includes the regularization penalties (their gradients are added
+        to the weights' after the backward pass), and constraints project their weights after
+        the update."""
         for cb in batch_cbs:
             cb.on_train_batch_begin(step, {})
         dp = self._data_parallel
-        if dp is not None:  # the global batch's loss, and its gradient in the buffer
-            loss, outs = dp.forward_backward(self, xb, yb)
+        if dp is not None:
+            # the global batch's loss (activity penalties included) and its mean gradient
+            loss, outs = dp.forward_backward(self, xb, yb, swb)
         else:
             outs = self._run_forward(xb, training=True)
-            loss, ds = self._loss_and_grads(yb, outs, self._output_masks)
+            loss, ds = self._loss_and_grads(yb, outs, self._output_masks, swb)
+            if self._activity_outputs:
+                loss += self._activity_loss
+        # weight penalties: the same weights on every process, so added after the reduction
+        penalties, constraints = self._regularization_terms()
+        if penalties:
+            terms = [(reg.value_and_gradient(w), g) for reg, w, g in penalties]
+            loss += sum(value for (value, _), _ in terms)
         if not math.isfinite(loss):
             self._nan_stop(cbs, epoch, step, loss, {"loss": loss})
             return None
         if dp is None:
             self._run_backward(ds)
+        if penalties:
+            for (_, d), g in terms:
+                g += d
         self.optimizer.apply_gradients(*self._optimizer_targets())
+        for constraint, w in constraints:
+            w[...] = constraint(w)
         return loss, outs
 
     def _end_of_batch(self, batch_cbs: list, step: int, loss: float) -> bool:
@@ -895,11 +1013,191 @@ class Trainer:
         return self.stop_training
 
     def _optimizer_targets(self) -> tuple[list, list]:
-        """What the optimizer updates: the one flat buffer (one vectorised update), or the
-        per-weight views when it clips each array's norm separately (``clipnorm``)."""
-        if getattr(self.optimizer, "clipnorm", None):
+        """What the optimizer updates: the one flat buffer (one vectorised update); the
+        per-weight views when its rule needs whole arrays (``clipnorm``, Lamb, Adafactor); only
+        the trainable weights' views when it moves weights without a gradient (weight decay,
+        Ftrl), so that frozen weights and BatchNormalization's statistics stay as they are
+        (the flat buffer again when every weight is trainable; the flags are cached for the
+        fit, as Keras needs a new compile after freezing)."""
+        opt = self.optimizer
+        if getattr(opt, "moves_without_gradient", False):
+            cache = getattr(self, "_flags_cache", None)
+            if cache is None or cache[0] is not self._packed_ids:
+                flags = self._trainable_flags()
+                cache = self._flags_cache = (self._packed_ids, flags, all(flags))
+            if not cache[2] or getattr(opt, "needs_arrays", False):
+                return ([v for v, f in zip(self._param_views, cache[1]) if f],
+                        [v for v, f in zip(self._grad_views, cache[1]) if f])
+        if getattr(opt, "needs_arrays", False) or getattr(opt, "clipnorm", None):
             return self._param_views, self._grad_views
         return [self._param_buffer], [self._grad_buffer]
+
+    def _trainable_flags(self) -> list[bool]:
+        """Per weight (the order of the flat buffer's views): whether training changes it."""
+        def flags(layer: Any) -> list[bool]:
+            if hasattr(layer, "_param_views"):  # a nested model: its layers' weights
+                return [f for sub in layer._unique_layers() for f in flags(sub)]
+            subs = getattr(layer, "_sublayers", None)
+            if subs:  # a wrapper: its inner layers' weights, in order
+                return [f for sub in subs for f in flags(sub)]
+            frozen = set(getattr(layer, "non_trainable_weight_names", ()))
+            return [bool(layer.trainable) and name not in frozen
+                    for name in layer.weight_names]
+        out = [f for layer in self._unique_layers() for f in flags(layer)]
+        if len(out) != len(self._param_views):  # a layer that lays out its weights otherwise
+            raise RuntimeError(
+                f"Model `{self.name}`: found {len(out)} weights' trainable flags for "
+                f"{len(self._param_views)} weights."
+            )
+        return out
+
+    # ------------------------------------------------------------------ regularization
+    def _regularization_terms(self) -> tuple[list, list]:
+        """``(penalties, constraints)`` of the trainable weights: ``(regularizer, weight,
+        gradient)`` and ``(constraint, weight)`` triples/pairs over the bound views, from each
+        layer's ``_weight_regularizers``/``_weight_constraints`` (by weight name). Cached until
+        the weights are packed again or a fit/evaluate starts."""
+        ids = getattr(self, "_packed_ids", None)
+        cache = getattr(self, "_reg_cache", None)
+        if cache is not None and cache[0] is ids:
+            return cache[1], cache[2]
+        penalties, constraints = [], []
+        for layer in self._iter_all_layers():
+            regs = getattr(layer, "_weight_regularizers", None) or {}
+            cons = getattr(layer, "_weight_constraints", None) or {}
+            if not (regs or cons) or not layer.trainable:
+                continue
+            frozen = set(getattr(layer, "non_trainable_weight_names", ()))
+            names, weights, grads = layer.weight_names, layer.weights, layer.grads
+            for i, name in enumerate(names):
+                if name in frozen:
+                    continue
+                if name in regs:
+                    penalties.append((regs[name], weights[i], grads[i]))
+                if name in cons:
+                    constraints.append((cons[name], weights[i]))
+        self._reg_cache = (ids, penalties, constraints)
+        return penalties, constraints
+
+    @property
+    def losses(self) -> list[float]:
+        """Keras's ``model.losses``: each trainable weight's regularization penalty, then the
+        activity penalty of the last forward pass (when a layer has one); their sum is what
+        training adds to the loss."""
+        self._reg_cache = None  # as Keras, after freezing or unfreezing layers too
+        out = [float(reg(w)) for reg, w, _ in self._regularization_terms()[0]]
+        return out + ([self._activity_loss] if self._activity_loss else [])
+
+    def _weight_penalty(self) -> float:
+        """The sum of the weight regularizers' penalties (reported in the loss)."""
+        return float(sum(reg(w) for reg, w, _ in self._regularization_terms()[0]))
+
+    # Activity regularization: the model's forward pass calls _activity_forward after a layer
+    # with an ``activity_regularizer`` and its backward pass _activity_backward before it.
+    _activity_loss = 0.0
+    _activity_outputs: dict = {}
+
+    def _activity_reset(self) -> None:
+        self._activity_loss = 0.0
+        if self._activity_outputs:
+            self._activity_outputs = {}
+
+    def _activity_forward(self, key: Any, regularizer: Any, y: Any, training: bool) -> None:
+        """Adds `regularizer`'s penalty on output `y` divided by the batch size (Keras's rule)
+        to this batch's activity loss; keeps `y` for the backward pass when training."""
+        for o in y if isinstance(y, list) else [y]:
+            if o.ndim and o.shape[0]:
+                self._activity_loss += regularizer(o) / o.shape[0]
+        if training:
+            if not self._activity_outputs:
+                self._activity_outputs = {}
+            self._activity_outputs[key] = (regularizer, y)
+
+    def _activity_backward(self, key: Any, d: Any) -> Any:
+        """`d` (the gradient of the output kept under `key`) plus the penalty's gradient."""
+        entry = self._activity_outputs.pop(key, None)
+        if entry is None:
+            return d
+        regularizer, y = entry
+        if isinstance(y, list):
+            d = list(d) if d is not None else [None] * len(y)
+            return [self._activity_grad(regularizer, yi, di) for yi, di in zip(y, d)]
+        return self._activity_grad(regularizer, y, d)
+
+    @staticmethod
+    def _activity_grad(regularizer: Any, y: np.ndarray, d: Any) -> np.ndarray:
+        g = regularizer.gradient(y)
+        if y.ndim and y.shape[0]:
+            g = g * (1.0 / y.shape[0])
+        g = np.asarray(g, dtype=y.dtype)
+        return g if d is None else d + g
+
+    # ------------------------------------------------------------------ sample weights
+    def _check_sample_weight(self, sample_weight: Any, ys: list,
+                             name: str = "sample_weight") -> Optional[list]:
+        """Per output: None or its weights, an array of the output's per-sample loss shape
+        (``(N,)`` weights repeated over the time steps of a sequence output); None when no
+        output is weighted."""
+        if sample_weight is None:
+            return None
+        names = self._output_names
+        if isinstance(sample_weight, dict):
+            unknown = sorted(set(sample_weight) - set(names), key=str)
+            if unknown:
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`: unknown output name(s) "
+                    f"{unknown}; model `{self.name}` has outputs {names}."
+                )
+            values = [sample_weight.get(k) for k in names]
+        elif isinstance(sample_weight, (list, tuple)) and len(sample_weight) == 1 == len(
+                names) and np.ndim(sample_weight[0]) >= 1:
+            values = list(sample_weight)  # one array per output, as for `y`
+        elif isinstance(sample_weight, (list, tuple)) and len(names) > 1:
+            if len(sample_weight) != len(names):
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`: model `{self.name}` has "
+                    f"{len(names)} outputs {names}, got a list of {len(sample_weight)}."
+                )
+            values = list(sample_weight)
+        else:
+            values = [sample_weight] * len(names)
+        out = []
+        for k, (v, yk) in enumerate(zip(values, ys)):
+            if v is None:
+                out.append(None)
+                continue
+            shape = yk.shape if self._sparse(k) else yk.shape[:-1]
+            if np.ndim(v) == 0 or np.shape(v)[0] != yk.shape[0]:
+                raise ValueError(
+                    f"Received inconsistent data sizes: `{name}` has shape {np.shape(v)} but "
+                    f"the targets have {yk.shape[0]} samples."
+                )
+            out.append(losses_module.sample_weights(v, shape, name))
+        return out if any(o is not None for o in out) else None
+
+    def _class_weights(self, class_weight: Any, ys: list) -> list:
+        """`class_weight` (``{class: weight}``) as sample weights of the single output."""
+        if not isinstance(class_weight, dict) or not all(
+                isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+                and isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                and math.isfinite(float(v)) for k, v in class_weight.items()):
+            raise ValueError(
+                "Received an invalid value for argument `class_weight`: expected a dict of "
+                f"{{class index: finite weight}}, got {class_weight!r}."
+            )
+        if len(ys) != 1:
+            raise ValueError("`class_weight` is only supported for Models with a single output.")
+        y = ys[0]
+        if self._sparse(0):
+            labels = y
+        elif y.shape[-1] > 1:
+            labels = np.argmax(y, axis=-1)
+        else:
+            labels = np.round(y[..., 0])
+        weights = np.ones(labels.shape)
+        for cls, w in class_weight.items():
+            weights[labels == cls] = float(w)
+        return [weights]
 
     def _train_epoch_dataset(self, dataset: Iterable, cbs: list, bar: Any,
                              epoch: int) -> Optional[dict]:
@@ -912,16 +1210,18 @@ class Trainer:
         step = -1
         if self._data_parallel is not None:  # as many batches on every process
             dataset = self._data_parallel.batches(dataset)
+        self._reset_metrics()
         for step, batch in enumerate(dataset):
-            xb, yb = self._split_batch(batch)
-            result = self._train_step(xb, yb, cbs, epoch, step, batch_cbs)
+            xb, yb, swb = self._split_batch(batch)
+            result = self._train_step(xb, yb, cbs, epoch, step, batch_cbs, swb)
             if result is None:
                 return None
             loss, outs = result
             m = xb[0].shape[0]
             total += loss * m
             if names:
-                metric_totals += np.asarray(self._scores(yb, outs, self._output_masks)[1:]) * m
+                metric_totals += np.asarray(
+                    self._scores(yb, outs, self._output_masks, swb, accumulate=True)[1:]) * m
             count += m
             if batch_cbs and self._end_of_batch(batch_cbs, step, loss):
                 break
@@ -935,6 +1235,9 @@ class Trainer:
         logs = {"loss": total / count}
         for name, t in zip(names, metric_totals):
             logs[name] = float(t / count)
+        n_metrics = sum(len(ms) for ms in self._compiled.metrics)
+        if n_metrics:  # exact over the epoch, as in Keras
+            logs.update(zip(names[-n_metrics:], self._metric_results()))
         return logs
 
     # ------------------------------------------------------------------ exact resume
