@@ -210,3 +210,39 @@ def test_losses_lists_the_penalties_like_keras():
     np.testing.assert_allclose(model.layers[0].losses, expected[:2], rtol=1e-6)
     model.layers[1].trainable = False
     np.testing.assert_allclose(model.losses, expected[:2], rtol=1e-6)
+
+
+def test_activity_regularization_layer_matches_keras():
+    keras = import_keras()
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(12, 4)), rng.normal(size=(12, 1))
+
+    def build(lib):
+        return lib.Sequential([lib.layers.Input((4,)), lib.layers.Dense(3),
+                               lib.layers.ActivityRegularization(l1=0.03, l2=0.05),
+                               lib.layers.Dense(1)])
+
+    km, fm = build(keras), build(fastrnn)
+    fm.set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    fm.compile(optimizer=fastrnn.optimizers.SGD(0.1), loss="mse")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        km.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    fm.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(fm.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_activity_regularization_layer_config_and_penalty():
+    layer = layers.ActivityRegularization(l1=0.5, l2=0.25)
+    config = layer.get_config()
+    assert config["l1"] == 0.5 and config["l2"] == 0.25
+    assert "activity_regularizer" not in config
+    again = layers.ActivityRegularization.from_config(json.loads(json.dumps(config)))
+    assert (again.l1, again.l2) == (0.5, 0.25)
+    y = np.array([[1.0, -2.0]])
+    assert again.activity_regularizer(y) == pytest.approx(0.5 * 3 + 0.25 * 5)
+    np.testing.assert_array_equal(again.forward(y), y)
+    with pytest.raises(ValueError, match="l1"):
+        layers.ActivityRegularization(l1=-1)

@@ -44,7 +44,6 @@ SKIPPED_SUBMODULES = {
 _IMAGE = "images and volumes (2-D/3-D); fastrnn is for 1-D sequences"
 _AUGMENT = "image augmentation and image preprocessing"
 _BACKEND = "wraps another framework's model or layer (JAX, Flax, PyTorch, a TF SavedModel)"
-_KERASTRAIN = "pending: losses, metrics, optimizers, regularizers and constraints being added"
 _TEXT = ("category preprocessing layers (hashing, crossing, binning): not yet; StringLookup, "
          "IntegerLookup, CategoryEncoding and TextVectorization cover tokens")
 _NUMPY_OPS = ("Keras's backend-neutral tensor functions: fastrnn's layers take and return "
@@ -74,7 +73,6 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
         (_BACKEND, "FlaxLayer JaxLayer TFSMLayer TorchModuleWrapper"),
         (_TEXT, """
             Discretization HashedCrossing Hashing"""),
-        ("pending: needs the activity regularizers being added", "ActivityRegularization"),
         ("convolutional LSTM over sequences of 1-D signals (rank-4 input): not yet",
          "ConvLSTM1D"),
         ("not yet: a shared layer called with different call arguments (reverse=True for the "
@@ -85,40 +83,19 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
         ("not yet: weight reparametrisation wrapper", "SpectralNormalization"),
     ],
     "losses": [
-        ("image segmentation losses", "Dice Tversky dice tversky"),
-        (_KERASTRAIN, """
-            BinaryFocalCrossentropy CTC CategoricalFocalCrossentropy
-            CategoricalGeneralizedCrossEntropy CategoricalHinge Circle CosineSimilarity Hinge
-            KLDivergence LogCosh MeanAbsolutePercentageError MeanSquaredLogarithmicError Poisson
-            SquaredHinge binary_focal_crossentropy categorical_focal_crossentropy
-            categorical_generalized_cross_entropy categorical_hinge circle cosine_similarity ctc
-            hinge kl_divergence log_cosh mean_squared_logarithmic_error poisson squared_hinge"""),
+        ("metric learning over embeddings (circle loss), not sequence work", "Circle circle"),
     ],
-    "metrics": [
-        ("image segmentation metrics (intersection over union)",
-         "BinaryIoU IoU MeanIoU OneHotIoU OneHotMeanIoU"),
-        (_KERASTRAIN, """
-            AUC BinaryCrossentropy CategoricalCrossentropy CategoricalHinge
-            ConcordanceCorrelation CosineSimilarity F1Score FBetaScore FalseNegatives
-            FalsePositives Hinge KLDivergence LogCoshError Mean MeanAbsolutePercentageError
-            MeanMetricWrapper MeanSquaredLogarithmicError PearsonCorrelation Poisson Precision
-            PrecisionAtRecall R2Score Recall RecallAtPrecision SensitivityAtSpecificity
-            SparseCategoricalCrossentropy SparseTopKCategoricalAccuracy SpecificityAtSensitivity
-            SquaredHinge Sum TopKCategoricalAccuracy TrueNegatives TruePositives
-            binary_focal_crossentropy categorical_focal_crossentropy categorical_hinge
-            concordance_correlation deserialize hinge huber kl_divergence log_cosh
-            mean_squared_logarithmic_error pearson_correlation poisson serialize
-            sparse_top_k_categorical_accuracy squared_hinge top_k_categorical_accuracy"""),
-    ],
+    "metrics": [],
     "optimizers": [
         ("mixed-precision loss scaling: fastrnn trains in float32 or float64",
          "LossScaleOptimizer"),
-        (_KERASTRAIN, """
-            Adadelta Adafactor Adagrad AdamW Adamax Ftrl Lamb Lion MultiOptimizer Muon Nadam
-            OptimizerMap ScheduleFreeAdamW"""),
+        ("not yet: one optimizer per group of weights", "MultiOptimizer OptimizerMap"),
+        ("not yet: Muon's orthogonalised updates and schedule-free AdamW",
+         "Muon ScheduleFreeAdamW"),
     ],
     "optimizers.schedules": [
-        (_KERASTRAIN, """
+        ("not yet: a learning rate is a number; the LearningRateScheduler and "
+         "ReduceLROnPlateau callbacks change it between epochs", """
             CosineDecay CosineDecayRestarts ExponentialDecay InverseTimeDecay
             LearningRateSchedule PiecewiseConstantDecay PolynomialDecay deserialize serialize"""),
     ],
@@ -140,16 +117,8 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
          "Identity IdentityInitializer OrthogonalInitializer deserialize"),
         ("short-time Fourier transform kernels for audio", "STFT STFTInitializer stft"),
     ],
-    "regularizers": [
-        (_KERASTRAIN, """
-            L1 L1L2 L2 OrthogonalRegularizer Regularizer deserialize get l1 l1_l2 l2
-            orthogonal_regularizer serialize"""),
-    ],
-    "constraints": [
-        (_KERASTRAIN, """
-            Constraint MaxNorm MinMaxNorm NonNeg UnitNorm deserialize get max_norm min_max_norm
-            non_neg serialize unit_norm"""),
-    ],
+    "regularizers": [],
+    "constraints": [],
     "callbacks": [
         ("needs TensorFlow's summary writer", "TensorBoard"),
         ("JAX/Orbax checkpointing", "OrbaxCheckpoint"),

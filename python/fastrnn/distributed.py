@@ -323,7 +323,7 @@ class _DataParallel:
             **{f"fit's `{k}`": v for k, v in args.items()},
         }
         if train is not None:
-            xs, ys = train
+            xs, ys = train[0], train[1]  # (and the sample weights, or None)
             facts["the training arrays' shapes"] = [(a.shape, str(a.dtype)) for a in xs + ys]
             facts["the training arrays' contents (a fingerprint of some rows)"] = \
                 _fingerprint(xs + ys)
@@ -348,14 +348,15 @@ class _DataParallel:
         self._val_rows = 1.0
         if val is None or trainer_module.is_dataset(val):
             return val
-        xs, ys = val
+        xs, ys, sws = val  # (sws: the validation sample weights per output, or None)
         n = xs[0].shape[0]
         if n < self.size:  # too few to split: every rank evaluates them all
             self._val_rows = float(n)
             return val
         lo, hi = self.rank * n // self.size, (self.rank + 1) * n // self.size
         self._val_rows = float(hi - lo)
-        return [a[lo:hi] for a in xs], [a[lo:hi] for a in ys]
+        return ([a[lo:hi] for a in xs], [a[lo:hi] for a in ys],
+                None if sws is None else [None if a is None else a[lo:hi] for a in sws])
 
     def _start(self, model: Any) -> None:
         """Checks the weights' shapes agree, then copies rank 0's training state to all."""

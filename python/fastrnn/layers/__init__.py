@@ -127,6 +127,7 @@ from .regularization import (  # noqa: E402
     SpatialDropout1D,
 )
 from .reshaping import (  # noqa: E402
+    ActivityRegularization,
     Cropping1D,
     Identity,
     Rescaling,
@@ -141,7 +142,7 @@ from .text import (  # noqa: E402
 )
 
 __all__ += [
-    "ELU", "AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AdditiveAttention",
+    "ActivityRegularization", "ELU", "AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AdditiveAttention",
     "CategoryEncoding", "IntegerLookup",
     "AlphaDropout", "Attention", "Conv1DTranspose", "Cropping1D", "DepthwiseConv1D", "Dot",
     "EinsumDense", "GaussianDropout", "GaussianNoise", "GroupNormalization",

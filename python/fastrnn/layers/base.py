@@ -487,8 +487,6 @@ class Layer:
         self._weights: list[np.ndarray] = []
         self._grads: list[np.ndarray] = []
         self._weight_names: list[str] = []
-        self._weight_regularizers: dict = {}
-        self._weight_constraints: dict = {}
 
     @property
     def losses(self) -> list[float]:

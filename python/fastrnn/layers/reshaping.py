@@ -33,6 +33,25 @@ class Identity(Layer):
 
 
 @register
+class ActivityRegularization(Identity):
+    """``keras.layers.ActivityRegularization``: returns its input and, in training, adds
+    ``l1 * sum(|y|) + l2 * sum(y ** 2)`` of its output (divided by the batch size, as
+    Keras's activity penalties are) to the loss; a mask passes on."""
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0, **kwargs: Any):
+        from .. import regularizers
+
+        kwargs.pop("activity_regularizer", None)  # (its own config never carries one)
+        super().__init__(activity_regularizer=regularizers.L1L2(l1=l1, l2=l2), **kwargs)
+        self.l1, self.l2 = float(l1), float(l2)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.pop("activity_regularizer", None)
+        return {**config, "l1": self.l1, "l2": self.l2}
+
+
+@register
 class Rescaling(Layer):
     """``keras.layers.Rescaling``: ``x * scale + offset`` (numbers, or arrays broadcasting
     against the input without its batch axis). No weights; a mask passes on."""
