@@ -142,7 +142,8 @@ from .text import (  # noqa: E402
 )
 
 __all__ += [
-    "ActivityRegularization", "ELU", "AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AdditiveAttention",
+    "ActivityRegularization", "ELU", "AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D",
+    "AdditiveAttention",
     "CategoryEncoding", "IntegerLookup",
     "AlphaDropout", "Attention", "Conv1DTranspose", "Cropping1D", "DepthwiseConv1D", "Dot",
     "EinsumDense", "GaussianDropout", "GaussianNoise", "GroupNormalization",
