@@ -6,7 +6,7 @@ thread, ``C = A W + C`` repeated in C++ (the test-only ``_core._packed_product``
 calling thread's CPU time, so a busy machine's waiting is left out; packed and OpenBLAS calls
 alternate, and the medians of 7 rounds are printed. The default shapes are the per-step
 products of the kernel benchmarks' layers (forward ``B x G x H``, backward ``B x H x G``, split
-over two threads) and tiny ones; the rule in ``recurrent_packed`` (cpp/bindings.cpp) is read
+over two threads) and tiny ones; the rule in ``recurrent_packed`` (cpp/bindings/cells.hpp) is read
 from this table.
 """
 

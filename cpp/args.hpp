@@ -110,7 +110,7 @@ struct SimpleRnnBackwardArgs {
   Panels<F> recurrent_t_panels;  // U^T in panels, or none
   const F* recurrent_mask;    // (B, H)     or nullptr
   const std::uint8_t* step_mask;  // (B, T) or nullptr
-  F* d_h_held;                // (B, H)     workspace, used with step_mask: d_h of masked rows
+  F* d_h_masked_rows;         // (B, H)     workspace, used with step_mask: d_h of masked rows
   const F* d_outputs;         // (B, T, H)  or nullptr
   const F* d_h_last;          // (B, H)     or nullptr
   Index B, T, I, H;
@@ -146,9 +146,6 @@ struct LstmForwardArgs {
   StepSplit split;
   bool no_tape;               // inference: gates is (B, 4H) and cells (B, H) scratch, reused
   Packed<F> recurrent_packed;  // U packed for the micro-kernel, or none
-  // U packed by unit blocks for the fused step (packed_gemm.hpp, fused_gates; N = H), or none.
-  // When set, it is used instead of recurrent_packed and recurrent_panels.
-  Packed<F> recurrent_fused;
 };
 
 template <typename F>
@@ -174,7 +171,7 @@ struct LstmBackwardArgs {
   Panels<F> recurrent_t_panels;  // U^T in panels, or none
   const F* recurrent_mask;    // (B, H)      or nullptr
   const std::uint8_t* step_mask;  // (B, T)  or nullptr
-  F* d_h_held;                // (B, H)      workspace, used with step_mask: d_h of masked rows
+  F* d_h_masked_rows;         // (B, H)      workspace, used with step_mask: d_h of masked rows
   const F* d_outputs;         // (B, T, H)   or nullptr
   const F* d_h_last;          // (B, H)      or nullptr
   const F* d_c_last;          // (B, H)      or nullptr
@@ -307,23 +304,6 @@ struct LnGruBackwardArgs : GruBackwardArgs<F> {
   LayerNormBackward<F> ln;
 };
 
-// The layer-normalized kernels of one instruction set (split like the plain ones).
-template <typename F>
-struct LayerNormRnnKernels {
-  void (*simple_rnn_forward)(const LnSimpleRnnForwardArgs<F>&);
-  void (*simple_rnn_backward_steps)(const LnSimpleRnnBackwardArgs<F>&);
-  void (*simple_rnn_backward_inputs)(const LnSimpleRnnBackwardArgs<F>&);
-  void (*simple_rnn_backward_weights)(const LnSimpleRnnBackwardArgs<F>&);
-  void (*lstm_forward)(const LnLstmForwardArgs<F>&);
-  void (*lstm_backward_steps)(const LnLstmBackwardArgs<F>&);
-  void (*lstm_backward_inputs)(const LnLstmBackwardArgs<F>&);
-  void (*lstm_backward_weights)(const LnLstmBackwardArgs<F>&);
-  void (*gru_forward)(const LnGruForwardArgs<F>&);
-  void (*gru_backward_steps)(const LnGruBackwardArgs<F>&);
-  void (*gru_backward_inputs)(const LnGruBackwardArgs<F>&);
-  void (*gru_backward_weights)(const LnGruBackwardArgs<F>&);
-};
-
 // ---------------------------------------------------------------------------------------
 // Optimizer updates over a flat buffer of n parameters (all arrays (n,), updated in place).
 template <typename F>
@@ -358,33 +338,59 @@ struct RmspropArgs {
   F learning_rate, rho, momentum, epsilon;
 };
 
-// One instruction-set variant of every kernel. Backward is split in two: the time loop
-// (independent per batch row) and the weight gradients that follow it (over the whole batch).
+// The kernels of one recurrent cell. Backward runs in three phases: the time loop (independent
+// per batch row, or split by units), the per-row work after it (the stacked rows of the weight
+// gradients, d_x) and the weight gradients over the whole batch.
+template <typename ForwardArgs, typename BackwardArgs>
+struct CellKernels {
+  using Forward = ForwardArgs;
+  using Backward = BackwardArgs;
+  void (*forward)(const ForwardArgs&);
+  void (*backward_steps)(const BackwardArgs&);
+  void (*backward_inputs)(const BackwardArgs&);
+  void (*backward_weights)(const BackwardArgs&);
+};
 template <typename F>
-struct KernelSet {
-  void (*simple_rnn_forward)(const SimpleRnnForwardArgs<F>&);
-  void (*simple_rnn_backward_steps)(const SimpleRnnBackwardArgs<F>&);
-  void (*simple_rnn_backward_inputs)(const SimpleRnnBackwardArgs<F>&);
-  void (*simple_rnn_backward_weights)(const SimpleRnnBackwardArgs<F>&);
-  void (*lstm_forward)(const LstmForwardArgs<F>&);
-  void (*lstm_backward_steps)(const LstmBackwardArgs<F>&);
-  void (*lstm_backward_inputs)(const LstmBackwardArgs<F>&);
-  void (*lstm_backward_weights)(const LstmBackwardArgs<F>&);
-  void (*gru_forward)(const GruForwardArgs<F>&);
-  void (*gru_backward_steps)(const GruBackwardArgs<F>&);
-  void (*gru_backward_inputs)(const GruBackwardArgs<F>&);
-  void (*gru_backward_weights)(const GruBackwardArgs<F>&);
+using SimpleRnnKernels = CellKernels<SimpleRnnForwardArgs<F>, SimpleRnnBackwardArgs<F>>;
+template <typename F>
+using LstmKernels = CellKernels<LstmForwardArgs<F>, LstmBackwardArgs<F>>;
+template <typename F>
+using GruKernels = CellKernels<GruForwardArgs<F>, GruBackwardArgs<F>>;
+template <typename F>
+using LnSimpleRnnKernels = CellKernels<LnSimpleRnnForwardArgs<F>, LnSimpleRnnBackwardArgs<F>>;
+template <typename F>
+using LnLstmKernels = CellKernels<LnLstmForwardArgs<F>, LnLstmBackwardArgs<F>>;
+template <typename F>
+using LnGruKernels = CellKernels<LnGruForwardArgs<F>, LnGruBackwardArgs<F>>;
+
+template <typename F>
+struct OptimizerKernels {
   void (*sgd)(const SgdArgs<F>&);
   void (*adam)(const AdamArgs<F>&);
   void (*rmsprop)(const RmspropArgs<F>&);
-  // The packed recurrent product (packed_gemm.hpp): its panel width, and columns [c0, c1) of
-  // C (M, ldc) = A (M, K; lda) W + beta C with W packed.
-  Index packed_width;
-  void (*packed_product)(const Packed<F>& w, Index M, const F* A, Index lda, F beta, F* C,
-                         Index ldc, Index c0, Index c1);
-  // Units per block of the fused step's packing (packed_gemm.hpp, fused_gates).
-  Index fused_unit_block;
-  LayerNormRnnKernels<F> layer_norm;  // the layer-normalized cells (layer_norm_rnn.hpp)
+};
+
+// The packed recurrent product (packed_gemm.hpp): its panel width, and columns [c0, c1) of
+// C (M, ldc) = A (M, K; lda) W + beta C with W packed.
+template <typename F>
+struct PackedProductKernel {
+  Index width;
+  void (*product)(const Packed<F>& w, Index M, const F* A, Index lda, F beta, F* C, Index ldc,
+                  Index c0, Index c1);
+};
+
+// One instruction-set variant of every recurrent kernel, by family (each family is compiled
+// in a translation unit of its own, cpp/kernels/).
+template <typename F>
+struct KernelSet {
+  SimpleRnnKernels<F> simple_rnn;
+  LstmKernels<F> lstm;
+  GruKernels<F> gru;
+  LnSimpleRnnKernels<F> layer_norm_simple_rnn;  // the layer-normalized cells
+  LnLstmKernels<F> layer_norm_lstm;
+  LnGruKernels<F> layer_norm_gru;
+  OptimizerKernels<F> optimizers;
+  PackedProductKernel<F> packed;
 };
 
 struct KernelTable {

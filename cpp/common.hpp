@@ -33,7 +33,7 @@ using Vec = Eigen::Map<Eigen::Array<F, Eigen::Dynamic, 1>>;
 template <typename F>
 using CVec = Eigen::Map<const Eigen::Array<F, Eigen::Dynamic, 1>>;
 
-// ------------------------------------------------------------------------ fused gate math
+// ------------------------------------------------------------------ gate math in one pass
 // The gate math of a step is one pass over each row: every gate's value is loaded once, all
 // activations and the state update computed in registers, every result stored once. Packets
 // are Eigen's (its vectorised, accurate logistic and tanh: a rational approximation, not
@@ -79,7 +79,7 @@ EIGEN_ALWAYS_INLINE void store(typename unpacket_traits<P>::type* p, const P& x)
 // use masked loads and stores where the instruction set has them (AVX2, AVX-512), else
 // zero-padded copies, so op only ever sees whole packets.
 template <typename F, std::size_t NI, std::size_t NO, typename Op>
-EIGEN_ALWAYS_INLINE void fused_row(Index n, const std::array<const F*, NI>& in,
+EIGEN_ALWAYS_INLINE void row_pass(Index n, const std::array<const F*, NI>& in,
                                    const std::array<F*, NO>& out, const Op& op) {
   using P = pk::Packet<F>;
   using Traits = Eigen::internal::unpacket_traits<P>;

@@ -109,7 +109,7 @@ void select_kernel_set(const std::string& name) { current().store(find(name)); }
 
 }  // namespace fastrnn
 
-// ------------------------------------------------------------- sequence layers (issue 11)
+// ------------------------------------------------------------------------ sequence layers
 namespace fastrnn {
 
 #ifdef FASTRNN_HAVE_native

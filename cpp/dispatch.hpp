@@ -20,7 +20,7 @@ void select_kernel_set(const std::string& name);
 
 }  // namespace fastrnn
 
-// ------------------------------------------------------------- sequence layers (issue 11)
+// ------------------------------------------------------------------------ sequence layers
 #include "layer_args.hpp"
 
 namespace fastrnn {

@@ -22,7 +22,7 @@ template <typename F>
 EIGEN_ALWAYS_INLINE void cell_forward(F* gate, F* hzh_out, F* h, const F* hz, const F* h_prev,
                                       const F* bias, Index units, Index H) {
   using P = pk::Packet<F>;
-  fused_row<F, 13, 5>(
+  row_pass<F, 13, 5>(
       units, {gate, gate + H, gate + 2 * H, hz, hz + H, hz + 2 * H, at(bias, 0), at(bias, H),
           at(bias, 2 * H), at(bias, 3 * H), at(bias, 4 * H), at(bias, 5 * H), h_prev},
       {gate, gate + H, gate + 2 * H, hzh_out, h}, [](const auto& ld, const auto& st) {
@@ -83,7 +83,7 @@ template <typename F>
 EIGEN_ALWAYS_INLINE void cell_backward(F* dxz, F* dhz, F* dh_io, const F* d_out, const F* gate,
                                        const F* hzh, const F* h_prev, Index units, Index H) {
   using P = pk::Packet<F>;
-  fused_row<F, 7, 7>(
+  row_pass<F, 7, 7>(
       units, {dh_io, d_out, gate, gate + H, gate + 2 * H, hzh, h_prev},
       {dxz, dxz + H, dxz + 2 * H, dhz, dhz + H, dhz + 2 * H, dh_io},
       [](const auto& ld, const auto& st) {

@@ -34,7 +34,7 @@ namespace fastrnn {
 namespace FASTRNN_ARCH {
 namespace ln_rnn {
 
-// The per-row work is packet loops (fused_row: a row of H units is ceil(H / lanes) packets, the
+// The per-row work is packet loops (row_pass: a row of H units is ceil(H / lanes) packets, the
 // last one's missing lanes read as zeros) over all gate blocks of a row at once, two passes
 // forward and two backward, each value loaded once a pass, the cell's gate math inside them:
 // at H = 20 the row's Eigen expressions (seven passes a block, a scalar tail each) cost twice
@@ -99,7 +99,7 @@ EIGEN_ALWAYS_INLINE BlockSums<F, K> block_sums(F* a, const F* bias, Index H) {
     s1[k] = s2[k] = pset1<P>(F(0));
   }
   Index left = H;  // units not yet passed: the last packet's padding must not count
-  fused_row<F, 2 * K, K>(H, in, sums_out, [&](const auto& ld, const auto& st) {
+  row_pass<F, 2 * K, K>(H, in, sums_out, [&](const auto& ld, const auto& st) {
     for (int k = 0; k < K; ++k) {
       const P v = padd(ld(k), ld(K + k));  // a + b
       const P d = keep_lanes(psub(v, shift[k]), left);
@@ -143,7 +143,7 @@ EIGEN_ALWAYS_INLINE void normalize_write(F* a, const F* gamma, const F* beta, co
   }
   for (std::size_t i = 0; i < NX; ++i) in[3 * K + i] = extra_in[i];
   for (std::size_t i = 0; i < NY; ++i) out[K + i] = extra_out[i];
-  fused_row<F, NI, NO>(H, in, out, [&](const auto& ld, const auto& st) {
+  row_pass<F, NI, NO>(H, in, out, [&](const auto& ld, const auto& st) {
     P n[K];
     for (int k = 0; k < K; ++k) {
       const P xhat = pmul(psub(ld(k), mp[k]), rp[k]);
@@ -207,7 +207,7 @@ EIGEN_ALWAYS_INLINE BackwardSums<F, K> backward_sums(F* d, const F* xhat, const 
   }
   for (std::size_t i = 0; i < NX; ++i) in[4 * K + i] = extra_in[i];
   for (std::size_t i = 0; i < NY; ++i) out[3 * K + i] = extra_out[i];
-  fused_row<F, NI, NO>(H, in, out, [&](const auto& ld, const auto& st) {
+  row_pass<F, NI, NO>(H, in, out, [&](const auto& ld, const auto& st) {
     P dn[K];
     prologue(dn, [&](std::size_t i) { return ld(4 * K + i); },
              [&](std::size_t i, const P& v) { st(3 * K + i, v); });
@@ -241,7 +241,7 @@ EIGEN_ALWAYS_INLINE void backward_write(F* d, const F* xhat, const F* rstd, cons
     out[k] = d + k * H;
   }
   // every a_j moves the mean and the variance: d_a = rstd (g - mean(g) - xhat mean(g xhat))
-  fused_row<F, 3 * K, K>(H, in, out, [&](const auto& ld, const auto& st) {
+  row_pass<F, 3 * K, K>(H, in, out, [&](const auto& ld, const auto& st) {
     for (int k = 0; k < K; ++k) {
       const P g = pmul(ld(k), ld(2 * K + k));
       st(k, pmul(rp[k], psub(psub(g, mean_g[k]), pmul(ld(K + k), mean_gx[k]))));
@@ -338,9 +338,9 @@ FASTRNN_FLATTEN void simple_rnn_backward_steps(const LnSimpleRnnBackwardArgs<F>&
           backward_write<F, 1>(a.d_pre + row * H, a.ln.xhat + row * H, a.ln.rstd + row,
                                a.ln.gamma, sums, H);
         });
-    if (a.step_mask != nullptr)  // masked rows: no d a, d_h passes on (kept in d_h_held)
+    if (a.step_mask != nullptr)  // masked rows: no d a, d_h passes on (kept in d_h_masked_rows)
       hold_masked_rows(a.step_mask, t, B, T, H, u, 1, a.d_pre, static_cast<F*>(nullptr),
-                       a.d_h_held, a.d_h, a.d_outputs);
+                       a.d_h_masked_rows, a.d_h, a.d_outputs);
     if (cut_before(t, T, a.truncate)) {  // h_{t-1} is a constant here
       std::fill(a.d_h, a.d_h + B * H, F(0));
       continue;
@@ -349,7 +349,8 @@ FASTRNN_FLATTEN void simple_rnn_backward_steps(const LnSimpleRnnBackwardArgs<F>&
     step_product(a.recurrent_t_packed, a.recurrent_t_panels, u, 1, H, B, H, a.d_pre + r, T * H,
                  a.recurrent_kernel_t, F(0), a.d_h, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
-    if (a.step_mask != nullptr) restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_held);
+    if (a.step_mask != nullptr)
+      restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_masked_rows);
   }
   copy_units(a.d_h0, H, a.d_h, H, u, B);
   simple_rnn::backward_inputs<F>(a);
@@ -471,9 +472,9 @@ FASTRNN_FLATTEN void lstm_backward_steps(const LnLstmBackwardArgs<F>& a) {
           backward_write<F, 4>(a.d_gates + r * G, a.ln.xhat + r * G, a.ln.rstd + r * 4,
                                a.ln.gamma, sums, H);
         });
-    if (a.step_mask != nullptr)  // masked rows: no d a, (d_h, d_c) pass on (d_h in d_h_held)
+    if (a.step_mask != nullptr)  // masked rows: no d a, (d_h, d_c) pass on (d_h in d_h_masked_rows)
       hold_masked_rows(a.step_mask, t, B, T, H, u, 4, a.d_gates, static_cast<F*>(nullptr),
-                       a.d_h_held, a.d_h, a.d_outputs);
+                       a.d_h_masked_rows, a.d_h, a.d_outputs);
     if (cut_before(t, T, a.truncate)) {  // (h, c) entering step t are constants
       std::fill(a.d_h, a.d_h + B * H, F(0));
       std::fill(a.d_c, a.d_c + B * H, F(0));
@@ -483,7 +484,8 @@ FASTRNN_FLATTEN void lstm_backward_steps(const LnLstmBackwardArgs<F>& a) {
     step_product(a.recurrent_t_packed, a.recurrent_t_panels, u, 1, H, B, G, a.d_gates + t * G,
                  T * G, a.recurrent_kernel_t, F(0), a.d_h, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
-    if (a.step_mask != nullptr) restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_held);
+    if (a.step_mask != nullptr)
+      restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_masked_rows);
   }
   copy_units(a.d_h0, H, a.d_h, H, u, B);
   copy_units(a.d_c0, H, a.d_c, H, u, B);
@@ -508,11 +510,11 @@ template <typename F>
 EIGEN_ALWAYS_INLINE BlockSums<F, 2> gru_zr_sums(const LnGruForwardArgs<F>& a, F* xa,
                                                 const F* hz) {
   const Index H = a.H, G = 3 * H;
-  fused_row<F, 4, 1>(2 * H, {xa, hz, a.bias, at(a.bias, G)}, {xa},
-                     [](const auto& ld, const auto& st) {
+  row_pass<F, 4, 1>(2 * H, {xa, hz, a.bias, at(a.bias, G)}, {xa},
+                    [](const auto& ld, const auto& st) {
                        using namespace Eigen::internal;
                        st(0, padd(padd(ld(0), ld(1)), padd(ld(2), ld(3))));
-                     });
+                    });
   return block_sums<F, 2>(xa, nullptr, H);
 }
 
@@ -529,14 +531,14 @@ EIGEN_ALWAYS_INLINE BlockSums<F, 1> gru_h_sums(const LnGruForwardArgs<F>& a, F* 
                         [](const P* n, const auto&, const auto& st) {
                           st(0, pk::sigmoid(n[0])), st(1, pk::sigmoid(n[1]));  // z, r
                         });
-  fused_row<F, 5, 2>(H, {xa + 2 * H, hz + 2 * H, at(a.bias, 2 * H), at(a.bias, G + 2 * H),
+  row_pass<F, 5, 2>(H, {xa + 2 * H, hz + 2 * H, at(a.bias, 2 * H), at(a.bias, G + 2 * H),
                          gate + H},
-                     {xa + 2 * H, hzh}, [](const auto& ld, const auto& st) {
+                    {xa + 2 * H, hzh}, [](const auto& ld, const auto& st) {
                        using namespace Eigen::internal;
                        const P hz_h = padd(ld(1), ld(3));
                        st(0, pmadd(ld(4), hz_h, padd(ld(0), ld(2))));  // a_h = xz_h + r hz_h
                        st(1, hz_h);
-                     });
+                    });
   return block_sums<F, 1>(xa + 2 * H, nullptr, H);
 }
 
@@ -674,12 +676,12 @@ EIGEN_ALWAYS_INLINE void gru_zr_write(const GruRow<F>& w, const BackwardSums<F, 
   F* dxz = w.dxz();
   F* dhz = w.dhz();
   backward_write<F, 2>(dxz, w.xhat(), w.rstd(), w.a.ln.gamma, sums, H);
-  fused_row<F, 4, 3>(H, {dxz, dxz + H, w.dh, w.gate()}, {dhz, dhz + H, w.dh},
-                     [](const auto& ld, const auto& st) {
+  row_pass<F, 4, 3>(H, {dxz, dxz + H, w.dh, w.gate()}, {dhz, dhz + H, w.dh},
+                    [](const auto& ld, const auto& st) {
                        using namespace Eigen::internal;
                        st(0, ld(0)), st(1, ld(1));
                        st(2, pmul(ld(2), ld(3)));
-                     });
+                    });
 }
 
 template <typename F>
@@ -746,16 +748,6 @@ void gru_backward_inputs(const LnGruBackwardArgs<F>& a) {
 template <typename F>
 void gru_backward_weights(const LnGruBackwardArgs<F>& a) {
   gru::backward_weights<F>(a);
-}
-
-// This instruction set's layer-normalized kernels.
-template <typename F>
-constexpr LayerNormRnnKernels<F> kernels() {
-  return LayerNormRnnKernels<F>{
-      &simple_rnn_forward<F>, &simple_rnn_backward_steps<F>, &simple_rnn_backward_inputs<F>,
-      &simple_rnn_backward_weights<F>, &lstm_forward<F>, &lstm_backward_steps<F>,
-      &lstm_backward_inputs<F>, &lstm_backward_weights<F>, &gru_forward<F>,
-      &gru_backward_steps<F>, &gru_backward_inputs<F>, &gru_backward_weights<F>};
 }
 
 }  // namespace ln_rnn

@@ -14,22 +14,21 @@ namespace fastrnn {
 namespace FASTRNN_ARCH {
 namespace lstm {
 
-// Gate math of n units of one (b, t), gate blocks H apart: activates z (+ bias, + the
-// recurrent part zr when the fused step computed it apart: gate blocks zr_gap apart, else
-// nullptr) in place and writes c_t and h_t.
+// Gate math of n units of one (b, t), gate blocks H apart: activates z (+ bias) in place and
+// writes c_t and h_t.
 template <typename F>
 EIGEN_ALWAYS_INLINE void cell_forward(F* z, F* c, F* h, const F* c_prev, const F* bias, Index n,
-                                      Index H, const F* zr = nullptr, Index zr_gap = 0) {
+                                      Index H) {
   using P = pk::Packet<F>;
-  fused_row<F, 13, 6>(
+  row_pass<F, 9, 6>(
       n, {z, z + H, z + 2 * H, z + 3 * H, at(bias, 0), at(bias, H), at(bias, 2 * H),
-          at(bias, 3 * H), c_prev, zr, at(zr, zr_gap), at(zr, 2 * zr_gap), at(zr, 3 * zr_gap)},
+          at(bias, 3 * H), c_prev},
       {z, z + H, z + 2 * H, z + 3 * H, c, h}, [](const auto& ld, const auto& st) {
         using namespace Eigen::internal;
-        const P i = pk::sigmoid(padd(padd(ld(0), ld(4)), ld(9)));
-        const P f = pk::sigmoid(padd(padd(ld(1), ld(5)), ld(10)));
-        const P g = pk::tanh(padd(padd(ld(2), ld(6)), ld(11)));
-        const P o = pk::sigmoid(padd(padd(ld(3), ld(7)), ld(12)));
+        const P i = pk::sigmoid(padd(ld(0), ld(4)));
+        const P f = pk::sigmoid(padd(ld(1), ld(5)));
+        const P g = pk::tanh(padd(ld(2), ld(6)));
+        const P o = pk::sigmoid(padd(ld(3), ld(7)));
         const P ct = pmadd(f, ld(8), pmul(i, g));  // c_t = f c_{t-1} + i g
         st(0, i), st(1, f), st(2, g), st(3, o);
         st(4, ct);
@@ -55,41 +54,20 @@ void forward(const LstmForwardArgs<F>& a) {
     const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,
                                       H, &ldh);
     F* gates_t = a.gates + t * gt;
-    // c_{t-1} of row b (no tape: c_{t-1} is c, updated in place)
-    const auto c_prev_of = [&](Index b) {
-      const F* c = a.cells + b * cb + t * ct;
-      return t > 0 ? c - ct : at(a.c0, b * H);
-    };
-    const bool fused = h_prev != nullptr && a.recurrent_fused.data != nullptr;
-    if (fused) {  // h_{t-1} U block by block, each straight into the gate math of its units
-      packed::fused_gates<F, 4>(
-          a.recurrent_fused, u.u0, u.n, B, h_prev, ldh,
-          [&](Index m, Index rows, Index j0, Index units, const F* tile, Index gap) {
-            for (Index r = 0; r < rows; ++r) {
-              const Index b = m + r;
-              if (masked_step(a.step_mask, b, T, t)) continue;
-              cell_forward(a.gates + b * gb + t * gt + j0, a.cells + b * cb + t * ct + j0,
-                           a.outputs + (b * T + t) * H + j0, at(c_prev_of(b), j0),
-                           at(a.bias, j0), units, H, tile + r * 4 * gap, gap);
-            }
-          });
-    } else if (h_prev != nullptr) {  // gates_t += h_{t-1} U
+    if (h_prev != nullptr)  // gates_t += h_{t-1} U
       step_product(a.recurrent_packed, a.recurrent_panels, u, 4, H, B, H, h_prev, ldh,
                    a.recurrent_kernel, F(1), gates_t, gb);
-    }
     for (Index b = 0; b < B; ++b) {
-      F* c = a.cells + b * cb + t * ct;
-      const F* c_prev = c_prev_of(b);
+      F* c = a.cells + b * cb + t * ct;  // c_t (no tape: c_{t-1}, updated in place)
+      const F* c_prev = t > 0 ? c - ct : at(a.c0, b * H);
       if (masked_step(a.step_mask, b, T, t)) {  // (h, c) carried over the masked step
         F* h = a.outputs + (b * T + t) * H;
         hold_state(h, t > 0 ? h - H : at(a.h0, b * H), u);
         if (c != c_prev) hold_state(c, c_prev, u);
         continue;
       }
-      if (!fused)
-        cell_forward(a.gates + b * gb + t * gt + u.u0, c + u.u0,
-                     a.outputs + (b * T + t) * H + u.u0, at(c_prev, u.u0), at(a.bias, u.u0),
-                     u.n, H);
+      cell_forward(a.gates + b * gb + t * gt + u.u0, c + u.u0, a.outputs + (b * T + t) * H + u.u0,
+                   at(c_prev, u.u0), at(a.bias, u.u0), u.n, H);
     }
     step_done(a.split);  // h_t complete before step t+1 multiplies by it
   }
@@ -104,7 +82,7 @@ template <typename F>
 EIGEN_ALWAYS_INLINE void cell_backward(F* dz, F* dc_io, const F* dh, const F* d_out, const F* gate,
                                        const F* c, const F* c_prev, Index n, Index H) {
   using P = pk::Packet<F>;
-  fused_row<F, 9, 5>(
+  row_pass<F, 9, 5>(
       n, {dh, d_out, dc_io, gate, gate + H, gate + 2 * H, gate + 3 * H, c, c_prev},
       {dz, dz + H, dz + 2 * H, dz + 3 * H, dc_io}, [](const auto& ld, const auto& st) {
         using namespace Eigen::internal;
@@ -149,9 +127,9 @@ void backward_steps(const LstmBackwardArgs<F>& a) {
                     at(a.d_outputs, r * H + u.u0), a.gates + r * G + u.u0,
                     a.cells + r * H + u.u0, at(c_prev, u.u0), u.n, H);
     }
-    if (a.step_mask != nullptr)  // masked rows: no dz, (d_h, d_c) pass on (d_h in d_h_held)
+    if (a.step_mask != nullptr)  // masked rows: no dz, (d_h, d_c) pass on (d_h in d_h_masked_rows)
       hold_masked_rows(a.step_mask, t, B, T, H, u, 4, a.d_gates, static_cast<F*>(nullptr),
-                       a.d_h_held, a.d_h, a.d_outputs);
+                       a.d_h_masked_rows, a.d_h, a.d_outputs);
     step_done(a.split);  // every unit's dz_t is written before the product below reads them
     if (cut_before(t, T, a.truncate)) {  // (h, c) entering step t are constants
       for (Index b = 0; b < B; ++b) {
@@ -165,7 +143,8 @@ void backward_steps(const LstmBackwardArgs<F>& a) {
     step_product(a.recurrent_t_packed, a.recurrent_t_panels, u, 1, H, B, G, dz_t, T * G,
                  a.recurrent_kernel_t, F(0), a.d_h, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
-    if (a.step_mask != nullptr) restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_held);
+    if (a.step_mask != nullptr)
+      restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_masked_rows);
   }
   copy_units(a.d_h0, H, a.d_h, H, u, B);
   copy_units(a.d_c0, H, a.d_c, H, u, B);

@@ -33,16 +33,17 @@ enum class StageKind : int { simple_rnn, lstm, gru, dense, activation, embedding
 
 // Element-wise activations of Dense and Activation stages (the Keras names of
 // fastrnn.layers' activations; softmax is over each row).
-enum class Act : int {
+enum class StageActivation : int {
   linear, relu, tanh, sigmoid, softmax, elu, selu, softplus, softsign, swish, exponential
 };
 
-inline Act parse_act(const std::string& name) {
-  static const std::pair<const char*, Act> names[] = {
-      {"linear", Act::linear},     {"relu", Act::relu},         {"tanh", Act::tanh},
-      {"sigmoid", Act::sigmoid},   {"softmax", Act::softmax},   {"elu", Act::elu},
-      {"selu", Act::selu},         {"softplus", Act::softplus}, {"softsign", Act::softsign},
-      {"swish", Act::swish},       {"exponential", Act::exponential}};
+inline StageActivation parse_stage_activation(const std::string& name) {
+  using A = StageActivation;
+  static const std::pair<const char*, A> names[] = {
+      {"linear", A::linear},     {"relu", A::relu},         {"tanh", A::tanh},
+      {"sigmoid", A::sigmoid},   {"softmax", A::softmax},   {"elu", A::elu},
+      {"selu", A::selu},         {"softplus", A::softplus}, {"softsign", A::softsign},
+      {"swish", A::swish},       {"exponential", A::exponential}};
   for (const auto& [n, a] : names)
     if (name == n) return a;
   throw std::invalid_argument("argument `activation`: unknown activation '" + name + "'");
@@ -58,10 +59,11 @@ inline F sigmoid(F z) {
 
 // Applies `act` in place to B rows of n values (row stride n).
 template <typename F>
-void activate_rows(Act act, F* y, Index B, Index n) {
+void activate_rows(StageActivation act, F* y, Index B, Index n) {
+  using A = StageActivation;
   constexpr F kSeluAlpha = F(1.6732632423543772), kSeluScale = F(1.0507009873554805);
-  if (act == Act::linear) return;
-  if (act == Act::softmax) {
+  if (act == A::linear) return;
+  if (act == A::softmax) {
     for (Index b = 0; b < B; ++b) {
       F* row = y + b * n;
       const F top = *std::max_element(row, row + n);
@@ -74,17 +76,17 @@ void activate_rows(Act act, F* y, Index B, Index n) {
   for (Index k = 0; k < B * n; ++k) {
     const F z = y[k];
     switch (act) {
-      case Act::relu: y[k] = z > F(0) ? z : F(0); break;
-      case Act::tanh: y[k] = std::tanh(z); break;
-      case Act::sigmoid: y[k] = sigmoid(z); break;
-      case Act::elu: y[k] = z > F(0) ? z : std::expm1(z); break;
-      case Act::selu: y[k] = kSeluScale * (z > F(0) ? z : kSeluAlpha * std::expm1(z)); break;
-      case Act::softplus:  // log(1 + e^z), as np.logaddexp(0, z)
+      case A::relu: y[k] = z > F(0) ? z : F(0); break;
+      case A::tanh: y[k] = std::tanh(z); break;
+      case A::sigmoid: y[k] = sigmoid(z); break;
+      case A::elu: y[k] = z > F(0) ? z : std::expm1(z); break;
+      case A::selu: y[k] = kSeluScale * (z > F(0) ? z : kSeluAlpha * std::expm1(z)); break;
+      case A::softplus:  // log(1 + e^z), as np.logaddexp(0, z)
         y[k] = std::max(z, F(0)) + std::log1p(std::exp(-std::abs(z)));
         break;
-      case Act::softsign: y[k] = z / (F(1) + std::abs(z)); break;
-      case Act::swish: y[k] = z * sigmoid(z); break;
-      case Act::exponential: y[k] = std::exp(z); break;
+      case A::softsign: y[k] = z / (F(1) + std::abs(z)); break;
+      case A::swish: y[k] = z * sigmoid(z); break;
+      case A::exponential: y[k] = std::exp(z); break;
       default: break;
     }
   }
@@ -110,7 +112,7 @@ struct StageSpec {
   StageKind kind;
   Index in = 0, out = 0;              // features in and out of one step
   Activation cell_activation = Activation::tanh;  // SimpleRNN
-  Act act = Act::linear;              // dense, activation
+  StageActivation act = StageActivation::linear;  // dense, activation
   std::vector<F> kernel;              // cell (in, G); dense (in, N); embedding: the table
                                       // (vocabulary, N) with in = 1; activation: empty
   std::vector<F> recurrent_kernel;    // cell (H, G)
@@ -230,7 +232,7 @@ class ModelStepper {
           a.kernel = st.kernel.data(), a.recurrent_kernel = st.recurrent_kernel.data();
           a.bias = bias, a.activation = st.cell_activation;
           a.B = nb, a.T = 1, a.I = st.in, a.H = H;
-          ks.simple_rnn_forward(a);
+          ks.simple_rnn.forward(a);
           break;
         }
         case StageKind::lstm: {
@@ -240,7 +242,7 @@ class ModelStepper {
           a.gates = scratch, a.cells = scratch + nb * G, a.outputs = scratch + nb * (G + H);
           a.kernel = st.kernel.data(), a.recurrent_kernel = st.recurrent_kernel.data();
           a.bias = bias, a.B = nb, a.T = 1, a.I = st.in, a.H = H;
-          ks.lstm_forward(a);
+          ks.lstm.forward(a);
           break;
         }
         case StageKind::gru: {
@@ -250,7 +252,7 @@ class ModelStepper {
           a.outputs = scratch + nb * (2 * G + H);
           a.kernel = st.kernel.data(), a.recurrent_kernel = st.recurrent_kernel.data();
           a.bias = bias, a.B = nb, a.T = 1, a.I = st.in, a.H = H;
-          ks.gru_forward(a);
+          ks.gru.forward(a);
           break;
         }
         case StageKind::dense:

@@ -3,7 +3,7 @@
 // step's batch rows) of a recurrent step, W packed once per call.
 //   M rows (batch), K the product's depth, N its columns; `width` columns a panel.
 // OpenBLAS has no packed-GEMM interface: every per-step call copies all of W into its own
-// panel layout again (PERF.md: 19% of an H = 512 LSTM was that copy). Here W is stored once
+// panel layout again (measured: 19% of an H = 512 LSTM's time was that copy). Here W is stored once
 // per call, by the bindings, in the layout this micro-kernel reads (see Packed in args.hpp):
 // panel p holds columns [p width, (p + 1) width) of W, all K rows, row after row (K, width),
 // the last panel padded with zeros. A register block of R rows x width columns (two packets
@@ -14,7 +14,6 @@
 // rows whose accumulators fit the variant's registers: 12 with AVX-512 (32 registers), 6 with
 // AVX2 (16), 4 for the baseline (16 registers, no FMA). float and double use the same code (a
 // double packet has half the lanes).
-// A fused step (the gate math as the product's epilogue) is below, after the plain product.
 // ======================================================================================
 #pragma once
 #include <memory>
@@ -152,101 +151,6 @@ inline void gate_columns(const Packed<F>& w, const Units& u, Index gates, Index 
   if (u.all) return product_of_packed(w, M, a, beta, C, ldc, 0, gates * H);
   for (Index g = 0; g < gates; ++g)
     product_of_packed(w, M, a, beta, C, ldc, g * H + u.u0, g * H + u.u0 + u.n);
-}
-
-// ------------------------------------------------------------- the fused step (gate epilogue)
-// For a cell whose gate math needs every gate of a unit at once (LSTM: i, f, g, o), W (K,
-// gates * H) is packed by unit blocks instead (see pack_gate_blocks in the bindings): block j
-// holds, for the L = kLanes units [j L, (j + 1) L), the columns of each gate block side by
-// side, (K, gates * L), zero-padded past H. A register block is then R rows x `gates` packets,
-// all gates of L units: per k, `gates` packet loads and R broadcasts feed R * gates
-// multiply-adds, the same ratio as the plain kernel. A block of R rows runs over every unit
-// block into a tile (R rows of the step's pre-activations, its units only, in L1 or L2), and
-// then straight into the cell's gate math (the epilogue), which reads the rest of z (x_t K,
-// the bias) and writes the tape and the state. So the product adds into no strided rows of a
-// (B, T, G) array (in batch-major arrays a step's rows are T * G apart, a multiple of 4 KiB
-// at the benchmarks' sizes: one L1 set), and the gate math reads its recurrent part from L1.
-// R: the most rows whose R * gates accumulators, gates panel packets and one broadcast fit
-// the variant's registers (32 with AVX-512, 16 otherwise); 12 at most.
-// Only used when asked for (tests, measurements): it measured no faster than the unfused step
-// on the machines so far (numbers at recurrent_fused in the bindings).
-template <typename F>
-constexpr Index kUnitBlock = kLanes<F>;
-#if defined(__AVX512F__)
-constexpr int kVectorRegisters = 32;
-#else
-constexpr int kVectorRegisters = 16;
-#endif
-template <int Gates>
-constexpr int kGateRows = std::min(12, (kVectorRegisters - Gates - 1) / Gates);
-
-// tile (R rows ldt apart; gate g at + g * gap) = A (R rows, packed k-major (K, R)) x panel
-// (K, Gates * L).
-template <typename F, int R, int Gates>
-EIGEN_ALWAYS_INLINE void gate_block(const F* a, const F* panel, Index K, F* tile, Index ldt,
-                                    Index gap) {
-  using namespace Eigen::internal;
-  using P = Packet<F>;
-  constexpr Index L = kLanes<F>;
-  P acc[R][Gates];
-  for (int r = 0; r < R; ++r)
-    for (int g = 0; g < Gates; ++g) acc[r][g] = pset1<P>(F(0));
-  for (Index k = 0; k < K; ++k) {
-    P b[Gates];
-    for (int g = 0; g < Gates; ++g) b[g] = ploadu<P>(panel + (k * Gates + g) * L);
-    for (int r = 0; r < R; ++r) {
-      const P x = pset1<P>(a[k * R + r]);
-      for (int g = 0; g < Gates; ++g) acc[r][g] = pmadd(x, b[g], acc[r][g]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int g = 0; g < Gates; ++g) pstoreu(tile + r * ldt + g * gap, acc[r][g]);
-}
-
-template <typename F, int Gates, int R = kGateRows<Gates>>
-EIGEN_ALWAYS_INLINE void gate_block_of(Index rows, const F* a, const F* panel, Index K,
-                                       F* tile, Index ldt, Index gap) {
-  if constexpr (R > 1) {
-    if (rows < R) return gate_block_of<F, Gates, R - 1>(rows, a, panel, K, tile, ldt, gap);
-  }
-  gate_block<F, R, Gates>(a, panel, K, tile, ldt, gap);
-}
-
-// Bytes of W's panels a fused step keeps in L2 while its row blocks pass over them (a part of
-// L2: the packed rows and the gate math's rows need room too).
-constexpr double kFusedPanelBytes = 256 * 1024;
-
-// The fused step over the units [u0, u0 + n) (u0 a multiple of L, as unit splits make them).
-// The units go in chunks of whole unit blocks whose panels fit kFusedPanelBytes; in a chunk,
-// every block of R rows computes its part of A (M, K; lda) W, unit block after unit block, into
-// a tile, then hands it to epilogue(m, rows, j0, units, tile, gap): rows [m, m + rows), units
-// [j0, j0 + units), tile (rows, Gates, gap), the pre-activation of row r, gate g, unit j0 + j
-// at tile[(r * Gates + g) * gap + j] (gap: units rounded up to L). So a chunk's panels are
-// read from L2 by every row block, and a block's packed rows stay in L1.
-template <typename F, int Gates, typename Epilogue>
-void fused_gates(const Packed<F>& w, Index u0, Index n, Index M, const F* A, Index lda,
-                 const Epilogue& epilogue) {
-  constexpr Index L = kUnitBlock<F>, R = kGateRows<Gates>;
-  const Index K = w.K;
-  const double block_bytes = double(K) * double(Gates * L) * double(sizeof(F));
-  const Index chunk = L * std::max<Index>(1, Index(kFusedPanelBytes / block_bytes));
-  const Index gap_max = std::min((n + L - 1) / L * L, chunk);
-  const F* a = pack_rows(M, K, A, lda, R);  // (M, K) in blocks (K, R)
-  thread_local std::unique_ptr<F[]> buffer;  // (R, Gates, gap)
-  thread_local Index size = 0;
-  if (size < R * Gates * gap_max)
-    buffer = std::make_unique<F[]>(std::size_t(R * Gates * gap_max)), size = R * Gates * gap_max;
-  F* tile = buffer.get();
-  for (Index j0 = u0; j0 < u0 + n; j0 += chunk) {
-    const Index units = std::min(chunk, u0 + n - j0), gap = (units + L - 1) / L * L;
-    for (Index m = 0; m < M; m += R) {
-      const Index rows = std::min(R, M - m);
-      for (Index j = 0; j < units; j += L)  // unit block (j0 + j) / L: (K, Gates * L)
-        gate_block_of<F, Gates>(rows, a + m * K, w.data + (j0 + j) * Gates * K, K, tile + j,
-                                Gates * gap, gap);
-      epilogue(m, rows, j0, units, static_cast<const F*>(tile), gap);
-    }
-  }
 }
 
 }  // namespace packed

@@ -105,7 +105,7 @@ SimpleRnnBackwardArgs<F> batch_slice(SimpleRnnBackwardArgs<F> a, Index b0, Index
   a.d_h0 = rows(a.d_h0, b0, H), a.d_pre = rows(a.d_pre, b0, T * H), a.d_h = rows(a.d_h, b0, H);
   a.outputs = rows(a.outputs, b0, T * H), a.h0 = rows(a.h0, b0, H);
   a.recurrent_mask = rows(a.recurrent_mask, b0, H);
-  a.step_mask = rows(a.step_mask, b0, T), a.d_h_held = rows(a.d_h_held, b0, H);
+  a.step_mask = rows(a.step_mask, b0, T), a.d_h_masked_rows = rows(a.d_h_masked_rows, b0, H);
   a.d_outputs = rows(a.d_outputs, b0, T * H), a.d_h_last = rows(a.d_h_last, b0, H);
   a.B = nb;
   return a;
@@ -123,7 +123,7 @@ LstmBackwardArgs<F> batch_slice(LstmBackwardArgs<F> a, Index b0, Index nb) {
   a.gates = rows(a.gates, b0, T * 4 * H), a.cells = rows(a.cells, b0, T * H);
   a.h0 = rows(a.h0, b0, H), a.c0 = rows(a.c0, b0, H);
   a.recurrent_mask = rows(a.recurrent_mask, b0, H);
-  a.step_mask = rows(a.step_mask, b0, T), a.d_h_held = rows(a.d_h_held, b0, H);
+  a.step_mask = rows(a.step_mask, b0, T), a.d_h_masked_rows = rows(a.d_h_masked_rows, b0, H);
   a.d_outputs = rows(a.d_outputs, b0, T * H), a.d_h_last = rows(a.d_h_last, b0, H);
   a.d_c_last = rows(a.d_c_last, b0, H);
   a.B = nb;
@@ -313,8 +313,8 @@ class WorkerPool {
 
   // Held while instance() looks at the pool. A fork() while another thread holds it would
   // leave the child's copy locked for ever, so the module's pthread_atfork handlers
-  // (bindings.cpp) take it around every fork. (Nothing else of the parent's pool is used in
-  // a child: it makes its own.)
+  // (bindings/common.cpp) take it around every fork. (Nothing else of the parent's pool is
+  // used in a child: it makes its own.)
   static std::mutex& instance_guard() {
     static std::mutex guard;
     return guard;

@@ -21,7 +21,7 @@ FASTRNN_FLATTEN void activate_step(F* pre, Index ld, Index B, const F* bias, Ind
   using namespace Eigen::internal;
   const auto each_row = [&](const auto& op) {
     for (Index b = 0; b < B; ++b)
-      fused_row<F, 2, 1>(n, {pre + b * ld, bias}, {pre + b * ld}, op);
+      row_pass<F, 2, 1>(n, {pre + b * ld, bias}, {pre + b * ld}, op);
   };
   switch (act) {
     case Activation::tanh:
@@ -48,8 +48,8 @@ FASTRNN_FLATTEN void activation_grad_step(F* d_pre, Index ld, Index B, const F* 
   using namespace Eigen::internal;
   const auto each_row = [&](const auto& op) {
     for (Index b = 0; b < B; ++b)
-      fused_row<F, 3, 1>(n, {d_h + b * ld_dh, at(d_out, b * ld), h + b * ld}, {d_pre + b * ld},
-                         op);
+      row_pass<F, 3, 1>(n, {d_h + b * ld_dh, at(d_out, b * ld), h + b * ld}, {d_pre + b * ld},
+                        op);
   };
   switch (act) {
     case Activation::tanh:
@@ -108,9 +108,9 @@ void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
     const Index r = t * H + u.u0;  // row b of step t: (b * T + t) * H
     activation_grad_step(a.d_pre + r, T * H, B, a.d_h + u.u0, H, at(a.d_outputs, r),
                          a.outputs + r, u.n, a.activation);
-    if (a.step_mask != nullptr)  // masked rows: no d_pre, d_h passes on (kept in d_h_held)
+    if (a.step_mask != nullptr)  // masked rows: no d_pre, d_h passes on (kept in d_h_masked_rows)
       hold_masked_rows(a.step_mask, t, B, T, H, u, 1, a.d_pre, static_cast<F*>(nullptr),
-                       a.d_h_held, a.d_h, a.d_outputs);
+                       a.d_h_masked_rows, a.d_h, a.d_outputs);
     step_done(a.split);  // every unit's d_pre_t is written before the product below reads them
     if (cut_before(t, T, a.truncate)) {  // h_{t-1} is a constant here
       for (Index b = 0; b < B; ++b)
@@ -122,7 +122,8 @@ void backward_steps(const SimpleRnnBackwardArgs<F>& a) {
     step_product(a.recurrent_t_packed, a.recurrent_t_panels, u, 1, H, B, H, d_pre_t, T * H,
                  a.recurrent_kernel_t, F(0), a.d_h, H);
     if (a.recurrent_mask != nullptr) mask_units(a.d_h, a.recurrent_mask, u, B, H);
-    if (a.step_mask != nullptr) restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_held);
+    if (a.step_mask != nullptr)
+      restore_masked_rows(a.step_mask, t, B, T, H, u, a.d_h, a.d_h_masked_rows);
   }
   copy_units(a.d_h0, H, a.d_h, H, u, B);
   if (u.all && !a.split.inputs_later) backward_inputs(a);
