@@ -22,6 +22,8 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from . import _identifiers
+
 __all__ = [
     "Constraint",
     "MaxNorm",
@@ -196,50 +198,18 @@ ConstraintIdentifier = Union[None, str, dict, Constraint, Callable[[np.ndarray],
 
 def serialize(constraint: Optional[Constraint]) -> Optional[dict[str, Any]]:
     """``{"class_name": ..., "config": ...}`` (None stays None)."""
-    if constraint is None:
-        return None
-    if not isinstance(constraint, Constraint):
-        raise TypeError(
-            "Received an invalid value for argument `constraint`, expected a fastrnn "
-            f"Constraint, got {type(constraint).__name__}."
-        )
-    return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+    return _identifiers.serialize(constraint, Constraint, "constraint")
 
 
 def deserialize(config: dict[str, Any],
                 custom_objects: Optional[dict[str, Any]] = None) -> Constraint:
     """The inverse of :func:`serialize`; `custom_objects` maps further class names."""
-    known = {**_NAMES, **(custom_objects or {})}
-    if not isinstance(config, dict) or known.get(config.get("class_name")) is None or \
-            not isinstance(config.get("config", {}), dict):
-        raise ValueError(
-            f"Received an invalid value for argument `config`, expected {{'class_name': one "
-            f"of {sorted(known)}, 'config': {{...}}}}, got {config!r}."
-        )
-    return known[config["class_name"]].from_config(dict(config.get("config", {})))
+    return _identifiers.deserialize(config, _NAMES, custom_objects)
 
 
 def get(identifier: ConstraintIdentifier, argument: str = "constraint"
         ) -> Optional[Constraint]:
     """A :class:`Constraint` (or None) from an identifier (see the module docstring);
     `argument` names the layer argument in error messages."""
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _NAMES.get(identifier)
-        if cls is None:
-            raise ValueError(
-                f"Received an invalid value for argument `{argument}`, expected one of "
-                f"{sorted(_NAMES)}, a fastrnn Constraint or a config dict, got {identifier!r}."
-            )
-        return cls()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, type) and issubclass(identifier, Constraint):
-        return identifier()
-    if callable(identifier):
-        return FunctionConstraint(identifier)
-    raise ValueError(
-        f"Received an invalid value for argument `{argument}`, expected a fastrnn Constraint, "
-        f"a name such as 'max_norm', a config dict or None, got {type(identifier).__name__}."
-    )
+    return _identifiers.get(identifier, Constraint, _NAMES, FunctionConstraint, argument,
+                            "max_norm")

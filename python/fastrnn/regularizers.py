@@ -21,6 +21,8 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from . import _identifiers
+
 __all__ = [
     "L1",
     "L1L2",
@@ -247,50 +249,17 @@ RegularizerIdentifier = Union[None, str, dict, Regularizer, Callable[[np.ndarray
 
 def serialize(regularizer: Optional[Regularizer]) -> Optional[dict[str, Any]]:
     """``{"class_name": ..., "config": ...}`` (None stays None)."""
-    if regularizer is None:
-        return None
-    if not isinstance(regularizer, Regularizer):
-        raise TypeError(
-            "Received an invalid value for argument `regularizer`, expected a fastrnn "
-            f"Regularizer, got {type(regularizer).__name__}."
-        )
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return _identifiers.serialize(regularizer, Regularizer, "regularizer")
 
 
 def deserialize(config: dict[str, Any],
                 custom_objects: Optional[dict[str, Any]] = None) -> Regularizer:
     """The inverse of :func:`serialize`; `custom_objects` maps further class names."""
-    known = {**_NAMES, **(custom_objects or {})}
-    if not isinstance(config, dict) or known.get(config.get("class_name")) is None or \
-            not isinstance(config.get("config", {}), dict):
-        raise ValueError(
-            f"Received an invalid value for argument `config`, expected {{'class_name': one "
-            f"of {sorted(known)}, 'config': {{...}}}}, got {config!r}."
-        )
-    return known[config["class_name"]].from_config(dict(config.get("config", {})))
+    return _identifiers.deserialize(config, _NAMES, custom_objects)
 
 
 def get(identifier: RegularizerIdentifier, argument: str = "regularizer"
         ) -> Optional[Regularizer]:
     """A :class:`Regularizer` (or None) from an identifier (see the module docstring);
     `argument` names the layer argument in error messages."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _NAMES.get(identifier)
-        if cls is None:
-            raise ValueError(
-                f"Received an invalid value for argument `{argument}`, expected one of "
-                f"{sorted(_NAMES)}, a fastrnn Regularizer or a config dict, got {identifier!r}."
-            )
-        return cls()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
-        return identifier()
-    if callable(identifier):
-        return FunctionRegularizer(identifier)
-    raise ValueError(
-        f"Received an invalid value for argument `{argument}`, expected a fastrnn Regularizer, "
-        f"a name such as 'l2', a config dict or None, got {type(identifier).__name__}."
-    )
+    return _identifiers.get(identifier, Regularizer, _NAMES, FunctionRegularizer, argument, "l2")
