@@ -105,8 +105,7 @@ def test_scalers_are_fitted_on_the_training_part_only():
     df = _table(n_series=3, length=30)
     model = RNNForecaster(h=3, input_size=6, scaler="standard", **SMALL)
     model.cross_validation(df, n_windows=1)
-    head = df.groupby("unique_id", sort=False).apply(
-        lambda g: g.y.iloc[:-3].to_numpy(), include_groups=False)
+    head = [g.y.iloc[:-3].to_numpy() for _, g in df.groupby("unique_id", sort=False)]
     np.testing.assert_allclose(model.scalers_[:, 0], [v.mean() for v in head])
     np.testing.assert_allclose(model.scalers_[:, 1], [v.std() for v in head])
 

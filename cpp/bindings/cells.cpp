@@ -27,7 +27,7 @@ const std::uint8_t* checked_step_mask(const OptionalArray& m, Index B, Index T) 
   const py::array& a = *m;
   std::vector<Index> got(a.shape(), a.shape() + a.ndim());
   const bool dtype_ok =
-      a.dtype().is(py::dtype::of<bool>()) || a.dtype().is(py::dtype::of<std::uint8_t>());
+      a.dtype().equal(py::dtype::of<bool>()) || a.dtype().equal(py::dtype::of<std::uint8_t>());
   if (!dtype_ok || got != std::vector<Index>{B, T})
     throw std::invalid_argument("argument `step_mask`: expected a bool or uint8 array of shape " +
                                 shape_str({B, T}) + " (batch, time), got " + dtype_str(a) + " " +

@@ -39,7 +39,7 @@ const char* dtype_name() {
 template <typename F>
 const F* checked(const py::array& a, const char* name, const std::vector<Index>& shape) {
   std::vector<Index> got(a.shape(), a.shape() + a.ndim());
-  if (!a.dtype().is(py::dtype::of<F>()) || got != shape)
+  if (!a.dtype().equal(py::dtype::of<F>()) || got != shape)
     throw std::invalid_argument(std::string("argument `") + name + "`: expected a " +
                                 dtype_name<F>() + " array of shape " + shape_str(shape) +
                                 ", got " + dtype_str(a) + " " + shape_str(got));
@@ -78,8 +78,8 @@ template <const char* Name, std::size_t Which, typename R, typename... A, R (*Fn
 struct ByDtype<Name, Which, Fn32, Fn64> {
   static R call(A... args) {
     const py::array& decides = std::get<Which>(std::forward_as_tuple(args...));
-    if (decides.dtype().is(py::dtype::of<float>())) return Fn32(std::forward<A>(args)...);
-    if (decides.dtype().is(py::dtype::of<double>())) return Fn64(std::forward<A>(args)...);
+    if (decides.dtype().equal(py::dtype::of<float>())) return Fn32(std::forward<A>(args)...);
+    if (decides.dtype().equal(py::dtype::of<double>())) return Fn64(std::forward<A>(args)...);
     throw std::invalid_argument(std::string("argument `") + Name +
                                 "`: expected float32 or float64, got " + dtype_str(decides));
   }

@@ -237,7 +237,7 @@ py::object pool1d_backward(const py::array& d_y, const OptionalArray& argmax, In
   if (argmax) {
     const py::array& am = *argmax;
     std::vector<Index> got(am.shape(), am.shape() + am.ndim());
-    if (!am.dtype().is(py::dtype::of<std::int32_t>()) || got != dd ||
+    if (!am.dtype().equal(py::dtype::of<std::int32_t>()) || got != dd ||
         !(am.flags() & py::array::c_style))
       throw std::invalid_argument("argument `argmax`: expected a C-contiguous int32 array of "
                                   "shape " + shape_str(dd) + " (from the forward)");

@@ -190,7 +190,7 @@ class PyModelStepper {
     const std::int64_t* ids = nullptr;
     if (m.vocabulary() > 0) {  // token ids (B,), every one checked before anything runs
       std::vector<Index> got(x.shape(), x.shape() + x.ndim());
-      if (!x.dtype().is(py::dtype::of<std::int64_t>()) || got != std::vector<Index>{m.batch()} ||
+      if (!x.dtype().equal(py::dtype::of<std::int64_t>()) || got != std::vector<Index>{m.batch()} ||
           !(x.flags() & py::array::c_style))
         throw std::invalid_argument("argument `x`: expected a C-contiguous int64 array of " +
                                     shape_str({m.batch()}) + " token ids, got " +

@@ -20,6 +20,9 @@ from ._seed import set_seed as set_random_seed
 from .preprocessing.sequence import pad_sequences
 from .timeseries import timeseries_dataset_from_array
 
+# (numpy.exceptions exists from NumPy 1.25; older NumPy has AxisError at the top level)
+_AXIS_ERROR = getattr(getattr(np, "exceptions", np), "AxisError", ValueError)
+
 __all__ = ["clear_session", "is_keras_tensor", "normalize", "pack_x_y_sample_weight",
            "pad_sequences", "set_random_seed", "timeseries_dataset_from_array",
            "to_categorical", "unpack_x_y_sample_weight"]
@@ -91,7 +94,7 @@ def normalize(x: Any, axis: int = -1, order: int = 2) -> np.ndarray:
         a = a.astype(np.float64)
     try:
         norm = np.atleast_1d(np.linalg.norm(a, order, axis))
-    except (ValueError, np.exceptions.AxisError) as e:
+    except (ValueError, _AXIS_ERROR) as e:
         raise ValueError(
             f"Received invalid values for arguments `axis`={axis!r} or `order`={order!r} for "
             f"an array of shape {a.shape}: {e}"
