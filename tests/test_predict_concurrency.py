@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import fastrnn
+from _tolerance import assert_within, rounding_rtol
 from fastrnn import layers as L
 
 THREADS = 8  # more than the machine's cores: the worker pool is contended
@@ -71,15 +72,20 @@ MODELS = {
 
 
 @pytest.mark.parametrize("build", list(MODELS.values()), ids=list(MODELS))
-def test_concurrent_predicts_equal_single_calls_bit_for_bit(two_threads, build):
+def test_concurrent_predicts_equal_single_calls(two_threads, build):
+    """Within rounding (the promise): a call that finds the worker pool busy may split a
+    layer's work differently, and other splits round differently on some kernel sets."""
     model = build()
     _randomize(model)
     inputs = _inputs(5, 1)
     alone = [model.predict(x, batch_size=len(x)) for x in inputs]
     results = _together(lambda x: model.predict(x, batch_size=len(x)), inputs)
     for k, runs in enumerate(results):
+        # every layer's sums have at most 48 + 48 + 1 terms, chained over the T steps of the
+        # recurrent layers and the few layers around them
+        rtol = rounding_rtol(np.float32, terms=97, steps=inputs[k].shape[1] + 4)
         for got in runs:
-            np.testing.assert_array_equal(got, alone[k], err_msg=f"input {k}")
+            assert_within(got, alone[k], rtol, what=f"input {k}")
     # and the model still gives what it gave
     np.testing.assert_array_equal(model.predict(inputs[0], batch_size=len(inputs[0])),
                                   alone[0])
