@@ -119,6 +119,24 @@ EIGEN_ALWAYS_INLINE void row_pass(Index n, const std::array<const F*, NI>& in,
 #endif
 
 // Offset of an optional pointer (nullptr stays nullptr).
+// Asks for n elements from p on into the cache (nothing when p is nullptr): the rows a step
+// reads from a batch-major tape are T rows apart, each in another page, and the hardware
+// prefetchers do not follow them.
+template <typename F>
+EIGEN_ALWAYS_INLINE void prefetch_row(const F* p, Index n) {
+  if (p == nullptr) return;
+  constexpr Index line = 64 / sizeof(F);
+  for (Index j = 0; j < n; j += line) __builtin_prefetch(p + j, 0, 3);
+}
+// How many rows ahead the loops over a step's rows ask for their tape.
+constexpr Index kPrefetchRows = 4;
+// The same for n elements about to be written.
+template <typename F>
+EIGEN_ALWAYS_INLINE void prefetch_row_for_writing(F* p, Index n) {
+  constexpr Index line = 64 / sizeof(F);
+  for (Index j = 0; j < n; j += line) __builtin_prefetch(p + j, 1, 3);
+}
+
 template <typename P>
 inline P* at(P* p, Index offset) {
   return p == nullptr ? nullptr : p + offset;

@@ -61,6 +61,12 @@ void forward(const GruForwardArgs<F>& a) {
       step_product(a.recurrent_packed, a.recurrent_panels, u, 3, H, B, H, h_rec, ldh,
                    a.recurrent_kernel, F(0), a.hz, G);
     for (Index b = 0; b < B; ++b) {
+      if (!a.no_tape && b + kPrefetchRows < B) {  // a later row's tape (see prefetch_row)
+        const Index ba = b + kPrefetchRows;
+        prefetch_row_for_writing(a.gates + ba * gb + t * gt + u.u0, G - u.u0);
+        prefetch_row_for_writing(a.hz_h + ba * hb + t * ht + u.u0, u.n);
+        prefetch_row_for_writing(a.outputs + (ba * T + t) * H + u.u0, u.n);
+      }
       const Index r = b * T + t;
       const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);
       if (masked_step(a.step_mask, b, T, t)) {  // h carried over the masked step
@@ -118,6 +124,15 @@ void backward_steps(const GruBackwardArgs<F>& a) {
   init_carry_units(a.d_h, a.d_h_last, u, B, H);  // gradient reaching h_t from later steps
   for (Index t = T - 1; t >= 0; --t) {
     for (Index b = 0; b < B; ++b) {
+      if (b + kPrefetchRows < B) {  // a later row's tape, T rows apart (see prefetch_row)
+        const Index ra = (b + kPrefetchRows) * T + t;
+        prefetch_row(a.gates + ra * G + u.u0, G - u.u0);
+        prefetch_row(a.hz_h + ra * H + u.u0, u.n);
+        prefetch_row(t > 0 ? a.outputs + (ra - 1) * H + u.u0 : nullptr, u.n);
+        prefetch_row(at(a.d_outputs, ra * H + u.u0), u.n);
+        prefetch_row_for_writing(a.d_xz + ra * G + u.u0, G - u.u0);
+        prefetch_row_for_writing(a.d_hz + ra * G + u.u0, G - u.u0);
+      }
       if (masked_step(a.step_mask, b, T, t)) continue;
       const Index r = b * T + t;
       const F* h_prev = t > 0 ? a.outputs + (r - 1) * H : at(a.h0, b * H);

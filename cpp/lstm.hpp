@@ -58,6 +58,12 @@ void forward(const LstmForwardArgs<F>& a) {
       step_product(a.recurrent_packed, a.recurrent_panels, u, 4, H, B, H, h_prev, ldh,
                    a.recurrent_kernel, F(1), gates_t, gb);
     for (Index b = 0; b < B; ++b) {
+      if (!a.no_tape && b + kPrefetchRows < B) {  // a later row's tape (see prefetch_row)
+        const Index ba = b + kPrefetchRows;
+        prefetch_row_for_writing(a.gates + ba * gb + t * gt + u.u0, G - u.u0);
+        prefetch_row_for_writing(a.cells + ba * cb + t * ct + u.u0, u.n);
+        prefetch_row_for_writing(a.outputs + (ba * T + t) * H + u.u0, u.n);
+      }
       F* c = a.cells + b * cb + t * ct;  // c_t (no tape: c_{t-1}, updated in place)
       const F* c_prev = t > 0 ? c - ct : at(a.c0, b * H);
       if (masked_step(a.step_mask, b, T, t)) {  // (h, c) carried over the masked step
@@ -120,6 +126,13 @@ void backward_steps(const LstmBackwardArgs<F>& a) {
   init_carry_units(a.d_c, a.d_c_last, u, B, H);
   for (Index t = T - 1; t >= 0; --t) {
     for (Index b = 0; b < B; ++b) {
+      if (b + kPrefetchRows < B) {  // a later row's tape, T rows apart (see prefetch_row)
+        const Index ra = (b + kPrefetchRows) * T + t;
+        prefetch_row(a.gates + ra * G + u.u0, G - u.u0);
+        prefetch_row(a.cells + (ra - 1) * H + u.u0, 2 * H);
+        prefetch_row(at(a.d_outputs, ra * H + u.u0), u.n);
+        prefetch_row_for_writing(a.d_gates + ra * G + u.u0, G - u.u0);
+      }
       if (masked_step(a.step_mask, b, T, t)) continue;  // d_c passes on as it is
       const Index r = b * T + t;
       const F* c_prev = t > 0 ? a.cells + (r - 1) * H : at(a.c0, b * H);

@@ -47,9 +47,15 @@ FASTRNN_FLATTEN void activation_grad_step(F* d_pre, Index ld, Index B, const F* 
   using P = pk::Packet<F>;
   using namespace Eigen::internal;
   const auto each_row = [&](const auto& op) {
-    for (Index b = 0; b < B; ++b)
+    for (Index b = 0; b < B; ++b) {
+      if (b + kPrefetchRows < B) {  // a later row's tape, ld apart (see prefetch_row)
+        const Index ba = (b + kPrefetchRows) * ld;
+        prefetch_row(h + ba, n), prefetch_row(at(d_out, ba), n);
+        prefetch_row_for_writing(d_pre + ba, n);
+      }
       row_pass<F, 3, 1>(n, {d_h + b * ld_dh, at(d_out, b * ld), h + b * ld}, {d_pre + b * ld},
                         op);
+    }
   };
   switch (act) {
     case Activation::tanh:
