@@ -111,6 +111,23 @@ def test_nothing_below_models_imports_them() -> None:
     assert not bad, f"modules below fastrnn.models import it: {bad}"
 
 
+def test_layers_reach_no_private_name_of_ops() -> None:
+    """The layers use the ops' stated internal API, never an underscored name of ops."""
+    bad = []
+    for path in sorted((PACKAGE / "layers").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                    node.value.id in ("ops", "_ops") and node.attr.startswith("_"):
+                bad.append(f"{path.name}:{node.lineno} ops.{node.attr}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1:] == \
+                    ["ops"] or (isinstance(node, ast.ImportFrom)
+                                and ".ops." in f".{node.module or ''}."):
+                bad += [f"{path.name}:{node.lineno} {a.name}" for a in node.names
+                        if a.name.startswith("_") and a.name != "__future__"]
+    assert not bad, f"layers reach private names of ops: {bad}"
+
+
 def test_the_checker_sees_a_hidden_upward_import() -> None:
     """The checker itself: a function-level import of model.py from trainer.py is found, as
     the module it is (the test above then fails on it)."""
