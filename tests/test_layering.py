@@ -7,6 +7,8 @@ Run as a script (``python tests/test_layering.py``) it prints the import graph o
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,6 +128,14 @@ def test_layers_reach_no_private_name_of_ops() -> None:
                 bad += [f"{path.name}:{node.lineno} {a.name}" for a in node.names
                         if a.name.startswith("_") and a.name != "__future__"]
     assert not bad, f"layers reach private names of ops: {bad}"
+
+
+def test_import_fastrnn_does_not_import_the_reference() -> None:
+    """The NumPy oracle (``fastrnn.reference``) is for tests: ``import fastrnn`` leaves it."""
+    code = "import sys, fastrnn; print('fastrnn.reference' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_the_checker_sees_a_hidden_upward_import() -> None:

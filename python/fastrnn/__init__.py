@@ -42,7 +42,6 @@ from . import (
     ops,
     optimizers,
     preprocessing,
-    reference,
     regularizers,
     saving,
     timeseries,
@@ -77,6 +76,16 @@ __all__ = [
     "timeseries",
     "utils",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ``fastrnn.reference`` (the NumPy oracle, for tests and benchmarks) is imported on first
+    # use, not by ``import fastrnn``.
+    if name == "reference":
+        import importlib
+
+        return importlib.import_module(".reference", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def set_num_threads(n: int) -> None:
