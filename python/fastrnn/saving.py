@@ -49,7 +49,7 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 
@@ -87,7 +87,7 @@ def _weights_bytes(weights: list[np.ndarray], names: Optional[list[str]]) -> byt
     if names is not None:
         arrays[_NAMES_KEY] = np.array(list(names), dtype=np.str_)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # no key is savez's allow_pickle
     return buf.getvalue()
 
 
@@ -462,7 +462,7 @@ def _has_member(path: str, member: str) -> bool:
 # ----------------------------------------------------------------------------- models
 # The model classes load_model can rebuild by name ("Sequential", "Functional"): each
 # registers itself when its module is imported.
-_MODEL_CLASSES: dict[str, type] = {}
+_MODEL_CLASSES: dict[str, Any] = {}
 _expected = threading.local()
 
 
@@ -589,7 +589,7 @@ def restore_training_state(model: Any, weights: list, opt_state: Optional[dict],
         if strict and not fits:
             raise ValueError("its random streams do not match this model's layers")
         if fits:
-            for g, st in zip(gens, rng_state):
+            for g, st in zip(gens, rng_state or ()):
                 if g is not None and st is not None:
                     copy.deepcopy(g).bit_generator.state = st
     except (TypeError, ValueError, KeyError, OverflowError, AttributeError) as exc:
@@ -598,7 +598,7 @@ def restore_training_state(model: Any, weights: list, opt_state: Optional[dict],
     if opt_state is not None:
         model.optimizer.set_state(opt_state, model._optimizer_targets()[0])
     if fits:
-        for g, st in zip(gens, rng_state):
+        for g, st in zip(gens, rng_state or ()):
             if g is not None and st is not None:
                 g.bit_generator.state = st
 
@@ -606,7 +606,7 @@ def restore_training_state(model: Any, weights: list, opt_state: Optional[dict],
 def _subclassed_from_config(kind: Any, config: dict, build: Any, path: str) -> Any:
     """A subclassed model: its class by name (``custom_objects`` or the registry; a file never
     holds code), made from its config and built on the saved input shapes."""
-    cls = None
+    cls: Any = None
     if isinstance(kind, str):
         cls = layers_base.custom_objects_in_scope().get(kind) or layers_base._CUSTOM.get(kind)
         if cls is None and ">" in kind:
@@ -638,7 +638,7 @@ def _subclassed_from_config(kind: Any, config: dict, build: Any, path: str) -> A
     if struct == "dict" and (not isinstance(keys, list) or len(keys) != len(specs)
                              or not all(isinstance(k, str) for k in keys)):
         raise malformed_config(path, "build_input.keys", f"{len(specs)} input names", keys)
-    model = cls.from_config(config)
+    model = cast(Any, cls).from_config(config)
     model._trace_call([tuple(s) for s in specs], [np.dtype(d) for d in dtypes], struct,
                       keys if struct == "dict" else None)
     return model
@@ -683,7 +683,7 @@ def load_model(path: str, custom_objects: Optional[dict] = None, compile: bool =
             if subclassed:
                 model = _subclassed_from_config(kind, arch, config.get("build_input"), path)
             else:
-                model = _MODEL_CLASSES[kind]._from_file_config(arch, path)
+                model = _MODEL_CLASSES[str(kind)]._from_file_config(arch, path)
     except (TypeError, KeyError, AttributeError, IndexError, OverflowError,
             MemoryError, NotImplementedError) as exc:
         raise ValueError(f"{path!r}: malformed model config ({type(exc).__name__}: {exc}).") \

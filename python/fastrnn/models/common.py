@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def check_name(name: Any) -> None:
         )
 
 
-def shape_str(shape: Optional[tuple]) -> str:
+def shape_str(shape: Any) -> str:
     if shape is None:
         return "?"
     if isinstance(shape, list):

@@ -75,7 +75,8 @@ class Functional(Model):
                 if refs:
                     raise _bad(path, f"{where}.inputs", "no inputs for an InputLayer", refs)
                 dt = layer.input_dtype if layer.input_dtype is not None else layer.dtype
-                made.append([symbolic.input_tensor(layer, layer.input_shape, dt, layer.batch_size)])
+                shape = tuple(layer.input_shape or ())  # an InputLayer's is always set
+                made.append([symbolic.input_tensor(layer, shape, dt, layer.batch_size)])
                 continue
             ins = [tensor(r, f"{where}.inputs[{j}]") for j, r in enumerate(refs)]
             n_main = entry.get("n_main")

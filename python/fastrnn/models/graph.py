@@ -395,7 +395,7 @@ class Graph:
             nodes = [n for n in layer._inbound_nodes if id(n) in in_model]
             shapes = [t.shape for n in nodes[:1] for t in n.outputs]
             shape = shapes[0] if len(shapes) == 1 else list(shapes)
-            links = []
+            links: list[str] = []
             for n in nodes:
                 links.extend(f"{t.producer.name}[{t.node_index}][{t.tensor_index}]"
                              for t in n.inputs)

@@ -66,8 +66,9 @@ class Model(Trainer, Layer):
     """
 
     # What ``Model(inputs, outputs)`` makes: set by fastrnn.models.functional on import.
-    _functional_class: Optional[type] = None
+    _functional_class: Optional[type[Model]] = None
     _subclassed = False
+    _fastrnn_tracking = False  # a subclass's attribute assignments track its layers
     # The graph a functional model is made of, or a subclassed one was traced into (None
     # before that; always None for a Sequential, which keeps its own chain).
     _graph: Optional[Graph] = None
@@ -83,11 +84,13 @@ class Model(Trainer, Layer):
         if "call" in vars(cls) or any("call" in vars(c) for c in cls.__mro__[1:]
                                       if c not in (Model, Layer, Trainer, object)):
             cls._subclassed = True
-            if not getattr(cls, "_fastrnn_tracking", False):
-                cls.__setattr__ = traced._tracking_setattr
+            # a subclass's attribute assignments track its layers; its __init__ arguments are
+            # recorded (its automatic config)
+            if not cls._fastrnn_tracking:
+                cls.__setattr__ = traced._tracking_setattr  # type: ignore[method-assign]
                 cls._fastrnn_tracking = True
             if "__new__" not in vars(cls):
-                cls.__new__ = traced._recording_new
+                cls.__new__ = traced._recording_new  # type: ignore[method-assign]
 
     def __init__(self, inputs: Any = None, outputs: Any = None, name: Optional[str] = None,
                  seed: Optional[int] = None, **kwargs: Any):
@@ -120,7 +123,7 @@ class Model(Trainer, Layer):
         model's graph, as a functional model's."""
         inputs = [Input(shape=tuple(s), dtype=dt, name=None if keys is None else keys[k])
                   for k, (s, dt) in enumerate(zip(specs, dtypes))]
-        if struct == "dict":
+        if struct == "dict" and keys is not None:
             arg: Any = dict(zip(keys, inputs))
         elif struct == "list":
             arg = list(inputs)
@@ -237,7 +240,6 @@ class Model(Trainer, Layer):
         self._graph = graph
         self._input_names = list(graph.input_names)
         self._output_names = list(graph.output_names)
-        self._output_shapes = list(graph.output_shapes)
         self._dtype = graph.dtype
         self._set_input_grads()
         self._pack_weights()
@@ -275,6 +277,11 @@ class Model(Trainer, Layer):
     @output_shape.setter
     def output_shape(self, value: Any) -> None:
         pass
+
+    @property
+    def _output_shapes(self) -> list[tuple]:
+        """The output shapes without the batch axis (None entries: any size)."""
+        return [] if self._graph is None else list(self._graph.output_shapes)
 
     @property
     def _call_input_shape(self) -> Any:
@@ -362,7 +369,7 @@ class Model(Trainer, Layer):
                 f"keyed by those names, got {type(x).__name__}"
                 f"{f' of length {len(x)}' if isinstance(x, (list, tuple)) else ''}."
             )
-        out = []
+        out: list = []
         for k, value in enumerate(xs):
             what = name if n_in == 1 else f"{name}[{names[k]!r}]"
             a = check_input_array(value, what)
@@ -420,8 +427,10 @@ class Model(Trainer, Layer):
         self._d_inputs = self._graph.backward(self, d_outputs)
 
     # ------------------------------------------------------------------ a model as a layer
-    def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
-        """The model's output(s) on already-checked arrays (its use as a layer)."""
+    def forward(self, x: Any, training: bool = False,  # type: ignore[override]
+                mask: Any = None) -> Any:
+        """The model's output(s) on already-checked arrays (its use as a layer); it takes no
+        other keyword (a layer's ``**kwargs``), so a wrong one raises."""
         xs = list(x) if isinstance(x, (list, tuple)) and self.takes_input_list else [x]
         outs = self._run_forward(xs, training=training)
         return outs[0] if len(outs) == 1 else outs

@@ -117,8 +117,8 @@ class Sequential(Model):
         return self._input_spec
 
     @property
-    def _output_shapes(self) -> list:
-        return [self._output_shape]
+    def _output_shapes(self) -> list[tuple]:
+        return [] if self._output_shape is None else [self._output_shape]
 
     @property
     def takes_input_list(self) -> bool:
@@ -260,6 +260,7 @@ class Sequential(Model):
             x = x[0]
         a = check_input_array(x, name)
         self._ensure_built(a)
+        assert self._input_spec is not None  # built
         self._check_spec(a, self._input_spec, name)
         if type(self._layers[0]).__name__ == "Embedding" and a.dtype.kind in "biuf":
             # ids stay as given: float64 ids above 2**24 are exact, float32 would not be
@@ -267,6 +268,7 @@ class Sequential(Model):
         return [np.ascontiguousarray(a, dtype=self._dtype)]
 
     def _output_shapes_for(self, xs: list) -> list[tuple]:
+        assert self._output_shape is not None  # built
         if None not in self._output_shape:
             return [self._output_shape]
         shape = tuple(xs[0].shape[1:])
@@ -296,7 +298,8 @@ class Sequential(Model):
             d = self._layers[i].backward(d)
         self._d_inputs = [d]
 
-    def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
+    def forward(self, x: Any, training: bool = False,  # type: ignore[override]
+                mask: Any = None) -> Any:
         if not self.built:
             self._ensure_built(np.asarray(x))
         return self._run_forward([x], training)[0]

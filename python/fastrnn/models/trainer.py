@@ -38,7 +38,7 @@ import math
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -185,6 +185,33 @@ class Trainer:
     """Mixin with the training engine; see the module docstring for what a model provides."""
 
     _data_parallel: Any = None  # the hook, while a data-parallel fit runs
+
+    if TYPE_CHECKING:  # what a model gives the engine (Model and Sequential define these)
+        name: str
+        _dtype: np.dtype
+        _output_names: list[str]
+        _output_masks: list
+        _param_buffer: Optional[np.ndarray]
+        _grad_buffer: Optional[np.ndarray]
+        _param_views: list[np.ndarray]
+        _grad_views: list[np.ndarray]
+        _packed_ids: tuple
+        _shuffle_rng: np.random.Generator
+        # what the engine keeps between calls
+        stop_reason: Optional[str]
+        _val_buffer: Optional[list]
+        _reg_cache: Optional[tuple]
+        _flags_cache: Optional[tuple]
+
+        @property
+        def _output_shapes(self) -> list[tuple]: ...
+        def _check_inputs(self, x: Any, name: str = "x") -> list[np.ndarray]: ...
+        def _run_forward(self, xs: list, training: bool) -> list: ...
+        def _run_backward(self, d_outputs: list) -> None: ...
+        def _output_shapes_for(self, xs: list) -> list[tuple]: ...
+        def _unique_layers(self) -> list: ...
+        def _iter_all_layers(self) -> list: ...
+        def _ensure_packed(self) -> None: ...
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None,
@@ -503,7 +530,7 @@ class Trainer:
             loss, d = c.losses[0].value_and_gradient(ys[0], outs[0])
             return float(loss), [d]
         total = 0.0
-        ds = []
+        ds: list = []
         for k, (loss_fn, w, yk, ok) in enumerate(zip(c.losses, c.loss_weights, ys, outs)):
             if loss_fn is None:
                 ds.append(None)
@@ -541,7 +568,7 @@ class Trainer:
                 sws[k], pk.shape[:-1])
             pairs.append((yk, pk) if sel is None else (yk[sel], pk[sel]))
             weights.append(swk if sel is None or swk is None else swk[sel])
-        parts = [None if fn is None else (float(fn(yk, pk, wk)) if len(pk) else 0.0)
+        parts: list[Any] = [None if fn is None else (float(fn(yk, pk, wk)) if len(pk) else 0.0)
                  for fn, (yk, pk), wk in zip(c.losses, pairs, weights)]
         if len(parts) == 1:
             scores = [parts[0] + penalty]
@@ -593,7 +620,7 @@ class Trainer:
         return batch_size if self._stateful() else max(batch_size, _MIN_INFERENCE_BATCH)
 
     def _predict_arrays(self, xs: list, batch_size: int,
-                        out: Optional[list] = None) -> list[np.ndarray]:
+                        out: Optional[list] = None) -> Any:
         """Forward passes over `xs` in batches, written into `out` (allocated if None). The
         outputs' masks (None where an output has none) are left in ``_predicted_masks``."""
         n = xs[0].shape[0]
@@ -661,7 +688,7 @@ class Trainer:
         return scores[0] if not self._has_metrics else scores
 
     def _evaluate_dataset(self, dataset: Iterable) -> list[float]:
-        totals = None
+        totals: Any = None
         count = 0
         penalty = self._weight_penalty()
         self._reset_metrics()
@@ -836,7 +863,7 @@ class Trainer:
                 raise ValueError(
                     "`validation_split` needs arrays; with a dataset pass `validation_data`."
                 )
-            train = None
+            train: Any = None
         else:
             xs = self._check_inputs(x)
             n = xs[0].shape[0]
@@ -999,7 +1026,7 @@ class Trainer:
                 f"loss became {loss} at epoch {epoch + 1}, batch {step + 1}; weights from "
                 "before it kept"
             )
-        if not np.isfinite(self._param_buffer).all():
+        if self._param_buffer is not None and not np.isfinite(self._param_buffer).all():
             self.stop_reason += (
                 " (but they already held non-finite values: an earlier update overflowed; "
                 "lower the learning rate or clip gradients)"
@@ -1024,7 +1051,7 @@ class Trainer:
             # ragged epoch uses views of them).
             xbufs = [np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in xs]
             ybufs = [np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in ys]
-            wbufs = None if sws is None else [
+            wbufs: Any = None if sws is None else [
                 None if a is None else np.empty((rows, *a.shape[1:])) for a in sws]
         preds = None
         masks: Optional[list] = None
@@ -1035,7 +1062,7 @@ class Trainer:
         stop = 0
         for step in range(len(bounds) - 1):
             start, stop = bounds[step], bounds[step + 1]
-            wb = None
+            wb: Optional[list] = None
             if order is None:
                 xb = [a[start:stop] for a in xs]
                 yb = [a[start:stop] for a in ys]
@@ -1076,7 +1103,7 @@ class Trainer:
         return logs
 
     def _train_step(self, xb: list, yb: list, cbs: list, epoch: int, step: int,
-                    batch_cbs: tuple = (), swb: Optional[list] = None
+                    batch_cbs: Union[tuple, list] = (), swb: Optional[list] = None
                     ) -> Optional[tuple[float, list]]:
         """Forward, loss, backward and one optimizer update on a batch: ``(loss, outputs)``,
         or None when the loss is not finite (training stops with the weights from before).
@@ -1274,7 +1301,7 @@ class Trainer:
             values = list(sample_weight)
         else:
             values = [sample_weight] * len(names)
-        out = []
+        out: list = []
         for k, (v, yk) in enumerate(zip(values, ys)):
             if v is None:
                 out.append(None)
@@ -1357,7 +1384,7 @@ class Trainer:
     def _rng_generators(self) -> list:
         """Every random stream training draws from, in a fixed order: the shuffling, each
         layer's (dropout), and a shuffling dataset's being trained on."""
-        gens = [self._shuffle_rng]
+        gens: list = [self._shuffle_rng]
         gens += [layer._rng for layer in self._iter_all_layers()]
         gens.append(getattr(getattr(self, "_fit_dataset", None), "_rng", None))
         return gens

@@ -50,7 +50,7 @@ class Tape:
 
     __slots__ = ("_arrays", "_cell", "_options")
 
-    def __init__(self, cell: str, arrays: dict[str, Optional[np.ndarray]], **options: Any):
+    def __init__(self, cell: str, arrays: dict[str, Any], **options: Any):
         self._cell = cell
         self._arrays = arrays
         self._options = options
@@ -87,7 +87,7 @@ def float_dtype(name: str, a: np.ndarray) -> np.dtype:
 
 
 def checked_array(
-    name: str, value: ArrayLike, dtype: Optional[np.dtype], shape: tuple, what: str
+    name: str, value: ArrayLike, dtype: Optional[np.dtype], shape: tuple[Any, ...], what: str
 ) -> np.ndarray:
     """Returns `value` as a C-contiguous array of `dtype` and exactly `shape` (dims < 0: any)."""
     if (  # the common case, checked first and cheaply: already exactly what is needed
@@ -113,11 +113,14 @@ def checked_array(
     return np.ascontiguousarray(a, dtype=got)
 
 
-def optional_array(name: str, value: ArrayLike, dtype: np.dtype, shape: tuple, what: str):
+def optional_array(name: str, value: ArrayLike, dtype: Optional[np.dtype], shape: tuple[Any, ...],
+                   what: str) -> Optional[np.ndarray]:
     return None if value is None else checked_array(name, value, dtype, shape, what)
 
 
-def recurrent_inputs(x: ArrayLike, recurrent_kernel: ArrayLike, gates: int):
+def recurrent_inputs(
+    x: ArrayLike, recurrent_kernel: ArrayLike, gates: int
+) -> tuple[np.ndarray, np.ndarray, np.dtype, int, int, int, int]:
     """Validates x and recurrent_kernel; returns them with (dtype, B, T, I, H)."""
     if (  # the common case, checked first and cheaply
         type(x) is np.ndarray
@@ -197,7 +200,7 @@ def truncate_steps(truncate: Optional[int]) -> int:
     return int(truncate)
 
 
-def tape_arrays(tape: Tape, cell: str) -> dict:
+def tape_arrays(tape: Tape, cell: str) -> dict[str, Any]:
     if not isinstance(tape, Tape):
         raise TypeError(
             f"Received an invalid value for argument `tape`: expected the tape returned by "
@@ -211,7 +214,8 @@ def tape_arrays(tape: Tape, cell: str) -> dict:
     return tape._arrays
 
 
-def upstream_gradient(name: str, value: ArrayLike, outputs: np.ndarray, sequence: bool):
+def upstream_gradient(name: str, value: ArrayLike, outputs: np.ndarray,
+                      sequence: bool) -> Optional[np.ndarray]:
     """Validates an upstream gradient: like `outputs` (B, T, H), or like one state (B, H)."""
     B, T, H = outputs.shape
     shape, what = ((B, T, H), "(batch, time, units)") if sequence else ((B, H), "(batch, units)")

@@ -18,7 +18,7 @@ Internal API (for the recurrent layers, through :mod:`fastrnn.ops.internal`):
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -44,7 +44,7 @@ _LN_GRAD_NAMES = {cell: names + ("gamma", "beta") for cell, names in GRAD_NAMES.
 def ln_forward_checked(
     cell: str,
     x: np.ndarray,
-    states: list,
+    states: list[Any],
     kernel: np.ndarray,
     recurrent_kernel: np.ndarray,
     bias: Optional[np.ndarray],
@@ -86,15 +86,16 @@ def ln_forward_checked(
 def ln_backward_checked(
     tape: Tape,
     d_outputs: Optional[np.ndarray],
-    d_last: list,
+    d_last: list[Any],
     truncate: int,
     input_grad: bool,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Optional[np.ndarray]]:
     """As :func:`backward_checked`, for a tape of :func:`ln_forward_checked`."""
     a, cell = tape._arrays, tape._cell[len("layer_norm_"):]
     head = (a["x"], a["h0"])
     common = (a["kernel"], a["recurrent_kernel"], a["gamma"], a["mask"], a["outputs"])
     ln = (a["xhat"], a["rstd"])
+    g: tuple[Any, ...]
     if cell == "simple_rnn":
         g = _core.layer_norm_simple_rnn_backward(
             *head, *common, *ln, d_outputs, d_last[0], tape._options["activation"], truncate,
@@ -110,7 +111,8 @@ def ln_backward_checked(
     return dict(zip(_LN_GRAD_NAMES[cell], g))
 
 
-def _gamma_beta(gamma: ArrayLike, beta: ArrayLike, dtype: np.dtype, G: int, what: str):
+def _gamma_beta(gamma: ArrayLike, beta: ArrayLike, dtype: np.dtype, G: int,
+                what: str) -> tuple[np.ndarray, np.ndarray]:
     return (checked_array("gamma", gamma, dtype, (G,), what),
             checked_array("beta", beta, dtype, (G,), what))
 

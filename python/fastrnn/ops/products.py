@@ -51,7 +51,8 @@ def matmul(a: ArrayLike, b: ArrayLike, trans_a: bool = False, trans_b: bool = Fa
         if not (trans_a or trans_b) and (_math._traceable(a) or _math._traceable(b)
                                          or np.ndim(a) > 2 or np.ndim(b) > 2):
             # traced values, weights, symbolic tensors or stacks of matrices: Keras's matmul
-            return _math.matmul(a, b)
+            product: np.ndarray = _math.matmul(a, b)
+            return product
         a = checked_array("a", a, None, (-1, -1), "(rows, columns)")
         b = checked_array("b", b, a.dtype, (-1, -1), "(rows, columns)")
     inner_a = a.shape[0] if trans_a else a.shape[1]

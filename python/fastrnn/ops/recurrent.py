@@ -12,7 +12,7 @@ are shared with :mod:`.layer_norm_cells`.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -66,7 +66,7 @@ GRAD_NAMES = {
 def forward_checked(
     cell: str,
     x: np.ndarray,
-    states: list,
+    states: list[Any],
     kernel: np.ndarray,
     recurrent_kernel: np.ndarray,
     bias: Optional[np.ndarray],
@@ -109,16 +109,17 @@ def forward_checked(
 def backward_checked(
     tape: Tape,
     d_outputs: Optional[np.ndarray],
-    d_last: list,
+    d_last: list[Any],
     truncate: int,
     input_grad: bool,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Optional[np.ndarray]]:
     """The gradients of `tape`'s forward (see the ``*_backward`` functions); `d_last` is
     ``[d_h_last]`` (LSTM: ``[d_h_last, d_c_last]``), entries None for zeros; `truncate` 0 is
     full BPTT."""
     a, cell = tape._arrays, tape._cell
     head = (a["x"], a["h0"])
     common = (a["kernel"], a["recurrent_kernel"], a["mask"], a["outputs"])
+    g: tuple[Any, ...]
     if cell == "simple_rnn":
         g = _core.simple_rnn_backward(
             *head, *common, d_outputs, d_last[0], tape._options["activation"], truncate,
@@ -150,9 +151,10 @@ def check_activation(activation: str) -> None:
         )
 
 
-def cell_arguments(cell: str, x: ArrayLike, states: list, kernel: ArrayLike,
+def cell_arguments(cell: str, x: ArrayLike, states: list[Any], kernel: ArrayLike,
                     recurrent_kernel: ArrayLike, bias: Optional[ArrayLike],
-                    recurrent_mask: Optional[ArrayLike], mask: Optional[ArrayLike]) -> tuple:
+                    recurrent_mask: Optional[ArrayLike],
+                    mask: Optional[ArrayLike]) -> tuple[Any, ...]:
     """The checked arguments every forward of `cell` (plain or layer-normalized) takes:
     ``(x, states, kernel, recurrent_kernel, bias, recurrent_mask, step_mask, dtype, G)``;
     `states` is ``[h0]`` (LSTM ``[h0, c0]``), entries None for zeros."""
@@ -171,14 +173,16 @@ def cell_arguments(cell: str, x: ArrayLike, states: list, kernel: ArrayLike,
     return x, checked, k, u, b, m, step_mask_array(mask, B, T), dtype, G
 
 
-def backward_entry(tape: Tape, cell: str, d_outputs: Optional[ArrayLike], d_last: list,
-                    truncate: Optional[int], input_grad: bool, run: Callable) -> dict:
+def backward_entry(tape: Tape, cell: str, d_outputs: Optional[ArrayLike], d_last: list[Any],
+                    truncate: Optional[int], input_grad: bool,
+                    run: Callable[..., Any]) -> dict[str, Any]:
     """What every public backward does: checks `tape` (made by `cell`'s forward) and the
     upstream gradients (`d_last`: ``(name, array or None)`` per state), then `run`s the core."""
     out = tape_arrays(tape, cell)["outputs"]
     d_out = upstream_gradient("d_outputs", d_outputs, out, True)
     lasts = [upstream_gradient(name, d, out, False) for name, d in d_last]
-    return run(tape, d_out, lasts, truncate_steps(truncate), bool(input_grad))
+    grads: dict[str, Any] = run(tape, d_out, lasts, truncate_steps(truncate), bool(input_grad))
+    return grads
 
 
 # ----------------------------------------------------------------------------- SimpleRNN

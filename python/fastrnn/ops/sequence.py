@@ -53,7 +53,7 @@ _POOL_PADDINGS = ("valid", "same")
 _positive = check_positive_int
 
 
-def check_padding(value: Any, allowed: tuple) -> str:
+def check_padding(value: Any, allowed: tuple[Any, ...]) -> str:
     key = value.lower() if isinstance(value, str) else value
     if key not in allowed:
         raise ValueError(
@@ -147,7 +147,7 @@ def conv1d_checked(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
 
 def conv1d_backward_checked(x: np.ndarray, kernel: np.ndarray, d_y: np.ndarray, stride: int,
                              dilation: int, left: int, right: int, groups: int, use_bias: bool,
-                             input_grad: bool) -> tuple:
+                             input_grad: bool) -> tuple[Any, ...]:
     """The core's backward for checked arrays: (d_x or None, d_kernel, d_bias or None)."""
     return _core.conv1d_backward(x, kernel, d_y, stride, dilation, left, right, groups,
                                  use_bias, input_grad)
@@ -245,7 +245,7 @@ def pool1d_backward(tape: Tape, d_y: ArrayLike) -> np.ndarray:
     return _core.pool1d_backward(d_y, tape._arrays["argmax"], o["steps"], *o["geometry"])
 
 
-def _rows(name: str, value: ArrayLike) -> tuple[np.ndarray, tuple]:
+def _rows(name: str, value: ArrayLike) -> tuple[np.ndarray, tuple[int, ...]]:
     """`value` (..., C) as a C-contiguous (N, C) float array, and its original shape."""
     a = np.asarray(value)
     if a.ndim < 1 or a.shape[-1] < 1:
@@ -332,5 +332,5 @@ def batch_norm_backward(tape: Tape, d_y: ArrayLike, input_grad: bool = True) -> 
         d_y, x2, a["mean"], a["rstd"], a["scale"], bool(input_grad) and o["training"])
     if input_grad and not o["training"]:
         d_x = d_y * a["scale"]  # the statistics are constants: an affine map per channel
-    return {"x": None if not input_grad else d_x.reshape(o["shape"]),
+    return {"x": None if not input_grad or d_x is None else d_x.reshape(o["shape"]),
             "gamma": d_gamma if o["gamma"] else None, "beta": d_beta if o["beta"] else None}

@@ -60,19 +60,20 @@ def _step_ids(x: ArrayLike, batch_size: int) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
-def _step_input(x: ArrayLike, dtype: np.dtype, shape: tuple) -> np.ndarray:
+def _step_input(x: ArrayLike, dtype: np.dtype, shape: tuple[Any, ...]) -> np.ndarray:
     """One step's input `x` as a C-contiguous `dtype` array of exactly `shape` (batch,
     features); other float dtypes are converted, anything else is a TypeError."""
+    a: np.ndarray = x
     if type(x) is not np.ndarray or x.dtype != dtype or not x.flags.c_contiguous:
-        x = np.asarray(x)
-        float_dtype("x", x)  # integer, bool or object input: a TypeError naming `x`
-        x = np.ascontiguousarray(x, dtype=dtype)
-    if x.shape != shape:
+        a = np.asarray(x)
+        float_dtype("x", a)  # integer, bool or object input: a TypeError naming `x`
+        a = np.ascontiguousarray(a, dtype=dtype)
+    if a.shape != shape:
         raise ValueError(
             f"Received an invalid value for argument `x`: expected shape {shape} (batch, "
-            f"features), got {x.shape}."
+            f"features), got {a.shape}."
         )
-    return x
+    return a
 
 
 class Stepper:
@@ -174,7 +175,8 @@ class Stepper:
         else:
             _core.simple_rnn_step(x, h, self._kernel, self._recurrent_kernel, self._bias,
                                   self.activation)
-        return h.copy()
+        out: np.ndarray = h.copy()
+        return out
 
 
 class ModelStepper:
@@ -197,7 +199,7 @@ class ModelStepper:
         dtype: float32 (default) or float64; every weight is converted to it.
     """
 
-    def __init__(self, stages: list, batch_size: int = 1, dtype: Any = np.float32):
+    def __init__(self, stages: list[Any], batch_size: int = 1, dtype: Any = np.float32):
         batch_size, dtype = _stream_setup(batch_size, dtype)
         if not isinstance(stages, (list, tuple)) or not stages:
             raise ValueError(
@@ -245,7 +247,7 @@ class ModelStepper:
         """Copies of every cell's state, first to last: ``[h]`` (LSTM ``[h, c]``), ``(B, H)``."""
         return [self._core.get_state(k) for k in self._cells]
 
-    def reset(self, states: Optional[list] = None) -> None:
+    def reset(self, states: Optional[list[Any]] = None) -> None:
         """Sets every state to zeros, or to `states` (shaped as :attr:`states` gives them).
 
         Every array is checked before any state changes.
