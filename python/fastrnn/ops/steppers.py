@@ -11,6 +11,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import _core
+from .._checks import check_positive_int
 from .arrays import (
     ACTIVATIONS,
     ArrayLike,
@@ -28,20 +29,14 @@ __all__ = [
 
 def _stream_setup(batch_size: Any, dtype: Any) -> tuple[int, np.dtype]:
     """A stepper's checked `batch_size` (a positive integer) and `dtype` (float32/float64)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-        batch_size < 1
-    ):
-        raise ValueError(
-            "Received an invalid value for argument `batch_size`: expected a positive "
-            f"integer, got {batch_size!r}."
-        )
+    batch = check_positive_int("batch_size", batch_size)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(
             "Received an invalid value for argument `dtype`: expected float32 or float64, "
             f"got {dtype}."
         )
-    return int(batch_size), dtype
+    return batch, dtype
 
 
 def _step_ids(x: ArrayLike, batch_size: int) -> np.ndarray:
