@@ -31,28 +31,28 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = [
+__all__ = [  # in the order the module defines them
     "Tape",
-    "batch_norm_backward",
-    "batch_norm_forward",
-    "conv1d_backward",
-    "conv1d_forward",
-    "gru_backward",
-    "gru_forward",
-    "layer_norm_backward",
-    "layer_norm_forward",
-    "layer_norm_gru_backward",
-    "layer_norm_gru_forward",
-    "layer_norm_lstm_backward",
-    "layer_norm_lstm_forward",
-    "layer_norm_simple_rnn_backward",
-    "layer_norm_simple_rnn_forward",
-    "lstm_backward",
-    "lstm_forward",
-    "pool1d_backward",
-    "pool1d_forward",
-    "simple_rnn_backward",
     "simple_rnn_forward",
+    "simple_rnn_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+    "conv1d_forward",
+    "conv1d_backward",
+    "pool1d_forward",
+    "pool1d_backward",
+    "layer_norm_forward",
+    "layer_norm_backward",
+    "batch_norm_forward",
+    "batch_norm_backward",
+    "layer_norm_simple_rnn_forward",
+    "layer_norm_simple_rnn_backward",
+    "layer_norm_lstm_forward",
+    "layer_norm_lstm_backward",
+    "layer_norm_gru_forward",
+    "layer_norm_gru_backward",
 ]
 
 

@@ -15,7 +15,8 @@ The files, each importing only the ones before it (``tests/test_layering.py`` ch
 * ``sequential.py``: :class:`Sequential`, a chain of layers of its own, built lazily.
 
 The file format (models, weights, optimizer state, random streams, backups) is
-:mod:`fastrnn.saving`'s, which imports no model module; :func:`load_model` lives there.
+:mod:`fastrnn.saving`'s, which imports no model module; :func:`load_model` lives there
+(``serialization.py`` keeps the import path of earlier versions).
 """
 
 from __future__ import annotations

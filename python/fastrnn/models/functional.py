@@ -33,13 +33,9 @@ class Functional(Model):
         return self._graph.config(self.name)
 
     @classmethod
-    def from_config(cls, config: dict) -> Functional:
-        """The model of a :meth:`get_config` dict: its calls replayed on new symbolic tensors."""
-        return cls._from_file_config(config, "<config>")
-
-    @classmethod
     def _from_file_config(cls, config: dict, path: str) -> Functional:
-        """:meth:`from_config`; errors name `path` (the file being loaded) and the entry."""
+        """The model of a :meth:`get_config` dict, its calls replayed on new symbolic tensors
+        (``from_config``); errors name `path` (the file being loaded) and the entry."""
         layer_configs = config.get("layers")
         if not isinstance(layer_configs, list):
             raise _bad(path, "config.layers", "a list of layers", layer_configs)
@@ -115,9 +111,6 @@ class Functional(Model):
 
     def _class_name(self) -> str:
         return "Functional"
-
-    def _saved_build_input(self) -> None:
-        return None
 
 
 Model._functional_class = Functional

@@ -680,14 +680,22 @@ class Model(Trainer, Layer):
 
     @classmethod
     def from_config(cls, config: dict) -> Model:
-        """A subclassed model from its config; ``Model.from_config`` of a functional model's
-        config rebuilds that graph (as Keras's)."""
-        if cls is Model:
-            assert Model._functional_class is not None
-            return Model._functional_class.from_config(config)
-        config = {k: v for k, v in dict(config).items()
-                  if k not in ("trainable", "dtype", "seed")}
-        return cls(**config)
+        """The model of a ``get_config`` dict: a subclassed model from its ``__init__``
+        arguments; a functional model or a Sequential by its class's own config code
+        (``_from_file_config``); ``Model.from_config`` of a functional model's config
+        rebuilds that graph (as Keras's)."""
+        if cls._subclassed:
+            config = {k: v for k, v in dict(config).items()
+                      if k not in ("trainable", "dtype", "seed")}
+            return cls(**config)
+        target = Model._functional_class if cls is Model else cls
+        assert target is not None
+        return target._from_file_config(config, "<config>")
+
+    @classmethod
+    def _from_file_config(cls, config: dict, path: str) -> Model:
+        """The model of a saved config, errors naming `path` (each model class defines it)."""
+        raise NotImplementedError(f"{cls.__name__} has no saved config of its own.")
 
     def _class_name(self) -> str:
         """The class name the file records (a subclass: its registered name)."""

@@ -324,13 +324,9 @@ class Sequential(Model):
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> Sequential:
-        """The model of a :meth:`get_config` dict (built when the config has its shape)."""
-        return cls._from_file_config(config, "<config>")
-
-    @classmethod
     def _from_file_config(cls, config: dict, path: str) -> Sequential:
-        """:meth:`from_config`; errors name `path` (the file being loaded)."""
+        """The model of a :meth:`get_config` dict, built when the config has its shape
+        (``from_config``); errors name `path` (the file being loaded)."""
         layer_configs = config.get("layers")
         if not isinstance(layer_configs, list):
             raise ValueError(f"{path!r}: the model config has no list of layers.")
@@ -343,9 +339,6 @@ class Sequential(Model):
 
     def _class_name(self) -> str:
         return "Sequential"
-
-    def _saved_build_input(self) -> None:
-        return None
 
 
 saving.register_model_class("Sequential", Sequential)

@@ -17,18 +17,9 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from ..layers import (
-    Activation,
-    Bidirectional,
-    Dense,
-    Dropout,
-    Embedding,
-    Flatten,
-    InputLayer,
-    Masking,
-    TimeDistributed,
-)
+from ..layers.core import Activation, Dense, Dropout, Embedding, Flatten, InputLayer, Masking
 from ..layers.recurrent import _RNN
+from ..layers.wrappers import Bidirectional, TimeDistributed
 from .common import is_model
 from .graph import stream_refusal as _refuse
 

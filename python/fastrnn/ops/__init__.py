@@ -59,82 +59,27 @@ Every public name is here, ``fastrnn.ops.X``; the layers use :mod:`fastrnn.ops.i
 
 from __future__ import annotations
 
-from . import internal  # noqa: F401  (fastrnn.ops.internal: the layers' API)
+# Each family module's __all__ is its public names, all re-exported here; the internal API
+# (named in each module's docstring) is reached through fastrnn.ops.internal.
+from . import (
+    internal,  # noqa: F401
+    keras_math,
+    kernel_sets,
+    layer_norm_cells,
+    products,
+    recurrent,
+    sequence,
+    steppers,
+)
 from .arrays import ArrayLike, Tape  # noqa: F401  (ArrayLike: the type hints' alias)
-from .keras_math import *  # noqa: F403  (Keras's keras.ops names: tanh, split, where, ...)
-from .keras_math import __all__ as _keras_math_names
-from .kernel_sets import (
-    KERNELS_ENVIRONMENT_VARIABLE,
-    available_kernel_sets,
-    kernel_set,
-    kernel_set_reason,
-    set_kernel_set,
-)
-from .layer_norm_cells import (
-    layer_norm_gru_backward,
-    layer_norm_gru_forward,
-    layer_norm_lstm_backward,
-    layer_norm_lstm_forward,
-    layer_norm_simple_rnn_backward,
-    layer_norm_simple_rnn_forward,
-)
-from .products import adam_update, matmul, rmsprop_update, sgd_update
-from .recurrent import (
-    gru_backward,
-    gru_forward,
-    lstm_backward,
-    lstm_forward,
-    simple_rnn_backward,
-    simple_rnn_forward,
-)
-from .sequence import (
-    batch_norm_backward,
-    batch_norm_forward,
-    conv1d_backward,
-    conv1d_forward,
-    conv1d_output_length,
-    conv1d_pads,
-    layer_norm_backward,
-    layer_norm_forward,
-    pool1d_backward,
-    pool1d_forward,
-)
-from .steppers import ModelStepper, Stepper
+from .keras_math import *
+from .kernel_sets import *
+from .layer_norm_cells import *
+from .products import *
+from .recurrent import *
+from .sequence import *
+from .steppers import *
 
-__all__ = [
-    "KERNELS_ENVIRONMENT_VARIABLE",
-    "ModelStepper",
-    "Stepper",
-    "Tape",
-    "adam_update",
-    "available_kernel_sets",
-    "batch_norm_backward",
-    "batch_norm_forward",
-    "conv1d_backward",
-    "conv1d_forward",
-    "conv1d_output_length",
-    "conv1d_pads",
-    "gru_backward",
-    "gru_forward",
-    "kernel_set",
-    "kernel_set_reason",
-    "layer_norm_backward",
-    "layer_norm_forward",
-    "layer_norm_gru_backward",
-    "layer_norm_gru_forward",
-    "layer_norm_lstm_backward",
-    "layer_norm_lstm_forward",
-    "layer_norm_simple_rnn_backward",
-    "layer_norm_simple_rnn_forward",
-    "lstm_backward",
-    "lstm_forward",
-    "matmul",
-    "pool1d_backward",
-    "pool1d_forward",
-    "rmsprop_update",
-    "set_kernel_set",
-    "sgd_update",
-    "simple_rnn_backward",
-    "simple_rnn_forward",
-]
-__all__ += [_n for _n in _keras_math_names if _n not in __all__]
+__all__ = ["Tape", *kernel_sets.__all__, *recurrent.__all__, *layer_norm_cells.__all__,
+           *steppers.__all__, *products.__all__, *sequence.__all__]
+__all__ += [_n for _n in keras_math.__all__ if _n not in __all__]

@@ -23,7 +23,6 @@ __all__ = [
     "available_kernel_sets",
     "kernel_set",
     "kernel_set_reason",
-    "restore_kernel_set",
     "set_kernel_set",
 ]
 

@@ -33,8 +33,6 @@ __all__ = [
     "layer_norm_lstm_forward",
     "layer_norm_simple_rnn_backward",
     "layer_norm_simple_rnn_forward",
-    "ln_backward_checked",
-    "ln_forward_checked",
 ]
 
 

@@ -33,13 +33,6 @@ from .arrays import (
 )
 
 __all__ = [
-    "CELL_GATES",
-    "GRAD_NAMES",
-    "backward_checked",
-    "backward_entry",
-    "cell_arguments",
-    "check_activation",
-    "forward_checked",
     "gru_backward",
     "gru_forward",
     "lstm_backward",

@@ -32,10 +32,7 @@ from .arrays import (
 __all__ = [
     "batch_norm_backward",
     "batch_norm_forward",
-    "check_padding",
     "conv1d_backward",
-    "conv1d_backward_checked",
-    "conv1d_checked",
     "conv1d_forward",
     "conv1d_output_length",
     "conv1d_pads",
