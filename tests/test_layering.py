@@ -20,7 +20,7 @@ MODELS_ORDER = ["common", "graph", "stepper", "trainer", "model", "functional", 
                 "serialization", "__init__"]
 # What the models build on and what is built on models: nothing here imports fastrnn.models.
 BELOW_MODELS = ["_checks", "_core", "_identifiers", "_seed", "activations", "autodiff",
-                "callbacks", "constraints", "initializers", "layers", "losses", "math",
+                "callbacks", "constraints", "export", "initializers", "layers", "losses", "math",
                 "metrics", "ops", "optimizers", "reference", "regularizers", "saving"]
 
 

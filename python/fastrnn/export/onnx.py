@@ -188,10 +188,9 @@ class _Exporter:
         from .. import layers as L
         from ..layers.pooling import _GlobalPooling1D, _Pooling1D
         from ..layers.recurrent import _RNN
-        from ..models.common import is_model
 
         g = self.g
-        if is_model(layer):
+        if _is_model(layer):
             outs, masks = self.model(layer, list(x) if isinstance(x, list) else [x])
             return outs, masks
         if states is not None and not isinstance(layer, (_RNN, L.Bidirectional)):
@@ -614,9 +613,7 @@ def build_onnx(model: Any) -> Any:
     """The ONNX ``ModelProto`` of `model` (checked with ``onnx.checker``); see the module
     docstring for what it holds."""
     onnx = _import_onnx()
-    from ..models.common import is_model
-
-    if not is_model(model):
+    if not _is_model(model):
         raise TypeError(
             "Received an invalid value for argument `model`, expected a fastrnn model, got "
             f"{type(model).__name__}."
@@ -659,6 +656,12 @@ def build_onnx(model: Any) -> Any:
                                    ir_version=IR_VERSION, producer_name="fastrnn")
     onnx.checker.check_model(proto)
     return proto
+
+
+def _is_model(layer: Any) -> bool:
+    """A fastrnn model (read through its attributes: this module imports no model module,
+    so that models can offer ``export``)."""
+    return callable(getattr(type(layer), "_unique_layers", None))
 
 
 def _is_sequential(model: Any) -> bool:
