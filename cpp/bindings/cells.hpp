@@ -232,6 +232,15 @@ Packed<F> recurrent_packed(const F* W, const Dims& d, bool transposed, const Ste
     // panels); 32x128x512 (parts of 32) 0.95-1.02.
     const bool panels_in_place =
         panels.data != nullptr && 64.0 * double(rows) * double(K) <= kSmallProduct;
+    // A BLAS without in-place kernels for small products (OpenBLAS has them only for AVX-512
+    // CPUs: every AVX2, older x86 and ARM machine) copies all of W on every step's call, which
+    // a step of few rows cannot amortise. Measured (avx2 set with OpenBLAS's Haswell kernels,
+    // generic set with its Nehalem kernels; one thread, thread CPU time, LSTM/GRU/SimpleRNN
+    // inference and fwd+bwd, H 20-256, packed / OpenBLAS): 1 row 0.31-0.78, 4 rows 0.46-0.91,
+    // 8 rows 0.69-0.99, 16 rows 0.74-0.98, 32 rows 0.89-0.96 at H >= 128 but 0.98-1.04 at H 20.
+    const bool blas_copies = !blas_reads_small_in_place() && d.T > 1 &&
+                             (rows <= 16 || (rows <= 32 && double(K) * double(N) >= 32768.0));
+    if (blas_copies) return pack(W, K, N, workspace<F, 2>().get(packed_size<F>(K, N)));
     if (!large || panels_in_place || std::string(kernels().name) != "avx512") return {};
   }
   return pack(W, K, N, workspace<F, 2>().get(packed_size<F>(K, N)));
