@@ -145,6 +145,8 @@ struct LstmForwardArgs {
   Index B, T, I, H;
   StepSplit split;
   bool no_tape;               // inference: gates is (B, 4H) and cells (B, H) scratch, reused
+  bool project_all;           // with no_tape: gates is (B, T, 4H) all the same, and x K is one
+                              // product for every step (small calls: see forward_workspace)
   Packed<F> recurrent_packed;  // U packed for the micro-kernel, or none
 };
 
@@ -206,6 +208,8 @@ struct GruForwardArgs {
   Index B, T, I, H;
   StepSplit split;
   bool no_tape;               // inference: gates is (B, 3H) and hz_h (B, H) scratch, reused
+  bool project_all;           // with no_tape: gates is (B, T, 3H) all the same, and x K is one
+                              // product for every step (small calls: see forward_workspace)
   Packed<F> recurrent_packed;  // U packed for the micro-kernel, or none
 };
 

@@ -45,12 +45,13 @@ template <typename F>
 void forward(const GruForwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 3 * H;
   const Units u = units_of(a.split, H);
-  const Index gb = a.no_tape ? G : T * G, gt = a.no_tape ? 0 : G;  // row strides: b, t
+  const bool step_gates = a.no_tape && !a.project_all;  // gates hold one step
+  const Index gb = step_gates ? G : T * G, gt = step_gates ? 0 : G;  // row strides: b, t
   const Index hb = a.no_tape ? H : T * H, ht = a.no_tape ? 0 : H;
   // xz for every step in one GEMM: (B*T, I) x (I, 3H).
-  if (!a.no_tape) gate_columns_gemm(u, 3, H, B * T, a.I, a.x, a.I, a.kernel, F(0), a.gates, G);
+  if (!step_gates) gate_columns_gemm(u, 3, H, B * T, a.I, a.x, a.I, a.kernel, F(0), a.gates, G);
   for (Index t = 0; t < T; ++t) {
-    if (a.no_tape)  // this step's x_t K only
+    if (step_gates)  // this step's x_t K only
       gate_columns_gemm(u, 3, H, B, a.I, a.x + t * a.I, T * a.I, a.kernel, F(0), a.gates, G);
     Index ldh = H;
     const F* h_rec = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,

@@ -43,12 +43,13 @@ template <typename F>
 void forward(const LstmForwardArgs<F>& a) {
   const Index B = a.B, T = a.T, H = a.H, G = 4 * H;
   const Units u = units_of(a.split, H);
-  const Index gb = a.no_tape ? G : T * G, gt = a.no_tape ? 0 : G;  // row strides: b, t
+  const bool step_gates = a.no_tape && !a.project_all;  // gates hold one step
+  const Index gb = step_gates ? G : T * G, gt = step_gates ? 0 : G;  // row strides: b, t
   const Index cb = a.no_tape ? H : T * H, ct = a.no_tape ? 0 : H;
   // x K for every step in one GEMM: gates (B*T, 4H) = x (B*T, I) K (I, 4H).
-  if (!a.no_tape) gate_columns_gemm(u, 4, H, B * T, a.I, a.x, a.I, a.kernel, F(0), a.gates, G);
+  if (!step_gates) gate_columns_gemm(u, 4, H, B * T, a.I, a.x, a.I, a.kernel, F(0), a.gates, G);
   for (Index t = 0; t < T; ++t) {
-    if (a.no_tape)  // this step's x_t K only
+    if (step_gates)  // this step's x_t K only
       gate_columns_gemm(u, 4, H, B, a.I, a.x + t * a.I, T * a.I, a.kernel, F(0), a.gates, G);
     Index ldh = H;
     const F* h_prev = state_into_step(t, a.outputs, a.h0, a.recurrent_mask, a.h_scratch, B, T,

@@ -70,8 +70,9 @@ LstmForwardArgs<F> batch_slice(LstmForwardArgs<F> a, Index b0, Index nb) {
   using detail::rows;
   const Index T = a.T, I = a.I, H = a.H;
   a.outputs = rows(a.outputs, b0, T * H), a.h_last = rows(a.h_last, b0, H);
-  const Index steps = a.no_tape ? 1 : T;  // without a tape, gates and cells hold one step
-  a.c_last = rows(a.c_last, b0, H), a.gates = rows(a.gates, b0, steps * 4 * H);
+  const Index steps = a.no_tape ? 1 : T;  // without a tape, cells hold one step
+  const Index gate_steps = a.no_tape && !a.project_all ? 1 : T;  // and gates, unless project_all
+  a.c_last = rows(a.c_last, b0, H), a.gates = rows(a.gates, b0, gate_steps * 4 * H);
   a.cells = rows(a.cells, b0, steps * H), a.x = rows(a.x, b0, T * I);
   a.h0 = rows(a.h0, b0, H), a.c0 = rows(a.c0, b0, H);
   a.recurrent_mask = rows(a.recurrent_mask, b0, H), a.h_scratch = rows(a.h_scratch, b0, H);
@@ -85,8 +86,9 @@ GruForwardArgs<F> batch_slice(GruForwardArgs<F> a, Index b0, Index nb) {
   using detail::rows;
   const Index T = a.T, I = a.I, H = a.H;
   a.outputs = rows(a.outputs, b0, T * H), a.h_last = rows(a.h_last, b0, H);
-  const Index steps = a.no_tape ? 1 : T;  // without a tape, gates and hz_h hold one step
-  a.gates = rows(a.gates, b0, steps * 3 * H), a.hz_h = rows(a.hz_h, b0, steps * H);
+  const Index steps = a.no_tape ? 1 : T;  // without a tape, hz_h holds one step
+  const Index gate_steps = a.no_tape && !a.project_all ? 1 : T;  // and gates, unless project_all
+  a.gates = rows(a.gates, b0, gate_steps * 3 * H), a.hz_h = rows(a.hz_h, b0, steps * H);
   a.x = rows(a.x, b0, T * I), a.h0 = rows(a.h0, b0, H);
   a.recurrent_mask = rows(a.recurrent_mask, b0, H), a.h_scratch = rows(a.h_scratch, b0, H);
   a.step_mask = rows(a.step_mask, b0, T);
