@@ -93,12 +93,7 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
         ("not yet: Muon's orthogonalised updates and schedule-free AdamW",
          "Muon ScheduleFreeAdamW"),
     ],
-    "optimizers.schedules": [
-        ("not yet: a learning rate is a number; the LearningRateScheduler and "
-         "ReduceLROnPlateau callbacks change it between epochs", """
-            CosineDecay CosineDecayRestarts ExponentialDecay InverseTimeDecay
-            LearningRateSchedule PiecewiseConstantDecay PolynomialDecay deserialize serialize"""),
-    ],
+    "optimizers.schedules": [],
     "activations": [
         ("not yet: fastrnn's layers differentiate activations by name, and these have no "
          "forward/backward pair yet (the ReLU, LeakyReLU, ELU and Softmax layers cover relu6, "

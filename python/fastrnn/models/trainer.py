@@ -289,7 +289,7 @@ class Trainer:
             else:
                 loss = _deserialize_function(loss, "loss", custom)
                 metrics = [_deserialize_function(m, "metric", custom) for m in metrics]
-            optimizer = optimizers_module.deserialize(opt)
+            optimizer = optimizers_module.deserialize(opt, custom)
         except (TypeError, KeyError, AttributeError, NotImplementedError, OverflowError,
                 ValueError) as exc:
             if str(exc).startswith("malformed model config"):

@@ -28,10 +28,13 @@ RMS): their ``per_array`` is True and the model hands them one array per weight,
 Keras 3 names not in fastrnn: ``LossScaleOptimizer`` (loss scaling for float16 training;
 fastrnn trains in float32/float64, and ``loss_scale_factor`` is accepted as a no-op),
 ``MultiOptimizer``/``OptimizerMap`` (one optimizer per group of layers), ``Muon`` and
-``ScheduleFreeAdamW`` (not implemented yet), ``schedules`` (learning-rate schedule objects:
-``learning_rate`` is a float here; ``callbacks.LearningRateScheduler`` and
-``ReduceLROnPlateau`` change it between epochs), ``legacy`` (Keras 2's optimizers); the
+``ScheduleFreeAdamW`` (not implemented yet), ``legacy`` (Keras 2's optimizers); the
 arguments ``use_ema`` and ``gradient_accumulation_steps`` are refused with an error.
+
+``learning_rate`` is a float, a :class:`~fastrnn.optimizers.schedules.LearningRateSchedule`
+(evaluated at ``iterations``, the number of updates made, before each update; saved in the
+optimizer's config) or a callable: one that takes an argument gets ``iterations``, one that
+takes none (Keras's form) is simply called, before each update.
 
 Epsilon placement differs between libraries: Keras's Adam divides by ``sqrt(v) + eps`` after
 folding the bias correction into the step size (PyTorch: ``sqrt(v / (1 - beta_2^t)) + eps``);
@@ -41,16 +44,19 @@ Keras.
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from . import ops
+from .. import ops
+from . import schedules
+from .schedules import LearningRateSchedule
 
 __all__ = [
     "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion",
-    "Nadam", "Optimizer", "RMSprop", "deserialize", "get", "serialize",
+    "Nadam", "Optimizer", "RMSprop", "deserialize", "get", "schedules", "serialize",
 ]
 
 
@@ -107,7 +113,7 @@ class Optimizer:
 
     def __init__(
         self,
-        learning_rate: float,
+        learning_rate: LearningRate,
         clipnorm: float | None = None,
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
@@ -119,6 +125,8 @@ class Optimizer:
         loss_scale_factor: float | None = None,
         gradient_accumulation_steps: int | None = None,
     ):
+        self._schedule: Optional[Callable] = None
+        self.iterations = 0
         self.learning_rate = learning_rate
         self.weight_decay = _optional_non_negative("weight_decay", weight_decay)
         if use_ema:
@@ -155,16 +163,57 @@ class Optimizer:
 
     @property
     def learning_rate(self) -> float:
-        """The step size, a Python float; callbacks may set it between steps."""
+        """The step size of the next update, a Python float (a schedule's value at
+        ``iterations``). Settable between steps to a float (callbacks do), unless the
+        optimizer was given a schedule, or to a new schedule or callable."""
+        if self._schedule is not None:
+            return self._scheduled_rate()
         return self._learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
+    def learning_rate(self, value: LearningRate) -> None:
+        if isinstance(value, LearningRateSchedule) or (
+                callable(value) and not isinstance(value, (np.ndarray, np.generic))):
+            _takes_step(value)  # checks now that it can be called
+            self._schedule = value
+            return
+        if isinstance(value, bool) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            raise ValueError(
+                "Argument `learning_rate` should be float, or an instance of "
+                "LearningRateSchedule, or a callable (that takes in the current iteration "
+                f"value and returns the corresponding learning rate value). Received instead: "
+                f"learning_rate={value!r}"
+            )
+        if isinstance(self._schedule, LearningRateSchedule):
+            raise TypeError(
+                "This optimizer was created with a `LearningRateSchedule` object as its "
+                "`learning_rate` constructor argument, hence its learning rate is not "
+                "settable. If you need the learning rate to be settable, you should "
+                "instantiate the optimizer with a float `learning_rate` argument."
+            )
         # 0 is allowed: warm-up schedules often start there.
         number = _real("learning_rate", value, "a non-negative float")
         if number < 0:
             raise _invalid("learning_rate", "a non-negative float", value)
+        self._schedule = None
         self._learning_rate = number
+
+    def _scheduled_rate(self) -> float:
+        """The schedule's (or callable's) rate at ``iterations``, checked."""
+        fn = self._schedule
+        value = fn(self.iterations) if _takes_step(fn) else fn()  # type: ignore[misc]
+        try:
+            number = float(np.asarray(value, dtype=np.float64).reshape(()))
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(
+                f"Received an invalid value for argument `learning_rate`: the schedule "
+                f"{fn!r} gave {value!r} at step {self.iterations}; expected a non-negative "
+                "finite float."
+            )
+        return number
 
     # -- state -----------------------------------------------------------------------------
 
@@ -230,6 +279,8 @@ class Optimizer:
                 raise ValueError(
                     f"grads[{i}] has shape {g.shape}; expected the shape of params[{i}], {p.shape}."
                 )
+        if self._schedule is not None:  # before anything changes: a bad value changes nothing
+            self._learning_rate = self._scheduled_rate()
         self._clip(grads)
         if self.weight_decay:
             factor = 1.0 - self._learning_rate * self.weight_decay
@@ -265,10 +316,13 @@ class Optimizer:
     # -- config ----------------------------------------------------------------------------
 
     def get_config(self) -> dict[str, Any]:
-        """The constructor arguments (JSON-serialisable); slot state is not included."""
+        """The constructor arguments (JSON-serialisable); slot state is not included. A
+        schedule's ``learning_rate`` is its :func:`schedules.serialize` dict; a plain function's
+        is ``{"class_name": "function", "config": its name}`` (found again by name in
+        ``custom_objects`` when loading: a file never holds code)."""
         return {
             "name": self.name,
-            "learning_rate": self.learning_rate,
+            "learning_rate": self._learning_rate_config(),
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
@@ -276,9 +330,23 @@ class Optimizer:
             "loss_scale_factor": self.loss_scale_factor,
         }
 
+    def _learning_rate_config(self) -> Any:
+        fn = self._schedule
+        if fn is None:
+            return self._learning_rate
+        if isinstance(fn, LearningRateSchedule):
+            return schedules.serialize(fn)
+        return {"class_name": "function", "config": getattr(fn, "__name__", type(fn).__name__)}
+
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Optimizer:
-        """A fresh optimizer (no slot state) with the given constructor arguments."""
+    def from_config(cls, config: dict[str, Any],
+                    custom_objects: Optional[dict[str, Any]] = None) -> Optimizer:
+        """A fresh optimizer (no slot state) with the given constructor arguments; a
+        ``learning_rate`` dict is a schedule (or a function named in `custom_objects`)."""
+        config = dict(config)
+        lr = config.get("learning_rate")
+        if isinstance(lr, dict):
+            config["learning_rate"] = _learning_rate_from_config(lr, custom_objects)
         return cls(**config)
 
     # -- state for saving (Keras keeps the optimizer's variables in its files too) ----------
@@ -287,7 +355,8 @@ class Optimizer:
         """Copies of the step counter, the learning rate and every slot array, by name
         (``"slots/<param index>/<slot>"``): what continuing training exactly needs."""
         state = {"iterations": np.array(self.iterations, dtype=np.int64),
-                 "learning_rate": np.array(self.learning_rate, dtype=np.float64)}
+                 "learning_rate": np.array(self._learning_rate if self._schedule is None
+                                           else self._scheduled_rate(), dtype=np.float64)}
         for i, slots in enumerate(self._slots):
             for name in self._slot_names:
                 state[f"slots/{i}/{name}"] = slots[name].copy()
@@ -335,11 +404,52 @@ class Optimizer:
         else:
             self.reset()
         self.iterations = int(iterations)
-        self.learning_rate = float(lr)
+        if self._schedule is None:  # a schedule's rate follows from `iterations`
+            self.learning_rate = float(lr)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+LearningRate = Union[float, LearningRateSchedule, Callable[..., float]]
+
+
+def _takes_step(fn: Any) -> bool:
+    """Whether a learning-rate callable takes the step (else it is called with nothing)."""
+    if isinstance(fn, LearningRateSchedule):
+        return True
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True  # a builtin: given the step
+    try:
+        signature.bind(0)
+        return True
+    except TypeError:
+        pass
+    try:
+        signature.bind()
+        return False
+    except TypeError:
+        raise ValueError(
+            "Received an invalid value for argument `learning_rate`: a callable must take "
+            f"the step (one argument) or nothing, got {fn!r} with signature {signature}."
+        ) from None
+
+
+def _learning_rate_from_config(config: dict[str, Any],
+                               custom_objects: Optional[dict[str, Any]]) -> Any:
+    if config.get("class_name") == "function":
+        name = config.get("config")
+        fn = (custom_objects or {}).get(name) if isinstance(name, str) else None
+        if not callable(fn):
+            raise ValueError(
+                f"The optimizer's learning rate is the function {name!r}: pass it when "
+                f"loading, load_model(path, custom_objects={{{name!r}: {name}}})."
+            )
+        return fn
+    return schedules.deserialize(config, custom_objects)
 
 
 def _fusable(param: np.ndarray, grad: np.ndarray) -> bool:
@@ -366,7 +476,7 @@ class SGD(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.01,
+        learning_rate: LearningRate = 0.01,
         momentum: float = 0.0,
         nesterov: bool = False,
         clipnorm: float | None = None,
@@ -421,7 +531,7 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -492,7 +602,7 @@ class RMSprop(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         rho: float = 0.9,
         momentum: float = 0.0,
         epsilon: float = 1e-7,
@@ -578,7 +688,7 @@ class Nadam(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -648,7 +758,7 @@ class Adamax(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -695,7 +805,7 @@ class Adagrad(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         initial_accumulator_value: float = 0.1,
         epsilon: float = 1e-7,
         weight_decay: float | None = None,
@@ -740,7 +850,7 @@ class AdamW(Adam):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         weight_decay: float = 0.004,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
@@ -766,7 +876,7 @@ class Adadelta(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         rho: float = 0.95,
         epsilon: float = 1e-7,
         weight_decay: float | None = None,
@@ -823,7 +933,7 @@ class Ftrl(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         learning_rate_power: float = -0.5,
         initial_accumulator_value: float = 0.1,
         l1_regularization_strength: float = 0.0,
@@ -905,7 +1015,7 @@ class Lion(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.99,
         weight_decay: float | None = None,
@@ -949,7 +1059,7 @@ class Lamb(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -1013,7 +1123,7 @@ class Adafactor(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_2_decay: float = -0.8,
         epsilon_1: float = 1e-30,
         epsilon_2: float = 1e-3,
@@ -1102,8 +1212,10 @@ def serialize(optimizer: Optimizer) -> dict[str, Any]:
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
-def deserialize(config: dict[str, Any]) -> Optimizer:
-    """The inverse of :func:`serialize`: a fresh optimizer."""
+def deserialize(config: dict[str, Any],
+                custom_objects: Optional[dict[str, Any]] = None) -> Optimizer:
+    """The inverse of :func:`serialize`: a fresh optimizer (`custom_objects`: schedules or
+    learning-rate functions of your own, by name)."""
     class_name = config.get("class_name")
     cls = _CLASSES.get(class_name.lower()) if isinstance(class_name, str) else None
     if cls is None:
@@ -1111,7 +1223,7 @@ def deserialize(config: dict[str, Any]) -> Optimizer:
             f"Unknown optimizer config {config!r}; expected {{'class_name': one of "
             f"{sorted(c.__name__ for c in _CLASSES.values())}, 'config': {{...}}}}."
         )
-    return cls.from_config(dict(config.get("config", {})))
+    return cls.from_config(dict(config.get("config", {})), custom_objects)
 
 
 def get(identifier: OptimizerIdentifier) -> Optimizer:
