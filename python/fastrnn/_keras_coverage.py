@@ -94,14 +94,7 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
          "Muon ScheduleFreeAdamW"),
     ],
     "optimizers.schedules": [],
-    "activations": [
-        ("not yet: fastrnn's layers differentiate activations by name, and these have no "
-         "forward/backward pair yet (the ReLU, LeakyReLU, ELU and Softmax layers cover relu6, "
-         "leaky_relu and threshold)", """
-            celu deserialize gelu glu hard_shrink hard_sigmoid hard_silu hard_swish hard_tanh
-            leaky_relu log_sigmoid log_softmax mish relu6 soft_shrink sparse_plus sparse_sigmoid
-            sparsemax squareplus tanh_shrink threshold"""),
-    ],
+    "activations": [],
     "initializers": [
         ("not yet: the lower-case function aliases (the class names and strings such as "
          "'glorot_uniform' work)", """
