@@ -96,13 +96,6 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
     "optimizers.schedules": [],
     "activations": [],
     "initializers": [
-        ("not yet: the lower-case function aliases (the class names and strings such as "
-         "'glorot_uniform' work)", """
-            constant glorot_normal glorot_uniform he_normal he_uniform identity lecun_normal
-            lecun_uniform ones orthogonal random_normal random_uniform truncated_normal
-            variance_scaling zeros"""),
-        ("not yet: Identity and the long class-name aliases",
-         "Identity IdentityInitializer OrthogonalInitializer deserialize"),
         ("short-time Fourier transform kernels for audio", "STFT STFTInitializer stft"),
     ],
     "regularizers": [],

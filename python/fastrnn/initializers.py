@@ -30,18 +30,38 @@ __all__ = [
     "GlorotUniform",
     "HeNormal",
     "HeUniform",
+    "Identity",
+    "IdentityInitializer",
     "Initializer",
     "LecunNormal",
     "LecunUniform",
     "Ones",
     "Orthogonal",
+    "OrthogonalInitializer",
     "RandomNormal",
     "RandomUniform",
     "TruncatedNormal",
     "VarianceScaling",
     "Zeros",
     "compute_fans",
+    "constant",
+    "deserialize",
     "get",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "identity",
+    "lecun_normal",
+    "lecun_uniform",
+    "ones",
+    "orthogonal",
+    "random_normal",
+    "random_uniform",
+    "serialize",
+    "truncated_normal",
+    "variance_scaling",
+    "zeros",
 ]
 
 Shape = tuple[int, ...]
@@ -356,6 +376,51 @@ class Orthogonal(Initializer):
         return {"gain": self.gain, "seed": self.seed}
 
 
+class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes only; a non-square one gets ones on the
+    main diagonal). ``seed`` is accepted and unused (nothing is random)."""
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None):
+        super().__init__(seed)
+        if isinstance(gain, bool) or not isinstance(gain, (int, float, np.integer, np.floating)):
+            raise ValueError(
+                f"Received an invalid value for argument `gain`: expected a number, got {gain!r}."
+            )
+        self.gain = float(gain)
+
+    def _sample(self, shape, rng):
+        if len(shape) != 2:
+            raise ValueError(
+                "Identity matrix initializer can only be used for 2D matrices. "
+                f"Received: shape={shape} of rank {len(shape)}."
+            )
+        return self.gain * np.eye(*shape)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
+# Keras's other spellings of the same classes: the long class names and the lower-case
+# "function" names (in Keras 3 these are the classes too: ``glorot_uniform(seed=1)``).
+IdentityInitializer = Identity
+OrthogonalInitializer = Orthogonal
+constant = Constant
+glorot_normal = GlorotNormal
+glorot_uniform = GlorotUniform
+he_normal = HeNormal
+he_uniform = HeUniform
+identity = Identity
+lecun_normal = LecunNormal
+lecun_uniform = LecunUniform
+ones = Ones
+orthogonal = Orthogonal
+random_normal = RandomNormal
+random_uniform = RandomUniform
+truncated_normal = TruncatedNormal
+variance_scaling = VarianceScaling
+zeros = Zeros
+
+
 class _FunctionInitializer(Initializer):
     """Wraps ``fn(shape, dtype)`` (Keras's callable initializers); ``rng`` is not passed on."""
 
@@ -392,8 +457,13 @@ _NAMES: dict[str, type[Initializer]] = {
     "random_uniform": RandomUniform,
     "truncated_normal": TruncatedNormal,
     "variance_scaling": VarianceScaling,
+    "identity": Identity,
 }
-_CLASSES: dict[str, type[Initializer]] = {cls.__name__: cls for cls in _NAMES.values()}
+_CLASSES: dict[str, type[Initializer]] = {
+    **{cls.__name__: cls for cls in _NAMES.values()},
+    "IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal,
+}
+_NOT_SEEDED = (Zeros, Ones, Constant, Identity)
 
 InitializerIdentifier = Union[str, Initializer, dict, Callable[..., Any]]
 
@@ -409,13 +479,13 @@ def get(identifier: InitializerIdentifier, seed: int | None = None) -> Initializ
     Names (case-insensitive): ``glorot_uniform``, ``glorot_normal``, ``orthogonal``, ``zeros``,
     ``ones``, ``constant`` (0), ``he_normal``, ``he_uniform``, ``lecun_normal``,
     ``lecun_uniform``, ``random_normal``, ``random_uniform``, ``truncated_normal``,
-    ``variance_scaling``; Keras defaults. ``seed`` is given to names and configs (a
+    ``variance_scaling``, ``identity``; Keras defaults. ``seed`` is given to names and configs (a
     config's own seed wins); an instance keeps its own.
     """
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str):
-        cls = _NAMES.get(identifier.lower())
+        cls = _NAMES.get(identifier.lower()) or _CLASSES.get(identifier)
         if cls is None:
             raise ValueError(
                 f"Unknown initializer {identifier!r}; valid names are: {', '.join(sorted(_NAMES))}."
@@ -429,7 +499,7 @@ def get(identifier: InitializerIdentifier, seed: int | None = None) -> Initializ
                 f"{sorted(_CLASSES)}, 'config': {{...}}}}."
             )
         config = dict(identifier.get("config", {}))
-        if seed is not None and config.get("seed") is None and cls not in (Zeros, Ones, Constant):
+        if seed is not None and config.get("seed") is None and cls not in _NOT_SEEDED:
             config["seed"] = seed
         return cls.from_config(config)
     if callable(identifier):
@@ -438,3 +508,19 @@ def get(identifier: InitializerIdentifier, seed: int | None = None) -> Initializ
         f"Could not interpret initializer {identifier!r}: expected a name, an Initializer, a "
         "config dict or a callable."
     )
+
+
+def deserialize(config: Any, custom_objects: dict[str, Any] | None = None) -> Initializer:
+    """The initializer a :func:`serialize` config (or Keras's, with ``module`` and
+    ``registered_name``) or a name describes; `custom_objects` maps the class names of your
+    own :class:`Initializer` subclasses to them."""
+    if isinstance(config, dict) and custom_objects:
+        cls = custom_objects.get(config.get("class_name"))  # type: ignore[arg-type]
+        if isinstance(cls, type) and issubclass(cls, Initializer):
+            return cls.from_config(dict(config.get("config", {})))
+    if not isinstance(config, (str, dict)):
+        raise ValueError(
+            "Received an invalid value for argument `config`, expected a name or "
+            f"{{'class_name': ..., 'config': {{...}}}}, got {type(config).__name__}."
+        )
+    return get(config)
