@@ -70,8 +70,9 @@ _MIN_INFERENCE_BATCH = 1024
 
 
 def _overrides(cb: Any, method: str) -> bool:
-    base = getattr(callbacks_module.Callback, method, None)
-    return getattr(type(cb), method, None) is not base
+    if isinstance(cb, callbacks_module.Callback):
+        return callbacks_module.has_hook(cb, method)
+    return getattr(type(cb), method, None) is not getattr(callbacks_module.Callback, method, None)
 
 
 def _batch_callbacks(cbs: list) -> list:
@@ -913,6 +914,9 @@ class Trainer:
             train[0][0].shape[0] / (batch_size * (1 if dp is None else dp.size)))
         params = {"epochs": epochs, "steps": steps, "verbose": verbose,
                   "batch_size": batch_size}
+        # A ProgbarLogger among the callbacks prints the progress instead of fit (Keras's rule).
+        shown = 0 if any(isinstance(cb, callbacks_module.ProgbarLogger) for cb in cbs) \
+            else verbose
         for cb in cbs:
             if hasattr(cb, "set_params"):
                 cb.set_params(params)
@@ -933,7 +937,7 @@ class Trainer:
                 for cb in cbs:
                     cb.on_epoch_begin(epoch, {})
                 bar = None
-                if verbose == 1:
+                if shown == 1:
                     bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                                file=sys.stdout, leave=True, dynamic_ncols=True)
                 t0 = time.perf_counter()
@@ -960,7 +964,7 @@ class Trainer:
                 if bar is not None:
                     bar.set_postfix_str(format_logs(logs), refresh=False)
                     bar.close()
-                elif verbose == 2:
+                elif shown == 2:
                     print(f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - "
                           f"{format_logs(logs)}", file=sys.stdout)
                 for cb in cbs:
