@@ -3,7 +3,8 @@
 A callback sees the model only through these attributes (duck typing; this module imports no
 model): ``model.stop_training`` (bool), ``model.stop_reason`` (str, set by TerminateOnNaN),
 ``model.get_weights()`` / ``model.set_weights(list)``, ``model.save(path)``,
-``model.save_weights(path)`` and ``model.optimizer.learning_rate`` (a settable float).
+``model.save_weights(path)`` and ``model.optimizer.learning_rate`` (a float, settable unless the
+optimizer was built on a learning-rate schedule).
 
 Hooks, called by the model's ``fit`` in this order: ``on_train_begin``, then per epoch
 ``on_epoch_begin(epoch)``, per batch ``on_train_batch_begin(batch)`` and
