@@ -298,3 +298,12 @@ def test_training_with_a_schedule_matches_tf_keras(optimizer):
     assert ours.optimizer.iterations == int(theirs.optimizer.iterations) == 6
     assert math.isclose(ours.optimizer.learning_rate, float(theirs.optimizer.learning_rate),
                         rel_tol=1e-6)
+
+
+def test_numpy_arguments_give_json_configs():
+    s = schedules.PiecewiseConstantDecay(np.array([3, 9]), np.array([0.1, 0.01, 0.001]))
+    c = schedules.CosineDecay(np.float32(0.1), np.int64(10), warmup_target=np.float64(0.2),
+                              warmup_steps=np.int32(2))
+    for schedule in (s, c):
+        config = json.loads(json.dumps(schedules.serialize(schedule)))
+        np.testing.assert_array_equal(schedules.deserialize(config)(STEPS), schedule(STEPS))

@@ -42,11 +42,16 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
+def _native(value: Any) -> Any:
+    """`value` as a Python number (a config must be JSON): NumPy scalars are converted."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _positive_steps(name: str, value: Any) -> Any:
     _number(name, value)
     if value <= 0:
         raise ValueError(f"Argument `{name}` must be > 0. Received: {name}={value}")
-    return value
+    return _native(value)
 
 
 def _steps(step: Any) -> np.ndarray:
@@ -104,9 +109,9 @@ class ExponentialDecay(LearningRateSchedule):
                  decay_rate: float, staircase: bool = False, name: str = "ExponentialDecay"):
         _number("initial_learning_rate", initial_learning_rate)
         _number("decay_rate", decay_rate)
-        self.initial_learning_rate = initial_learning_rate
+        self.initial_learning_rate = _native(initial_learning_rate)
         self.decay_steps = _positive_steps("decay_steps", decay_steps)
-        self.decay_rate = decay_rate
+        self.decay_rate = _native(decay_rate)
         self.staircase = bool(staircase)
         self.name = name
 
@@ -130,9 +135,9 @@ class InverseTimeDecay(LearningRateSchedule):
                  decay_rate: float, staircase: bool = False, name: str = "InverseTimeDecay"):
         _number("initial_learning_rate", initial_learning_rate)
         _number("decay_rate", decay_rate)
-        self.initial_learning_rate = initial_learning_rate
+        self.initial_learning_rate = _native(initial_learning_rate)
         self.decay_steps = _positive_steps("decay_steps", decay_steps)
-        self.decay_rate = decay_rate
+        self.decay_rate = _native(decay_rate)
         self.staircase = bool(staircase)
         self.name = name
 
@@ -175,8 +180,8 @@ class PiecewiseConstantDecay(LearningRateSchedule):
                 "Received an invalid value for argument `boundaries`, expected increasing "
                 f"steps, got {boundaries!r}."
             )
-        self.boundaries = list(boundaries)
-        self.values = list(values)
+        self.boundaries = [_native(v) for v in boundaries]
+        self.values = [_native(v) for v in values]
         self.name = name
 
     def __call__(self, step: Any) -> Rate:
@@ -200,10 +205,10 @@ class PolynomialDecay(LearningRateSchedule):
         _number("initial_learning_rate", initial_learning_rate)
         _number("end_learning_rate", end_learning_rate)
         _number("power", power)
-        self.initial_learning_rate = initial_learning_rate
+        self.initial_learning_rate = _native(initial_learning_rate)
         self.decay_steps = _positive_steps("decay_steps", decay_steps)
-        self.end_learning_rate = end_learning_rate
-        self.power = power
+        self.end_learning_rate = _native(end_learning_rate)
+        self.power = _native(power)
         self.cycle = bool(cycle)
         self.name = name
 
@@ -248,12 +253,12 @@ class CosineDecay(LearningRateSchedule):
         if _number("warmup_steps", warmup_steps) < 0:
             raise ValueError(f"Argument `warmup_steps` must be >= 0. Received: "
                              f"warmup_steps={warmup_steps}")
-        self.initial_learning_rate = initial_learning_rate
+        self.initial_learning_rate = _native(initial_learning_rate)
         self.decay_steps = _positive_steps("decay_steps", decay_steps)
-        self.alpha = alpha
+        self.alpha = _native(alpha)
         self.name = name
-        self.warmup_steps = warmup_steps
-        self.warmup_target = warmup_target
+        self.warmup_steps = _native(warmup_steps)
+        self.warmup_target = _native(warmup_target)
 
     def __call__(self, step: Any) -> Rate:
         s = _steps(step)
@@ -288,11 +293,11 @@ class CosineDecayRestarts(LearningRateSchedule):
             raise ValueError(f"Argument `t_mul` must be > 0. Received: t_mul={t_mul}")
         _number("m_mul", m_mul)
         _number("alpha", alpha)
-        self.initial_learning_rate = initial_learning_rate
+        self.initial_learning_rate = _native(initial_learning_rate)
         self.first_decay_steps = _positive_steps("first_decay_steps", first_decay_steps)
-        self._t_mul = t_mul
-        self._m_mul = m_mul
-        self.alpha = alpha
+        self._t_mul = _native(t_mul)
+        self._m_mul = _native(m_mul)
+        self.alpha = _native(alpha)
         self.name = name
 
     def __call__(self, step: Any) -> Rate:
