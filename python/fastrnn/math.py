@@ -16,7 +16,7 @@ comparisons work on the tensors too), ``matmul``, ``concatenate``, ``stack``, ``
 ``softmax``, ``log_softmax``, ``softplus``, ``softsign``, ``elu``, ``selu``, ``silu``/``swish``,
 ``exponential``, ``linear``, ``gelu``, ``celu``, ``glu``, ``leaky_relu``, ``relu6``,
 ``hard_sigmoid``, ``hard_silu``/``hard_swish``, ``hard_tanh``, ``hard_shrink``, ``soft_shrink``,
-``tanh_shrink``, ``log_sigmoid``, ``mish``, ``sparse_plus``, ``sparse_sigmoid``, ``sparsemax``,
+``tanh_shrink``, ``log_sigmoid``, ``sparse_plus``, ``sparse_sigmoid``, ``sparsemax``,
 ``squareplus``, ``threshold``), ``erf``, ``cast``, ``zeros_like``/``ones_like``, and the
 comparisons and logical ops (``greater``, ``less``, ``equal``, ..., no gradient: their outputs
 are bool).
@@ -39,7 +39,7 @@ __all__ = [
     "convert_to_tensor", "cos", "divide", "dot", "elu", "equal", "exp", "expand_dims",
     "expm1", "exponential", "eye", "flip", "floor", "full", "greater", "greater_equal",
     "hard_sigmoid", "leaky_relu", "less", "less_equal", "log_sigmoid", "ones", "pad",
-    "celu", "erf", "gelu", "glu", "hard_shrink", "hard_silu", "hard_swish", "hard_tanh", "mish",
+    "celu", "erf", "gelu", "glu", "hard_shrink", "hard_silu", "hard_swish", "hard_tanh",
     "relu6", "soft_shrink", "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus",
     "tanh_shrink", "threshold",
     "repeat", "round", "sign", "take", "tile", "zeros", "cumsum",
@@ -1022,7 +1022,8 @@ def tanh_shrink(x: Any) -> Any:
 
 @_op
 def mish(x: Any) -> Any:
-    """``x * tanh(softplus(x))`` (Misra 2019)."""
+    """``x * tanh(softplus(x))`` (Misra 2019): keras.activations' (not a keras.ops name, so
+    not exported; ``fastrnn.activations.mish`` calls it)."""
     return _unary(x, *_RULES["mish"])
 
 
