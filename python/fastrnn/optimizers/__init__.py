@@ -174,7 +174,7 @@ class Optimizer:
     def learning_rate(self, value: LearningRate) -> None:
         if isinstance(value, LearningRateSchedule) or (
                 callable(value) and not isinstance(value, (np.ndarray, np.generic))):
-            _takes_step(value)  # checks now that it can be called
+            self._schedule_takes_step = _takes_step(value)  # also checks it can be called
             self._schedule = value
             return
         if isinstance(value, bool) or not isinstance(
@@ -202,7 +202,7 @@ class Optimizer:
     def _scheduled_rate(self) -> float:
         """The schedule's (or callable's) rate at ``iterations``, checked."""
         fn = self._schedule
-        value = fn(self.iterations) if _takes_step(fn) else fn()  # type: ignore[misc]
+        value = fn(self.iterations) if self._schedule_takes_step else fn()  # type: ignore[misc]
         try:
             number = float(np.asarray(value, dtype=np.float64).reshape(()))
         except (TypeError, ValueError):
