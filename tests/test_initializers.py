@@ -219,3 +219,25 @@ def test_deserialize_reads_keras_configs():
         initializers.deserialize(3)
     with pytest.raises(ValueError, match="Unknown initializer config"):
         initializers.deserialize({"class_name": "Nope", "config": {}})
+
+
+def test_fans_over_chosen_axes_and_keras_configs():
+    init = initializers.VarianceScaling(1.0, "fan_in", "uniform", seed=0, input_axes=[0, 1],
+                                        output_axes=[2])
+    w = init((4, 8, 500), dtype=np.float64)
+    limit = math.sqrt(3.0 / 32)  # fan_in = 4 * 8
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.99 * limit
+    w = initializers.HeUniform(seed=0, input_axes=[2], output_axes=[0])((3, 2, 50),
+                                                                        dtype=np.float64)
+    limit = math.sqrt(6.0 / 50)  # fan_in = 50 (the default rule would give 3 * 2)
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.95 * limit
+    assert initializers.compute_fans((3, 2, 50), [2], [0, 1]) == (50, 6)
+    with pytest.raises(ValueError, match="`input_axes`"):
+        initializers.GlorotUniform(input_axes="a")
+    with pytest.raises(ValueError, match="rank 2"):
+        initializers.GlorotUniform(input_axes=[0], output_axes=[5])((2, 2))
+    keras = pytest.importorskip("keras")
+    for name in ("GlorotUniform", "HeNormal", "LecunUniform", "VarianceScaling"):
+        theirs = getattr(keras.initializers, name)(seed=4, input_axes=[0], output_axes=[1])
+        mine = initializers.deserialize(keras.initializers.serialize(theirs))
+        assert type(mine).__name__ == name and mine.get_config() == theirs.get_config()

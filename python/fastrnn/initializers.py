@@ -10,7 +10,9 @@ from the same generator agree up to rounding.
 Fans (Keras ``compute_fans``): a 2-D ``(fan_in, fan_out)`` kernel is what it says; 1-D
 ``(n,)`` has both fans ``n``; for more axes the leading ones form a receptive field that
 multiplies both: ``fan_in = shape[-2] * prod(shape[:-2])``, ``fan_out = shape[-1] * ...``.
-So an LSTM kernel ``(I, 4H)`` has ``fan_in = I`` and ``fan_out = 4H``.
+So an LSTM kernel ``(I, 4H)`` has ``fan_in = I`` and ``fan_out = 4H``. The variance-scaling
+initializers take Keras 3's ``input_axes`` and ``output_axes``: given both, the fans are the
+products of those axes' sizes.
 
 ``"orthogonal"`` treats the shape as the matrix ``(prod(shape[:-1]), shape[-1])``; for a
 recurrent kernel ``(H, 4H)`` that is one ``H x 4H`` matrix with orthonormal rows, times
@@ -88,8 +90,35 @@ def _check_dtype(dtype: Any) -> np.dtype:
     return dtype
 
 
-def compute_fans(shape: Shape) -> tuple[int, int]:
-    """``(fan_in, fan_out)`` of a weight of ``shape`` (rules in the module doc)."""
+def _check_axes(name: str, axes: Any) -> list[int] | None:
+    if axes is None:
+        return None
+    try:
+        out = [int(a) for a in axes if not isinstance(a, bool) and a == int(a)]
+        ok = len(out) == len(axes)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`: expected None or a list of "
+            f"axes (integers), got {axes!r}."
+        )
+    return out
+
+
+def compute_fans(shape: Shape, input_axes: Any = None,
+                 output_axes: Any = None) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight of ``shape`` (rules in the module doc); given both
+    `input_axes` and `output_axes` (Keras 3's arguments), the products of those axes' sizes."""
+    if input_axes is not None and output_axes is not None:
+        try:
+            return (math.prod(shape[a] for a in input_axes),
+                    math.prod(shape[a] for a in output_axes))
+        except IndexError:
+            raise ValueError(
+                f"Received an invalid value for argument `input_axes`/`output_axes`: "
+                f"{input_axes!r}/{output_axes!r} do not index a shape of rank {len(shape)}."
+            ) from None
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -247,8 +276,12 @@ class VarianceScaling(Initializer):
         mode: str = "fan_in",
         distribution: str = "truncated_normal",
         seed: int | None = None,
+        input_axes: Any = None,
+        output_axes: Any = None,
     ):
         super().__init__(seed)
+        self.input_axes = _check_axes("input_axes", input_axes)
+        self.output_axes = _check_axes("output_axes", output_axes)
         if not float(scale) > 0:
             raise ValueError(
                 f"Received an invalid value for argument `scale`: expected a positive float, "
@@ -267,7 +300,7 @@ class VarianceScaling(Initializer):
         self.scale, self.mode, self.distribution = float(scale), mode, distribution
 
     def _sample(self, shape, rng):
-        fan_in, fan_out = compute_fans(shape)
+        fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}
         variance = self.scale / max(1.0, fan[self.mode])
         if self.distribution == "truncated_normal":
@@ -283,17 +316,21 @@ class VarianceScaling(Initializer):
             "mode": self.mode,
             "distribution": self.distribution,
             "seed": self.seed,
+            "input_axes": self.input_axes,
+            "output_axes": self.output_axes,
         }
 
 
 def _variance_scaling_preset(
     class_name: str, scale: float, mode: str, distribution: str, doc: str
 ) -> type[VarianceScaling]:
-    def __init__(self, seed: int | None = None):
-        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+    def __init__(self, seed: int | None = None, input_axes: Any = None,
+                 output_axes: Any = None):
+        VarianceScaling.__init__(self, scale, mode, distribution, seed, input_axes, output_axes)
 
     def get_config(self):
-        return {"seed": self.seed}
+        return {"seed": self.seed, "input_axes": self.input_axes,
+                "output_axes": self.output_axes}
 
     return type(
         class_name,
