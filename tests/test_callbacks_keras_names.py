@@ -127,3 +127,61 @@ def test_progbar_logger_replaces_fits_own_printing(capsys):
             print(f"done {epoch}")
     _fit([Quiet()], verbose=2)
     assert capsys.readouterr().out.split() == ["done", "0", "done", "1"]
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
+                 "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def server(no_proxy):
+    """A local HTTP server recording each POST as (path, content type, body, X-Run)."""
+    import http.server
+    import threading
+
+    posts = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the standard library's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            posts.append((self.path, self.headers["Content-Type"], body.decode(),
+                          self.headers.get("X-Run")))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", posts
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_remote_monitor_posts_each_epoch(server):
+    import json
+    import urllib.parse
+
+    root, posts = server
+    _fit([callbacks.RemoteMonitor(root=root, path="/runs/", headers={"X-Run": "7"})])
+    _fit([callbacks.RemoteMonitor(root=root, send_as_json=True)], epochs=1)
+    assert [p[0] for p in posts] == ["/runs/", "/runs/", "/publish/epoch/end/"]
+    form = urllib.parse.parse_qs(posts[1][2])
+    sent = json.loads(form["data"][0])
+    assert sent["epoch"] == 1 and isinstance(sent["loss"], float) and posts[1][3] == "7"
+    assert posts[2][1] == "application/json" and json.loads(posts[2][2])["epoch"] == 0
+
+
+def test_remote_monitor_unreachable_warns_and_bad_arguments(no_proxy):
+    cb = callbacks.RemoteMonitor(root="http://127.0.0.1:9")  # the discard port: refused
+    with pytest.warns(UserWarning, match="Could not reach RemoteMonitor"):
+        cb.on_epoch_end(0, {"loss": 1.0})
+    with pytest.raises(ValueError, match="`root`"):
+        callbacks.RemoteMonitor(root="ftp://x")
+    with pytest.raises(ValueError, match="`headers`"):
+        callbacks.RemoteMonitor(headers={"a": 1})

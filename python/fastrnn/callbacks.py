@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import csv
 import inspect
+import json
 import math
 import os
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Iterable
 from typing import Any, Callable, Optional
@@ -48,6 +52,7 @@ __all__ = [
     "ModelCheckpoint",
     "ProgbarLogger",
     "ReduceLROnPlateau",
+    "RemoteMonitor",
     "TerminateOnNaN",
     "has_hook",
 ]
@@ -899,3 +904,65 @@ class ProgbarLogger(Callback):
         if self.progbar is not None:
             self.progbar.close()
             self.progbar = None
+
+
+class RemoteMonitor(Callback):
+    """Posts each epoch's logs (with ``"epoch"``) to an HTTP server, as Keras's: to
+    ``root + path``, as the form field `field` holding the logs as JSON, or with
+    `send_as_json` as a JSON body. An unreachable server gives a warning, not an error
+    (training goes on); each post waits at most 10 seconds. Python's own ``urllib`` sends it
+    (Keras needs ``requests``).
+
+    Args:
+        root: the server's URL (``http://`` or ``https://``).
+        path: the path on it.
+        field: the form field of the JSON logs (when not `send_as_json`).
+        headers: extra HTTP headers, a dict of strings.
+        send_as_json: send the logs as the JSON body (``Content-Type: application/json``).
+    """
+
+    TIMEOUT = 10.0
+
+    def __init__(self, root: str = "http://localhost:9000", path: str = "/publish/epoch/end/",
+                 field: str = "data", headers: Optional[dict[str, str]] = None,
+                 send_as_json: bool = False):
+        super().__init__()
+        if not isinstance(root, str) or urllib.parse.urlsplit(root).scheme not in (
+                "http", "https"):
+            raise ValueError(
+                "Received an invalid value for argument `root`: expected an http:// or "
+                f"https:// URL, got {root!r}."
+            )
+        for name, value in (("path", path), ("field", field)):
+            if not isinstance(value, str):
+                raise ValueError(f"Received an invalid value for argument `{name}`: expected "
+                                 f"a string, got {value!r}.")
+        if headers is not None and not (isinstance(headers, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
+            raise ValueError(
+                "Received an invalid value for argument `headers`: expected None or a dict of "
+                f"strings, got {headers!r}."
+            )
+        self.root, self.path, self.field = root, path, field
+        self.headers = headers
+        self.send_as_json = bool(send_as_json)
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        send: dict[str, Any] = {"epoch": epoch}
+        for key, value in (logs or {}).items():
+            send[key] = value.item() if isinstance(value, (np.ndarray, np.generic)) else value
+        headers = dict(self.headers or {})
+        if self.send_as_json:
+            body = json.dumps(send).encode("utf-8")
+            headers.setdefault("Content-Type", "application/json")
+        else:
+            body = urllib.parse.urlencode({self.field: json.dumps(send)}).encode("ascii")
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        request = urllib.request.Request(self.root + self.path, data=body, headers=headers,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.TIMEOUT) as response:
+                response.read()
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            warnings.warn(f"Could not reach RemoteMonitor root server at {self.root} ({exc}).",
+                          stacklevel=2)
