@@ -197,7 +197,8 @@ def test_adafactor_state_round_trip_with_factored_slots():
     (lambda: optimizers.Ftrl(l1_regularization_strength=-1), "l1_regularization_strength"),
     (lambda: optimizers.Lion(beta_1=0.0), "beta_1"),
     (lambda: optimizers.Adafactor(clip_threshold=0), "clip_threshold"),
-    (lambda: optimizers.Adam(use_ema=True), "use_ema"),
+    (lambda: optimizers.Adam(use_ema=True, ema_momentum=1.5), "ema_momentum"),
+    (lambda: optimizers.Adam(use_ema=True, ema_overwrite_frequency=0), "ema_overwrite_frequency"),
     (lambda: optimizers.Adam(gradient_accumulation_steps=4), "gradient_accumulation_steps"),
 ])
 def test_bad_hyperparameters_name_the_argument(factory, match):

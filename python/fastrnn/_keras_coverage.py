@@ -103,8 +103,6 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
     "callbacks": [
         ("needs TensorFlow's summary writer", "TensorBoard"),
         ("JAX/Orbax checkpointing", "OrbaxCheckpoint"),
-        ("swaps in the optimizer's moving average of the weights: fastrnn's optimizers keep "
-         "none (use_ema is refused)", "SwapEMAWeights"),
     ],
     "utils": [
         (_IMAGE, """

@@ -53,6 +53,7 @@ __all__ = [
     "ProgbarLogger",
     "ReduceLROnPlateau",
     "RemoteMonitor",
+    "SwapEMAWeights",
     "TerminateOnNaN",
     "has_hook",
 ]
@@ -966,3 +967,65 @@ class RemoteMonitor(Callback):
         except (urllib.error.URLError, OSError, ValueError) as exc:
             warnings.warn(f"Could not reach RemoteMonitor root server at {self.root} ({exc}).",
                           stacklevel=2)
+
+
+class SwapEMAWeights(Callback):
+    """Evaluates with the optimizer's moving average of the weights (an optimizer created
+    with ``use_ema=True``), as Keras's: the averages replace the model's weights for each
+    validation inside ``fit`` and the weights come back after it; with `swap_on_epoch`, also
+    from the end of each epoch to the start of the next (so epoch-end callbacks such as
+    ``ModelCheckpoint`` see the averages). At the end of ``fit`` the weights become the
+    averages either way. The weights set aside are a copy kept by this callback."""
+
+    def __init__(self, swap_on_epoch: bool = False):
+        super().__init__()
+        if not isinstance(swap_on_epoch, (bool, np.bool_)):
+            raise ValueError(
+                f"Received an invalid value for argument `swap_on_epoch`: expected a bool, got "
+                f"{swap_on_epoch!r}."
+            )
+        self.swap_on_epoch = bool(swap_on_epoch)
+        self._set_aside: Optional[list[np.ndarray]] = None
+
+    def _swap_in(self) -> None:
+        optimizer = self.model.optimizer
+        if not getattr(optimizer, "use_ema", False):
+            raise ValueError(
+                "SwapEMAWeights must be used when `use_ema=True` is set on the optimizer. "
+                f"Received: use_ema={getattr(optimizer, 'use_ema', None)}"
+            )
+        if self._set_aside is not None or optimizer.iterations == 0:
+            return  # already in, or no average yet
+        targets = self.model._optimizer_targets()[0]
+        averages = optimizer.averages(targets)
+        self._set_aside = [v.copy() for v in targets]
+        for v, average in zip(targets, averages):
+            v[...] = average
+
+    def _swap_out(self) -> None:
+        if self._set_aside is None:
+            return
+        for v, kept in zip(self.model._optimizer_targets()[0], self._set_aside):
+            v[...] = kept
+        self._set_aside = None
+
+    def on_train_begin(self, logs: Logs = None) -> None:
+        self._set_aside = None
+
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
+        if self.swap_on_epoch:
+            self._swap_out()
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        if self.swap_on_epoch:
+            self._swap_in()
+
+    def on_test_begin(self, logs: Logs = None) -> None:
+        self._swap_in()
+
+    def on_test_end(self, logs: Logs = None) -> None:
+        if not self.swap_on_epoch:
+            self._swap_out()
+
+    def on_train_end(self, logs: Logs = None) -> None:
+        self._set_aside = None  # fit has put the averages in place

@@ -949,7 +949,12 @@ class Trainer:
                             train[0], train[1], batch_size, shuffle and not stateful, cbs, bar,
                             epoch, train[2])
                     if val is not None and logs is not None:
-                        logs.update(self._validation_logs(val, val_batch))
+                        for cb in cbs:
+                            cb.on_test_begin({})
+                        val_logs = self._validation_logs(val, val_batch)
+                        for cb in cbs:
+                            cb.on_test_end({k[4:]: v for k, v in val_logs.items()})
+                        logs.update(val_logs)
                     if dp is not None and logs is not None:
                         logs = dp.average_logs(logs)
                 except BaseException:
@@ -973,6 +978,10 @@ class Trainer:
                     self.stop_training = dp.any(self.stop_training)
                 if self.stop_training:
                     break
+            if epochs > initial_epoch and self.stop_reason is None and hasattr(
+                    self.optimizer, "finalize_variable_values"):
+                # use_ema: the weights become their moving averages (Keras's end of fit)
+                self.optimizer.finalize_variable_values(self._optimizer_targets()[0])
             for cb in cbs:
                 cb.on_train_end({})
         except BaseException as exc:

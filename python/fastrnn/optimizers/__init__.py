@@ -29,7 +29,14 @@ Keras 3 names not in fastrnn: ``LossScaleOptimizer`` (loss scaling for float16 t
 fastrnn trains in float32/float64, and ``loss_scale_factor`` is accepted as a no-op),
 ``MultiOptimizer``/``OptimizerMap`` (one optimizer per group of layers), ``Muon`` and
 ``ScheduleFreeAdamW`` (not implemented yet), ``legacy`` (Keras 2's optimizers); the
-arguments ``use_ema`` and ``gradient_accumulation_steps`` are refused with an error.
+argument ``gradient_accumulation_steps`` is refused with an error.
+
+``use_ema=True`` keeps, as Keras does, a moving average of the weights it updates (the
+trainable ones): after each update ``average = ema_momentum * average + (1 - ema_momentum) *
+w`` (``average = w`` at the first update); every ``ema_overwrite_frequency`` updates the
+weights are set to the average, and at the end of ``fit`` the model's weights become the
+average (:meth:`Optimizer.finalize_variable_values`). ``callbacks.SwapEMAWeights`` evaluates
+with the average during training. The average is saved with the optimizer's state.
 
 ``learning_rate`` is a float, a :class:`~fastrnn.optimizers.schedules.LearningRateSchedule`
 (evaluated at ``iterations``, the number of updates made, before each update; saved in the
@@ -129,11 +136,19 @@ class Optimizer:
         self.iterations = 0
         self.learning_rate = learning_rate
         self.weight_decay = _optional_non_negative("weight_decay", weight_decay)
-        if use_ema:
-            raise NotImplementedError(
-                "Received an unsupported value for argument `use_ema`: fastrnn optimizers keep "
-                "no moving average of the weights; got True."
-            )
+        if not isinstance(use_ema, (bool, np.bool_)):
+            raise _invalid("use_ema", "a bool", use_ema)
+        self.use_ema = bool(use_ema)
+        ema_momentum = _real("ema_momentum", ema_momentum, "a float in [0, 1]")
+        if not 0 <= ema_momentum <= 1:
+            raise ValueError("`ema_momentum` must be in the range [0, 1]. Received: "
+                             f"ema_momentum={ema_momentum}")
+        if ema_overwrite_frequency is not None and (
+                isinstance(ema_overwrite_frequency, bool)
+                or not isinstance(ema_overwrite_frequency, (int, np.integer))
+                or ema_overwrite_frequency < 1):
+            raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. "
+                             f"Received: ema_overwrite_frequency={ema_overwrite_frequency!r}")
         if gradient_accumulation_steps is not None:
             raise NotImplementedError(
                 "Received an unsupported value for argument `gradient_accumulation_steps`: "
@@ -144,7 +159,8 @@ class Optimizer:
         # (a float16 device); in fastrnn's float32/float64 that changes nothing.
         self.loss_scale_factor = _optional_positive("loss_scale_factor", loss_scale_factor)
         self.ema_momentum = ema_momentum
-        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.ema_overwrite_frequency = (None if ema_overwrite_frequency is None
+                                        else int(ema_overwrite_frequency))
         self.clipnorm = _optional_positive("clipnorm", clipnorm)
         self.clipvalue = _optional_positive("clipvalue", clipvalue)
         self.global_clipnorm = _optional_positive("global_clipnorm", global_clipnorm)
@@ -157,6 +173,8 @@ class Optimizer:
             )
         if name is not None:
             self.name = name
+        if self.use_ema:
+            self._slot_names = (*self._slot_names, "average")
         self.reset()
 
     # -- learning rate ---------------------------------------------------------------------
@@ -225,7 +243,8 @@ class Optimizer:
     # then hands over its trainable weights only, so frozen ones stay as they are.
     @property
     def moves_without_gradient(self) -> bool:
-        return bool(self.weight_decay)
+        # use_ema: the average must be of the trainable weights only (Keras's)
+        return bool(self.weight_decay) or self.use_ema
 
     @property
     def needs_arrays(self) -> bool:
@@ -289,7 +308,44 @@ class Optimizer:
         self._prepare_step()
         for param, grad, slots in zip(params, grads, self._slots):
             self._update(param, grad, slots)
+        if self.use_ema:
+            self._update_average(params)
         self.iterations += 1
+
+    def _update_average(self, params: list[np.ndarray]) -> None:
+        momentum = self.ema_momentum if self.iterations else 0.0  # the first: the weights
+        for p, slots in zip(params, self._slots):
+            average, s = slots["average"], slots["scratch"]
+            average *= momentum
+            np.multiply(p, 1.0 - momentum, out=s)
+            average += s
+        every = self.ema_overwrite_frequency
+        if every and (self.iterations + 1) % every == 0:
+            for p, slots in zip(params, self._slots):
+                p[...] = slots["average"]
+
+    def averages(self, var_list: list[np.ndarray]) -> list[np.ndarray]:
+        """The moving averages (``use_ema``) of `var_list`, the arrays given to
+        ``apply_gradients``: the optimizer's own arrays (not copies)."""
+        if not self.use_ema:
+            raise ValueError(
+                "The optimizer keeps no moving average of the weights: create it with "
+                f"use_ema=True. Received: use_ema={self.use_ema}"
+            )
+        if tuple((v.shape, v.dtype) for v in var_list) != self._signature:
+            raise ValueError(
+                f"The {len(var_list)} arrays given are not the {len(self._signature)} this "
+                "optimizer has updated (has it been used on this model?)."
+            )
+        return [slots["average"] for slots in self._slots]
+
+    def finalize_variable_values(self, var_list: list[np.ndarray]) -> None:
+        """At the end of training (``fit`` calls it): with ``use_ema``, sets each array of
+        `var_list` (those given to ``apply_gradients``) to its moving average; otherwise, or
+        before any update, does nothing."""
+        if self.use_ema and self._slots:
+            for v, average in zip(var_list, self.averages(var_list)):
+                v[...] = average
 
     def _clip(self, grads: list[np.ndarray]) -> None:
         if self.clipnorm is not None:
@@ -327,6 +383,9 @@ class Optimizer:
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
             "weight_decay": self.weight_decay,
+            "use_ema": self.use_ema,
+            "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
             "loss_scale_factor": self.loss_scale_factor,
         }
 
@@ -1148,7 +1207,7 @@ class Adafactor(Optimizer):
                          weight_decay=weight_decay, **kwargs)
 
     def _slot_shape(self, name, param):
-        if name == "v":
+        if name in ("v", "average"):
             return param.shape
         if param.ndim < 2:
             return ()  # unused: arrays of rank < 2 are not factored
