@@ -134,7 +134,7 @@ def test_optimizer_learning_rate_errors():
 
 
 OPTIMIZERS = ["SGD", "Adam", "RMSprop", "Nadam", "Adamax", "Adagrad", "AdamW", "Adadelta",
-              "Ftrl", "Lion", "Lamb", "Adafactor"]
+              "Ftrl", "Lion", "Lamb", "Adafactor", "ScheduleFreeAdamW"]
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

@@ -27,8 +27,8 @@ RMS): their ``per_array`` is True and the model hands them one array per weight,
 
 Keras 3 names not in fastrnn: ``LossScaleOptimizer`` (loss scaling for float16 training;
 fastrnn trains in float32/float64, and ``loss_scale_factor`` is accepted as a no-op),
-``MultiOptimizer``/``OptimizerMap`` (one optimizer per group of layers), ``Muon`` and
-``ScheduleFreeAdamW`` (not implemented yet), ``legacy`` (Keras 2's optimizers); the
+``MultiOptimizer``/``OptimizerMap`` (one optimizer per group of layers), ``Muon`` (not
+implemented yet), ``legacy`` (Keras 2's optimizers); the
 argument ``gradient_accumulation_steps`` is refused with an error.
 
 ``use_ema=True`` keeps, as Keras does, a moving average of the weights it updates (the
@@ -63,7 +63,8 @@ from .schedules import LearningRateSchedule
 
 __all__ = [
     "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion",
-    "Nadam", "Optimizer", "RMSprop", "deserialize", "get", "schedules", "serialize",
+    "Nadam", "Optimizer", "RMSprop", "ScheduleFreeAdamW", "deserialize", "get", "schedules",
+    "serialize",
 ]
 
 
@@ -1257,10 +1258,105 @@ class Adafactor(Optimizer):
         }
 
 
+class ScheduleFreeAdamW(Optimizer):
+    """Schedule-free AdamW (Defazio et al. 2024), Keras form, with ``t = iterations + 1``: no
+    learning-rate schedule is needed; the weights ``y`` are an interpolation between the
+    iterate ``z`` (slot ``momentum``, starting at the initial weights) and the running average
+    ``x`` of the iterates.
+
+    ``lr_t = lr * min(t / warmup_steps, 1)`` (``lr`` without warm-up);
+    ``v += (g^2 - v)(1 - beta_2)``; ``z' = z - lr_t g / (sqrt(v / (1 - beta_2^t)) + eps)``;
+    ``x = (y - (1 - beta_1) z) / beta_1``; ``x' = (1 - 1/t) x + z' / t``;
+    ``y = (1 - beta_1) z' + beta_1 x'``. A weight whose gradient is zero still moves (towards
+    ``z``), so the model gives this optimizer its trainable weights only.
+
+    ``x`` is recovered with the iterate ``z`` from before its update, as Keras's code states
+    (and its JAX backend computes); TF-Keras 3.15 reads the updated one there (its saved
+    ``momentum.value`` is the variable itself), which moves ``x`` up the gradient.
+    """
+
+    name = "schedulefreeadamw"
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.0025,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        warmup_steps: int = 0,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        # beta_1 divides (x from y and z): it must be positive
+        self.beta_1 = _in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        if self.beta_1 == 0:
+            raise _invalid("beta_1", "a float in (0, 1)", beta_1)
+        self.beta_2 = _in_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
+        self.epsilon = _in_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) \
+                or warmup_steps < 0:
+            raise _invalid("warmup_steps", "a non-negative integer", warmup_steps)
+        self.warmup_steps = int(warmup_steps)
+        self._slot_names = ("momentum", "velocity")
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
+
+    _n_scratch = 2
+
+    @property
+    def moves_without_gradient(self) -> bool:
+        return True
+
+    def _build(self, params):
+        super()._build(params)
+        for p, slots in zip(params, self._slots):
+            slots["momentum"][...] = p  # z starts at the initial weights
+
+    def _prepare_step(self):
+        t = self.iterations + 1
+        lr = self._learning_rate
+        if self.warmup_steps > 0:
+            lr *= min(t / self.warmup_steps, 1.0)
+        self._lr_t = lr
+        self._c_v = 1.0 / (1.0 - self.beta_2**t)
+        self._weight = 1.0 / t
+
+    def _update(self, param, grad, slots):
+        b1, z, v = self.beta_1, slots["momentum"], slots["velocity"]
+        s, z_old = slots["scratch"], slots["scratch2"]
+        z_old[...] = z
+        np.square(grad, out=s)
+        s -= v
+        s *= 1.0 - self.beta_2
+        v += s  # v += (g^2 - v)(1 - beta_2)
+        np.multiply(v, self._c_v, out=s)
+        np.sqrt(s, out=s)
+        s += self.epsilon
+        np.divide(grad, s, out=s)
+        s *= self._lr_t
+        z -= s  # z' = z - lr_t g / denom
+        z_old *= 1.0 - b1
+        np.subtract(param, z_old, out=s)
+        s *= (1.0 - self._weight) / b1  # (1 - 1/t) x
+        np.multiply(z, self._weight, out=z_old)
+        s += z_old  # x'
+        s *= b1
+        np.multiply(z, 1.0 - b1, out=param)
+        param += s  # y = (1 - beta_1) z' + beta_1 x'
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "warmup_steps": self.warmup_steps}
+
+
 _CLASSES: dict[str, type[Optimizer]] = {
     cls.__name__.lower(): cls
     for cls in (SGD, Adam, RMSprop, Nadam, Adamax, Adagrad, AdamW, Adadelta, Ftrl, Lion, Lamb,
-                Adafactor)
+                Adafactor, ScheduleFreeAdamW)
 }
 
 OptimizerIdentifier = Union[str, Optimizer, dict]
