@@ -90,6 +90,25 @@ UNARY = [
     ("leaky_relu", ops.leaky_relu, away_from(X, [0])),
     ("hard_sigmoid", ops.hard_sigmoid, away_from(X * 4, [-3, 3])),
     ("log_sigmoid", ops.log_sigmoid, X * 3),
+    ("gelu", ops.gelu, X * 3),
+    ("gelu exact", lambda x: ops.gelu(x, approximate=False), X * 3),
+    ("erf", ops.erf, X * 2),
+    ("celu", lambda x: ops.celu(x, alpha=0.7), away_from(X, [0])),
+    ("glu", ops.glu, X),
+    ("glu axis 0", lambda x: ops.glu(x[:2], axis=0), X),
+    ("relu6", ops.relu6, away_from(X * 4, [0, 6])),
+    ("hard_silu", ops.hard_silu, away_from(X * 4, [-3, 3])),
+    ("hard_tanh", ops.hard_tanh, away_from(X * 2, [-1, 1])),
+    ("hard_shrink", lambda x: ops.hard_shrink(x, 0.3), away_from(X, [-0.3, 0.3])),
+    ("soft_shrink", ops.soft_shrink, away_from(X, [-0.5, 0.5])),
+    ("tanh_shrink", ops.tanh_shrink, X),
+    ("mish", fmath.mish, X * 3),  # keras.activations only: not in fastrnn.ops
+    ("sparse_plus", ops.sparse_plus, away_from(X * 2, [-1, 1])),
+    ("sparse_sigmoid", ops.sparse_sigmoid, away_from(X * 2, [-1, 1])),
+    ("squareplus", lambda x: ops.squareplus(x, b=2), X * 3),
+    ("sparsemax", ops.sparsemax, X),
+    ("sparsemax axis 0", lambda x: ops.sparsemax(x, axis=0), X),
+    ("threshold", lambda x: ops.threshold(x, 0.2, -1.5), away_from(X, [0.2])),
 ]
 
 
@@ -98,12 +117,20 @@ def test_unary_ops(name, f, x):
     check_grad(f, x)
 
 
+# Arguments each activation needs (or that differ between keras.activations and keras.ops).
+ACTIVATION_ARGS = {"threshold": {"threshold": 0.3, "default_value": -1.0}}
+OPS_ARGS = {"gelu": {"approximate": False}}
+KINKS = [0, -0.5, 0.5, -1, 1, 0.3]
+
+
 @pytest.mark.parametrize("name", sorted(activations._BY_NAME))
 def test_every_activation_function_traces(name):
     fn = activations.get(name)
-    x = away_from(X, [0])
-    check_grad(fn, x)
-    np.testing.assert_allclose(fn(x), getattr(ops, "silu" if name == "swish" else name)(x))
+    kwargs = ACTIVATION_ARGS.get(name, {})
+    x = away_from(X, KINKS, margin=0.05)
+    check_grad(lambda v: fn(v, **kwargs), x)
+    op = getattr(ops, "silu" if name == "swish" else name, None) or getattr(fmath, name)
+    np.testing.assert_allclose(fn(x, **kwargs), op(x, **kwargs, **OPS_ARGS.get(name, {})))
 
 
 B1 = _rng(3).normal(size=(4,))

@@ -395,3 +395,21 @@ def test_masked_return_state_and_bidirectional_lists(ort, tmp_path, cell, go_bac
     model = fastrnn.Model(x_in, list(outs) + list(both))
     _randomize(model, 11)
     _check(model, tmp_path, ort, _padded(3, 12), lengths=(7,), batches=(5,))
+
+
+def test_every_layer_activation_by_name(ort, tmp_path):
+    from fastrnn.layers import base
+
+    # (exponential, exported as Exp, would reach e^12 at these scales: left out)
+    names = sorted(set(base._ACTIVATIONS) - {"sparsemax", "exponential"})
+    inp = fastrnn.Input((None, 3))
+    h = L.Dense(6)(inp)
+    # each branch scaled so its pre-activations cross every kink (-3, -1, 0, 1, 3, 6)
+    out = L.Concatenate()([L.Dense(4, activation=name)(h) for name in names])
+    model = fastrnn.Model(inp, out)
+    _randomize(model)
+    model.set_weights([w * 4 for w in model.get_weights()])
+    _check(model, tmp_path, ort, _seq(3), lengths=(5,), batches=(3,))
+    sparse = fastrnn.Sequential([L.Input((3,)), L.Dense(4, activation="sparsemax")])
+    with pytest.raises(ValueError, match="sparsemax"):
+        sparse.export(str(tmp_path / "s.onnx"), format="onnx")

@@ -165,3 +165,79 @@ def test_callable_initializer():
 
     with pytest.raises(ValueError, match=r"shape \(2,\); expected \(3, 3\)"):
         initializers.get(wrong)((3, 3))
+
+
+def test_keras_aliases_are_the_classes():
+    for alias, cls in (("glorot_uniform", "GlorotUniform"), ("he_normal", "HeNormal"),
+                       ("orthogonal", "Orthogonal"), ("OrthogonalInitializer", "Orthogonal"),
+                       ("identity", "Identity"), ("IdentityInitializer", "Identity"),
+                       ("zeros", "Zeros"), ("variance_scaling", "VarianceScaling"),
+                       ("truncated_normal", "TruncatedNormal"), ("constant", "Constant")):
+        assert getattr(initializers, alias) is getattr(initializers, cls), alias
+    np.testing.assert_array_equal(initializers.glorot_uniform(seed=2)((4, 3)),
+                                  initializers.GlorotUniform(seed=2)((4, 3)))
+    assert isinstance(initializers.get("HeUniform"), initializers.HeUniform)
+
+
+def test_identity():
+    np.testing.assert_array_equal(initializers.Identity(gain=2.0)((3, 4), dtype=np.float64),
+                                  2.0 * np.eye(3, 4))
+    assert isinstance(initializers.get("identity"), initializers.Identity)
+    with pytest.raises(ValueError, match=r"only be used for 2D matrices.*rank 3"):
+        initializers.Identity()((2, 2, 2))
+    with pytest.raises(ValueError, match="`gain`"):
+        initializers.Identity(gain="big")
+    from fastrnn import layers
+    dense = layers.Dense(3, kernel_initializer="identity", input_shape=(3,))
+    dense.build((None, 3))
+    np.testing.assert_array_equal(dense.get_weights()[0], np.eye(3))
+
+
+def test_deserialize_reads_keras_configs():
+    keras = pytest.importorskip("keras")
+    # Keras 3.15's Identity leaves `gain` out of its config: only the class is compared
+    got = initializers.deserialize(keras.initializers.serialize(keras.initializers.Identity()))
+    assert type(got) is initializers.Identity and got.gain == 1.0
+    again = initializers.deserialize(initializers.serialize(initializers.Identity(gain=0.5)))
+    assert again.gain == 0.5
+    for theirs, mine in ((keras.initializers.Orthogonal(gain=2.0, seed=3),
+                          initializers.Orthogonal),
+                         (keras.initializers.RandomNormal(0.5, 2.0, seed=1),
+                          initializers.RandomNormal)):
+        got = initializers.deserialize(keras.initializers.serialize(theirs))
+        assert type(got) is mine
+        assert got.get_config().items() <= theirs.get_config().items()
+    assert isinstance(initializers.deserialize("he_normal"), initializers.HeNormal)
+
+    class Mine(initializers.Constant):
+        pass
+
+    got = initializers.deserialize({"class_name": "Mine", "config": {"value": 2.0}},
+                                   custom_objects={"Mine": Mine})
+    assert type(got) is Mine and got.value == 2.0
+    with pytest.raises(ValueError, match="`config`"):
+        initializers.deserialize(3)
+    with pytest.raises(ValueError, match="Unknown initializer config"):
+        initializers.deserialize({"class_name": "Nope", "config": {}})
+
+
+def test_fans_over_chosen_axes_and_keras_configs():
+    init = initializers.VarianceScaling(1.0, "fan_in", "uniform", seed=0, input_axes=[0, 1],
+                                        output_axes=[2])
+    w = init((4, 8, 500), dtype=np.float64)
+    limit = math.sqrt(3.0 / 32)  # fan_in = 4 * 8
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.99 * limit
+    w = initializers.HeUniform(seed=0, input_axes=[2], output_axes=[0])((3, 2, 50),
+                                                                        dtype=np.float64)
+    limit = math.sqrt(6.0 / 50)  # fan_in = 50 (the default rule would give 3 * 2)
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.95 * limit
+    assert initializers.compute_fans((3, 2, 50), [2], [0, 1]) == (50, 6)
+    with pytest.raises(ValueError, match="`input_axes`"):
+        initializers.GlorotUniform(input_axes="a")
+    with pytest.raises(ValueError, match="rank 2"):
+        initializers.GlorotUniform(input_axes=[0], output_axes=[5])((2, 2))
+    keras = pytest.importorskip("keras")
+    for name in ("GlorotUniform", "HeNormal", "LecunUniform", "VarianceScaling"):
+        theirs = getattr(keras.initializers, name)(seed=4, input_axes=[0], output_axes=[1])
+        mine = initializers.deserialize(keras.initializers.serialize(theirs))
+        assert type(mine).__name__ == name and mine.get_config() == theirs.get_config()

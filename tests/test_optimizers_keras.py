@@ -160,7 +160,7 @@ def test_nadam_product_is_recomputed_after_restoring_state():
 
 
 @pytest.mark.parametrize("name", ["Nadam", "Adamax", "Adagrad", "AdamW", "Adadelta", "Ftrl",
-                                  "Lion", "Lamb", "Adafactor"])
+                                  "Lion", "Lamb", "Adafactor", "ScheduleFreeAdamW"])
 def test_config_round_trip_through_json_and_get_by_name(name):
     cls = getattr(optimizers, name)
     opt = cls(learning_rate=0.05, clipvalue=0.3)
@@ -197,7 +197,8 @@ def test_adafactor_state_round_trip_with_factored_slots():
     (lambda: optimizers.Ftrl(l1_regularization_strength=-1), "l1_regularization_strength"),
     (lambda: optimizers.Lion(beta_1=0.0), "beta_1"),
     (lambda: optimizers.Adafactor(clip_threshold=0), "clip_threshold"),
-    (lambda: optimizers.Adam(use_ema=True), "use_ema"),
+    (lambda: optimizers.Adam(use_ema=True, ema_momentum=1.5), "ema_momentum"),
+    (lambda: optimizers.Adam(use_ema=True, ema_overwrite_frequency=0), "ema_overwrite_frequency"),
     (lambda: optimizers.Adam(gradient_accumulation_steps=4), "gradient_accumulation_steps"),
 ])
 def test_bad_hyperparameters_name_the_argument(factory, match):
@@ -210,3 +211,44 @@ def test_which_optimizers_need_arrays_or_trainable_weights_only():
     assert optimizers.Adam(clipnorm=1.0).needs_arrays and not optimizers.Nadam().needs_arrays
     assert optimizers.AdamW().moves_without_gradient and optimizers.Ftrl().moves_without_gradient
     assert not optimizers.Adam().moves_without_gradient
+
+
+def _schedule_free_reference(weights, grads, lr, beta_1=0.9, beta_2=0.999, eps=1e-8,
+                             warmup=0, weight_decay=0.0):
+    """Keras's ScheduleFreeAdamW as its code states it (z saved before its update), plainly."""
+    ys = [w.copy() for w in weights]
+    zs = [w.copy() for w in weights]
+    vs = [np.zeros_like(w) for w in weights]
+    for t, step in enumerate(grads, start=1):
+        lr_t = lr * min(t / warmup, 1.0) if warmup else lr
+        for y, z, v, g in zip(ys, zs, vs, step):
+            y -= lr * weight_decay * y  # decoupled decay, before the update
+            z_old = z.copy()
+            v += (g * g - v) * (1 - beta_2)
+            z -= lr_t * g / (np.sqrt(v / (1 - beta_2**t)) + eps)
+            x = (y - (1 - beta_1) * z_old) / beta_1
+            x = (1 - 1 / t) * x + z / t
+            y[...] = (1 - beta_1) * z + beta_1 * x
+    return ys
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"warmup_steps": 2, "weight_decay": 0.1, "beta_1": 0.8}])
+def test_schedule_free_adamw_against_its_formulas(kwargs):
+    """Against the update Keras's code describes (and its JAX backend computes). TF-Keras 3.15
+    differs: there the saved ``momentum.value`` is the variable itself, so the x it recovers
+    uses the updated z, which moves x up the gradient; fastrnn keeps the stated algorithm."""
+    weights, grads = _problem(5, steps=4)
+    mine = _fastrnn_run(optimizers.ScheduleFreeAdamW(0.05, **kwargs), weights, grads)
+    ref = _schedule_free_reference(weights, grads, 0.05, beta_1=kwargs.get("beta_1", 0.9),
+                                   warmup=kwargs.get("warmup_steps", 0),
+                                   weight_decay=kwargs.get("weight_decay", 0.0))
+    for a, b in zip(mine, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    flat = _fastrnn_run(optimizers.ScheduleFreeAdamW(0.05, **kwargs), weights, grads, flat=True)
+    for a, b in zip(flat, mine):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    assert optimizers.ScheduleFreeAdamW().moves_without_gradient
+    with pytest.raises(ValueError, match="`warmup_steps`"):
+        optimizers.ScheduleFreeAdamW(warmup_steps=-1)
+    with pytest.raises(ValueError, match="`beta_1`"):
+        optimizers.ScheduleFreeAdamW(beta_1=0.0)

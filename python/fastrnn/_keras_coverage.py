@@ -90,31 +90,11 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
         ("mixed-precision loss scaling: fastrnn trains in float32 or float64",
          "LossScaleOptimizer"),
         ("not yet: one optimizer per group of weights", "MultiOptimizer OptimizerMap"),
-        ("not yet: Muon's orthogonalised updates and schedule-free AdamW",
-         "Muon ScheduleFreeAdamW"),
+        ("not yet: Muon's orthogonalised updates", "Muon"),
     ],
-    "optimizers.schedules": [
-        ("not yet: a learning rate is a number; the LearningRateScheduler and "
-         "ReduceLROnPlateau callbacks change it between epochs", """
-            CosineDecay CosineDecayRestarts ExponentialDecay InverseTimeDecay
-            LearningRateSchedule PiecewiseConstantDecay PolynomialDecay deserialize serialize"""),
-    ],
-    "activations": [
-        ("not yet: fastrnn's layers differentiate activations by name, and these have no "
-         "forward/backward pair yet (the ReLU, LeakyReLU, ELU and Softmax layers cover relu6, "
-         "leaky_relu and threshold)", """
-            celu deserialize gelu glu hard_shrink hard_sigmoid hard_silu hard_swish hard_tanh
-            leaky_relu log_sigmoid log_softmax mish relu6 soft_shrink sparse_plus sparse_sigmoid
-            sparsemax squareplus tanh_shrink threshold"""),
-    ],
+    "optimizers.schedules": [],
+    "activations": [],
     "initializers": [
-        ("not yet: the lower-case function aliases (the class names and strings such as "
-         "'glorot_uniform' work)", """
-            constant glorot_normal glorot_uniform he_normal he_uniform identity lecun_normal
-            lecun_uniform ones orthogonal random_normal random_uniform truncated_normal
-            variance_scaling zeros"""),
-        ("not yet: Identity and the long class-name aliases",
-         "Identity IdentityInitializer OrthogonalInitializer deserialize"),
         ("short-time Fourier transform kernels for audio", "STFT STFTInitializer stft"),
     ],
     "regularizers": [],
@@ -122,8 +102,6 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
     "callbacks": [
         ("needs TensorFlow's summary writer", "TensorBoard"),
         ("JAX/Orbax checkpointing", "OrbaxCheckpoint"),
-        ("not yet: use fastrnn.callbacks.Callback subclasses (or the fit history)", """
-            CSVLogger LambdaCallback ProgbarLogger RemoteMonitor SwapEMAWeights"""),
     ],
     "utils": [
         (_IMAGE, """

@@ -3,7 +3,8 @@
 A callback sees the model only through these attributes (duck typing; this module imports no
 model): ``model.stop_training`` (bool), ``model.stop_reason`` (str, set by TerminateOnNaN),
 ``model.get_weights()`` / ``model.set_weights(list)``, ``model.save(path)``,
-``model.save_weights(path)`` and ``model.optimizer.learning_rate`` (a settable float).
+``model.save_weights(path)`` and ``model.optimizer.learning_rate`` (a float, settable unless the
+optimizer was built on a learning-rate schedule).
 
 Hooks, called by the model's ``fit`` in this order: ``on_train_begin``, then per epoch
 ``on_epoch_begin(epoch)``, per batch ``on_train_batch_begin(batch)`` and
@@ -21,27 +22,40 @@ the progress bar does.
 
 from __future__ import annotations
 
+import csv
 import inspect
+import json
 import math
 import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Iterable
 from typing import Any, Callable, Optional
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import saving
 
 __all__ = [
     "BackupAndRestore",
+    "CSVLogger",
     "Callback",
     "CallbackList",
     "EarlyStopping",
     "History",
+    "LambdaCallback",
     "LearningRateScheduler",
     "ModelCheckpoint",
+    "ProgbarLogger",
     "ReduceLROnPlateau",
+    "RemoteMonitor",
+    "SwapEMAWeights",
     "TerminateOnNaN",
+    "has_hook",
 ]
 
 Logs = Optional[dict[str, Any]]
@@ -91,10 +105,20 @@ class Callback:
         """Called at the end of an epoch; ``logs`` holds its loss, metrics and ``val_*``."""
 
     def on_train_batch_begin(self, batch: int, logs: Logs = None) -> None:
-        """Called before training batch ``batch`` (0-based within the epoch)."""
+        """Called before training batch ``batch`` (0-based within the epoch); by default
+        calls :meth:`on_batch_begin`."""
+        self.on_batch_begin(batch, logs)
 
     def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
-        """Called after a training batch; ``logs["loss"]`` is that batch's loss."""
+        """Called after a training batch; ``logs["loss"]`` is that batch's loss. By default
+        calls :meth:`on_batch_end`."""
+        self.on_batch_end(batch, logs)
+
+    def on_batch_begin(self, batch: int, logs: Logs = None) -> None:
+        """Keras's older name for :meth:`on_train_batch_begin`."""
+
+    def on_batch_end(self, batch: int, logs: Logs = None) -> None:
+        """Keras's older name for :meth:`on_train_batch_end`."""
 
     def on_test_begin(self, logs: Logs = None) -> None:
         """Called at the start of ``evaluate`` (and of validation inside ``fit``)."""
@@ -121,6 +145,23 @@ class Callback:
         """Called after a prediction batch."""
 
 
+# A training-batch hook also counts as overridden when its older name is.
+_OLDER_NAME = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
+
+
+def has_hook(callback: Callback, hook: str) -> bool:
+    """Whether `callback` does something in `hook`: its class overrides it (or, for the
+    training-batch hooks, their older names ``on_batch_*``) or the instance sets it (as
+    :class:`LambdaCallback` does). The training loop calls per-batch hooks only then."""
+    for name in (hook, _OLDER_NAME.get(hook)):
+        if name is None:
+            continue
+        if name in vars(callback) or getattr(type(callback), name, None) is not getattr(
+                Callback, name, None):
+            return True
+    return False
+
+
 class CallbackList:
     """Dispatches every hook to several callbacks, in order.
 
@@ -138,11 +179,7 @@ class CallbackList:
                     f"callbacks must be fastrnn.callbacks.Callback instances, got {cb!r}."
                 )
         self._dispatch = {
-            hook: [
-                getattr(cb, hook)
-                for cb in self.callbacks
-                if getattr(type(cb), hook) is not getattr(Callback, hook)
-            ]
+            hook: [getattr(cb, hook) for cb in self.callbacks if has_hook(cb, hook)]
             for hook in _HOOKS
         }
         if model is not None:
@@ -675,3 +712,320 @@ class BackupAndRestore(Callback):
     def on_train_end(self, logs: Logs = None) -> None:
         if self.delete_checkpoint and os.path.exists(self.path):
             os.remove(self.path)
+
+
+_LAMBDA_HOOKS = ("on_epoch_begin", "on_epoch_end", "on_train_begin", "on_train_end",
+                 "on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end",
+                 "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+                 "on_predict_begin", "on_predict_end", "on_predict_batch_begin",
+                 "on_predict_batch_end")
+
+
+class LambdaCallback(Callback):
+    """A callback from functions, as Keras's: each argument given replaces that hook.
+
+    ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``, ``on_train_begin(logs)``,
+    ``on_train_end(logs)``, ``on_train_batch_begin(batch, logs)`` and
+    ``on_train_batch_end(batch, logs)``; the keyword arguments ``on_batch_begin`` and
+    ``on_batch_end`` (Keras's older names of the training-batch hooks) and the test and
+    predict hooks are taken too. ``logs`` is passed positionally (name it as you like)::
+
+        LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch, logs["loss"]))
+    """
+
+    def __init__(
+        self,
+        on_epoch_begin: Optional[Callable[..., Any]] = None,
+        on_epoch_end: Optional[Callable[..., Any]] = None,
+        on_train_begin: Optional[Callable[..., Any]] = None,
+        on_train_end: Optional[Callable[..., Any]] = None,
+        on_train_batch_begin: Optional[Callable[..., Any]] = None,
+        on_train_batch_end: Optional[Callable[..., Any]] = None,
+        **kwargs: Optional[Callable[..., Any]],
+    ):
+        super().__init__()
+        unknown = sorted(set(kwargs) - set(_LAMBDA_HOOKS))
+        if unknown:
+            raise ValueError(
+                f"Received unknown keyword arguments {unknown} for LambdaCallback; expected "
+                f"hooks among {list(_LAMBDA_HOOKS)}."
+            )
+        hooks = {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end,
+                 "on_train_begin": on_train_begin, "on_train_end": on_train_end,
+                 "on_train_batch_begin": on_train_batch_begin,
+                 "on_train_batch_end": on_train_batch_end, **kwargs}
+        for name, fn in hooks.items():
+            if fn is None:
+                continue
+            if not callable(fn):
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`: expected a callable or "
+                    f"None, got {type(fn).__name__}."
+                )
+            setattr(self, name, fn)
+
+
+class CSVLogger(Callback):
+    """Writes each epoch's logs as a row of a CSV file (Python's ``csv`` module): a header
+    ``epoch`` then the log names sorted (with ``val_*`` columns, ``NA`` when a run has no
+    validation), as Keras's ``CSVLogger``.
+
+    Args:
+        filename: the file's path (a string or path-like).
+        separator: the one-character field delimiter.
+        append: keep the file's rows and add to them (the header is written only to an empty
+            or new file) instead of overwriting it at the start of ``fit``.
+    """
+
+    def __init__(self, filename: Any, separator: str = ",", append: bool = False):
+        super().__init__()
+        try:
+            self.filename = os.fspath(filename)
+        except TypeError:
+            raise ValueError(
+                "Received an invalid value for argument `filename`: expected a path (a string "
+                f"or path-like), got {type(filename).__name__}."
+            ) from None
+        if not isinstance(self.filename, str) or not self.filename:
+            raise ValueError(
+                f"Received an invalid value for argument `filename`: expected a non-empty "
+                f"path, got {filename!r}."
+            )
+        if not isinstance(separator, str) or len(separator) != 1 or separator in "\r\n\"":
+            raise ValueError(
+                "Received an invalid value for argument `separator`: expected one character "
+                f"(not a quote or a line break), got {separator!r}."
+            )
+        if not isinstance(append, (bool, np.bool_)):
+            raise ValueError(
+                f"Received an invalid value for argument `append`: expected a bool, got "
+                f"{append!r}."
+            )
+        self.sep = separator
+        self.append = bool(append)
+        self.keys: Optional[list[str]] = None
+        self.writer: Any = None
+        self.csv_file: Any = None
+        self.append_header = True
+
+    def on_train_begin(self, logs: Logs = None) -> None:
+        if self.append:
+            with open(self.filename, "a+", newline="", encoding="utf-8") as f:
+                f.seek(0)
+                self.append_header = not f.readline()
+        self._close()
+        self.csv_file = open(self.filename, "a" if self.append else "w", newline="",
+                             encoding="utf-8")
+        self.keys = None
+        self.writer = None
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        logs = logs or {}
+        if self.csv_file is None:  # used outside fit: start as fit would
+            self.on_train_begin()
+        if self.keys is None:
+            self.keys = sorted(logs)
+            if self.keys and not any(k.startswith("val_") for k in self.keys):
+                self.keys += [f"val_{k}" for k in self.keys]
+        if self.writer is None:
+            self.writer = csv.writer(self.csv_file, delimiter=self.sep)  # "\r\n" lines, as Keras
+            if self.append_header:
+                self.writer.writerow(["epoch", *self.keys])
+        self.writer.writerow([epoch, *(_csv_value(logs.get(k, "NA")) for k in self.keys)])
+        self.csv_file.flush()
+
+    def on_train_end(self, logs: Logs = None) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.csv_file is not None and not self.csv_file.closed:
+            self.csv_file.close()
+        self.csv_file = None
+        self.writer = None
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.item()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(map(str, np.asarray(value).ravel().tolist())) + "]"
+    return value
+
+
+def _format_logs(logs: dict[str, Any]) -> str:
+    return " - ".join(f"{k}: {v:.4f}" if isinstance(v, (int, float, np.floating)) else
+                      f"{k}: {v}" for k, v in logs.items())
+
+
+class ProgbarLogger(Callback):
+    """Prints training progress: with ``fit(verbose=1)`` a progress bar per epoch (the
+    batch loss as it goes, the epoch's logs at its end), with ``verbose=2`` one line per
+    epoch, with ``verbose=0`` nothing. ``fit`` shows the same by itself; given this callback
+    it leaves the printing to it (as Keras does), so a subclass can change what is shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.verbose = 1
+        self.epochs = 1
+        self.target: Optional[int] = None
+        self.progbar: Any = None
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        super().set_params(params)
+        verbose = params.get("verbose", 1)
+        self.verbose = 1 if verbose == "auto" else int(verbose)
+        self.epochs = int(params.get("epochs", 1))
+        self.target = params.get("steps")
+
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
+        self._close()
+        self._epoch = epoch
+        if self.verbose == 1:
+            self.progbar = tqdm(total=self.target, desc=f"Epoch {epoch + 1}/{self.epochs}",
+                                unit="batch", file=sys.stdout, leave=True, dynamic_ncols=True)
+
+    def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
+        if self.progbar is not None:
+            self.progbar.update(1)
+            if logs and "loss" in logs:
+                self.progbar.set_postfix_str(f"loss: {float(logs['loss']):.4f}", refresh=False)
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        if self.progbar is not None:
+            self.progbar.set_postfix_str(_format_logs(logs or {}), refresh=False)
+            self._close()
+        elif self.verbose == 2:
+            print(f"Epoch {epoch + 1}/{self.epochs} - {_format_logs(logs or {})}",
+                  file=sys.stdout)
+
+    def on_train_end(self, logs: Logs = None) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.progbar is not None:
+            self.progbar.close()
+            self.progbar = None
+
+
+class RemoteMonitor(Callback):
+    """Posts each epoch's logs (with ``"epoch"``) to an HTTP server, as Keras's: to
+    ``root + path``, as the form field `field` holding the logs as JSON, or with
+    `send_as_json` as a JSON body. An unreachable server gives a warning, not an error
+    (training goes on); each post waits at most 10 seconds. Python's own ``urllib`` sends it
+    (Keras needs ``requests``).
+
+    Args:
+        root: the server's URL (``http://`` or ``https://``).
+        path: the path on it.
+        field: the form field of the JSON logs (when not `send_as_json`).
+        headers: extra HTTP headers, a dict of strings.
+        send_as_json: send the logs as the JSON body (``Content-Type: application/json``).
+    """
+
+    TIMEOUT = 10.0
+
+    def __init__(self, root: str = "http://localhost:9000", path: str = "/publish/epoch/end/",
+                 field: str = "data", headers: Optional[dict[str, str]] = None,
+                 send_as_json: bool = False):
+        super().__init__()
+        if not isinstance(root, str) or urllib.parse.urlsplit(root).scheme not in (
+                "http", "https"):
+            raise ValueError(
+                "Received an invalid value for argument `root`: expected an http:// or "
+                f"https:// URL, got {root!r}."
+            )
+        for name, value in (("path", path), ("field", field)):
+            if not isinstance(value, str):
+                raise ValueError(f"Received an invalid value for argument `{name}`: expected "
+                                 f"a string, got {value!r}.")
+        if headers is not None and not (isinstance(headers, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
+            raise ValueError(
+                "Received an invalid value for argument `headers`: expected None or a dict of "
+                f"strings, got {headers!r}."
+            )
+        self.root, self.path, self.field = root, path, field
+        self.headers = headers
+        self.send_as_json = bool(send_as_json)
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        send: dict[str, Any] = {"epoch": epoch}
+        for key, value in (logs or {}).items():
+            send[key] = value.item() if isinstance(value, (np.ndarray, np.generic)) else value
+        headers = dict(self.headers or {})
+        if self.send_as_json:
+            body = json.dumps(send).encode("utf-8")
+            headers.setdefault("Content-Type", "application/json")
+        else:
+            body = urllib.parse.urlencode({self.field: json.dumps(send)}).encode("ascii")
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        request = urllib.request.Request(self.root + self.path, data=body, headers=headers,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.TIMEOUT) as response:
+                response.read()
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            warnings.warn(f"Could not reach RemoteMonitor root server at {self.root} ({exc}).",
+                          stacklevel=2)
+
+
+class SwapEMAWeights(Callback):
+    """Evaluates with the optimizer's moving average of the weights (an optimizer created
+    with ``use_ema=True``), as Keras's: the averages replace the model's weights for each
+    validation inside ``fit`` and the weights come back after it; with `swap_on_epoch`, also
+    from the end of each epoch to the start of the next (so epoch-end callbacks such as
+    ``ModelCheckpoint`` see the averages). At the end of ``fit`` the weights become the
+    averages either way. The weights set aside are a copy kept by this callback."""
+
+    def __init__(self, swap_on_epoch: bool = False):
+        super().__init__()
+        if not isinstance(swap_on_epoch, (bool, np.bool_)):
+            raise ValueError(
+                f"Received an invalid value for argument `swap_on_epoch`: expected a bool, got "
+                f"{swap_on_epoch!r}."
+            )
+        self.swap_on_epoch = bool(swap_on_epoch)
+        self._set_aside: Optional[list[np.ndarray]] = None
+
+    def _swap_in(self) -> None:
+        optimizer = self.model.optimizer
+        if not getattr(optimizer, "use_ema", False):
+            raise ValueError(
+                "SwapEMAWeights must be used when `use_ema=True` is set on the optimizer. "
+                f"Received: use_ema={getattr(optimizer, 'use_ema', None)}"
+            )
+        if self._set_aside is not None or optimizer.iterations == 0:
+            return  # already in, or no average yet
+        targets = self.model._optimizer_targets()[0]
+        averages = optimizer.averages(targets)
+        self._set_aside = [v.copy() for v in targets]
+        for v, average in zip(targets, averages):
+            v[...] = average
+
+    def _swap_out(self) -> None:
+        if self._set_aside is None:
+            return
+        for v, kept in zip(self.model._optimizer_targets()[0], self._set_aside):
+            v[...] = kept
+        self._set_aside = None
+
+    def on_train_begin(self, logs: Logs = None) -> None:
+        self._set_aside = None
+
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
+        if self.swap_on_epoch:
+            self._swap_out()
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        if self.swap_on_epoch:
+            self._swap_in()
+
+    def on_test_begin(self, logs: Logs = None) -> None:
+        self._swap_in()
+
+    def on_test_end(self, logs: Logs = None) -> None:
+        if not self.swap_on_epoch:
+            self._swap_out()
+
+    def on_train_end(self, logs: Logs = None) -> None:
+        self._set_aside = None  # fit has put the averages in place

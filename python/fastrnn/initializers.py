@@ -10,7 +10,9 @@ from the same generator agree up to rounding.
 Fans (Keras ``compute_fans``): a 2-D ``(fan_in, fan_out)`` kernel is what it says; 1-D
 ``(n,)`` has both fans ``n``; for more axes the leading ones form a receptive field that
 multiplies both: ``fan_in = shape[-2] * prod(shape[:-2])``, ``fan_out = shape[-1] * ...``.
-So an LSTM kernel ``(I, 4H)`` has ``fan_in = I`` and ``fan_out = 4H``.
+So an LSTM kernel ``(I, 4H)`` has ``fan_in = I`` and ``fan_out = 4H``. The variance-scaling
+initializers take Keras 3's ``input_axes`` and ``output_axes``: given both, the fans are the
+products of those axes' sizes.
 
 ``"orthogonal"`` treats the shape as the matrix ``(prod(shape[:-1]), shape[-1])``; for a
 recurrent kernel ``(H, 4H)`` that is one ``H x 4H`` matrix with orthonormal rows, times
@@ -30,18 +32,38 @@ __all__ = [
     "GlorotUniform",
     "HeNormal",
     "HeUniform",
+    "Identity",
+    "IdentityInitializer",
     "Initializer",
     "LecunNormal",
     "LecunUniform",
     "Ones",
     "Orthogonal",
+    "OrthogonalInitializer",
     "RandomNormal",
     "RandomUniform",
     "TruncatedNormal",
     "VarianceScaling",
     "Zeros",
     "compute_fans",
+    "constant",
+    "deserialize",
     "get",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "identity",
+    "lecun_normal",
+    "lecun_uniform",
+    "ones",
+    "orthogonal",
+    "random_normal",
+    "random_uniform",
+    "serialize",
+    "truncated_normal",
+    "variance_scaling",
+    "zeros",
 ]
 
 Shape = tuple[int, ...]
@@ -68,8 +90,35 @@ def _check_dtype(dtype: Any) -> np.dtype:
     return dtype
 
 
-def compute_fans(shape: Shape) -> tuple[int, int]:
-    """``(fan_in, fan_out)`` of a weight of ``shape`` (rules in the module doc)."""
+def _check_axes(name: str, axes: Any) -> list[int] | None:
+    if axes is None:
+        return None
+    try:
+        out = [int(a) for a in axes if not isinstance(a, bool) and a == int(a)]
+        ok = len(out) == len(axes)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`: expected None or a list of "
+            f"axes (integers), got {axes!r}."
+        )
+    return out
+
+
+def compute_fans(shape: Shape, input_axes: Any = None,
+                 output_axes: Any = None) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight of ``shape`` (rules in the module doc); given both
+    `input_axes` and `output_axes` (Keras 3's arguments), the products of those axes' sizes."""
+    if input_axes is not None and output_axes is not None:
+        try:
+            return (math.prod(shape[a] for a in input_axes),
+                    math.prod(shape[a] for a in output_axes))
+        except IndexError:
+            raise ValueError(
+                f"Received an invalid value for argument `input_axes`/`output_axes`: "
+                f"{input_axes!r}/{output_axes!r} do not index a shape of rank {len(shape)}."
+            ) from None
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -227,8 +276,12 @@ class VarianceScaling(Initializer):
         mode: str = "fan_in",
         distribution: str = "truncated_normal",
         seed: int | None = None,
+        input_axes: Any = None,
+        output_axes: Any = None,
     ):
         super().__init__(seed)
+        self.input_axes = _check_axes("input_axes", input_axes)
+        self.output_axes = _check_axes("output_axes", output_axes)
         if not float(scale) > 0:
             raise ValueError(
                 f"Received an invalid value for argument `scale`: expected a positive float, "
@@ -247,7 +300,7 @@ class VarianceScaling(Initializer):
         self.scale, self.mode, self.distribution = float(scale), mode, distribution
 
     def _sample(self, shape, rng):
-        fan_in, fan_out = compute_fans(shape)
+        fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}
         variance = self.scale / max(1.0, fan[self.mode])
         if self.distribution == "truncated_normal":
@@ -263,17 +316,21 @@ class VarianceScaling(Initializer):
             "mode": self.mode,
             "distribution": self.distribution,
             "seed": self.seed,
+            "input_axes": self.input_axes,
+            "output_axes": self.output_axes,
         }
 
 
 def _variance_scaling_preset(
     class_name: str, scale: float, mode: str, distribution: str, doc: str
 ) -> type[VarianceScaling]:
-    def __init__(self, seed: int | None = None):
-        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+    def __init__(self, seed: int | None = None, input_axes: Any = None,
+                 output_axes: Any = None):
+        VarianceScaling.__init__(self, scale, mode, distribution, seed, input_axes, output_axes)
 
     def get_config(self):
-        return {"seed": self.seed}
+        return {"seed": self.seed, "input_axes": self.input_axes,
+                "output_axes": self.output_axes}
 
     return type(
         class_name,
@@ -356,6 +413,51 @@ class Orthogonal(Initializer):
         return {"gain": self.gain, "seed": self.seed}
 
 
+class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes only; a non-square one gets ones on the
+    main diagonal). ``seed`` is accepted and unused (nothing is random)."""
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None):
+        super().__init__(seed)
+        if isinstance(gain, bool) or not isinstance(gain, (int, float, np.integer, np.floating)):
+            raise ValueError(
+                f"Received an invalid value for argument `gain`: expected a number, got {gain!r}."
+            )
+        self.gain = float(gain)
+
+    def _sample(self, shape, rng):
+        if len(shape) != 2:
+            raise ValueError(
+                "Identity matrix initializer can only be used for 2D matrices. "
+                f"Received: shape={shape} of rank {len(shape)}."
+            )
+        return self.gain * np.eye(*shape)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
+# Keras's other spellings of the same classes: the long class names and the lower-case
+# "function" names (in Keras 3 these are the classes too: ``glorot_uniform(seed=1)``).
+IdentityInitializer = Identity
+OrthogonalInitializer = Orthogonal
+constant = Constant
+glorot_normal = GlorotNormal
+glorot_uniform = GlorotUniform
+he_normal = HeNormal
+he_uniform = HeUniform
+identity = Identity
+lecun_normal = LecunNormal
+lecun_uniform = LecunUniform
+ones = Ones
+orthogonal = Orthogonal
+random_normal = RandomNormal
+random_uniform = RandomUniform
+truncated_normal = TruncatedNormal
+variance_scaling = VarianceScaling
+zeros = Zeros
+
+
 class _FunctionInitializer(Initializer):
     """Wraps ``fn(shape, dtype)`` (Keras's callable initializers); ``rng`` is not passed on."""
 
@@ -392,8 +494,13 @@ _NAMES: dict[str, type[Initializer]] = {
     "random_uniform": RandomUniform,
     "truncated_normal": TruncatedNormal,
     "variance_scaling": VarianceScaling,
+    "identity": Identity,
 }
-_CLASSES: dict[str, type[Initializer]] = {cls.__name__: cls for cls in _NAMES.values()}
+_CLASSES: dict[str, type[Initializer]] = {
+    **{cls.__name__: cls for cls in _NAMES.values()},
+    "IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal,
+}
+_NOT_SEEDED = (Zeros, Ones, Constant, Identity)
 
 InitializerIdentifier = Union[str, Initializer, dict, Callable[..., Any]]
 
@@ -409,13 +516,13 @@ def get(identifier: InitializerIdentifier, seed: int | None = None) -> Initializ
     Names (case-insensitive): ``glorot_uniform``, ``glorot_normal``, ``orthogonal``, ``zeros``,
     ``ones``, ``constant`` (0), ``he_normal``, ``he_uniform``, ``lecun_normal``,
     ``lecun_uniform``, ``random_normal``, ``random_uniform``, ``truncated_normal``,
-    ``variance_scaling``; Keras defaults. ``seed`` is given to names and configs (a
+    ``variance_scaling``, ``identity``; Keras defaults. ``seed`` is given to names and configs (a
     config's own seed wins); an instance keeps its own.
     """
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str):
-        cls = _NAMES.get(identifier.lower())
+        cls = _NAMES.get(identifier.lower()) or _CLASSES.get(identifier)
         if cls is None:
             raise ValueError(
                 f"Unknown initializer {identifier!r}; valid names are: {', '.join(sorted(_NAMES))}."
@@ -429,7 +536,7 @@ def get(identifier: InitializerIdentifier, seed: int | None = None) -> Initializ
                 f"{sorted(_CLASSES)}, 'config': {{...}}}}."
             )
         config = dict(identifier.get("config", {}))
-        if seed is not None and config.get("seed") is None and cls not in (Zeros, Ones, Constant):
+        if seed is not None and config.get("seed") is None and cls not in _NOT_SEEDED:
             config["seed"] = seed
         return cls.from_config(config)
     if callable(identifier):
@@ -438,3 +545,19 @@ def get(identifier: InitializerIdentifier, seed: int | None = None) -> Initializ
         f"Could not interpret initializer {identifier!r}: expected a name, an Initializer, a "
         "config dict or a callable."
     )
+
+
+def deserialize(config: Any, custom_objects: dict[str, Any] | None = None) -> Initializer:
+    """The initializer a :func:`serialize` config (or Keras's, with ``module`` and
+    ``registered_name``) or a name describes; `custom_objects` maps the class names of your
+    own :class:`Initializer` subclasses to them."""
+    if isinstance(config, dict) and custom_objects:
+        cls = custom_objects.get(config.get("class_name"))  # type: ignore[arg-type]
+        if isinstance(cls, type) and issubclass(cls, Initializer):
+            return cls.from_config(dict(config.get("config", {})))
+    if not isinstance(config, (str, dict)):
+        raise ValueError(
+            "Received an invalid value for argument `config`, expected a name or "
+            f"{{'class_name': ..., 'config': {{...}}}}, got {type(config).__name__}."
+        )
+    return get(config)

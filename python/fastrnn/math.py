@@ -14,8 +14,12 @@ comparisons work on the tensors too), ``matmul``, ``concatenate``, ``stack``, ``
 ``exp``, ``log``, ``log1p``, ``expm1``, ``sqrt``, ``rsqrt``, ``abs``, ``square``, ``sin``, ``cos``,
 ``maximum``, ``minimum``, ``clip``, ``where``, the activations (``tanh``, ``sigmoid``, ``relu``,
 ``softmax``, ``log_softmax``, ``softplus``, ``softsign``, ``elu``, ``selu``, ``silu``/``swish``,
-``exponential``, ``linear``), ``cast``, ``zeros_like``/``ones_like``, and the comparisons and
-logical ops (``greater``, ``less``, ``equal``, ..., no gradient: their outputs are bool).
+``exponential``, ``linear``, ``gelu``, ``celu``, ``glu``, ``leaky_relu``, ``relu6``,
+``hard_sigmoid``, ``hard_silu``/``hard_swish``, ``hard_tanh``, ``hard_shrink``, ``soft_shrink``,
+``tanh_shrink``, ``log_sigmoid``, ``sparse_plus``, ``sparse_sigmoid``, ``sparsemax``,
+``squareplus``, ``threshold``), ``erf``, ``cast``, ``zeros_like``/``ones_like``, and the
+comparisons and logical ops (``greater``, ``less``, ``equal``, ..., no gradient: their outputs
+are bool).
 Indexing ``x[..., :n]`` (basic and integer-array indexing) differentiates too.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import math as _stdlib_math
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -34,6 +39,9 @@ __all__ = [
     "convert_to_tensor", "cos", "divide", "dot", "elu", "equal", "exp", "expand_dims",
     "expm1", "exponential", "eye", "flip", "floor", "full", "greater", "greater_equal",
     "hard_sigmoid", "leaky_relu", "less", "less_equal", "log_sigmoid", "ones", "pad",
+    "celu", "erf", "gelu", "glu", "hard_shrink", "hard_silu", "hard_swish", "hard_tanh",
+    "relu6", "soft_shrink", "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus",
+    "tanh_shrink", "threshold",
     "repeat", "round", "sign", "take", "tile", "zeros", "cumsum",
     "linear", "log", "log1p", "log_softmax", "logical_and", "logical_not", "logical_or",
     "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "moments", "multiply",
@@ -830,22 +838,267 @@ def take(x: Any, indices: Any, axis: Any = None) -> Any:
 @_op
 def leaky_relu(x: Any, negative_slope: float = 0.2) -> Any:
     """`x` where positive, ``negative_slope * x`` elsewhere (Keras's default slope 0.2)."""
-    return _unary(x, lambda v: np.where(v > 0, v, negative_slope * v),
-                  lambda v, y: np.where(v > 0, 1, negative_slope))
+    return _unary(x, *_leaky_relu_rule(negative_slope))
 
 
 @_op
 def hard_sigmoid(x: Any) -> Any:
     """Keras 3's ``relu6(x + 3) / 6``."""
-    return _unary(x, lambda v: np.clip(v / 6 + 0.5, 0, 1),
-                  lambda v, y: ((v > -3) & (v < 3)) / 6)
+    return _unary(x, *_RULES["hard_sigmoid"])
 
 
 @_op
 def log_sigmoid(x: Any) -> Any:
     """``log(sigmoid(x))``, without overflow."""
-    return _unary(x, lambda v: -np.logaddexp(0, -v).astype(v.dtype, copy=False),
-                  lambda v, y: _sigmoid(-v))
+    return _unary(x, *_RULES["log_sigmoid"])
+
+
+# ----------------------------------------------------------------------------- more activations
+# Each rule is ``(f(v) -> y, df(v, y) -> dy/dv)``, elementwise, in the input's dtype. The layers'
+# activations by name (``Dense(activation="gelu")``) use the same rules (ACTIVATION_RULES).
+_SQRT_2 = 1.4142135623730951
+_SQRT_2_OVER_PI = 0.7978845608028654
+_INV_SQRT_2PI = 0.3989422804014327
+_math_erf = np.frompyfunc(_stdlib_math.erf, 1, 1)
+
+
+def _erf(v: np.ndarray) -> np.ndarray:
+    """The error function, in `v`'s dtype: exact (the C library's) in float64; for float32,
+    a rational approximation of erfc with relative error below 1.2e-7 (float32's rounding)
+    computed in float64, about five times faster."""
+    if v.dtype == np.float64 or v.dtype.kind != "f":
+        return np.asarray(_math_erf(v), dtype=np.float64)
+    a = np.abs(v.astype(np.float64))
+    t = 1.0 / (1.0 + 0.5 * a)
+    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    erfc = t * np.exp(-a * a + poly)
+    return np.copysign(1.0 - erfc, v).astype(v.dtype)
+
+
+def _gelu_rule(approximate: bool) -> tuple[Callable, Callable]:
+    if approximate:
+        def f(v: np.ndarray) -> np.ndarray:
+            return 0.5 * v * (1 + np.tanh(_SQRT_2_OVER_PI * (v + 0.044715 * v ** 3)))
+
+        def df(v: np.ndarray, y: np.ndarray) -> np.ndarray:
+            t = np.tanh(_SQRT_2_OVER_PI * (v + 0.044715 * v ** 3))
+            return 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * _SQRT_2_OVER_PI * (
+                1 + 3 * 0.044715 * v * v)
+        return f, df
+
+    def f_exact(v: np.ndarray) -> np.ndarray:
+        return 0.5 * v * (1 + _erf(v / _SQRT_2))  # x * Phi(x)
+
+    def df_exact(v: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return 0.5 * (1 + _erf(v / _SQRT_2)) + v * _INV_SQRT_2PI * np.exp(-0.5 * v * v)
+    return f_exact, df_exact
+
+
+def _leaky_relu_rule(negative_slope: float) -> tuple[Callable, Callable]:
+    a = float(negative_slope)
+    return (lambda v: np.where(v > 0, v, a * v),
+            lambda v, y: np.where(v > 0, 1.0, a).astype(v.dtype))
+
+
+def _celu_rule(alpha: float) -> tuple[Callable, Callable]:
+    a = float(alpha)
+    return (lambda v: np.maximum(v, 0) + a * np.expm1(np.minimum(v, 0) / a),
+            lambda v, y: np.where(v > 0, 1, np.exp(np.minimum(v, 0) / a)).astype(v.dtype))
+
+
+def _shrink_rules(threshold: float) -> tuple[tuple[Callable, Callable], tuple[Callable, Callable]]:
+    t = float(threshold)
+
+    def outside(v: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (np.abs(v) > t).astype(v.dtype)
+    hard = (lambda v: np.where(np.abs(v) > t, v, 0), outside)
+    soft = (lambda v: np.where(v > t, v - t, np.where(v < -t, v + t, 0)), outside)
+    return hard, soft
+
+
+def _squareplus_rule(b: float) -> tuple[Callable, Callable]:
+    b = float(b)
+    return (lambda v: 0.5 * (v + np.sqrt(v * v + b)),
+            lambda v, y: 0.5 * (1 + v / np.sqrt(v * v + b)))
+
+
+def _threshold_rule(threshold: float, default_value: float) -> tuple[Callable, Callable]:
+    t, d = float(threshold), float(default_value)
+    return (lambda v: np.where(v > t, v, d).astype(v.dtype),
+            lambda v, y: (v > t).astype(v.dtype))
+
+
+def _mish_df(v: np.ndarray, y: np.ndarray) -> np.ndarray:
+    t = np.tanh(np.logaddexp(0, v).astype(v.dtype, copy=False))
+    return t + v * (1 - t * t) * _sigmoid(v)
+
+
+def _hard_silu_df(v: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.where(v >= 3, 1, np.where(v <= -3, 0, (2 * v + 3) / 6)).astype(v.dtype)
+
+
+_RULES: dict[str, tuple[Callable, Callable]] = {
+    "gelu": _gelu_rule(False),  # keras.activations.gelu's default (keras.ops.gelu: tanh form)
+    "leaky_relu": _leaky_relu_rule(0.2),
+    "celu": _celu_rule(1.0),
+    "relu6": (lambda v: np.clip(v, 0, 6), lambda v, y: ((v > 0) & (v < 6)).astype(v.dtype)),
+    "hard_sigmoid": (lambda v: np.clip(v / 6 + 0.5, 0, 1),
+                     lambda v, y: (((v > -3) & (v < 3)) / 6).astype(v.dtype)),
+    "hard_silu": (lambda v: v * np.clip(v / 6 + 0.5, 0, 1), _hard_silu_df),
+    "hard_tanh": (lambda v: np.clip(v, -1, 1), lambda v, y: (np.abs(v) < 1).astype(v.dtype)),
+    "hard_shrink": _shrink_rules(0.5)[0],
+    "soft_shrink": _shrink_rules(0.5)[1],
+    "tanh_shrink": (lambda v: v - np.tanh(v), lambda v, y: np.tanh(v) ** 2),
+    "log_sigmoid": (lambda v: -np.logaddexp(0, -v).astype(v.dtype, copy=False),
+                    lambda v, y: _sigmoid(-v)),
+    "mish": (lambda v: v * np.tanh(np.logaddexp(0, v).astype(v.dtype, copy=False)), _mish_df),
+    "sparse_plus": (lambda v: np.where(v <= -1, 0, np.where(v < 1, 0.25 * (v + 1) ** 2, v)),
+                    lambda v, y: np.clip(0.5 * (v + 1), 0, 1)),
+    "sparse_sigmoid": (lambda v: np.clip(0.5 * (v + 1), 0, 1),
+                       lambda v, y: (0.5 * (np.abs(v) < 1)).astype(v.dtype)),
+    "squareplus": _squareplus_rule(4.0),
+}
+
+
+@_op
+def gelu(x: Any, approximate: bool = True) -> Any:
+    """Gaussian error linear unit, ``x * Phi(x)`` (``Phi`` the standard normal's CDF), or with
+    ``approximate`` its tanh form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
+    return _unary(x, *_gelu_rule(bool(approximate)))
+
+
+@_op
+def erf(x: Any) -> Any:
+    """The error function ``2/sqrt(pi) * integral_0^x exp(-t^2) dt``."""
+    return _unary(x, _erf, lambda v, y: (2 * _INV_SQRT_2PI * _SQRT_2) * np.exp(-v * v))
+
+
+@_op
+def celu(x: Any, alpha: float = 1.0) -> Any:
+    """Continuously differentiable ELU: ``max(x, 0) + alpha * (exp(min(x, 0) / alpha) - 1)``."""
+    return _unary(x, *_celu_rule(alpha))
+
+
+@_op
+def relu6(x: Any) -> Any:
+    """``min(max(x, 0), 6)``."""
+    return _unary(x, *_RULES["relu6"])
+
+
+@_op
+def hard_silu(x: Any) -> Any:
+    """``x * hard_sigmoid(x)``: 0 below -3, `x` above 3, ``x (x + 3) / 6`` between."""
+    return _unary(x, *_RULES["hard_silu"])
+
+
+hard_swish = hard_silu
+
+
+@_op
+def hard_tanh(x: Any) -> Any:
+    """`x` limited to [-1, 1]."""
+    return _unary(x, *_RULES["hard_tanh"])
+
+
+@_op
+def hard_shrink(x: Any, threshold: float = 0.5) -> Any:
+    """`x` where ``|x| > threshold``, else 0."""
+    return _unary(x, *_shrink_rules(threshold)[0])
+
+
+@_op
+def soft_shrink(x: Any, threshold: float = 0.5) -> Any:
+    """`x` moved towards 0 by `threshold` (0 where ``|x| <= threshold``)."""
+    return _unary(x, *_shrink_rules(threshold)[1])
+
+
+@_op
+def tanh_shrink(x: Any) -> Any:
+    """``x - tanh(x)``."""
+    return _unary(x, *_RULES["tanh_shrink"])
+
+
+@_op
+def mish(x: Any) -> Any:
+    """``x * tanh(softplus(x))`` (Misra 2019): keras.activations' (not a keras.ops name, so
+    not exported; ``fastrnn.activations.mish`` calls it)."""
+    return _unary(x, *_RULES["mish"])
+
+
+@_op
+def sparse_plus(x: Any) -> Any:
+    """0 for ``x <= -1``, ``(x + 1)^2 / 4`` for ``-1 < x < 1``, `x` for ``x >= 1``."""
+    return _unary(x, *_RULES["sparse_plus"])
+
+
+@_op
+def sparse_sigmoid(x: Any) -> Any:
+    """0 for ``x <= -1``, ``(x + 1) / 2`` for ``-1 < x < 1``, 1 for ``x >= 1``."""
+    return _unary(x, *_RULES["sparse_sigmoid"])
+
+
+@_op
+def squareplus(x: Any, b: float = 4) -> Any:
+    """``(x + sqrt(x^2 + b)) / 2``, a smooth ReLU."""
+    return _unary(x, *_squareplus_rule(b))
+
+
+@_op
+def threshold(x: Any, threshold: float, default_value: float) -> Any:
+    """`x` where ``x > threshold``, else `default_value`."""
+    return _unary(x, *_threshold_rule(threshold, default_value))
+
+
+def _glu(v: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if v.ndim == 0 or v.shape[axis] % 2:
+        raise ValueError(f"axis size must be divisible by 2. Received: x.shape={v.shape} with "
+                         f"axis={axis}")
+    a, b = np.split(v, 2, axis=axis)
+    return a, b, _sigmoid(b)
+
+
+@_op
+def glu(x: Any, axis: int = -1) -> Any:
+    """Gated linear unit: `x` split in two halves ``a, b`` along `axis` (of even size), then
+    ``a * sigmoid(b)`` (half the size along `axis`)."""
+    x = _arr(x)
+    v = np.asarray(_val(x))
+    a, b, s = _glu(v, axis)
+    y = a * s
+    if not isinstance(x, Traced):
+        return y
+    return Traced(y, (x,), lambda g: (np.concatenate([g * s, g * a * s * (1 - s)], axis=axis),))
+
+
+def _sparsemax(v: np.ndarray, axis: int) -> np.ndarray:
+    z = np.moveaxis(v, axis, -1)
+    ranked = -np.sort(-z, axis=-1)
+    k = np.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+    cumulative = np.cumsum(ranked, axis=-1)
+    support = 1 + k * ranked > cumulative  # the entries kept (a prefix of the sorted ones)
+    size = support.sum(axis=-1, keepdims=True)
+    tau = (np.take_along_axis(cumulative, size - 1, axis=-1) - 1) / size
+    return np.moveaxis(np.maximum(z - tau, 0), -1, axis).astype(v.dtype, copy=False)
+
+
+def _sparsemax_vjp(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    kept = y > 0
+    mean = (g * kept).sum(axis=axis, keepdims=True) / kept.sum(axis=axis, keepdims=True)
+    return kept * (g - mean)
+
+
+@_op
+def sparsemax(x: Any, axis: int = -1) -> Any:
+    """The Euclidean projection of `x` onto the probability simplex along `axis` (Martins &
+    Astudillo 2016): like softmax, but with exact zeros."""
+    x = _arr(x)
+    v = np.asarray(_val(x))
+    y = _sparsemax(v, axis)
+    if not isinstance(x, Traced):
+        return y
+    return Traced(y, (x,), lambda g: (_sparsemax_vjp(g, y, axis),))
 
 
 # ----------------------------------------------------------------------------- no gradient
@@ -912,7 +1165,28 @@ ones_like = _named_constant("ones_like", np.ones_like, "Ones shaped like `x`.")
 ACTIVATIONS: dict[str, Callable] = {
     "linear": linear, "relu": relu, "tanh": tanh, "sigmoid": sigmoid, "softmax": softmax,
     "elu": elu, "selu": selu, "softplus": softplus, "softsign": softsign, "swish": silu,
-    "silu": silu, "exponential": exponential,
+    "silu": silu, "exponential": exponential, "gelu": functools.partial(gelu, approximate=False),
+    "leaky_relu": leaky_relu, "celu": celu, "relu6": relu6, "hard_sigmoid": hard_sigmoid,
+    "hard_silu": hard_silu, "hard_swish": hard_silu, "hard_tanh": hard_tanh,
+    "hard_shrink": hard_shrink, "soft_shrink": soft_shrink, "tanh_shrink": tanh_shrink,
+    "log_sigmoid": log_sigmoid, "log_softmax": log_softmax, "mish": mish,
+    "sparse_plus": sparse_plus, "sparse_sigmoid": sparse_sigmoid, "squareplus": squareplus,
+    "sparsemax": sparsemax,
+}
+
+
+def _elementwise_vjp(df: Callable) -> Callable:
+    return lambda z, y, dy: dy * df(z, y)
+
+
+# The activations the layers take by name beyond their own table, as ``(forward(z) -> y,
+# backward(z, y, dy) -> dz)`` with Keras's default arguments (gelu: exact, as
+# keras.activations.gelu). softmax-like ones act on the last axis.
+ACTIVATION_RULES: dict[str, tuple[Callable, Callable]] = {
+    **{name: (f, _elementwise_vjp(df)) for name, (f, df) in _RULES.items()},
+    "log_softmax": (lambda z: log_softmax(z),
+                    lambda z, y, dy: dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)),
+    "sparsemax": (lambda z: _sparsemax(z, -1), lambda z, y, dy: _sparsemax_vjp(dy, y, -1)),
 }
 
 

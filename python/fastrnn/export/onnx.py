@@ -134,6 +134,43 @@ class _Graph:
             return self.op("Selu", [x], alpha=1.6732632423543772, gamma=1.0507009873554805)
         if name == "swish":
             return self.op("Mul", [x, self.op("Sigmoid", [x])])
+        return self._more_activations(name, x)
+
+    def _more_activations(self, name: str, x: str) -> str:
+        """keras.activations' other names (Keras's default arguments), in opset 17's ops."""
+        s = self.scalar
+        simple = {"log_softmax": ("LogSoftmax", {"axis": -1}),
+                  "leaky_relu": ("LeakyRelu", {"alpha": 0.2}), "celu": ("Celu", {"alpha": 1.0}),
+                  "hard_sigmoid": ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}),
+                  "hard_silu": ("HardSwish", {}),
+                  "hard_shrink": ("Shrink", {"lambd": 0.5, "bias": 0.0}),
+                  "soft_shrink": ("Shrink", {"lambd": 0.5, "bias": 0.5})}
+        if name in simple:
+            op, attrs = simple[name]
+            return self.op(op, [x], **attrs)
+        clips = {"relu6": (0.0, 6.0), "hard_tanh": (-1.0, 1.0)}
+        if name in clips:
+            return self.op("Clip", [x, s(clips[name][0]), s(clips[name][1])])
+        if name == "sparse_sigmoid":  # clip((x + 1) / 2, 0, 1)
+            half = self.op("Add", [self.op("Mul", [x, s(0.5)]), s(0.5)])
+            return self.op("Clip", [half, s(0.0), s(1.0)])
+        if name == "tanh_shrink":
+            return self.op("Sub", [x, self.op("Tanh", [x])])
+        if name == "log_sigmoid":
+            return self.op("Neg", [self.op("Softplus", [self.op("Neg", [x])])])
+        if name == "mish":
+            return self.op("Mul", [x, self.op("Tanh", [self.op("Softplus", [x])])])
+        if name == "gelu":  # exact: x * (1 + erf(x / sqrt(2))) / 2 (opset 20 has Gelu)
+            erf = self.op("Erf", [self.op("Mul", [x, s(0.7071067811865476)])])
+            return self.op("Mul", [self.op("Mul", [x, s(0.5)]), self.op("Add", [erf, s(1.0)])])
+        if name == "squareplus":  # (x + sqrt(x^2 + 4)) / 2
+            root = self.op("Sqrt", [self.op("Add", [self.op("Mul", [x, x]), s(4.0)])])
+            return self.op("Mul", [self.op("Add", [x, root]), s(0.5)])
+        if name == "sparse_plus":  # 0 below -1, (x + 1)^2 / 4 below 1, x above
+            up = self.op("Add", [x, s(1.0)])
+            middle = self.op("Mul", [self.op("Mul", [up, up]), s(0.25)])
+            inner = self.op("Where", [self.op("Less", [x, s(1.0)]), middle, x])
+            return self.op("Where", [self.op("LessOrEqual", [x, s(-1.0)]), s(0.0), inner])
         raise _Refused(f"the activation {name!r} has no ONNX form here")
 
     def reverse_time(self, x: str) -> str:

@@ -38,6 +38,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .. import constraints as constraints_module
+from .. import math as math_module
 from .. import regularizers as regularizers_module
 from .._checks import check_positive_int
 from ..autodiff import Traced, Variable
@@ -299,12 +300,22 @@ _ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
         lambda z, y, dy: dy * (_sigmoid(z) * (1 + z * (1 - _sigmoid(z)))),
     ),
     "exponential": (np.exp, lambda z, y, dy: dy * y),
+    # the rest of keras.activations' names (Keras's default arguments), from fastrnn.math
+    **math_module.ACTIVATION_RULES,
 }
-_ALIASES = {None: "linear", "silu": "swish"}
+_ALIASES = {None: "linear", "silu": "swish", "hard_swish": "hard_silu"}
+# keras.activations names a layer cannot take by name, and why.
+_NOT_BY_NAME = {
+    "glu": "it halves the last axis (call fastrnn.activations.glu, e.g. in a Lambda layer)",
+    "threshold": "it needs `threshold` and `default_value` (call "
+                 "fastrnn.activations.threshold, e.g. in a Lambda layer)",
+}
 
 
 def check_activation(name: str, value: Any, allowed: Optional[tuple] = None) -> str:
-    """Canonical activation name; NotImplementedError for names outside `allowed`."""
+    """Canonical activation name: ValueError for a name Keras does not know either,
+    NotImplementedError for names outside `allowed` (a fused kernel's) or that a layer cannot
+    take by name."""
     value = getattr(value, "_fastrnn_name", value)  # fastrnn.activations.relu -> "relu"
     if callable(value) and not isinstance(value, str):
         raise NotImplementedError(
@@ -312,6 +323,16 @@ def check_activation(name: str, value: Any, allowed: Optional[tuple] = None) -> 
             f"by name (one of {sorted(_ACTIVATIONS)}) so that they can differentiate it."
         )
     key = _ALIASES.get(value, value)
+    if isinstance(key, str) and key in _NOT_BY_NAME and (allowed is None or key not in allowed):
+        raise NotImplementedError(
+            f"Received an unsupported value for argument `{name}`: {key!r} cannot be a layer's "
+            f"activation by name: {_NOT_BY_NAME[key]}."
+        )
+    if not isinstance(key, str) or key not in _ACTIVATIONS:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`: could not interpret activation "
+            f"function identifier {value!r}; expected one of {sorted(_ACTIVATIONS)} (or None)."
+        )
     supported = allowed if allowed is not None else tuple(sorted(_ACTIVATIONS))
     if key not in supported:
         raise NotImplementedError(

@@ -70,8 +70,9 @@ _MIN_INFERENCE_BATCH = 1024
 
 
 def _overrides(cb: Any, method: str) -> bool:
-    base = getattr(callbacks_module.Callback, method, None)
-    return getattr(type(cb), method, None) is not base
+    if isinstance(cb, callbacks_module.Callback):
+        return callbacks_module.has_hook(cb, method)
+    return getattr(type(cb), method, None) is not getattr(callbacks_module.Callback, method, None)
 
 
 def _batch_callbacks(cbs: list) -> list:
@@ -289,7 +290,7 @@ class Trainer:
             else:
                 loss = _deserialize_function(loss, "loss", custom)
                 metrics = [_deserialize_function(m, "metric", custom) for m in metrics]
-            optimizer = optimizers_module.deserialize(opt)
+            optimizer = optimizers_module.deserialize(opt, custom)
         except (TypeError, KeyError, AttributeError, NotImplementedError, OverflowError,
                 ValueError) as exc:
             if str(exc).startswith("malformed model config"):
@@ -913,6 +914,9 @@ class Trainer:
             train[0][0].shape[0] / (batch_size * (1 if dp is None else dp.size)))
         params = {"epochs": epochs, "steps": steps, "verbose": verbose,
                   "batch_size": batch_size}
+        # A ProgbarLogger among the callbacks prints the progress instead of fit (Keras's rule).
+        shown = 0 if any(isinstance(cb, callbacks_module.ProgbarLogger) for cb in cbs) \
+            else verbose
         for cb in cbs:
             if hasattr(cb, "set_params"):
                 cb.set_params(params)
@@ -933,7 +937,7 @@ class Trainer:
                 for cb in cbs:
                     cb.on_epoch_begin(epoch, {})
                 bar = None
-                if verbose == 1:
+                if shown == 1:
                     bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                                file=sys.stdout, leave=True, dynamic_ncols=True)
                 t0 = time.perf_counter()
@@ -945,7 +949,12 @@ class Trainer:
                             train[0], train[1], batch_size, shuffle and not stateful, cbs, bar,
                             epoch, train[2])
                     if val is not None and logs is not None:
-                        logs.update(self._validation_logs(val, val_batch))
+                        for cb in cbs:
+                            cb.on_test_begin({})
+                        val_logs = self._validation_logs(val, val_batch)
+                        for cb in cbs:
+                            cb.on_test_end({k[4:]: v for k, v in val_logs.items()})
+                        logs.update(val_logs)
                     if dp is not None and logs is not None:
                         logs = dp.average_logs(logs)
                 except BaseException:
@@ -960,7 +969,7 @@ class Trainer:
                 if bar is not None:
                     bar.set_postfix_str(format_logs(logs), refresh=False)
                     bar.close()
-                elif verbose == 2:
+                elif shown == 2:
                     print(f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - "
                           f"{format_logs(logs)}", file=sys.stdout)
                 for cb in cbs:
@@ -969,6 +978,10 @@ class Trainer:
                     self.stop_training = dp.any(self.stop_training)
                 if self.stop_training:
                     break
+            if epochs > initial_epoch and self.stop_reason is None and hasattr(
+                    self.optimizer, "finalize_variable_values"):
+                # use_ema: the weights become their moving averages (Keras's end of fit)
+                self.optimizer.finalize_variable_values(self._optimizer_targets()[0])
             for cb in cbs:
                 cb.on_train_end({})
         except BaseException as exc:

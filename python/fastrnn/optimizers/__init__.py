@@ -27,11 +27,21 @@ RMS): their ``per_array`` is True and the model hands them one array per weight,
 
 Keras 3 names not in fastrnn: ``LossScaleOptimizer`` (loss scaling for float16 training;
 fastrnn trains in float32/float64, and ``loss_scale_factor`` is accepted as a no-op),
-``MultiOptimizer``/``OptimizerMap`` (one optimizer per group of layers), ``Muon`` and
-``ScheduleFreeAdamW`` (not implemented yet), ``schedules`` (learning-rate schedule objects:
-``learning_rate`` is a float here; ``callbacks.LearningRateScheduler`` and
-``ReduceLROnPlateau`` change it between epochs), ``legacy`` (Keras 2's optimizers); the
-arguments ``use_ema`` and ``gradient_accumulation_steps`` are refused with an error.
+``MultiOptimizer``/``OptimizerMap`` (one optimizer per group of layers), ``Muon`` (not
+implemented yet), ``legacy`` (Keras 2's optimizers); the
+argument ``gradient_accumulation_steps`` is refused with an error.
+
+``use_ema=True`` keeps, as Keras does, a moving average of the weights it updates (the
+trainable ones): after each update ``average = ema_momentum * average + (1 - ema_momentum) *
+w`` (``average = w`` at the first update); every ``ema_overwrite_frequency`` updates the
+weights are set to the average, and at the end of ``fit`` the model's weights become the
+average (:meth:`Optimizer.finalize_variable_values`). ``callbacks.SwapEMAWeights`` evaluates
+with the average during training. The average is saved with the optimizer's state.
+
+``learning_rate`` is a float, a :class:`~fastrnn.optimizers.schedules.LearningRateSchedule`
+(evaluated at ``iterations``, the number of updates made, before each update; saved in the
+optimizer's config) or a callable: one that takes an argument gets ``iterations``, one that
+takes none (Keras's form) is simply called, before each update.
 
 Epsilon placement differs between libraries: Keras's Adam divides by ``sqrt(v) + eps`` after
 folding the bias correction into the step size (PyTorch: ``sqrt(v / (1 - beta_2^t)) + eps``);
@@ -41,16 +51,20 @@ Keras.
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from . import ops
+from .. import ops
+from . import schedules
+from .schedules import LearningRateSchedule
 
 __all__ = [
     "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion",
-    "Nadam", "Optimizer", "RMSprop", "deserialize", "get", "serialize",
+    "Nadam", "Optimizer", "RMSprop", "ScheduleFreeAdamW", "deserialize", "get", "schedules",
+    "serialize",
 ]
 
 
@@ -107,7 +121,7 @@ class Optimizer:
 
     def __init__(
         self,
-        learning_rate: float,
+        learning_rate: LearningRate,
         clipnorm: float | None = None,
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
@@ -119,13 +133,23 @@ class Optimizer:
         loss_scale_factor: float | None = None,
         gradient_accumulation_steps: int | None = None,
     ):
+        self._schedule: Optional[Callable] = None
+        self.iterations = 0
         self.learning_rate = learning_rate
         self.weight_decay = _optional_non_negative("weight_decay", weight_decay)
-        if use_ema:
-            raise NotImplementedError(
-                "Received an unsupported value for argument `use_ema`: fastrnn optimizers keep "
-                "no moving average of the weights; got True."
-            )
+        if not isinstance(use_ema, (bool, np.bool_)):
+            raise _invalid("use_ema", "a bool", use_ema)
+        self.use_ema = bool(use_ema)
+        ema_momentum = _real("ema_momentum", ema_momentum, "a float in [0, 1]")
+        if not 0 <= ema_momentum <= 1:
+            raise ValueError("`ema_momentum` must be in the range [0, 1]. Received: "
+                             f"ema_momentum={ema_momentum}")
+        if ema_overwrite_frequency is not None and (
+                isinstance(ema_overwrite_frequency, bool)
+                or not isinstance(ema_overwrite_frequency, (int, np.integer))
+                or ema_overwrite_frequency < 1):
+            raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. "
+                             f"Received: ema_overwrite_frequency={ema_overwrite_frequency!r}")
         if gradient_accumulation_steps is not None:
             raise NotImplementedError(
                 "Received an unsupported value for argument `gradient_accumulation_steps`: "
@@ -136,7 +160,8 @@ class Optimizer:
         # (a float16 device); in fastrnn's float32/float64 that changes nothing.
         self.loss_scale_factor = _optional_positive("loss_scale_factor", loss_scale_factor)
         self.ema_momentum = ema_momentum
-        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.ema_overwrite_frequency = (None if ema_overwrite_frequency is None
+                                        else int(ema_overwrite_frequency))
         self.clipnorm = _optional_positive("clipnorm", clipnorm)
         self.clipvalue = _optional_positive("clipvalue", clipvalue)
         self.global_clipnorm = _optional_positive("global_clipnorm", global_clipnorm)
@@ -149,22 +174,65 @@ class Optimizer:
             )
         if name is not None:
             self.name = name
+        if self.use_ema:
+            self._slot_names = (*self._slot_names, "average")
         self.reset()
 
     # -- learning rate ---------------------------------------------------------------------
 
     @property
     def learning_rate(self) -> float:
-        """The step size, a Python float; callbacks may set it between steps."""
+        """The step size of the next update, a Python float (a schedule's value at
+        ``iterations``). Settable between steps to a float (callbacks do), unless the
+        optimizer was given a schedule, or to a new schedule or callable."""
+        if self._schedule is not None:
+            return self._scheduled_rate()
         return self._learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
+    def learning_rate(self, value: LearningRate) -> None:
+        if isinstance(value, LearningRateSchedule) or (
+                callable(value) and not isinstance(value, (np.ndarray, np.generic))):
+            self._schedule_takes_step = _takes_step(value)  # also checks it can be called
+            self._schedule = value
+            return
+        if isinstance(value, bool) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            raise ValueError(
+                "Argument `learning_rate` should be float, or an instance of "
+                "LearningRateSchedule, or a callable (that takes in the current iteration "
+                f"value and returns the corresponding learning rate value). Received instead: "
+                f"learning_rate={value!r}"
+            )
+        if isinstance(self._schedule, LearningRateSchedule):
+            raise TypeError(
+                "This optimizer was created with a `LearningRateSchedule` object as its "
+                "`learning_rate` constructor argument, hence its learning rate is not "
+                "settable. If you need the learning rate to be settable, you should "
+                "instantiate the optimizer with a float `learning_rate` argument."
+            )
         # 0 is allowed: warm-up schedules often start there.
         number = _real("learning_rate", value, "a non-negative float")
         if number < 0:
             raise _invalid("learning_rate", "a non-negative float", value)
+        self._schedule = None
         self._learning_rate = number
+
+    def _scheduled_rate(self) -> float:
+        """The schedule's (or callable's) rate at ``iterations``, checked."""
+        fn = self._schedule
+        value = fn(self.iterations) if self._schedule_takes_step else fn()  # type: ignore[misc]
+        try:
+            number = float(np.asarray(value, dtype=np.float64).reshape(()))
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(
+                f"Received an invalid value for argument `learning_rate`: the schedule "
+                f"{fn!r} gave {value!r} at step {self.iterations}; expected a non-negative "
+                "finite float."
+            )
+        return number
 
     # -- state -----------------------------------------------------------------------------
 
@@ -176,7 +244,8 @@ class Optimizer:
     # then hands over its trainable weights only, so frozen ones stay as they are.
     @property
     def moves_without_gradient(self) -> bool:
-        return bool(self.weight_decay)
+        # use_ema: the average must be of the trainable weights only (Keras's)
+        return bool(self.weight_decay) or self.use_ema
 
     @property
     def needs_arrays(self) -> bool:
@@ -230,6 +299,8 @@ class Optimizer:
                 raise ValueError(
                     f"grads[{i}] has shape {g.shape}; expected the shape of params[{i}], {p.shape}."
                 )
+        if self._schedule is not None:  # before anything changes: a bad value changes nothing
+            self._learning_rate = self._scheduled_rate()
         self._clip(grads)
         if self.weight_decay:
             factor = 1.0 - self._learning_rate * self.weight_decay
@@ -238,7 +309,44 @@ class Optimizer:
         self._prepare_step()
         for param, grad, slots in zip(params, grads, self._slots):
             self._update(param, grad, slots)
+        if self.use_ema:
+            self._update_average(params)
         self.iterations += 1
+
+    def _update_average(self, params: list[np.ndarray]) -> None:
+        momentum = self.ema_momentum if self.iterations else 0.0  # the first: the weights
+        for p, slots in zip(params, self._slots):
+            average, s = slots["average"], slots["scratch"]
+            average *= momentum
+            np.multiply(p, 1.0 - momentum, out=s)
+            average += s
+        every = self.ema_overwrite_frequency
+        if every and (self.iterations + 1) % every == 0:
+            for p, slots in zip(params, self._slots):
+                p[...] = slots["average"]
+
+    def averages(self, var_list: list[np.ndarray]) -> list[np.ndarray]:
+        """The moving averages (``use_ema``) of `var_list`, the arrays given to
+        ``apply_gradients``: the optimizer's own arrays (not copies)."""
+        if not self.use_ema:
+            raise ValueError(
+                "The optimizer keeps no moving average of the weights: create it with "
+                f"use_ema=True. Received: use_ema={self.use_ema}"
+            )
+        if tuple((v.shape, v.dtype) for v in var_list) != self._signature:
+            raise ValueError(
+                f"The {len(var_list)} arrays given are not the {len(self._signature)} this "
+                "optimizer has updated (has it been used on this model?)."
+            )
+        return [slots["average"] for slots in self._slots]
+
+    def finalize_variable_values(self, var_list: list[np.ndarray]) -> None:
+        """At the end of training (``fit`` calls it): with ``use_ema``, sets each array of
+        `var_list` (those given to ``apply_gradients``) to its moving average; otherwise, or
+        before any update, does nothing."""
+        if self.use_ema and self._slots:
+            for v, average in zip(var_list, self.averages(var_list)):
+                v[...] = average
 
     def _clip(self, grads: list[np.ndarray]) -> None:
         if self.clipnorm is not None:
@@ -265,20 +373,40 @@ class Optimizer:
     # -- config ----------------------------------------------------------------------------
 
     def get_config(self) -> dict[str, Any]:
-        """The constructor arguments (JSON-serialisable); slot state is not included."""
+        """The constructor arguments (JSON-serialisable); slot state is not included. A
+        schedule's ``learning_rate`` is its :func:`schedules.serialize` dict; a plain function's
+        is ``{"class_name": "function", "config": its name}`` (found again by name in
+        ``custom_objects`` when loading: a file never holds code)."""
         return {
             "name": self.name,
-            "learning_rate": self.learning_rate,
+            "learning_rate": self._learning_rate_config(),
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
             "weight_decay": self.weight_decay,
+            "use_ema": self.use_ema,
+            "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
             "loss_scale_factor": self.loss_scale_factor,
         }
 
+    def _learning_rate_config(self) -> Any:
+        fn = self._schedule
+        if fn is None:
+            return self._learning_rate
+        if isinstance(fn, LearningRateSchedule):
+            return schedules.serialize(fn)
+        return {"class_name": "function", "config": getattr(fn, "__name__", type(fn).__name__)}
+
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Optimizer:
-        """A fresh optimizer (no slot state) with the given constructor arguments."""
+    def from_config(cls, config: dict[str, Any],
+                    custom_objects: Optional[dict[str, Any]] = None) -> Optimizer:
+        """A fresh optimizer (no slot state) with the given constructor arguments; a
+        ``learning_rate`` dict is a schedule (or a function named in `custom_objects`)."""
+        config = dict(config)
+        lr = config.get("learning_rate")
+        if isinstance(lr, dict):
+            config["learning_rate"] = _learning_rate_from_config(lr, custom_objects)
         return cls(**config)
 
     # -- state for saving (Keras keeps the optimizer's variables in its files too) ----------
@@ -287,7 +415,8 @@ class Optimizer:
         """Copies of the step counter, the learning rate and every slot array, by name
         (``"slots/<param index>/<slot>"``): what continuing training exactly needs."""
         state = {"iterations": np.array(self.iterations, dtype=np.int64),
-                 "learning_rate": np.array(self.learning_rate, dtype=np.float64)}
+                 "learning_rate": np.array(self._learning_rate if self._schedule is None
+                                           else self._scheduled_rate(), dtype=np.float64)}
         for i, slots in enumerate(self._slots):
             for name in self._slot_names:
                 state[f"slots/{i}/{name}"] = slots[name].copy()
@@ -335,11 +464,52 @@ class Optimizer:
         else:
             self.reset()
         self.iterations = int(iterations)
-        self.learning_rate = float(lr)
+        if self._schedule is None:  # a schedule's rate follows from `iterations`
+            self.learning_rate = float(lr)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+LearningRate = Union[float, LearningRateSchedule, Callable[..., float]]
+
+
+def _takes_step(fn: Any) -> bool:
+    """Whether a learning-rate callable takes the step (else it is called with nothing)."""
+    if isinstance(fn, LearningRateSchedule):
+        return True
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True  # a builtin: given the step
+    try:
+        signature.bind(0)
+        return True
+    except TypeError:
+        pass
+    try:
+        signature.bind()
+        return False
+    except TypeError:
+        raise ValueError(
+            "Received an invalid value for argument `learning_rate`: a callable must take "
+            f"the step (one argument) or nothing, got {fn!r} with signature {signature}."
+        ) from None
+
+
+def _learning_rate_from_config(config: dict[str, Any],
+                               custom_objects: Optional[dict[str, Any]]) -> Any:
+    if config.get("class_name") == "function":
+        name = config.get("config")
+        fn = (custom_objects or {}).get(name) if isinstance(name, str) else None
+        if not callable(fn):
+            raise ValueError(
+                f"The optimizer's learning rate is the function {name!r}: pass it when "
+                f"loading, load_model(path, custom_objects={{{name!r}: {name}}})."
+            )
+        return fn
+    return schedules.deserialize(config, custom_objects)
 
 
 def _fusable(param: np.ndarray, grad: np.ndarray) -> bool:
@@ -366,7 +536,7 @@ class SGD(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.01,
+        learning_rate: LearningRate = 0.01,
         momentum: float = 0.0,
         nesterov: bool = False,
         clipnorm: float | None = None,
@@ -421,7 +591,7 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -492,7 +662,7 @@ class RMSprop(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         rho: float = 0.9,
         momentum: float = 0.0,
         epsilon: float = 1e-7,
@@ -578,7 +748,7 @@ class Nadam(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -648,7 +818,7 @@ class Adamax(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -695,7 +865,7 @@ class Adagrad(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         initial_accumulator_value: float = 0.1,
         epsilon: float = 1e-7,
         weight_decay: float | None = None,
@@ -740,7 +910,7 @@ class AdamW(Adam):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         weight_decay: float = 0.004,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
@@ -766,7 +936,7 @@ class Adadelta(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         rho: float = 0.95,
         epsilon: float = 1e-7,
         weight_decay: float | None = None,
@@ -823,7 +993,7 @@ class Ftrl(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         learning_rate_power: float = -0.5,
         initial_accumulator_value: float = 0.1,
         l1_regularization_strength: float = 0.0,
@@ -905,7 +1075,7 @@ class Lion(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.99,
         weight_decay: float | None = None,
@@ -949,7 +1119,7 @@ class Lamb(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -1013,7 +1183,7 @@ class Adafactor(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_2_decay: float = -0.8,
         epsilon_1: float = 1e-30,
         epsilon_2: float = 1e-3,
@@ -1038,7 +1208,7 @@ class Adafactor(Optimizer):
                          weight_decay=weight_decay, **kwargs)
 
     def _slot_shape(self, name, param):
-        if name == "v":
+        if name in ("v", "average"):
             return param.shape
         if param.ndim < 2:
             return ()  # unused: arrays of rank < 2 are not factored
@@ -1088,10 +1258,105 @@ class Adafactor(Optimizer):
         }
 
 
+class ScheduleFreeAdamW(Optimizer):
+    """Schedule-free AdamW (Defazio et al. 2024), Keras form, with ``t = iterations + 1``: no
+    learning-rate schedule is needed; the weights ``y`` are an interpolation between the
+    iterate ``z`` (slot ``momentum``, starting at the initial weights) and the running average
+    ``x`` of the iterates.
+
+    ``lr_t = lr * min(t / warmup_steps, 1)`` (``lr`` without warm-up);
+    ``v += (g^2 - v)(1 - beta_2)``; ``z' = z - lr_t g / (sqrt(v / (1 - beta_2^t)) + eps)``;
+    ``x = (y - (1 - beta_1) z) / beta_1``; ``x' = (1 - 1/t) x + z' / t``;
+    ``y = (1 - beta_1) z' + beta_1 x'``. A weight whose gradient is zero still moves (towards
+    ``z``), so the model gives this optimizer its trainable weights only.
+
+    ``x`` is recovered with the iterate ``z`` from before its update, as Keras's code states
+    (and its JAX backend computes); TF-Keras 3.15 reads the updated one there (its saved
+    ``momentum.value`` is the variable itself), which moves ``x`` up the gradient.
+    """
+
+    name = "schedulefreeadamw"
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.0025,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        warmup_steps: int = 0,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        # beta_1 divides (x from y and z): it must be positive
+        self.beta_1 = _in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        if self.beta_1 == 0:
+            raise _invalid("beta_1", "a float in (0, 1)", beta_1)
+        self.beta_2 = _in_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
+        self.epsilon = _in_range("epsilon", epsilon, 0.0, math.inf, high_inclusive=False)
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) \
+                or warmup_steps < 0:
+            raise _invalid("warmup_steps", "a non-negative integer", warmup_steps)
+        self.warmup_steps = int(warmup_steps)
+        self._slot_names = ("momentum", "velocity")
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name,
+                         weight_decay=weight_decay, **kwargs)
+
+    _n_scratch = 2
+
+    @property
+    def moves_without_gradient(self) -> bool:
+        return True
+
+    def _build(self, params):
+        super()._build(params)
+        for p, slots in zip(params, self._slots):
+            slots["momentum"][...] = p  # z starts at the initial weights
+
+    def _prepare_step(self):
+        t = self.iterations + 1
+        lr = self._learning_rate
+        if self.warmup_steps > 0:
+            lr *= min(t / self.warmup_steps, 1.0)
+        self._lr_t = lr
+        self._c_v = 1.0 / (1.0 - self.beta_2**t)
+        self._weight = 1.0 / t
+
+    def _update(self, param, grad, slots):
+        b1, z, v = self.beta_1, slots["momentum"], slots["velocity"]
+        s, z_old = slots["scratch"], slots["scratch2"]
+        z_old[...] = z
+        np.square(grad, out=s)
+        s -= v
+        s *= 1.0 - self.beta_2
+        v += s  # v += (g^2 - v)(1 - beta_2)
+        np.multiply(v, self._c_v, out=s)
+        np.sqrt(s, out=s)
+        s += self.epsilon
+        np.divide(grad, s, out=s)
+        s *= self._lr_t
+        z -= s  # z' = z - lr_t g / denom
+        z_old *= 1.0 - b1
+        np.subtract(param, z_old, out=s)
+        s *= (1.0 - self._weight) / b1  # (1 - 1/t) x
+        np.multiply(z, self._weight, out=z_old)
+        s += z_old  # x'
+        s *= b1
+        np.multiply(z, 1.0 - b1, out=param)
+        param += s  # y = (1 - beta_1) z' + beta_1 x'
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "warmup_steps": self.warmup_steps}
+
+
 _CLASSES: dict[str, type[Optimizer]] = {
     cls.__name__.lower(): cls
     for cls in (SGD, Adam, RMSprop, Nadam, Adamax, Adagrad, AdamW, Adadelta, Ftrl, Lion, Lamb,
-                Adafactor)
+                Adafactor, ScheduleFreeAdamW)
 }
 
 OptimizerIdentifier = Union[str, Optimizer, dict]
@@ -1102,8 +1367,10 @@ def serialize(optimizer: Optimizer) -> dict[str, Any]:
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
-def deserialize(config: dict[str, Any]) -> Optimizer:
-    """The inverse of :func:`serialize`: a fresh optimizer."""
+def deserialize(config: dict[str, Any],
+                custom_objects: Optional[dict[str, Any]] = None) -> Optimizer:
+    """The inverse of :func:`serialize`: a fresh optimizer (`custom_objects`: schedules or
+    learning-rate functions of your own, by name)."""
     class_name = config.get("class_name")
     cls = _CLASSES.get(class_name.lower()) if isinstance(class_name, str) else None
     if cls is None:
@@ -1111,7 +1378,7 @@ def deserialize(config: dict[str, Any]) -> Optimizer:
             f"Unknown optimizer config {config!r}; expected {{'class_name': one of "
             f"{sorted(c.__name__ for c in _CLASSES.values())}, 'config': {{...}}}}."
         )
-    return cls.from_config(dict(config.get("config", {})))
+    return cls.from_config(dict(config.get("config", {})), custom_objects)
 
 
 def get(identifier: OptimizerIdentifier) -> Optimizer:
