@@ -156,7 +156,7 @@ def test_covariates_static_future_and_calendar():
 @pytest.mark.parametrize("kwargs, name", [
     (dict(quantiles=[0.9, 0.1]), "quantiles"), (dict(quantiles=[0.0, 0.5]), "quantiles"),
     (dict(cell="transformer"), "cell"), (dict(loss="mape"), "loss"),
-    (dict(strategy="recursive"), "strategy"), (dict(units=0), "units"),
+    (dict(strategy="seq2seq"), "strategy"), (dict(units=0), "units"),
 ])
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):

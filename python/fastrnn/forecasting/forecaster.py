@@ -15,10 +15,20 @@ How a window becomes a training example (per member):
    "observed" flag (0 on padding before a short series' start and on the horizon steps),
    past-observed covariates, future-known covariates and calendar features, and the static
    covariates repeated on every step;
-4. the network (``layers`` recurrent layers of ``units``, then ``Dense(H * width)``) predicts
-   all H steps at once (the direct multi-output strategy): width 1 for a point loss (mae,
-   mse, huber), Q for the quantile loss, 2 for a Gaussian or Student-t head (location and
-   scale).
+4. the network maps the window to the forecasts, by the ``strategy``:
+
+   * ``"direct"`` (multi-output): ``layers`` recurrent layers of ``units``, then
+     ``Dense(H * width)``: all H steps at once;
+   * ``"recursive"``: the same network with one output step (``Dense(width)``), trained on
+     one-step windows and fed its own forecasts H times (each step's future-known and
+     calendar features taken from the future frame);
+   * ``"encoder-decoder"``: a functional model: a recurrent encoder over the L window steps
+     whose final states initialise a recurrent decoder run over the H horizon steps (the
+     decoder's inputs are those steps' features), and one ``Dense(width)`` applied to every
+     decoder step;
+
+   width 1 for a point loss (mae, mse, huber), Q for the quantile loss, 2 for a Gaussian or
+   Student-t head (location and scale).
 
 Members differ by seed (and optionally by window); their outputs are combined by the median.
 """
@@ -48,7 +58,7 @@ from .losses import GaussianNLL, QuantileLoss, StudentTNLL
 
 CELLS = ("lstm", "gru", "simple_rnn")
 LOSSES = ("mae", "mse", "huber", "quantile", "normal", "student_t")
-STRATEGIES = ("direct",)
+STRATEGIES = ("direct", "recursive", "encoder-decoder")
 FORMAT = "fastrnn.forecaster"
 
 
@@ -89,7 +99,7 @@ class _Batches:
         for _ in range(self.steps):
             series, origins = self.windows.sample(self._rng, self.batch_size)
             x, y, _ = self.owner._design(self.data, series, origins, self.window,
-                                         targets=True)
+                                         targets=True)  # y: (B, H_out)
             # Model.fit wants targets of the output's shape: each step repeated per output
             width = self.owner._width
             yield x, (np.repeat(y, width, axis=1) if width > 1 else y)
@@ -113,6 +123,24 @@ class RNNForecaster:
         scaler: per-series scaling fitted on the training part: standard, robust, mean_abs,
             none.
         relative: inputs and targets relative to the window's last observed value.
+        strategy: how the H steps are forecast (neuralforecast's and darts' names):
+
+            * ``"direct"``: one network output per horizon step (multi-output);
+            * ``"recursive"``: a one-step model fed its own forecasts for H steps
+              (``predict`` may then ask for more than the trained ``h``). Future-known
+              covariates and calendar features of each step come from ``futr_df`` and the
+              future times; past-observed covariates are unknown ahead and set to their
+              training mean on forecast steps; static covariates as always. With a quantile
+              or distribution head the median (quantile loss) or the location (normal,
+              Student-t) is fed back, and each step's quantiles are the one-step quantiles
+              given that path: they do not accumulate the uncertainty of the earlier steps,
+              so the intervals of later steps are too narrow (sample paths would be needed);
+            * ``"encoder-decoder"``: a recurrent encoder over the input window whose final
+              states initialise a recurrent decoder (same cell, ``layers`` and ``units``) run
+              over the H future steps, trained end to end, a ``Dense`` head shared by the
+              steps. The decoder's inputs are the future-known covariates, calendar features
+              and static covariates of each step; without any, a constant zero input (the
+              decoder's biases are the learned constant).
         transform: None, or ``"log"``: the model sees log values (every value must be
             positive), so relative changes are ratios; forecasts are transformed back
             (quantiles stay quantiles; the point forecast is the median's).
@@ -155,8 +183,7 @@ class RNNForecaster:
         if scaler not in SCALERS:
             raise invalid("scaler", f"one of {SCALERS}", scaler)
         if strategy not in STRATEGIES:
-            raise invalid("strategy", f"one of {STRATEGIES} (recursive and "
-                          "encoder-decoder are not available in RNNForecaster yet)", strategy)
+            raise invalid("strategy", f"one of {STRATEGIES}", strategy)
         if window_weights not in ("window", "series"):
             raise invalid("window_weights", "'window' or 'series'", window_weights)
         self.cell, self.loss, self.scaler, self.strategy = cell, loss, scaler, strategy
@@ -243,6 +270,19 @@ class RNNForecaster:
         if self.loss == "student_t":
             return StudentTNLL(self.student_t_df)
         return self.loss
+
+    @property
+    def _out_h(self) -> int:
+        """Steps the network outputs: 1 for the recursive strategy, else h."""
+        return 1 if self.strategy == "recursive" else self.h
+
+    @property
+    def _after(self) -> int:
+        """Steps after the window in the network's input: the output steps when they carry
+        future-known features (always for the encoder-decoder's decoder), else 0."""
+        if self.strategy == "encoder-decoder" or self._has_future:
+            return self._out_h
+        return 0
 
     @property
     def _has_future(self) -> bool:
@@ -333,9 +373,10 @@ class RNNForecaster:
                 targets: bool) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
         """Inputs (B, L[+H], F), targets (B, H) with ``targets`` (else None) for windows
         ending at ``origins`` (the first forecast step), and the level (B,) subtracted from
-        both (each window's last scaled value with ``relative``, else 0)."""
-        after = self.h if self._has_future else 0
-        ahead = self.h if targets else after
+        both (each window's last scaled value with ``relative``, else 0). H is the
+        network's output steps (1 for the recursive strategy)."""
+        after = self._after
+        ahead = self._out_h if targets else after
         z, inside = gather_windows(data["z"], data["offsets"], data["lengths"], series,
                                    origins, window, ahead)
         # steps inside the (extended) arrays: covariates are known there
@@ -350,8 +391,10 @@ class RNNForecaster:
         if self._n_features > 2:
             f = data["feats"][index]
             f[~known] = 0.0
+            # past-observed covariates are unknown on the forecast steps (as at prediction)
+            f[:, window:, :len(self.past_covariates)] = 0.0
             x[:, :, 2:] = f
-        y = z[:, window:window + self.h] if targets else None
+        y = z[:, window:window + self._out_h] if targets else None
         last = np.zeros(len(series), dtype=np.float32)
         if self.relative:
             last = z[:, window - 1].copy()  # the origin's level (0 when nothing observed)
@@ -362,16 +405,33 @@ class RNNForecaster:
 
     # ------------------------------------------------------------------ model
     def _build(self, window: int) -> Any:
+        """The network of one member: input (B, L + after, F), output (B, H_out * width)."""
         from .. import layers, optimizers
-        from ..models import Sequential
+        from ..models import Model, Sequential
 
         cell = {"lstm": layers.LSTM, "gru": layers.GRU, "simple_rnn": layers.SimpleRNN}[
             self.cell]
-        steps = window + (self.h if self._has_future else 0)
-        stack = [layers.Input((steps, self._n_features))]
-        stack += [cell(self.units, return_sequences=k < self.layers - 1)
-                  for k in range(self.layers)]
-        model = Sequential([*stack, layers.Dense(self.h * self._width)])
+        steps = window + self._after
+        if self.strategy == "encoder-decoder":
+            inputs = layers.Input((steps, self._n_features))
+            x = layers.Cropping1D((0, self.h))(inputs)  # the window: (B, L, F)
+            y = layers.Cropping1D((window, 0))(inputs)  # the horizon steps: (B, H, F)
+            states = []
+            for k in range(self.layers):
+                out = cell(self.units, return_sequences=k < self.layers - 1,
+                           return_state=True, name=f"encoder_{k}")(x)
+                x, state = out[0], list(out[1:])
+                states.append(state)
+            for k in range(self.layers):
+                y = cell(self.units, return_sequences=True, name=f"decoder_{k}")(
+                    y, initial_state=states[k])
+            y = layers.Dense(self._width, name="head")(y)  # (B, H, width), every step
+            model = Model(inputs, layers.Reshape((self.h * self._width,))(y))
+        else:
+            stack = [layers.Input((steps, self._n_features))]
+            stack += [cell(self.units, return_sequences=k < self.layers - 1)
+                      for k in range(self.layers)]
+            model = Sequential([*stack, layers.Dense(self._out_h * self._width)])
         model.compile(optimizer=optimizers.Adam(self.learning_rate, clipnorm=self.clipnorm),
                       loss=self._loss_object())
         return model
@@ -386,13 +446,15 @@ class RNNForecaster:
 
         panel = self._panel(df)
         output = "polars" if _is_polars(df) else "pandas"
-        trainable = panel.lengths > self.h
+        out_h = self._out_h
+        trainable = panel.lengths > out_h
+        what = f"h = {out_h}" if out_h == self.h else f"{out_h} (one-step training windows)"
         if not trainable.any():
-            raise ValueError(f"every series is at most h = {self.h} values long: no "
+            raise ValueError(f"every series is at most {what} values long: no "
                              "training window (each needs at least one observed step before "
                              "the horizon).")
         for sid in np.asarray(panel.ids, dtype=object)[~trainable][:3]:
-            warnings.warn(f"series {sid!r} has at most h = {self.h} values: it gives no "
+            warnings.warn(f"series {sid!r} has at most {what} values: it gives no "
                           "training window (it is still forecast, from its values).",
                           stacklevel=2)
         started = time.perf_counter()
@@ -409,7 +471,7 @@ class RNNForecaster:
             members = []
             for m in range(self.ensemble):
                 window = self.input_sizes[m % len(self.input_sizes)]
-                windows = PanelWindows(panel.lengths, window, self.h,
+                windows = PanelWindows(panel.lengths, window, out_h,
                                        self._window_weights(panel, window, sample_weights),
                                        self.history_limit)
                 set_seed(self.seed + m)
@@ -435,7 +497,8 @@ class RNNForecaster:
                         sample_weights: Optional[np.ndarray]) -> Optional[np.ndarray]:
         if sample_weights is None and self.window_weights == "window":
             return None
-        probe = PanelWindows(panel.lengths, window, self.h, history_limit=self.history_limit)
+        probe = PanelWindows(panel.lengths, window, self._out_h,
+                             history_limit=self.history_limit)
         per_series = np.ones(len(panel)) if sample_weights is None else \
             np.asarray(sample_weights, dtype=np.float64)
         if per_series.shape != (len(panel),):
@@ -497,39 +560,73 @@ class RNNForecaster:
             out[i] = self.scalers_[known[sid]] if sid in known else fresh[new.index(i)]
         return out
 
-    def predict_arrays(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None
+    def predict_arrays(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None,
+                       _future: Optional[list[np.ndarray]] = None
                        ) -> tuple[Panel, np.ndarray, np.ndarray]:
         """The forecasts as arrays: ``(panel, point (S, H), quantiles (S, H, Q))`` in the
         data's units (the members' median), after the end of ``df`` (default: the training
-        data)."""
+        data). H is at most the trained horizon, except for the recursive strategy."""
         self._require_fitted()
         h = self.h if h is None else positive_int("h", h)
-        if h > self.h:
-            raise invalid("h", f"at most the trained horizon {self.h} (direct strategy)", h)
+        recursive = self.strategy == "recursive"
+        if h > self.h and not recursive:
+            raise invalid("h", f"at most the trained horizon {self.h} ({self.strategy} "
+                          "strategy)", h)
+        steps = h if recursive else self.h  # the steps the network is run over
         panel = self.panel_ if df is None else self._panel(df)
         scalers = self._scalers_for(panel)
-        future_times = panel.future_times(self.h) if self._has_future else None
-        future = self._future_covariates(panel, futr_df, self.h, future_times) \
-            if self._has_future else None
+        extend = recursive or self._after > 0  # the arrays go on over the future steps
+        future_times = panel.future_times(steps) if extend else None
+        if _future is not None:  # cross-validation: the table's own later values
+            future = [f[:steps] for f in _future] if self.future_covariates else None
+        else:
+            future = self._future_covariates(panel, futr_df, steps, future_times) \
+                if extend else None
         data = self._prepare(panel, scalers, future, future_times)
         series = np.arange(len(panel))
         origins = panel.lengths
         points, quants = [], []
         for window, model in self.members_:
-            x, _, last = self._design(data, series, origins, window, targets=False)
-            out = np.asarray(model.predict(x, batch_size=1024), dtype=np.float64)
-            out = out.reshape(len(series), self.h, self._width)
-            point, q = self._decode(out)
-            shift = last[:, None].astype(np.float64)
-            points.append(point + shift)
-            quants.append(q + shift[..., None])
+            if recursive:
+                point, q = self._recursive(data, window, model, steps)
+            else:
+                x, _, last = self._design(data, series, origins, window, targets=False)
+                out = np.asarray(model.predict(x, batch_size=1024), dtype=np.float64)
+                point, q = self._decode(out.reshape(len(series), self.h, self._width))
+                shift = last[:, None].astype(np.float64)
+                point, q = point + shift, q + shift[..., None]
+            points.append(point)
+            quants.append(q)
         point = np.median(np.stack(points), axis=0)
         q = np.sort(np.median(np.stack(quants), axis=0), axis=-1) if self.quantiles.size \
-            else np.zeros((len(series), self.h, 0))
+            else np.zeros((len(series), steps, 0))
         loc, scale = scalers[:, 0, None], scalers[:, 1, None]
         point = self._backward(point * scale + loc)[:, :h]
         q = self._backward(q * scale[..., None] + loc[..., None])[:, :h]
         return panel, point, q
+
+    def _recursive(self, data: dict, window: int, model: Any, steps: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """A one-step member fed its own forecasts: point (S, steps) and quantiles
+        (S, steps, Q), scaled. ``data`` extends every series by ``steps`` future rows (their
+        features filled); each forecast (the median or location) is written into the
+        target there and treated as observed by the next step's window."""
+        lengths, offsets = data["lengths"], data["offsets"]
+        z = data["z"].copy()
+        work = dict(data, z=z)
+        series = np.arange(len(lengths))
+        points = np.empty((len(lengths), steps))
+        quants = np.empty((len(lengths), steps, self.quantiles.size))
+        for k in range(steps):
+            work["lengths"] = lengths + k  # the forecasts so far count as values
+            x, _, last = self._design(work, series, lengths + k, window, targets=False)
+            out = np.asarray(model.predict(x, batch_size=1024), dtype=np.float64)
+            point, q = self._decode(out.reshape(len(lengths), 1, self._width))
+            shift = last.astype(np.float64)
+            points[:, k] = point[:, 0] + shift
+            quants[:, k] = q[:, 0] + shift[:, None]
+            z[offsets + lengths + k] = points[:, k]
+        return points, quants
 
     def _decode(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(S, H, width) network outputs -> point (S, H) and quantiles (S, H, Q), scaled."""
@@ -549,7 +646,8 @@ class RNNForecaster:
         time columns, ``forecast`` and one ``q<level>`` column per quantile level.
 
         Args:
-            h: steps (at most the trained horizon; default all of it).
+            h: steps (default the trained horizon; at most it, except for the recursive
+                strategy, which goes on as far as asked).
             df: the series to forecast from (default: the training data); series the model
                 was not trained on are scaled by their own values.
             futr_df: future-known covariates for the horizon (id, time and their columns).
@@ -595,7 +693,11 @@ class RNNForecaster:
             context = panel.head(ends)
             if refit or k == 0:
                 self.fit(context)
-            cut, point, q = self.predict_arrays(None, context)
+            future = None
+            if self.future_covariates:  # the table's values after each cutoff
+                npast = len(self.past_covariates)
+                future = [c[e:e + self.h, npast:] for c, e in zip(panel.covariates, ends)]
+            cut, point, q = self.predict_arrays(None, context, _future=future)
             truth = np.stack([v[e:e + self.h] for v, e in zip(panel.values, ends)])
             cutoff = np.repeat(np.array([t[e - 1] for t, e in zip(panel.times, ends)]),
                                self.h)
