@@ -47,6 +47,7 @@ import numpy as np
 from ..timeseries._checks import invalid, positive_int, require
 from ..timeseries.metrics import check_quantiles
 from ..timeseries.panel import (
+    FILL_GAPS,
     SCALERS,
     Panel,
     PanelWindows,
@@ -156,6 +157,11 @@ class RNNForecaster:
             data) as future-known features when the times are dates.
         student_t_df: degrees of freedom of the Student-t head.
         id_col, time_col, target_col: the long table's column names.
+        fill_gaps: None (a missing period or a NaN target raises, naming the series), or
+            ``"ffill"``, ``"zero"``, ``"interpolate"``: missing periods (absent rows, at
+            each series' own frequency) and NaN targets and covariates are filled so, in
+            ``fit``, ``predict(df=...)`` and ``cross_validation`` (see
+            :class:`~fastrnn.timeseries.panel.Panel`).
         verbose: 0 silent, 1 the training bar per epoch (``Model.fit``'s), 2 a line per
             member.
     """
@@ -172,7 +178,7 @@ class RNNForecaster:
                  past_covariates: Sequence[str] = (), future_covariates: Sequence[str] = (),
                  calendar: bool = False, student_t_df: float = 5.0,
                  id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
-                 seed: int = 0, verbose: int = 0) -> None:
+                 fill_gaps: Optional[str] = None, seed: int = 0, verbose: int = 0) -> None:
         self.h = positive_int("h", h)
         self.input_size = positive_int("input_size", input_size if input_size is not None
                                        else 2 * self.h)
@@ -220,6 +226,9 @@ class RNNForecaster:
         self.future_covariates = list(future_covariates)
         self.calendar = bool(calendar)
         self.id_col, self.time_col, self.target_col = id_col, time_col, target_col
+        if fill_gaps is not None and fill_gaps not in FILL_GAPS:
+            raise invalid("fill_gaps", f"None or one of {FILL_GAPS}", fill_gaps)
+        self.fill_gaps = fill_gaps
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise invalid("seed", "a non-negative integer", seed)
         self.seed = int(seed)
@@ -249,7 +258,8 @@ class RNNForecaster:
             "static": self.static, "past_covariates": self.past_covariates,
             "future_covariates": self.future_covariates, "calendar": self.calendar,
             "student_t_df": self.student_t_df, "id_col": self.id_col,
-            "time_col": self.time_col, "target_col": self.target_col, "seed": self.seed,
+            "time_col": self.time_col, "target_col": self.target_col,
+            "fill_gaps": self.fill_gaps, "seed": self.seed,
             "verbose": self.verbose,
         }
 
@@ -300,7 +310,8 @@ class RNNForecaster:
     # ------------------------------------------------------------------ data
     def _panel(self, df: Any) -> Panel:
         panel = Panel.coerce(df, self.id_col, self.time_col, self.target_col,
-                             [*self.past_covariates, *self.future_covariates], self.static)
+                             [*self.past_covariates, *self.future_covariates], self.static,
+                             self.fill_gaps)
         if self.transform == "log":
             for sid, v in zip(panel.ids, panel.values):
                 if np.any(v <= 0):

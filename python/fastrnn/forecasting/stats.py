@@ -9,7 +9,7 @@ import numpy as np
 
 from ..timeseries._checks import invalid, positive_int, require
 from ..timeseries.classical import METHODS, classical_forecast
-from ..timeseries.panel import Panel
+from ..timeseries.panel import FILL_GAPS, Panel
 from .forecaster import _frame
 
 
@@ -22,31 +22,40 @@ class StatsForecaster:
         season: the seasonal period; None takes each series' own from its frequency
             (12 for monthly dates, 4 quarterly, ...; 1 for integer times).
         id_col, time_col, target_col: the long table's column names.
+        fill_gaps: None, ``"ffill"``, ``"zero"`` or ``"interpolate"``, as in
+            :class:`~fastrnn.forecasting.RNNForecaster`.
 
     Point forecasts only (the ``forecast`` column).
     """
 
     def __init__(self, method: str, h: int = 1, season: Optional[int] = None,
-                 id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y"
-                 ) -> None:
+                 id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
+                 fill_gaps: Optional[str] = None) -> None:
         if method not in METHODS:
             raise invalid("method", f"one of {METHODS}", method)
         self.method = method
         self.h = positive_int("h", h)
         self.season = None if season is None else positive_int("season", season)
         self.id_col, self.time_col, self.target_col = id_col, time_col, target_col
+        if fill_gaps is not None and fill_gaps not in FILL_GAPS:
+            raise invalid("fill_gaps", f"None or one of {FILL_GAPS}", fill_gaps)
+        self.fill_gaps = fill_gaps
         self.panel_: Optional[Panel] = None
         self.quantiles = np.zeros(0)
 
     def __repr__(self) -> str:
         return f"StatsForecaster({self.method!r}, h={self.h}, season={self.season})"
 
+    def _panel(self, df: Any) -> Panel:
+        return Panel.coerce(df, self.id_col, self.time_col, self.target_col,
+                            fill_gaps=self.fill_gaps)
+
     def _seasons(self, panel: Panel) -> list[int]:
         return panel.season() if self.season is None else [self.season] * len(panel)
 
     def fit(self, df: Any) -> StatsForecaster:
         """Keeps the series (the methods are fitted when forecasting). Returns self."""
-        self.panel_ = Panel.coerce(df, self.id_col, self.time_col, self.target_col)
+        self.panel_ = self._panel(df)
         return self
 
     def predict_arrays(self, h: Optional[int] = None, df: Any = None
@@ -55,8 +64,7 @@ class StatsForecaster:
         if self.panel_ is None and df is None:
             raise RuntimeError("StatsForecaster is not fitted yet: call fit(df) first.")
         h = self.h if h is None else positive_int("h", h)
-        panel = self.panel_ if df is None else Panel.coerce(
-            df, self.id_col, self.time_col, self.target_col)
+        panel = self.panel_ if df is None else self._panel(df)
         point = np.stack([classical_forecast(self.method, v, h, m)
                           for v, m in zip(panel.values, self._seasons(panel))])
         return panel, point, np.zeros((len(panel), h, 0))
@@ -75,7 +83,7 @@ class StatsForecaster:
         """As :meth:`RNNForecaster.cross_validation` (``refit`` changes nothing here)."""
         n_windows = positive_int("n_windows", n_windows)
         step = self.h if step_size is None else positive_int("step_size", step_size)
-        panel = Panel.coerce(df, self.id_col, self.time_col, self.target_col)
+        panel = self._panel(df)
         frames = []
         for k in range(n_windows):
             back = self.h + (n_windows - 1 - k) * step
