@@ -155,7 +155,9 @@ class RNNForecaster:
         static, past_covariates, future_covariates: column names of the long table.
         calendar: add calendar features (month; day of week and hour for daily and finer
             data) as future-known features when the times are dates.
-        student_t_df: degrees of freedom of the Student-t head.
+        student_t_df: degrees of freedom of the Student-t head: None (the default) learns
+            them per forecast step (a third output, ``2 + softplus``: above 2), a number
+            fixes them.
         id_col, time_col, target_col: the long table's column names.
         fill_gaps: None (a missing period or a NaN target raises, naming the series), or
             ``"ffill"``, ``"zero"``, ``"interpolate"``: missing periods (absent rows, at
@@ -176,7 +178,7 @@ class RNNForecaster:
                  window_weights: str = "window", history_limit: Optional[int] = None,
                  static: Sequence[str] = (),
                  past_covariates: Sequence[str] = (), future_covariates: Sequence[str] = (),
-                 calendar: bool = False, student_t_df: float = 5.0,
+                 calendar: bool = False, student_t_df: Optional[float] = None,
                  id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
                  fill_gaps: Optional[str] = None, seed: int = 0, verbose: int = 0) -> None:
         self.h = positive_int("h", h)
@@ -214,11 +216,14 @@ class RNNForecaster:
         self.batch_size = positive_int("batch_size", batch_size)
         for name, value in (("learning_rate", learning_rate), ("clipnorm", clipnorm),
                             ("student_t_df", student_t_df)):
+            if value is None and name == "student_t_df":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                     not value > 0 or not math.isfinite(value):
-                raise invalid(name, "a positive number", value)
+                raise invalid(name, "a positive number" if name != "student_t_df" else
+                              "None (learned) or a positive number", value)
         self.learning_rate, self.clipnorm = float(learning_rate), float(clipnorm)
-        self.student_t_df = float(student_t_df)
+        self.student_t_df = None if student_t_df is None else float(student_t_df)
         self.window_weights = window_weights
         self.history_limit = None if history_limit is None else positive_int(
             "history_limit", history_limit)
@@ -270,7 +275,8 @@ class RNNForecaster:
 
     @property
     def _width(self) -> int:
-        return {"quantile": len(self.quantiles), "normal": 2, "student_t": 2}.get(self.loss, 1)
+        return {"quantile": len(self.quantiles), "normal": 2,
+                "student_t": StudentTNLL(self.student_t_df).width}.get(self.loss, 1)
 
     def _loss_object(self) -> Any:
         if self.loss == "quantile":
