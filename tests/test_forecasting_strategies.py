@@ -16,8 +16,8 @@ SMALL = dict(units=8, epochs=2, steps_per_epoch=20, batch_size=32)
 
 
 def _table(n_series=4, length=30, seed=0):
-    """Monthly series of different lengths and start dates, a promo (future-known) and a
-    size (static) column."""
+    """Monthly series of different lengths and start dates, a promo (future-known), a
+    temperature (past-observed) and a size (static) column."""
     rng = np.random.default_rng(seed)
     frames = []
     for i in range(n_series):
@@ -27,6 +27,7 @@ def _table(n_series=4, length=30, seed=0):
         y = 10 + i + np.sin(np.arange(n) * 2 * np.pi / 12) + 0.1 * rng.normal(size=n)
         frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": y,
                                     "promo": (np.arange(n) % 5 == 0).astype(float),
+                                    "temp": rng.normal(size=n),
                                     "size": float(i + 1)}))
     return pd.concat(frames, ignore_index=True)
 
@@ -40,12 +41,17 @@ def _future(df, steps, promo=None):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("loss", ["quantile", "student_t"])
-def test_dataframe_contract(strategy, loss):
+@pytest.mark.parametrize("loss, scaler, transform", [("quantile", "robust", "log"),
+                                                     ("student_t", "mean_abs", None)])
+def test_dataframe_contract(strategy, loss, scaler, transform):
+    """Every strategy with every kind of covariate, an ensemble of two windows, a scaler,
+    a probabilistic head: the pinned columns and times, in predict and cross_validation."""
     df = _table()
     model = RNNForecaster(h=4, input_size=8, strategy=strategy, loss=loss,
                           quantiles=[0.1, 0.5, 0.9], future_covariates=["promo"],
-                          static=["size"], calendar=True, ensemble=2, **SMALL).fit(df)
+                          past_covariates=["temp"], static=["size"], calendar=True,
+                          ensemble=2, input_sizes=(6, 8), scaler=scaler,
+                          transform=transform, **SMALL).fit(df)
     out = model.predict(futr_df=_future(df, 4))
     assert list(out.columns) == ["unique_id", "ds", "forecast", "q0.1", "q0.5", "q0.9"]
     assert len(out) == 4 * 4 and np.all(np.isfinite(out.forecast))
@@ -89,7 +95,7 @@ def test_recursive_with_h1_is_the_direct_model_with_h1():
 def test_recursion_is_one_step_forecasts_fed_back():
     """h steps of the recursive model are h one-step forecasts, each appended to the data
     before the next (the scalers stay the training series')."""
-    df = _table(n_series=3)[["unique_id", "ds", "y", "promo"]]
+    df = _table(n_series=3)[["unique_id", "ds", "y", "promo"]]  # no past covariates
     model = RNNForecaster(h=3, input_size=6, strategy="recursive", loss="quantile",
                           future_covariates=["promo"], calendar=True, **SMALL).fit(df)
     promo = [1.0, 0.0, 1.0]
@@ -160,3 +166,19 @@ def test_bad_strategy_names_are_refused(name):
     with pytest.raises(ValueError, match=r"`strategy`.*'direct', 'recursive', "
                                          r"'encoder-decoder'"):
         RNNForecaster(h=2, strategy=name)
+
+
+@pytest.mark.parametrize("strategy", ["direct", "encoder-decoder"])
+def test_training_windows_hide_past_covariates_on_the_horizon(strategy):
+    """A past-observed covariate is unknown after the forecast origin: training inputs
+    carry 0 there (its normalised mean), as prediction inputs do, never its real value."""
+    df = _table(n_series=3)
+    model = RNNForecaster(h=3, input_size=5, strategy=strategy, past_covariates=["temp"],
+                          future_covariates=["promo"], **SMALL).fit(df)
+    data = model._prepare(model.panel_, model.scalers_)
+    series, origins = np.array([0, 1, 2, 2]), np.array([10, 12, 20, 30])
+    x, _, _ = model._design(data, series, origins, 5, targets=True)
+    assert x.shape == (4, 5 + 3, model._n_features)
+    temp, promo = x[..., 2], x[..., 3]  # feature order: target, observed, past, future
+    assert np.all(temp[:, 5:] == 0) and np.all(temp[:, :5] != 0)
+    assert np.any(promo[:, 5:] != 0)  # future-known values stay
