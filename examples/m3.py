@@ -5,6 +5,7 @@
     python examples/m3.py --validate     # choose the configuration: training parts only
     python examples/m3.py --tourism      # Tourism monthly/quarterly MASE too
     python examples/m3.py --groups monthly --subset 50 --quick   # a short run
+    python examples/m3.py --strategy direct,recursive,encoder-decoder --subset 100
 
 Per frequency group (yearly, quarterly, monthly, other; horizons 6/8/18/8) one
 :class:`fastrnn.forecasting.RNNForecaster` is trained across every series of the group and
@@ -120,7 +121,9 @@ def run_group(dataset: str, group: str, args: argparse.Namespace, validate: bool
         rows.append(dict(group=group, model=label, n=len(train), smape=smape(test, f),
                          mase=mase(test, f, train, period), coverage=None,
                          seconds=time.perf_counter() - start))
-    candidates = CANDIDATES if validate else {"fastrnn": {}}
+    candidates = CANDIDATES if validate else {
+        "fastrnn" if s == "direct" else f"fastrnn {s}": {"strategy": s}
+        for s in args.strategy.split(",")}
     for label, extra in candidates.items():
         config = config_for(group, h, extra, args.quick, args.ensemble)
         if config["transform"] == "log" and any(np.any(x <= 0) for x in train):
@@ -189,6 +192,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="tiny models (a smoke test)")
     parser.add_argument("--ensemble", type=int, default=None, help="members per model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--strategy", default="direct",
+                        help="comma-separated RNNForecaster strategies to compare (direct, "
+                        "recursive, encoder-decoder; default direct)")
     args = parser.parse_args(argv)
     groups = [g for g in args.groups.split(",") if g and g != "none"]
     unknown = sorted(set(groups) - set(GROUPS))

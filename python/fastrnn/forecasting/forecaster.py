@@ -577,12 +577,18 @@ class RNNForecaster:
             out[i] = self.scalers_[known[sid]] if sid in known else fresh[new.index(i)]
         return out
 
-    def predict_arrays(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None,
-                       _future: Optional[list[np.ndarray]] = None
+    def predict_arrays(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None
                        ) -> tuple[Panel, np.ndarray, np.ndarray]:
         """The forecasts as arrays: ``(panel, point (S, H), quantiles (S, H, Q))`` in the
         data's units (the members' median), after the end of ``df`` (default: the training
         data). H is at most the trained horizon, except for the recursive strategy."""
+        return self._predict_arrays(h, df, futr_df)
+
+    def _predict_arrays(self, h: Optional[int], df: Any, futr_df: Any,
+                        _future: Optional[list[np.ndarray]] = None
+                        ) -> tuple[Panel, np.ndarray, np.ndarray]:
+        """:meth:`predict_arrays`; ``_future`` (S of (>= H, C_future)) the future-known
+        covariates when they come from the table itself (cross-validation)."""
         self._require_fitted()
         h = self.h if h is None else positive_int("h", h)
         recursive = self.strategy == "recursive"
@@ -714,7 +720,7 @@ class RNNForecaster:
             if self.future_covariates:  # the table's values after each cutoff
                 npast = len(self.past_covariates)
                 future = [c[e:e + self.h, npast:] for c, e in zip(panel.covariates, ends)]
-            cut, point, q = self.predict_arrays(None, context, _future=future)
+            cut, point, q = self._predict_arrays(None, context, None, _future=future)
             truth = np.stack([v[e:e + self.h] for v, e in zip(panel.values, ends)])
             cutoff = np.repeat(np.array([t[e - 1] for t, e in zip(panel.times, ends)]),
                                self.h)
