@@ -270,7 +270,8 @@ class RNNForecaster:
 
     def __repr__(self) -> str:
         return (f"RNNForecaster(h={self.h}, input_size={self.input_size}, cell={self.cell!r}, "
-                f"units={self.units}, loss={self.loss!r}, ensemble={self.ensemble}, "
+                f"units={self.units}, loss={self.loss!r}, strategy={self.strategy!r}, "
+                f"ensemble={self.ensemble}, "
                 f"fitted={bool(self.members_)})")
 
     @property
