@@ -27,8 +27,9 @@ How a window becomes a training example (per member):
      decoder's inputs are those steps' features), and one ``Dense(width)`` applied to every
      decoder step;
 
-   width 1 for a point loss (mae, mse, huber), Q for the quantile loss, 2 for a Gaussian or
-   Student-t head (location and scale).
+   width 1 for a point loss (mae, mse, huber), Q for the quantile loss, 2 for a Gaussian
+   head (location and scale), 3 for a Student-t head (and its degrees of freedom; 2 when
+   they are fixed).
 
 Members differ by seed (and optionally by window); their outputs are combined by the median.
 """
