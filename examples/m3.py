@@ -94,8 +94,8 @@ def load(dataset: str, group: str, subset: int | None) -> tuple[list, np.ndarray
     return train, test, int(series[0].h), int(series[0].period)
 
 
-def config_for(group: str, h: int, extra: dict | str, quick: bool, ensemble: int | None
-               ) -> dict:
+def config_for(group: str, h: int, extra: dict | str, quick: bool, ensemble: int | None,
+               epochs: int | None = None) -> dict:
     config = {**BASE, **CONFIGS[group]}
     if extra == "window3":
         config["input_size"] = 3 * h
@@ -105,6 +105,8 @@ def config_for(group: str, h: int, extra: dict | str, quick: bool, ensemble: int
         config.update(epochs=2, steps_per_epoch=20, units=16, ensemble=1)
     if ensemble is not None:
         config["ensemble"] = ensemble
+    if epochs is not None:
+        config["epochs"] = epochs
     return config
 
 
@@ -125,7 +127,7 @@ def run_group(dataset: str, group: str, args: argparse.Namespace, validate: bool
         "fastrnn" if s == "direct" else f"fastrnn {s}": {"strategy": s}
         for s in args.strategy.split(",")}
     for label, extra in candidates.items():
-        config = config_for(group, h, extra, args.quick, args.ensemble)
+        config = config_for(group, h, extra, args.quick, args.ensemble, args.epochs)
         if config["transform"] == "log" and any(np.any(x <= 0) for x in train):
             # log needs positive values (Tourism has zeros): mean-abs scaling instead, the
             # best of the unlogged scalers in validation
@@ -191,6 +193,9 @@ def main(argv: list[str] | None = None) -> str:
                         help="also Tourism monthly and quarterly")
     parser.add_argument("--quick", action="store_true", help="tiny models (a smoke test)")
     parser.add_argument("--ensemble", type=int, default=None, help="members per model")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per member (default: the group's; fewer for a subset, "
+                        "whose series are fewer than the group's training steps assume)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strategy", default="direct",
                         help="comma-separated RNNForecaster strategies to compare (direct, "
