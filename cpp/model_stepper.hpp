@@ -117,12 +117,22 @@ struct StageSpec {
                                       // (vocabulary, N) with in = 1; activation: empty
   std::vector<F> recurrent_kernel;    // cell (H, G)
   std::vector<F> bias;                // cell (G,), GRU (2, G); dense (N,); or empty (none)
+  std::vector<F> recurrent_packed;    // cell: recurrent_kernel packed once for the step
+                                      // product's micro-kernel (Packed), or empty (OpenBLAS)
 };
 
 inline Index gates_of(StageKind kind) {
   return kind == StageKind::lstm ? 4 : kind == StageKind::gru ? 3 : 1;
 }
 inline bool is_cell(StageKind kind) { return kind <= StageKind::gru; }
+
+// A cell stage's packed recurrent kernel, or none.
+template <typename F>
+Packed<F> packed_of(const StageSpec<F>& st) {
+  if (st.recurrent_packed.empty()) return {};
+  const Index H = st.out;
+  return {st.recurrent_packed.data(), H, gates_of(st.kind) * H};
+}
 
 template <typename F>
 class ModelStepper {
@@ -199,8 +209,12 @@ class ModelStepper {
   // the most threads to use (batch slices, when the step is big enough to pay for them).
   // With an embedding first, the input is `ids` (B,) instead of x, each in [0, vocabulary):
   // the caller checks them.
+  // A step's products are narrow (a few dozen columns) and its gate math per element is as
+  // long as its multiply-adds, so its flops take about four times as long as slices_for's rule
+  // assumes (the Hands-On ML deep RNN at batch 256: 0.63 MFLOP, 27 us on one core; two row
+  // slices 17 us, avx512 set): they count four times.
   void step(const KernelSet<F>& ks, const F* x, const std::int64_t* ids, F* out, int threads) {
-    const int slices = slices_for(threads, flops_, B_, 4);
+    const int slices = slices_for(threads, 4 * flops_, B_, 4);
     run_parallel(slices, [&](int s) {
       const Index b0 = B_ * s / slices, b1 = B_ * (s + 1) / slices;
       rows(ks, b0, b1 - b0, x, ids, out);
@@ -228,6 +242,7 @@ class ModelStepper {
       switch (st.kind) {
         case StageKind::simple_rnn: {
           SimpleRnnForwardArgs<F> a{};
+          a.recurrent_packed = packed_of(st);
           a.x = in, a.h0 = a.h_last = h, a.outputs = scratch;
           a.kernel = st.kernel.data(), a.recurrent_kernel = st.recurrent_kernel.data();
           a.bias = bias, a.activation = st.cell_activation;
@@ -237,6 +252,7 @@ class ModelStepper {
         }
         case StageKind::lstm: {
           LstmForwardArgs<F> a{};
+          a.recurrent_packed = packed_of(st);
           a.x = in, a.h0 = a.h_last = h;
           a.c0 = a.c_last = buf.c.data() + b0 * H;
           a.gates = scratch, a.cells = scratch + nb * G, a.outputs = scratch + nb * (G + H);
@@ -247,6 +263,7 @@ class ModelStepper {
         }
         case StageKind::gru: {
           GruForwardArgs<F> a{};
+          a.recurrent_packed = packed_of(st);
           a.x = in, a.h0 = a.h_last = h;
           a.gates = scratch, a.hz = scratch + nb * G, a.hz_h = scratch + 2 * nb * G;
           a.outputs = scratch + nb * (2 * G + H);

@@ -200,3 +200,68 @@ def test_bad_arguments_rejected(tmp_path):
     proc = run_suite("--threads", "0", "--out", str(tmp_path))
     assert proc.returncode == 2
     assert "--threads" in proc.stderr
+
+
+def _kernel_sets_module():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import kernel_sets
+    finally:
+        sys.path.pop(0)
+    return kernel_sets
+
+
+def test_kernel_sets_report_has_a_column_per_set():
+    """The per-kernel-set report: one row per target, one column per set, the case a 'worst
+    of' target was measured on kept in its cell, and every set's own report appended."""
+    ks = _kernel_sets_module()
+
+    def run(ratio: float, worst: str) -> dict[str, Any]:
+        meta = {"date": "d", "machine": {"cpu_model": "cpu", "cores": 2, "platform": "p"},
+                "threads": 2}
+        return {
+            "meta": meta,
+            "targets": [
+                {"target": "LSTM fwd+bwd vs PyTorch >= 2x", "unit": "x", "measured": ratio,
+                 "status": "met" if ratio >= 2 else "unmet (short by 10%)"},
+                {"target": f"fwd+bwd never slower than NumPy (worst of 3: {worst})",
+                 "unit": "x", "measured": 1.5, "status": "met"},
+            ],
+            "_markdown": "# fastrnn benchmarks\n\n## Kernels\n\nrows\n",
+        }
+
+    report = ks.combined({"avx512": run(2.5, "RNN 4x10"), "avx2": run(1.8, "GRU 8x10")},
+                         {"avx512": "cmd a", "avx2": "cmd b"})
+    lines = report.splitlines()
+    assert "| target | avx512 | avx2 |" in lines
+    assert "| LSTM fwd+bwd vs PyTorch >= 2x | 2.50x (met) | 1.80x (unmet) |" in lines
+    assert ("| fwd+bwd never slower than NumPy | 1.50x (met, RNN 4x10) | "
+            "1.50x (met, GRU 8x10) |") in lines
+    assert "Unmet targets: avx512 0, avx2 1" in lines
+    assert "## Kernel set avx2" in lines and "### Kernels" in lines
+
+
+def test_kernel_sets_environment():
+    """A set below the best also holds OpenBLAS, oneDNN and MKL to its instructions; the best
+    set runs with none of those variables, whatever the caller's environment had."""
+    ks = _kernel_sets_module()
+    os.environ["OPENBLAS_CORETYPE"] = "Prescott"
+    try:
+        best = ks.environment_for("avx512", "avx512")
+        lower = ks.environment_for("avx2", "avx512")
+    finally:
+        del os.environ["OPENBLAS_CORETYPE"]
+    assert best["FASTRNN_KERNELS"] == "avx512" and "OPENBLAS_CORETYPE" not in best
+    assert lower["OPENBLAS_CORETYPE"] == "Haswell" and lower["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+
+
+def test_kernel_sets_refuses_unknown_set(tmp_path):
+    script = ROOT / "benchmarks" / "kernel_sets.py"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(Path(fastrnn.__file__).resolve().parents[1]), env.get("PYTHONPATH", ""))
+        if p)
+    done = subprocess.run([sys.executable, str(script), "--sets", "sse9", "--out",
+                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "--sets" in done.stderr and "sse9" in done.stderr

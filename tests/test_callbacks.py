@@ -276,7 +276,7 @@ def test_callback_list_dispatches_in_order_and_skips_unused_hooks():
 
 
 # NaN compares false with everything: a NaN threshold would silently stop (or never stop)
-# training, so every number a callback takes must be finite (issue 10, case 8).
+# training, so every number a callback takes must be finite.
 @pytest.mark.parametrize(
     ("factory", "argument"),
     [

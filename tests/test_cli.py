@@ -510,7 +510,7 @@ def test_python_dash_m_fastrnn_help() -> None:
 
 # ----------------------------------------------------------------------------- never a traceback
 def test_unclosed_quote_is_refused_not_read_in_part(tmp_path: Path, capsys) -> None:
-    """Issue 10, case 5: `10.3,"hi` at row 271 of 300; the old reader split the text into
+    """A quoted field left open: `10.3,"hi` at row 271 of 300; the old reader split the text into
     lines, read 271 rows, exited 0 and forecast from the wrong point."""
     rows = monthly_rows(300)
     path = write_csv(tmp_path / "q.csv", rows)
@@ -570,7 +570,7 @@ def _bad_command_lines(tmp: Path) -> list[list[str]]:
 @pytest.mark.parametrize("engine", ["python", "pandas"])
 def test_every_bad_command_line_is_one_error_line(tmp_path: Path, capsys, monkeypatch,
                                                  engine: str) -> None:
-    """Issue 10, case 16: each of these printed a traceback (or waited for ever); every
+    """Each of these printed a traceback (or waited for ever); every
     failure is now one `fastrnn: error: ...` line on stderr and a non-zero exit."""
     from fastrnn.timeseries import readers
 

@@ -1,4 +1,4 @@
-"""The core's process-level reliability (issue 10): per-thread memory bounded whatever
+"""The core's process-level reliability: per-thread memory bounded whatever
 set_num_threads asks, fork() safety of its locks, and the NaN-fill debug mode.
 
 The memory and debug-mode checks run in subprocesses (a memory limit, an environment

@@ -336,12 +336,12 @@ def test_only_calls_a_mask_can_reach_take_the_mask_aware_path():
     h = layers.TimeDistributed(layers.Dense(3))(h)
     out = layers.GRU(2)(layers.LayerNormalization()(h))
     plain = fastrnn.Model(inp, out)
-    assert [s.simple for s in plain._steps] == [True] * 5
+    assert [s.simple for s in plain._graph.steps] == [True] * 5
 
     ids = fastrnn.Input((None,), dtype="int64")
     e = layers.Embedding(10, 4, mask_zero=True)(ids)
     masked = fastrnn.Model(ids, layers.Dense(1)(layers.LSTM(3)(e)))
-    assert [s.masked for s in masked._steps] == [True, True, True]
+    assert [s.masked for s in masked._graph.steps] == [True, True, True]
     x = np.array([[3, 4, 0, 0], [5, 0, 0, 0]])
     y = masked.predict(x)
     np.testing.assert_allclose(y, masked.predict(x[:, :2]), rtol=1e-6, atol=1e-7)

@@ -1,4 +1,4 @@
-"""Issue 10's model-level cases: each reproduces a way a model was lost or half-changed."""
+"""Model-level reliability: each test reproduces a way a model was lost or half-changed."""
 
 from __future__ import annotations
 

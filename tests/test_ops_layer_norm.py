@@ -1,4 +1,4 @@
-"""The layer-normalized cells (issue 14): fastrnn.ops.layer_norm_* (cpp/layer_norm_rnn.hpp)
+"""The layer-normalized cells: fastrnn.ops.layer_norm_* (cpp/layer_norm_rnn.hpp)
 against the NumPy oracle fastrnn.reference.layer_norm_*, float64 finite differences of every
 gradient, masks, truncation, recurrent dropout, threads, bad arguments; the recurrent layers'
 ``layer_norm=True`` against the oracle; TF-Keras parity with Hands-On ML's LNSimpleRNNCell."""

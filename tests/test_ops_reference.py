@@ -261,3 +261,43 @@ def test_every_kernel_set_matches_reference(restore_kernel_set, cell, activation
         for name, grads in results.items():
             for g in grads:
                 assert_close(grads[g], first[g], rtol, f"{name} vs the first set: d_{g}")
+
+
+def test_reference_keeps_the_ops_signatures():
+    """The oracle's promise: the same functions, arguments and return values as fastrnn.ops
+    (every name of its ``__all__`` is one of ops', with the same parameters in the same
+    order and kinds), and both ``__all__`` lists name every function they define."""
+    import inspect
+
+    from fastrnn import ops, reference
+
+    for name in reference.__all__:
+        mine, theirs = getattr(reference, name), getattr(ops, name)
+        if inspect.isclass(mine):
+            continue
+        ours = [(p.name, p.kind) for p in inspect.signature(mine).parameters.values()]
+        fast = [(p.name, p.kind) for p in inspect.signature(theirs).parameters.values()]
+        assert ours == fast, name
+    for module in (ops, reference):
+        defined = {n for n, v in vars(module).items() if not n.startswith("_")
+                   and inspect.isfunction(v) and v.__module__.startswith(module.__name__)}
+        assert defined <= set(module.__all__), (module.__name__, defined - set(module.__all__))
+    kernels = {n for n in ops.__all__ if n.endswith(("_forward", "_backward"))}
+    assert kernels == {n for n in reference.__all__ if n.endswith(("_forward", "_backward"))}
+
+
+def test_reference_keep_tape_and_input_grad_as_the_ops():
+    """``keep_tape=False`` gives no tape, ``input_grad=False`` no gradient of x, in both."""
+    from fastrnn import reference
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 3))
+    k, u, b = (rng.standard_normal(s) for s in ((3, 8), (2, 8), (8,)))
+    for module in (ops, reference):
+        assert module.lstm_forward(x, None, None, k, u, b, keep_tape=False)[-1] is None
+        out, _, _, tape = module.lstm_forward(x, None, None, k, u, b)
+        grads = module.lstm_backward(tape, np.ones_like(out), input_grad=False)
+        assert grads["x"] is None and grads["kernel"].shape == (3, 8)
+        y, pool_tape = module.pool1d_forward(x, 2)
+        assert module.pool1d_forward(x, 2, keep_tape=False)[1] is None
+        assert module.pool1d_backward(pool_tape, np.ones_like(y)).shape == x.shape

@@ -372,7 +372,7 @@ def test_fused_update_matches_numpy_update(make, dtype):
     assert not np.allclose(p1, start)
 
 
-# Every number an optimizer takes must be finite (issue 10, case 8): NaN compares false with
+# Every number an optimizer takes must be finite: NaN compares false with
 # every bound, so a range check written as `if not low <= x <= high` is the only safe form.
 @pytest.mark.parametrize("cls", [optimizers.SGD, optimizers.Adam, optimizers.RMSprop])
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), np.float32("nan")])

@@ -1,7 +1,7 @@
 """Concurrent inference on one model, as a server does it: many threads calling predict (and
 evaluate) at once, and one stepper per stream with many streams stepping at once.
 
-The promise (README, "Serving"): concurrent predict calls on one model never corrupt it and
+The promise (docs/guide/serving.md): concurrent predict calls on one model never corrupt it and
 each returns what the same call returns alone, bit for bit; the one exception is a recurrent
 layer wide enough that the core splits its hidden units over threads (H >= 384 at large
 batches): a call that finds the worker pool busy computes all units on its own thread, and

@@ -1,4 +1,4 @@
-"""The model/weights loader on hostile or broken files (issue 10, case 12): size caps, zip
+"""The model/weights loader on hostile or broken files: size caps, zip
 bombs, symlinks and special files, malformed archives and configs, non-float weights.
 
 Every refusal is a ValueError naming the file (FileNotFoundError when nothing is there).

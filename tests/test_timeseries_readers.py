@@ -1,5 +1,5 @@
 """fastrnn.timeseries.read_csv on both engines (pandas and the csv module), csv_columns and
-infer_season (issue 10, case 5: the reader that split CSV text into lines and read a file
+infer_season (the reader that split CSV text into lines and read a file
 with an unclosed quote in part)."""
 
 from __future__ import annotations

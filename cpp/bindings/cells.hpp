@@ -215,25 +215,42 @@ Packed<F> pack(const F* W, Index K, Index N, F* out) {
 // not): LSTM 32x50x512x1024 0.82, LSTM 64x100x256x512 0.95, GRU 0.95, SimpleRNN 0.97. Only the
 // AVX-512 set was measured to win at the large sizes (AVX2: 32x4096x1024 1.14), so the others
 // keep OpenBLAS.
+// Whether a product of `rows` rows by W (K, N), repeated over `steps` steps, goes to the
+// micro-kernel with W packed once (the rule above; `panels_in_place`: OpenBLAS would multiply
+// W's panels in place).
+inline bool packed_product_pays(double rows, Index K, Index N, Index steps, bool panels_in_place) {
+  switch (packed_mode()) {
+    case PackedMode::never: return false;
+    case PackedMode::always: return true;
+    case PackedMode::automatic: break;
+  }
+  // A BLAS without in-place kernels for small products (OpenBLAS has them only for AVX-512
+  // CPUs: every AVX2, older x86 and ARM machine) copies all of W on every step's call, which
+  // a step of few rows cannot amortise. Measured (avx2 set with OpenBLAS's Haswell kernels,
+  // generic set with its Nehalem kernels; one thread, thread CPU time, LSTM/GRU/SimpleRNN
+  // inference and fwd+bwd, H 20-256, packed / OpenBLAS): 1 row 0.31-0.78, 4 rows 0.46-0.91,
+  // 8 rows 0.69-0.99, 16 rows 0.74-0.98, 32 rows 0.89-0.96 at H >= 128 but 0.98-1.04 at H 20.
+  if (!blas_reads_small_in_place() && steps > 1 &&
+      (rows <= 16 || (rows <= 32 && double(K) * double(N) >= 32768.0)))
+    return true;
+  const bool large = rows * double(N) * double(K) > kSmallProduct;
+  return large && !panels_in_place && std::string(kernels().name) == "avx512";
+}
+
 template <typename F>
 Packed<F> recurrent_packed(const F* W, const Dims& d, bool transposed, const StepPlan& plan,
                            const Panels<F>& panels) {
   const Index K = transposed ? d.G : d.H, N = transposed ? d.H : d.G;
-  const PackedMode mode = packed_mode();
-  if (mode == PackedMode::never) return {};
-  if (mode == PackedMode::automatic) {
-    const Index rows = plan.units ? d.B : (d.B + plan.slices - 1) / std::max(1, plan.slices);
-    const bool large = double(rows) * double(N) * double(K) > kSmallProduct;
-    // Panels pay while OpenBLAS multiplies whole 64-column panels in place; when only parts of
-    // 32 or 16 columns fit its bound (deep products: backward, K = G), the micro-kernel wins.
-    // Measured, one thread, thread CPU time, packed / panels, rows x N x K with a batch-major
-    // lda: 16x256x1024 0.90-0.91, 32x256x1024 0.76-0.93, 16x300x1200 0.89, 32x384x1536 0.92
-    // (parts of 32 or 16); 16x256x768 1.12, 16x192x768 1.12, 16x1024x256 1.01-1.03 (whole
-    // panels); 32x128x512 (parts of 32) 0.95-1.02.
-    const bool panels_in_place =
-        panels.data != nullptr && 64.0 * double(rows) * double(K) <= kSmallProduct;
-    if (!large || panels_in_place || std::string(kernels().name) != "avx512") return {};
-  }
+  const Index rows = plan.units ? d.B : (d.B + plan.slices - 1) / std::max(1, plan.slices);
+  // Panels pay while OpenBLAS multiplies whole 64-column panels in place; when only parts of
+  // 32 or 16 columns fit its bound (deep products: backward, K = G), the micro-kernel wins.
+  // Measured, one thread, thread CPU time, packed / panels, rows x N x K with a batch-major
+  // lda: 16x256x1024 0.90-0.91, 32x256x1024 0.76-0.93, 16x300x1200 0.89, 32x384x1536 0.92
+  // (parts of 32 or 16); 16x256x768 1.12, 16x192x768 1.12, 16x1024x256 1.01-1.03 (whole
+  // panels); 32x128x512 (parts of 32) 0.95-1.02.
+  const bool panels_in_place =
+      panels.data != nullptr && 64.0 * double(rows) * double(K) <= kSmallProduct;
+  if (!packed_product_pays(double(rows), K, N, d.T, panels_in_place)) return {};
   return pack(W, K, N, workspace<F, 2>().get(packed_size<F>(K, N)));
 }
 

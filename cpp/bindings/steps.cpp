@@ -64,10 +64,10 @@ class PyModelStepper {
       throw std::invalid_argument("argument `batch_size`: expected a positive integer, got " +
                                   std::to_string(batch_size));
     if (dtype == "float32")
-      f32_ = std::make_unique<stream::ModelStepper<float>>(specs<float>(stages),
+      f32_ = std::make_unique<stream::ModelStepper<float>>(specs<float>(stages, batch_size),
                                                                      batch_size);
     else if (dtype == "float64")
-      f64_ = std::make_unique<stream::ModelStepper<double>>(specs<double>(stages),
+      f64_ = std::make_unique<stream::ModelStepper<double>>(specs<double>(stages, batch_size),
                                                                       batch_size);
     else
       throw std::invalid_argument("argument `dtype`: expected 'float32' or 'float64', got '" +
@@ -103,7 +103,7 @@ class PyModelStepper {
   // None), kind one of "simple_rnn", "lstm", "gru", "dense", "activation", "embedding" (the
   // first only; kernel: the table).
   template <typename F>
-  static std::vector<stream::StageSpec<F>> specs(const py::list& stages) {
+  static std::vector<stream::StageSpec<F>> specs(const py::list& stages, Index batch_size) {
     using stream::StageKind;
     std::vector<stream::StageSpec<F>> out;
     for (std::size_t s = 0; s < stages.size(); ++s) {
@@ -149,6 +149,12 @@ class PyModelStepper {
         st.bias = weights(t[4], "bias", st.kind == StageKind::gru
                                             ? std::vector<Index>{2, gates * H}
                                             : std::vector<Index>{gates * H}, true);
+        // The stepper's steps are many: U packed once where the micro-kernel pays (see
+        // packed_product_pays; the batch's rows as the rows of a step's product).
+        if (packed_product_pays(double(batch_size), H, gates * H, Index(1) << 30, false)) {
+          st.recurrent_packed.resize(packed_size<F>(H, gates * H));
+          pack(st.recurrent_kernel.data(), H, gates * H, st.recurrent_packed.data());
+        }
         if (st.kind == StageKind::simple_rnn) st.cell_activation = parse_activation(act);
         else if (act != "tanh")
           throw std::invalid_argument("argument `" + name + ".activation`: LSTM and GRU use "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys as _sys
 
 from ._checks import KernelSetError as _KernelSetError
+from ._checks import check_positive_int as _check_positive_int
 from ._version import __version__
 
 try:
@@ -42,7 +43,6 @@ from . import (
     ops,
     optimizers,
     preprocessing,
-    reference,
     regularizers,
     saving,
     timeseries,
@@ -79,6 +79,16 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> object:
+    # ``fastrnn.reference`` (the NumPy oracle, for tests and benchmarks) is imported on first
+    # use, not by ``import fastrnn``.
+    if name == "reference":
+        import importlib
+
+        return importlib.import_module(".reference", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def set_num_threads(n: int) -> None:
     """Sets the number of threads the core uses for its kernels (default: all cores).
 
@@ -86,11 +96,7 @@ def set_num_threads(n: int) -> None:
     its work into more slices than that, so more threads could never run, and the per-thread
     buffers stay bounded. ``get_num_threads()`` returns the count in effect.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(
-            f"Received an invalid value for argument `n`: expected a positive integer, got {n!r}."
-        )
-    _core.set_num_threads(n)
+    _core.set_num_threads(_check_positive_int("n", n))
 
 
 def get_num_threads() -> int:

@@ -54,8 +54,7 @@ def use_kernel_set(name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        _ops._core.select_kernel_set(before)
-        _ops._kernel_set_reason = reason
+        _ops.kernel_sets.restore_kernel_set(before, reason)
 
 
 def clear_session() -> None:

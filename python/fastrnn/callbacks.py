@@ -30,6 +30,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from . import saving
+
 __all__ = [
     "BackupAndRestore",
     "Callback",
@@ -665,10 +667,10 @@ class BackupAndRestore(Callback):
     def on_train_begin(self, logs: Logs = None) -> None:
         os.makedirs(self.backup_dir, exist_ok=True)
         if os.path.exists(self.path):
-            self.model._resume_epoch = self.model._read_backup(self.path)
+            self.model._resume_epoch = saving.read_backup(self.model, self.path)
 
     def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
-        self.model._write_backup(self.path, epoch)
+        saving.write_backup(self.model, self.path, epoch)
 
     def on_train_end(self, logs: Logs = None) -> None:
         if self.delete_checkpoint and os.path.exists(self.path):

@@ -314,12 +314,11 @@ class _DataParallel:
     def begin_fit(self, model: Any, train: Any, val: Any, args: dict) -> Any:
         """Checks the ranks agree, copies rank 0's training state to all, splits the
         validation arrays; returns this rank's validation data."""
-        from .models.serialization import compile_config
         facts = {
             "the model's config (a hash of get_config() without names)":
                 _digest(_without_names(model.get_config())),
             "the dtype": str(model._dtype),
-            "the compile config (a hash)": _digest(compile_config(model)),
+            "the compile config (a hash)": _digest(model.get_compile_config()),
             **{f"fit's `{k}`": v for k, v in args.items()},
         }
         if train is not None:

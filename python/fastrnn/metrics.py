@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from . import losses as _losses
+from ._checks import check_positive_int
 
 __all__ = [
     "Accuracy",
@@ -331,11 +332,7 @@ def _in_top_k(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 
 
 def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(
-            f"Received an invalid value for argument `k`, expected a positive integer, got {k!r}."
-        )
-    return int(k)
+    return check_positive_int("k", k)
 
 
 def top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> np.ndarray:
@@ -1001,10 +998,7 @@ class IoU(_ConfusionMetric):
     def __init__(self, num_classes: int, target_class_ids: Any, name: str | None = None,
                  dtype: Any = None, ignore_class: Optional[int] = None,
                  sparse_y_true: bool = True, sparse_y_pred: bool = True, axis: int = -1):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or \
-                num_classes < 1:
-            raise ValueError(f"Received an invalid value for argument `num_classes`, expected "
-                             f"a positive integer, got {num_classes!r}.")
+        num_classes = check_positive_int("num_classes", num_classes)
         ids = [int(i) for i in np.atleast_1d(target_class_ids)]
         if not ids or any(not 0 <= i < num_classes for i in ids):
             raise ValueError(

@@ -31,14 +31,28 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = [
+__all__ = [  # in the order the module defines them
     "Tape",
-    "gru_backward",
-    "gru_forward",
-    "lstm_backward",
-    "lstm_forward",
-    "simple_rnn_backward",
     "simple_rnn_forward",
+    "simple_rnn_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+    "conv1d_forward",
+    "conv1d_backward",
+    "pool1d_forward",
+    "pool1d_backward",
+    "layer_norm_forward",
+    "layer_norm_backward",
+    "batch_norm_forward",
+    "batch_norm_backward",
+    "layer_norm_simple_rnn_forward",
+    "layer_norm_simple_rnn_backward",
+    "layer_norm_lstm_forward",
+    "layer_norm_lstm_backward",
+    "layer_norm_gru_forward",
+    "layer_norm_gru_backward",
 ]
 
 
@@ -137,7 +151,7 @@ def _activation_grad(activation: str, h: np.ndarray) -> np.ndarray:
 
 
 def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation="tanh", *,
-                       recurrent_mask=None, mask=None):
+                       recurrent_mask=None, keep_tape=True, mask=None):
     """Returns ``(outputs (B, T, H), h_last (B, H), tape)``."""
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}")
@@ -155,10 +169,10 @@ def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation="tanh",
         h = hs[:, t] = np.where(keep[:, t], h_new, h)  # a masked step carries h over
     tape = Tape("simple_rnn", x=x, h0=h0, kernel=K, recurrent_kernel=U, mask=m, outputs=hs,
                 activation=activation, keep=keep)
-    return _read_only(hs), h.copy(), tape
+    return _read_only(hs), h.copy(), tape if keep_tape else None
 
 
-def simple_rnn_backward(tape, d_outputs, d_h_last=None, truncate=None):
+def simple_rnn_backward(tape, d_outputs, d_h_last=None, truncate=None, *, input_grad=True):
     """Returns dict ``x, h0, kernel, recurrent_kernel, bias`` of gradients."""
     a = _check(tape, "simple_rnn", truncate)
     x, h0, K, U, m = a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"]
@@ -183,7 +197,8 @@ def simple_rnn_backward(tape, d_outputs, d_h_last=None, truncate=None):
     if m is not None:
         h_prev = h_prev * m[:, None, :]  # as the matmul saw it
     return {
-        "x": (_flat(d_pre) @ K.T).reshape(x.shape),  # every step's input gradient in one matmul
+        # every step's input gradient in one matmul (None when the caller does not need it)
+        "x": (_flat(d_pre) @ K.T).reshape(x.shape) if input_grad else None,
         "h0": dh_next,  # what reached the state entering step 0
         "kernel": _flat(x).T @ _flat(d_pre),  # sum over b, t of x_t^T d_pre_t
         "recurrent_kernel": _flat(h_prev).T @ _flat(d_pre),  # sum of (m h_{t-1})^T d_pre_t
@@ -197,7 +212,8 @@ def simple_rnn_backward(tape, d_outputs, d_h_last=None, truncate=None):
 #   c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
 
 
-def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, *, recurrent_mask=None, mask=None):
+def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, *, recurrent_mask=None,
+                 keep_tape=True, mask=None):
     """Returns ``(outputs (B, T, H), h_last (B, H), c_last (B, H), tape)``."""
     x, U, h0, c0, K, b, m, B, T, H = _setup(
         x, recurrent_kernel, h0, c0, kernel, bias, recurrent_mask
@@ -225,10 +241,11 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, *, recurrent_mask=No
         gates[:, t] = np.concatenate([i, f, g, o], axis=1)
     tape = Tape("lstm", x=x, h0=h0, c0=c0, kernel=K, recurrent_kernel=U, mask=m, outputs=hs,
                 gates=gates, cells=cells, keep=keep)
-    return _read_only(hs), h.copy(), c.copy(), tape
+    return _read_only(hs), h.copy(), c.copy(), tape if keep_tape else None
 
 
-def lstm_backward(tape, d_outputs, d_h_last=None, d_c_last=None, truncate=None):
+def lstm_backward(tape, d_outputs, d_h_last=None, d_c_last=None, truncate=None, *,
+                  input_grad=True):
     """Returns dict ``x, h0, c0, kernel, recurrent_kernel, bias`` of gradients."""
     a = _check(tape, "lstm", truncate)
     x, h0, c0, K, U, m = a["x"], a["h0"], a["c0"], a["kernel"], a["recurrent_kernel"], a["mask"]
@@ -263,7 +280,7 @@ def lstm_backward(tape, d_outputs, d_h_last=None, d_c_last=None, truncate=None):
     if m is not None:
         h_prev = h_prev * m[:, None, :]  # the state as the recurrent matmul saw it
     return {
-        "x": (_flat(dz) @ K.T).reshape(x.shape),
+        "x": (_flat(dz) @ K.T).reshape(x.shape) if input_grad else None,
         "h0": dh_next,
         "c0": dc_next,
         "kernel": _flat(x).T @ _flat(dz),
@@ -279,7 +296,8 @@ def lstm_backward(tape, d_outputs, d_h_last=None, d_c_last=None, truncate=None):
 #   h_t = z * h_{t-1} + (1 - z) * n          (h_{t-1} here is unmasked)
 
 
-def gru_forward(x, h0, kernel, recurrent_kernel, bias, *, recurrent_mask=None, mask=None):
+def gru_forward(x, h0, kernel, recurrent_kernel, bias, *, recurrent_mask=None, keep_tape=True,
+                mask=None):
     """Returns ``(outputs (B, T, H), h_last (B, H), tape)``."""
     x, U, h0, K, b, m, B, T, H = _setup(x, recurrent_kernel, h0, kernel, bias, recurrent_mask)
     xz = (_flat(x) @ K).reshape(B, T, 3 * H)  # input part of z, r and the candidate, every step
@@ -303,10 +321,10 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, *, recurrent_mask=None, m
         gates[:, t] = np.concatenate([z, r, n], axis=1)
     tape = Tape("gru", x=x, h0=h0, kernel=K, recurrent_kernel=U, mask=m, outputs=hs,
                 gates=gates, hz_h=hz_h, keep=keep)
-    return _read_only(hs), h.copy(), tape
+    return _read_only(hs), h.copy(), tape if keep_tape else None
 
 
-def gru_backward(tape, d_outputs, d_h_last=None, truncate=None):
+def gru_backward(tape, d_outputs, d_h_last=None, truncate=None, *, input_grad=True):
     """Returns dict ``x, h0, kernel, recurrent_kernel, bias (2, 3H)`` of gradients."""
     a = _check(tape, "gru", truncate)
     x, h0, K, U, m = a["x"], a["h0"], a["kernel"], a["recurrent_kernel"], a["mask"]
@@ -337,7 +355,7 @@ def gru_backward(tape, d_outputs, d_h_last=None, truncate=None):
             dh_next = np.where(keep, dh_next, dh_out)  # a masked step passed h_{t-1} on
     h_prev = h_prev_all if m is None else h_prev_all * m[:, None, :]
     return {
-        "x": (_flat(d_xz) @ K.T).reshape(x.shape),
+        "x": (_flat(d_xz) @ K.T).reshape(x.shape) if input_grad else None,
         "h0": dh_next,
         "kernel": _flat(x).T @ _flat(d_xz),
         "recurrent_kernel": _flat(h_prev).T @ _flat(d_hz),
@@ -346,20 +364,10 @@ def gru_backward(tape, d_outputs, d_h_last=None, truncate=None):
 
 
 # =============================================================================================
-# Sequence layers (issue 11): Conv1D, 1-D pooling, layer and batch normalization, channels-last
+# Sequence layers: Conv1D, 1-D pooling, layer and batch normalization, channels-last
 # ((batch, steps, channels)), written as loops over taps and windows so they read like the
 # definitions. Padding is Keras's: "valid" none; "causal" (span - 1) zeros on the left; "same"
 # ceil(T / strides) outputs with the zeros split evenly, the odd one on the right.
-__all__ += [
-    "batch_norm_backward",
-    "batch_norm_forward",
-    "conv1d_backward",
-    "conv1d_forward",
-    "layer_norm_backward",
-    "layer_norm_forward",
-    "pool1d_backward",
-    "pool1d_forward",
-]
 
 
 def _padded(x: np.ndarray, span: int, strides: int, padding: str, fill: float = 0.0):
@@ -398,7 +406,7 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
 
 
 def conv1d_backward(x, kernel, d_y, strides=1, padding="valid", dilation_rate=1, groups=1,
-                    use_bias=True):
+                    use_bias=True, input_grad=True):
     """Gradients of conv1d_forward: {"x", "kernel", "bias"}: each tap's product, reversed."""
     x = np.asarray(x)
     K, Cg, O = kernel.shape
@@ -415,24 +423,29 @@ def conv1d_backward(x, kernel, d_y, strides=1, padding="valid", dilation_rate=1,
             w = kernel[k, :, g * Og:(g + 1) * Og]  # (Cg, Og)
             d_kernel[k, :, g * Og:(g + 1) * Og] = np.einsum("blc,blo->co", taps, dy)
             d_xp[:, rows, g * Cg:(g + 1) * Cg] += dy @ w.T  # the tap's inputs get W^T dy
-    return {"x": d_xp[:, left:left + x.shape[1]],  # the padding's gradient is dropped
+    d_x = d_xp[:, left:left + x.shape[1]] if input_grad else None  # the padding's is dropped
+    return {"x": d_x,
             "kernel": d_kernel, "bias": d_y.sum(axis=(0, 1)) if use_bias else None}
 
 
-def pool1d_forward(x, pool_size=2, strides=None, padding="valid", mode="max"):
-    """Max or average over windows of pool_size steps, strides apart; padding never counts."""
+def pool1d_forward(x, pool_size=2, strides=None, padding="valid", mode="max", keep_tape=True):
+    """Max or average over windows of pool_size steps, strides apart; padding never counts.
+    Returns ``(y (B, L, C), tape)`` (the tape None with ``keep_tape=False``)."""
     strides = pool_size if strides is None else strides
     fill = -np.inf if mode == "max" else np.nan  # the average skips the NaN padding
     xp, _, L = _padded(np.asarray(x, dtype=np.float64), pool_size, strides, padding, fill)
     windows = np.stack([xp[:, l * strides:l * strides + pool_size] for l in range(L)], axis=1)
     y = windows.max(axis=2) if mode == "max" else np.nanmean(windows, axis=2)
-    return y.astype(np.asarray(x).dtype)
+    tape = Tape(f"{mode}_pool1d", x=np.asarray(x), pool_size=pool_size, strides=strides,
+                padding=padding, mode=mode)
+    return y.astype(np.asarray(x).dtype), tape if keep_tape else None
 
 
-def pool1d_backward(x, d_y, pool_size=2, strides=None, padding="valid", mode="max"):
+def pool1d_backward(tape, d_y):
     """d_x: each output's gradient to its window's (first) maximum, or spread evenly."""
-    x = np.asarray(x)
-    strides = pool_size if strides is None else strides
+    a = tape.arrays
+    x, pool_size, strides, padding, mode = (a["x"], a["pool_size"], a["strides"],
+                                            a["padding"], a["mode"])
     fill = -np.inf if mode == "max" else np.nan
     xp, left, L = _padded(x.astype(np.float64), pool_size, strides, padding, fill)
     d_xp = np.zeros(xp.shape)
@@ -459,7 +472,7 @@ def layer_norm_forward(x, gamma=None, beta=None, epsilon=1e-3):
     return y, Tape("layer_norm", xhat=xhat, var=var, gamma=gamma, epsilon=epsilon)
 
 
-def layer_norm_backward(tape, d_y):
+def layer_norm_backward(tape, d_y, input_grad=True):
     """{"x", "gamma", "beta"}: through xhat, whose mean and variance depend on every value."""
     a = tape.arrays
     xhat, gamma = a["xhat"], a["gamma"]
@@ -467,7 +480,8 @@ def layer_norm_backward(tape, d_y):
     g = d_y * (1 if gamma is None else gamma)  # gradient of xhat
     d_x = (g - g.mean(axis=-1, keepdims=True)
            - xhat * (g * xhat).mean(axis=-1, keepdims=True)) / np.sqrt(a["var"] + a["epsilon"])
-    return {"x": d_x, "gamma": None if gamma is None else (d_y * xhat).sum(axis=axes),
+    return {"x": d_x if input_grad else None,
+            "gamma": None if gamma is None else (d_y * xhat).sum(axis=axes),
             "beta": d_y.sum(axis=axes)}
 
 
@@ -486,7 +500,7 @@ def batch_norm_forward(x, gamma=None, beta=None, mean=None, variance=None, epsil
     return y, mean, variance, tape
 
 
-def batch_norm_backward(tape, d_y):
+def batch_norm_backward(tape, d_y, input_grad=True):
     """{"x", "gamma", "beta"}: training differentiates through the batch's statistics."""
     a = tape.arrays
     xhat, gamma = a["xhat"], a["gamma"]
@@ -497,12 +511,13 @@ def batch_norm_backward(tape, d_y):
         d_x = rstd * (g - g.mean(axis=axes) - xhat * (g * xhat).mean(axis=axes))
     else:
         d_x = rstd * g
-    return {"x": d_x, "gamma": None if gamma is None else (d_y * xhat).sum(axis=axes),
+    return {"x": d_x if input_grad else None,
+            "gamma": None if gamma is None else (d_y * xhat).sum(axis=axes),
             "beta": d_y.sum(axis=axes)}
 
 
 # =============================================================================================
-# Layer-normalized cells (issue 14): every gate block (H units) of the pre-activations is
+# Layer-normalized cells: every gate block (H units) of the pre-activations is
 # normalized over its units before the gate math (Ba et al. 2016; Hands-On ML's LNSimpleRNNCell),
 # with learned gamma, beta (G,) and epsilon (1e-3, Keras's LayerNormalization default):
 #   n = (a - mean(a)) / sqrt(var(a) + epsilon) * gamma + beta    (per block, biased variance)
@@ -513,14 +528,6 @@ def batch_norm_backward(tape, d_y):
 # The same masks, truncation and recurrent dropout as the plain cells. Tapes hold one tuple of
 # per-step arrays a step (written for reading, not for speed: this was the layers' own
 # layer-norm path before the fused kernels).
-__all__ += [
-    "layer_norm_gru_backward",
-    "layer_norm_gru_forward",
-    "layer_norm_lstm_backward",
-    "layer_norm_lstm_forward",
-    "layer_norm_simple_rnn_backward",
-    "layer_norm_simple_rnn_forward",
-]
 
 
 def _ln_blocks(a, gamma, beta, epsilon, blocks):
@@ -607,7 +614,7 @@ def _ln_forward(cell, x, h0, c0, kernel, recurrent_kernel, bias, gamma, beta, ep
     return _read_only(outputs), last, tape
 
 
-def _ln_backward(cell, tape, d_outputs, d_last, truncate):
+def _ln_backward(cell, tape, d_outputs, d_last, truncate, input_grad):
     a = _check(tape, "layer_norm_" + cell, truncate)
     x, K, U, gamma, m, steps = a["x"], a["kernel"], a["recurrent_kernel"], a["gamma"], a["mask"], \
         a["steps"]
@@ -667,7 +674,7 @@ def _ln_backward(cell, tape, d_outputs, d_last, truncate):
         dh = np.where(keep, dh, dh_pass)  # a masked step passed (h, c) on
         dc = None if dc is None else np.where(keep, dc, dc_pass)
     grads = {
-        "x": (_flat(d_in) @ K.T).reshape(x.shape),
+        "x": (_flat(d_in) @ K.T).reshape(x.shape) if input_grad else None,
         "h0": dh,
         "kernel": _flat(x).T @ _flat(d_in),
         "recurrent_kernel": _flat(a["h_used"]).T @ _flat(d_rec),
@@ -683,41 +690,43 @@ def _ln_backward(cell, tape, d_outputs, d_last, truncate):
 
 def layer_norm_simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, gamma, beta,
                                   activation="tanh", *, epsilon=1e-3, recurrent_mask=None,
-                                  mask=None):
+                                  keep_tape=True, mask=None):
     """Returns ``(outputs (B, T, H), h_last (B, H), tape)``."""
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}")
     outputs, (h,), tape = _ln_forward("simple_rnn", x, h0, None, kernel, recurrent_kernel, bias,
                                       gamma, beta, epsilon, recurrent_mask, mask, activation)
-    return outputs, h, tape
+    return outputs, h, tape if keep_tape else None
 
 
-def layer_norm_simple_rnn_backward(tape, d_outputs, d_h_last=None, truncate=None):
+def layer_norm_simple_rnn_backward(tape, d_outputs, d_h_last=None, truncate=None, *,
+                                   input_grad=True):
     """Returns dict ``x, h0, kernel, recurrent_kernel, bias, gamma, beta`` of gradients."""
-    return _ln_backward("simple_rnn", tape, d_outputs, [d_h_last], truncate)
+    return _ln_backward("simple_rnn", tape, d_outputs, [d_h_last], truncate, input_grad)
 
 
 def layer_norm_lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, gamma, beta, *,
-                            epsilon=1e-3, recurrent_mask=None, mask=None):
+                            epsilon=1e-3, recurrent_mask=None, keep_tape=True, mask=None):
     """Returns ``(outputs (B, T, H), h_last (B, H), c_last (B, H), tape)``."""
     outputs, (h, c), tape = _ln_forward("lstm", x, h0, c0, kernel, recurrent_kernel, bias,
                                         gamma, beta, epsilon, recurrent_mask, mask)
-    return outputs, h, c, tape
+    return outputs, h, c, tape if keep_tape else None
 
 
-def layer_norm_lstm_backward(tape, d_outputs, d_h_last=None, d_c_last=None, truncate=None):
+def layer_norm_lstm_backward(tape, d_outputs, d_h_last=None, d_c_last=None, truncate=None, *,
+                             input_grad=True):
     """Returns dict ``x, h0, c0, kernel, recurrent_kernel, bias, gamma, beta`` of gradients."""
-    return _ln_backward("lstm", tape, d_outputs, [d_h_last, d_c_last], truncate)
+    return _ln_backward("lstm", tape, d_outputs, [d_h_last, d_c_last], truncate, input_grad)
 
 
 def layer_norm_gru_forward(x, h0, kernel, recurrent_kernel, bias, gamma, beta, *, epsilon=1e-3,
-                           recurrent_mask=None, mask=None):
+                           recurrent_mask=None, keep_tape=True, mask=None):
     """Returns ``(outputs (B, T, H), h_last (B, H), tape)``."""
     outputs, (h,), tape = _ln_forward("gru", x, h0, None, kernel, recurrent_kernel, bias, gamma,
                                       beta, epsilon, recurrent_mask, mask)
-    return outputs, h, tape
+    return outputs, h, tape if keep_tape else None
 
 
-def layer_norm_gru_backward(tape, d_outputs, d_h_last=None, truncate=None):
+def layer_norm_gru_backward(tape, d_outputs, d_h_last=None, truncate=None, *, input_grad=True):
     """Returns dict ``x, h0, kernel, recurrent_kernel, bias (2, 3H), gamma, beta``."""
-    return _ln_backward("gru", tape, d_outputs, [d_h_last], truncate)
+    return _ln_backward("gru", tape, d_outputs, [d_h_last], truncate, input_grad)

@@ -1,26 +1,36 @@
-"""Files for models and weights, and weight exchange with PyTorch's ``nn.RNN/LSTM/GRU``.
+"""The model file format, in one place: writing and reading models, weights, optimizer state,
+random streams and training progress (``BackupAndRestore``'s backups), and weight exchange
+with PyTorch's ``nn.RNN/LSTM/GRU``.
 
-Nothing here imports the model or layer modules: the model hands over a JSON-ready config and
-a list of arrays, and gets them back. Loading never executes code: JSON is parsed with
-``json``, arrays are read with ``np.load(..., allow_pickle=False)``, and class names are looked
-up in fastrnn's own registries (unknown names are refused).
+Nothing here imports a model module: a model is read through the methods every model has
+(``get_config``, ``get_compile_config``, ``get_weights``, its optimizer's ``get_state``,
+its random streams), and :func:`load_model` finds the class of the file's ``class_name``
+among those registered with :func:`register_model_class` (``Sequential`` and
+``Functional`` register themselves) or among the custom objects. Loading never executes
+code: JSON is parsed with ``json``, arrays are read with ``np.load(..., allow_pickle=False)``,
+and class names are looked up in fastrnn's own registries (unknown names are refused).
 
-The model file (``Sequential.save(path)``, read by ``fastrnn.load_model``)
---------------------------------------------------------------------------
+The model file (``model.save(path)``, read by ``fastrnn.load_model``)
+---------------------------------------------------------------------
 One zip archive (any file name; ``.fastrnn`` is customary) holding two members:
 
 * ``model.json``: ``{"format": "fastrnn.model", "format_version": 1, "class_name":
-  "Sequential", "config": {"name", "layers": [{"class_name", "config"}, ...],
-  "build_input_shape"}, "compile_config": {"optimizer", "loss", "metrics"} or null}``;
-* ``weights.npz``: the weights in :meth:`Sequential.get_weights` order, under the keys
-  ``"0000"``, ``"0001"``, ..., plus ``"__names__"`` (``"layer/weight"`` strings).
+  "Sequential" | "Functional" | a subclass's registered name, "config": the model's
+  ``get_config()`` (a Sequential's ``{"name", "layers": [{"class_name", "config"}, ...],
+  "build_input_shape"}``, a functional model's graph), "compile_config": {"optimizer",
+  "loss", "metrics", "loss_weights"} or null, "optimizer_state": {"iterations",
+  "learning_rate", "slots"} (compiled models), "rng_state": [...], and for a subclassed model
+  "subclassed": true and "build_input" (the input specs it was traced for); a backup adds
+  "training_progress": {"format": "fastrnn-backup", "epoch", "dataset_rng"}}``;
+* ``weights.npz``: the weights in ``get_weights()`` order, under the keys ``"0000"``,
+  ``"0001"``, ..., then the optimizer's slot arrays (e.g. Adam's moments, named
+  ``"optimizer/slots/..."``), plus ``"__names__"`` (``"layer/weight"`` strings).
 
 If `path` is an existing directory, the same two files are written into it instead (the pair
 replaced as a whole: a failure leaves the old pair). Writes go to a temporary file first, are
 flushed to disk and then replace the target, so a checkpoint interrupted halfway never leaves a
-corrupt file behind. A compiled model's optimizer state (its slot arrays, e.g. Adam's moments,
-as extra arrays after the weights, and its step count and learning rate in the config) and its
-random streams are saved too, so ``load_model`` continues training exactly.
+corrupt file behind. With the optimizer state and the random streams, ``load_model`` (and a
+backup) continues training exactly.
 
 Weights only (``save_weights``/``load_weights``): the ``weights.npz`` member on its own, at
 exactly the path given (NumPy's habit of appending ``.npz`` is avoided).
@@ -28,16 +38,22 @@ exactly the path given (NumPy's habit of appending ``.npz`` is avoided).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import io
 import json
 import os
 import stat
 import tempfile
+import threading
 import zipfile
 import zlib
-from typing import Any, Optional
+from collections.abc import Iterator
+from typing import Any, Optional, cast
 
 import numpy as np
+
+from .layers import base as layers_base
 
 __all__ = [
     "FORMAT_NAME",
@@ -47,10 +63,15 @@ __all__ = [
     "MAX_CONFIG_BYTES",
     "MAX_WEIGHTS_BYTES",
     "load_archive",
+    "load_model",
     "load_weights_file",
-    "save_archive",
-    "save_weights_file",
+    "read_backup",
     "register_keras_serializable",
+    "register_model_class",
+    "save_archive",
+    "save_model",
+    "save_weights_file",
+    "write_backup",
 ]
 
 FORMAT_NAME = "fastrnn.model"
@@ -66,7 +87,7 @@ def _weights_bytes(weights: list[np.ndarray], names: Optional[list[str]]) -> byt
     if names is not None:
         arrays[_NAMES_KEY] = np.array(list(names), dtype=np.str_)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # no key is savez's allow_pickle
     return buf.getvalue()
 
 
@@ -438,6 +459,298 @@ def _has_member(path: str, member: str) -> bool:
         raise _malformed(repr(path), "a readable zip archive", str(exc)) from exc
 
 
+# ----------------------------------------------------------------------------- models
+# The model classes load_model can rebuild by name ("Sequential", "Functional"): each
+# registers itself when its module is imported.
+_MODEL_CLASSES: dict[str, Any] = {}
+_expected = threading.local()
+
+
+def register_model_class(name: str, cls: type) -> type:
+    """Makes `cls` the class :func:`load_model` rebuilds for files of ``class_name`` `name`
+    (through ``cls._from_file_config(config, path)``)."""
+    _MODEL_CLASSES[name] = cls
+    return cls
+
+
+@contextlib.contextmanager
+def expecting_weight_shapes(shapes: list) -> Iterator[None]:
+    """Within it, building a model first checks its weight shapes against `shapes` (those
+    of the file being loaded), before any buffer is allocated. Per thread."""
+    before = getattr(_expected, "shapes", None)
+    _expected.shapes = [tuple(s) for s in shapes]
+    try:
+        yield
+    finally:
+        _expected.shapes = before
+
+
+def expected_weight_shapes() -> Optional[list]:
+    """The weight shapes of the file being loaded on this thread (None outside a load)."""
+    return getattr(_expected, "shapes", None)
+
+
+def check_saved_shapes(model: str, mine: list, saved: list) -> None:
+    """Raises ``ValueError`` unless the ``(name, shape)`` pairs `mine` fit `saved` shapes."""
+    if len(mine) != len(saved):
+        raise ValueError(
+            f"Model `{model}`: the file holds {len(saved)} weight arrays, the architecture it "
+            f"describes has {len(mine)}."
+        )
+    for k, ((name, shape), want) in enumerate(zip(mine, saved)):
+        if tuple(shape) != tuple(want):
+            raise ValueError(
+                f"Model `{model}`: weight {k} (`{name}`) has shape {tuple(shape)} in the "
+                f"architecture the file describes, but the file holds an array of shape "
+                f"{tuple(want)}."
+            )
+
+
+def malformed_config(path: str, where: str, expected: str, got: Any) -> ValueError:
+    """The error for a model config entry at `where` that is not what was `expected`."""
+    return ValueError(f"{path!r}: malformed model config at {where}: expected {expected}, got "
+                      f"{got!r}.")
+
+
+def save_model(model: Any, path: str, progress: Optional[dict] = None) -> None:
+    """Writes `model` to `path` (see the module docstring); `progress` (JSON-ready: where a
+    training run stands) is kept in the config too (a backup is a model file with it)."""
+    model._require_built("save()")
+    config: dict = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "class_name": model._class_name(),
+        "config": model.get_config(),
+        "compile_config": model.get_compile_config(),
+    }
+    build_input = model._saved_build_input()
+    if build_input is not None:
+        config["subclassed"] = True
+        config["build_input"] = build_input
+    weights, names = model.get_weights(), model.weight_names
+    # What continuing training exactly needs: the optimizer's slots (after the weights),
+    # its step count and learning rate, and the random streams of shuffling and dropout.
+    if getattr(model, "compiled", False):
+        state = model.optimizer.get_state()
+        slots = [k for k in state if k.startswith("slots/")]
+        config["optimizer_state"] = {"iterations": int(state["iterations"]),
+                                     "learning_rate": float(state["learning_rate"]),
+                                     "slots": slots}
+        weights += [state[k] for k in slots]
+        names += [f"optimizer/{k}" for k in slots]
+    config["rng_state"] = [None if g is None else g.bit_generator.state
+                           for g in model._rng_generators()[:-1]]
+    if progress is not None:
+        config["training_progress"] = progress
+    save_archive(path, config, weights, names)
+
+
+def split_training_state(config: dict, arrays: list, path: str) -> tuple:
+    """``(weights, optimizer state or None, rng states or None)`` from a loaded archive."""
+    opt = config.get("optimizer_state")
+    rng = config.get("rng_state")
+    if rng is not None and not isinstance(rng, list):
+        raise malformed_config(path, "rng_state", "a list", rng)
+    if opt is None:
+        return arrays, None, rng
+    if not isinstance(opt, dict):
+        raise malformed_config(path, "optimizer_state", "an object", opt)
+    slots = opt.get("slots")
+    iterations = opt.get("iterations")
+    lr = opt.get("learning_rate")
+    if not isinstance(slots, list) or not all(isinstance(k, str) for k in slots) or \
+            len(slots) > len(arrays):
+        raise malformed_config(path, "optimizer_state.slots",
+                               "a list of names of saved arrays", slots)
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 0:
+        raise malformed_config(path, "optimizer_state.iterations", "a non-negative integer",
+                               iterations)
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool):
+        raise malformed_config(path, "optimizer_state.learning_rate", "a number", lr)
+    n = len(arrays) - len(slots)
+    state = {"iterations": np.array(iterations, dtype=np.int64),
+             "learning_rate": np.array(float(lr))}
+    state.update(zip(slots, arrays[n:]))
+    return arrays[:n], state, rng
+
+
+def restore_training_state(model: Any, weights: list, opt_state: Optional[dict],
+                           rng_state: Optional[list], path: str, strict: bool) -> None:
+    """Puts a file's weights, optimizer state and random streams into `model`, all checked
+    (the optimizer state on a copy) before any is applied. `strict`: the random streams must
+    be the model's (a backup); otherwise streams of another layout are skipped."""
+    gens = model._rng_generators()[:-1]
+    fits = rng_state is not None and len(rng_state) == len(gens)
+    try:
+        if [np.shape(w) for w in weights] != [w.shape for w in model.weights]:
+            raise ValueError("its weight shapes differ from this model's")
+        if opt_state is not None:
+            copy.deepcopy(model.optimizer).set_state(opt_state, model._optimizer_targets()[0])
+        if strict and not fits:
+            raise ValueError("its random streams do not match this model's layers")
+        if fits:
+            for g, st in zip(gens, rng_state or ()):
+                if g is not None and st is not None:
+                    copy.deepcopy(g).bit_generator.state = st
+    except (TypeError, ValueError, KeyError, OverflowError, AttributeError) as exc:
+        raise ValueError(f"{path!r} does not fit this model ({exc}).") from exc
+    model.set_weights(weights)
+    if opt_state is not None:
+        model.optimizer.set_state(opt_state, model._optimizer_targets()[0])
+    if fits:
+        for g, st in zip(gens, rng_state or ()):
+            if g is not None and st is not None:
+                g.bit_generator.state = st
+
+
+def _subclassed_from_config(kind: Any, config: dict, build: Any, path: str) -> Any:
+    """A subclassed model: its class by name (``custom_objects`` or the registry; a file never
+    holds code), made from its config and built on the saved input shapes."""
+    cls: Any = None
+    if isinstance(kind, str):
+        cls = layers_base.custom_objects_in_scope().get(kind) or layers_base._CUSTOM.get(kind)
+        if cls is None and ">" in kind:
+            cls = layers_base.custom_objects_in_scope().get(kind.split(">", 1)[1])
+    if cls is None:
+        short = kind.split(">", 1)[-1] if isinstance(kind, str) else kind
+        raise ValueError(
+            f"{path!r} holds a model of the custom class {kind!r}: pass it when loading, "
+            f"load_model(path, custom_objects={{{short!r}: {short}}}), or decorate the class "
+            "with @fastrnn.saving.register_keras_serializable().")
+    if not (isinstance(cls, type) and callable(getattr(cls, "_unique_layers", None))
+            and getattr(cls, "_subclassed", False)):
+        raise ValueError(f"{path!r}: the custom object {kind!r} is not a subclass of "
+                         f"fastrnn.Model with a call() (got {cls!r}).")
+    if not isinstance(build, dict):
+        raise malformed_config(path, "build_input", "an object", build)
+    specs, dtypes = build.get("specs"), build.get("dtypes")
+    struct, keys = build.get("struct"), build.get("keys")
+    if not isinstance(specs, list) or not specs or not all(
+            isinstance(s, list) and all(d is None or (isinstance(d, int) and not isinstance(
+                d, bool) and d > 0) for d in s) for s in specs):
+        raise malformed_config(path, "build_input.specs", "a list of shapes", specs)
+    if not isinstance(dtypes, list) or len(dtypes) != len(specs) or not all(
+            d in ("float32", "float64", "int32", "int64") for d in dtypes):
+        raise malformed_config(path, "build_input.dtypes", f"{len(specs)} dtype names", dtypes)
+    if struct not in ("single", "list", "dict") or (struct == "single" and len(specs) != 1):
+        raise malformed_config(path, "build_input.struct", "'single', 'list' or 'dict'",
+                               struct)
+    if struct == "dict" and (not isinstance(keys, list) or len(keys) != len(specs)
+                             or not all(isinstance(k, str) for k in keys)):
+        raise malformed_config(path, "build_input.keys", f"{len(specs)} input names", keys)
+    model = cast(Any, cls).from_config(config)
+    model._trace_call([tuple(s) for s in specs], [np.dtype(d) for d in dtypes], struct,
+                      keys if struct == "dict" else None)
+    return model
+
+
+def load_model(path: str, custom_objects: Optional[dict] = None, compile: bool = True) -> Any:
+    """Loads a model written by ``model.save`` (Sequential, functional or subclassed); never
+    executes code from the file.
+
+    Args:
+        path: the zip archive or directory given to ``save``.
+        custom_objects: ``{name: class or function}`` for custom layers, models, losses and
+            metrics (e.g. the book's ``last_time_step_mse``).
+        compile: False skips the saved compile config (the model is then only for inference
+            or for compiling anew).
+
+    Raises:
+        ValueError: unknown format, class or layer names, or mismatched weights.
+    """
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(
+            "Received an invalid value for argument `custom_objects`, expected a dict "
+            f"{{name: class or function}}, got {type(custom_objects).__name__}.")
+    config, weights = load_archive(path)
+    weights, opt_state, rng_state = split_training_state(config, weights, path)
+    kind = config.get("class_name")
+    arch = config.get("config") or {}
+    if not isinstance(arch, dict):
+        raise malformed_config(path, "config", "an object", arch)
+    subclassed = config.get("subclassed") is True
+    if not (isinstance(kind, str) and kind in _MODEL_CLASSES) and not subclassed:
+        raise ValueError(
+            f"{path!r} holds a model of class {kind!r}; fastrnn can load 'Sequential' and "
+            "'Functional' models, and subclassed ones."
+        )
+    # Layers are built without drawing initial values, and the file's weight shapes are
+    # checked against the architecture before any buffer is filled.
+    try:
+        with layers_base.skipped_initialization(), \
+                expecting_weight_shapes([w.shape for w in weights]), \
+                layers_base.custom_object_scope(custom_objects):
+            if subclassed:
+                model = _subclassed_from_config(kind, arch, config.get("build_input"), path)
+            else:
+                model = _MODEL_CLASSES[str(kind)]._from_file_config(arch, path)
+    except (TypeError, KeyError, AttributeError, IndexError, OverflowError,
+            MemoryError, NotImplementedError) as exc:
+        raise ValueError(f"{path!r}: malformed model config ({type(exc).__name__}: {exc}).") \
+            from exc
+    except ValueError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path!r}: {exc}") from exc
+    if not model.built and weights:
+        raise ValueError(f"{path!r}: weights were saved for a model that was never built.")
+    cc = config.get("compile_config")
+    if compile and cc:
+        try:
+            model.compile_from_config(cc, custom_objects)
+        except ValueError as exc:  # it names the entry; the file is named here
+            raise ValueError(f"{path!r}: {exc}") from exc
+    else:
+        opt_state = None
+    if model.built:
+        restore_training_state(model, weights, opt_state, rng_state, path, strict=False)
+    return model
+
+
+# ----------------------------------------------------------------------------- backups
+_BACKUP_FORMAT = "fastrnn-backup"
+
+
+def write_backup(model: Any, path: str, epoch: int) -> None:
+    """Everything an exact resume needs, in one model file written atomically: what
+    :func:`save_model` keeps (weights, optimizer state, the model's random streams) and where
+    the run stands (the last completed epoch, a shuffling dataset's stream)."""
+    dataset_rng = model._rng_generators()[-1]
+    save_model(model, path, progress={
+        "format": _BACKUP_FORMAT, "epoch": int(epoch),
+        "dataset_rng": None if dataset_rng is None else dataset_rng.bit_generator.state,
+    })
+
+
+def read_backup(model: Any, path: str) -> int:
+    """Restores a :func:`write_backup` file into `model` (checked whole before anything
+    changes); returns the epoch to continue from."""
+    config, arrays = load_archive(path)
+    weights, opt_state, rng_state = split_training_state(config, arrays, path)
+    progress = config.get("training_progress")
+    if not isinstance(progress, dict) or progress.get("format") != _BACKUP_FORMAT:
+        raise ValueError(f"{path!r} is not a fastrnn backup (no training progress in it).")
+    epoch = progress.get("epoch")
+    dataset_rng = model._rng_generators()[-1]
+    try:
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise ValueError(f"bad epoch {epoch!r}")
+        if (dataset_rng is None) != (progress.get("dataset_rng") is None):
+            raise ValueError("one of them trains on a shuffling dataset, the other not")
+        if dataset_rng is not None:
+            copy.deepcopy(dataset_rng).bit_generator.state = progress["dataset_rng"]
+        restore_training_state(model, weights, opt_state if model.optimizer else None,
+                               rng_state, path, strict=True)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(
+            f"{path!r} was written for another model or training setup ({exc}); delete it "
+            "to start afresh."
+        ) from exc
+    if dataset_rng is not None:
+        dataset_rng.bit_generator.state = progress["dataset_rng"]
+    return epoch + 1
+
+
 # ----------------------------------------------------------------------------- PyTorch
 # Keras (and fastrnn) gate blocks along the last axis of kernel/recurrent_kernel/bias, and the
 # PyTorch blocks along the first axis of weight_ih/weight_hh/bias_*:
@@ -653,5 +966,4 @@ def _import_conv(layer: Any, state_dict: dict) -> None:
 def register_keras_serializable(package: str = "Custom", name: Optional[str] = None) -> Any:
     """Keras's decorator: makes a custom layer or model class (or a function a ``Lambda``
     uses) known by name, so that ``load_model`` rebuilds it without ``custom_objects``."""
-    from .layers.base import register_keras_serializable as register  # (saving imports no
-    return register(package, name)                                     # layer at import time)
+    return layers_base.register_keras_serializable(package, name)

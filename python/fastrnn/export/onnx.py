@@ -151,9 +151,7 @@ class _Exporter:
     # ---------------------------------------------------------------- models
     def model(self, model: Any, xs: list) -> tuple[list, list]:
         """Emits `model` on the tensors `xs`: ``(outputs, output masks)``."""
-        from ..models.sequential import Sequential
-
-        if isinstance(model, Sequential):
+        if model._graph is None:  # a Sequential: its own chain of layers
             x, mask = xs[0], None
             for layer in model._layers:
                 outs, masks = self.layer(layer, x, mask, None, model)
@@ -161,9 +159,10 @@ class _Exporter:
                     raise _refuse(layer, "it gives several tensors inside a Sequential model")
                 x, mask = outs[0], masks[0]
             return [x], [mask]
-        vals: dict = dict(zip(model._input_slots, xs))
+        graph = model._graph
+        vals: dict = dict(zip(graph.input_slots, xs))
         masks: dict = {}
-        for step in model._steps:
+        for step in graph.steps:
             layer = step.layer
             if step.training:
                 raise _refuse(layer, "it was called with training=True (dropout or batch "
@@ -172,7 +171,7 @@ class _Exporter:
                 arg: Any = [vals[s] for s in step.in_slots]
                 mask: Any = [masks.get(s) for s in step.in_slots]
             else:
-                arg, mask = vals[step.in0], masks.get(step.in0)
+                arg, mask = vals[step.main_in], masks.get(step.main_in)
             states = [vals[s] for s in step.state_slots] or None
             outs, out_masks = self.layer(layer, arg, mask, states, model)
             if len(outs) != len(step.out_slots):
@@ -180,8 +179,8 @@ class _Exporter:
                               f"{len(step.out_slots)}")
             for s, o, m in zip(step.out_slots, outs, out_masks):
                 vals[s], masks[s] = o, m
-        return ([vals[s] for s in model._output_slots],
-                [masks.get(s) for s in model._output_slots])
+        return ([vals[s] for s in graph.output_slots],
+                [masks.get(s) for s in graph.output_slots])
 
     # ---------------------------------------------------------------- one call
     def layer(self, layer: Any, x: Any, mask: Any, states: Optional[list],
@@ -189,10 +188,9 @@ class _Exporter:
         from .. import layers as L
         from ..layers.pooling import _GlobalPooling1D, _Pooling1D
         from ..layers.recurrent import _RNN
-        from ..models.model import Model
 
         g = self.g
-        if isinstance(layer, Model):
+        if _is_model(layer):
             outs, masks = self.model(layer, list(x) if isinstance(x, list) else [x])
             return outs, masks
         if states is not None and not isinstance(layer, (_RNN, L.Bidirectional)):
@@ -547,10 +545,8 @@ class _Exporter:
 def _input_info(g: _Graph, model: Any) -> list:
     """``(name, element type, shape)`` of each model input."""
     from ..layers import Embedding, InputLayer
-    from ..models.sequential import Sequential
-
     infos = []
-    if isinstance(model, Sequential):
+    if model._graph is None:  # a Sequential
         specs = [model._input_spec]
         first = next((lyr for lyr in model._layers if not isinstance(lyr, InputLayer)), None)
         declared = getattr(model._layers[0], "input_dtype", None)
@@ -560,8 +556,9 @@ def _input_info(g: _Graph, model: Any) -> list:
             dtypes = [np.dtype(np.int64) if isinstance(first, Embedding) else g.dtype]
         names = ["input"]
     else:
-        specs = model._input_specs
-        dtypes = [dt if np.dtype(dt).kind in "iu" else g.dtype for dt in model._input_dtypes]
+        specs = model._graph.input_specs
+        dtypes = [dt if np.dtype(dt).kind in "iu" else g.dtype
+                  for dt in model._graph.input_dtypes]
         names = model.input_names
     for name, spec, dt in zip(names, specs, dtypes):
         dims = ["batch"] + [("time" if k == 0 and len(spec) > 1 else f"{name}_dim{k + 1}")
@@ -616,9 +613,7 @@ def build_onnx(model: Any) -> Any:
     """The ONNX ``ModelProto`` of `model` (checked with ``onnx.checker``); see the module
     docstring for what it holds."""
     onnx = _import_onnx()
-    from ..models.model import Model
-
-    if not isinstance(model, Model):
+    if not _is_model(model):
         raise TypeError(
             "Received an invalid value for argument `model`, expected a fastrnn model, got "
             f"{type(model).__name__}."
@@ -663,10 +658,15 @@ def build_onnx(model: Any) -> Any:
     return proto
 
 
-def _is_sequential(model: Any) -> bool:
-    from ..models.sequential import Sequential
+def _is_model(layer: Any) -> bool:
+    """A fastrnn model (read through its attributes: this module imports no model module,
+    so that models can offer ``export``)."""
+    return callable(getattr(type(layer), "_unique_layers", None))
 
-    return isinstance(model, Sequential)
+
+def _is_sequential(model: Any) -> bool:
+    """A model with its own chain of layers rather than a graph."""
+    return model._graph is None
 
 
 def export_onnx(model: Any, filepath: Any) -> None:

@@ -56,7 +56,7 @@ __all__ = [
     "serialize",
 ]
 
-# Convolution, pooling and normalization for sequences (issue 11).
+# Convolution, pooling and normalization for sequences.
 from .convolutional import Conv1D  # noqa: E402
 from .normalization import BatchNormalization, LayerNormalization  # noqa: E402
 from .pooling import (  # noqa: E402

@@ -105,7 +105,7 @@ def custom_objects_in_scope() -> dict:
     return getattr(_scope, "objects", {})
 
 
-def get(class_name: str) -> type:
+def get(class_name: str) -> type[Layer]:
     """The layer class registered under `class_name` (e.g. ``"LSTM"``), a custom class given
     in ``custom_objects`` or registered with :func:`register_keras_serializable`."""
     found = None
@@ -768,7 +768,7 @@ class Layer:
         """Rank and feature count (last axis) of `x` against the built input shape. The other
         axes are free, as Keras's layers fix only their features: a recurrent, convolution
         or pooling layer built on one length takes any other."""
-        want = self.input_shape
+        want: Any = self.input_shape  # set once built
         if x.ndim != len(want) + 1:
             raise ValueError(
                 f"Layer `{self.name}` expects input of rank {len(want) + 1} (batch, "

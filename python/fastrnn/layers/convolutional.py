@@ -41,7 +41,7 @@ def check_int_or_single(name: str, value: Any) -> int:
 
 
 # The padding name, lower-cased, or a ValueError naming the argument (ops checks it the same).
-check_padding = ops._padding
+check_padding = ops.internal.check_padding
 
 
 def check_channels_last(value: Any) -> str:
@@ -186,7 +186,7 @@ class Conv1D(Layer):
         self._check_input(x)
         bias = self._weights[1] if self.use_bias else None
         # Checked here (rank, channels, dtype, contiguity) and again by the core.
-        z = ops._conv1d_checked(x, self._weights[0], bias, *self._geometry(x.shape[1]))
+        z = ops.internal.conv1d_checked(x, self._weights[0], bias, *self._geometry(x.shape[1]))
         y = activation_forward(self.activation, z)
         self._cache = (x, z, y) if training else None
         return y
@@ -202,7 +202,7 @@ class Conv1D(Layer):
                 f"shape {z.shape}, got {d_out.shape}."
             )
         dz = np.ascontiguousarray(activation_backward(self.activation, z, y, d_out))
-        d_x, d_kernel, d_bias = ops._conv1d_backward_checked(
+        d_x, d_kernel, d_bias = ops.internal.conv1d_backward_checked(
             x, self._weights[0], dz, *self._geometry(x.shape[1]), self.use_bias,
             self.input_grad_needed)
         self._write_grads([d_kernel] + ([d_bias] if self.use_bias else []))
@@ -473,12 +473,12 @@ class _Depthwise(_ConvBase):
 
     def _depthwise(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]):
         K, C, M = kernel.shape
-        return ops._conv1d_checked(x, kernel.reshape(K, 1, C * M), bias, *self._geometry(x))
+        return ops.internal.conv1d_checked(x, kernel.reshape(K, 1, C * M), bias, *self._geometry(x))
 
     def _depthwise_backward(self, x: np.ndarray, kernel: np.ndarray, d_z: np.ndarray,
                             use_bias: bool, input_grad: bool) -> tuple:
         K, C, M = kernel.shape
-        d_x, d_kernel, d_bias = ops._conv1d_backward_checked(
+        d_x, d_kernel, d_bias = ops.internal.conv1d_backward_checked(
             x, kernel.reshape(K, 1, C * M), d_z, *self._geometry(x), use_bias, input_grad)
         return d_x, d_kernel.reshape(K, C, M), d_bias
 

@@ -259,7 +259,7 @@ class _RNN(Layer):
         self._ensure_built(x)
         self._check_input(x)
         B, T, F = x.shape
-        step_mask = ops._step_mask(mask, B, T)
+        step_mask = ops.internal.step_mask_array(mask, B, T)
         states = self._initial_states(B, initial_state)
         if self.go_backwards:
             x = x[:, ::-1]
@@ -349,12 +349,12 @@ class _RNN(Layer):
         w = self._named()
         x = np.ascontiguousarray(x)
         if self.layer_norm:
-            return ops._ln_forward_checked(
+            return ops.internal.ln_forward_checked(
                 self._cell, x, states, w["kernel"], w["recurrent_kernel"], w.get("bias"),
                 w["gamma"], w["beta"], LN_EPSILON, rec_mask, training, self.activation,
                 step_mask,
             )
-        return ops._forward_checked(
+        return ops.internal.forward_checked(
             self._cell, x, states, w["kernel"], w["recurrent_kernel"], w.get("bias"), rec_mask,
             training, self.activation, step_mask,
         )
@@ -363,7 +363,8 @@ class _RNN(Layer):
         k = self.truncate_bptt or 0
         d_last = [None if d is None else np.ascontiguousarray(d) for d in d_last]
         d_outputs = None if d_outputs is None else np.ascontiguousarray(d_outputs)
-        backward = ops._ln_backward_checked if self.layer_norm else ops._backward_checked
+        backward = (ops.internal.ln_backward_checked if self.layer_norm
+                    else ops.internal.backward_checked)
         return backward(tape, d_outputs, d_last, k, self.input_grad_needed)
 
     # ------------------------------------------------------------------ config

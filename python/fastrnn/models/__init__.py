@@ -1,20 +1,30 @@
 """Models: what a model is, how it trains, how it is saved.
 
+The files, each importing only the ones before it (``tests/test_layering.py`` checks it):
+
+* ``common.py``: small helpers (names, input checks, masks, sublayers).
+* ``graph.py``: :class:`~fastrnn.models.graph.Graph`, the calls between symbolic inputs and
+  outputs, run on arrays (forward, backward), its summary and its config.
+* ``stepper.py``: a chain model's layers as the stages of a streaming stepper (one C++ call a
+  time step for the whole model; :meth:`Model.stepper`).
+* ``trainer.py``: the one training engine (compile and its config, fit, evaluate, predict);
+  it imports no model module.
 * ``model.py``: :class:`Model`, the base of every model (layers with weights in one flat
-  buffer; a model is a layer too) and the functional model ``Model(inputs, outputs)``, a graph
-  of layer calls.
-* ``sequential.py``: :class:`Sequential`, the chain of layers, built lazily.
-* ``trainer.py``: the one training engine both use (compile, fit, evaluate, predict).
-* ``serialization.py``: :func:`load_model` and the saved compile config.
-* ``stepper.py``: :meth:`Model.stepper`, a chain model's layers as the stages of a streaming
-  stepper (one C++ call a time step for the whole model).
+  buffer; a model is a layer too) and the runtime of a subclassed model.
+* ``functional.py``: :class:`Functional`, what ``Model(inputs, outputs)`` makes.
+* ``sequential.py``: :class:`Sequential`, a chain of layers of its own, built lazily.
+
+The file format (models, weights, optimizer state, random streams, backups) is
+:mod:`fastrnn.saving`'s, which imports no model module; :func:`load_model` lives there
+(``serialization.py`` keeps the import path of earlier versions).
 """
 
 from __future__ import annotations
 
 from .._seed import set_seed
+from ..saving import load_model
+from .functional import Functional
 from .model import Model
 from .sequential import Sequential
-from .serialization import load_model
 
-__all__ = ["Model", "Sequential", "load_model", "set_seed"]
+__all__ = ["Functional", "Model", "Sequential", "load_model", "set_seed"]

@@ -1,11 +1,18 @@
-"""Small helpers shared by the model files (no model logic here)."""
+"""Small helpers shared by the model files: names, input checks, and what running a chain
+and running a graph have in common (masks, sublayers, gradient sums). Nothing here imports a
+model module."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
+
+from .. import layers as layers_module
+from ..layers import traced
+from ..layers.base import Layer
 
 _model_names: dict[str, int] = {}
 
@@ -24,7 +31,7 @@ def check_name(name: Any) -> None:
         )
 
 
-def shape_str(shape: Optional[tuple]) -> str:
+def shape_str(shape: Any) -> str:
     if shape is None:
         return "?"
     if isinstance(shape, list):
@@ -82,3 +89,101 @@ def check_input_array(x: Any, name: str) -> np.ndarray:
             "least one sample."
         )
     return a
+
+
+def is_model(layer: Any) -> bool:
+    """Whether `layer` is a model (a layer whose layers live in one flat buffer)."""
+    return callable(getattr(type(layer), "_unique_layers", None))
+
+
+def sublayers(layer: Any) -> list:
+    """`layer` and every layer inside it (wrappers' and nested models' layers)."""
+    out = []
+    stack = [layer]
+    while stack:
+        current = stack.pop()
+        out.append(current)
+        if is_model(current):
+            stack.extend(current._unique_layers())
+            continue
+        for attr in ("layer", "forward_layer", "backward_layer", "cell"):
+            sub = getattr(current, attr, None)
+            if isinstance(sub, Layer):
+                stack.append(sub)
+        stack.extend(current.__dict__.get("_tracked_layers", ()))
+    return out
+
+
+def trainable_params(layer: Any) -> int:
+    """Parameters the optimizer changes: none of a frozen layer, and not the ones a layer
+    updates itself (BatchNormalization's moving statistics)."""
+    if not layer.trainable:
+        return 0
+    if is_model(layer):
+        return sum(trainable_params(inner) for inner in layer._unique_layers())
+    frozen = set(getattr(layer, "non_trainable_weight_names", ()))
+    return int(sum(w.size for name, w in zip(layer.weight_names, layer.weights)
+                   if name not in frozen))
+
+
+def add_grad(grads: list, slot: int, d: Any) -> None:
+    """Adds gradient `d` into ``grads[slot]`` (a tensor feeding several calls sums them)."""
+    if d is None:
+        return
+    grads[slot] = d if grads[slot] is None else grads[slot] + d
+
+
+_TAKES_MASK: dict = {}
+
+
+def takes_mask(layer: Any) -> bool:
+    """Whether ``layer.forward`` has a `mask` parameter (checked once per class)."""
+    cls = type(layer)
+    found = _TAKES_MASK.get(cls)
+    if found is None:
+        if getattr(cls, "_keras_style", False):  # Keras's: a call with a `mask` argument
+            found = _TAKES_MASK[cls] = traced._call_params(cls)[1]
+        else:
+            found = _TAKES_MASK[cls] = "mask" in inspect.signature(cls.forward).parameters
+    return found
+
+
+def overrides_compute_mask(layer: Any) -> bool:
+    """Whether the layer computes masks of its own (rather than passing one on or none)."""
+    base = getattr(Layer, "compute_mask", None)
+    mine = getattr(type(layer), "compute_mask", None)
+    return mine is not None and mine is not base
+
+
+def output_mask(layer: Any, arg: Any, mask: Any, has_mask: bool) -> Any:
+    """The mask a call passes on (Keras's ``compute_mask``); None when no mask flows."""
+    compute = getattr(layer, "compute_mask", None)
+    if compute is None:
+        return None
+    if not has_mask and type(layer).compute_mask is getattr(Layer, "compute_mask", None):
+        return None  # the default passes an absent mask on as absent
+    return compute(arg, mask if has_mask else None)
+
+
+def forward_with_mask(layer: Any, x: Any, mask: Any, has_mask: bool, training: Any,
+                      **kwargs: Any) -> Any:
+    """``layer.forward``, given the mask where the layer takes one."""
+    if has_mask and (getattr(layer, "supports_masking", False)
+                     or getattr(layer, "_keras_style", False)) and takes_mask(layer):
+        kwargs["mask"] = mask
+    return layer.forward(x, training=training, **kwargs)
+
+
+def rebuild_layer(config: Any, path: str, where: str = "config.layers") -> Any:
+    """The layer of a saved `config`; any error names where it sits in the file (`where`)."""
+    try:
+        return layers_module.deserialize(config)
+    except (KeyError, TypeError, ValueError, NotImplementedError, AttributeError,
+            OverflowError) as exc:
+        what = config.get("class_name") if isinstance(config, dict) else None
+        inner = config.get("config") if isinstance(config, dict) else None
+        name = inner.get("name") if isinstance(inner, dict) else None
+        label = f" ({what}{f' {name!r}' if isinstance(name, str) else ''})" if isinstance(
+            what, str) else ""
+        raise ValueError(f"{path!r}: malformed model config at {where}{label}: "
+                         f"{exc}") from exc

@@ -1,224 +1,55 @@
-"""`Model`: what every model is (layers whose weights live in one flat buffer, a layer itself),
-and the functional model ``fastrnn.Model(inputs, outputs)``: a graph of layer calls.
+"""`Model`: what every model is (layers whose weights live in one flat buffer, trained by the
+one engine of :mod:`.trainer`, a layer itself), and a subclassed model's runtime: a subclass
+of ``Model`` with a ``call`` is traced into a :class:`~fastrnn.models.graph.Graph` on its first
+data and runs that graph.
 
-The graph is found as Keras finds it: walking back from the outputs through the calls that
-``layer(symbolic_tensor)`` recorded (:mod:`fastrnn.layers.symbolic`). Layers are ordered as
-Keras orders them (by depth from the outputs, then by first visit), so ``get_weights()``
-lists weights in Keras's order and weights copied from a Keras model of the same graph give
-the same predictions. A forward pass runs the calls in that order, one ``layer.forward`` per
-call; backward runs them in reverse, adding gradients where a tensor feeds several calls.
-A layer called more than once shares its weights: its weight gradients add up.
+``Model(inputs, outputs)`` makes a :class:`~fastrnn.models.functional.Functional` (the class
+registers itself as ``Model._functional_class`` when its module is imported: this module
+imports no other model class). :class:`~fastrnn.models.sequential.Sequential` keeps its own
+chain of layers. What a model must give the trainer (checked input arrays, a forward and a
+backward pass, its output names and shapes) is the protocol of the methods below that start
+with ``_check_inputs``/``_run_``; the file format is :mod:`fastrnn.saving`'s.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from .. import _seed, saving
-from .. import layers as layers_module
-from ..layers.base import Layer, first_shape_mismatch
-from ..layers.core import InputLayer
+from ..export import onnx as onnx_export
+from ..layers import symbolic, traced
+from ..layers.base import Layer, _snake, first_shape_mismatch
+from ..layers.core import Input, InputLayer
 from ..layers.symbolic import SymbolicTensor
-from .common import aligned_zeros, check_input_array, check_name, shape_str, unique_model_name
+from . import stepper
+from .common import (
+    aligned_zeros,
+    check_input_array,
+    check_name,
+    shape_str,
+    sublayers,
+    trainable_params,
+    unique_model_name,
+)
+from .graph import Graph
 from .trainer import Trainer
 
 __all__ = ["Model"]
 
 
-def model_dtype(name: str, layers: list) -> np.dtype:
-    """The one dtype of the layers with weights; weightless layers (merges, shape layers,
-    Dropout, ...) take it on, as Keras's follow their inputs."""
-    weighted = [layer for layer in layers if layer.built and layer.weights]
-    dtypes = {np.dtype(layer.dtype) for layer in weighted}
-    if len(dtypes) > 1:
-        raise ValueError(
-            f"Model `{name}`: every layer with weights must have the same dtype, got "
-            f"{sorted(d.name for d in dtypes)}."
-        )
-    dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
-    for layer in layers:
-        if not isinstance(layer, InputLayer) and not layer.weights and not isinstance(
-                layer, Model):
-            layer.dtype = dtype
-    return dtype
-
-
-def _sublayers(layer: Any) -> list:
-    """`layer` and every layer inside it (wrappers' and nested models' layers)."""
-    out = []
-    stack = [layer]
-    while stack:
-        current = stack.pop()
-        out.append(current)
-        inner = getattr(current, "_unique_layers", None)
-        if callable(inner) and isinstance(current, Model):
-            stack.extend(inner())
-            continue
-        for attr in ("layer", "forward_layer", "backward_layer", "cell"):
-            sub = getattr(current, attr, None)
-            if isinstance(sub, Layer):
-                stack.append(sub)
-        stack.extend(current.__dict__.get("_tracked_layers", ()))
-    return out
-
-
-_loading_shapes = threading.local()
-
-
-class expecting_weights:
-    """Within it, building a model first checks its weight shapes against `shapes` (those
-    of the file being loaded), before any buffer is allocated. Per thread."""
-
-    def __init__(self, shapes: list):
-        self.shapes = [tuple(s) for s in shapes]
-
-    def __enter__(self) -> None:
-        self._before = getattr(_loading_shapes, "shapes", None)
-        _loading_shapes.shapes = self.shapes
-
-    def __exit__(self, *exc: Any) -> None:
-        _loading_shapes.shapes = self._before
-
-
-def check_saved_shapes(model: str, mine: list, saved: list) -> None:
-    if len(mine) != len(saved):
-        raise ValueError(
-            f"Model `{model}`: the file holds {len(saved)} weight arrays, the architecture it "
-            f"describes has {len(mine)}."
-        )
-    for k, ((name, shape), want) in enumerate(zip(mine, saved)):
-        if tuple(shape) != tuple(want):
-            raise ValueError(
-                f"Model `{model}`: weight {k} (`{name}`) has shape {tuple(shape)} in the "
-                f"architecture the file describes, but the file holds an array of shape "
-                f"{tuple(want)}."
-            )
-
-
-class _Step:
-    """One call of the graph, resolved to slot numbers (see ``Model._run_forward``)."""
-
-    __slots__ = ("has_weights", "in0", "in_slots", "layer", "main_is_list", "masked",
-                 "n_main", "out0", "out_slots", "outputs_is_list", "shared", "simple",
-                 "state_slots", "training")
-
-    def __init__(self, node: Any, slot_of: dict, shared: bool, may_mask: set):
-        self.layer = node.layer
-        ins = [slot_of[id(t)] for t in node.inputs]
-        self.in_slots = ins[:node.n_main]
-        self.state_slots = ins[node.n_main:]
-        self.n_main = node.n_main
-        self.main_is_list = node.main_is_list
-        self.out_slots = [slot_of[id(t)] for t in node.outputs]
-        self.outputs_is_list = node.outputs_is_list
-        self.training = node.training
-        self.shared = shared
-        self.has_weights = bool(node.layer.weights)
-        # Whether a mask can reach or leave this call (masks start where a layer computes
-        # one, e.g. Embedding(mask_zero=True) or Masking, and flow while layers pass them).
-        declared = getattr(node.layer, "makes_mask", None)
-        produces = _overrides_compute_mask(node.layer) if declared is None else declared
-        self.masked = produces or any(s in may_mask for s in self.in_slots)
-        if produces or (self.masked and getattr(node.layer, "supports_masking", False)):
-            may_mask.update(self.out_slots)
-        self.in0, self.out0 = self.in_slots[0], self.out_slots[0]
-        # The common call: one tensor in, one out, nothing else to look after.
-        self.simple = not (self.main_is_list or self.state_slots or self.outputs_is_list
-                           or shared or self.training is not None or self.masked)
-
-
-def _map_graph(inputs: list, outputs: list) -> tuple[list, list]:
-    """``(nodes in run order, layers in Keras order)`` for the graph between the tensors."""
-    finished: set = set()
-    in_progress: set = set()
-    ordered: list = []          # nodes, inputs first (depth-first post-order)
-    first_visit: dict = {}      # layer id -> index of its first visit (pre-order)
-    input_ids = {id(t) for t in inputs}
-
-    def visit(root: SymbolicTensor) -> None:
-        # Depth-first, inputs before the call (post-order), with an explicit stack so that a
-        # graph of any depth is walked; a layer's first visit (pre-order) orders it in ties.
-        stack = [(root, False)]
-        while stack:
-            tensor, expanded = stack.pop()
-            node = tensor.node
-            if expanded:
-                in_progress.discard(id(node))
-                finished.add(id(node))
-                ordered.append(node)
-                continue
-            if id(node) in finished:
-                continue
-            if node.is_input and id(tensor) not in input_ids:
-                raise ValueError(
-                    f"Graph disconnected: the output depends on input {tensor.name!r} "
-                    f"(layer `{tensor.producer.name}`), which is not among the model's inputs "
-                    f"{[t.name for t in inputs]}; pass it in `inputs`."
-                )
-            if id(node) in in_progress:
-                raise ValueError(f"The graph has a cycle through layer `{node.layer.name}`.")
-            first_visit.setdefault(id(node.layer), len(first_visit))
-            in_progress.add(id(node))
-            stack.append((tensor, True))
-            stack.extend((t, False) for t in reversed(node.inputs))
-
-    for t in outputs:
-        visit(t)
-    in_graph = {id(n) for n in ordered}
-    node_depth: dict = {}
-    layer_depth: dict = {}
-    layer_of: dict = {}
-    for node in reversed(ordered):
-        depth = node_depth.setdefault(id(node), 0)
-        depth = max(depth, layer_depth.get(id(node.layer), 0))
-        layer_depth[id(node.layer)] = depth
-        layer_of[id(node.layer)] = node.layer
-        node_depth[id(node)] = depth
-        for t in node.inputs:
-            parent = t.node
-            if id(parent) in in_graph:
-                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
-    for t in inputs:
-        if id(t.node) not in in_graph:
-            raise ValueError(
-                f"Model input {t.name!r} (layer `{t.producer.name}`) is not used to compute "
-                "any of the model's outputs; remove it from `inputs` or connect it."
-            )
-    run_order = sorted(ordered, key=lambda n: -node_depth[id(n)])  # stable: DFS order in ties
-    layers = sorted(layer_of.values(), key=lambda lyr: (-layer_depth[id(lyr)],
-                                                         first_visit[id(lyr)]))
-    return run_order, layers
-
-
-def _flatten_io(value: Any, what: str) -> tuple[list, Optional[list], str]:
-    """``(tensors, dict keys or None, structure)`` for Model's `inputs`/`outputs`."""
-    if isinstance(value, dict):
-        keys, items, struct = list(value), list(value.values()), "dict"
-    elif isinstance(value, (list, tuple)):
-        keys, items, struct = None, list(value), "list"
-    else:
-        keys, items, struct = None, [value], "single"
-    if not items:
-        raise ValueError(f"Received an invalid value for argument `{what}`: it is empty.")
-    for k, t in enumerate(items):
-        if not isinstance(t, SymbolicTensor):
-            raise ValueError(
-                f"Received an invalid value for argument `{what}`: entry {k} is a "
-                f"{type(t).__name__}, expected a symbolic tensor from fastrnn.Input(...) or "
-                "from calling a layer on one (was a layer called on a NumPy array?)."
-            )
-    if len({id(t) for t in items}) != len(items):
-        raise ValueError(f"Received an invalid value for argument `{what}`: a tensor appears "
-                         "twice.")
-    return items, keys, struct
+def _functional_arguments(args: tuple, kwargs: dict) -> bool:
+    """Whether a ``Model(...)`` call gives a graph's inputs and outputs."""
+    return (len(args) >= 2 or (len(args) == 1 and "outputs" in kwargs)
+            or ("inputs" in kwargs and "outputs" in kwargs))
 
 
 class Model(Trainer, Layer):
-    """A model: ``fastrnn.Model(inputs, outputs)`` builds a functional (graph) model.
+    """A model: ``fastrnn.Model(inputs, outputs)`` builds a functional (graph) model (a
+    :class:`~fastrnn.models.functional.Functional`); a subclass with a ``call`` is Keras's
+    subclassed model.
 
     Args:
         inputs: a tensor from :func:`fastrnn.Input`, or a list or dict of them.
@@ -234,19 +65,32 @@ class Model(Trainer, Layer):
     layer too: calling it on symbolic tensors nests it in another model.
     """
 
+    # What ``Model(inputs, outputs)`` makes: set by fastrnn.models.functional on import.
+    _functional_class: Optional[type[Model]] = None
+    _subclassed = False
+    _fastrnn_tracking = False  # a subclass's attribute assignments track its layers
+    # The graph a functional model is made of, or a subclassed one was traced into (None
+    # before that; always None for a Sequential, which keeps its own chain).
+    _graph: Optional[Graph] = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Model and _functional_arguments(args, kwargs):
+            assert Model._functional_class is not None
+            cls = Model._functional_class
+        return object.__new__(cls)
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "call" in vars(cls) or any("call" in vars(c) for c in cls.__mro__[1:]
                                       if c not in (Model, Layer, Trainer, object)):
-            from ..layers import traced
             cls._subclassed = True
-            if not getattr(cls, "_fastrnn_tracking", False):
-                cls.__setattr__ = traced._tracking_setattr
+            # a subclass's attribute assignments track its layers; its __init__ arguments are
+            # recorded (its automatic config)
+            if not cls._fastrnn_tracking:
+                cls.__setattr__ = traced._tracking_setattr  # type: ignore[method-assign]
                 cls._fastrnn_tracking = True
             if "__new__" not in vars(cls):
-                cls.__new__ = traced._recording_new
-
-    _subclassed = False
+                cls.__new__ = traced._recording_new  # type: ignore[method-assign]
 
     def __init__(self, inputs: Any = None, outputs: Any = None, name: Optional[str] = None,
                  seed: Optional[int] = None, **kwargs: Any):
@@ -258,7 +102,7 @@ class Model(Trainer, Layer):
             if kwargs:
                 raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) "
                                 f"{sorted(kwargs)}.")
-            self._init_model(name, seed, _snake_name(type(self).__name__))
+            self._init_model(name, seed, _snake(type(self).__name__))
             self._input_names = ["input"]
             self._output_names = ["output"]
             return
@@ -277,11 +121,9 @@ class Model(Trainer, Layer):
     def _trace_call(self, specs: list, dtypes: list, struct: str, keys: Optional[list]) -> None:
         """Traces ``self.call`` on symbolic inputs (shapes without the batch axis) into this
         model's graph, as a functional model's."""
-        from ..layers import traced
-        from ..layers.core import Input
         inputs = [Input(shape=tuple(s), dtype=dt, name=None if keys is None else keys[k])
                   for k, (s, dt) in enumerate(zip(specs, dtypes))]
-        if struct == "dict":
+        if struct == "dict" and keys is not None:
             arg: Any = dict(zip(keys, inputs))
         elif struct == "list":
             arg = list(inputs)
@@ -347,7 +189,6 @@ class Model(Trainer, Layer):
         """A functional model's call: its graph on symbolic inputs (subclasses define theirs)."""
         if self._subclassed:
             raise NotImplementedError(f"{type(self).__name__} must define call().")
-        from ..layers import symbolic
         return symbolic.call(self, inputs, training=training)
 
     # ------------------------------------------------------------------ state common to all
@@ -394,83 +235,31 @@ class Model(Trainer, Layer):
 
     # ------------------------------------------------------------------ the graph
     def _build_graph(self, inputs: Any, outputs: Any) -> None:
-        ins, in_keys, self._inputs_struct = _flatten_io(inputs, "inputs")
-        outs, out_keys, self._outputs_struct = _flatten_io(outputs, "outputs")
-        for k, t in enumerate(ins):
-            if not t.node.is_input:
-                raise ValueError(
-                    f"Received an invalid value for argument `inputs`: entry {k} comes from "
-                    f"layer `{t.producer.name}`; model inputs must be tensors made by "
-                    "fastrnn.Input(...)."
-                )
-        nodes, layers = _map_graph(ins, outs)
-        if self._subclassed:
-            # Keras's order for a subclassed model: its layers as its attributes list them
-            # (so weights copied from a Keras model of the same class line up), then the
-            # graph's other nodes (inputs, ops).
-            in_graph = {id(layer) for layer in layers}
-            tracked = [layer for layer in self.__dict__.get("_tracked_layers", ())
-                       if id(layer) in in_graph]
-            seen = {id(layer) for layer in tracked}
-            layers = tracked + [layer for layer in layers if id(layer) not in seen]
-        self._graph_layers = layers
-        self._inputs = ins
-        self._outputs = outs
-        self._input_names = in_keys or [t.producer.name for t in ins]
-        names = out_keys or [t.producer.name for t in outs]
-        if len(set(names)) != len(names):  # one layer giving several outputs
-            names = [n if names.count(n) == 1 else f"{n}_{t.tensor_index}"
-                     for n, t in zip(names, outs)]
-        self._output_names = names
-        self._dtype = model_dtype(self.name, layers)
-        # Slots: one per tensor; steps: one per non-input call, in run order.
-        slot_of: dict = {}
-        for node in nodes:
-            for t in node.outputs:
-                slot_of[id(t)] = len(slot_of)
-        calls = defaultdict(int)
-        for node in nodes:
-            calls[id(node.layer)] += 1
-        may_mask: set = set()
-        self._steps = [_Step(n, slot_of, calls[id(n.layer)] > 1, may_mask) for n in nodes
-                       if not n.is_input]
-        self._nodes = nodes
-        self._n_slots = len(slot_of)
-        self._input_slots = [slot_of[id(t)] for t in ins]
-        self._output_slots = [slot_of[id(t)] for t in outs]
-        self._input_specs = [t.shape[1:] for t in ins]
-        self._input_dtypes = [t.dtype for t in ins]
-        consumers: dict = defaultdict(list)
-        for step in self._steps:
-            for s in step.in_slots + step.state_slots:
-                consumers[s].append(step.layer)
-        # Integer arrays stay integers where only Embeddings read them (exact token ids).
-        self._ids_only = [all(type(lyr).__name__ == "Embedding" for lyr in consumers[s])
-                          for s in self._input_slots]
-        self._output_shapes = [t.shape[1:] for t in outs]
+        tracked = self.__dict__.get("_tracked_layers", ()) if self._subclassed else None
+        graph = Graph(inputs, outputs, self.name, tracked_layers=tracked)
+        self._graph = graph
+        self._input_names = list(graph.input_names)
+        self._output_names = list(graph.output_names)
+        self._dtype = graph.dtype
         self._set_input_grads()
         self._pack_weights()
         self.built = True
 
     def _set_input_grads(self) -> None:
-        """A call needs its input gradient unless all its main inputs are model inputs that
-        nothing differentiates (a nested model that must return d_inputs needs them all)."""
-        inputs = set(self._input_slots)
-        needs: dict = {}
-        for step in self._steps:
-            from_inputs = all(s in inputs for s in step.in_slots)
-            need = not from_inputs or self._input_grad_needed
-            needs[id(step.layer)] = needs.get(id(step.layer), False) or need
-        for step in self._steps:
-            step.layer.input_grad_needed = needs[id(step.layer)]
+        if self._graph is not None:
+            self._graph.set_input_grads(self._input_grad_needed)
+
+    def _stream_layers(self) -> tuple[list, int]:
+        """``(layers in run order, input rank without the batch axis)`` for the stepper."""
+        assert self._graph is not None
+        return self._graph.chain(self.name), len(self._graph.input_specs[0])
 
     @property
     def input_shape(self) -> Any:
         """The input shape(s), with the batch axis as None (a list for several inputs)."""
-        specs = getattr(self, "_input_specs", None)
-        if specs is None:
+        if self._graph is None:
             return None
-        shapes = [(None, *s) for s in specs]
+        shapes = [(None, *s) for s in self._graph.input_specs]
         return shapes[0] if len(shapes) == 1 else shapes
 
     @input_shape.setter
@@ -490,9 +279,15 @@ class Model(Trainer, Layer):
         pass
 
     @property
+    def _output_shapes(self) -> list[tuple]:
+        """The output shapes without the batch axis (None entries: any size)."""
+        return [] if self._graph is None else list(self._graph.output_shapes)
+
+    @property
     def _call_input_shape(self) -> Any:
         """The input shape(s) without the batch axis (what a layer's input_shape holds)."""
-        specs = self._input_specs
+        assert self._graph is not None
+        specs = self._graph.input_specs
         return specs[0] if len(specs) == 1 else list(specs)
 
     @property
@@ -518,21 +313,28 @@ class Model(Trainer, Layer):
     def layers(self) -> list:
         """The layers in Keras's order (InputLayers first), each once. A subclassed model:
         the layers its call used, in attribute order, then the op nodes (no InputLayer)."""
+        layers = [] if self._graph is None else self._graph.layers
         if self._subclassed:
-            return [layer for layer in getattr(self, "_graph_layers", [])
-                    if not isinstance(layer, InputLayer)]
-        return list(self._graph_layers)
+            return [layer for layer in layers if not isinstance(layer, InputLayer)]
+        return list(layers)
 
     def _unique_layers(self) -> list:
-        return self._graph_layers
+        return [] if self._graph is None else self._graph.layers
 
     @property
     def inputs(self) -> list:
-        return list(self._inputs)
+        """The symbolic input tensors of the model's graph."""
+        if self._graph is None:
+            raise AttributeError(f"Model `{self.name}` has no graph yet, so no symbolic inputs.")
+        return list(self._graph.inputs)
 
     @property
     def outputs(self) -> list:
-        return list(self._outputs)
+        """The symbolic output tensors of the model's graph."""
+        if self._graph is None:
+            raise AttributeError(f"Model `{self.name}` has no graph yet, so no symbolic "
+                                 "outputs.")
+        return list(self._graph.outputs)
 
     @property
     def input_names(self) -> list[str]:
@@ -543,13 +345,15 @@ class Model(Trainer, Layer):
         return list(self._output_names)
 
     def _iter_all_layers(self) -> list:
-        return [sub for layer in self._unique_layers() for sub in _sublayers(layer)]
+        return [sub for layer in self._unique_layers() for sub in sublayers(layer)]
 
     # ------------------------------------------------------------------ arrays in
     def _check_inputs(self, x: Any, name: str = "x") -> list[np.ndarray]:
         """`x` as one checked array per input (float in the model's dtype, or integer ids)."""
         if self._subclassed and not self.built:
             self._build_subclassed_from(x)
+        graph = self._graph
+        assert graph is not None
         names = self._input_names
         n_in = len(names)
         if isinstance(x, dict):
@@ -565,19 +369,19 @@ class Model(Trainer, Layer):
                 f"keyed by those names, got {type(x).__name__}"
                 f"{f' of length {len(x)}' if isinstance(x, (list, tuple)) else ''}."
             )
-        out = []
+        out: list = []
         for k, value in enumerate(xs):
             what = name if n_in == 1 else f"{name}[{names[k]!r}]"
             a = check_input_array(value, what)
-            spec = self._input_specs[k]
+            spec = graph.input_specs[k]
             self._check_spec(a, spec, what)
             if out and a.shape[0] != out[0].shape[0]:
                 raise ValueError(
                     f"Received inconsistent data sizes: `{what}` has {a.shape[0]} samples, the "
                     f"first input {out[0].shape[0]}; expected the same number."
                 )
-            dt = self._input_dtypes[k]
-            if dt.kind in "biu" or (a.dtype.kind in "biuf" and self._ids_only[k]):
+            dt = graph.input_dtypes[k]
+            if dt.kind in "biu" or (a.dtype.kind in "biuf" and graph.ids_only[k]):
                 # ids stay as given (float64 ids above 2**24 are exact, float32 would not be)
                 out.append(np.ascontiguousarray(a))
             else:
@@ -608,127 +412,37 @@ class Model(Trainer, Layer):
         outs = self._run_forward([x[:1] for x in xs], training=False)
         return [o.shape[1:] for o in outs]
 
-    # ------------------------------------------------------------------ running the graph
+    # ------------------------------------------------------------------ running
     def _run_forward(self, xs: list, training: bool) -> list:
-        vals: list = [None] * self._n_slots
-        masks: list = [None] * self._n_slots
-        for s, x in zip(self._input_slots, xs):
-            vals[s] = x
-        snapshots = {} if training else None
-        self._activity_reset()
-        for k, step in enumerate(self._steps):
-            if step.simple:
-                vals[step.out0] = out = step.layer.forward(vals[step.in0], training=training)
-                if getattr(step.layer, "_activity_regularizer", None) is not None:
-                    self._activity_forward(k, step.layer._activity_regularizer, out, training)
-                continue
-            layer = step.layer
-            if step.main_is_list:
-                arg: Any = [vals[s] for s in step.in_slots]
-                mask: Any = [masks[s] for s in step.in_slots]
-                has_mask = any(m is not None for m in mask)
-            else:
-                arg = vals[step.in_slots[0]]
-                mask = masks[step.in_slots[0]]
-                has_mask = mask is not None
-            kwargs = {}
-            if step.state_slots:
-                kwargs["initial_state"] = [vals[s] for s in step.state_slots]
-            if has_mask and (getattr(layer, "supports_masking", False)
-                             or getattr(layer, "_keras_style", False)) and _takes_mask(layer):
-                kwargs["mask"] = mask
-            run_training = training if step.training is None else step.training
-            out = layer.forward(arg, training=run_training, **kwargs)
-            if step.shared and snapshots is not None:
-                snapshots[k] = [(obj, dict(obj.__dict__)) for obj in _sublayers(layer)]
-            if getattr(layer, "_activity_regularizer", None) is not None:
-                self._activity_forward(k, layer._activity_regularizer, out, training)
-            if step.outputs_is_list:
-                for s, o in zip(step.out_slots, out):
-                    vals[s] = o
-            else:
-                vals[step.out_slots[0]] = out
-            out_mask = _output_mask(layer, arg, mask, has_mask)
-            if out_mask is not None:
-                if step.outputs_is_list:
-                    for s, m in zip(step.out_slots, out_mask if isinstance(out_mask, list)
-                                    else [out_mask] * len(step.out_slots)):
-                        masks[s] = m
-                else:
-                    masks[step.out_slots[0]] = out_mask
-        self._snapshots = snapshots
-        self._vals = vals if training else None
-        self._output_masks = [masks[s] for s in self._output_slots]
-        return [vals[s] for s in self._output_slots]
+        """The output arrays on the checked input arrays `xs` (the output masks are left in
+        ``_output_masks``)."""
+        assert self._graph is not None
+        outs, self._output_masks = self._graph.forward(self, xs, training)
+        return outs
 
     def _run_backward(self, d_outputs: list) -> None:
-        grads: list = [None] * self._n_slots
-        for s, d in zip(self._output_slots, d_outputs):
-            _add(grads, s, d)
-        snapshots = self._snapshots or {}
-        seen: set = set()
-        for k in range(len(self._steps) - 1, -1, -1):
-            step = self._steps[k]
-            layer = step.layer
-            if k in self._activity_outputs:  # the output penalty's gradient joins first
-                if step.outputs_is_list:
-                    d_act = self._activity_backward(k, [grads[s] for s in step.out_slots])
-                else:
-                    d_act = [self._activity_backward(k, grads[step.out_slots[0]])]
-                for s, d in zip(step.out_slots, d_act):
-                    grads[s] = d
-            if step.simple and grads[step.out0] is not None:
-                d_out, grads[step.out0] = grads[step.out0], None  # freed as soon as used
-                _add(grads, step.in0, layer.backward(d_out))
-                continue
-            ds = [grads[s] for s in step.out_slots]
-            for s in step.out_slots:
-                grads[s] = None  # each gradient array is let go once its call has used it
-            if all(d is None for d in ds) and not step.has_weights:
-                continue  # nothing flows back through this call
-            d_arg = ds if step.outputs_is_list else ds[0]
-            stash = None
-            if step.shared:
-                for obj, state in snapshots.get(k, ()):
-                    obj.__dict__.update(state)
-                if id(layer) in seen:
-                    stash = [g.copy() for g in layer.grads]
-                seen.add(id(layer))
-            if all(d is None for d in ds):  # e.g. an output without a loss
-                ds = [np.zeros_like(self._vals[s]) for s in step.out_slots]
-                d_arg = ds if step.outputs_is_list else ds[0]
-            d_in = layer.backward(d_arg)
-            if stash is not None:
-                for g, s in zip(layer.grads, stash):
-                    g += s
-            if step.main_is_list:
-                for s, d in zip(step.in_slots, d_in or [None] * len(step.in_slots)):
-                    _add(grads, s, d)
-            else:
-                _add(grads, step.in_slots[0], d_in)
-            if step.state_slots:
-                for s, d in zip(step.state_slots, getattr(layer, "initial_state_grads", ())):
-                    _add(grads, s, d)
-        self._d_inputs = [grads[s] for s in self._input_slots]
-        # Let go of this batch's intermediate arrays now: the core recycles their memory for
-        # the next batch only once nothing refers to them.
-        self._vals = self._snapshots = None
+        """Backward from the outputs' gradients: weight gradients into the gradient buffer,
+        the inputs' into ``_d_inputs``."""
+        assert self._graph is not None
+        self._d_inputs = self._graph.backward(self, d_outputs)
 
     # ------------------------------------------------------------------ a model as a layer
-    def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
-        """The model's output(s) on already-checked arrays (its use as a layer)."""
-        xs = list(x) if isinstance(x, (list, tuple)) and len(self._input_slots) > 1 else [x]
+    def forward(self, x: Any, training: bool = False,  # type: ignore[override]
+                mask: Any = None) -> Any:
+        """The model's output(s) on already-checked arrays (its use as a layer); it takes no
+        other keyword (a layer's ``**kwargs``), so a wrong one raises."""
+        xs = list(x) if isinstance(x, (list, tuple)) and self.takes_input_list else [x]
         outs = self._run_forward(xs, training=training)
         return outs[0] if len(outs) == 1 else outs
 
     def backward(self, d_out: Any) -> Any:
-        self._run_backward(list(d_out) if len(self._output_slots) > 1 else [d_out])
+        self._run_backward(list(d_out) if len(self._output_names) > 1 else [d_out])
         d = self._d_inputs
         return d[0] if len(d) == 1 else d
 
     @property
     def takes_input_list(self) -> bool:
-        return len(getattr(self, "_input_slots", ())) > 1
+        return self._graph is not None and len(self._graph.input_slots) > 1
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         shapes = list(self._output_shapes)
@@ -759,7 +473,6 @@ class Model(Trainer, Layer):
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         """On symbolic tensors: nests the model in another. On arrays: its output(s) on `x`
         in one batch (checked like ``predict``'s input)."""
-        from ..layers import symbolic
         if symbolic.is_symbolic(x):
             return symbolic.call(self, x, **kwargs)
         training = bool(kwargs.pop("training", args[0] if args else False))
@@ -791,9 +504,9 @@ class Model(Trainer, Layer):
     def _pack_weights(self) -> None:
         """One flat parameter buffer and one flat gradient buffer; layers get views."""
         layers = self._unique_layers()
-        expected = getattr(_loading_shapes, "shapes", None)
+        expected = saving.expected_weight_shapes()
         if expected is not None:  # a file is being loaded: its weights must fit first
-            check_saved_shapes(self.name, [(f"{layer.name}/{n}", w.shape) for layer in layers
+            saving.check_saved_shapes(self.name, [(f"{layer.name}/{n}", w.shape) for layer in layers
                                            for n, w in zip(layer.weight_names, layer.weights)],
                                expected)
         total = sum(w.size for layer in layers for w in layer.weights)
@@ -893,9 +606,7 @@ class Model(Trainer, Layer):
                 "Received an invalid value for argument `format`, expected 'onnx' (fastrnn "
                 f"exports ONNX only), got {format!r}."
             )
-        from ..export import export_onnx
-
-        export_onnx(self, filepath)
+        onnx_export.export_onnx(self, filepath)
 
     def stepper(self, batch_size: int = 1) -> Any:
         """A streaming stepper of the whole model: one time step in, the model's output out.
@@ -920,9 +631,7 @@ class Model(Trainer, Layer):
         Embedding (without mask_zero) as the first layer, whose steps take ``(B,)`` token ids;
         anything else raises ``ValueError`` naming the layer and why it cannot stream.
         """
-        from .stepper import model_stepper  # (stepper.py needs the model classes)
-
-        return model_stepper(self, batch_size)
+        return stepper.model_stepper(self, batch_size)
 
     # ------------------------------------------------------------------ summary
     def summary(self, print_fn: Optional[Callable[[str], Any]] = print) -> str:
@@ -947,7 +656,7 @@ class Model(Trainer, Layer):
                 lines.append(row("", "", "", more))
             lines.append("" if k < len(rows) - 1 else "=" * sum(widths))
         total = self.count_params()
-        trainable = sum(_trainable_params(layer) for layer in self._unique_layers())
+        trainable = sum(trainable_params(layer) for layer in self._unique_layers())
         lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                   f"Non-trainable params: {total - trainable:,}", rule]
         text = "\n".join(lines)
@@ -959,169 +668,53 @@ class Model(Trainer, Layer):
         self._require_built("summary()")
 
     def _summary_rows(self) -> list[list[str]]:
-        rows = []
-        in_model = {id(n) for n in self._nodes}
-        for layer in self._graph_layers:
-            nodes = [n for n in layer._inbound_nodes if id(n) in in_model]
-            shapes = [t.shape for n in nodes[:1] for t in n.outputs]
-            shape = shapes[0] if len(shapes) == 1 else list(shapes)
-            links = []
-            for n in nodes:
-                links.extend(f"{t.producer.name}[{t.node_index}][{t.tensor_index}]"
-                             for t in n.inputs)
-            cells = [f"{layer.name} ({type(layer).__name__})", shape_str(shape),
-                     f"{layer.count_params():,}", links[0] if links else "-", *links[1:]]
-            rows.append(cells)
-        return rows
+        assert self._graph is not None
+        return self._graph.summary_rows()
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
-        """The graph: the layers (serialized) and the calls between them, by position. A
-        subclassed model: its ``__init__`` arguments (Keras 3's automatic config), unless the
-        class defines get_config."""
-        if self._subclassed:
-            from ..layers import traced
-            return traced.auto_config(self, {"name": self.name, "trainable": self.trainable,
-                                             "dtype": self._dtype.name, "seed": None})
-        return self._graph_config()
-
-    def _graph_config(self) -> dict:
-        position = {id(n): k for k, n in enumerate(self._nodes)}
-        nodes = []
-        for node in self._nodes:
-            nodes.append({
-                "layer": node.layer.name,
-                "inputs": [[position[id(t.node)], t.tensor_index] for t in node.inputs],
-                "n_main": node.n_main,
-                "main_is_list": node.main_is_list,
-                "training": node.training,
-            })
-
-        def where(t: SymbolicTensor) -> list:
-            return [position[id(t.node)], t.tensor_index]
-
-        return {
-            "name": self.name,
-            "layers": [layers_module.serialize(layer) for layer in self._graph_layers],
-            "nodes": nodes,
-            "inputs": [where(t) for t in self._inputs],
-            "outputs": [where(t) for t in self._outputs],
-            "input_keys": self._input_names if self._inputs_struct == "dict" else None,
-            "output_keys": self._output_names if self._outputs_struct == "dict" else None,
-            "inputs_struct": self._inputs_struct,
-            "outputs_struct": self._outputs_struct,
-        }
+        """A subclassed model's config: its ``__init__`` arguments (Keras 3's automatic
+        config), unless the class defines get_config. (A functional model's is its graph.)"""
+        return traced.auto_config(self, {"name": self.name, "trainable": self.trainable,
+                                         "dtype": self._dtype.name, "seed": None})
 
     @classmethod
     def from_config(cls, config: dict) -> Model:
+        """The model of a ``get_config`` dict: a subclassed model from its ``__init__``
+        arguments; a functional model or a Sequential by its class's own config code
+        (``_from_file_config``); ``Model.from_config`` of a functional model's config
+        rebuilds that graph (as Keras's)."""
         if cls._subclassed:
             config = {k: v for k, v in dict(config).items()
                       if k not in ("trainable", "dtype", "seed")}
             return cls(**config)
-        from .serialization import functional_from_config
-        return functional_from_config(config)
+        target = Model._functional_class if cls is Model else cls
+        assert target is not None
+        return target._from_file_config(config, "<config>")
+
+    @classmethod
+    def _from_file_config(cls, config: dict, path: str) -> Model:
+        """The model of a saved config, errors naming `path` (each model class defines it)."""
+        raise NotImplementedError(f"{cls.__name__} has no saved config of its own.")
 
     def _class_name(self) -> str:
-        if self._subclassed:
-            return getattr(type(self), "_registered_name", None) or type(self).__name__
-        return "Functional"
+        """The class name the file records (a subclass: its registered name)."""
+        return getattr(type(self), "_registered_name", None) or type(self).__name__
+
+    def _saved_build_input(self) -> Optional[dict]:
+        """What rebuilding a subclassed model needs besides its config: the input specs it
+        was traced for (None for other models)."""
+        return self._built_from if self._subclassed else None
 
     def save(self, path: str) -> None:
-        """Saves architecture, compile config and weights to `path` (see fastrnn.saving).
+        """Saves architecture, compile config, weights, optimizer state and random streams to
+        `path` (the format: :mod:`fastrnn.saving`).
 
         `path` becomes one zip archive (any name; ``.fastrnn`` is customary) unless it is an
         existing directory, which then receives ``model.json`` and ``weights.npz``.
         """
-        self._save(path)
-
-    def _save(self, path: str, progress: Optional[dict] = None) -> None:
-        """:meth:`save`, with `progress` (JSON-ready: where a training run stands) kept in the
-        config too (``BackupAndRestore``'s backups are model files with it)."""
-        from .serialization import compile_config
-        self._require_built("save()")
-        config = {
-            "format": saving.FORMAT_NAME,
-            "format_version": saving.FORMAT_VERSION,
-            "class_name": self._class_name(),
-            "config": self.get_config(),
-            "compile_config": compile_config(self),
-        }
-        if self._subclassed:
-            config["subclassed"] = True
-            config["build_input"] = self._built_from
-        weights, names = self.get_weights(), self.weight_names
-        # What continuing training exactly needs: the optimizer's slots (after the weights),
-        # its step count and learning rate, and the random streams of shuffling and dropout.
-        if getattr(self, "compiled", False):
-            state = self.optimizer.get_state()
-            slots = [k for k in state if k.startswith("slots/")]
-            config["optimizer_state"] = {"iterations": int(state["iterations"]),
-                                         "learning_rate": float(state["learning_rate"]),
-                                         "slots": slots}
-            weights += [state[k] for k in slots]
-            names += [f"optimizer/{k}" for k in slots]
-        config["rng_state"] = [None if g is None else g.bit_generator.state
-                               for g in self._rng_generators()[:-1]]
-        if progress is not None:
-            config["training_progress"] = progress
-        saving.save_archive(path, config, weights, names)
+        saving.save_model(self, path)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
 
-
-def _snake_name(name: str) -> str:
-    from ..layers.base import _snake
-    return _snake(name)
-
-
-def _trainable_params(layer: Any) -> int:
-    """Parameters the optimizer changes: none of a frozen layer, and not the ones a layer
-    updates itself (BatchNormalization's moving statistics)."""
-    if not layer.trainable:
-        return 0
-    if isinstance(layer, Model):
-        return sum(_trainable_params(inner) for inner in layer._unique_layers())
-    frozen = set(getattr(layer, "non_trainable_weight_names", ()))
-    return int(sum(w.size for name, w in zip(layer.weight_names, layer.weights)
-                   if name not in frozen))
-
-
-def _add(grads: list, slot: int, d: Any) -> None:
-    if d is None:
-        return
-    grads[slot] = d if grads[slot] is None else grads[slot] + d
-
-
-_TAKES_MASK: dict = {}
-
-
-def _takes_mask(layer: Any) -> bool:
-    """Whether ``layer.forward`` has a `mask` parameter (checked once per class)."""
-    cls = type(layer)
-    found = _TAKES_MASK.get(cls)
-    if found is None:
-        if getattr(cls, "_keras_style", False):  # Keras's: a call with a `mask` argument
-            from ..layers import traced
-            found = _TAKES_MASK[cls] = traced._call_params(cls)[1]
-        else:
-            import inspect
-            found = _TAKES_MASK[cls] = "mask" in inspect.signature(cls.forward).parameters
-    return found
-
-
-def _overrides_compute_mask(layer: Any) -> bool:
-    """Whether the layer computes masks of its own (rather than passing one on or none)."""
-    base = getattr(Layer, "compute_mask", None)
-    mine = getattr(type(layer), "compute_mask", None)
-    return mine is not None and mine is not base
-
-
-def _output_mask(layer: Any, arg: Any, mask: Any, has_mask: bool) -> Any:
-    """The mask a call passes on (Keras's ``compute_mask``); None when no mask flows."""
-    compute = getattr(layer, "compute_mask", None)
-    if compute is None:
-        return None
-    if not has_mask and type(layer).compute_mask is getattr(Layer, "compute_mask", None):
-        return None  # the default passes an absent mask on as absent
-    return compute(arg, mask if has_mask else None)

@@ -1,9 +1,9 @@
 """`Sequential`: a model that is a chain of layers (the simplest graph), built lazily.
 
-Everything it shares with graphs (training engine, weights in one flat buffer, saving) comes
-from :class:`fastrnn.models.Model`; what is its own is the chain: ``add``, building from the
-first layer's ``input_shape`` or from the first data it sees, and a forward/backward that is
-one loop over the layers.
+What every model has (the training engine, weights in one flat buffer, saving) comes from
+:class:`fastrnn.models.Model`; a Sequential keeps its own list of layers (no graph): ``add``,
+building from the first layer's ``input_shape`` or from the first data it sees, a
+forward/backward that is one loop over the layers, and its config.
 
 Reproducibility: :func:`fastrnn.set_seed` (or ``Sequential(seed=...)``) fixes the initial
 weights, the dropout masks and the shuffling; on the same machine and thread count two runs
@@ -18,10 +18,18 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import layers as layers_module
+from .. import saving
 from ..layers.core import InputLayer
 from ..layers.symbolic import SymbolicTensor
-from .common import check_input_array, shape_str
-from .model import Model, _output_mask, _sublayers, _takes_mask
+from .common import (
+    check_input_array,
+    forward_with_mask,
+    output_mask,
+    rebuild_layer,
+    shape_str,
+    sublayers,
+)
+from .model import Model
 
 __all__ = ["Sequential"]
 
@@ -62,7 +70,7 @@ class Sequential(Model):
         return self._layers
 
     def _iter_all_layers(self) -> list:
-        return [sub for layer in self._layers for sub in _sublayers(layer)]
+        return [sub for layer in self._layers for sub in sublayers(layer)]
 
     def add(self, layer: Any) -> None:
         """Appends `layer`; a built model is rebuilt (keeping its weights) on its next use."""
@@ -109,8 +117,8 @@ class Sequential(Model):
         return self._input_spec
 
     @property
-    def _output_shapes(self) -> list:
-        return [self._output_shape]
+    def _output_shapes(self) -> list[tuple]:
+        return [] if self._output_shape is None else [self._output_shape]
 
     @property
     def takes_input_list(self) -> bool:
@@ -192,6 +200,11 @@ class Sequential(Model):
         self._pack_weights()
         self.built = True
 
+    def _stream_layers(self) -> tuple[list, int]:
+        """``(layers in run order, input rank without the batch axis)`` for the stepper."""
+        assert self._input_spec is not None
+        return list(self._layers), len(self._input_spec)
+
     def _set_input_grads(self) -> None:
         for i, layer in enumerate(self._layers):
             # nothing consumes the first layer's d_x (unless this model is itself nested)
@@ -247,6 +260,7 @@ class Sequential(Model):
             x = x[0]
         a = check_input_array(x, name)
         self._ensure_built(a)
+        assert self._input_spec is not None  # built
         self._check_spec(a, self._input_spec, name)
         if type(self._layers[0]).__name__ == "Embedding" and a.dtype.kind in "biuf":
             # ids stay as given: float64 ids above 2**24 are exact, float32 would not be
@@ -254,6 +268,7 @@ class Sequential(Model):
         return [np.ascontiguousarray(a, dtype=self._dtype)]
 
     def _output_shapes_for(self, xs: list) -> list[tuple]:
+        assert self._output_shape is not None  # built
         if None not in self._output_shape:
             return [self._output_shape]
         shape = tuple(xs[0].shape[1:])
@@ -267,15 +282,10 @@ class Sequential(Model):
         mask = None
         self._activity_reset()
         for i, layer in enumerate(self._layers):
-            if mask is not None and (getattr(layer, "supports_masking", False)
-                                     or getattr(layer, "_keras_style", False)) \
-                    and _takes_mask(layer):
-                y = layer.forward(x, training=training, mask=mask)
-            else:
-                y = layer.forward(x, training=training)
+            y = forward_with_mask(layer, x, mask, mask is not None, training)
             if getattr(layer, "_activity_regularizer", None) is not None:
                 self._activity_forward(i, layer._activity_regularizer, y, training)
-            mask = _output_mask(layer, x, mask, mask is not None)
+            mask = output_mask(layer, x, mask, mask is not None)
             x = y
         self._output_masks = [mask]
         return [x]
@@ -288,7 +298,8 @@ class Sequential(Model):
             d = self._layers[i].backward(d)
         self._d_inputs = [d]
 
-    def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
+    def forward(self, x: Any, training: bool = False,  # type: ignore[override]
+                mask: Any = None) -> Any:
         if not self.built:
             self._ensure_built(np.asarray(x))
         return self._run_forward([x], training)[0]
@@ -313,9 +324,21 @@ class Sequential(Model):
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> Sequential:
-        from .serialization import sequential_from_config
-        return sequential_from_config(config)
+    def _from_file_config(cls, config: dict, path: str) -> Sequential:
+        """The model of a :meth:`get_config` dict, built when the config has its shape
+        (``from_config``); errors name `path` (the file being loaded)."""
+        layer_configs = config.get("layers")
+        if not isinstance(layer_configs, list):
+            raise ValueError(f"{path!r}: the model config has no list of layers.")
+        model = cls([rebuild_layer(lc, path, f"config.layers[{k}]")
+                     for k, lc in enumerate(layer_configs)], name=config.get("name"))
+        shape = config.get("build_input_shape")
+        if shape is not None:
+            model.build((None, *shape))  # saved without the batch axis; build takes it
+        return model
 
     def _class_name(self) -> str:
         return "Sequential"
+
+
+saving.register_model_class("Sequential", Sequential)

@@ -17,18 +17,11 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from ..layers import (
-    Activation,
-    Bidirectional,
-    Dense,
-    Dropout,
-    Embedding,
-    Flatten,
-    InputLayer,
-    Masking,
-    TimeDistributed,
-)
+from ..layers.core import Activation, Dense, Dropout, Embedding, Flatten, InputLayer, Masking
 from ..layers.recurrent import _RNN
+from ..layers.wrappers import Bidirectional, TimeDistributed
+from .common import is_model
+from .graph import stream_refusal as _refuse
 
 __all__ = ["model_stepper"]
 
@@ -53,59 +46,22 @@ _KNOWN = ("SimpleRNN, LSTM, GRU, Dense, TimeDistributed(Dense), Activation, Drop
           "InputLayer")
 
 
-def _refuse(layer: Any, why: str) -> ValueError:
-    return ValueError(
-        f"Layer `{layer.name}` ({type(layer).__name__}) cannot be streamed by model.stepper(): "
-        f"{why}."
-    )
-
-
 def _chain(model: Any) -> list:
     """The model's layers in the order one step runs them (nested chain models unrolled)."""
-    from .model import Model
-    from .sequential import Sequential
-
-    if isinstance(model, Sequential):
-        model._require_built("stepper()")
-        layers = list(model._layers)
-        ranks = [len(model._input_spec)]
-    else:
-        model._require_built("stepper()")
-        if len(model._input_slots) != 1 or len(model._output_slots) != 1:
-            raise ValueError(
-                f"Model `{model.name}` cannot be streamed by model.stepper(): it has "
-                f"{len(model._input_slots)} inputs and {len(model._output_slots)} outputs; "
-                "the stepper takes one input and gives one output."
-            )
-        ranks = [len(model._input_specs[0])]
-        layers, current = [], model._input_slots[0]
-        for step in model._steps:
-            if step.main_is_list or step.state_slots or step.outputs_is_list:
-                raise _refuse(step.layer, "it takes or gives several tensors (a branch, "
-                              "initial states or return_state), so the model is not a chain")
-            if step.shared:
-                raise _refuse(step.layer, "it is called more than once, so the model is not a "
-                              "chain")
-            if step.in0 != current:
-                raise _refuse(step.layer, "it does not take the output of the layer before "
-                              "it, so the model is not a chain")
-            if step.training is not None:
-                raise _refuse(step.layer, f"it was called with training={step.training}, "
-                              "which predict honours and a stepper cannot")
-            layers.append(step.layer)
-            current = step.out0
+    model._require_built("stepper()")
+    layers, rank = model._stream_layers()
     first = next((lyr for lyr in layers if not isinstance(lyr, InputLayer)), None)
     ids = isinstance(first, Embedding)
     if ids:
         _stages(first, [])  # refused with the reason when it cannot stream
-    if ranks[0] != (1 if ids else 2):
+    if rank != (1 if ids else 2):
         raise ValueError(
             f"Model `{model.name}` cannot be streamed by model.stepper(): its input is not "
-            f"(batch, time, features) (got rank {ranks[0] + 1}), so it has no time steps."
+            f"(batch, time, features) (got rank {rank + 1}), so it has no time steps."
         )
     flat: list = []
     for layer in layers:
-        if isinstance(layer, Model):
+        if is_model(layer):
             flat.extend(_chain(layer))
         else:
             flat.append(layer)

@@ -1,16 +1,18 @@
-"""The training engine: ``compile``, ``fit``, ``evaluate``, ``predict`` for any model.
+"""The training engine: ``compile`` (and the compile config), ``fit``, ``evaluate``,
+``predict`` for any model.
 
-What a model *is* (a chain of layers, a graph) lives in ``sequential.py`` and ``model.py``;
-this file only needs from it: the checked input arrays (``_check_inputs``), a forward pass
-(``_run_forward``), a backward pass (``_run_backward``), its output names and shapes and the
-flat parameter/gradient buffers. Every model here has inputs and outputs as *lists* of arrays
-inside (one entry for a Sequential); the public methods take and give a single array where
-the model has a single input or output, as Keras does.
+It imports no model module. What a model *is* (a chain of layers, a graph) lives in
+``sequential.py``, ``functional.py`` and ``model.py``; this file only needs from it: the
+checked input arrays (``_check_inputs``), a forward pass (``_run_forward``), a backward pass
+(``_run_backward``), its output names and shapes and the flat parameter/gradient buffers.
+Every model here has inputs and outputs as *lists* of arrays inside (one entry for a
+Sequential); the public methods take and give a single array where the model has a single
+input or output, as Keras does.
 
 Shapes: ``x`` is ``(N, T, F)`` for sequences or ``(N, F)`` for vectors (one such array per
 model input), ``y`` has each output's shape ``(N, ...)`` (``N`` = samples, ``B`` = batch size).
 
-How ``fit`` stays fast (PERF.md, "Python-side training"):
+How ``fit`` stays fast:
 
 * All parameters live in one flat buffer and all gradients in another; every layer computes
   with views into them (``Layer._bind``), so one optimizer call updates the whole model.
@@ -32,12 +34,11 @@ gradient buffer across processes between backward and the update (``forward_back
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -114,6 +115,57 @@ def _gather_masks(acc: Optional[list], batch_masks: Optional[list], n: int,
     return acc
 
 
+def _malformed(where: str, expected: str, got: Any) -> ValueError:
+    return ValueError(f"malformed model config at {where}: expected {expected}, got {got!r}.")
+
+
+def _serialize_function(identifier: Any, obj: Any, what: str) -> Any:
+    """A loss or metric for the compile config: strings stay as given; built-in loss objects
+    keep their config (e.g. ``from_logits``); other objects and callables are stored by name
+    (custom ones then need ``custom_objects`` when loading)."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, str):
+        return identifier
+    if what == "loss" and isinstance(obj, losses_module.Loss):
+        try:
+            return {"loss_config": losses_module.serialize(obj)}
+        except NotImplementedError:  # a wrapped Python function: stored by name below
+            pass
+    name = getattr(obj, "name", None) or getattr(identifier, "__name__", None)
+    return {"name": str(name), "builtin": _is_builtin(name, what)}
+
+
+def _is_builtin(name: Any, what: str) -> bool:
+    module: Any = losses_module if what == "loss" else metrics_module
+    try:
+        module.get(name)
+    except (ValueError, TypeError, KeyError):
+        return False
+    return True
+
+
+def _deserialize_function(value: Any, what: str, custom_objects: dict) -> Any:
+    """The inverse of :func:`_serialize_function` (never executes code from a file)."""
+    if value is None and what == "loss":
+        return None
+    if isinstance(value, str):
+        return custom_objects.get(value, value)
+    if what == "loss" and isinstance(value, dict) and "loss_config" in value:
+        return losses_module.deserialize(value["loss_config"])  # refuses unknown classes
+    if not isinstance(value, dict) or "name" not in value:
+        raise ValueError(f"Invalid {what} entry in the saved compile config: {value!r}.")
+    name = value["name"]
+    if name in custom_objects:
+        return custom_objects[name]
+    if value.get("builtin"):
+        return name
+    raise ValueError(
+        f"The saved model uses a custom {what} {name!r}: pass it when loading, "
+        f"load_model(path, custom_objects={{{name!r}: {name}}}), or load with compile=False."
+    )
+
+
 class _Compiled:
     """What ``compile`` decided, validated as a whole before the model keeps it."""
 
@@ -133,6 +185,33 @@ class Trainer:
     """Mixin with the training engine; see the module docstring for what a model provides."""
 
     _data_parallel: Any = None  # the hook, while a data-parallel fit runs
+
+    if TYPE_CHECKING:  # what a model gives the engine (Model and Sequential define these)
+        name: str
+        _dtype: np.dtype
+        _output_names: list[str]
+        _output_masks: list
+        _param_buffer: Optional[np.ndarray]
+        _grad_buffer: Optional[np.ndarray]
+        _param_views: list[np.ndarray]
+        _grad_views: list[np.ndarray]
+        _packed_ids: tuple
+        _shuffle_rng: np.random.Generator
+        # what the engine keeps between calls
+        stop_reason: Optional[str]
+        _val_buffer: Optional[list]
+        _reg_cache: Optional[tuple]
+        _flags_cache: Optional[tuple]
+
+        @property
+        def _output_shapes(self) -> list[tuple]: ...
+        def _check_inputs(self, x: Any, name: str = "x") -> list[np.ndarray]: ...
+        def _run_forward(self, xs: list, training: bool) -> list: ...
+        def _run_backward(self, d_outputs: list) -> None: ...
+        def _output_shapes_for(self, xs: list) -> list[tuple]: ...
+        def _unique_layers(self) -> list: ...
+        def _iter_all_layers(self) -> list: ...
+        def _ensure_packed(self) -> None: ...
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None,
@@ -160,6 +239,67 @@ class Trainer:
         self.loss = compiled.losses[0] if len(compiled.losses) == 1 else compiled.losses
         self._loss_id = compiled.loss_ids[0] if len(compiled.loss_ids) == 1 else compiled.loss_ids
         self.compiled = True
+
+    def get_compile_config(self) -> Optional[dict]:
+        """What ``compile`` was given, JSON-ready (None for a model never compiled):
+        ``{"optimizer", "loss", "metrics", "loss_weights"}`` (Keras 3's name)."""
+        if not getattr(self, "compiled", False):
+            return None
+        c = self._compiled
+        multi = len(c.losses) > 1
+        losses = [_serialize_function(i, fn, "loss") for i, fn in zip(c.loss_ids, c.losses)]
+        metrics = [[_serialize_function(i, m, "metric") for i, m in zip(ids, objs)]
+                   for ids, objs in zip(c.metric_ids, c.metrics)]
+        return {
+            "optimizer": optimizers_module.serialize(self.optimizer),
+            "loss": losses if multi else losses[0],
+            "metrics": metrics if multi else metrics[0],
+            "loss_weights": c.loss_weights if multi else None,
+        }
+
+    def compile_from_config(self, config: Any, custom_objects: Optional[dict] = None) -> None:
+        """Compiles as a :meth:`get_compile_config` dict says (Keras 3's name); custom losses
+        and metrics are found in `custom_objects` by name. A malformed entry raises one
+        ``ValueError`` naming it."""
+        custom = dict(custom_objects or {})
+        if not isinstance(config, dict):
+            raise _malformed("compile_config", "an object", config)
+        opt = config.get("optimizer")
+        if not (isinstance(opt, dict) and isinstance(opt.get("class_name"), str)
+                and isinstance(opt.get("config"), dict)):
+            raise _malformed("compile_config.optimizer",
+                             'an object {"class_name": ..., "config": {...}}', opt)
+        loss = config.get("loss")
+        metrics = config.get("metrics")
+        if metrics is None:
+            metrics = []
+        if not isinstance(metrics, list):
+            raise _malformed("compile_config.metrics", "a list", metrics)
+        weights = config.get("loss_weights")
+        if weights is not None and not (isinstance(weights, (list, dict))):
+            raise _malformed("compile_config.loss_weights", "null, a list or an object",
+                             weights)
+        try:
+            if isinstance(loss, list):
+                if not all(ms is None or isinstance(ms, list) for ms in metrics):
+                    raise _malformed("compile_config.metrics", "a list per output", metrics)
+                loss = [_deserialize_function(v, "loss", custom) for v in loss]
+                metrics = [[_deserialize_function(m, "metric", custom) for m in ms or []]
+                           for ms in metrics]
+            else:
+                loss = _deserialize_function(loss, "loss", custom)
+                metrics = [_deserialize_function(m, "metric", custom) for m in metrics]
+            optimizer = optimizers_module.deserialize(opt)
+        except (TypeError, KeyError, AttributeError, NotImplementedError, OverflowError,
+                ValueError) as exc:
+            if str(exc).startswith("malformed model config"):
+                raise
+            raise ValueError(f"malformed model config at compile_config: {exc}") from exc
+        try:
+            self.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                         loss_weights=weights)
+        except (TypeError, KeyError, AttributeError, NotImplementedError, ValueError) as exc:
+            raise ValueError(f"malformed model config at compile_config: {exc}") from exc
 
     def _per_output(self, value: Any, what: str, default: Any) -> list:
         """`value` (one for all, a list or a dict by output name) as one entry per output."""
@@ -390,7 +530,7 @@ class Trainer:
             loss, d = c.losses[0].value_and_gradient(ys[0], outs[0])
             return float(loss), [d]
         total = 0.0
-        ds = []
+        ds: list = []
         for k, (loss_fn, w, yk, ok) in enumerate(zip(c.losses, c.loss_weights, ys, outs)):
             if loss_fn is None:
                 ds.append(None)
@@ -428,7 +568,7 @@ class Trainer:
                 sws[k], pk.shape[:-1])
             pairs.append((yk, pk) if sel is None else (yk[sel], pk[sel]))
             weights.append(swk if sel is None or swk is None else swk[sel])
-        parts = [None if fn is None else (float(fn(yk, pk, wk)) if len(pk) else 0.0)
+        parts: list[Any] = [None if fn is None else (float(fn(yk, pk, wk)) if len(pk) else 0.0)
                  for fn, (yk, pk), wk in zip(c.losses, pairs, weights)]
         if len(parts) == 1:
             scores = [parts[0] + penalty]
@@ -480,7 +620,7 @@ class Trainer:
         return batch_size if self._stateful() else max(batch_size, _MIN_INFERENCE_BATCH)
 
     def _predict_arrays(self, xs: list, batch_size: int,
-                        out: Optional[list] = None) -> list[np.ndarray]:
+                        out: Optional[list] = None) -> Any:
         """Forward passes over `xs` in batches, written into `out` (allocated if None). The
         outputs' masks (None where an output has none) are left in ``_predicted_masks``."""
         n = xs[0].shape[0]
@@ -548,7 +688,7 @@ class Trainer:
         return scores[0] if not self._has_metrics else scores
 
     def _evaluate_dataset(self, dataset: Iterable) -> list[float]:
-        totals = None
+        totals: Any = None
         count = 0
         penalty = self._weight_penalty()
         self._reset_metrics()
@@ -723,7 +863,7 @@ class Trainer:
                 raise ValueError(
                     "`validation_split` needs arrays; with a dataset pass `validation_data`."
                 )
-            train = None
+            train: Any = None
         else:
             xs = self._check_inputs(x)
             n = xs[0].shape[0]
@@ -886,7 +1026,7 @@ class Trainer:
                 f"loss became {loss} at epoch {epoch + 1}, batch {step + 1}; weights from "
                 "before it kept"
             )
-        if not np.isfinite(self._param_buffer).all():
+        if self._param_buffer is not None and not np.isfinite(self._param_buffer).all():
             self.stop_reason += (
                 " (but they already held non-finite values: an earlier update overflowed; "
                 "lower the learning rate or clip gradients)"
@@ -911,7 +1051,7 @@ class Trainer:
             # ragged epoch uses views of them).
             xbufs = [np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in xs]
             ybufs = [np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in ys]
-            wbufs = None if sws is None else [
+            wbufs: Any = None if sws is None else [
                 None if a is None else np.empty((rows, *a.shape[1:])) for a in sws]
         preds = None
         masks: Optional[list] = None
@@ -922,7 +1062,7 @@ class Trainer:
         stop = 0
         for step in range(len(bounds) - 1):
             start, stop = bounds[step], bounds[step + 1]
-            wb = None
+            wb: Optional[list] = None
             if order is None:
                 xb = [a[start:stop] for a in xs]
                 yb = [a[start:stop] for a in ys]
@@ -963,7 +1103,7 @@ class Trainer:
         return logs
 
     def _train_step(self, xb: list, yb: list, cbs: list, epoch: int, step: int,
-                    batch_cbs: tuple = (), swb: Optional[list] = None
+                    batch_cbs: Union[tuple, list] = (), swb: Optional[list] = None
                     ) -> Optional[tuple[float, list]]:
         """Forward, loss, backward and one optimizer update on a batch: ``(loss, outputs)``,
         or None when the loss is not finite (training stops with the weights from before).
@@ -1161,7 +1301,7 @@ class Trainer:
             values = list(sample_weight)
         else:
             values = [sample_weight] * len(names)
-        out = []
+        out: list = []
         for k, (v, yk) in enumerate(zip(values, ys)):
             if v is None:
                 out.append(None)
@@ -1244,53 +1384,7 @@ class Trainer:
     def _rng_generators(self) -> list:
         """Every random stream training draws from, in a fixed order: the shuffling, each
         layer's (dropout), and a shuffling dataset's being trained on."""
-        gens = [self._shuffle_rng]
+        gens: list = [self._shuffle_rng]
         gens += [layer._rng for layer in self._iter_all_layers()]
         gens.append(getattr(getattr(self, "_fit_dataset", None), "_rng", None))
         return gens
-
-    def _write_backup(self, path: str, epoch: int) -> None:
-        """Everything an exact resume needs, in one model file written atomically: what
-        ``save`` keeps (weights, optimizer state, the model's random streams) and where the run
-        stands (the last completed epoch, a shuffling dataset's stream)."""
-        dataset_rng = self._rng_generators()[-1]
-        self._save(path, progress={
-            "format": "fastrnn-backup", "epoch": int(epoch),
-            "dataset_rng": None if dataset_rng is None else dataset_rng.bit_generator.state,
-        })
-
-    def _read_backup(self, path: str) -> int:
-        """Restores a :meth:`_write_backup` file (checked whole before anything changes);
-        returns the epoch to continue from."""
-        from .. import saving
-        from .serialization import restore_training_state, split_training_state
-        config, arrays = saving.load_archive(path)
-        weights, opt_state, rng_state = split_training_state(config, arrays, path)
-        progress = config.get("training_progress")
-        if not isinstance(progress, dict) or progress.get("format") != "fastrnn-backup":
-            raise ValueError(f"{path!r} is not a fastrnn backup (no training progress in it).")
-        epoch = progress.get("epoch")
-        dataset_rng = self._rng_generators()[-1]
-        try:
-            if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-                raise ValueError(f"bad epoch {epoch!r}")
-            if (dataset_rng is None) != (progress.get("dataset_rng") is None):
-                raise ValueError("one of them trains on a shuffling dataset, the other not")
-            if dataset_rng is not None:
-                copy.deepcopy(dataset_rng).bit_generator.state = progress["dataset_rng"]
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ValueError(
-                f"{path!r} was written for another model or training setup ({exc}); delete it "
-                "to start afresh."
-            ) from exc
-        try:
-            restore_training_state(self, weights, opt_state if self.optimizer else None,
-                                   rng_state, path, strict=True)
-        except ValueError as exc:
-            raise ValueError(
-                f"{path!r} was written for another model or training setup ({exc}); delete it "
-                "to start afresh."
-            ) from exc
-        if dataset_rng is not None:
-            dataset_rng.bit_generator.state = progress["dataset_rng"]
-        return epoch + 1

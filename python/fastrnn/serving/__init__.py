@@ -31,7 +31,8 @@ only its states (``(units,)`` per state, nothing per step), so the table's memor
 weights), which load a stream's states, step, and store them back. Requests on one stream are
 serialized; requests on different streams, and ``/predict`` requests, run concurrently in
 worker threads (the kernels release the GIL). Concurrent ``predict`` calls give what each
-gives alone (see the README's "Serving" section for the one rounding-level exception).
+gives alone (see the documentation's Serving page, docs/guide/serving.md, for the one
+rounding-level exception).
 """
 
 from __future__ import annotations

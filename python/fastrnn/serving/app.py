@@ -184,14 +184,12 @@ class _Served:
 
     def _integer_inputs(self) -> list[bool]:
         from ..layers import Embedding, InputLayer
-        from ..models.sequential import Sequential
-
         model = self.model
-        if isinstance(model, Sequential):
+        if model._graph is None:  # a Sequential
             first = next((lyr for lyr in model._layers if not isinstance(lyr, InputLayer)), None)
             return [isinstance(first, Embedding)]
         return [np.dtype(dt).kind in "iu" or ids for dt, ids in
-                zip(model._input_dtypes, model._ids_only)]
+                zip(model._graph.input_dtypes, model._graph.ids_only)]
 
     def describe(self) -> tuple[list, list]:
         shapes_in = self.model.input_shape
