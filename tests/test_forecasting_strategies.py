@@ -182,3 +182,62 @@ def test_training_windows_hide_past_covariates_on_the_horizon(strategy):
     temp, promo = x[..., 2], x[..., 3]  # feature order: target, observed, past, future
     assert np.all(temp[:, 5:] == 0) and np.all(temp[:, :5] != 0)
     assert np.any(promo[:, 5:] != 0)  # future-known values stay
+
+
+def test_recursive_sample_paths_widen_the_intervals():
+    """On random walks a one-step model's intervals, fed back along the median path, stay
+    one-step wide (the 8th step's 80% interval covers ~30%); sample paths (num_samples)
+    accumulate the steps' noise and cover ~80% at every step."""
+    rng = np.random.default_rng(0)
+    n, h = 60, 8
+    walks = 50 + np.cumsum(rng.uniform(0.5, 2, (150, 1)) * rng.normal(size=(150, n + h)),
+                           axis=1)
+    train, test = walks[:, :n], walks[:, n:]
+    model = RNNForecaster(h=h, input_size=12, strategy="recursive", loss="normal",
+                          quantiles=[0.1, 0.5, 0.9], units=16, epochs=4, steps_per_epoch=50,
+                          batch_size=64, learning_rate=3e-3, seed=1).fit(list(train))
+    _, _, narrow = model.predict_arrays()
+    _, point, q = model.predict_arrays(num_samples=200)
+    inside = (test >= q[..., 0]) & (test <= q[..., -1])
+    inside_narrow = (test >= narrow[..., 0]) & (test <= narrow[..., -1])
+    # 1200 values of 150 walks, correlated along each walk: a spread of ~0.03
+    assert 0.70 <= inside.mean() <= 0.88, inside.mean(axis=0)
+    assert inside[:, -1].mean() >= 0.6 and inside_narrow[:, -1].mean() < 0.45
+    assert np.all(q[..., 0] <= point) and np.all(point <= q[..., -1])
+    _, again, _ = model.predict_arrays(num_samples=200)
+    np.testing.assert_array_equal(point, again)  # seeded: reproducible
+    with pytest.raises(ValueError, match="`num_samples`"):
+        model.predict_arrays(num_samples=0)
+    with pytest.raises(ValueError, match="`num_samples`.*recursive"):
+        RNNForecaster(h=2, input_size=4, loss="normal", **SMALL).fit(
+            list(train[:3])).predict(num_samples=10)
+
+
+@pytest.mark.parametrize("loss", ["quantile", "student_t"])
+def test_sample_paths_of_every_probabilistic_head(loss):
+    df = _table(n_series=3)
+    model = RNNForecaster(h=3, input_size=6, strategy="recursive", loss=loss,
+                          quantiles=[0.1, 0.5, 0.9], future_covariates=["promo"],
+                          ensemble=2, **SMALL).fit(df)
+    out = model.predict(5, futr_df=_future(df, 5), num_samples=50)
+    assert len(out) == 15 and np.all(np.isfinite(out[["forecast", "q0.1", "q0.9"]]))
+    assert np.all(out["q0.1"] <= out["q0.5"]) and np.all(out["q0.5"] <= out["q0.9"])
+    width = (out["q0.9"] - out["q0.1"]).to_numpy().reshape(3, 5)
+    assert np.all(width[:, -1] > 0)
+
+
+def test_one_step_draws_follow_the_forecast_distribution():
+    """_sample draws from each head's distribution: the quantile head's draws have the
+    predicted quantiles (its CDF is piecewise linear through them), the Gaussian's its
+    location and scale."""
+    n = 40000
+    rng = np.random.default_rng(0)
+    model = RNNForecaster(h=2, strategy="recursive", loss="quantile",
+                          quantiles=[0.1, 0.5, 0.9])
+    draws = model._sample(np.tile([-1.0, 0.0, 2.0], (n, 1)), rng)
+    # empirical quantiles of 40000 draws: sd sqrt(q(1-q)/n) / density, below 0.01 here
+    np.testing.assert_allclose(np.quantile(draws, [0.1, 0.5, 0.9]), [-1, 0, 2], atol=0.03)
+    model = RNNForecaster(h=2, strategy="recursive", loss="normal")
+    raw = np.log(np.expm1(2.0))  # softplus(raw) = 2
+    draws = model._sample(np.tile([3.0, raw], (n, 1)), rng)
+    assert abs(draws.mean() - 3) < 0.04 and abs(draws.std() - 2) < 0.04  # sd 0.01

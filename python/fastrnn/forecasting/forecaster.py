@@ -56,7 +56,7 @@ from ..timeseries.panel import (
     fit_scalers,
     gather_windows,
 )
-from .losses import GaussianNLL, QuantileLoss, StudentTNLL
+from .losses import GaussianNLL, QuantileLoss, StudentTNLL, softplus
 
 CELLS = ("lstm", "gru", "simple_rnn")
 LOSSES = ("mae", "mse", "huber", "quantile", "normal", "student_t")
@@ -136,7 +136,8 @@ class RNNForecaster:
               or distribution head the median (quantile loss) or the location (normal,
               Student-t) is fed back, and each step's quantiles are the one-step quantiles
               given that path: they do not accumulate the uncertainty of the earlier steps,
-              so the intervals of later steps are too narrow (sample paths would be needed);
+              so the intervals of later steps are too narrow; ``predict(num_samples=N)``
+              draws N sample paths instead, whose quantiles do;
             * ``"encoder-decoder"``: a recurrent encoder over the input window whose final
               states initialise a recurrent decoder (same cell, ``layers`` and ``units``) run
               over the H future steps, trained end to end, a ``Dense`` head shared by the
@@ -579,21 +580,30 @@ class RNNForecaster:
             out[i] = self.scalers_[known[sid]] if sid in known else fresh[new.index(i)]
         return out
 
-    def predict_arrays(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None
+    def predict_arrays(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None,
+                       num_samples: Optional[int] = None
                        ) -> tuple[Panel, np.ndarray, np.ndarray]:
         """The forecasts as arrays: ``(panel, point (S, H), quantiles (S, H, Q))`` in the
         data's units (the members' median), after the end of ``df`` (default: the training
-        data). H is at most the trained horizon, except for the recursive strategy."""
-        return self._predict_arrays(h, df, futr_df)
+        data). H is at most the trained horizon, except for the recursive strategy.
+        ``num_samples``: see :meth:`predict`."""
+        return self._predict_arrays(h, df, futr_df, num_samples=num_samples)
 
     def _predict_arrays(self, h: Optional[int], df: Any, futr_df: Any,
-                        _future: Optional[list[np.ndarray]] = None
+                        _future: Optional[list[np.ndarray]] = None,
+                        num_samples: Optional[int] = None
                         ) -> tuple[Panel, np.ndarray, np.ndarray]:
         """:meth:`predict_arrays`; ``_future`` (S of (>= H, C_future)) the future-known
         covariates when they come from the table itself (cross-validation)."""
         self._require_fitted()
         h = self.h if h is None else positive_int("h", h)
         recursive = self.strategy == "recursive"
+        if num_samples is not None:
+            num_samples = positive_int("num_samples", num_samples)
+            if not recursive or self.loss not in ("quantile", "normal", "student_t"):
+                raise invalid("num_samples", "None unless strategy='recursive' with a "
+                              "quantile, normal or student_t loss (sample paths)",
+                              num_samples)
         if h > self.h and not recursive:
             raise invalid("h", f"at most the trained horizon {self.h} ({self.strategy} "
                           "strategy)", h)
@@ -613,7 +623,9 @@ class RNNForecaster:
         points, quants = [], []
         for window, model in self.members_:
             if recursive:
-                point, q = self._recursive(data, window, model, steps)
+                point, q = self._recursive(data, window, model, steps) \
+                    if num_samples is None else self._paths(data, window, model, steps,
+                                                            num_samples)
             else:
                 x, _, last = self._design(data, series, origins, window, targets=False)
                 out = np.asarray(model.predict(x, batch_size=1024), dtype=np.float64)
@@ -653,6 +665,58 @@ class RNNForecaster:
             z[offsets + lengths + k] = points[:, k]
         return points, quants
 
+    def _paths(self, data: dict, window: int, model: Any, steps: int, n: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` sample paths per series of a one-step member: each step's value is drawn
+        from its forecast distribution (the Gaussian or Student-t head's; for the quantile
+        head by inverting the piecewise-linear CDF through the predicted quantiles, linear
+        beyond the outer ones) and fed back. Returns the paths' median (S, steps) and
+        their quantiles (S, steps, Q), scaled."""
+        lengths, offsets = data["lengths"], data["offsets"]
+        S = len(lengths)
+        sizes = lengths + steps
+        rep = np.repeat(np.arange(S), n)  # path p of series i is pseudo-series i * n + p
+        new_sizes = sizes[rep]
+        new_offsets = np.cumsum(new_sizes) - new_sizes
+        index = np.repeat(offsets[rep] - new_offsets, new_sizes) + np.arange(new_sizes.sum())
+        z = data["z"][index]
+        work = {"z": z, "feats": data["feats"][index], "offsets": new_offsets}
+        series = np.arange(S * n)
+        rng = np.random.default_rng(self.seed + 7919 * window)
+        samples = np.empty((S * n, steps))
+        base = lengths[rep]
+        for k in range(steps):
+            work["lengths"] = base + k
+            x, _, last = self._design(work, series, base + k, window, targets=False)
+            out = np.asarray(model.predict(x, batch_size=4096), dtype=np.float64)
+            out = out.reshape(S * n, self._width)
+            samples[:, k] = self._sample(out, rng) + last
+            z[new_offsets + base + k] = samples[:, k]
+        paths = samples.reshape(S, n, steps)
+        quants = np.moveaxis(np.quantile(paths, self.quantiles, axis=1), 0, -1) \
+            if self.quantiles.size else np.zeros((S, steps, 0))
+        return np.median(paths, axis=1), quants
+
+    def _sample(self, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One draw (B,) from each row's one-step forecast distribution (B, width)."""
+        u = rng.random(len(out))
+        if self.loss == "quantile":
+            q = np.sort(out, axis=-1)
+            levels = self.quantiles
+            if levels.size == 1:
+                return q[:, 0]
+            # piecewise linear through (level, quantile), continued by the outer slopes
+            k = np.clip(np.searchsorted(levels, u) - 1, 0, levels.size - 2)
+            rows = np.arange(len(out))
+            lo, hi = q[rows, k], q[rows, k + 1]
+            slope = (hi - lo) / (levels[k + 1] - levels[k])
+            return lo + slope * (u - levels[k])
+        scale = softplus(out[:, 1]) + 1e-6
+        if self.loss == "normal":
+            return out[:, 0] + scale * rng.standard_normal(len(out))
+        nu = StudentTNLL(self.student_t_df).degrees_of_freedom(out)
+        return out[:, 0] + scale * rng.standard_t(nu)
+
     def _decode(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(S, H, width) network outputs -> point (S, H) and quantiles (S, H, Q), scaled."""
         if self.loss == "quantile":
@@ -666,7 +730,8 @@ class RNNForecaster:
                              "loss='quantile', 'normal' or 'student_t' for quantiles.")
         return out[..., 0], np.zeros((*out.shape[:2], 0))
 
-    def predict(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None) -> Any:
+    def predict(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None,
+                num_samples: Optional[int] = None) -> Any:
         """Forecasts for the ``h`` steps after each series' end: a DataFrame with the id and
         time columns, ``forecast`` and one ``q<level>`` column per quantile level.
 
@@ -676,8 +741,13 @@ class RNNForecaster:
             df: the series to forecast from (default: the training data); series the model
                 was not trained on are scaled by their own values.
             futr_df: future-known covariates for the horizon (id, time and their columns).
+            num_samples: recursive strategy with a probabilistic head only: draw this many
+                sample paths per series (each step drawn from its forecast distribution and
+                fed back, darts' ``num_samples``) and report their median and quantiles, so
+                the intervals widen with the uncertainty of the earlier steps. None: feed
+                back the median / location (one-step intervals).
         """
-        panel, point, q = self.predict_arrays(h, df, futr_df)
+        panel, point, q = self.predict_arrays(h, df, futr_df, num_samples)
         return self._to_frame(panel, point, q, like=df if df is not None else self.output_)
 
     def _to_frame(self, panel: Panel, point: np.ndarray, q: np.ndarray, like: Any = None,
