@@ -135,7 +135,8 @@ def run_group(dataset: str, group: str, args: argparse.Namespace, validate: bool
         start = time.perf_counter()
         model = RNNForecaster(h=h, seed=args.seed, **config).fit(train)
         fitted = time.perf_counter()
-        _, point, q = model.predict_arrays()
+        paths = args.num_samples if config.get("strategy") == "recursive" else None
+        _, point, q = model.predict_arrays(num_samples=paths)
         predicted = time.perf_counter()
         cover = np.mean((test >= q[..., 0]) & (test <= q[..., -1]), axis=1)
         rows.append(dict(group=group, model=label, n=len(train), smape=smape(test, point),
@@ -197,6 +198,9 @@ def main(argv: list[str] | None = None) -> str:
                         help="epochs per member (default: the group's; fewer for a subset, "
                         "whose series are fewer than the group's training steps assume)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-samples", type=int, default=None,
+                        help="the recursive strategy's sample paths per series (intervals "
+                        "that widen with the horizon; default: the median path)")
     parser.add_argument("--strategy", default="direct",
                         help="comma-separated RNNForecaster strategies to compare (direct, "
                         "recursive, encoder-decoder; default direct)")
