@@ -5,6 +5,7 @@
     python examples/m3.py --validate     # choose the configuration: training parts only
     python examples/m3.py --tourism      # Tourism monthly/quarterly MASE too
     python examples/m3.py --groups monthly --subset 50 --quick   # a short run
+    python examples/m3.py --strategy direct,recursive,encoder-decoder --subset 100
 
 Per frequency group (yearly, quarterly, monthly, other; horizons 6/8/18/8) one
 :class:`fastrnn.forecasting.RNNForecaster` is trained across every series of the group and
@@ -93,8 +94,8 @@ def load(dataset: str, group: str, subset: int | None) -> tuple[list, np.ndarray
     return train, test, int(series[0].h), int(series[0].period)
 
 
-def config_for(group: str, h: int, extra: dict | str, quick: bool, ensemble: int | None
-               ) -> dict:
+def config_for(group: str, h: int, extra: dict | str, quick: bool, ensemble: int | None,
+               epochs: int | None = None) -> dict:
     config = {**BASE, **CONFIGS[group]}
     if extra == "window3":
         config["input_size"] = 3 * h
@@ -104,6 +105,8 @@ def config_for(group: str, h: int, extra: dict | str, quick: bool, ensemble: int
         config.update(epochs=2, steps_per_epoch=20, units=16, ensemble=1)
     if ensemble is not None:
         config["ensemble"] = ensemble
+    if epochs is not None:
+        config["epochs"] = epochs
     return config
 
 
@@ -120,9 +123,11 @@ def run_group(dataset: str, group: str, args: argparse.Namespace, validate: bool
         rows.append(dict(group=group, model=label, n=len(train), smape=smape(test, f),
                          mase=mase(test, f, train, period), coverage=None,
                          seconds=time.perf_counter() - start))
-    candidates = CANDIDATES if validate else {"fastrnn": {}}
+    candidates = CANDIDATES if validate else {
+        "fastrnn" if s == "direct" else f"fastrnn {s}": {"strategy": s}
+        for s in args.strategy.split(",")}
     for label, extra in candidates.items():
-        config = config_for(group, h, extra, args.quick, args.ensemble)
+        config = config_for(group, h, extra, args.quick, args.ensemble, args.epochs)
         if config["transform"] == "log" and any(np.any(x <= 0) for x in train):
             # log needs positive values (Tourism has zeros): mean-abs scaling instead, the
             # best of the unlogged scalers in validation
@@ -130,7 +135,8 @@ def run_group(dataset: str, group: str, args: argparse.Namespace, validate: bool
         start = time.perf_counter()
         model = RNNForecaster(h=h, seed=args.seed, **config).fit(train)
         fitted = time.perf_counter()
-        _, point, q = model.predict_arrays()
+        paths = args.num_samples if config.get("strategy") == "recursive" else None
+        _, point, q = model.predict_arrays(num_samples=paths)
         predicted = time.perf_counter()
         cover = np.mean((test >= q[..., 0]) & (test <= q[..., -1]), axis=1)
         rows.append(dict(group=group, model=label, n=len(train), smape=smape(test, point),
@@ -188,7 +194,16 @@ def main(argv: list[str] | None = None) -> str:
                         help="also Tourism monthly and quarterly")
     parser.add_argument("--quick", action="store_true", help="tiny models (a smoke test)")
     parser.add_argument("--ensemble", type=int, default=None, help="members per model")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per member (default: the group's; fewer for a subset, "
+                        "whose series are fewer than the group's training steps assume)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-samples", type=int, default=None,
+                        help="the recursive strategy's sample paths per series (intervals "
+                        "that widen with the horizon; default: the median path)")
+    parser.add_argument("--strategy", default="direct",
+                        help="comma-separated RNNForecaster strategies to compare (direct, "
+                        "recursive, encoder-decoder; default direct)")
     args = parser.parse_args(argv)
     groups = [g for g in args.groups.split(",") if g and g != "none"]
     unknown = sorted(set(groups) - set(GROUPS))

@@ -156,7 +156,7 @@ def test_covariates_static_future_and_calendar():
 @pytest.mark.parametrize("kwargs, name", [
     (dict(quantiles=[0.9, 0.1]), "quantiles"), (dict(quantiles=[0.0, 0.5]), "quantiles"),
     (dict(cell="transformer"), "cell"), (dict(loss="mape"), "loss"),
-    (dict(strategy="recursive"), "strategy"), (dict(units=0), "units"),
+    (dict(strategy="seq2seq"), "strategy"), (dict(units=0), "units"),
 ])
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
@@ -212,3 +212,25 @@ def test_cross_validation_without_refit_trains_once(monkeypatch):
     # the later windows forecast from their own cutoffs, with the first window's model
     assert all(len(c) == 3 for c in cv.groupby("unique_id").cutoff.unique())
     assert np.all(cv.ds > cv.cutoff)
+
+
+def test_student_t_head_learns_its_tails():
+    """The default Student-t head learns its degrees of freedom per step: on t(2.5) noise
+    its (q0.01, q0.99) interval is ~6 times its interquartile range (the t(2.5) ratio is
+    6.0), on normal noise much less (3.45 for the normal itself)."""
+    rng = np.random.default_rng(0)
+    ratios = {}
+    for name, noise in (("normal", rng.normal(size=(100, 64))),
+                        ("t", rng.standard_t(2.5, size=(100, 64)) / np.sqrt(5))):
+        model = RNNForecaster(h=4, input_size=12, loss="student_t",
+                              quantiles=[0.01, 0.25, 0.75, 0.99], relative=False, units=16,
+                              epochs=4, steps_per_epoch=50, batch_size=64,
+                              learning_rate=3e-3, seed=0)
+        assert model._width == 3
+        _, _, q = model.fit(list(5 + noise)).predict_arrays()
+        ratios[name] = np.median((q[..., 3] - q[..., 0]) / (q[..., 2] - q[..., 1]))
+    assert 5.0 < ratios["t"] < 8.0 and ratios["normal"] < ratios["t"] - 1.5, ratios
+    fixed = RNNForecaster(h=2, loss="student_t", student_t_df=4.0)
+    assert fixed._width == 2
+    with pytest.raises(ValueError, match="`student_t_df`"):
+        RNNForecaster(h=2, student_t_df=0.0)

@@ -282,6 +282,9 @@ def _run_forecast(args: argparse.Namespace) -> int:
     for name, value in SINGLE_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.strategy == "encoder-decoder":
+        raise usage_error("--strategy encoder-decoder goes with --id-column (many series in "
+                          "a long CSV); for one series use direct or recursive")
     if args.model not in SINGLE_MODELS:
         raise usage_error(f"--model {args.model} goes with --id-column; for one series use one "
                           f"of {', '.join(SINGLE_MODELS)}")
@@ -340,7 +343,9 @@ def _run_forecast_long(args: argparse.Namespace) -> int:
     try:
         run = run_long_csv(args.csv, args.id_column, args.time_column, args.column,
                            args.horizon, out, quantiles, model, args.evaluate, args.window,
-                           args.epochs, args.units, args.seed, 0 if args.quiet else 1, say=say)
+                           args.epochs, args.units, args.seed, 0 if args.quiet else 1, say=say,
+                           strategy=args.strategy,
+                           fill_gaps="interpolate" if args.fill_gaps else None)
     except ValueError as err:  # the library's argument names, as the command's options
         message = str(err)
         for name, option in (("target_col", "--column"), ("id_col", "--id-column"),
@@ -456,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "train on the rest, write OUT/metrics.csv (per series and overall) and "
                     "plots")
     fc.add_argument("--fill-gaps", action="store_true",
-                    help="interpolate missing values linearly instead of failing")
+                    help="interpolate missing values (with --id-column also missing "
+                    "periods) linearly instead of failing")
     fc.add_argument("--horizon", type=_positive_int, default=10,
                     help="steps to forecast (default 10)")
     fc.add_argument("--window", type=_positive_int, default=None,
@@ -466,9 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "--id-column, the configuration measured best on M3: 5 LSTMs of 64 "
                     "units on log values, pinball loss, median of the members). "
                     "seasonal_naive and theta go with --id-column")
-    fc.add_argument("--strategy", choices=("direct", "recursive"), default="direct",
-                    help="direct: one Dense(horizon) output; recursive: one step, fed back "
-                    "(default direct)")
+    fc.add_argument("--strategy", choices=("direct", "recursive", "encoder-decoder"),
+                    default="direct",
+                    help="direct: one Dense(horizon) output; recursive: one step, fed back; "
+                    "encoder-decoder (with --id-column): an RNN decoder over the horizon "
+                    "started from the encoder's states (default direct)")
     fc.add_argument("--target", choices=("change", "level"), default="change",
                     help="change: the model sees each window relative to its last value and "
                     "predicts the changes (follows trends); level: the scaled values "

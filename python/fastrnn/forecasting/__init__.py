@@ -2,10 +2,12 @@
 :mod:`fastrnn.timeseries` (data, metrics, classical methods) and the models.
 
 * :class:`RNNForecaster`: one global RNN over every series (per-series scaling, windows drawn
-  across series, direct multi-output, quantile or distribution heads, ensembles by median,
-  covariates, cross-validation, save/load);
+  across series, the direct, recursive and encoder-decoder strategies, quantile or
+  distribution heads, ensembles by median, covariates, filled gaps, cross-validation,
+  save/load);
 * :class:`StatsForecaster`: naive, seasonal naive, drift, SES and Theta with the same
-  ``fit(df)`` / ``predict(h)`` / ``cross_validation`` API;
+  ``fit(df)`` / ``predict(h)`` / ``cross_validation`` API and their textbook prediction
+  intervals;
 * :mod:`fastrnn.forecasting.losses`: the quantile loss and the Gaussian / Student-t
   negative log-likelihoods;
 * :mod:`fastrnn.forecasting.pipeline` and :mod:`fastrnn.forecasting.single`: the runs behind

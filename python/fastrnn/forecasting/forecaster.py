@@ -15,10 +15,21 @@ How a window becomes a training example (per member):
    "observed" flag (0 on padding before a short series' start and on the horizon steps),
    past-observed covariates, future-known covariates and calendar features, and the static
    covariates repeated on every step;
-4. the network (``layers`` recurrent layers of ``units``, then ``Dense(H * width)``) predicts
-   all H steps at once (the direct multi-output strategy): width 1 for a point loss (mae,
-   mse, huber), Q for the quantile loss, 2 for a Gaussian or Student-t head (location and
-   scale).
+4. the network maps the window to the forecasts, by the ``strategy``:
+
+   * ``"direct"`` (multi-output): ``layers`` recurrent layers of ``units``, then
+     ``Dense(H * width)``: all H steps at once;
+   * ``"recursive"``: the same network with one output step (``Dense(width)``), trained on
+     one-step windows and fed its own forecasts H times (each step's future-known and
+     calendar features taken from the future frame);
+   * ``"encoder-decoder"``: a functional model: a recurrent encoder over the L window steps
+     whose final states initialise a recurrent decoder run over the H horizon steps (the
+     decoder's inputs are those steps' features), and one ``Dense(width)`` applied to every
+     decoder step;
+
+   width 1 for a point loss (mae, mse, huber), Q for the quantile loss, 2 for a Gaussian
+   head (location and scale), 3 for a Student-t head (and its degrees of freedom; 2 when
+   they are fixed).
 
 Members differ by seed (and optionally by window); their outputs are combined by the median.
 """
@@ -37,6 +48,7 @@ import numpy as np
 from ..timeseries._checks import invalid, positive_int, require
 from ..timeseries.metrics import check_quantiles
 from ..timeseries.panel import (
+    FILL_GAPS,
     SCALERS,
     Panel,
     PanelWindows,
@@ -44,11 +56,11 @@ from ..timeseries.panel import (
     fit_scalers,
     gather_windows,
 )
-from .losses import GaussianNLL, QuantileLoss, StudentTNLL
+from .losses import GaussianNLL, QuantileLoss, StudentTNLL, softplus
 
 CELLS = ("lstm", "gru", "simple_rnn")
 LOSSES = ("mae", "mse", "huber", "quantile", "normal", "student_t")
-STRATEGIES = ("direct",)
+STRATEGIES = ("direct", "recursive", "encoder-decoder")
 FORMAT = "fastrnn.forecaster"
 
 
@@ -89,7 +101,7 @@ class _Batches:
         for _ in range(self.steps):
             series, origins = self.windows.sample(self._rng, self.batch_size)
             x, y, _ = self.owner._design(self.data, series, origins, self.window,
-                                         targets=True)
+                                         targets=True)  # y: (B, H_out)
             # Model.fit wants targets of the output's shape: each step repeated per output
             width = self.owner._width
             yield x, (np.repeat(y, width, axis=1) if width > 1 else y)
@@ -113,6 +125,25 @@ class RNNForecaster:
         scaler: per-series scaling fitted on the training part: standard, robust, mean_abs,
             none.
         relative: inputs and targets relative to the window's last observed value.
+        strategy: how the H steps are forecast (neuralforecast's and darts' names):
+
+            * ``"direct"``: one network output per horizon step (multi-output);
+            * ``"recursive"``: a one-step model fed its own forecasts for H steps
+              (``predict`` may then ask for more than the trained ``h``). Future-known
+              covariates and calendar features of each step come from ``futr_df`` and the
+              future times; past-observed covariates are unknown ahead and set to their
+              training mean on forecast steps; static covariates as always. With a quantile
+              or distribution head the median (quantile loss) or the location (normal,
+              Student-t) is fed back, and each step's quantiles are the one-step quantiles
+              given that path: they do not accumulate the uncertainty of the earlier steps,
+              so the intervals of later steps are too narrow; ``predict(num_samples=N)``
+              draws N sample paths instead, whose quantiles do;
+            * ``"encoder-decoder"``: a recurrent encoder over the input window whose final
+              states initialise a recurrent decoder (same cell, ``layers`` and ``units``) run
+              over the H future steps, trained end to end, a ``Dense`` head shared by the
+              steps. The decoder's inputs are the future-known covariates, calendar features
+              and static covariates of each step; without any, a constant zero input (the
+              decoder's biases are the learned constant).
         transform: None, or ``"log"``: the model sees log values (every value must be
             positive), so relative changes are ratios; forecasts are transformed back
             (quantiles stay quantiles; the point forecast is the median's).
@@ -126,8 +157,15 @@ class RNNForecaster:
         static, past_covariates, future_covariates: column names of the long table.
         calendar: add calendar features (month; day of week and hour for daily and finer
             data) as future-known features when the times are dates.
-        student_t_df: degrees of freedom of the Student-t head.
+        student_t_df: degrees of freedom of the Student-t head: None (the default) learns
+            them per forecast step (a third output, ``2 + softplus``: above 2), a number
+            fixes them.
         id_col, time_col, target_col: the long table's column names.
+        fill_gaps: None (a missing period or a NaN target raises, naming the series), or
+            ``"ffill"``, ``"zero"``, ``"interpolate"``: missing periods (absent rows, at
+            each series' own frequency) and NaN targets and covariates are filled so, in
+            ``fit``, ``predict(df=...)`` and ``cross_validation`` (see
+            :class:`~fastrnn.timeseries.panel.Panel`).
         verbose: 0 silent, 1 the training bar per epoch (``Model.fit``'s), 2 a line per
             member.
     """
@@ -142,9 +180,9 @@ class RNNForecaster:
                  window_weights: str = "window", history_limit: Optional[int] = None,
                  static: Sequence[str] = (),
                  past_covariates: Sequence[str] = (), future_covariates: Sequence[str] = (),
-                 calendar: bool = False, student_t_df: float = 5.0,
+                 calendar: bool = False, student_t_df: Optional[float] = None,
                  id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
-                 seed: int = 0, verbose: int = 0) -> None:
+                 fill_gaps: Optional[str] = None, seed: int = 0, verbose: int = 0) -> None:
         self.h = positive_int("h", h)
         self.input_size = positive_int("input_size", input_size if input_size is not None
                                        else 2 * self.h)
@@ -155,8 +193,7 @@ class RNNForecaster:
         if scaler not in SCALERS:
             raise invalid("scaler", f"one of {SCALERS}", scaler)
         if strategy not in STRATEGIES:
-            raise invalid("strategy", f"one of {STRATEGIES} (recursive and "
-                          "encoder-decoder are not available in RNNForecaster yet)", strategy)
+            raise invalid("strategy", f"one of {STRATEGIES}", strategy)
         if window_weights not in ("window", "series"):
             raise invalid("window_weights", "'window' or 'series'", window_weights)
         self.cell, self.loss, self.scaler, self.strategy = cell, loss, scaler, strategy
@@ -181,11 +218,14 @@ class RNNForecaster:
         self.batch_size = positive_int("batch_size", batch_size)
         for name, value in (("learning_rate", learning_rate), ("clipnorm", clipnorm),
                             ("student_t_df", student_t_df)):
+            if value is None and name == "student_t_df":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                     not value > 0 or not math.isfinite(value):
-                raise invalid(name, "a positive number", value)
+                raise invalid(name, "a positive number" if name != "student_t_df" else
+                              "None (learned) or a positive number", value)
         self.learning_rate, self.clipnorm = float(learning_rate), float(clipnorm)
-        self.student_t_df = float(student_t_df)
+        self.student_t_df = None if student_t_df is None else float(student_t_df)
         self.window_weights = window_weights
         self.history_limit = None if history_limit is None else positive_int(
             "history_limit", history_limit)
@@ -193,6 +233,9 @@ class RNNForecaster:
         self.future_covariates = list(future_covariates)
         self.calendar = bool(calendar)
         self.id_col, self.time_col, self.target_col = id_col, time_col, target_col
+        if fill_gaps is not None and fill_gaps not in FILL_GAPS:
+            raise invalid("fill_gaps", f"None or one of {FILL_GAPS}", fill_gaps)
+        self.fill_gaps = fill_gaps
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise invalid("seed", "a non-negative integer", seed)
         self.seed = int(seed)
@@ -222,18 +265,21 @@ class RNNForecaster:
             "static": self.static, "past_covariates": self.past_covariates,
             "future_covariates": self.future_covariates, "calendar": self.calendar,
             "student_t_df": self.student_t_df, "id_col": self.id_col,
-            "time_col": self.time_col, "target_col": self.target_col, "seed": self.seed,
+            "time_col": self.time_col, "target_col": self.target_col,
+            "fill_gaps": self.fill_gaps, "seed": self.seed,
             "verbose": self.verbose,
         }
 
     def __repr__(self) -> str:
         return (f"RNNForecaster(h={self.h}, input_size={self.input_size}, cell={self.cell!r}, "
-                f"units={self.units}, loss={self.loss!r}, ensemble={self.ensemble}, "
+                f"units={self.units}, loss={self.loss!r}, strategy={self.strategy!r}, "
+                f"ensemble={self.ensemble}, "
                 f"fitted={bool(self.members_)})")
 
     @property
     def _width(self) -> int:
-        return {"quantile": len(self.quantiles), "normal": 2, "student_t": 2}.get(self.loss, 1)
+        return {"quantile": len(self.quantiles), "normal": 2,
+                "student_t": StudentTNLL(self.student_t_df).width}.get(self.loss, 1)
 
     def _loss_object(self) -> Any:
         if self.loss == "quantile":
@@ -243,6 +289,19 @@ class RNNForecaster:
         if self.loss == "student_t":
             return StudentTNLL(self.student_t_df)
         return self.loss
+
+    @property
+    def _out_h(self) -> int:
+        """Steps the network outputs: 1 for the recursive strategy, else h."""
+        return 1 if self.strategy == "recursive" else self.h
+
+    @property
+    def _after(self) -> int:
+        """Steps after the window in the network's input: the output steps when they carry
+        future-known features (always for the encoder-decoder's decoder), else 0."""
+        if self.strategy == "encoder-decoder" or self._has_future:
+            return self._out_h
+        return 0
 
     @property
     def _has_future(self) -> bool:
@@ -260,7 +319,8 @@ class RNNForecaster:
     # ------------------------------------------------------------------ data
     def _panel(self, df: Any) -> Panel:
         panel = Panel.coerce(df, self.id_col, self.time_col, self.target_col,
-                             [*self.past_covariates, *self.future_covariates], self.static)
+                             [*self.past_covariates, *self.future_covariates], self.static,
+                             self.fill_gaps)
         if self.transform == "log":
             for sid, v in zip(panel.ids, panel.values):
                 if np.any(v <= 0):
@@ -333,9 +393,10 @@ class RNNForecaster:
                 targets: bool) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
         """Inputs (B, L[+H], F), targets (B, H) with ``targets`` (else None) for windows
         ending at ``origins`` (the first forecast step), and the level (B,) subtracted from
-        both (each window's last scaled value with ``relative``, else 0)."""
-        after = self.h if self._has_future else 0
-        ahead = self.h if targets else after
+        both (each window's last scaled value with ``relative``, else 0). H is the
+        network's output steps (1 for the recursive strategy)."""
+        after = self._after
+        ahead = self._out_h if targets else after
         z, inside = gather_windows(data["z"], data["offsets"], data["lengths"], series,
                                    origins, window, ahead)
         # steps inside the (extended) arrays: covariates are known there
@@ -350,8 +411,10 @@ class RNNForecaster:
         if self._n_features > 2:
             f = data["feats"][index]
             f[~known] = 0.0
+            # past-observed covariates are unknown on the forecast steps (as at prediction)
+            f[:, window:, :len(self.past_covariates)] = 0.0
             x[:, :, 2:] = f
-        y = z[:, window:window + self.h] if targets else None
+        y = z[:, window:window + self._out_h] if targets else None
         last = np.zeros(len(series), dtype=np.float32)
         if self.relative:
             last = z[:, window - 1].copy()  # the origin's level (0 when nothing observed)
@@ -362,16 +425,33 @@ class RNNForecaster:
 
     # ------------------------------------------------------------------ model
     def _build(self, window: int) -> Any:
+        """The network of one member: input (B, L + after, F), output (B, H_out * width)."""
         from .. import layers, optimizers
-        from ..models import Sequential
+        from ..models import Model, Sequential
 
         cell = {"lstm": layers.LSTM, "gru": layers.GRU, "simple_rnn": layers.SimpleRNN}[
             self.cell]
-        steps = window + (self.h if self._has_future else 0)
-        stack = [layers.Input((steps, self._n_features))]
-        stack += [cell(self.units, return_sequences=k < self.layers - 1)
-                  for k in range(self.layers)]
-        model = Sequential([*stack, layers.Dense(self.h * self._width)])
+        steps = window + self._after
+        if self.strategy == "encoder-decoder":
+            inputs = layers.Input((steps, self._n_features))
+            x = layers.Cropping1D((0, self.h))(inputs)  # the window: (B, L, F)
+            y = layers.Cropping1D((window, 0))(inputs)  # the horizon steps: (B, H, F)
+            states = []
+            for k in range(self.layers):
+                out = cell(self.units, return_sequences=k < self.layers - 1,
+                           return_state=True, name=f"encoder_{k}")(x)
+                x, state = out[0], list(out[1:])
+                states.append(state)
+            for k in range(self.layers):
+                y = cell(self.units, return_sequences=True, name=f"decoder_{k}")(
+                    y, initial_state=states[k])
+            y = layers.Dense(self._width, name="head")(y)  # (B, H, width), every step
+            model = Model(inputs, layers.Reshape((self.h * self._width,))(y))
+        else:
+            stack = [layers.Input((steps, self._n_features))]
+            stack += [cell(self.units, return_sequences=k < self.layers - 1)
+                      for k in range(self.layers)]
+            model = Sequential([*stack, layers.Dense(self._out_h * self._width)])
         model.compile(optimizer=optimizers.Adam(self.learning_rate, clipnorm=self.clipnorm),
                       loss=self._loss_object())
         return model
@@ -386,13 +466,15 @@ class RNNForecaster:
 
         panel = self._panel(df)
         output = "polars" if _is_polars(df) else "pandas"
-        trainable = panel.lengths > self.h
+        out_h = self._out_h
+        trainable = panel.lengths > out_h
+        what = f"h = {out_h}" if out_h == self.h else f"{out_h} (one-step training windows)"
         if not trainable.any():
-            raise ValueError(f"every series is at most h = {self.h} values long: no "
+            raise ValueError(f"every series is at most {what} values long: no "
                              "training window (each needs at least one observed step before "
                              "the horizon).")
         for sid in np.asarray(panel.ids, dtype=object)[~trainable][:3]:
-            warnings.warn(f"series {sid!r} has at most h = {self.h} values: it gives no "
+            warnings.warn(f"series {sid!r} has at most {what} values: it gives no "
                           "training window (it is still forecast, from its values).",
                           stacklevel=2)
         started = time.perf_counter()
@@ -409,7 +491,7 @@ class RNNForecaster:
             members = []
             for m in range(self.ensemble):
                 window = self.input_sizes[m % len(self.input_sizes)]
-                windows = PanelWindows(panel.lengths, window, self.h,
+                windows = PanelWindows(panel.lengths, window, out_h,
                                        self._window_weights(panel, window, sample_weights),
                                        self.history_limit)
                 set_seed(self.seed + m)
@@ -435,7 +517,8 @@ class RNNForecaster:
                         sample_weights: Optional[np.ndarray]) -> Optional[np.ndarray]:
         if sample_weights is None and self.window_weights == "window":
             return None
-        probe = PanelWindows(panel.lengths, window, self.h, history_limit=self.history_limit)
+        probe = PanelWindows(panel.lengths, window, self._out_h,
+                             history_limit=self.history_limit)
         per_series = np.ones(len(panel)) if sample_weights is None else \
             np.asarray(sample_weights, dtype=np.float64)
         if per_series.shape != (len(panel),):
@@ -497,39 +580,142 @@ class RNNForecaster:
             out[i] = self.scalers_[known[sid]] if sid in known else fresh[new.index(i)]
         return out
 
-    def predict_arrays(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None
+    def predict_arrays(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None,
+                       num_samples: Optional[int] = None
                        ) -> tuple[Panel, np.ndarray, np.ndarray]:
         """The forecasts as arrays: ``(panel, point (S, H), quantiles (S, H, Q))`` in the
         data's units (the members' median), after the end of ``df`` (default: the training
-        data)."""
+        data). H is at most the trained horizon, except for the recursive strategy.
+        ``num_samples``: see :meth:`predict`."""
+        return self._predict_arrays(h, df, futr_df, num_samples=num_samples)
+
+    def _predict_arrays(self, h: Optional[int], df: Any, futr_df: Any,
+                        _future: Optional[list[np.ndarray]] = None,
+                        num_samples: Optional[int] = None
+                        ) -> tuple[Panel, np.ndarray, np.ndarray]:
+        """:meth:`predict_arrays`; ``_future`` (S of (>= H, C_future)) the future-known
+        covariates when they come from the table itself (cross-validation)."""
         self._require_fitted()
         h = self.h if h is None else positive_int("h", h)
-        if h > self.h:
-            raise invalid("h", f"at most the trained horizon {self.h} (direct strategy)", h)
+        recursive = self.strategy == "recursive"
+        if num_samples is not None:
+            num_samples = positive_int("num_samples", num_samples)
+            if not recursive or self.loss not in ("quantile", "normal", "student_t"):
+                raise invalid("num_samples", "None unless strategy='recursive' with a "
+                              "quantile, normal or student_t loss (sample paths)",
+                              num_samples)
+        if h > self.h and not recursive:
+            raise invalid("h", f"at most the trained horizon {self.h} ({self.strategy} "
+                          "strategy)", h)
+        steps = h if recursive else self.h  # the steps the network is run over
         panel = self.panel_ if df is None else self._panel(df)
         scalers = self._scalers_for(panel)
-        future_times = panel.future_times(self.h) if self._has_future else None
-        future = self._future_covariates(panel, futr_df, self.h, future_times) \
-            if self._has_future else None
+        extend = recursive or self._after > 0  # the arrays go on over the future steps
+        future_times = panel.future_times(steps) if extend else None
+        if _future is not None:  # cross-validation: the table's own later values
+            future = [f[:steps] for f in _future] if self.future_covariates else None
+        else:
+            future = self._future_covariates(panel, futr_df, steps, future_times) \
+                if extend else None
         data = self._prepare(panel, scalers, future, future_times)
         series = np.arange(len(panel))
         origins = panel.lengths
         points, quants = [], []
         for window, model in self.members_:
-            x, _, last = self._design(data, series, origins, window, targets=False)
-            out = np.asarray(model.predict(x, batch_size=1024), dtype=np.float64)
-            out = out.reshape(len(series), self.h, self._width)
-            point, q = self._decode(out)
-            shift = last[:, None].astype(np.float64)
-            points.append(point + shift)
-            quants.append(q + shift[..., None])
+            if recursive:
+                point, q = self._recursive(data, window, model, steps) \
+                    if num_samples is None else self._paths(data, window, model, steps,
+                                                            num_samples)
+            else:
+                x, _, last = self._design(data, series, origins, window, targets=False)
+                out = np.asarray(model.predict(x, batch_size=1024), dtype=np.float64)
+                point, q = self._decode(out.reshape(len(series), self.h, self._width))
+                shift = last[:, None].astype(np.float64)
+                point, q = point + shift, q + shift[..., None]
+            points.append(point)
+            quants.append(q)
         point = np.median(np.stack(points), axis=0)
         q = np.sort(np.median(np.stack(quants), axis=0), axis=-1) if self.quantiles.size \
-            else np.zeros((len(series), self.h, 0))
+            else np.zeros((len(series), steps, 0))
         loc, scale = scalers[:, 0, None], scalers[:, 1, None]
         point = self._backward(point * scale + loc)[:, :h]
         q = self._backward(q * scale[..., None] + loc[..., None])[:, :h]
         return panel, point, q
+
+    def _recursive(self, data: dict, window: int, model: Any, steps: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """A one-step member fed its own forecasts: point (S, steps) and quantiles
+        (S, steps, Q), scaled. ``data`` extends every series by ``steps`` future rows (their
+        features filled); each forecast (the median or location) is written into the
+        target there and treated as observed by the next step's window."""
+        lengths, offsets = data["lengths"], data["offsets"]
+        z = data["z"].copy()
+        work = dict(data, z=z)
+        series = np.arange(len(lengths))
+        points = np.empty((len(lengths), steps))
+        quants = np.empty((len(lengths), steps, self.quantiles.size))
+        for k in range(steps):
+            work["lengths"] = lengths + k  # the forecasts so far count as values
+            x, _, last = self._design(work, series, lengths + k, window, targets=False)
+            out = np.asarray(model.predict(x, batch_size=1024), dtype=np.float64)
+            point, q = self._decode(out.reshape(len(lengths), 1, self._width))
+            shift = last.astype(np.float64)
+            points[:, k] = point[:, 0] + shift
+            quants[:, k] = q[:, 0] + shift[:, None]
+            z[offsets + lengths + k] = points[:, k]
+        return points, quants
+
+    def _paths(self, data: dict, window: int, model: Any, steps: int, n: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` sample paths per series of a one-step member: each step's value is drawn
+        from its forecast distribution (the Gaussian or Student-t head's; for the quantile
+        head by inverting the piecewise-linear CDF through the predicted quantiles, linear
+        beyond the outer ones) and fed back. Returns the paths' median (S, steps) and
+        their quantiles (S, steps, Q), scaled."""
+        lengths, offsets = data["lengths"], data["offsets"]
+        S = len(lengths)
+        sizes = lengths + steps
+        rep = np.repeat(np.arange(S), n)  # path p of series i is pseudo-series i * n + p
+        new_sizes = sizes[rep]
+        new_offsets = np.cumsum(new_sizes) - new_sizes
+        index = np.repeat(offsets[rep] - new_offsets, new_sizes) + np.arange(new_sizes.sum())
+        z = data["z"][index]
+        work = {"z": z, "feats": data["feats"][index], "offsets": new_offsets}
+        series = np.arange(S * n)
+        rng = np.random.default_rng(self.seed + 7919 * window)
+        samples = np.empty((S * n, steps))
+        base = lengths[rep]
+        for k in range(steps):
+            work["lengths"] = base + k
+            x, _, last = self._design(work, series, base + k, window, targets=False)
+            out = np.asarray(model.predict(x, batch_size=4096), dtype=np.float64)
+            out = out.reshape(S * n, self._width)
+            samples[:, k] = self._sample(out, rng) + last
+            z[new_offsets + base + k] = samples[:, k]
+        paths = samples.reshape(S, n, steps)
+        quants = np.moveaxis(np.quantile(paths, self.quantiles, axis=1), 0, -1) \
+            if self.quantiles.size else np.zeros((S, steps, 0))
+        return np.median(paths, axis=1), quants
+
+    def _sample(self, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One draw (B,) from each row's one-step forecast distribution (B, width)."""
+        u = rng.random(len(out))
+        if self.loss == "quantile":
+            q = np.sort(out, axis=-1)
+            levels = self.quantiles
+            if levels.size == 1:
+                return q[:, 0]
+            # piecewise linear through (level, quantile), continued by the outer slopes
+            k = np.clip(np.searchsorted(levels, u) - 1, 0, levels.size - 2)
+            rows = np.arange(len(out))
+            lo, hi = q[rows, k], q[rows, k + 1]
+            slope = (hi - lo) / (levels[k + 1] - levels[k])
+            return lo + slope * (u - levels[k])
+        scale = softplus(out[:, 1]) + 1e-6
+        if self.loss == "normal":
+            return out[:, 0] + scale * rng.standard_normal(len(out))
+        nu = StudentTNLL(self.student_t_df).degrees_of_freedom(out)
+        return out[:, 0] + scale * rng.standard_t(nu)
 
     def _decode(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(S, H, width) network outputs -> point (S, H) and quantiles (S, H, Q), scaled."""
@@ -544,17 +730,24 @@ class RNNForecaster:
                              "loss='quantile', 'normal' or 'student_t' for quantiles.")
         return out[..., 0], np.zeros((*out.shape[:2], 0))
 
-    def predict(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None) -> Any:
+    def predict(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None,
+                num_samples: Optional[int] = None) -> Any:
         """Forecasts for the ``h`` steps after each series' end: a DataFrame with the id and
         time columns, ``forecast`` and one ``q<level>`` column per quantile level.
 
         Args:
-            h: steps (at most the trained horizon; default all of it).
+            h: steps (default the trained horizon; at most it, except for the recursive
+                strategy, which goes on as far as asked).
             df: the series to forecast from (default: the training data); series the model
                 was not trained on are scaled by their own values.
             futr_df: future-known covariates for the horizon (id, time and their columns).
+            num_samples: recursive strategy with a probabilistic head only: draw this many
+                sample paths per series (each step drawn from its forecast distribution and
+                fed back, darts' ``num_samples``) and report their median and quantiles, so
+                the intervals widen with the uncertainty of the earlier steps. None: feed
+                back the median / location (one-step intervals).
         """
-        panel, point, q = self.predict_arrays(h, df, futr_df)
+        panel, point, q = self.predict_arrays(h, df, futr_df, num_samples)
         return self._to_frame(panel, point, q, like=df if df is not None else self.output_)
 
     def _to_frame(self, panel: Panel, point: np.ndarray, q: np.ndarray, like: Any = None,
@@ -595,7 +788,11 @@ class RNNForecaster:
             context = panel.head(ends)
             if refit or k == 0:
                 self.fit(context)
-            cut, point, q = self.predict_arrays(None, context)
+            future = None
+            if self.future_covariates:  # the table's values after each cutoff
+                npast = len(self.past_covariates)
+                future = [c[e:e + self.h, npast:] for c, e in zip(panel.covariates, ends)]
+            cut, point, q = self._predict_arrays(None, context, None, _future=future)
             truth = np.stack([v[e:e + self.h] for v, e in zip(panel.values, ends)])
             cutoff = np.repeat(np.array([t[e - 1] for t, e in zip(panel.times, ends)]),
                                self.h)

@@ -67,13 +67,10 @@ def format_time(values: np.ndarray) -> list[str]:
 
 def _model(name: str, horizon: int, quantiles: Optional[Sequence[float]], panel: Panel,
            window: Optional[int], epochs: Optional[int], units: Optional[int], seed: int,
-           verbose: int, columns: tuple[str, str, str]) -> Any:
-    if name in BASELINE_MODELS:
-        if quantiles:
-            raise ValueError(f"--model {name} gives point forecasts only: drop --quantiles "
-                             "or use lstm, gru or simple_rnn.")
+           verbose: int, columns: tuple[str, str, str], strategy: str = "direct") -> Any:
+    if name in BASELINE_MODELS:  # quantiles: the textbook normal intervals
         return StatsForecaster(name, horizon, id_col=columns[0], time_col=columns[1],
-                               target_col=columns[2])
+                               target_col=columns[2], quantiles=quantiles)
     config = dict(DEFAULT, cell=name)
     if not all(np.all(v > 0) for v in panel.values):
         # log needs positive values; mean-abs scaling was the best unlogged choice on M3
@@ -86,7 +83,7 @@ def _model(name: str, horizon: int, quantiles: Optional[Sequence[float]], panel:
         config["units"] = units
     return RNNForecaster(h=horizon, input_size=window or 2 * horizon, quantiles=quantiles,
                          seed=seed, verbose=verbose, id_col=columns[0], time_col=columns[1],
-                         target_col=columns[2], **config)
+                         target_col=columns[2], strategy=strategy, **config)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> str:
@@ -106,16 +103,21 @@ def run_long_csv(path: str, id_col: str, time_col: str, target_col: str, horizon
                  model: str = "lstm", evaluate: bool = False, window: Optional[int] = None,
                  epochs: Optional[int] = None, units: Optional[int] = None, seed: int = 0,
                  verbose: int = 0, plots: int = 3,
-                 say: Callable[[str], None] = print) -> LongRun:
+                 say: Callable[[str], None] = print, strategy: str = "direct",
+                 fill_gaps: Optional[str] = None) -> LongRun:
     """Reads the long CSV at ``path``, trains ``model`` across every series and writes
     ``out/forecasts.csv`` (id, time, ``forecast``, one ``q<level>`` per quantile); with
     ``evaluate`` also ``out/metrics.csv`` and up to ``plots`` PNGs (see the module
-    docstring)."""
+    docstring). ``strategy`` is the RNN's (:class:`RNNForecaster`); ``fill_gaps`` fills
+    missing periods and values (:class:`~fastrnn.timeseries.panel.Panel`)."""
     if model not in MODELS:
         raise ValueError(f"Received an invalid value for argument `model`: expected one of "
                          f"{MODELS}, got {model!r}.")
     run = LongRun()
-    panel = read_long_csv(path, id_col, time_col, target_col)
+    panel = read_long_csv(path, id_col, time_col, target_col, fill_gaps=fill_gaps)
+    if panel.filled.any():
+        run.notes.append(f"{int(panel.filled.sum())} missing values filled ({fill_gaps}) in "
+                         f"{int(np.count_nonzero(panel.filled))} series")
     columns = (id_col, time_col, target_col)
     lengths = panel.lengths
     need = (window or 2 * horizon) + horizon
@@ -136,7 +138,7 @@ def run_long_csv(path: str, id_col: str, time_col: str, target_col: str, horizon
     else:
         train, truth = panel, None
     forecaster = _model(model, horizon, quantiles, train, window, epochs, units, seed,
-                        verbose, columns)
+                        verbose, columns, strategy)
     say(f"training {forecaster!r}")
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

@@ -19,7 +19,16 @@ from .baselines import (
     NaiveForecaster,
     SeasonalNaiveForecaster,
 )
-from .classical import classical_forecast, drift, naive, seasonal_naive, ses, theta
+from .classical import (
+    classical_forecast,
+    classical_quantiles,
+    drift,
+    forecast_std,
+    naive,
+    seasonal_naive,
+    ses,
+    theta,
+)
 from .data import (
     generate_time_series,
     make_seq2seq_targets,
@@ -79,6 +88,7 @@ __all__ = [
     "backtest",
     "check_quantiles",
     "classical_forecast",
+    "classical_quantiles",
     "coverage",
     "crps_from_quantiles",
     "csv_columns",
@@ -87,6 +97,7 @@ __all__ = [
     "fill_gaps",
     "fit_scalers",
     "forecast",
+    "forecast_std",
     "gather_windows",
     "generate_time_series",
     "infer_season",

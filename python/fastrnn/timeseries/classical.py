@@ -6,9 +6,27 @@ Theta follows Assimakopoulos and Nikolopoulos (2000) as Hyndman and Billah (2003
 to be: SES with drift equal to half the slope of a linear trend, on the series
 deseasonalised by a classical multiplicative decomposition when a 90% autocorrelation test
 finds the season (the M3 competition's procedure).
+
+Prediction intervals (:func:`forecast_std`, :func:`classical_quantiles`) are the textbook
+normal ones (Hyndman and Athanasopoulos, *Forecasting: Principles and Practice*, table 5.2 and
+section 8.7; the ``level=`` intervals of statsforecast and R's forecast package): the
+forecast ``+- z * sigma_k`` at step k, with sigma the standard deviation of the one-step
+in-sample residuals (sum of squares over residuals minus estimated parameters) and
+
+* naive: ``sigma_k = sigma sqrt(k)`` (a random walk);
+* seasonal naive: ``sigma sqrt(floor((k - 1) / m) + 1)``;
+* drift: ``sigma sqrt(k (1 + k / (n - 1)))`` (the slope's uncertainty included);
+* SES: ``sigma sqrt(1 + alpha^2 (k - 1))`` (the ETS(A,N,N) model);
+* Theta: SES's on the deseasonalised series around the Theta forecast, reseasonalised (as
+  R's ``thetaf``); the uncertainty of its slope is not included.
+
+Series too short to estimate sigma (fewer residuals than parameters plus one) get NaN.
 """
 
 from __future__ import annotations
+
+from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -110,6 +128,21 @@ def seasonal_indices(y: np.ndarray, season: int) -> np.ndarray:
     return index / index.mean() if np.all(np.isfinite(index)) and n else np.ones(m)
 
 
+def _residual_sd(residuals: np.ndarray, parameters: int) -> float:
+    """sqrt(sum e^2 / (len(e) - parameters)); NaN without enough residuals."""
+    dof = len(residuals) - parameters
+    return float(np.sqrt(np.sum(residuals ** 2) / dof)) if dof > 0 else float("nan")
+
+
+def _deseasonalised(y: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Theta's input: the series divided by its seasonal indices when the 90% test finds a
+    season (positive values only), and the indices (season,) or None."""
+    seasonal = season > 1 and np.all(y > 0) and seasonality_test(y, season)
+    index = seasonal_indices(y, season) if seasonal else None
+    x = y / index[np.arange(len(y)) % season] if index is not None else y
+    return x, index
+
+
 def theta(y: np.ndarray, h: int, season: int = 1) -> np.ndarray:
     """The Theta method's forecast (h,): on the (deseasonalised) series, SES plus half the
     slope b of a least-squares line: ``ses + b/2 * (k - 1 + (1 - (1 - a)^n) / a)`` for
@@ -117,9 +150,7 @@ def theta(y: np.ndarray, h: int, season: int = 1) -> np.ndarray:
     h = positive_int("h", h)
     y = np.asarray(y, dtype=np.float64)
     n = len(y)
-    seasonal = season > 1 and np.all(y > 0) and seasonality_test(y, season)
-    index = seasonal_indices(y, season) if seasonal else None
-    x = y / index[np.arange(n) % season] if index is not None else y
+    x, index = _deseasonalised(y, season)
     if n < 2:
         return np.full(h, float(y[-1]))
     level, alpha = _ses(x, None)
@@ -133,6 +164,49 @@ def theta(y: np.ndarray, h: int, season: int = 1) -> np.ndarray:
 
 
 METHODS = ("naive", "seasonal_naive", "drift", "ses", "theta")
+
+
+def forecast_std(method: str, y: np.ndarray, h: int, season: int = 1) -> np.ndarray:
+    """The standard deviation of the forecast error at steps 1..h (h,) of one of
+    ``METHODS`` (the module's formulas; NaN when the series is too short)."""
+    if method not in METHODS:
+        raise ValueError(f"Received an invalid value for argument `method`: expected one "
+                         f"of {METHODS}, got {method!r}.")
+    h = positive_int("h", h)
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    k = np.arange(1, h + 1, dtype=np.float64)
+    if method == "seasonal_naive" and n < positive_int("season", season):
+        method = "naive"  # the point forecast falls back to naive too
+    if method == "naive":
+        return _residual_sd(np.diff(y), 0) * np.sqrt(k)
+    if method == "seasonal_naive":
+        m = season
+        return _residual_sd(y[m:] - y[:-m], 0) * np.sqrt(np.floor((k - 1) / m) + 1)
+    if method == "drift":
+        if n < 3:
+            return np.full(h, np.nan)
+        steps = np.diff(y)
+        return _residual_sd(steps - steps.mean(), 1) * np.sqrt(k * (1 + k / (n - 1)))
+    x, index = (y, None) if method == "ses" else _deseasonalised(y, season)
+    if n < 3:
+        return np.full(h, np.nan)
+    _, alpha = _ses(x, None)
+    sse, _ = _ses_fit(x, np.array([alpha]))
+    sigma = float(np.sqrt(sse[0] / (n - 2)))
+    out = sigma * np.sqrt(1 + alpha ** 2 * (k - 1))
+    if index is not None:
+        out = out * index[(n + np.arange(h)) % season]
+    return out
+
+
+def classical_quantiles(method: str, y: np.ndarray, h: int, quantiles: Any,
+                        season: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The point forecast (h,) and its normal quantiles (h, Q) at the levels
+    ``quantiles`` (each in (0, 1)): ``forecast + z_q * forecast_std``."""
+    point = classical_forecast(method, y, h, season)
+    z = np.array([NormalDist().inv_cdf(float(q)) for q in np.atleast_1d(quantiles)])
+    return point, point[:, None] + forecast_std(method, y, h, season)[:, None] * z
 
 
 def classical_forecast(method: str, y: np.ndarray, h: int, season: int = 1) -> np.ndarray:

@@ -9,6 +9,13 @@ Every check names the series id and the problem; nothing is dropped or reordered
 * duplicate (id, time) rows, times not increasing within a series, gaps (a missing period at
   the series' own frequency), NaN or infinite targets, non-numeric target or covariate
   columns raise ``ValueError``;
+* unless ``fill_gaps`` asks to fill the missing values: ``"ffill"`` (the last value before,
+  pandas' and statsforecast's name), ``"zero"`` or ``"interpolate"`` (linear in time
+  between the neighbours, darts' ``MissingValuesFiller`` default). A missing value is a
+  period absent from the table (the row is inserted, at the series' own frequency: its
+  smallest step) or a NaN target or time-varying covariate; ``panel.filled`` counts the
+  filled target values per series. Leading missing values: ``"interpolate"`` takes the
+  first value, ``"ffill"`` has none to carry and raises;
 * rows of one series need not be contiguous in the table (they are grouped by id, keeping
   each series' row order), but within a series the times must increase.
 
@@ -30,6 +37,8 @@ import numpy as np
 from ._checks import invalid, positive_int, require
 
 SCALERS = ("standard", "robust", "mean_abs", "none")
+FILL_GAPS = ("ffill", "zero", "interpolate")
+_MAX_FILL_RATIO = 10  # a filled series may be at most 10x (+ 1000) its rows: no huge grids
 
 
 # ----------------------------------------------------------------------------- frequencies
@@ -48,9 +57,12 @@ def _calendar_offset(times: np.ndarray) -> np.ndarray:
     return times - times.astype("datetime64[M]").astype(times.dtype)
 
 
-def infer_frequency(times: np.ndarray, series_id: Any = "") -> Optional[tuple[str, int]]:
+def infer_frequency(times: np.ndarray, series_id: Any = "", allow_gaps: bool = False
+                    ) -> Optional[tuple[str, int]]:
     """A series' frequency from its increasing times: ``("int", step)``, ``("months", k)``
-    or ``("ns", step)``; None for a single time. Raises on gaps or irregular times."""
+    or ``("ns", step)`` (the smallest step); None for a single time. Raises on irregular
+    times, and on gaps unless ``allow_gaps`` (then every step must be a multiple of the
+    smallest)."""
     if len(times) < 2:
         return None
     name = f"series {series_id!r}: " if series_id != "" else ""
@@ -62,19 +74,26 @@ def infer_frequency(times: np.ndarray, series_id: Any = "") -> Optional[tuple[st
         if dmonths.min() > 0 and (same_offset or _month_end(times)):
             step = int(dmonths.min())
             if step >= 1 and np.all(dmonths % step == 0):
-                _check_gaps(dmonths, step, times, name)
+                if not allow_gaps:
+                    _check_gaps(dmonths, step, times, name)
                 return ("months", step)
         deltas = np.diff(times.astype(np.int64))
         step = int(deltas.min())
         if np.all(deltas % step == 0):
-            _check_gaps(deltas, step, times, name)
+            if not allow_gaps:
+                _check_gaps(deltas, step, times, name)
             return ("ns", step)
         raise ValueError(f"{name}the times are irregular (steps of "
                          f"{sorted(set(np.diff(times).tolist()))[:3]}...): expected a fixed "
                          "step or calendar months.")
     deltas = np.diff(times.astype(np.int64))
     step = int(deltas.min())
-    _check_gaps(deltas, step, times, name)
+    if not allow_gaps:
+        _check_gaps(deltas, step, times, name)
+    elif np.any(deltas % step):
+        raise ValueError(f"{name}the times are irregular (steps of "
+                         f"{sorted(set(deltas.tolist()))[:3]}...): expected multiples of "
+                         "one step.")
     return ("int", step)
 
 
@@ -110,6 +129,68 @@ def extend_times(times: np.ndarray, freq: Optional[tuple[str, int]], steps: int)
         return (ends.astype("datetime64[ns]") + offset).astype(times.dtype)
     offset = last - month.astype("datetime64[ns]")
     return (target.astype("datetime64[ns]") + offset).astype(times.dtype)
+
+
+def _fill_missing(x: np.ndarray, method: str, series_id: Any, what: str) -> np.ndarray:
+    """A copy of ``x`` (n,) with its NaN filled by ``method``."""
+    missing = np.isnan(x)
+    if not missing.any():
+        return x
+    if missing.all():
+        raise ValueError(f"series {series_id!r}: {what} has no values to fill from.")
+    x = x.copy()
+    index = np.arange(x.size)
+    if method == "zero":
+        x[missing] = 0.0
+    elif method == "interpolate":
+        x[missing] = np.interp(index[missing], index[~missing], x[~missing])
+    else:  # ffill
+        if missing[0]:
+            raise ValueError(f"series {series_id!r}: {what} starts with a missing value: "
+                             "fill_gaps='ffill' has no earlier value to carry (drop the "
+                             "leading rows, or use 'interpolate' or 'zero').")
+        x = x[np.maximum.accumulate(np.where(missing, 0, index))]
+    return x
+
+
+def _fill_series(series_id: Any, values: np.ndarray, times: np.ndarray,
+                 covariates: Optional[np.ndarray], method: str
+                 ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+    """One series on its full time grid (the smallest step), missing values filled:
+    ``(values, times, covariates, number of filled target values)``."""
+    freq = infer_frequency(times, series_id, allow_gaps=True)
+    if freq is not None:
+        kind, step = freq
+        if kind == "months":
+            months = _months(times.astype("datetime64[ns]"))
+            position = (months - months[0]) // step
+        else:
+            raw = times.astype(np.int64)
+            position = (raw - raw[0]) // step
+        size = int(position[-1]) + 1
+        if size > _MAX_FILL_RATIO * len(times) + 1000:
+            raise ValueError(f"series {series_id!r}: filling its gaps would make {size} "
+                             f"periods out of {len(times)} rows (smallest step {step} "
+                             f"{'months' if kind == 'months' else kind}): check the times.")
+        grid = np.concatenate([times[:1], extend_times(times[:1], freq, size - 1)]) \
+            if size > 1 else times[:1]
+        if not np.array_equal(grid[position], times):
+            raise ValueError(f"series {series_id!r}: the times are irregular (not on one "
+                             "grid of the smallest step): cannot fill the gaps.")
+        full = np.full(size, np.nan)
+        full[position] = values
+        if covariates is not None:
+            cov = np.full((size, covariates.shape[1]), np.nan)
+            cov[position] = covariates
+            covariates = cov
+        values, times = full, grid
+    filled = int(np.isnan(values).sum())
+    values = _fill_missing(values, method, series_id, "the target")
+    if covariates is not None:
+        covariates = np.stack([_fill_missing(covariates[:, j], method, series_id,
+                                             f"covariate {j}")
+                               for j in range(covariates.shape[1])], axis=1)
+    return values, times, covariates, filled
 
 
 # ----------------------------------------------------------------------------- the panel
@@ -167,14 +248,23 @@ class Panel:
     Build it with :meth:`from_long` (a pandas or polars DataFrame in long format) or
     :meth:`from_arrays`. ``values[i]`` is series i as float64 ``(n_i,)``; ``times[i]`` its
     times ``(n_i,)`` (int64 or datetime64[ns]); ``covariates[i]`` ``(n_i, C)`` or None;
-    ``static`` ``(S, C_static)`` or None.
+    ``static`` ``(S, C_static)`` or None; ``filled`` (S,) the number of target values
+    ``fill_gaps`` filled in each series (zeros without it).
+
+    ``fill_gaps``: None (missing periods and NaN values raise, naming the series) or
+    ``"ffill"``, ``"zero"``, ``"interpolate"`` (see the module's documentation).
     """
 
     def __init__(self, ids: Sequence[Any], values: list[np.ndarray], times: list[np.ndarray],
                  covariates: Optional[list[np.ndarray]] = None,
                  covariate_names: Sequence[str] = (), static: Optional[np.ndarray] = None,
                  static_names: Sequence[str] = (), columns: tuple[str, str, str] = (
-                     "unique_id", "ds", "y")) -> None:
+                     "unique_id", "ds", "y"), fill_gaps: Optional[str] = None) -> None:
+        if fill_gaps is not None and fill_gaps not in FILL_GAPS:
+            raise invalid("fill_gaps", f"None or one of {FILL_GAPS}", fill_gaps)
+        if fill_gaps is not None:  # filled copies: the caller's lists stay as they are
+            values, times = list(values), list(times)
+            covariates = None if covariates is None else list(covariates)
         self.ids = list(ids)
         self.values = values
         self.times = times
@@ -188,22 +278,28 @@ class Panel:
             raise ValueError(f"series {next(k for k, c in seen.items() if c > 1)!r} appears "
                              "twice in the ids.")
         freqs = []
-        for sid, v, t in zip(self.ids, values, times):
+        self.filled = np.zeros(len(self.ids), dtype=np.int64)
+        for i, (sid, v, t) in enumerate(zip(self.ids, values, times)):
             if len(v) == 0:
                 raise ValueError(f"series {sid!r} has no values.")
+            self._check_order(sid, t)
+            if fill_gaps is not None:
+                v, t, c, self.filled[i] = _fill_series(
+                    sid, v, t, None if covariates is None else covariates[i], fill_gaps)
+                values[i], times[i] = v, t
+                if covariates is not None:
+                    covariates[i] = c
+            if covariates is not None and not np.all(np.isfinite(covariates[i])):
+                col = int(np.flatnonzero(~np.isfinite(covariates[i]).all(axis=0))[0])
+                name = self.covariate_names[col] if col < len(self.covariate_names) else col
+                raise ValueError(f"series {sid!r}: covariate {name!r} has NaN or infinite "
+                                 "values (fill_gaps= fills NaN).")
             bad = np.flatnonzero(~np.isfinite(v))
             if bad.size:
                 raise ValueError(f"series {sid!r}: the target is NaN or infinite at time "
                                  f"{t[bad[0]]} ({bad.size} such values); fill or drop them "
-                                 "first (nothing is dropped silently).")
-            steps = np.diff(t.astype(np.int64)) if len(t) > 1 else np.zeros(0, np.int64)
-            if np.any(steps == 0):
-                k = int(np.flatnonzero(steps == 0)[0])
-                raise ValueError(f"series {sid!r}: duplicate rows for time {t[k]}.")
-            if np.any(steps < 0):
-                k = int(np.flatnonzero(steps < 0)[0])
-                raise ValueError(f"series {sid!r}: times are not increasing ({t[k]} then "
-                                 f"{t[k + 1]}); sort the rows by id and time first.")
+                                 "first, e.g. fill_gaps='interpolate' (nothing is dropped "
+                                 "silently).")
             freqs.append(infer_frequency(t, sid))
         known = [f for f in freqs if f is not None]
         common = Counter(known).most_common(1)[0][0] if known else None
@@ -214,26 +310,39 @@ class Panel:
         if len(kinds) > 1:
             raise ValueError("some series have dates and others integer times.")
 
+    @staticmethod
+    def _check_order(sid: Any, t: np.ndarray) -> None:
+        steps = np.diff(t.astype(np.int64)) if len(t) > 1 else np.zeros(0, np.int64)
+        if np.any(steps == 0):
+            k = int(np.flatnonzero(steps == 0)[0])
+            raise ValueError(f"series {sid!r}: duplicate rows for time {t[k]}.")
+        if np.any(steps < 0):
+            k = int(np.flatnonzero(steps < 0)[0])
+            raise ValueError(f"series {sid!r}: times are not increasing ({t[k]} then "
+                             f"{t[k + 1]}); sort the rows by id and time first.")
+
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def from_long(cls, df: Any, id_col: str = "unique_id", time_col: str = "ds",
                   target_col: str = "y", covariates: Sequence[str] = (),
-                  static: Sequence[str] = ()) -> Panel:
+                  static: Sequence[str] = (), fill_gaps: Optional[str] = None) -> Panel:
         """From a long table (pandas or polars DataFrame): one row per (series, time).
         ``covariates`` are time-varying numeric columns, ``static`` columns constant within
-        each series."""
+        each series; ``fill_gaps`` as in :class:`Panel`."""
         if not hasattr(df, "columns"):
             raise invalid("df", "a pandas or polars DataFrame", type(df).__name__)
         names = [id_col, time_col, target_col, *covariates, *static]
         arguments = ["id_col", "time_col", "target_col", *["covariates"] * len(covariates),
                      *["static"] * len(static)]
         columns = {name: _column(df, name, arg) for name, arg in zip(names, arguments)}
-        return cls.from_columns(columns, id_col, time_col, target_col, covariates, static)
+        return cls.from_columns(columns, id_col, time_col, target_col, covariates, static,
+                                fill_gaps)
 
     @classmethod
     def from_columns(cls, columns: dict[str, np.ndarray], id_col: str = "unique_id",
                      time_col: str = "ds", target_col: str = "y",
-                     covariates: Sequence[str] = (), static: Sequence[str] = ()) -> Panel:
+                     covariates: Sequence[str] = (), static: Sequence[str] = (),
+                     fill_gaps: Optional[str] = None) -> Panel:
         """From equal-length column arrays by name (the long table's columns)."""
         for name, arg in ((id_col, "id_col"), (time_col, "time_col"),
                           (target_col, "target_col"), *((c, "covariates") for c in covariates),
@@ -261,11 +370,6 @@ class Panel:
         values = [y[g] for g in groups]
         series_times = [times[g] for g in groups]
         covs = [np.stack([c[g] for c in cov], axis=1) for g in groups] if cov else None
-        if covs is not None:
-            for sid, c in zip(series_ids, covs):
-                if not np.all(np.isfinite(c)):
-                    col = covariates[int(np.flatnonzero(~np.isfinite(c).all(axis=0))[0])]
-                    raise ValueError(f"series {sid!r}: covariate {col!r} has NaN values.")
         static_values = None
         if stat:
             static_values = np.empty((len(groups), len(stat)))
@@ -276,13 +380,14 @@ class Panel:
                                          "changes within the series.")
                     static_values[i, j] = c[g[0]]
         return cls(series_ids, values, series_times, covs, covariates, static_values, static,
-                   (id_col, time_col, target_col))
+                   (id_col, time_col, target_col), fill_gaps)
 
     @classmethod
     def from_arrays(cls, arrays: Sequence[Any], ids: Optional[Sequence[Any]] = None,
-                    starts: Optional[Sequence[Any]] = None) -> Panel:
+                    starts: Optional[Sequence[Any]] = None, fill_gaps: Optional[str] = None
+                    ) -> Panel:
         """From a list of 1-D arrays; ids default to 0..S-1 and times to 0..n_i-1 (or
-        ``starts[i]`` + 0..n_i-1 for integer starts)."""
+        ``starts[i]`` + 0..n_i-1 for integer starts); ``fill_gaps`` fills NaN values."""
         if isinstance(arrays, np.ndarray) and arrays.ndim == 2:
             arrays = list(arrays)
         if len(arrays) == 0:
@@ -300,18 +405,21 @@ class Panel:
             values.append(a.astype(np.float64))
             start = 0 if starts is None else int(starts[k])
             times.append(np.arange(start, start + len(a), dtype=np.int64))
-        return cls(ids, values, times)
+        return cls(ids, values, times, fill_gaps=fill_gaps)
 
     @classmethod
     def coerce(cls, data: Any, id_col: str = "unique_id", time_col: str = "ds",
                target_col: str = "y", covariates: Sequence[str] = (),
-               static: Sequence[str] = ()) -> Panel:
+               static: Sequence[str] = (), fill_gaps: Optional[str] = None) -> Panel:
+        """A Panel from a long DataFrame, a list of 1-D arrays (NaN filled by
+        ``fill_gaps`` when given) or a Panel (returned as it is)."""
         if isinstance(data, Panel):
             return data
         if hasattr(data, "columns"):
-            return cls.from_long(data, id_col, time_col, target_col, covariates, static)
+            return cls.from_long(data, id_col, time_col, target_col, covariates, static,
+                                 fill_gaps)
         if isinstance(data, (list, tuple, np.ndarray)):
-            return cls.from_arrays(data)
+            return cls.from_arrays(data, fill_gaps=fill_gaps)
         raise invalid("df", "a DataFrame (pandas or polars) in long format or a list of 1-D "
                       "arrays", type(data).__name__)
 
@@ -460,10 +568,10 @@ def gather_windows(flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
 
 def read_long_csv(path: str, id_col: str = "unique_id", time_col: str = "ds",
                   target_col: str = "y", covariates: Sequence[str] = (),
-                  static: Sequence[str] = ()) -> Panel:
+                  static: Sequence[str] = (), fill_gaps: Optional[str] = None) -> Panel:
     """A :class:`Panel` from a long CSV file (header line, one row per (series, time)); read
     with the ``csv`` module (no pandas needed). Empty target cells are NaN, so they raise
-    with the series id."""
+    with the series id unless ``fill_gaps`` fills them."""
     import csv
 
     with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -497,4 +605,5 @@ def read_long_csv(path: str, id_col: str = "unique_id", time_col: str = "ds",
             column = np.array([c.strip() if c.strip() else "nan" for c in column], dtype=object)
         columns[name] = np.array([c.strip() for c in column], dtype=object) \
             if name in (id_col, time_col) else column
-    return Panel.from_columns(columns, id_col, time_col, target_col, covariates, static)
+    return Panel.from_columns(columns, id_col, time_col, target_col, covariates, static,
+                              fill_gaps)
