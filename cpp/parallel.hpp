@@ -467,9 +467,28 @@ void run_unit_sliced(void (*kernel)(const Args&), const Args& args, int slices) 
     part.split.sync_ctx = &barrier;
     kernel(part);
   };
-  // The slices meet at a barrier every step, so all must run at once: on the pool's threads.
-  // When another call has the pool, this one runs all units on its own thread.
-  if (!WorkerPool::instance().run(slices, slice, true)) kernel(args);
+  // The slices meet at a barrier every step, so all must run at once: on the pool's threads,
+  // or, when another call has the pool (a server's concurrent calls), on threads of this
+  // call's own, every one started before any slice runs (a slice that never started would
+  // stall the others at the barrier); if one cannot start, all units run on this thread.
+  if (WorkerPool::instance().run(slices, slice, true)) return;
+  std::atomic<int> go{0};  // 0: wait, 1: run, -1: give up
+  std::vector<std::thread> workers;
+  try {
+    for (int s = 1; s < slices; ++s)
+      workers.emplace_back([&go, &slice, s] {
+        int state;
+        while ((state = go.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+        if (state == 1) slice(s);
+      });
+  } catch (const std::exception&) {
+    go.store(-1, std::memory_order_release);
+    for (auto& w : workers) w.join();
+    return kernel(args);
+  }
+  go.store(1, std::memory_order_release);
+  slice(0);
+  for (auto& w : workers) w.join();
 }
 
 // How the time loop is threaded: split the batch rows (each thread a whole smaller problem,
