@@ -242,6 +242,28 @@ def _fastrnn_trainer(
     return epoch, predict
 
 
+def functional_over_sequential(api: FastrnnApi, work: Workload,
+                               initial: Optional[list[np.ndarray]], pairs: int) -> float:
+    """Median over `pairs` interleaved pairs of the functional model's epoch time over the
+    Sequential model's (the same layers and weights): each pair runs the two back to back, in
+    alternating order, so a machine whose speed drifts during the run (a shared or virtual
+    one) shifts both of a pair alike, which two runs minutes apart do not."""
+    sequential, _ = _fastrnn_trainer(api, work, initial)
+    functional, _ = _fastrnn_trainer(api, work, initial, functional=True)
+    x, y = work.x_train, work.y_train
+    sequential(x, y), functional(x, y)  # warm-up
+    ratios = []
+    for k in range(pairs):
+        order = (sequential, functional) if k % 2 == 0 else (functional, sequential)
+        seconds = {}
+        for epoch in order:
+            start = time.perf_counter()
+            epoch(x, y)
+            seconds[epoch] = time.perf_counter() - start
+        ratios.append(seconds[functional] / seconds[sequential])
+    return float(np.median(ratios))
+
+
 def fastrnn_traced_peak_mib(api: FastrnnApi, work: Workload, batches: int = 4) -> float:
     """Peak of NumPy/Python allocations (tracemalloc) while `fit` trains on a few batches.
 
@@ -479,6 +501,10 @@ def run(
             "epochs": work.epochs,
             "results": results,
         }
+        if ("s_per_epoch" in results["fastrnn"]
+                and "s_per_epoch" in results.get("fastrnn_functional", {})):
+            row["functional_over_sequential_paired"] = functional_over_sequential(
+                fastrnn, work, initial, pairs=2 if mode == "smoke" else 6)
         fast = results["fastrnn"].get("s_per_epoch")
         for other in ("fastrnn_functional", "torch", "tf_keras"):
             theirs = results[other].get("s_per_epoch")

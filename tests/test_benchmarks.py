@@ -123,6 +123,8 @@ def test_latency_and_e2e_rows(quick_run):
             assert row["results"]["fastrnn_functional"] == {"skipped": "fastrnn only"}
         for ours in ("fastrnn",) if only else ("fastrnn", "fastrnn_functional"):
             assert "s_per_epoch" in row["results"][ours], row["results"][ours]
+        if not only:  # the functional/Sequential ratio from interleaved pairs of epochs
+            assert 0.2 < row["functional_over_sequential_paired"] < 5
         for result in row["results"].values():
             assert "s_per_epoch" in result or "skipped" in result or "error" in result
             if "s_per_epoch" in result:

@@ -286,4 +286,13 @@ def test_benchmark_plots_read_the_sweeps() -> None:
     assert hook.sweep(table, "Kernels: sweep over hidden size", 3) == {
         "fixed": "B=8, T=10, I=2", ("LSTM", "fastrnn"): [(16, 1.5)],
         ("LSTM", "NumPy"): [(16, 0.02)]}
+    # the report by kernel set: headings one level down, one section per set, best set first;
+    # a sweep stops at the next heading, whatever its level
+    by_set = ("## Kernel set avx512\n\n### " + table[3:]
+              + "\n### Kernels: sweep over batch size\n\n| case (B x T x I x H) | pass | "
+              "fastrnn |\n|---|---|---|\n| LSTM 4x10x2x16 | forward+backward | 7 ms |\n"
+              "\n## Kernel set avx2\n\n### " + table[3:].replace("1.5 ms", "2.5 ms"))
+    assert hook.sweep(by_set, "Kernels: sweep over hidden size", 3) == {
+        "fixed": "B=8, T=10, I=2", ("LSTM", "fastrnn"): [(16, 1.5)],
+        ("LSTM", "NumPy"): [(16, 0.02)]}
     assert hook.MARKER in (DOCS / "guide" / "performance.md").read_text(encoding="utf-8")

@@ -35,10 +35,12 @@ def _milliseconds(text: str) -> float | None:
 def sweep(markdown: str, title: str, axis: int) -> dict:
     """``{(cell, implementation): [(size, ms), ...]}`` of the forward+backward rows of the
     table under the heading `title`; `axis` picks B, T, I or H from the case's ``BxTxIxH``."""
-    section = markdown.split(f"## {title}", 1)
+    # the first table under a heading of that title at any level (the report by kernel set has
+    # one per set, the CPU's best first), up to the next heading
+    section = re.split(rf"^#+ {re.escape(title)}[ \t]*$", markdown, maxsplit=1, flags=re.M)
     if len(section) < 2:
         return {}
-    lines = section[1].split("\n## ", 1)[0].splitlines()
+    lines = re.split(r"^#+ ", section[1], maxsplit=1, flags=re.M)[0].splitlines()
     table = [line for line in lines if line.startswith("|")]
     if len(table) < 3:
         return {}
