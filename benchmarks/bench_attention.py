@@ -15,15 +15,15 @@ Cases (float32, batch 64):
 "forward+backward" is one training forward and the gradients of every input and weight for a
 given upstream gradient. Both libraries get the same threads (``--threads``, default all
 cores). Prints a Markdown table of medians and the ratio PyTorch / fastrnn (above 1: fastrnn
-is faster). Run: ``python benchmarks/bench_attention.py [--quick] [--threads N]`` (unset
-OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE first, see PERF.md).
+is faster). Run: ``python benchmarks/bench_attention.py [--quick] [--threads N]``, or as the
+``attention`` section of ``benchmarks/run.py`` (unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -90,6 +90,75 @@ def conv_transpose_case(batch: int, steps: int, channels: int,
     return fastrnn_step, torch_step
 
 
+def plan(mode: str) -> list[tuple[str, Callable[[Any], tuple]]]:
+    """(label, make) per case; ``make(torch)`` returns (fastrnn call, torch call). ``mode`` is
+    run.py's: "full" every case, "quick" one width per kind, "smoke" one case per kind."""
+    widths = {"full": (64, 128, 256), "quick": (64, 256), "smoke": (64,)}[mode]
+    cases: list[tuple[str, Callable[[Any], tuple]]] = []
+    for width in widths:
+        heads = 4 if width == 64 else 8
+        for tq in ((50,) if mode != "full" else (50, 100)):
+            cases.append((f"MHA cross B=64 Tq={tq} Tv=100 E={width} H={heads}",
+                          lambda torch, tq=tq, w=width, h=heads: mha_case(
+                              64, tq, 100, w, h, False, torch)))
+        if mode != "smoke":
+            cases.append((f"MHA causal self B=64 T=100 E={width} H={heads}",
+                          lambda torch, w=width, h=heads: mha_case(64, 100, 100, w, h, True,
+                                                                   torch)))
+    for channels in widths:
+        cases.append((f"Conv1DTranspose B=64 T=50 C={channels} k=4 s=2",
+                      lambda torch, c=channels: conv_transpose_case(64, 50, c, torch)))
+    return cases
+
+
+def run(mode: str, budget: Budget, progress: Callable[[str], None] = lambda _: None
+        ) -> list[dict[str, Any]]:
+    """One row per case: ``{case, fastrnn_s, torch_s, speedup_vs_torch}`` (median seconds of
+    one forward+backward; the ratio PyTorch / fastrnn), or ``{case, skipped}`` without
+    PyTorch. Threads are the caller's (run.py pins every library to the same count)."""
+    torch, why = optional_import("torch")
+    rows: list[dict[str, Any]] = []
+    for label, make in plan(mode):
+        progress(label)
+        if torch is None:
+            rows.append({"case": label, "skipped": why})
+            continue
+        mine, theirs = make(torch)
+        t_mine = measure(mine, budget).median
+        t_theirs = measure(theirs, budget).median
+        rows.append({"case": label, "fastrnn_s": t_mine, "torch_s": t_theirs,
+                     "speedup_vs_torch": t_theirs / t_mine})
+    return rows
+
+
+def targets(rows: list[dict[str, Any]], add: Callable[[str, Optional[float], float], None]
+            ) -> None:
+    """At least PyTorch's speed, the worst case of each layer."""
+    for layer, prefix in (("MultiHeadAttention", "MHA"), ("Conv1DTranspose", "Conv1DTranspose")):
+        measured = [r for r in rows if r["case"].startswith(prefix) and "speedup_vs_torch" in r]
+        if measured:
+            worst = min(measured, key=lambda r: r["speedup_vs_torch"])
+            add(f"{layer} fwd+bwd vs PyTorch >= 1x (worst of {len(measured)}: "
+                f"{worst['case']})", worst["speedup_vs_torch"], 1.0)
+
+
+def markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The section's table."""
+    out = ["## MultiHeadAttention and Conv1DTranspose (forward+backward, float32)", "",
+           "| case | fastrnn | PyTorch | PyTorch / fastrnn |", "|---|---:|---:|---:|"]
+    for r in rows:
+        if "skipped" in r:
+            out.append(f"| {r['case']} | - | skipped: {r['skipped']} | - |")
+        else:
+            out.append(f"| {r['case']} | {r['fastrnn_s'] * 1e3:.2f} ms | "
+                       f"{r['torch_s'] * 1e3:.2f} ms | {r['speedup_vs_torch']:.2f}x |")
+    out += ["", "fastrnn: `layers.MultiHeadAttention` / `layers.Conv1DTranspose` forward "
+            "(training) then backward; PyTorch: `nn.MultiheadAttention(batch_first=True)` with "
+            "`need_weights=False` / `nn.ConvTranspose1d`, `.backward` of the same upstream "
+            "gradient; every input and weight gradient computed.", ""]
+    return out
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer cases, shorter timing")
@@ -102,29 +171,10 @@ def main(argv: list[str]) -> int:
     import fastrnn  # noqa: F401  (imported before pinning, so threadpoolctl sees it)
 
     budget = Budget(seconds=0.3 if args.quick else 1.0, min_repeats=3 if args.quick else 5)
-    cases: list[tuple[str, Callable[[], tuple]]] = []
-    widths = (64, 256) if args.quick else (64, 128, 256)
-    for width in widths:
-        heads = 4 if width == 64 else 8
-        for tq in ((50,) if args.quick else (50, 100)):
-            cases.append((f"MHA cross B=64 Tq={tq} Tv=100 E={width} H={heads}",
-                          lambda tq=tq, w=width, h=heads: mha_case(64, tq, 100, w, h, False,
-                                                                   torch)))
-        cases.append((f"MHA causal self B=64 T=100 E={width} H={heads}",
-                      lambda w=width, h=heads: mha_case(64, 100, 100, w, h, True, torch)))
-    for channels in widths:
-        cases.append((f"Conv1DTranspose B=64 T=50 C={channels} k=4 s=2",
-                      lambda c=channels: conv_transpose_case(64, 50, c, torch)))
     print(f"threads: {args.threads}; float32; forward+backward; median ms\n")
-    print("| case | fastrnn | PyTorch | PyTorch / fastrnn |")
-    print("|---|---:|---:|---:|")
     with pinned_threads(args.threads):
-        for label, make in cases:
-            mine, theirs = make()
-            t_mine = measure(mine, budget).median
-            t_theirs = measure(theirs, budget).median
-            print(f"| {label} | {t_mine * 1e3:.2f} | {t_theirs * 1e3:.2f} | "
-                  f"{t_theirs / t_mine:.2f}x |", flush=True)
+        rows = run("quick" if args.quick else "full", budget)
+    print("\n".join(markdown(rows)))
     return 0
 
 

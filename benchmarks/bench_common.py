@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-#: Environment variables that make OpenBLAS choose slower kernels on some machines (PERF.md).
+#: Environment variables that make OpenBLAS choose slower kernels on some machines.
 OPENBLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 CLEAN_ENV_HINT = "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"
 

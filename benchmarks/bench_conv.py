@@ -158,7 +158,7 @@ def run(mode: str, budget: Budget, progress: Optional[Callable[[str], None]] = N
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The section of the report: a table, and the PERF.md target (>= 2x nn.Conv1d)."""
+    """The section of the report: a table, and the target (>= 2x nn.Conv1d)."""
     lines = ["## Conv1D (float32; forward+backward: gradients of x, kernel and bias)", "",
              "| case (B x T x C -> filters x kernel) | pass | fastrnn | NumPy reference | "
              "PyTorch nn.Conv1d | vs PyTorch |", "|---|---|---|---|---|---|"]
@@ -178,7 +178,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                      f"{ms(r, 'torch')} | {'-' if ratio is None else f'{ratio:.1f}x'} |")
     both = [r["vs_torch"] for r in rows if r["pass"] == "forward+backward" and "vs_torch" in r]
     if both:
-        lines += ["", f"Target (PERF.md): Conv1D >= 2x nn.Conv1d, forward+backward: "
+        lines += ["", f"Target: Conv1D >= 2x nn.Conv1d, forward+backward: "
                   f"{'met' if min(both) >= 2 else 'not met'} (lowest ratio {min(both):.1f}x, "
                   f"median {float(np.median(both)):.1f}x)."]
     return "\n".join(lines)

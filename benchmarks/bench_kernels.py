@@ -37,22 +37,22 @@ class KernelCase:
     time: int
     input: int
     hidden: int
-    group: str  # "perf" (PERF.md's sizes), "hidden" or "batch" (the sweeps)
+    group: str  # "perf" (the target sizes), "hidden" or "batch" (the sweeps)
 
     @property
     def label(self) -> str:
-        """PERF.md's notation, e.g. ``LSTM 64x100x32x128`` (cell, batch, time, input, hidden)."""
+        """E.g. ``LSTM 64x100x32x128`` (cell, batch, time, input, hidden)."""
         return f"{CELL_NAMES[self.cell]} {self.batch}x{self.time}x{self.input}x{self.hidden}"
 
     def gflop(self, pass_: str) -> float:
-        """PERF.md's count: 2*T*B*(I+H)*G*H for a forward, three times that with the backward."""
+        """The FLOP count: 2*T*B*(I+H)*G*H for a forward, three times that with the backward."""
         g = GATES[self.cell]
         forward = 2.0 * self.time * self.batch * (self.input + self.hidden) * g * self.hidden
         return (forward if pass_ == "forward" else 3.0 * forward) / 1e9
 
 
 # ----------------------------------------------------------------------------- the plan
-PERF_SIZES = (  # (batch, time, input, hidden), the cells PERF.md lists at that size
+PERF_SIZES = (  # (batch, time, input, hidden), the cells the targets name at that size
     ((32, 50, 1, 20), CELLS),
     ((64, 100, 32, 128), CELLS),
     ((64, 100, 256, 512), CELLS),
@@ -292,7 +292,7 @@ def _row(
 
 # ----------------------------------------------------------------------------- masked batches
 # A padded batch of variable-length sequences, LSTM forward+backward: fastrnn with a step mask
-# against fastrnn on the same padded shape without one (PERF.md: at most 1.1x its cost), and
+# against fastrnn on the same padded shape without one (target: at most 1.1x its cost), and
 # PyTorch's way of skipping padding, pack_padded_sequence (plus its padded run, for scale).
 MASKED_SIZES = ((32, 50, 1, 20), (64, 100, 32, 128))  # (batch, time, input, hidden)
 MASKED_IMPLEMENTATIONS = ("fastrnn masked", "fastrnn unmasked", "torch packed", "torch padded")

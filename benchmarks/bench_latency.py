@@ -5,8 +5,8 @@ Two ways to call a model on one series:
 - whole sequence: one forward over a window of ``T`` steps;
 - streaming: one step per call (``T = 1``), the state ``(h, c)`` carried from call to call, as a
   forecaster does when a new sample arrives. fastrnn: ``ops.lstm_forward`` with ``h0``/``c0``;
-  PyTorch: one ``nn.LSTM`` call with ``(h, c)``, under ``torch.no_grad()`` (PERF.md's 58 us at
-  hidden 20, 74 us at hidden 128).
+  PyTorch: one ``nn.LSTM`` call with ``(h, c)``, under ``torch.no_grad()`` (58 us at hidden 20,
+  74 us at hidden 128 when the targets were set).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Layer-normalized recurrent cells (issue 14): their cost against the plain cells'.
+"""Layer-normalized recurrent cells: their cost against the plain cells'.
 
 1. Training: Hands-On ML's deep RNN (X(20, return_sequences) -> X(20) -> Dense(1), Adam,
    batch 32, series of 50 steps) for X in SimpleRNN, LSTM, GRU, with and without

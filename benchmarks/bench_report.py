@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
+import bench_attention
+import bench_serving
 import bench_stream
 from bench_common import CLEAN_ENV_HINT
 from bench_kernels import CELL_NAMES
@@ -13,7 +15,7 @@ from bench_kernels import CELL_NAMES
 IMPL_NAMES = {"fastrnn": "fastrnn", "fastrnn_functional": "fastrnn (functional API)",
               "numpy": "NumPy", "torch": "PyTorch", "tf_keras": "TF-Keras"}
 
-#: PERF.md's PyTorch forward+backward times (ms), measured on the reference machine.
+#: PyTorch's forward+backward times (ms) on the machine the targets were set on.
 PERF_TORCH_MS = {
     "RNN 32x50x1x20": 1.56,
     "LSTM 32x50x1x20": 0.63,
@@ -76,7 +78,7 @@ def _verdict(measured: Optional[float], goal: float, unit: str = "x") -> str:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every PERF.md / issue 5 / issue 14 target with the ratio measured in this run and a
+    """Every target (benchmarks/README.md) with the ratio measured in this run and a
     verdict."""
     out: list[dict[str, Any]] = []
 
@@ -150,7 +152,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     for r in results.get("latency", []):
         if r["kind"] == "streaming step":
             add(f"streaming LSTM step H{r['hidden']} vs PyTorch >= 5x", r["speedup_vs_torch"], 5.0)
-    bench_stream.targets(results, add)  # whole-model streaming and predict (issue 14)
+    bench_stream.targets(results, add)  # whole-model streaming and predict
+    bench_attention.targets(results.get("attention", []), add)
+    bench_serving.targets(results.get("serving", {}), add)
     return out
 
 
@@ -251,7 +255,7 @@ def markdown(results: dict[str, Any]) -> str:
     kernels = results.get("kernels", [])
     if kernels:
         for group, title in (
-            ("perf", "Kernels at PERF.md's sizes"),
+            ("perf", "Kernels at the target sizes"),
             ("hidden", "Kernels: sweep over hidden size"),
             ("batch", "Kernels: sweep over batch size"),
         ):
@@ -259,7 +263,7 @@ def markdown(results: dict[str, Any]) -> str:
             if not rows:
                 continue
             with_perf = group == "perf"
-            header = KERNEL_HEADER + (["PERF.md PyTorch"] if with_perf else [])
+            header = KERNEL_HEADER + (["PyTorch when set"] if with_perf else [])
             out += [f"## {title}", ""] + table(header, _kernel_rows(rows, with_perf)) + [""]
         devs = [r["max_abs_diff_vs_numpy"] for r in kernels]
         devs = [d for d in devs if d is not None]
@@ -341,7 +345,7 @@ def markdown(results: dict[str, Any]) -> str:
         out += [""]
     out += bench_stream.markdown(results, fmt_time, fmt_ratio, cell_result, table)
     if results.get("targets"):
-        out += ["## Targets (PERF.md, issues 5 and 14)", ""]
+        out += ["## Targets (benchmarks/README.md)", ""]
         out += table(
             ["target", "measured", "status"],
             [

@@ -16,7 +16,8 @@ writes, and by PyTorch (``nn.LSTM`` layers with the same weights, ``inference_mo
 
 onnxruntime and PyTorch run single-threaded for the batch-1 rows (threads only add latency
 there) and with their default threads for batch 256; fastrnn runs with its default threads.
-Run: ``python benchmarks/bench_serving.py [--quick] [--json FILE]``.
+Run: ``python benchmarks/bench_serving.py [--quick] [--json FILE]``, or as the ``serving``
+section of ``benchmarks/run.py``.
 """
 
 from __future__ import annotations
@@ -229,12 +230,12 @@ def bench_server(model_path: str, clients: int, seconds: float) -> dict[str, Any
 
 
 # ----------------------------------------------------------------------------- main
-def main(argv: Optional[list] = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter measurements")
-    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
-    args = parser.parse_args(argv)
-    budget = Budget(seconds=0.3 if args.quick else 1.0, settle_seconds=0.3, rounds=1)
+def run(quick: bool, progress: Callable[[str], None] = lambda _: None,
+        server_seconds: Optional[float] = None) -> dict[str, Any]:
+    """Every measurement: ``{"rows": {row: {implementation: median seconds}}, "server": ...}``
+    (rows "step", "window", "batch256"; an implementation that is not installed is absent and
+    named in "unavailable"). ``server_seconds`` 0 skips the server."""
+    budget = Budget(seconds=0.3 if quick else 1.0, settle_seconds=0.3, rounds=1)
     import fastrnn
 
     ort, why_ort = optional_import("onnxruntime")
@@ -256,29 +257,61 @@ def main(argv: Optional[list] = None) -> dict[str, Any]:
     for row, impls in calls(model, ort, torch, onnx_path).items():
         results["rows"][row] = {}
         for name, fn in impls.items():
+            progress(f"serving: {row}, {name}")
             if name == "torch":  # one thread at batch 1, as onnxruntime (less latency)
                 torch.set_num_threads(torch_threads if row == "batch256" else 1)
-            t = measure(fn, budget, warmup=3)
-            results["rows"][row][name] = t.median
-            print(f"{row:10s} {name:12s} {t.median * 1e6:10.1f} us", flush=True)
-    try:
-        model_path = os.path.join(tmp, "forecaster.zip")
-        model.save(model_path)
-        results["server"] = bench_server(model_path, 16, 3.0 if args.quick else 8.0)
-        print("server", results["server"], flush=True)
-    except ImportError as e:
-        results["server"] = {"unavailable": str(e)}
-    print(markdown(results))
+            results["rows"][row][name] = measure(fn, budget, warmup=3).median
+    if torch is not None:
+        torch.set_num_threads(torch_threads)
+    seconds = (3.0 if quick else 8.0) if server_seconds is None else server_seconds
+    if seconds > 0:
+        progress("serving: fastrnn serve, 16 clients")
+        try:
+            model_path = os.path.join(tmp, "forecaster.zip")
+            model.save(model_path)
+            results["server"] = bench_server(model_path, 16, seconds)
+        except ImportError as e:
+            results["server"] = {"unavailable": str(e)}
+    return results
+
+
+def targets(results: dict[str, Any], add: Callable[[str, Optional[float], float], None]
+            ) -> None:
+    """Batch 1 (a step, a window): >= 2x onnxruntime on the exported graph and >= 10x
+    PyTorch; batch 256 predict: at least onnxruntime's throughput."""
+    names = {"step": "streaming step B1", "window": f"{WINDOW}-step window B1",
+             "batch256": f"predict B{BATCH}"}
+    for row, impls in results.get("rows", {}).items():
+        mine = impls.get("fastrnn")
+        goals = [("onnxruntime", 1.0 if row == "batch256" else 2.0)]
+        if row != "batch256":
+            goals.append(("torch", 10.0))
+        for other, goal in goals:
+            theirs = impls.get(other)
+            ratio = None if mine is None or theirs is None else theirs / mine
+            add(f"serving: {names[row]} vs {'PyTorch' if other == 'torch' else other} "
+                f">= {goal:g}x", ratio, goal)
+
+
+def main(argv: Optional[list] = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter measurements")
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    args = parser.parse_args(argv)
+    results = run(args.quick, lambda what: print(what, flush=True))
+    print("\n".join(markdown(results)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     return results
 
 
-def markdown(results: dict[str, Any]) -> str:
+def markdown(results: dict[str, Any]) -> list[str]:
+    """The section's table and the server's line."""
     names = {"step": "streaming step, batch 1", "window": f"{WINDOW}-step window, batch 1",
              "batch256": f"predict, batch {BATCH} ({WINDOW} steps)"}
-    lines = [f"Model: {results['model']}; kernel set {results['kernel_set']}, "
+    lines = ["## Serving: a 2-layer LSTM(64) forecaster at batch 1 and 256", "",
+             f"Model: {results['model']}; kernel set {results['kernel_set']}, "
              f"{results['threads']} fastrnn threads; onnxruntime vs fastrnn max |diff| "
              f"{results['onnx_max_abs_diff']}", "",
              "| case | fastrnn | onnxruntime | PyTorch | ort / fastrnn | torch / fastrnn |",
@@ -302,7 +335,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", f"Server (uvicorn, 127.0.0.1, {s['clients']} clients, single-step "
                   f"requests): {s['requests_per_s']:.0f} requests/s, p50 {s['p50_ms']:.2f} ms, "
                   f"p99 {s['p99_ms']:.2f} ms ({s['requests']} requests, {s['errors']} errors)"]
-    return "\n".join(lines)
+    lines += ["", "onnxruntime and PyTorch: one thread at batch 1 (threads only add latency "
+              "there), their default threads at batch 256; fastrnn its default threads.", ""]
+    return lines
 
 
 if __name__ == "__main__":

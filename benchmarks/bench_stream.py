@@ -1,4 +1,4 @@
-"""Whole-model inference and thread scaling (issue 14): three parts of the ``stream`` section.
+"""Whole-model inference and thread scaling : three parts of the ``stream`` section.
 
 - **Streaming**: the books' models stepped one time step at a time with every layer's state
   carried, at batch 1 and 256: fastrnn's ``model.stepper().step`` (one C++ call a step for
@@ -11,7 +11,7 @@
   windows, and per window (batch 1) on fewer, against PyTorch's inference of the same model
   on the same batches (under ``inference_mode``); windows per second.
 - **Thread scaling**: fastrnn at 1 thread and at all threads (``fastrnn.set_num_threads``) for
-  every kernel case at PERF.md's sizes (forward+backward) and for the end-to-end fits.
+  every kernel case at the target sizes (forward+backward) and for the end-to-end fits.
 """
 
 from __future__ import annotations
@@ -329,7 +329,7 @@ def _fastrnn_threads(n: int):
 
 def run_threads(mode: str, threads: int, budget: Budget, progress: Callable[[str], None]
                 ) -> list[dict[str, Any]]:
-    """fastrnn at 1 thread and at `threads`: kernels at PERF.md's sizes and the fits."""
+    """fastrnn at 1 thread and at `threads`: kernels at the target sizes and the fits."""
     import bench_e2e
     import bench_kernels
     import fastrnn
@@ -372,7 +372,7 @@ def run(mode: str, threads: int, budget: Budget, progress: Callable[[str], None]
 # ----------------------------------------------------------------------------- report
 def targets(results: dict[str, Any], add: Callable[[str, Optional[float], float], None]
             ) -> None:
-    """The section's targets (PERF.md: streaming a whole stacked model >= 10x PyTorch)."""
+    """The section's targets (streaming a whole stacked model >= 10x PyTorch)."""
     for r in results.get("stream", []):
         add(f"streaming step {r['model']} B{r['batch']} vs PyTorch >= 10x",
             r["speedup_vs_torch"], 10.0)

@@ -7,7 +7,11 @@ Prints a markdown table and writes ``results.json``, ``RESULTS.md`` and plots to
 Usage (from the repository root)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py [--quick]
-        [--out DIR] [--threads N] [--only kernels|e2e|latency|conv|stream]
+        [--out DIR] [--threads N] [--only kernels|e2e|latency|conv|stream|attention|serving]
+        [--update]
+
+``--update`` runs the sections named by ``--only`` and merges them into the ``results.json``
+already in ``--out`` (its other sections kept), then writes RESULTS.md from the whole.
 
 Unsetting OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE matters on machines that set them: they make
 OpenBLAS pick slower kernels (the header of the report says which kernels ran). This script
@@ -28,6 +32,8 @@ from typing import Any, Optional
 SECTIONS = ("kernels", "latency", "e2e")
 SECTIONS += ("conv",)  # Conv1D at the books' shapes (bench_conv.py)
 SECTIONS += ("stream",)  # whole-model streaming, predict throughput, threads (bench_stream.py)
+SECTIONS += ("attention",)  # MultiHeadAttention, Conv1DTranspose vs PyTorch (bench_attention.py)
+SECTIONS += ("serving",)  # batch-1 step/window and batch-256 predict vs onnxruntime, a server
 
 
 class Progress:
@@ -84,7 +90,14 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="run only this section (repeatable); default: all",
     )
     p.add_argument("--epochs", type=int, default=None, help="epochs per end-to-end model")
+    p.add_argument("--update", action="store_true",
+                   help="merge the --only sections into the results.json already in --out "
+                   "(its other sections kept) and rewrite RESULTS.md from the whole")
     args = p.parse_args(argv)
+    if args.update and not args.only:
+        p.error("--update goes with --only (the sections to run again)")
+    if args.update and not (args.out / "results.json").is_file():
+        p.error(f"--update: no results.json in {args.out} to merge into")
     if args.threads is not None and args.threads < 1:
         p.error(f"--threads must be a positive integer, got {args.threads}")
     if args.epochs is not None and args.epochs < 1:
@@ -105,16 +118,58 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def merged(earlier: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``earlier`` (a results.json) with the sections of ``new`` in place of its own; the
+    meta of ``new`` records which sections were run again and when."""
+    out = {k: v for k, v in earlier.items() if k not in ("targets", "plots")}
+    for key, value in new.items():
+        if key == "meta":
+            meta = dict(earlier.get("meta", {}))
+            meta["updated"] = {k: value.get(k) for k in ("date", "sections", "command",
+                                                        "wall_seconds")}
+            meta["sections"] = list(dict.fromkeys([*meta.get("sections", []),
+                                                   *value.get("sections", [])]))
+            out["meta"] = meta
+        elif key == "warnings":
+            out["warnings"] = list(dict.fromkeys([*earlier.get("warnings", []), *value]))
+        else:
+            out[key] = value
+    return out
+
+
+def render(results: dict[str, Any]) -> str:
+    """RESULTS.md: the report, then the sections that format themselves."""
+    import bench_attention
+    import bench_conv
+    import bench_report
+    import bench_serving
+
+    report = bench_report.markdown(results)
+    if results.get("conv"):
+        report += "\n\n" + bench_conv.markdown(results["conv"]) + "\n"
+    if results.get("attention"):
+        report += "\n" + "\n".join(bench_attention.markdown(results["attention"])) + "\n"
+    if results.get("serving"):
+        report += "\n" + "\n".join(bench_serving.markdown(results["serving"])) + "\n"
+    if results["meta"].get("updated"):
+        u = results["meta"]["updated"]
+        report += (f"\nSections {', '.join(u.get('sections') or [])} run again on "
+                   f"{u.get('date')} (`{u.get('command')}`) and merged into this report.\n")
+    return report
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Runs the suite; returns the exit status."""
     args = parse_args(argv)
     # Import every library before pinning threads, so threadpoolctl sees their thread pools.
+    import bench_attention
     import bench_common as common
     import bench_conv
     import bench_e2e
     import bench_kernels
     import bench_latency
     import bench_report
+    import bench_serving
     import bench_stream
     import fastrnn
 
@@ -158,8 +213,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     n_masked = (1 if mode == "smoke" else len(bench_kernels.MASKED_SIZES)) if cases else 0
     conv_plan = bench_conv.plan(mode) if "conv" in sections else []
     stream_plan = bench_stream.plan(mode) if "stream" in sections else []
+    attention_plan = bench_attention.plan(mode) if "attention" in sections else []
+    n_serving = 10 if "serving" in sections else 0  # 3 rows x 3 libraries, the server
     progress = Progress(int(bool(cases)) + len(cases) + n_masked + len(latency_plan) + n_e2e
-                        + len(conv_plan) + len(stream_plan))
+                        + len(conv_plan) + len(stream_plan) + len(attention_plan) + n_serving)
 
     started = time.perf_counter()
     results: dict[str, Any] = {}
@@ -192,15 +249,21 @@ def main(argv: Optional[list[str]] = None) -> int:
             results["conv"] = bench_conv.run(mode, budget, progress)
         if stream_plan:
             results.update(bench_stream.run(mode, threads, budget, progress))
+        if attention_plan:
+            results["attention"] = bench_attention.run(mode, budget, progress)
+        if n_serving:
+            results["serving"] = bench_serving.run(
+                mode != "full", progress, server_seconds=1.0 if mode == "smoke" else None)
     progress.close()
     results["meta"]["wall_seconds"] = time.perf_counter() - started
     results["meta"]["load_average_1min_end"] = common.load_average()
-    results["targets"] = bench_report.targets(results)
     results["warnings"] = warnings
+    if args.update:
+        results = merged(json.loads((args.out / "results.json").read_text(encoding="utf-8")),
+                         results)
+    results["targets"] = bench_report.targets(results)
 
-    report = bench_report.markdown(results)
-    if results.get("conv"):
-        report += "\n\n" + bench_conv.markdown(results["conv"]) + "\n"
+    report = render(results)
     print(report)
     (args.out / "RESULTS.md").write_text(report, encoding="utf-8")
     plots = []

@@ -123,9 +123,14 @@ def run_group(dataset: str, group: str, args: argparse.Namespace, validate: bool
         rows.append(dict(group=group, model=label, n=len(train), smape=smape(test, f),
                          mase=mase(test, f, train, period), coverage=None,
                          seconds=time.perf_counter() - start))
-    candidates = CANDIDATES if validate else {
-        "fastrnn" if s == "direct" else f"fastrnn {s}": {"strategy": s}
-        for s in args.strategy.split(",")}
+    strategies = {"fastrnn" if s == "direct" else f"fastrnn {s}": {"strategy": s}
+                  for s in args.strategy.split(",")}
+    if validate:  # the candidates, or with --strategy the strategies on the chosen setup
+        candidates = CANDIDATES if args.strategy == "direct" else {
+            "chosen" if label == "fastrnn" else label: extra
+            for label, extra in {"fastrnn": {}, **strategies}.items()}
+    else:
+        candidates = strategies
     for label, extra in candidates.items():
         config = config_for(group, h, extra, args.quick, args.ensemble, args.epochs)
         if config["transform"] == "log" and any(np.any(x <= 0) for x in train):
@@ -203,7 +208,8 @@ def main(argv: list[str] | None = None) -> str:
                         "that widen with the horizon; default: the median path)")
     parser.add_argument("--strategy", default="direct",
                         help="comma-separated RNNForecaster strategies to compare (direct, "
-                        "recursive, encoder-decoder; default direct)")
+                        "recursive, encoder-decoder; default direct); with --validate, the "
+                        "chosen configuration against these strategies instead of CANDIDATES")
     args = parser.parse_args(argv)
     groups = [g for g in args.groups.split(",") if g and g != "none"]
     unknown = sorted(set(groups) - set(GROUPS))

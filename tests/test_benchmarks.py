@@ -176,10 +176,46 @@ def test_targets_and_report_written(quick_run):
         assert {"target", "goal", "measured", "status"} <= set(target)
     report = (out / "RESULTS.md").read_text(encoding="utf-8")
     assert report.startswith("# fastrnn benchmarks")
-    for heading in ("Kernels at PERF.md's sizes", "Inference latency", "End-to-end", "Targets",
-                    "Whole-model streaming", "Predict throughput", "Thread scaling"):
+    for heading in ("Kernels at the target sizes", "Inference latency", "End-to-end", "Targets",
+                    "Whole-model streaming", "Predict throughput", "Thread scaling",
+                    "MultiHeadAttention and Conv1DTranspose", "Serving: a 2-layer LSTM(64)"):
         assert heading in report
         assert heading in stdout
+
+
+def test_attention_and_serving_rows(quick_run):
+    _, results, _ = quick_run
+    cases = [r["case"] for r in results["attention"]]
+    assert any(c.startswith("MHA") for c in cases)
+    assert any(c.startswith("Conv1DTranspose") for c in cases)
+    for r in results["attention"]:
+        assert "skipped" in r or (r["fastrnn_s"] > 0 and r["torch_s"] > 0)
+    rows = results["serving"]["rows"]
+    assert set(rows) == {"step", "window", "batch256"}
+    for impls in rows.values():
+        assert impls["fastrnn"] > 0  # fastrnn itself always runs
+    named = [t["target"] for t in results["targets"]]
+    assert any(t.startswith("serving: 50-step window B1 vs onnxruntime") for t in named)
+    assert any(t.startswith("MultiHeadAttention fwd+bwd vs PyTorch") for t in named) == (
+        "torch_s" in results["attention"][0])
+
+
+def test_update_merges_sections_into_an_earlier_run(tmp_path):
+    proc = run_suite("--smoke", "--only", "latency", "--out", str(tmp_path))
+    first = load_results(tmp_path, proc)
+    proc = run_suite("--smoke", "--only", "attention", "--update", "--out", str(tmp_path))
+    both = load_results(tmp_path, proc)
+    assert both["latency"] == first["latency"]  # kept as it was
+    assert both["attention"] and both["meta"]["sections"] == ["latency", "attention"]
+    assert both["meta"]["updated"]["sections"] == ["attention"]
+    report = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    assert "Inference latency" in report and "MultiHeadAttention and Conv1DTranspose" in report
+    assert "run again on" in report
+    # --update needs sections to run and an earlier run to merge into
+    assert run_suite("--smoke", "--update", "--out", str(tmp_path)).returncode == 2
+    proc = run_suite("--smoke", "--only", "attention", "--update", "--out",
+                     str(tmp_path / "empty"))
+    assert proc.returncode == 2 and "no results.json" in proc.stderr
 
 
 def test_plots_written(quick_run):

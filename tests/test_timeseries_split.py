@@ -121,7 +121,7 @@ def test_scaler_errors():
     assert integers.dtype == np.float64
 
 
-# Extreme but finite ranges: statistics in float64 without overflow (issue 10, case 10).
+# Extreme but finite ranges: statistics in float64 without overflow.
 HUGE = np.finfo(np.float64).max / 2
 
 
