@@ -20,8 +20,12 @@ On a busy machine run it twice, with and without ``--torch-threads 1``: PyTorch'
 threads spin when the cores are oversubscribed (measured here at load 11: 1530 s against
 40 s per 2,000 steps with one thread), which would flatter fastrnn.
 
-neuralforecast is not used (it is not a dependency; its LSTM with its defaults was measured
-at 94 s fit and 0.46 s predict on the 1,428 series by the issue this answers).
+neuralforecast (not a dependency) runs when ``--neuralforecast-python PATH`` names a Python
+that has it (a venv of its own: it brings Lightning and Ray): its ``LSTM`` with the same
+horizon, input size, units and quantiles (``MQLoss``), the same batch size and the same number
+of steps, ``scaler_type="standard"`` as its documentation's examples; trained by
+``NeuralForecast.fit`` on the long table and predicted by ``NeuralForecast.predict``, so its
+own data loading and per-call costs count, as they do for its users.
 """
 
 from __future__ import annotations
@@ -148,6 +152,45 @@ def run_torch(series: list[np.ndarray], steps: int, threads: int | None = None) 
             "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
+def run_neuralforecast(series: list[np.ndarray], steps: int) -> dict:
+    import logging
+
+    import pandas as pd
+    from neuralforecast import NeuralForecast, __version__
+    from neuralforecast.losses.pytorch import MQLoss
+    from neuralforecast.models import LSTM
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    frame = pd.DataFrame({
+        "unique_id": np.repeat(np.arange(len(series)), [len(x) for x in series]),
+        "ds": np.concatenate([np.arange(len(x)) for x in series]),
+        "y": np.concatenate(series)})
+    level = [round(100 * (QUANTILES[-1] - QUANTILES[0]))]  # the q0.1-q0.9 interval and median
+
+    def model(max_steps: int) -> NeuralForecast:
+        lstm = LSTM(h=HORIZON, input_size=WINDOW, encoder_hidden_size=UNITS,
+                    encoder_n_layers=1, decoder_hidden_size=UNITS, decoder_layers=1,
+                    loss=MQLoss(level=level), batch_size=BATCH, max_steps=max_steps,
+                    scaler_type="standard", random_seed=0, enable_progress_bar=False,
+                    enable_model_summary=False, logger=False, enable_checkpointing=False,
+                    accelerator="cpu")
+        return NeuralForecast(models=[lstm], freq=1)
+
+    model(2).fit(frame)  # warm up the imports and Lightning
+    nf = model(steps)
+    start = time.perf_counter()
+    nf.fit(frame)
+    train = time.perf_counter() - start
+    predict = []
+    for _ in range(3):
+        start = time.perf_counter()
+        nf.predict()
+        predict.append(time.perf_counter() - start)
+    return {"train_s": train, "predict_s": float(np.median(predict)),
+            "neuralforecast": __version__}
+
+
 def _peak_rss_mib() -> float:
     try:
         with open("/proc/self/status") as handle:
@@ -170,19 +213,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="torch.set_num_threads (default: PyTorch's own choice; 1 is "
                         "faster on an oversubscribed machine, where its workers spin)")
-    parser.add_argument("--framework", choices=("fastrnn", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--neuralforecast-python", metavar="PATH", default=None,
+                        help="a Python with neuralforecast installed: its LSTM is measured too")
+    parser.add_argument("--framework", choices=("fastrnn", "torch", "neuralforecast"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     count = args.series or (200 if args.quick else 1000)
     steps = args.steps or (100 if args.quick else 400)
     if args.framework:
         series = _series(count)
-        result = run_fastrnn(series, steps) if args.framework == "fastrnn" else run_torch(
-            series, steps, args.torch_threads)
+        runs = {"fastrnn": lambda: run_fastrnn(series, steps),
+                "torch": lambda: run_torch(series, steps, args.torch_threads),
+                "neuralforecast": lambda: run_neuralforecast(series, steps)}
+        result = runs[args.framework]()
         result["peak_rss_mib"] = _peak_rss_mib()
         print(json.dumps(result))
         return result
     results = {}
-    for framework in ("fastrnn", "torch"):
+    frameworks = ["fastrnn", "torch"] + (["neuralforecast"] if args.neuralforecast_python else [])
+    for framework in frameworks:
+        python = args.neuralforecast_python if framework == "neuralforecast" else sys.executable
         if framework == "torch":
             try:
                 import torch  # noqa: F401
@@ -190,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
                 print("torch is not installed: only fastrnn measured")
                 break
         extra = ["--torch-threads", str(args.torch_threads)] if args.torch_threads else []
-        done = subprocess.run([sys.executable, __file__, "--framework", framework,
+        done = subprocess.run([python, __file__, "--framework", framework,
                                "--series", str(count), "--steps", str(steps), *extra],
                               capture_output=True, text=True, env=os.environ.copy())
         if done.returncode:
@@ -205,11 +255,17 @@ def main(argv: list[str] | None = None) -> dict:
         train = r["train_s"] / steps * M3_STEPS  # the steps do not grow with the series
         print(f"{name:<10}{train:>20.1f}{1000 * r['predict_s'] * per:>22.2f}"
               f"{r['peak_rss_mib']:>14.0f}")
+    f = results["fastrnn"]
     if "torch" in results:
-        f, t = results["fastrnn"], results["torch"]
-        print(f"speed-up: train {t['train_s'] / f['train_s']:.1f}x, predict "
-              f"{t['predict_s'] / f['predict_s']:.1f}x (torch {t['torch']}, "
+        t = results["torch"]
+        print(f"speed-up over the PyTorch loop: train {t['train_s'] / f['train_s']:.1f}x, "
+              f"predict {t['predict_s'] / f['predict_s']:.1f}x (torch {t['torch']}, "
               f"{t['threads']} threads)")
+    if "neuralforecast" in results:
+        n = results["neuralforecast"]
+        print(f"speed-up over neuralforecast {n['neuralforecast']}: train "
+              f"{n['train_s'] / f['train_s']:.1f}x, predict "
+              f"{n['predict_s'] / f['predict_s']:.1f}x")
     print(f"(train: {M3_STEPS} steps of one model, as examples/m3.py trains a monthly member, "
           "for 1,000 series; the training steps do not grow with the series count)")
     return results
