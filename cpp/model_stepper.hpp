@@ -7,6 +7,11 @@
 //   dense  y = act(x K + b): Dense, TimeDistributed(Dense).
 //   activation  y = act(x): Activation.
 //   embedding   y = table[id]: an Embedding as the first stage, fed one token id a row.
+//   layer_norm  y = (x - mean) rstd gamma + beta over the row's features, rstd = 1 / sqrt(var
+//               + epsilon) (biased variance): LayerNormalization, by the layer's own kernel.
+//   batch_norm  y = x scale + shift per feature, with scale = gamma / sqrt(moving_variance +
+//               epsilon) and shift = beta - moving_mean scale folded once at construction (as
+//               the layer does at inference): BatchNormalization.
 // (Identities at inference, such as Dropout or InputLayer, are not stages at all.)
 // The weights are copied in when the stepper is made, and every buffer a step touches is
 // sized then too: a step allocates nothing. The batch rows are independent through the whole
@@ -24,12 +29,15 @@
 #include <vector>
 
 #include "args.hpp"
+#include "layer_args.hpp"
 #include "parallel.hpp"
 
 namespace fastrnn {
 namespace stream {
 
-enum class StageKind : int { simple_rnn, lstm, gru, dense, activation, embedding };
+enum class StageKind : int {
+  simple_rnn, lstm, gru, dense, activation, embedding, layer_norm, batch_norm
+};
 
 // Element-wise activations of Dense and Activation stages (the Keras names of
 // fastrnn.layers' activations; softmax is over each row).
@@ -119,6 +127,11 @@ struct StageSpec {
   std::vector<F> bias;                // cell (G,), GRU (2, G); dense (N,); or empty (none)
   std::vector<F> recurrent_packed;    // cell: recurrent_kernel packed once for the step
                                       // product's micro-kernel (Packed), or empty (OpenBLAS)
+  // layer_norm: gamma, beta (out,) or empty (scale=False, center=False). batch_norm: gamma,
+  // beta as those, moving_mean and moving_variance (out,); the constructor folds the four
+  // into scale and shift.
+  std::vector<F> gamma, beta, moving_mean, moving_variance, scale, shift;
+  F epsilon = F(1e-3);                // layer_norm, batch_norm
 };
 
 inline Index gates_of(StageKind kind) {
@@ -137,9 +150,12 @@ Packed<F> packed_of(const StageSpec<F>& st) {
 template <typename F>
 class ModelStepper {
  public:
-  // Throws std::invalid_argument when a stage's input width is not the previous output width
-  // or a weight has the wrong size.
-  ModelStepper(std::vector<StageSpec<F>> stages, Index batch)
+  // `in_features`: the width of the model's input (0: learnt from the first stage, which must
+  // then have weights that give it). A stage without weights to give its width (activation,
+  // layer_norm without gamma and beta) comes with in = out = 0 and takes the width of what it
+  // reads. Throws std::invalid_argument when a stage's input width is not the previous output
+  // width or a weight has the wrong size.
+  ModelStepper(std::vector<StageSpec<F>> stages, Index batch, Index in_features = 0)
       : stages_(std::move(stages)), B_(batch) {
     if (stages_.empty()) throw std::invalid_argument("argument `stages`: at least one stage");
     if (B_ < 1) throw std::invalid_argument("argument `batch_size`: must be positive");
@@ -147,11 +163,16 @@ class ModelStepper {
     for (std::size_t s = 0; s < stages_.size(); ++s) {
       StageSpec<F>& st = stages_[s];
       const std::string where = "stage " + std::to_string(s) + ": ";
-      if (st.in < 1 || st.out < 1) throw std::invalid_argument(where + "empty widths");
-      if (s > 0 && st.in != stages_[s - 1].out)
-        throw std::invalid_argument(where + "takes " + std::to_string(st.in) +
-                                    " features, the stage before gives " +
-                                    std::to_string(stages_[s - 1].out));
+      const Index given = s > 0 ? stages_[s - 1].out : in_features;  // 0: not known
+      if (st.in == 0 && st.out == 0 && width_from_input(st.kind)) st.in = st.out = given;
+      if (st.in < 1 || st.out < 1)
+        throw std::invalid_argument(where + (s == 0 ? "its width is not known (no weights give "
+                                                      "it, and no input width was given)"
+                                                    : "empty widths"));
+      if (given > 0 && st.in != given)
+        throw std::invalid_argument(where + "takes " + std::to_string(st.in) + " features, " +
+                                    (s > 0 ? "the stage before gives " : "the input has ") +
+                                    std::to_string(given));
       const Index H = st.out, G = gates_of(st.kind) * H;
       auto expect = [&](const std::vector<F>& w, Index n, const char* name, bool optional) {
         if ((optional && w.empty()) || Index(w.size()) == n) return;
@@ -179,15 +200,46 @@ class ModelStepper {
         expect(st.kernel, st.in * st.out, "kernel", false);
         expect(st.bias, st.out, "bias", true);
         buf.y.assign(std::size_t(B_ * st.out), F(0));
+      } else if (st.kind == StageKind::layer_norm) {
+        if (st.in != st.out) throw std::invalid_argument(where + "a normalization keeps widths");
+        if (!(st.epsilon > F(0))) throw std::invalid_argument(where + "epsilon must be positive");
+        expect(st.gamma, st.out, "gamma", true);
+        expect(st.beta, st.out, "beta", true);
+        buf.y.assign(std::size_t(B_ * st.out), F(0));
+        buf.scratch.assign(std::size_t(2 * B_), F(0));  // each row's mean and 1 / std
+      } else if (st.kind == StageKind::batch_norm) {
+        if (st.in != st.out) throw std::invalid_argument(where + "a normalization keeps widths");
+        if (!(st.epsilon > F(0))) throw std::invalid_argument(where + "epsilon must be positive");
+        expect(st.gamma, st.out, "gamma", true);
+        expect(st.beta, st.out, "beta", true);
+        expect(st.moving_mean, st.out, "moving_mean", false);
+        expect(st.moving_variance, st.out, "moving_variance", false);
+        // The layer's inference map, in the same operations as ops.batch_norm_forward:
+        // rstd = 1 / sqrt(variance + epsilon), scale = rstd gamma, shift = beta - mean scale.
+        st.scale.resize(std::size_t(st.out));
+        st.shift.resize(std::size_t(st.out));
+        for (std::size_t c = 0; c < st.scale.size(); ++c) {
+          const F rstd = F(1) / std::sqrt(st.moving_variance[c] + st.epsilon);
+          st.scale[c] = st.gamma.empty() ? rstd : rstd * st.gamma[c];
+          const F mean_scale = st.moving_mean[c] * st.scale[c];
+          st.shift[c] = st.beta.empty() ? -mean_scale : st.beta[c] - mean_scale;
+        }
+        buf.y.assign(std::size_t(B_ * st.out), F(0));
       } else {
         if (st.in != st.out) throw std::invalid_argument(where + "an activation keeps widths");
         buf.y.assign(std::size_t(B_ * st.out), F(0));
       }
-      flops_ += 2.0 * double(B_) * double(st.in + (is_cell(st.kind) ? H : 0)) * double(G);
+      const bool product = is_cell(st.kind) || st.kind == StageKind::dense;
+      flops_ += product ? 2.0 * double(B_) * double(st.in + (is_cell(st.kind) ? H : 0)) * double(G)
+                        : 8.0 * double(B_) * double(st.out);  // a few operations a value
     }
   }
 
   Index batch() const { return B_; }
+  // Whether a stage of `kind` without weights takes its width from its input.
+  static bool width_from_input(StageKind kind) {
+    return kind == StageKind::activation || kind == StageKind::layer_norm;
+  }
   // The first stage's vocabulary when it is an embedding (its input: B token ids), else 0.
   Index vocabulary() const { return vocabulary_; }
   Index in_features() const { return stages_.front().in; }
@@ -213,24 +265,27 @@ class ModelStepper {
   // long as its multiply-adds, so its flops take about four times as long as slices_for's rule
   // assumes (the Hands-On ML deep RNN at batch 256: 0.63 MFLOP, 27 us on one core; two row
   // slices 17 us, avx512 set): they count four times.
-  void step(const KernelSet<F>& ks, const F* x, const std::int64_t* ids, F* out, int threads) {
+  // `lks`: the layer kernels (layer_norm and batch_norm stages run the layers' own).
+  void step(const KernelSet<F>& ks, const LayerKernelSet<F>& lks, const F* x,
+            const std::int64_t* ids, F* out, int threads) {
     const int slices = slices_for(threads, 4 * flops_, B_, 4);
     run_parallel(slices, [&](int s) {
       const Index b0 = B_ * s / slices, b1 = B_ * (s + 1) / slices;
-      rows(ks, b0, b1 - b0, x, ids, out);
+      rows(ks, lks, b0, b1 - b0, x, ids, out);
     });
   }
 
  private:
   struct Buffers {
     std::vector<F> h, c;      // (B, H) carried state (cells)
-    std::vector<F> scratch;   // the cell step's workspace (see the constructor)
-    std::vector<F> y;         // (B, out) the output of a dense or activation stage
+    std::vector<F> scratch;   // the cell step's workspace (see the constructor); layer_norm:
+                              // (B) means then (B) 1 / std
+    std::vector<F> y;         // (B, out) the output of a stage other than a cell
   };
 
   // Rows [b0, b0 + nb) through every stage.
-  void rows(const KernelSet<F>& ks, Index b0, Index nb, const F* x, const std::int64_t* ids,
-            F* out) {
+  void rows(const KernelSet<F>& ks, const LayerKernelSet<F>& lks, Index b0, Index nb,
+            const F* x, const std::int64_t* ids, F* out) {
     const F* in = ids == nullptr ? x + b0 * stages_.front().in : nullptr;
     for (std::size_t s = 0; s < stages_.size(); ++s) {
       const StageSpec<F>& st = stages_[s];
@@ -274,7 +329,9 @@ class ModelStepper {
         }
         case StageKind::dense:
         case StageKind::activation:
-        case StageKind::embedding: {
+        case StageKind::embedding:
+        case StageKind::layer_norm:
+        case StageKind::batch_norm: {
           const bool last = s + 1 == stages_.size();
           F* y = last ? out + b0 * st.out : buf.y.data() + b0 * st.out;
           if (st.kind == StageKind::embedding) {
@@ -282,6 +339,24 @@ class ModelStepper {
               const F* row = st.kernel.data() + ids[b0 + b] * st.out;
               std::copy(row, row + st.out, y + b * st.out);
             }
+            in = y;
+            continue;
+          }
+          if (st.kind == StageKind::layer_norm) {
+            LayerNormForwardArgs<F> a{};
+            a.y = y, a.x = in, a.N = nb, a.C = st.out, a.epsilon = st.epsilon;
+            a.mean = buf.scratch.data() + b0, a.rstd = buf.scratch.data() + B_ + b0;
+            a.gamma = st.gamma.empty() ? nullptr : st.gamma.data();
+            a.beta = st.beta.empty() ? nullptr : st.beta.data();
+            lks.layer_norm_forward(a);
+            in = y;
+            continue;
+          }
+          if (st.kind == StageKind::batch_norm) {
+            BatchNormArgs<F> a{};
+            a.y = y, a.x = in, a.N = nb, a.C = st.out, a.n_all = nb;
+            a.scale = st.scale.data(), a.shift = st.shift.data();
+            lks.batch_norm_apply(a);
             in = y;
             continue;
           }

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import fastrnn
+from _tolerance import assert_within, rounding_rtol
 from fastrnn import layers, ops
 
 CELLS = {"SimpleRNN": layers.SimpleRNN, "LSTM": layers.LSTM, "GRU": layers.GRU}
@@ -285,8 +286,8 @@ def _refused(model, match):
      r"GlobalAveragePooling1D.*whole time axis"),
     (lambda: [layers.LSTM(3, return_sequences=True), layers.MaxPooling1D()],
      r"MaxPooling1D"),
-    (lambda: [layers.LSTM(3, return_sequences=True), layers.BatchNormalization()],
-     r"BatchNormalization"),
+    (lambda: [layers.LSTM(4, return_sequences=True), layers.GroupNormalization(2)],
+     r"GroupNormalization.*groups"),
     (lambda: [layers.TimeDistributed(layers.Flatten())], r"TimeDistributed.*wraps a Flatten"),
 ])
 def test_refused_layers_name_the_layer_and_why(make, match):
@@ -417,3 +418,124 @@ def test_python_threads_step_steppers_at_once():
     for k in range(3):
         np.testing.assert_allclose(got[k], want, rtol=1e-10, atol=1e-10)
     assert np.isfinite(shared.states[0][0]).all()
+
+
+# -- normalization, layer-normalized cells, causal convolutions, branches --------------------
+# These models are compared with predict on the whole sequence: a return_sequences model at
+# every step, the others at the last. The bound is _tolerance's: each stage of a step sums at
+# most `terms` products, and an error made at one step is carried through the layers of every
+# later step (`steps` = T times the stages).
+def _rtol(dtype, terms, T, stages):
+    return rounding_rtol(dtype, terms=terms, steps=T * stages)
+
+
+def _model(body, features, functional, dtype):
+    """`body` (a list of layers) after an input of (B, T, features), Sequential or functional;
+    weights random, BatchNormalization's moving variance positive."""
+    if functional:
+        x = inp = fastrnn.Input((None, features), dtype=np.dtype(dtype).name)
+        for layer in body:
+            x = layer(x)
+        model = fastrnn.Model(inp, x)
+    else:
+        model = fastrnn.Sequential(body)
+        model.build((None, None, features))
+    _randomize(model, features + len(body))
+    _positive_variances(model)
+    return model
+
+
+def _positive_variances(model):
+    rng = np.random.default_rng(7)
+    for layer in _all_layers(model):
+        if isinstance(layer, layers.BatchNormalization):
+            weights = layer.get_weights()  # [gamma,] [beta,] moving_mean, moving_variance
+            weights[-1] = rng.uniform(0.3, 2.0, weights[-1].shape)
+            layer.set_weights(weights)
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def _check_streams(model, x, rtol):
+    """Steps `model` over x (B, T, F): every step equals predict's (return_sequences) or the
+    last step does; then reset / states / reset(states=...) round-trips continue the stream
+    exactly."""
+    B, T = x.shape[:2]
+    s = model.stepper(batch_size=B)
+    got = _stream(s, x)
+    want = model.predict(x)
+    if want.ndim == 3:
+        assert_within(got, want, rtol, what="every step")
+    else:
+        assert_within(got[:, -1], want, rtol, what="last step")
+    # a stream cut after 3 steps and continued from its saved states, on a fresh stepper
+    # (whose buffers lie elsewhere: a vectorised sum may then round its last bit otherwise)
+    s.reset()
+    _stream(s, x[:, :3])
+    saved = s.states
+    rest = _stream(s, x[:, 3:])
+    other = model.stepper(batch_size=B)
+    other.reset(states=saved)
+    assert_within(_stream(other, x[:, 3:]), rest, rtol, what="continued from saved states")
+    s.reset()
+    np.testing.assert_array_equal(_stream(s, x), got)  # from zeros again, the same buffers
+    return got
+
+
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B", [1, 4])
+def test_normalization_layers_stream(functional, dtype, B):
+    kw = {"dtype": np.dtype(dtype).name}
+    body = [layers.LayerNormalization(**kw),  # first: on the model's input
+            layers.LSTM(6, return_sequences=True, **kw),
+            layers.BatchNormalization(**kw),
+            layers.GRU(5, return_sequences=True, **kw),
+            layers.LayerNormalization(center=False, epsilon=0.01, **kw),
+            layers.BatchNormalization(scale=False, epsilon=0.1, **kw),
+            layers.LayerNormalization(scale=False, center=False, **kw),
+            layers.Dense(3, activation="tanh", **kw)]
+    model = _model(body, 4, functional, dtype)
+    x = np.random.default_rng(B).standard_normal((B, 7, 4)).astype(dtype) * 2
+    _check_streams(model, x, _rtol(dtype, 6 + 6 + 1, 7, len(body)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normalization_after_the_last_state(dtype):
+    kw = {"dtype": np.dtype(dtype).name}
+    body = [layers.SimpleRNN(5, **kw), layers.BatchNormalization(center=False, **kw),
+            layers.LayerNormalization(**kw), layers.Dense(2, **kw)]
+    model = _model(body, 3, False, dtype)
+    x = np.random.default_rng(3).standard_normal((3, 6, 3)).astype(dtype)
+    _check_streams(model, x, _rtol(dtype, 5 + 3 + 1, 6, len(body)))
+
+
+def test_normalization_stage_options_are_checked():
+    g = np.ones(3)
+    with pytest.raises(ValueError, match=r"stages\[0\].moving_mean`: required"):
+        ops.ModelStepper([("batch_norm", "linear", None, None, None, {"gamma": g})])
+    with pytest.raises(ValueError, match=r"stages\[0\].moving_variance.*\(3,\).*\(2,\)"):
+        ops.ModelStepper([("batch_norm", "linear", None, None, None,
+                           {"moving_mean": g, "moving_variance": np.ones(2)})])
+    with pytest.raises(ValueError, match=r"stages\[0\].epsilon`: expected a positive"):
+        ops.ModelStepper([("layer_norm", "linear", None, None, None, {"gamma": g,
+                                                                      "epsilon": 0.0})])
+    with pytest.raises(ValueError, match=r"stage 0: its width is not known"):
+        ops.ModelStepper([("layer_norm", "linear", None, None, None, {})])
+    with pytest.raises(ValueError, match=r"stage 0: takes 3 features, the input has 2"):
+        ops.ModelStepper([("layer_norm", "linear", None, None, None, {"gamma": g})],
+                         input_dim=2)
+    with pytest.raises(ValueError, match=r"stages\[0\]`: expected \(kind"):
+        ops.ModelStepper([("layer_norm", "linear", None, None, None, "epsilon")])
+    # a weightless first stage takes its width from input_dim
+    s = ops.ModelStepper([("layer_norm", "linear", None, None, None, {"epsilon": 1e-3})],
+                         2, np.float64, input_dim=3)
+    x = np.array([[1.0, 2.0, 6.0], [0.0, 0.0, 3.0]])
+    want = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-3)
+    np.testing.assert_allclose(s.step(x), want, rtol=1e-12)
+    assert s.states == []

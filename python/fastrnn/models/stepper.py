@@ -12,12 +12,13 @@ is refused, naming the layer and why.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from .. import ops
 from ..layers.core import Activation, Dense, Dropout, Embedding, Flatten, InputLayer, Masking
+from ..layers.normalization import BatchNormalization, LayerNormalization
 from ..layers.recurrent import _RNN
 from ..layers.wrappers import Bidirectional, TimeDistributed
 from .common import is_model
@@ -38,12 +39,12 @@ _REFUSED = {
     "RepeatVector": "it repeats a vector over a new time axis",
     "Reshape": "it reshapes across the time axis",
     "Permute": "it permutes the time axis",
-    "BatchNormalization": "normalization layers are not supported by the stepper",
-    "LayerNormalization": "normalization layers are not supported by the stepper",
+    "GroupNormalization": "it normalizes over groups of channels with statistics the stepper "
+                          "does not compute",
     "Masking": "masks cannot stream (a masked step is simply a step not fed)",
 }
-_KNOWN = ("SimpleRNN, LSTM, GRU, Dense, TimeDistributed(Dense), Activation, Dropout and "
-          "InputLayer")
+_KNOWN = ("SimpleRNN, LSTM, GRU, Dense, TimeDistributed(Dense), Activation, "
+          "LayerNormalization, BatchNormalization, Dropout and InputLayer")
 
 
 def _chain(model: Any) -> list:
@@ -88,10 +89,18 @@ def _stages(layer: Any, stages: list) -> None:
         stages.append(("dense", layer.activation, layer.weights[0], None, bias))
         return
     if isinstance(layer, Activation):
-        if not stages:
-            raise _refuse(layer, "an Activation before any layer with weights is not "
-                          "supported by the stepper")
         stages.append(("activation", layer.activation, None, None, None))
+        return
+    if isinstance(layer, LayerNormalization):  # over the features of each step
+        gamma, beta = layer._affine()
+        stages.append(("layer_norm", "linear", None, None, None,
+                       {"gamma": gamma, "beta": beta, "epsilon": layer.epsilon}))
+        return
+    if isinstance(layer, BatchNormalization):  # at inference: the moving statistics
+        gamma, beta = layer._affine()
+        stages.append(("batch_norm", "linear", None, None, None,
+                       {"gamma": gamma, "beta": beta, "epsilon": layer.epsilon,
+                        "moving_mean": layer.weights[-2], "moving_variance": layer.weights[-1]}))
         return
     if isinstance(layer, TimeDistributed):
         if not isinstance(layer.layer, (Dense, Activation, Dropout)):
@@ -120,4 +129,13 @@ def model_stepper(model: Any, batch_size: int = 1) -> ops.ModelStepper:
         raise ValueError(
             f"Model `{model.name}` has nothing to stream: no layer with weights or activation."
         )
-    return ops.ModelStepper(stages, batch_size, np.dtype(model.dtype))
+    features = _input_features(model)
+    return ops.ModelStepper(stages, batch_size, np.dtype(model.dtype), input_dim=features)
+
+
+def _input_features(model: Any) -> Optional[int]:
+    """The features of the model's input steps, or None (token ids, or not known)."""
+    shape = model.input_shape
+    if not isinstance(shape, tuple) or len(shape) != 3 or not isinstance(shape[-1], int):
+        return None
+    return shape[-1]

@@ -185,42 +185,68 @@ class ModelStepper:
 
     Args:
         stages: first to last, each a tuple ``(kind, activation, kernel, recurrent_kernel,
-            bias)``: kind ``"simple_rnn"``, ``"lstm"`` or ``"gru"`` (weights as for the
-            matching ``*_forward``; activation ``"tanh"``, SimpleRNN also ``"relu"`` or
-            ``"linear"``), ``"dense"`` (kernel ``(in, N)``, bias ``(N,)`` or None, any
-            activation of ``fastrnn.layers``), ``"activation"`` (no weights) or, first only,
+            bias)`` or ``(kind, activation, kernel, recurrent_kernel, bias, options)`` with
+            ``options`` a dict of the kind's other arguments: kind ``"simple_rnn"``,
+            ``"lstm"`` or ``"gru"`` (weights as for the matching ``*_forward``; activation
+            ``"tanh"``, SimpleRNN also ``"relu"`` or ``"linear"``), ``"dense"`` (kernel
+            ``(in, N)``, bias ``(N,)`` or None, any activation of ``fastrnn.layers``),
+            ``"activation"`` (no weights), ``"layer_norm"`` (options ``gamma``, ``beta``
+            ``(C,)`` or None, ``epsilon``: LayerNormalization over the features),
+            ``"batch_norm"`` (options ``moving_mean``, ``moving_variance``, ``gamma``,
+            ``beta`` ``(C,)``, ``epsilon``: BatchNormalization at inference) or, first only,
             ``"embedding"`` (kernel: the table ``(vocabulary, N)``; steps then take token ids).
         batch_size: ``B``, the number of independent streams stepped together.
         dtype: float32 (default) or float64; every weight is converted to it.
+        input_dim: the input's features ``I``; None: learnt from the first stage's weights
+            (needed when the first stage has none, e.g. an activation).
     """
 
-    def __init__(self, stages: list[Any], batch_size: int = 1, dtype: Any = np.float32):
+    def __init__(self, stages: list[Any], batch_size: int = 1, dtype: Any = np.float32,
+                 input_dim: Optional[int] = None):
         batch_size, dtype = _stream_setup(batch_size, dtype)
         if not isinstance(stages, (list, tuple)) or not stages:
             raise ValueError(
                 "Received an invalid value for argument `stages`: expected a non-empty list of "
                 f"stages, got {stages!r}."
             )
+        in_features = 0 if input_dim is None else check_positive_int("input_dim", input_dim)
         converted = []
         for k, stage in enumerate(stages):
-            if not isinstance(stage, (list, tuple)) or len(stage) != 5:
+            if not isinstance(stage, (list, tuple)) or len(stage) not in (5, 6) or (
+                    len(stage) == 6 and not isinstance(stage[5], dict)):
                 raise ValueError(
                     f"Received an invalid value for argument `stages[{k}]`: expected (kind, "
-                    f"activation, kernel, recurrent_kernel, bias), got {stage!r}."
+                    f"activation, kernel, recurrent_kernel, bias[, options dict]), got "
+                    f"{stage!r:.200}."
                 )
-            kind, activation, *weights = stage
+            kind, activation, *weights = stage[:5]
             for name, w in zip(("kernel", "recurrent_kernel", "bias"), weights):
                 if w is not None:
                     float_dtype(f"stages[{k}].{name}", np.asarray(w))
-            converted.append((str(kind), str(activation), *(
-                None if w is None else np.ascontiguousarray(w, dtype=dtype) for w in weights)))
-        self._core = _core.ModelStepper(converted, int(batch_size), dtype.name)
+            entry: tuple[Any, ...] = (str(kind), str(activation), *(
+                None if w is None else np.ascontiguousarray(w, dtype=dtype) for w in weights))
+            if len(stage) == 6:
+                entry += (self._options(k, stage[5], dtype),)
+            converted.append(entry)
+        self._core = _core.ModelStepper(converted, int(batch_size), dtype.name, in_features)
         self.dtype = dtype
         self.batch_size = int(batch_size)
         self.input_dim = self._core.in_features
         self.output_dim = self._core.out_features
         self.vocabulary = self._core.vocabulary  # > 0: an embedding first, fed token ids
         self._cells = [k for k, s in enumerate(converted) if s[0] in ("simple_rnn", "lstm", "gru")]
+
+    @staticmethod
+    def _options(k: int, options: dict[str, Any], dtype: np.dtype) -> dict[str, Any]:
+        """A stage's options with every array as a C-contiguous `dtype` array (numbers pass
+        as they are)."""
+        out: dict[str, Any] = {}
+        for key, value in options.items():
+            if isinstance(value, (np.ndarray, list, tuple)):
+                float_dtype(f"stages[{k}].{key}", np.asarray(value))
+                value = np.ascontiguousarray(value, dtype=dtype)
+            out[str(key)] = value
+        return out
 
     def step(self, x: ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Advances every stream by one step.
