@@ -3,7 +3,10 @@
 //   B batch (independent streams), I features in, H units of a cell, N units of a Dense.
 // A model that can stream is a chain of stages, each mapping this step's (B, in) to (B, out):
 //   cell   SimpleRNN / LSTM / GRU: one step of the kernel set's forward (T = 1), the state
-//          (h, and c for LSTM) carried in the stepper; its output is the new h.
+//          (h, and c for LSTM) carried in the stepper; its output is the new h. With
+//          layer_norm (the layer-normalized cells, layer_norm_rnn.hpp) the step is that of the
+//          layer-normalized kernel, gamma, beta and epsilon given. Either multiplies h by the
+//          recurrent kernel packed once (when the micro-kernel pays, see the bindings).
 //   dense  y = act(x K + b): Dense, TimeDistributed(Dense).
 //   activation  y = act(x): Activation.
 //   embedding   y = table[id]: an Embedding as the first stage, fed one token id a row.
@@ -130,8 +133,10 @@ struct StageSpec {
   // layer_norm: gamma, beta (out,) or empty (scale=False, center=False). batch_norm: gamma,
   // beta as those, moving_mean and moving_variance (out,); the constructor folds the four
   // into scale and shift.
+  // A cell with layer_norm: gamma and beta (G,), each gate block normalized over its units.
   std::vector<F> gamma, beta, moving_mean, moving_variance, scale, shift;
-  F epsilon = F(1e-3);                // layer_norm, batch_norm
+  F epsilon = F(1e-3);                // layer_norm, batch_norm, a cell with layer_norm
+  bool layer_norm = false;            // a cell: the layer-normalized cell
 };
 
 inline Index gates_of(StageKind kind) {
@@ -187,9 +192,18 @@ class ModelStepper {
         buf.h.assign(std::size_t(B_ * H), F(0));
         if (st.kind == StageKind::lstm) buf.c.assign(std::size_t(B_ * H), F(0));
         // The step's scratch: gates (B, G), and LSTM cells (B, H) or GRU hz (B, G) and
-        // hz_h (B, H); then the step's output (B, H), copied into h by the kernel.
+        // hz_h (B, H); then the step's output (B, H), copied into h by the kernel; with
+        // layer_norm then the normalized pre-activations (B, G) and each gate block's 1 / std
+        // (B, gates).
         const Index extra = st.kind == StageKind::lstm ? H : st.kind == StageKind::gru ? G + H : 0;
-        buf.scratch.assign(std::size_t(B_ * (G + extra + H)), F(0));
+        const Index ln = st.layer_norm ? G + gates_of(st.kind) : 0;
+        if (st.layer_norm) {
+          expect(st.gamma, G, "gamma", false);
+          expect(st.beta, G, "beta", false);
+          if (!(st.epsilon > F(0)))
+            throw std::invalid_argument(where + "epsilon must be positive");
+        }
+        buf.scratch.assign(std::size_t(B_ * (G + extra + H + ln)), F(0));
       } else if (st.kind == StageKind::embedding) {
         if (s > 0) throw std::invalid_argument(where + "an embedding must be the first stage");
         if (st.in != 1 || st.kernel.empty() || st.kernel.size() % std::size_t(st.out) != 0)
@@ -292,39 +306,62 @@ class ModelStepper {
       Buffers& buf = buffers_[s];
       const F* bias = st.bias.empty() ? nullptr : st.bias.data();
       const Index H = st.out, G = gates_of(st.kind) * H;
-      F* scratch = buf.scratch.data() + b0 * (buf.scratch.size() / std::size_t(B_));
+      const std::size_t per_row = buf.scratch.size() / std::size_t(B_);
+      F* scratch = buf.scratch.data() + b0 * per_row;
       F* h = buf.h.data() + b0 * H;
+      // With layer_norm: the normalized pre-activations and 1 / std, after the plain scratch
+      // (gates, then LSTM cells or GRU hz and hz_h, then the output: see the constructor).
+      const auto ln_of = [&](LayerNormForward<F>& ln) {
+        const Index gates = gates_of(st.kind), plain = Index(per_row) - G - gates;
+        ln.gamma = st.gamma.data(), ln.beta = st.beta.data(), ln.epsilon = st.epsilon;
+        ln.xhat = scratch + nb * plain, ln.rstd = scratch + nb * (plain + G);
+      };
       switch (st.kind) {
         case StageKind::simple_rnn: {
-          SimpleRnnForwardArgs<F> a{};
+          LnSimpleRnnForwardArgs<F> a{};
           a.recurrent_packed = packed_of(st);
           a.x = in, a.h0 = a.h_last = h, a.outputs = scratch;
           a.kernel = st.kernel.data(), a.recurrent_kernel = st.recurrent_kernel.data();
           a.bias = bias, a.activation = st.cell_activation;
           a.B = nb, a.T = 1, a.I = st.in, a.H = H;
-          ks.simple_rnn.forward(a);
+          if (st.layer_norm) {
+            ln_of(a.ln);
+            ks.layer_norm_simple_rnn.forward(a);
+          } else {
+            ks.simple_rnn.forward(a);
+          }
           break;
         }
         case StageKind::lstm: {
-          LstmForwardArgs<F> a{};
+          LnLstmForwardArgs<F> a{};
           a.recurrent_packed = packed_of(st);
           a.x = in, a.h0 = a.h_last = h;
           a.c0 = a.c_last = buf.c.data() + b0 * H;
           a.gates = scratch, a.cells = scratch + nb * G, a.outputs = scratch + nb * (G + H);
           a.kernel = st.kernel.data(), a.recurrent_kernel = st.recurrent_kernel.data();
           a.bias = bias, a.B = nb, a.T = 1, a.I = st.in, a.H = H;
-          ks.lstm.forward(a);
+          if (st.layer_norm) {
+            ln_of(a.ln);
+            ks.layer_norm_lstm.forward(a);
+          } else {
+            ks.lstm.forward(a);
+          }
           break;
         }
         case StageKind::gru: {
-          GruForwardArgs<F> a{};
+          LnGruForwardArgs<F> a{};
           a.recurrent_packed = packed_of(st);
           a.x = in, a.h0 = a.h_last = h;
           a.gates = scratch, a.hz = scratch + nb * G, a.hz_h = scratch + 2 * nb * G;
           a.outputs = scratch + nb * (2 * G + H);
           a.kernel = st.kernel.data(), a.recurrent_kernel = st.recurrent_kernel.data();
           a.bias = bias, a.B = nb, a.T = 1, a.I = st.in, a.H = H;
-          ks.gru.forward(a);
+          if (st.layer_norm) {
+            ln_of(a.ln);
+            ks.layer_norm_gru.forward(a);
+          } else {
+            ks.gru.forward(a);
+          }
           break;
         }
         case StageKind::dense:

@@ -279,7 +279,6 @@ def _refused(model, match):
 @pytest.mark.parametrize("make,match", [
     (lambda: [layers.Bidirectional(layers.LSTM(3))], r"`bidirectional.*Bidirectional.*end"),
     (lambda: [layers.LSTM(3, go_backwards=True)], r"LSTM.*go_backwards"),
-    (lambda: [layers.GRU(3, layer_norm=True)], r"GRU.*layer_norm"),
     (lambda: [layers.Masking(), layers.LSTM(3)], r"Masking.*mask"),
     (lambda: [layers.Conv1D(2, 3), layers.LSTM(3)], r"Conv1D.*time steps"),
     (lambda: [layers.LSTM(3, return_sequences=True), layers.GlobalAveragePooling1D()],
@@ -539,3 +538,43 @@ def test_normalization_stage_options_are_checked():
     want = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-3)
     np.testing.assert_allclose(s.step(x), want, rtol=1e-12)
     assert s.states == []
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B,H,sequences", [(1, 5, True), (3, 9, False)])
+def test_layer_norm_cells_stream(cell, functional, dtype, B, H, sequences):
+    """Layer-normalized cells (with a plain one between them) equal predict, every step or
+    the last; SimpleRNN also with relu."""
+    kw = {"dtype": np.dtype(dtype).name}
+    c = CELLS[cell]
+    act = {"activation": "relu"} if cell == "SimpleRNN" and H == 9 else {}
+    body = [c(H, return_sequences=True, layer_norm=True, **act, **kw),
+            c(4, return_sequences=True, **kw),
+            c(3, return_sequences=sequences, layer_norm=True, **kw),
+            layers.Dense(2, **kw)]
+    model = _model(body, 3, functional, dtype)
+    x = np.random.default_rng(H).standard_normal((B, 6, 3)).astype(dtype)
+    got = _check_streams(model, x, _rtol(dtype, H + 3 + 1, 6, len(body)))
+    assert got.shape == (B, 6, 2)
+    # the states after the steps are the layers' last states
+    s = model.stepper(batch_size=B)
+    _stream(s, x)
+    first = [lyr for lyr in _all_layers(model) if isinstance(lyr, c)][0]
+    ln = c(H, return_state=True, layer_norm=True, **act, **kw)
+    ln.build((None, 3))
+    ln.set_weights(first.get_weights())
+    _, *last = ln.forward(x)
+    for a, b in zip(s.states[0], last):
+        assert_within(a, b, _rtol(dtype, H + 3 + 1, 6, 1), what="state")
+
+
+def test_layer_norm_cell_stage_needs_gamma_and_beta():
+    k = np.zeros((2, 4))
+    u = np.zeros((1, 4))
+    with pytest.raises(ValueError, match="needs both gamma and beta"):
+        ops.ModelStepper([("lstm", "tanh", k, u, None, {"gamma": np.ones(4)})])
+    with pytest.raises(ValueError, match=r"stages\[0\].beta.*\(4,\)"):
+        ops.ModelStepper([("lstm", "tanh", k, u, None, {"gamma": np.ones(4),
+                                                        "beta": np.ones(3)})])

@@ -107,7 +107,8 @@ class PyModelStepper {
   // None[, options]), kind one of "simple_rnn", "lstm", "gru", "dense", "activation",
   // "embedding" (the first only; kernel: the table), "layer_norm", "batch_norm"; options a
   // dict of the kind's other arguments: "gamma", "beta" (arrays or None), "epsilon" (a float),
-  // and for batch_norm "moving_mean", "moving_variance".
+  // and for batch_norm "moving_mean", "moving_variance". A cell with gamma and beta (G,) is
+  // the layer-normalized cell.
   template <typename F>
   static std::vector<stream::StageSpec<F>> specs(const py::list& stages, Index batch_size) {
     using stream::StageKind;
@@ -184,6 +185,16 @@ class PyModelStepper {
         if (packed_product_pays(double(batch_size), H, gates * H, Index(1) << 30, false)) {
           st.recurrent_packed.resize(packed_size<F>(H, gates * H));
           pack(st.recurrent_kernel.data(), H, gates * H, st.recurrent_packed.data());
+        }
+        // The layer-normalized cell: gamma and beta (G,) in the options.
+        if (options.contains("gamma") || options.contains("beta")) {
+          st.layer_norm = true;
+          st.gamma = option("gamma", gates * H);
+          st.beta = option("beta", gates * H);
+          if (st.gamma.empty() || st.beta.empty())
+            throw std::invalid_argument("argument `" + name + "`: a layer-normalized cell "
+                                        "needs both gamma and beta");
+          st.epsilon = epsilon();
         }
         if (st.kind == StageKind::simple_rnn) st.cell_activation = parse_activation(act);
         else if (act != "tanh")

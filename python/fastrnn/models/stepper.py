@@ -19,7 +19,7 @@ import numpy as np
 from .. import ops
 from ..layers.core import Activation, Dense, Dropout, Embedding, Flatten, InputLayer, Masking
 from ..layers.normalization import BatchNormalization, LayerNormalization
-from ..layers.recurrent import _RNN
+from ..layers.recurrent import _RNN, LN_EPSILON
 from ..layers.wrappers import Bidirectional, TimeDistributed
 from .common import is_model
 from .graph import stream_refusal as _refuse
@@ -77,12 +77,12 @@ def _stages(layer: Any, stages: list) -> None:
         if layer.go_backwards:
             raise _refuse(layer, "go_backwards=True reads the sequence from its end, which a "
                           "stream has not seen yet")
-        if layer.layer_norm:
-            raise _refuse(layer, "layer-normalized cells (layer_norm=True) are not supported "
-                          "by the stepper yet")
         w = layer._named()
-        stages.append((layer._cell, layer.activation, w["kernel"], w["recurrent_kernel"],
-                       w.get("bias")))
+        stage: tuple[Any, ...] = (layer._cell, layer.activation, w["kernel"],
+                                  w["recurrent_kernel"], w.get("bias"))
+        if layer.layer_norm:  # the layer-normalized cell: each gate block normalized
+            stage += ({"gamma": w["gamma"], "beta": w["beta"], "epsilon": LN_EPSILON},)
+        stages.append(stage)
         return
     if isinstance(layer, Dense):
         bias = layer.weights[1] if layer.use_bias else None

@@ -188,7 +188,9 @@ class ModelStepper:
             bias)`` or ``(kind, activation, kernel, recurrent_kernel, bias, options)`` with
             ``options`` a dict of the kind's other arguments: kind ``"simple_rnn"``,
             ``"lstm"`` or ``"gru"`` (weights as for the matching ``*_forward``; activation
-            ``"tanh"``, SimpleRNN also ``"relu"`` or ``"linear"``), ``"dense"`` (kernel
+            ``"tanh"``, SimpleRNN also ``"relu"`` or ``"linear"``; with options ``gamma``,
+            ``beta`` ``(G,)`` and ``epsilon`` the layer-normalized cell, as for
+            ``layer_norm_*_forward``), ``"dense"`` (kernel
             ``(in, N)``, bias ``(N,)`` or None, any activation of ``fastrnn.layers``),
             ``"activation"`` (no weights), ``"layer_norm"`` (options ``gamma``, ``beta``
             ``(C,)`` or None, ``epsilon``: LayerNormalization over the features),
