@@ -15,6 +15,13 @@
 //   batch_norm  y = x scale + shift per feature, with scale = gamma / sqrt(moving_variance +
 //               epsilon) and shift = beta - moving_mean scale folded once at construction (as
 //               the layer does at inference): BatchNormalization.
+//   conv1d      a causal Conv1D (stride 1): y = act(bias + sum_k x_{t - (K-1-k) d} W_k),
+//               kernel (K, C / groups, O) in Keras's layout, x_{t'} = 0 before the first
+//               step (the causal padding). Each row keeps its receptive field, the last
+//               span = (K - 1) d + 1 inputs, in a ring buffer (B, span, C) that is part of the
+//               stepper's state; a step writes its input over the oldest one, gathers the K
+//               taps into a row of (K, C / groups) values per group and multiplies that by the
+//               group's (K C / groups, O / groups) block of the kernel.
 // (Identities at inference, such as Dropout or InputLayer, are not stages at all.)
 // The weights are copied in when the stepper is made, and every buffer a step touches is
 // sized then too: a step allocates nothing. The batch rows are independent through the whole
@@ -39,7 +46,7 @@ namespace fastrnn {
 namespace stream {
 
 enum class StageKind : int {
-  simple_rnn, lstm, gru, dense, activation, embedding, layer_norm, batch_norm
+  simple_rnn, lstm, gru, dense, activation, embedding, layer_norm, batch_norm, conv1d
 };
 
 // Element-wise activations of Dense and Activation stages (the Keras names of
@@ -103,18 +110,23 @@ void activate_rows(StageActivation act, F* y, Index B, Index n) {
   }
 }
 
-// Row-major C (M, N) = A (M, K) W (K, N) + beta C, through OpenBLAS.
-inline void gemm(Index M, Index N, Index K, const float* A, const float* W, float beta,
-                 float* C) {
+// Row-major C (M, N; rows ldc apart) = A (M, K; lda) W (K, N; ldw) + beta C, through OpenBLAS.
+inline void gemm(Index M, Index N, Index K, const float* A, Index lda, const float* W, Index ldw,
+                 float beta, float* C, Index ldc) {
   scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M),
-                    static_cast<int>(N), static_cast<int>(K), 1.0f, A, static_cast<int>(K), W,
-                    static_cast<int>(N), beta, C, static_cast<int>(N));
+                    static_cast<int>(N), static_cast<int>(K), 1.0f, A, static_cast<int>(lda), W,
+                    static_cast<int>(ldw), beta, C, static_cast<int>(ldc));
 }
-inline void gemm(Index M, Index N, Index K, const double* A, const double* W, double beta,
-                 double* C) {
+inline void gemm(Index M, Index N, Index K, const double* A, Index lda, const double* W,
+                 Index ldw, double beta, double* C, Index ldc) {
   scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M),
-                    static_cast<int>(N), static_cast<int>(K), 1.0, A, static_cast<int>(K), W,
-                    static_cast<int>(N), beta, C, static_cast<int>(N));
+                    static_cast<int>(N), static_cast<int>(K), 1.0, A, static_cast<int>(lda), W,
+                    static_cast<int>(ldw), beta, C, static_cast<int>(ldc));
+}
+// The same with every matrix dense (leading dimensions K, N, N).
+template <typename F>
+void gemm(Index M, Index N, Index K, const F* A, const F* W, F beta, F* C) {
+  gemm(M, N, K, A, K, W, N, beta, C, N);
 }
 
 // One stage, as given to the stepper (weights copied in; shapes checked by the caller).
@@ -137,7 +149,15 @@ struct StageSpec {
   std::vector<F> gamma, beta, moving_mean, moving_variance, scale, shift;
   F epsilon = F(1e-3);                // layer_norm, batch_norm, a cell with layer_norm
   bool layer_norm = false;            // a cell: the layer-normalized cell
+  Index taps = 1, dilation = 1, groups = 1;  // conv1d: K, d and groups; kernel (K, C / groups,
+                                             // O), bias (O,) or empty
 };
+
+// The steps a causal convolution's output sees: (K - 1) d + 1.
+template <typename F>
+Index span_of(const StageSpec<F>& st) {
+  return (st.taps - 1) * st.dilation + 1;
+}
 
 inline Index gates_of(StageKind kind) {
   return kind == StageKind::lstm ? 4 : kind == StageKind::gru ? 3 : 1;
@@ -214,6 +234,18 @@ class ModelStepper {
         expect(st.kernel, st.in * st.out, "kernel", false);
         expect(st.bias, st.out, "bias", true);
         buf.y.assign(std::size_t(B_ * st.out), F(0));
+      } else if (st.kind == StageKind::conv1d) {
+        if (st.taps < 1 || st.dilation < 1 || st.groups < 1 || st.in % st.groups != 0 ||
+            st.out % st.groups != 0)
+          throw std::invalid_argument(where + "kernel_size, dilation and groups must be "
+                                      "positive, groups dividing the channels and filters");
+        const Index Cg = st.in / st.groups;
+        expect(st.kernel, st.taps * Cg * st.out, "kernel", false);
+        expect(st.bias, st.out, "bias", true);
+        buf.y.assign(std::size_t(B_ * st.out), F(0));
+        buf.ring.assign(std::size_t(B_ * span_of(st) * st.in), F(0));
+        buf.newest = span_of(st) - 1;
+        buf.scratch.assign(std::size_t(B_ * st.taps * Cg), F(0));  // a row's gathered taps
       } else if (st.kind == StageKind::layer_norm) {
         if (st.in != st.out) throw std::invalid_argument(where + "a normalization keeps widths");
         if (!(st.epsilon > F(0))) throw std::invalid_argument(where + "epsilon must be positive");
@@ -244,8 +276,12 @@ class ModelStepper {
         buf.y.assign(std::size_t(B_ * st.out), F(0));
       }
       const bool product = is_cell(st.kind) || st.kind == StageKind::dense;
-      flops_ += product ? 2.0 * double(B_) * double(st.in + (is_cell(st.kind) ? H : 0)) * double(G)
-                        : 8.0 * double(B_) * double(st.out);  // a few operations a value
+      if (st.kind == StageKind::conv1d)
+        flops_ += 2.0 * double(B_) * double(st.taps * st.in / st.groups) * double(st.out);
+      else if (product)
+        flops_ += 2.0 * double(B_) * double(st.in + (is_cell(st.kind) ? H : 0)) * double(G);
+      else
+        flops_ += 8.0 * double(B_) * double(st.out);  // a few operations a value
     }
   }
 
@@ -264,10 +300,34 @@ class ModelStepper {
   std::vector<F>& h(std::size_t s) { return buffers_.at(s).h; }
   std::vector<F>& c(std::size_t s) { return buffers_.at(s).c; }
 
+  // A conv1d stage's receptive field (B, span, C), oldest step first: its state, as the
+  // window of the last span inputs (zeros before the first step). Empty for other stages.
+  std::vector<F> window(std::size_t s) const {
+    const Buffers& buf = buffers_.at(s);
+    std::vector<F> w(buf.ring.size());
+    if (w.empty()) return w;
+    const Index span = span_of(stages_[s]), C = stages_[s].in;
+    for (Index b = 0; b < B_; ++b)
+      for (Index i = 0; i < span; ++i) {  // step i of the window is in slot newest + 1 + i
+        const F* src = buf.ring.data() + (b * span + (buf.newest + 1 + i) % span) * C;
+        std::copy(src, src + C, w.data() + (b * span + i) * C);
+      }
+    return w;
+  }
+  // Sets a conv1d stage's window from (B, span, C) values, oldest step first.
+  void set_window(std::size_t s, const F* w) {
+    Buffers& buf = buffers_.at(s);
+    buf.newest = span_of(stages_[s]) - 1;  // slot i holds step i of the window
+    std::copy(w, w + buf.ring.size(), buf.ring.begin());
+  }
+
   void reset() {
-    for (Buffers& buf : buffers_) {
+    for (std::size_t s = 0; s < buffers_.size(); ++s) {
+      Buffers& buf = buffers_[s];
       std::fill(buf.h.begin(), buf.h.end(), F(0));
       std::fill(buf.c.begin(), buf.c.end(), F(0));
+      std::fill(buf.ring.begin(), buf.ring.end(), F(0));
+      if (!buf.ring.empty()) buf.newest = span_of(stages_[s]) - 1;
     }
   }
 
@@ -287,6 +347,10 @@ class ModelStepper {
       const Index b0 = B_ * s / slices, b1 = B_ * (s + 1) / slices;
       rows(ks, lks, b0, b1 - b0, x, ids, out);
     });
+    // Every row wrote this step's input into the slot after the newest: it is the newest now.
+    for (std::size_t s = 0; s < buffers_.size(); ++s)
+      if (!buffers_[s].ring.empty())
+        buffers_[s].newest = (buffers_[s].newest + 1) % span_of(stages_[s]);
   }
 
  private:
@@ -295,6 +359,8 @@ class ModelStepper {
     std::vector<F> scratch;   // the cell step's workspace (see the constructor); layer_norm:
                               // (B) means then (B) 1 / std
     std::vector<F> y;         // (B, out) the output of a stage other than a cell
+    std::vector<F> ring;      // conv1d: (B, span, C) the last span inputs of each row, the
+    Index newest = 0;         // newest in slot `newest`, the one before it in the slot before
   };
 
   // Rows [b0, b0 + nb) through every stage.
@@ -368,7 +434,8 @@ class ModelStepper {
         case StageKind::activation:
         case StageKind::embedding:
         case StageKind::layer_norm:
-        case StageKind::batch_norm: {
+        case StageKind::batch_norm:
+        case StageKind::conv1d: {
           const bool last = s + 1 == stages_.size();
           F* y = last ? out + b0 * st.out : buf.y.data() + b0 * st.out;
           if (st.kind == StageKind::embedding) {
@@ -376,6 +443,11 @@ class ModelStepper {
               const F* row = st.kernel.data() + ids[b0 + b] * st.out;
               std::copy(row, row + st.out, y + b * st.out);
             }
+            in = y;
+            continue;
+          }
+          if (st.kind == StageKind::conv1d) {
+            conv_rows(st, buf, b0, nb, in, scratch, y);
             in = y;
             continue;
           }
@@ -417,6 +489,36 @@ class ModelStepper {
       in = h;  // a cell's output is its new state
       if (s + 1 == stages_.size()) std::copy(h, h + nb * H, out + b0 * H);
     }
+  }
+
+  // A conv1d stage on rows [b0, b0 + nb): x (nb, C) into each row's ring after the newest
+  // slot, then y (nb, O) = act(bias + taps W). `cols`: (nb, K C / groups) scratch.
+  static void conv_rows(const StageSpec<F>& st, Buffers& buf, Index b0, Index nb, const F* x,
+                        F* cols, F* y) {
+    const Index C = st.in, O = st.out, K = st.taps, span = span_of(st);
+    const Index Cg = C / st.groups, Og = O / st.groups, KC = K * Cg;
+    const Index slot = (buf.newest + 1) % span;  // this step's: over the oldest input
+    for (Index b = 0; b < nb; ++b) {
+      F* ring = buf.ring.data() + (b0 + b) * span * C;
+      std::copy(x + b * C, x + (b + 1) * C, ring + slot * C);
+      if (!st.bias.empty())
+        std::copy(st.bias.begin(), st.bias.end(), y + b * O);
+      else
+        std::fill(y + b * O, y + (b + 1) * O, F(0));
+    }
+    for (Index g = 0; g < st.groups; ++g) {
+      for (Index b = 0; b < nb; ++b) {
+        const F* ring = buf.ring.data() + (b0 + b) * span * C;
+        for (Index k = 0; k < K; ++k) {  // tap k reads the input (K - 1 - k) d steps back
+          const Index back = (K - 1 - k) * st.dilation;
+          const F* src = ring + ((slot - back + span) % span) * C + g * Cg;
+          std::copy(src, src + Cg, cols + b * KC + k * Cg);
+        }
+      }
+      // the kernel (K, Cg, O) is a (K Cg, O) matrix; group g's block: columns g Og..
+      gemm(nb, Og, KC, cols, KC, st.kernel.data() + g * Og, O, F(1), y + g * Og, O);
+    }
+    activate_rows(st.act, y, nb, O);
   }
 
   std::vector<StageSpec<F>> stages_;

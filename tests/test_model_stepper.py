@@ -280,7 +280,12 @@ def _refused(model, match):
     (lambda: [layers.Bidirectional(layers.LSTM(3))], r"`bidirectional.*Bidirectional.*end"),
     (lambda: [layers.LSTM(3, go_backwards=True)], r"LSTM.*go_backwards"),
     (lambda: [layers.Masking(), layers.LSTM(3)], r"Masking.*mask"),
-    (lambda: [layers.Conv1D(2, 3), layers.LSTM(3)], r"Conv1D.*time steps"),
+    (lambda: [layers.Conv1D(2, 3), layers.LSTM(3)],
+     r"Conv1D.*padding='valid'.*steps t \.\. t \+ 2.*only padding='causal' streams"),
+    (lambda: [layers.Conv1D(2, 3, padding="same"), layers.LSTM(3)],
+     r"Conv1D.*padding='same'.*steps after t.*only padding='causal'"),
+    (lambda: [layers.Conv1D(2, 3, strides=2, padding="causal"), layers.LSTM(3)],
+     r"Conv1D.*strides=2 gives one output every 2 input steps.*only strides=1"),
     (lambda: [layers.LSTM(3, return_sequences=True), layers.GlobalAveragePooling1D()],
      r"GlobalAveragePooling1D.*whole time axis"),
     (lambda: [layers.LSTM(3, return_sequences=True), layers.MaxPooling1D()],
@@ -578,3 +583,52 @@ def test_layer_norm_cell_stage_needs_gamma_and_beta():
     with pytest.raises(ValueError, match=r"stages\[0\].beta.*\(4,\)"):
         ops.ModelStepper([("lstm", "tanh", k, u, None, {"gamma": np.ones(4),
                                                         "beta": np.ones(3)})])
+
+
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B,K,dilation,groups", [(1, 3, 1, 1), (3, 2, 3, 2), (2, 4, 2, 1),
+                                                 (2, 1, 1, 2)])
+def test_causal_conv1d_streams(functional, dtype, B, K, dilation, groups):
+    """Causal convolutions (first, and after a recurrent layer), with dilation and groups,
+    over more steps than their receptive field: the ring buffer wraps around."""
+    kw = {"dtype": np.dtype(dtype).name}
+    body = [layers.Conv1D(6, K, padding="causal", dilation_rate=dilation, groups=groups,
+                          activation="relu", **kw),
+            layers.GRU(5, return_sequences=True, **kw),
+            layers.Conv1D(3, 2, padding="causal", use_bias=False, **kw),
+            layers.Conv1D(2, 3, padding="causal", dilation_rate=2, activation="tanh", **kw)]
+    model = _model(body, 4, functional, dtype)
+    T = 11
+    x = np.random.default_rng(K * 10 + dilation).standard_normal((B, T, 4)).astype(dtype)
+    _check_streams(model, x, _rtol(dtype, K * 4 + 5 + 1, T, len(body)))
+
+
+@pytest.mark.parametrize("T", [2, 9])
+def test_conv1d_state_is_the_window_of_its_last_inputs(T):
+    model = _model([layers.Conv1D(3, 3, padding="causal", dilation_rate=2, dtype="float64"),
+                    layers.LSTM(2, dtype="float64")], 2, False, np.float64)
+    x = np.random.default_rng(T).standard_normal((2, T, 2))
+    s = model.stepper(batch_size=2)
+    _stream(s, x)
+    (window,), (h, c) = s.states
+    span = 5
+    want = np.concatenate([np.zeros((2, span, 2)), x], axis=1)[:, -span:]
+    np.testing.assert_array_equal(window, want)  # oldest first, zeros before the first step
+    with pytest.raises(ValueError, match=r"states\[0\].*\(2, 5, 2\)"):
+        s.reset(states=[[window[:, 1:]], [h, c]])
+    with pytest.raises(ValueError, match=r"states\[0\]`: expected a list of 1 array"):
+        s.reset(states=[[window, window], [h, c]])
+    s.reset()
+    assert not s.states[0][0].any()
+
+
+def test_conv1d_stage_checks():
+    with pytest.raises(ValueError, match=r"stages\[0\].kernel`: expected a 3-D array"):
+        ops.ModelStepper([("conv1d", "linear", np.ones((2, 3)), None, None, {})])
+    with pytest.raises(ValueError, match=r"dilation and groups must be positive"):
+        ops.ModelStepper([("conv1d", "linear", np.ones((2, 3, 4)), None, None,
+                           {"dilation": 0})])
+    with pytest.raises(ValueError, match=r"groups dividing"):
+        ops.ModelStepper([("conv1d", "linear", np.ones((2, 3, 4)), None, None,
+                           {"groups": 3})])

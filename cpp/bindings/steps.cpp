@@ -88,7 +88,8 @@ class PyModelStepper {
     if (f32_) f32_->reset(); else f64_->reset();
   }
 
-  // The state of stage s: [h] or [h, c] (copies), or [] for a stage without state.
+  // The state of stage s (copies): [h] or [h, c] for a cell, [window] (B, span, C) for a
+  // conv1d stage, or [] for a stage without state.
   py::list get_state(Index s) {
     return f32_ ? state_as<float>(*f32_, s) : state_as<double>(*f64_, s);
   }
@@ -105,10 +106,11 @@ class PyModelStepper {
  private:
   // Each stage: a tuple (kind, activation, kernel or None, recurrent_kernel or None, bias or
   // None[, options]), kind one of "simple_rnn", "lstm", "gru", "dense", "activation",
-  // "embedding" (the first only; kernel: the table), "layer_norm", "batch_norm"; options a
-  // dict of the kind's other arguments: "gamma", "beta" (arrays or None), "epsilon" (a float),
-  // and for batch_norm "moving_mean", "moving_variance". A cell with gamma and beta (G,) is
-  // the layer-normalized cell.
+  // "embedding" (the first only; kernel: the table), "layer_norm", "batch_norm", "conv1d";
+  // options a dict of the kind's other arguments: "gamma", "beta" (arrays or None),
+  // "epsilon" (a float), for batch_norm "moving_mean", "moving_variance", for conv1d
+  // "dilation" and "groups" (integers; its kernel is (K, C / groups, O)). A cell with gamma
+  // and beta (G,) is the layer-normalized cell.
   template <typename F>
   static std::vector<stream::StageSpec<F>> specs(const py::list& stages, Index batch_size) {
     using stream::StageKind;
@@ -217,6 +219,20 @@ class PyModelStepper {
       } else if (kind == "activation") {
         st.kind = StageKind::activation;  // its width: its input's
         st.act = stream::parse_stage_activation(act);
+      } else if (kind == "conv1d") {  // a causal convolution of stride 1
+        st.kind = StageKind::conv1d;
+        if (!py::isinstance<py::array>(t[2]) || t[2].cast<py::array>().ndim() != 3)
+          throw std::invalid_argument("argument `" + name + ".kernel`: expected a 3-D array "
+                                      "(kernel_size, channels / groups, filters)");
+        const py::array k = t[2].cast<py::array>();
+        const Index K = k.shape(0), Cg = k.shape(1), O = k.shape(2);
+        st.kernel = weights(t[2], "kernel", {K, Cg, O}, false);
+        st.bias = weights(t[4], "bias", {O}, true);
+        st.taps = K;
+        st.dilation = options.contains("dilation") ? options["dilation"].cast<Index>() : 1;
+        st.groups = options.contains("groups") ? options["groups"].cast<Index>() : 1;
+        st.in = Cg * st.groups, st.out = O;
+        st.act = stream::parse_stage_activation(act);
       } else if (kind == "layer_norm") {
         st.kind = StageKind::layer_norm;
         st.gamma = option("gamma", 0);
@@ -302,12 +318,30 @@ class PyModelStepper {
       std::copy(v->begin(), v->end(), a.mutable_data());
       states.append(a);
     }
+    const std::vector<F> window = m.window(std::size_t(s));
+    if (!window.empty()) {
+      const auto& st = m.stages()[std::size_t(s)];
+      py::array_t<F> a(std::vector<py::ssize_t>{m.batch(), stream::span_of(st), st.in});
+      std::copy(window.begin(), window.end(), a.mutable_data());
+      states.append(a);
+    }
     return states;
   }
 
   template <typename F>
   void set_state_as(stream::ModelStepper<F>& m, Index s, const py::list& values) {
     check_stage(m.stages().size(), s);
+    const auto& st = m.stages()[std::size_t(s)];
+    if (st.kind == stream::StageKind::conv1d) {  // one array: the window, oldest step first
+      if (values.size() != 1)
+        throw std::invalid_argument("argument `states`: stage " + std::to_string(s) +
+                                    " expects 1 array, got " + std::to_string(values.size()));
+      const F* src = checked<F>(values[0].cast<py::array>(), "states[0]",
+                                {m.batch(), stream::span_of(st), st.in});
+      std::lock_guard<std::mutex> lock(mutex_);
+      m.set_window(std::size_t(s), src);
+      return;
+    }
     std::vector<std::vector<F>*> dst;
     for (std::vector<F>* v : {&m.h(std::size_t(s)), &m.c(std::size_t(s))})
       if (!v->empty()) dst.push_back(v);

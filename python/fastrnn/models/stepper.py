@@ -17,6 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import ops
+from ..layers.convolutional import Conv1D
 from ..layers.core import Activation, Dense, Dropout, Embedding, Flatten, InputLayer, Masking
 from ..layers.normalization import BatchNormalization, LayerNormalization
 from ..layers.recurrent import _RNN, LN_EPSILON
@@ -30,7 +31,6 @@ __all__ = ["model_stepper"]
 _REFUSED = {
     "Bidirectional": "its backward direction reads the sequence from its end, which a stream "
                      "has not seen yet",
-    "Conv1D": "it mixes neighbouring time steps (a window over time)",
     "MaxPooling1D": "it pools over windows of time steps",
     "AveragePooling1D": "it pools over windows of time steps",
     "GlobalMaxPooling1D": "it reduces over the whole time axis",
@@ -44,7 +44,7 @@ _REFUSED = {
     "Masking": "masks cannot stream (a masked step is simply a step not fed)",
 }
 _KNOWN = ("SimpleRNN, LSTM, GRU, Dense, TimeDistributed(Dense), Activation, "
-          "LayerNormalization, BatchNormalization, Dropout and InputLayer")
+          "LayerNormalization, BatchNormalization, causal Conv1D, Dropout and InputLayer")
 
 
 def _chain(model: Any) -> list:
@@ -90,6 +90,20 @@ def _stages(layer: Any, stages: list) -> None:
         return
     if isinstance(layer, Activation):
         stages.append(("activation", layer.activation, None, None, None))
+        return
+    if isinstance(layer, Conv1D):
+        if layer.padding != "causal":
+            raise _refuse(layer, f"padding={layer.padding!r} makes output step t read input "
+                          + ("steps after t, which a stream has not seen yet"
+                             if layer.padding == "same" else
+                             f"steps t .. t + {layer.span - 1} (its output is shorter than its "
+                             "input)") + "; only padding='causal' streams")
+        if layer.strides != 1:
+            raise _refuse(layer, f"strides={layer.strides} gives one output every "
+                          f"{layer.strides} input steps, not one a step; only strides=1 streams")
+        bias = layer.weights[1] if layer.use_bias else None
+        stages.append(("conv1d", layer.activation, layer.weights[0], None, bias,
+                       {"dilation": layer.dilation_rate, "groups": layer.groups}))
         return
     if isinstance(layer, LayerNormalization):  # over the features of each step
         gamma, beta = layer._affine()

@@ -195,7 +195,10 @@ class ModelStepper:
             ``"activation"`` (no weights), ``"layer_norm"`` (options ``gamma``, ``beta``
             ``(C,)`` or None, ``epsilon``: LayerNormalization over the features),
             ``"batch_norm"`` (options ``moving_mean``, ``moving_variance``, ``gamma``,
-            ``beta`` ``(C,)``, ``epsilon``: BatchNormalization at inference) or, first only,
+            ``beta`` ``(C,)``, ``epsilon``: BatchNormalization at inference), ``"conv1d"``
+            (a causal convolution of stride 1: kernel ``(K, C / groups, O)``, bias ``(O,)`` or
+            None, options ``dilation`` and ``groups``; it keeps its last ``(K - 1) dilation
+            + 1`` inputs as its state) or, first only,
             ``"embedding"`` (kernel: the table ``(vocabulary, N)``; steps then take token ids).
         batch_size: ``B``, the number of independent streams stepped together.
         dtype: float32 (default) or float64; every weight is converted to it.
@@ -236,7 +239,8 @@ class ModelStepper:
         self.input_dim = self._core.in_features
         self.output_dim = self._core.out_features
         self.vocabulary = self._core.vocabulary  # > 0: an embedding first, fed token ids
-        self._cells = [k for k, s in enumerate(converted) if s[0] in ("simple_rnn", "lstm", "gru")]
+        # the stages with a state: the cells, and the causal convolutions' windows
+        self._cells = [k for k in range(len(converted)) if self._core.get_state(k)]
 
     @staticmethod
     def _options(k: int, options: dict[str, Any], dtype: np.dtype) -> dict[str, Any]:
@@ -267,7 +271,9 @@ class ModelStepper:
 
     @property
     def states(self) -> list[list[np.ndarray]]:
-        """Copies of every cell's state, first to last: ``[h]`` (LSTM ``[h, c]``), ``(B, H)``."""
+        """Copies of the state of every stage that has one, first to last: a cell's ``[h]``
+        (LSTM ``[h, c]``) ``(B, H)``; a causal convolution's ``[window]`` ``(B, span, C)``,
+        its last ``span`` inputs, oldest first (zeros before the first step)."""
         return [self._core.get_state(k) for k in self._cells]
 
     def reset(self, states: Optional[list[Any]] = None) -> None:
@@ -281,7 +287,7 @@ class ModelStepper:
         if not isinstance(states, (list, tuple)) or len(states) != len(self._cells):
             raise ValueError(
                 "Received an invalid value for argument `states`: expected a list with one "
-                f"entry per recurrent stage ({len(self._cells)}), got {states!r:.80}."
+                f"entry per stage with a state ({len(self._cells)}), got {states!r:.80}."
             )
         checked = []
         for k, (stage, given) in enumerate(zip(self._cells, states)):
@@ -289,7 +295,7 @@ class ModelStepper:
             if not isinstance(given, (list, tuple)) or len(given) != want:
                 raise ValueError(
                     f"Received an invalid value for argument `states[{k}]`: expected a list of "
-                    f"{want} array(s) (batch, units), got {given!r:.80}."
+                    f"{want} array(s) as `states` gives them, got {given!r:.80}."
                 )
             arrays = []
             for j, s in enumerate(given):
