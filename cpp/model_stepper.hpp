@@ -1,7 +1,9 @@
 // ======================================================================================
 // A whole model stepped one time step at a time (streaming inference).
 //   B batch (independent streams), I features in, H units of a cell, N units of a Dense.
-// A model that can stream is a chain of stages, each mapping this step's (B, in) to (B, out):
+// A model that can stream is a graph of stages run in order (topological: a stage reads only
+// the model's input or stages before it), each mapping this step's (B, in) to (B, out); a
+// chain is the graph where each stage reads the one before. The last stage gives the output.
 //   cell   SimpleRNN / LSTM / GRU: one step of the kernel set's forward (T = 1), the state
 //          (h, and c for LSTM) carried in the stepper; its output is the new h. With
 //          layer_norm (the layer-normalized cells, layer_norm_rnn.hpp) the step is that of the
@@ -22,10 +24,14 @@
 //               stepper's state; a step writes its input over the oldest one, gathers the K
 //               taps into a row of (K, C / groups) values per group and multiplies that by the
 //               group's (K C / groups, O / groups) block of the kernel.
+//   merge       add, subtract (two inputs), multiply, average, maximum, minimum of equal
+//               widths, element by element in input order (as the merge layers), or
+//               concatenate (the features of its inputs side by side): a stage with several
+//               inputs.
 // (Identities at inference, such as Dropout or InputLayer, are not stages at all.)
 // The weights are copied in when the stepper is made, and every buffer a step touches is
-// sized then too: a step allocates nothing. The batch rows are independent through the whole
-// chain, so with threads each one runs all the stages on its own slice of rows.
+// sized then too: a step allocates nothing. The batch rows are independent through every
+// stage, so with threads each one runs all the stages on its own slice of rows.
 // ======================================================================================
 #pragma once
 #include <cblas.h>
@@ -46,8 +52,11 @@ namespace fastrnn {
 namespace stream {
 
 enum class StageKind : int {
-  simple_rnn, lstm, gru, dense, activation, embedding, layer_norm, batch_norm, conv1d
+  simple_rnn, lstm, gru, dense, activation, embedding, layer_norm, batch_norm, conv1d, merge
 };
+
+// How a merge stage combines its inputs (the merge layers of the same names).
+enum class MergeOp : int { add, subtract, multiply, average, maximum, minimum, concatenate };
 
 // Element-wise activations of Dense and Activation stages (the Keras names of
 // fastrnn.layers' activations; softmax is over each row).
@@ -144,13 +153,17 @@ struct StageSpec {
                                       // product's micro-kernel (Packed), or empty (OpenBLAS)
   // layer_norm: gamma, beta (out,) or empty (scale=False, center=False). batch_norm: gamma,
   // beta as those, moving_mean and moving_variance (out,); the constructor folds the four
-  // into scale and shift.
-  // A cell with layer_norm: gamma and beta (G,), each gate block normalized over its units.
+  // into scale and shift. A cell with layer_norm: gamma and beta (G,), each gate block
+  // normalized over its units.
   std::vector<F> gamma, beta, moving_mean, moving_variance, scale, shift;
   F epsilon = F(1e-3);                // layer_norm, batch_norm, a cell with layer_norm
   bool layer_norm = false;            // a cell: the layer-normalized cell
   Index taps = 1, dilation = 1, groups = 1;  // conv1d: K, d and groups; kernel (K, C / groups,
                                              // O), bias (O,) or empty
+  MergeOp merge_op = MergeOp::add;    // merge
+  // The stages this one reads, earlier ones (-1: the model's input); a merge reads several.
+  // Empty: the stage before (the model's input for the first).
+  std::vector<Index> inputs;
 };
 
 // The steps a causal convolution's output sees: (K - 1) d + 1.
@@ -178,26 +191,45 @@ class ModelStepper {
   // `in_features`: the width of the model's input (0: learnt from the first stage, which must
   // then have weights that give it). A stage without weights to give its width (activation,
   // layer_norm without gamma and beta) comes with in = out = 0 and takes the width of what it
-  // reads. Throws std::invalid_argument when a stage's input width is not the previous output
-  // width or a weight has the wrong size.
+  // reads. Throws std::invalid_argument when a stage reads a stage not before it, its input
+  // width is not the width of what it reads, or a weight has the wrong size.
   ModelStepper(std::vector<StageSpec<F>> stages, Index batch, Index in_features = 0)
-      : stages_(std::move(stages)), B_(batch) {
+      : stages_(std::move(stages)), B_(batch), in_(in_features) {
     if (stages_.empty()) throw std::invalid_argument("argument `stages`: at least one stage");
     if (B_ < 1) throw std::invalid_argument("argument `batch_size`: must be positive");
     buffers_.resize(stages_.size());
     for (std::size_t s = 0; s < stages_.size(); ++s) {
       StageSpec<F>& st = stages_[s];
       const std::string where = "stage " + std::to_string(s) + ": ";
-      const Index given = s > 0 ? stages_[s - 1].out : in_features;  // 0: not known
-      if (st.in == 0 && st.out == 0 && width_from_input(st.kind)) st.in = st.out = given;
-      if (st.in < 1 || st.out < 1)
-        throw std::invalid_argument(where + (s == 0 ? "its width is not known (no weights give "
-                                                      "it, and no input width was given)"
-                                                    : "empty widths"));
-      if (given > 0 && st.in != given)
-        throw std::invalid_argument(where + "takes " + std::to_string(st.in) + " features, " +
-                                    (s > 0 ? "the stage before gives " : "the input has ") +
-                                    std::to_string(given));
+      if (st.inputs.empty()) st.inputs = {Index(s) - 1};
+      for (const Index i : st.inputs)
+        if (i < -1 || i >= Index(s))
+          throw std::invalid_argument(where + "reads stage " + std::to_string(i) +
+                                      ", which does not come before it");
+      if (st.kind == StageKind::merge) {
+        merge_widths(st, where);
+      } else {
+        if (st.inputs.size() != 1)
+          throw std::invalid_argument(where + "only a merge reads several stages");
+        const Index from = st.inputs[0], given = width_of(from);  // 0: not known
+        if (st.in == 0 && st.out == 0 && width_from_input(st.kind)) st.in = st.out = given;
+        if (st.in < 1 || st.out < 1)
+          throw std::invalid_argument(where + (from < 0 ? "its width is not known (no weights "
+                                                          "give it, and no input width was given)"
+                                                        : "empty widths"));
+        if (given > 0 && st.in != given)
+          throw std::invalid_argument(
+              where + "takes " + std::to_string(st.in) + " features, " +
+              (from < 0 ? std::string("the input has ")
+                        : from + 1 == Index(s) ? std::string("the stage before gives ")
+                                               : "stage " + std::to_string(from) + " gives ") +
+              std::to_string(given));
+        if (from < 0 && in_ == 0) in_ = st.in;  // the input's width, learnt from the weights
+      }
+      if (s > 0 && stages_[0].kind == StageKind::embedding &&
+          std::find(st.inputs.begin(), st.inputs.end(), Index(-1)) != st.inputs.end())
+        throw std::invalid_argument(where + "reads the token ids, which only the embedding "
+                                    "reads");
       const Index H = st.out, G = gates_of(st.kind) * H;
       auto expect = [&](const std::vector<F>& w, Index n, const char* name, bool optional) {
         if ((optional && w.empty()) || Index(w.size()) == n) return;
@@ -246,6 +278,8 @@ class ModelStepper {
         buf.ring.assign(std::size_t(B_ * span_of(st) * st.in), F(0));
         buf.newest = span_of(st) - 1;
         buf.scratch.assign(std::size_t(B_ * st.taps * Cg), F(0));  // a row's gathered taps
+      } else if (st.kind == StageKind::merge) {
+        buf.y.assign(std::size_t(B_ * st.out), F(0));
       } else if (st.kind == StageKind::layer_norm) {
         if (st.in != st.out) throw std::invalid_argument(where + "a normalization keeps widths");
         if (!(st.epsilon > F(0))) throw std::invalid_argument(where + "epsilon must be positive");
@@ -292,7 +326,7 @@ class ModelStepper {
   }
   // The first stage's vocabulary when it is an embedding (its input: B token ids), else 0.
   Index vocabulary() const { return vocabulary_; }
-  Index in_features() const { return stages_.front().in; }
+  Index in_features() const { return in_; }
   Index out_features() const { return stages_.back().out; }
   const std::vector<StageSpec<F>>& stages() const { return stages_; }
 
@@ -363,13 +397,95 @@ class ModelStepper {
     Index newest = 0;         // newest in slot `newest`, the one before it in the slot before
   };
 
+  // The width of what stage `from` gives (-1: the model's input; 0 when not known yet).
+  Index width_of(Index from) const { return from < 0 ? in_ : stages_[std::size_t(from)].out; }
+
+  // A merge's widths from its inputs': equal ones for an element-wise merge, their sum for
+  // concatenate.
+  void merge_widths(StageSpec<F>& st, const std::string& where) const {
+    const std::size_t n = st.inputs.size();
+    const bool subtract = st.merge_op == MergeOp::subtract;
+    const bool concatenate = st.merge_op == MergeOp::concatenate;
+    if (subtract ? n != 2 : n < (concatenate ? 1u : 2u))
+      throw std::invalid_argument(where + "a merge reads " +
+                                  (subtract ? "exactly two stages" : "at least two stages"));
+    const Index first = width_of(st.inputs[0]);
+    Index total = 0;
+    for (const Index i : st.inputs) {
+      const Index w = width_of(i);
+      if (w < 1) throw std::invalid_argument(where + "the width of the input is not known");
+      if (!concatenate && w != first)
+        throw std::invalid_argument(where + "merges widths " + std::to_string(first) + " and " +
+                                    std::to_string(w) + " element by element");
+      total += w;
+    }
+    st.in = st.out = concatenate ? total : first;
+  }
+
+  // Where stage `from`'s output for rows [b0, ..) is (-1: the model's input x). The last
+  // stage writes into the caller's `out` instead, but no stage reads it.
+  const F* output_of(Index from, Index b0, const F* x) const {
+    if (from < 0) return x + b0 * in_;
+    const StageSpec<F>& st = stages_[std::size_t(from)];
+    const Buffers& buf = buffers_[std::size_t(from)];
+    return (is_cell(st.kind) ? buf.h.data() : buf.y.data()) + b0 * st.out;
+  }
+
+  // A merge stage on rows [b0, b0 + nb) into y (nb, out), its inputs in order.
+  void merge_rows(const StageSpec<F>& st, Index b0, Index nb, const F* x, F* y) const {
+    const Index n = st.out;
+    if (st.merge_op == MergeOp::concatenate) {
+      Index col = 0;
+      for (const Index i : st.inputs) {
+        const Index w = width_of(i);
+        const F* a = output_of(i, b0, x);
+        for (Index b = 0; b < nb; ++b) std::copy(a + b * w, a + (b + 1) * w, y + b * n + col);
+        col += w;
+      }
+      return;
+    }
+    const F* first = output_of(st.inputs[0], b0, x);
+    std::copy(first, first + nb * n, y);
+    for (std::size_t j = 1; j < st.inputs.size(); ++j) {
+      const F* a = output_of(st.inputs[j], b0, x);
+      switch (st.merge_op) {
+        case MergeOp::add:
+        case MergeOp::average:
+          for (Index e = 0; e < nb * n; ++e) y[e] += a[e];
+          break;
+        case MergeOp::subtract:
+          for (Index e = 0; e < nb * n; ++e) y[e] -= a[e];
+          break;
+        case MergeOp::multiply:
+          for (Index e = 0; e < nb * n; ++e) y[e] *= a[e];
+          break;
+        // The first of the largest (smallest), a NaN counting as both, as np.argmax (argmin)
+        // picks it in the layers.
+        case MergeOp::maximum:
+          for (Index e = 0; e < nb * n; ++e)
+            if (!std::isnan(y[e]) && (a[e] > y[e] || std::isnan(a[e]))) y[e] = a[e];
+          break;
+        case MergeOp::minimum:
+          for (Index e = 0; e < nb * n; ++e)
+            if (!std::isnan(y[e]) && (a[e] < y[e] || std::isnan(a[e]))) y[e] = a[e];
+          break;
+        case MergeOp::concatenate: break;
+      }
+    }
+    if (st.merge_op == MergeOp::average) {
+      const F count = F(st.inputs.size());
+      for (Index e = 0; e < nb * n; ++e) y[e] /= count;
+    }
+  }
+
   // Rows [b0, b0 + nb) through every stage.
   void rows(const KernelSet<F>& ks, const LayerKernelSet<F>& lks, Index b0, Index nb,
             const F* x, const std::int64_t* ids, F* out) {
-    const F* in = ids == nullptr ? x + b0 * stages_.front().in : nullptr;
     for (std::size_t s = 0; s < stages_.size(); ++s) {
       const StageSpec<F>& st = stages_[s];
       Buffers& buf = buffers_[s];
+      // this stage's input rows (an embedding reads the ids; a merge reads its own)
+      const F* in = ids == nullptr || s > 0 ? output_of(st.inputs[0], b0, x) : nullptr;
       const F* bias = st.bias.empty() ? nullptr : st.bias.data();
       const Index H = st.out, G = gates_of(st.kind) * H;
       const std::size_t per_row = buf.scratch.size() / std::size_t(B_);
@@ -435,7 +551,8 @@ class ModelStepper {
         case StageKind::embedding:
         case StageKind::layer_norm:
         case StageKind::batch_norm:
-        case StageKind::conv1d: {
+        case StageKind::conv1d:
+        case StageKind::merge: {
           const bool last = s + 1 == stages_.size();
           F* y = last ? out + b0 * st.out : buf.y.data() + b0 * st.out;
           if (st.kind == StageKind::embedding) {
@@ -443,12 +560,14 @@ class ModelStepper {
               const F* row = st.kernel.data() + ids[b0 + b] * st.out;
               std::copy(row, row + st.out, y + b * st.out);
             }
-            in = y;
+            continue;
+          }
+          if (st.kind == StageKind::merge) {
+            merge_rows(st, b0, nb, x, y);
             continue;
           }
           if (st.kind == StageKind::conv1d) {
             conv_rows(st, buf, b0, nb, in, scratch, y);
-            in = y;
             continue;
           }
           if (st.kind == StageKind::layer_norm) {
@@ -458,7 +577,6 @@ class ModelStepper {
             a.gamma = st.gamma.empty() ? nullptr : st.gamma.data();
             a.beta = st.beta.empty() ? nullptr : st.beta.data();
             lks.layer_norm_forward(a);
-            in = y;
             continue;
           }
           if (st.kind == StageKind::batch_norm) {
@@ -466,7 +584,6 @@ class ModelStepper {
             a.y = y, a.x = in, a.N = nb, a.C = st.out, a.n_all = nb;
             a.scale = st.scale.data(), a.shift = st.shift.data();
             lks.batch_norm_apply(a);
-            in = y;
             continue;
           }
           if (st.kind == StageKind::dense) {
@@ -482,12 +599,10 @@ class ModelStepper {
             std::copy(in, in + nb * st.in, y);
           }
           activate_rows(st.act, y, nb, st.out);
-          in = y;
           continue;
         }
       }
-      in = h;  // a cell's output is its new state
-      if (s + 1 == stages_.size()) std::copy(h, h + nb * H, out + b0 * H);
+      if (s + 1 == stages_.size()) std::copy(h, h + nb * H, out + b0 * H);  // its new state
     }
   }
 
@@ -524,6 +639,7 @@ class ModelStepper {
   std::vector<StageSpec<F>> stages_;
   std::vector<Buffers> buffers_;
   Index B_;
+  Index in_;  // the model's input width (1 with an embedding: one token id)
   Index vocabulary_ = 0;
   double flops_ = 0.0;
 };

@@ -293,6 +293,8 @@ def _refused(model, match):
     (lambda: [layers.LSTM(4, return_sequences=True), layers.GroupNormalization(2)],
      r"GroupNormalization.*groups"),
     (lambda: [layers.TimeDistributed(layers.Flatten())], r"TimeDistributed.*wraps a Flatten"),
+    (lambda: [layers.LSTM(3, return_sequences=True), layers.Dense(2, activation="gelu")],
+     r"Dense.*activation 'gelu' is not one the stepper computes"),
 ])
 def test_refused_layers_name_the_layer_and_why(make, match):
     model = fastrnn.Sequential([fastrnn.Input((6, 2))] + make())
@@ -315,8 +317,8 @@ def test_refused_models():
     _refused(fastrnn.Model([a, b], layers.LSTM(3)(layers.Add()([a, b]))), r"2 inputs")
     x = fastrnn.Input((None, 2))
     h = layers.LSTM(3, return_sequences=True)(x)
-    _refused(fastrnn.Model(x, layers.Add()([h, layers.GRU(3, return_sequences=True)(x)])),
-             r"not a chain")
+    _refused(fastrnn.Model(x, [h, layers.GRU(3, return_sequences=True)(x)]),
+             r"1 inputs and 2 outputs.*one input and gives one output")
     out, state_h, state_c = layers.LSTM(3, return_state=True)(x)
     _refused(fastrnn.Model(x, out), r"several tensors")
     shared = layers.Dense(2)
@@ -632,3 +634,137 @@ def test_conv1d_stage_checks():
     with pytest.raises(ValueError, match=r"groups dividing"):
         ops.ModelStepper([("conv1d", "linear", np.ones((2, 3, 4)), None, None,
                            {"groups": 3})])
+
+
+def _branched(dtype, sequences=True):
+    """A graph of branches from the input (LSTM, causal Conv1D, layer-normalized GRU) joined
+    by every merge, the input itself concatenated in, a residual Dense from the input."""
+    kw = {"dtype": np.dtype(dtype).name}
+    x = fastrnn.Input((None, 4), dtype=kw["dtype"])
+    a = layers.LSTM(6, return_sequences=True, **kw)(x)
+    b = layers.Conv1D(6, 3, padding="causal", dilation_rate=2, activation="tanh", **kw)(x)
+    c = layers.GRU(6, return_sequences=True, layer_norm=True, **kw)(x)
+    m = layers.Multiply(**kw)([layers.Add(**kw)([a, b]), c])
+    avg = layers.Average(**kw)([a, b, c])
+    sub = layers.Subtract(**kw)([layers.Maximum(**kw)([a, c]), layers.Minimum(**kw)([b, c])])
+    cat = layers.Concatenate(**kw)([m, avg, sub, x])  # 6 + 6 + 6 + 4 features
+    y = layers.Dense(5, activation="relu", **kw)(layers.LayerNormalization(**kw)(cat))
+    y = layers.Add(**kw)([y, layers.Dense(5, **kw)(x)])
+    y = layers.BatchNormalization(**kw)(layers.Dropout(0.5, **kw)(y))
+    y = layers.LSTM(3, return_sequences=sequences, **kw)(y)
+    model = fastrnn.Model(x, layers.Dense(2, **kw)(y))
+    _randomize(model, 21)
+    _positive_variances(model)
+    return model
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B,sequences", [(1, True), (4, False), (3, True)])
+def test_branches_and_merges_stream(dtype, B, sequences):
+    model = _branched(dtype, sequences)
+    x = np.random.default_rng(B).standard_normal((B, 9, 4)).astype(dtype)
+    _check_streams(model, x, _rtol(dtype, 22 + 5 + 1, 9, 17))
+    # the stages with a state: the two LSTMs [h, c], the GRU [h] and the Conv1D [window]
+    assert sorted(len(st) for st in model.stepper().states) == [1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nested_models_in_a_branched_graph(dtype):
+    """A Sequential and a functional model (itself branched) nested in branches; an
+    Activation reading the input first."""
+    kw = {"dtype": np.dtype(dtype).name}
+    inner_in = fastrnn.Input((None, 5), dtype=kw["dtype"])
+    p = layers.SimpleRNN(4, return_sequences=True, **kw)(inner_in)
+    q = layers.Conv1D(4, 2, padding="causal", **kw)(inner_in)
+    inner = fastrnn.Model(inner_in, layers.Concatenate(**kw)([p, q]))  # 8 features
+    seq = fastrnn.Sequential([layers.GRU(8, return_sequences=True, input_shape=(None, 5), **kw),
+                              layers.LayerNormalization(**kw)])
+    x = fastrnn.Input((None, 5), dtype=kw["dtype"])
+    t = layers.Activation("tanh", **kw)(x)
+    y = layers.Maximum(**kw)([inner(t), seq(x)])
+    model = fastrnn.Model(x, layers.Dense(3, **kw)(y))
+    _randomize(model, 4)
+    x_ = np.random.default_rng(9).standard_normal((2, 7, 5)).astype(dtype)
+    _check_streams(model, x_, _rtol(dtype, 8 + 5 + 1, 7, 8))
+
+
+def test_a_merge_of_the_input_with_itself():
+    x = fastrnn.Input((None, 3), dtype="float64")
+    y = layers.Subtract(dtype="float64")([layers.Dense(3, dtype="float64")(x), x])
+    model = fastrnn.Model(x, layers.Concatenate(dtype="float64")([y, x, y]))
+    _randomize(model, 2)
+    x_ = np.random.default_rng(0).standard_normal((2, 4, 3))
+    _check_streams(model, x_, 1e-14)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_give_the_same_outputs_on_a_graph(threads):
+    """Rows split over threads through every new kind of stage: the conv windows, the
+    layer-normalized cells and the merges keep each row's own."""
+    x_in = fastrnn.Input((None, 8))
+    a = layers.LSTM(64, return_sequences=True, layer_norm=True)(x_in)
+    b = layers.Conv1D(64, 4, padding="causal", dilation_rate=2, activation="relu")(x_in)
+    y = layers.LayerNormalization()(layers.Add()([a, b]))
+    y = layers.Concatenate()([layers.GRU(48, layer_norm=True, return_sequences=True)(y),
+                              layers.BatchNormalization()(b)])
+    model = fastrnn.Model(x_in, layers.Dense(3)(y))
+    _randomize(model, 9)
+    _positive_variances(model)
+    x = np.random.default_rng(3).standard_normal((64, 6, 8)).astype(np.float32) * 0.3
+    before = fastrnn.get_num_threads()
+    try:
+        fastrnn.set_num_threads(threads)
+        s = model.stepper(batch_size=64)
+        got = _stream(s, x)
+        states = s.states
+    finally:
+        fastrnn.set_num_threads(before)
+    assert_within(got, model.predict(x), _rtol(np.float32, 64 + 112 + 1, 6, 9))
+    one = model.stepper(batch_size=64)
+    _stream(one, x)
+    for mine, theirs in zip(sum(states, []), sum(one.states, [])):
+        assert_within(mine, theirs, _rtol(np.float32, 64 + 112 + 1, 6, 9))
+
+
+def test_refused_graphs_name_the_layer():
+    x = fastrnn.Input((None, 4))
+    a = layers.LSTM(3, return_sequences=True)(x)
+    b = layers.GRU(3, return_sequences=True)(x)
+    _refused(fastrnn.Model(x, layers.Concatenate(axis=1)([a, b])),
+             r"`concatenate.*\(Concatenate\).*axis 1, not the features")
+    _refused(fastrnn.Model(x, layers.Dot(axes=2)([a, b])), r"Dot.*takes 2 tensors")
+    _refused(fastrnn.Model(x, layers.Add()([a, layers.LSTM(3, go_backwards=True,
+                                                           return_sequences=True)(x)])),
+             r"LSTM.*go_backwards")
+    _refused(fastrnn.Model(x, layers.Add()([a, layers.Bidirectional(
+        layers.GRU(3, return_sequences=True), merge_mode="sum")(x)])), r"Bidirectional")
+    _refused(fastrnn.Model(x, layers.Add()([a, layers.Conv1D(3, 2, padding="same")(x)])),
+             r"Conv1D.*padding='same'")
+    ids = fastrnn.Input((None,), dtype="int64")
+    e = layers.Add()([layers.Embedding(10, 3)(ids), layers.Embedding(10, 3)(ids)])
+    _refused(fastrnn.Model(ids, layers.LSTM(2)(e)),
+             r"Embedding.*token ids, which only the first Embedding may")
+
+
+def test_stage_inputs_are_checked():
+    d = np.ones((3, 3))
+    with pytest.raises(ValueError, match=r"stage 0: reads stage 0, which does not come before"):
+        ops.ModelStepper([("dense", "linear", d, None, None, {"inputs": [0]})])
+    with pytest.raises(ValueError, match=r"stage 1: only a merge reads several stages"):
+        ops.ModelStepper([("dense", "linear", d, None, None),
+                          ("dense", "linear", d, None, None, {"inputs": [0, -1]})])
+    with pytest.raises(ValueError, match=r"stage 2: a merge reads exactly two stages"):
+        ops.ModelStepper([("dense", "linear", d, None, None), ("dense", "linear", d, None, None),
+                          ("subtract", "linear", None, None, None, {"inputs": [0, 1, -1]})])
+    with pytest.raises(ValueError, match=r"stage 1: merges widths 2 and 3 element by element"):
+        ops.ModelStepper([("dense", "linear", np.ones((3, 2)), None, None),
+                          ("add", "linear", None, None, None, {"inputs": [0, -1]})])
+    with pytest.raises(ValueError, match=r"stage 1: takes 3 features, the input has 2"):
+        ops.ModelStepper([("dense", "linear", np.ones((2, 3)), None, None),
+                          ("dense", "linear", d, None, None, {"inputs": [-1]})])
+    s = ops.ModelStepper([("dense", "linear", np.eye(2) * 2, None, None),
+                          ("concatenate", "linear", None, None, None, {"inputs": [-1, 0, -1]}),
+                          ("maximum", "linear", None, None, None, {"inputs": [1, 1]})],
+                         1, np.float64)
+    np.testing.assert_array_equal(s.step(np.array([[1.0, -1.0]])),
+                                  [[1.0, -1.0, 2.0, -2.0, 1.0, -1.0]])

@@ -106,11 +106,13 @@ class PyModelStepper {
  private:
   // Each stage: a tuple (kind, activation, kernel or None, recurrent_kernel or None, bias or
   // None[, options]), kind one of "simple_rnn", "lstm", "gru", "dense", "activation",
-  // "embedding" (the first only; kernel: the table), "layer_norm", "batch_norm", "conv1d";
-  // options a dict of the kind's other arguments: "gamma", "beta" (arrays or None),
-  // "epsilon" (a float), for batch_norm "moving_mean", "moving_variance", for conv1d
-  // "dilation" and "groups" (integers; its kernel is (K, C / groups, O)). A cell with gamma
-  // and beta (G,) is the layer-normalized cell.
+  // "embedding" (the first only; kernel: the table), "layer_norm", "batch_norm", "conv1d",
+  // or a merge: "add", "subtract", "multiply", "average", "maximum", "minimum",
+  // "concatenate"; options a dict of the kind's other arguments: "gamma", "beta" (arrays or
+  // None), "epsilon" (a float), for batch_norm "moving_mean", "moving_variance", for conv1d
+  // "dilation" and "groups" (integers; its kernel is (K, C / groups, O)), and for any stage
+  // "inputs", the stages it reads (a list of earlier stage numbers, -1 the model's input;
+  // default: the stage before). A cell with gamma and beta (G,) is the layer-normalized cell.
   template <typename F>
   static std::vector<stream::StageSpec<F>> specs(const py::list& stages, Index batch_size) {
     using stream::StageKind;
@@ -233,6 +235,9 @@ class PyModelStepper {
         st.groups = options.contains("groups") ? options["groups"].cast<Index>() : 1;
         st.in = Cg * st.groups, st.out = O;
         st.act = stream::parse_stage_activation(act);
+      } else if (const auto op = merge_op(kind)) {  // its widths: its inputs'
+        st.kind = StageKind::merge;
+        st.merge_op = *op;
       } else if (kind == "layer_norm") {
         st.kind = StageKind::layer_norm;
         st.gamma = option("gamma", 0);
@@ -254,9 +259,22 @@ class PyModelStepper {
         throw std::invalid_argument("argument `" + name + "`: unknown stage kind '" + kind +
                                     "'");
       }
+      if (options.contains("inputs")) st.inputs = options["inputs"].cast<std::vector<Index>>();
       out.push_back(std::move(st));
     }
     return out;
+  }
+
+  static std::optional<stream::MergeOp> merge_op(const std::string& kind) {
+    using stream::MergeOp;
+    static const std::pair<const char*, MergeOp> names[] = {
+        {"add", MergeOp::add},         {"subtract", MergeOp::subtract},
+        {"multiply", MergeOp::multiply}, {"average", MergeOp::average},
+        {"maximum", MergeOp::maximum}, {"minimum", MergeOp::minimum},
+        {"concatenate", MergeOp::concatenate}};
+    for (const auto& [n, op] : names)
+      if (kind == n) return op;
+    return std::nullopt;
   }
 
   template <typename F>

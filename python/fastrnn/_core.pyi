@@ -237,7 +237,8 @@ class _Pybind11Type(type):
     """The metaclass of pybind11's classes (pybind11_builtins.pybind11_type)."""
 
 class ModelStepper(metaclass=_Pybind11Type):
-    """A chain of stages stepped together, every state advanced one step a call."""
+    """Stages stepped together (each reading the model's input or earlier stages), every
+    state advanced one step a call."""
 
     def __init__(self, stages: list[Any], batch_size: int, dtype: str,
                  in_features: int = 0) -> None:

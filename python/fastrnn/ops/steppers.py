@@ -1,7 +1,7 @@
 """Streaming: one time step at a time with the state carried inside the core.
 
-:class:`Stepper` steps one trained cell; :class:`ModelStepper` steps a whole chain model
-(what ``model.stepper()`` makes), one C++ call a step for all its layers.
+:class:`Stepper` steps one trained cell; :class:`ModelStepper` steps a whole model (what
+``model.stepper()`` makes), one C++ call a step for all its layers.
 """
 
 from __future__ import annotations
@@ -175,13 +175,15 @@ class Stepper:
 
 
 class ModelStepper:
-    """A chain of stages (cells, Dense, activations) stepped together, one C++ call a step.
+    """A graph of stages (cells, Dense, convolutions, normalizations, merges, ...) stepped
+    together, one C++ call a step.
 
     The kernel-level form of :meth:`fastrnn.Model.stepper` (which builds the stages from a
-    model's layers). Each stage maps this step's ``(B, in)`` to ``(B, out)``; the cells carry
-    their state from step to step. The weights are copied when the stepper is made: changing
-    the arrays afterwards does not change it. A step allocates nothing in C++ and runs
-    without the GIL; only the returned array is new (none with ``out=``).
+    model's layers). Each stage maps this step's ``(B, in)`` to ``(B, out)``; the cells (and
+    the causal convolutions' windows) carry their state from step to step. The weights are
+    copied when the stepper is made: changing the arrays afterwards does not change it. A
+    step allocates nothing in C++ and runs without the GIL; only the returned array is new
+    (none with ``out=``).
 
     Args:
         stages: first to last, each a tuple ``(kind, activation, kernel, recurrent_kernel,
@@ -198,8 +200,13 @@ class ModelStepper:
             ``beta`` ``(C,)``, ``epsilon``: BatchNormalization at inference), ``"conv1d"``
             (a causal convolution of stride 1: kernel ``(K, C / groups, O)``, bias ``(O,)`` or
             None, options ``dilation`` and ``groups``; it keeps its last ``(K - 1) dilation
-            + 1`` inputs as its state) or, first only,
-            ``"embedding"`` (kernel: the table ``(vocabulary, N)``; steps then take token ids).
+            + 1`` inputs as its state), a merge ``"add"``, ``"subtract"``, ``"multiply"``,
+            ``"average"``, ``"maximum"``, ``"minimum"`` or ``"concatenate"`` (no weights; the
+            merge layers over the features) or, first only, ``"embedding"`` (kernel: the
+            table ``(vocabulary, N)``; steps then take token ids). Any stage's options may
+            name the stages it reads, ``inputs``: a list of earlier stage numbers, ``-1`` the
+            model's input (a merge reads several); by default the stage before. The last
+            stage gives the output.
         batch_size: ``B``, the number of independent streams stepped together.
         dtype: float32 (default) or float64; every weight is converted to it.
         input_dim: the input's features ``I``; None: learnt from the first stage's weights
@@ -244,11 +251,13 @@ class ModelStepper:
 
     @staticmethod
     def _options(k: int, options: dict[str, Any], dtype: np.dtype) -> dict[str, Any]:
-        """A stage's options with every array as a C-contiguous `dtype` array (numbers pass
-        as they are)."""
+        """A stage's options with every array as a C-contiguous `dtype` array (numbers and
+        the list of `inputs` pass as they are)."""
         out: dict[str, Any] = {}
         for key, value in options.items():
-            if isinstance(value, (np.ndarray, list, tuple)):
+            if key == "inputs":
+                value = [int(i) for i in value]
+            elif isinstance(value, (np.ndarray, list, tuple)):
                 float_dtype(f"stages[{k}].{key}", np.asarray(value))
                 value = np.ascontiguousarray(value, dtype=dtype)
             out[str(key)] = value
