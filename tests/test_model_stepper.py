@@ -768,3 +768,26 @@ def test_stage_inputs_are_checked():
                          1, np.float64)
     np.testing.assert_array_equal(s.step(np.array([[1.0, -1.0]])),
                                   [[1.0, -1.0, 2.0, -2.0, 1.0, -1.0]])
+
+
+@pytest.mark.parametrize("mode", ["always", "never"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_norm_cells_with_and_without_the_packed_product(mode, dtype):
+    """The stepper packs a cell's recurrent kernel once for the micro-kernel where that pays
+    (decided when it is made); forced either way, the layer-normalized cells still give
+    predict's outputs."""
+    from fastrnn import _core
+
+    kw = {"dtype": np.dtype(dtype).name}
+    body = [layers.LSTM(24, return_sequences=True, layer_norm=True, **kw),
+            layers.GRU(16, return_sequences=True, layer_norm=True, **kw),
+            layers.SimpleRNN(8, layer_norm=True, **kw), layers.Dense(2, **kw)]
+    model = _model(body, 5, True, dtype)
+    x = np.random.default_rng(5).standard_normal((4, 6, 5)).astype(dtype)
+    _core._set_packed_products(mode)
+    try:
+        s = model.stepper(batch_size=4)
+    finally:
+        _core._set_packed_products("auto")
+    got = _stream(s, x)
+    assert_within(got[:, -1], model.predict(x), _rtol(dtype, 24 + 24 + 1, 6, len(body)))
