@@ -59,16 +59,20 @@ void gru_step(const py::array& x, const py::array& h, const py::array& kernel,
 // threads from stepping one stepper at once.
 class PyModelStepper {
  public:
-  PyModelStepper(const py::list& stages, Index batch_size, const std::string& dtype) {
+  PyModelStepper(const py::list& stages, Index batch_size, const std::string& dtype,
+                 Index in_features) {
     if (batch_size < 1)
       throw std::invalid_argument("argument `batch_size`: expected a positive integer, got " +
                                   std::to_string(batch_size));
+    if (in_features < 0)
+      throw std::invalid_argument("argument `in_features`: expected 0 (not known) or a "
+                                  "positive integer, got " + std::to_string(in_features));
     if (dtype == "float32")
       f32_ = std::make_unique<stream::ModelStepper<float>>(specs<float>(stages, batch_size),
-                                                                     batch_size);
+                                                           batch_size, in_features);
     else if (dtype == "float64")
       f64_ = std::make_unique<stream::ModelStepper<double>>(specs<double>(stages, batch_size),
-                                                                      batch_size);
+                                                            batch_size, in_features);
     else
       throw std::invalid_argument("argument `dtype`: expected 'float32' or 'float64', got '" +
                                   dtype + "'");
@@ -84,7 +88,8 @@ class PyModelStepper {
     if (f32_) f32_->reset(); else f64_->reset();
   }
 
-  // The state of stage s: [h] or [h, c] (copies), or [] for a stage without state.
+  // The state of stage s (copies): [h] or [h, c] for a cell, [window] (B, span, C) for a
+  // conv1d stage, or [] for a stage without state.
   py::list get_state(Index s) {
     return f32_ ? state_as<float>(*f32_, s) : state_as<double>(*f64_, s);
   }
@@ -100,17 +105,26 @@ class PyModelStepper {
 
  private:
   // Each stage: a tuple (kind, activation, kernel or None, recurrent_kernel or None, bias or
-  // None), kind one of "simple_rnn", "lstm", "gru", "dense", "activation", "embedding" (the
-  // first only; kernel: the table).
+  // None[, options]), kind one of "simple_rnn", "lstm", "gru", "dense", "activation",
+  // "embedding" (the first only; kernel: the table), "layer_norm", "batch_norm", "conv1d",
+  // or a merge: "add", "subtract", "multiply", "average", "maximum", "minimum",
+  // "concatenate"; options a dict of the kind's other arguments: "gamma", "beta" (arrays or
+  // None), "epsilon" (a float), for batch_norm "moving_mean", "moving_variance", for conv1d
+  // "dilation" and "groups" (integers; its kernel is (K, C / groups, O)), and for any stage
+  // "inputs", the stages it reads (a list of earlier stage numbers, -1 the model's input;
+  // default: the stage before). A cell with gamma and beta (G,) is the layer-normalized cell.
   template <typename F>
   static std::vector<stream::StageSpec<F>> specs(const py::list& stages, Index batch_size) {
     using stream::StageKind;
     std::vector<stream::StageSpec<F>> out;
     for (std::size_t s = 0; s < stages.size(); ++s) {
-      const auto t = stages[s].cast<py::tuple>();
-      if (t.size() != 5)
+      if (!py::isinstance<py::tuple>(stages[s]) && !py::isinstance<py::list>(stages[s]))
+        throw std::invalid_argument("argument `stages`: each stage is a tuple");
+      const auto t = py::tuple(stages[s]);
+      if (t.size() != 5 && t.size() != 6)
         throw std::invalid_argument("argument `stages`: each stage is (kind, activation, "
-                                    "kernel, recurrent_kernel, bias)");
+                                    "kernel, recurrent_kernel, bias[, options])");
+      const py::dict options = t.size() == 6 ? t[5].cast<py::dict>() : py::dict();
       const auto kind = t[0].cast<std::string>();
       const auto act = t[1].cast<std::string>();
       stream::StageSpec<F> st;
@@ -132,6 +146,27 @@ class PyModelStepper {
         }
         const F* p = checked<F>(a, arg.c_str(), shape);
         return std::vector<F>(p, p + a.size());
+      };
+      // An option's array, 1-D (of `n` values, or any length when n is 0), or empty when it
+      // is absent or None.
+      auto option = [&](const char* key, Index n) {
+        const std::string arg = name + "." + key;
+        if (!options.contains(key) || options[key].is_none()) return std::vector<F>{};
+        const py::object h = options[key];
+        if (!py::isinstance<py::array>(h))
+          throw std::invalid_argument("argument `" + arg + "`: expected a NumPy array");
+        const py::array a = py::reinterpret_borrow<py::array>(h);
+        if (a.ndim() != 1)
+          throw std::invalid_argument("argument `" + arg + "`: expected a 1-D array");
+        const F* p = checked<F>(a, arg.c_str(), {n > 0 ? n : Index(a.shape(0))});
+        return std::vector<F>(p, p + a.size());
+      };
+      auto epsilon = [&]() {
+        const double e = options.contains("epsilon") ? options["epsilon"].cast<double>() : 1e-3;
+        if (!(e > 0.0))
+          throw std::invalid_argument("argument `" + name + ".epsilon`: expected a positive "
+                                      "float, got " + std::to_string(e));
+        return F(e);
       };
       if (kind == "simple_rnn" || kind == "lstm" || kind == "gru") {
         st.kind = kind == "lstm" ? StageKind::lstm
@@ -155,6 +190,16 @@ class PyModelStepper {
           st.recurrent_packed.resize(packed_size<F>(H, gates * H));
           pack(st.recurrent_kernel.data(), H, gates * H, st.recurrent_packed.data());
         }
+        // The layer-normalized cell: gamma and beta (G,) in the options.
+        if (options.contains("gamma") || options.contains("beta")) {
+          st.layer_norm = true;
+          st.gamma = option("gamma", gates * H);
+          st.beta = option("beta", gates * H);
+          if (st.gamma.empty() || st.beta.empty())
+            throw std::invalid_argument("argument `" + name + "`: a layer-normalized cell "
+                                        "needs both gamma and beta");
+          st.epsilon = epsilon();
+        }
         if (st.kind == StageKind::simple_rnn) st.cell_activation = parse_activation(act);
         else if (act != "tanh")
           throw std::invalid_argument("argument `" + name + ".activation`: LSTM and GRU use "
@@ -174,19 +219,62 @@ class PyModelStepper {
         st.kernel = weights(t[2], "kernel", {}, false);
         st.in = 1, st.out = t[2].cast<py::array>().shape(1);
       } else if (kind == "activation") {
-        st.kind = StageKind::activation;
-        if (out.empty())
-          throw std::invalid_argument("argument `" + name + "`: an activation stage needs a "
-                                      "stage before it (its width)");
-        st.in = st.out = out.back().out;
+        st.kind = StageKind::activation;  // its width: its input's
         st.act = stream::parse_stage_activation(act);
+      } else if (kind == "conv1d") {  // a causal convolution of stride 1
+        st.kind = StageKind::conv1d;
+        if (!py::isinstance<py::array>(t[2]) || t[2].cast<py::array>().ndim() != 3)
+          throw std::invalid_argument("argument `" + name + ".kernel`: expected a 3-D array "
+                                      "(kernel_size, channels / groups, filters)");
+        const py::array k = t[2].cast<py::array>();
+        const Index K = k.shape(0), Cg = k.shape(1), O = k.shape(2);
+        st.kernel = weights(t[2], "kernel", {K, Cg, O}, false);
+        st.bias = weights(t[4], "bias", {O}, true);
+        st.taps = K;
+        st.dilation = options.contains("dilation") ? options["dilation"].cast<Index>() : 1;
+        st.groups = options.contains("groups") ? options["groups"].cast<Index>() : 1;
+        st.in = Cg * st.groups, st.out = O;
+        st.act = stream::parse_stage_activation(act);
+      } else if (const auto op = merge_op(kind)) {  // its widths: its inputs'
+        st.kind = StageKind::merge;
+        st.merge_op = *op;
+      } else if (kind == "layer_norm") {
+        st.kind = StageKind::layer_norm;
+        st.gamma = option("gamma", 0);
+        st.beta = option("beta", st.gamma.empty() ? 0 : Index(st.gamma.size()));
+        st.in = st.out = Index(!st.gamma.empty() ? st.gamma.size() : st.beta.size());
+        st.epsilon = epsilon();
+      } else if (kind == "batch_norm") {
+        st.kind = StageKind::batch_norm;
+        st.moving_mean = option("moving_mean", 0);
+        const Index C = Index(st.moving_mean.size());
+        if (C < 1)
+          throw std::invalid_argument("argument `" + name + ".moving_mean`: required");
+        st.moving_variance = option("moving_variance", C);
+        st.gamma = option("gamma", C);
+        st.beta = option("beta", C);
+        st.in = st.out = C;
+        st.epsilon = epsilon();
       } else {
         throw std::invalid_argument("argument `" + name + "`: unknown stage kind '" + kind +
                                     "'");
       }
+      if (options.contains("inputs")) st.inputs = options["inputs"].cast<std::vector<Index>>();
       out.push_back(std::move(st));
     }
     return out;
+  }
+
+  static std::optional<stream::MergeOp> merge_op(const std::string& kind) {
+    using stream::MergeOp;
+    static const std::pair<const char*, MergeOp> names[] = {
+        {"add", MergeOp::add},         {"subtract", MergeOp::subtract},
+        {"multiply", MergeOp::multiply}, {"average", MergeOp::average},
+        {"maximum", MergeOp::maximum}, {"minimum", MergeOp::minimum},
+        {"concatenate", MergeOp::concatenate}};
+    for (const auto& [n, op] : names)
+      if (kind == n) return op;
+    return std::nullopt;
   }
 
   template <typename F>
@@ -232,7 +320,7 @@ class PyModelStepper {
     {
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
-      m.step(kernel_set<F>(), px, ids, py_out, threads);
+      m.step(kernel_set<F>(), layer_kernel_set<F>(), px, ids, py_out, threads);
     }
     return result;
   }
@@ -248,12 +336,30 @@ class PyModelStepper {
       std::copy(v->begin(), v->end(), a.mutable_data());
       states.append(a);
     }
+    const std::vector<F> window = m.window(std::size_t(s));
+    if (!window.empty()) {
+      const auto& st = m.stages()[std::size_t(s)];
+      py::array_t<F> a(std::vector<py::ssize_t>{m.batch(), stream::span_of(st), st.in});
+      std::copy(window.begin(), window.end(), a.mutable_data());
+      states.append(a);
+    }
     return states;
   }
 
   template <typename F>
   void set_state_as(stream::ModelStepper<F>& m, Index s, const py::list& values) {
     check_stage(m.stages().size(), s);
+    const auto& st = m.stages()[std::size_t(s)];
+    if (st.kind == stream::StageKind::conv1d) {  // one array: the window, oldest step first
+      if (values.size() != 1)
+        throw std::invalid_argument("argument `states`: stage " + std::to_string(s) +
+                                    " expects 1 array, got " + std::to_string(values.size()));
+      const F* src = checked<F>(values[0].cast<py::array>(), "states[0]",
+                                {m.batch(), stream::span_of(st), st.in});
+      std::lock_guard<std::mutex> lock(mutex_);
+      m.set_window(std::size_t(s), src);
+      return;
+    }
     std::vector<std::vector<F>*> dst;
     for (std::vector<F>* v : {&m.h(std::size_t(s)), &m.c(std::size_t(s))})
       if (!v->empty()) dst.push_back(v);
@@ -296,9 +402,10 @@ void def_steps(py::module_& m) {
         py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"),
         "One step; h (B, H) updated in place.");
   py::class_<PyModelStepper>(m, "ModelStepper")
-      .def(py::init<const py::list&, Index, const std::string&>(), py::arg("stages"),
-           py::arg("batch_size"), py::arg("dtype"),
-           "stages: [(kind, activation, kernel, recurrent_kernel, bias)], first to last.")
+      .def(py::init<const py::list&, Index, const std::string&, Index>(), py::arg("stages"),
+           py::arg("batch_size"), py::arg("dtype"), py::arg("in_features") = 0,
+           "stages: [(kind, activation, kernel, recurrent_kernel, bias[, options])], first to "
+           "last; in_features: the input's width (0: from the first stage's weights).")
       .def("step", &PyModelStepper::step, py::arg("x"), py::arg("out") = py::none(),
            "x (B, I) -> (B, O), every state advanced one step; written into `out` if given.")
       .def("reset", &PyModelStepper::reset, "Every state to zeros.")

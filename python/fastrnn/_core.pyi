@@ -237,10 +237,13 @@ class _Pybind11Type(type):
     """The metaclass of pybind11's classes (pybind11_builtins.pybind11_type)."""
 
 class ModelStepper(metaclass=_Pybind11Type):
-    """A chain of stages stepped together, every state advanced one step a call."""
+    """Stages stepped together (each reading the model's input or earlier stages), every
+    state advanced one step a call."""
 
-    def __init__(self, stages: list[Any], batch_size: int, dtype: str) -> None:
-        """stages: [(kind, activation, kernel, recurrent_kernel, bias)], first to last."""
+    def __init__(self, stages: list[Any], batch_size: int, dtype: str,
+                 in_features: int = 0) -> None:
+        """stages: [(kind, activation, kernel, recurrent_kernel, bias[, options])], first to
+        last; in_features: the input's width (0: from the first stage's weights)."""
     def step(self, x: _Array, out: _Array | None = None) -> _Array:
         """x (B, I) -> (B, O), every state advanced one step; written into `out` if given."""
     def reset(self) -> None:

@@ -5,8 +5,8 @@ The files, each importing only the ones before it (``tests/test_layering.py`` ch
 * ``common.py``: small helpers (names, input checks, masks, sublayers).
 * ``graph.py``: :class:`~fastrnn.models.graph.Graph`, the calls between symbolic inputs and
   outputs, run on arrays (forward, backward), its summary and its config.
-* ``stepper.py``: a chain model's layers as the stages of a streaming stepper (one C++ call a
-  time step for the whole model; :meth:`Model.stepper`).
+* ``stepper.py``: a model's layers (a chain, or branches joined by merges) as the stages of a
+  streaming stepper (one C++ call a time step for the whole model; :meth:`Model.stepper`).
 * ``trainer.py``: the one training engine (compile and its config, fit, evaluate, predict);
   it imports no model module.
 * ``model.py``: :class:`Model`, the base of every model (layers with weights in one flat

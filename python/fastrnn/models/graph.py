@@ -360,32 +360,30 @@ class Graph:
         return [grads[s] for s in self.input_slots]
 
     # ------------------------------------------------------------------ describing
-    def chain(self, model_name: str) -> list:
-        """The layers in run order when the graph is a chain (one input, one output, each
-        call feeding the next), for ``model.stepper()``; else ``ValueError`` naming why."""
+    def stream_calls(self, model_name: str) -> tuple[int, int, list]:
+        """``(input slot, output slot, calls)`` for ``model.stepper()``: the calls in run order,
+        each ``(layer, its main input slots, its output slot)``, when the graph has one input
+        and one output and every call gives one tensor (a merge may take several); else
+        ``ValueError`` naming why. Which layers can stream is the stepper's to say."""
         if len(self.input_slots) != 1 or len(self.output_slots) != 1:
             raise ValueError(
                 f"Model `{model_name}` cannot be streamed by model.stepper(): it has "
                 f"{len(self.input_slots)} inputs and {len(self.output_slots)} outputs; "
                 "the stepper takes one input and gives one output."
             )
-        layers, current = [], self.input_slots[0]
+        calls = []
         for step in self.steps:
-            if step.main_is_list or step.state_slots or step.outputs_is_list:
-                raise _refuse(step.layer, "it takes or gives several tensors (a branch, "
-                              "initial states or return_state), so the model is not a chain")
+            if step.state_slots or step.outputs_is_list:
+                raise _refuse(step.layer, "it takes or gives several tensors (initial states or "
+                              "return_state), which the stepper does not pass between layers")
             if step.shared:
-                raise _refuse(step.layer, "it is called more than once, so the model is not a "
-                              "chain")
-            if step.main_in != current:
-                raise _refuse(step.layer, "it does not take the output of the layer before "
-                              "it, so the model is not a chain")
+                raise _refuse(step.layer, "it is called more than once (shared weights), "
+                              "which the stepper does not support")
             if step.training is not None:
                 raise _refuse(step.layer, f"it was called with training={step.training}, "
                               "which predict honours and a stepper cannot")
-            layers.append(step.layer)
-            current = step.main_out
-        return layers
+            calls.append((step.layer, list(step.in_slots), step.main_out))
+        return self.input_slots[0], self.output_slots[0], calls
 
     def summary_rows(self) -> list[list[str]]:
         """Per layer: name (type), output shape, parameters, what it is connected to."""

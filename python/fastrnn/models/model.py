@@ -249,10 +249,11 @@ class Model(Trainer, Layer):
         if self._graph is not None:
             self._graph.set_input_grads(self._input_grad_needed)
 
-    def _stream_layers(self) -> tuple[list, int]:
-        """``(layers in run order, input rank without the batch axis)`` for the stepper."""
+    def _stream_graph(self) -> tuple[tuple[int, int, list], int]:
+        """``((input slot, output slot, calls in run order), input rank without the batch
+        axis)`` for the stepper (see ``Graph.stream_calls``)."""
         assert self._graph is not None
-        return self._graph.chain(self.name), len(self._graph.input_specs[0])
+        return self._graph.stream_calls(self.name), len(self._graph.input_specs[0])
 
     @property
     def input_shape(self) -> Any:
@@ -617,7 +618,9 @@ class Model(Trainer, Layer):
         gives at step ``t`` what ``predict(x[:, :t + 1])`` gives: the final output for a model
         whose last recurrent layer returns its last state, ``y[:, t]`` for a
         sequence-to-sequence one. ``s.reset()`` zeroes the states, ``s.reset(states=...)`` sets
-        them, ``s.states`` copies them (one list per recurrent layer: ``[h]``, LSTM ``[h, c]``).
+        them, ``s.states`` copies them (one list per layer with a state, in run order: a
+        recurrent layer's ``[h]``, LSTM ``[h, c]``, each ``(B, units)``; a causal Conv1D's
+        ``[window]`` ``(B, span, channels)``, its last ``span`` inputs, oldest first).
 
         Each step is one C++ call for all layers (no allocation but the returned array, none
         with ``s.step(x_t, out=buffer)``; the GIL released). The weights are copied when the
@@ -625,11 +628,17 @@ class Model(Trainer, Layer):
         A stepper keeps its own states: a stateful layer's carried state is neither read nor
         changed (pass it with ``reset(states=...)`` to continue from it).
 
-        The model must be a chain (one input ``(batch, time, features)``, one output, each layer
-        feeding the next) of SimpleRNN/LSTM/GRU (without layer_norm or go_backwards), Dense,
-        TimeDistributed(Dense), Activation, Dropout and InputLayer, optionally after an
-        Embedding (without mask_zero) as the first layer, whose steps take ``(B,)`` token ids;
-        anything else raises ``ValueError`` naming the layer and why it cannot stream.
+        The model must have one input ``(batch, time, features)`` and one output, and be made
+        of layers that act one step at a time: SimpleRNN/LSTM/GRU (with or without
+        layer_norm; not go_backwards), Dense, TimeDistributed(Dense), Activation,
+        LayerNormalization, BatchNormalization (its moving statistics), Conv1D with
+        ``padding="causal"`` and ``strides=1`` (any kernel_size, dilation_rate, groups),
+        Dropout and InputLayer, in a chain or in branches joined by Add, Subtract, Multiply,
+        Average, Maximum, Minimum or Concatenate (over the features); nested models are
+        unrolled. An Embedding (without mask_zero) may come first: its steps take ``(B,)``
+        token ids. Anything else (Bidirectional, go_backwards, masks, pooling, Flatten,
+        non-causal or strided convolutions, several inputs or outputs, ...) raises
+        ``ValueError`` naming the layer and why it cannot stream.
         """
         return stepper.model_stepper(self, batch_size)
 

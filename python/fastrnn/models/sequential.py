@@ -200,10 +200,12 @@ class Sequential(Model):
         self._pack_weights()
         self.built = True
 
-    def _stream_layers(self) -> tuple[list, int]:
-        """``(layers in run order, input rank without the batch axis)`` for the stepper."""
+    def _stream_graph(self) -> tuple[tuple[int, int, list], int]:
+        """``((input slot, output slot, calls in run order), input rank without the batch
+        axis)`` for the stepper: layer k reads slot k and gives slot k + 1."""
         assert self._input_spec is not None
-        return list(self._layers), len(self._input_spec)
+        calls = [(layer, [k], k + 1) for k, layer in enumerate(self._layers)]
+        return (0, len(calls), calls), len(self._input_spec)
 
     def _set_input_grads(self) -> None:
         for i, layer in enumerate(self._layers):

@@ -1,24 +1,40 @@
-"""Streaming a whole model: :meth:`Model.stepper` turns a chain of layers into the stages of an
-:class:`fastrnn.ops.ModelStepper` (one C++ call a step for the whole model).
+"""Streaming a whole model: :meth:`Model.stepper` turns a model's layers into the stages of
+an :class:`fastrnn.ops.ModelStepper` (one C++ call a step for the whole model).
 
-A model streams when it is a chain (one input ``(batch, time, features)``, one output, each
-layer feeding the next; nested chain models are unrolled) of layers that each act on one time
-step given the state carried from the last: SimpleRNN, LSTM and GRU (plain cells, any
-``return_sequences``), Dense, TimeDistributed(Dense), Activation, and the identities at
-inference (Dropout, InputLayer). An Embedding (without ``mask_zero``) may come first: the
-input is then ``(batch, time)`` token ids, and a step takes ``(batch,)`` ids. Everything else
-is refused, naming the layer and why.
+A model streams when it has one input ``(batch, time, features)`` and one output, and each of
+its layers acts on one time step given the state carried from the last: SimpleRNN, LSTM and
+GRU (plain or ``layer_norm=True`` cells, any ``return_sequences``), Dense,
+TimeDistributed(Dense), Activation, LayerNormalization, BatchNormalization (at inference: its
+moving statistics), Conv1D with ``padding="causal"`` and ``strides=1`` (its state: the window
+of its last ``(kernel_size - 1) * dilation_rate + 1`` inputs), and the identities at inference
+(Dropout, InputLayer). The layers may form a graph: branches that meet again in Add,
+Subtract, Multiply, Average, Maximum, Minimum or Concatenate (over the features); each call
+becomes a stage that names the stages it reads, run in the graph's order (a chain is the case
+where each reads the one before). Nested models are unrolled into the same stages. An
+Embedding (without ``mask_zero``) may come first: the input is then ``(batch, time)`` token
+ids, and a step takes ``(batch,)`` ids. Everything else is refused, naming the layer and why.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from .. import ops
+from ..layers.convolutional import Conv1D
 from ..layers.core import Activation, Dense, Dropout, Embedding, Flatten, InputLayer, Masking
-from ..layers.recurrent import _RNN
+from ..layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+)
+from ..layers.normalization import BatchNormalization, LayerNormalization
+from ..layers.recurrent import _RNN, LN_EPSILON
 from ..layers.wrappers import Bidirectional, TimeDistributed
 from .common import is_model
 from .graph import stream_refusal as _refuse
@@ -29,7 +45,6 @@ __all__ = ["model_stepper"]
 _REFUSED = {
     "Bidirectional": "its backward direction reads the sequence from its end, which a stream "
                      "has not seen yet",
-    "Conv1D": "it mixes neighbouring time steps (a window over time)",
     "MaxPooling1D": "it pools over windows of time steps",
     "AveragePooling1D": "it pools over windows of time steps",
     "GlobalMaxPooling1D": "it reduces over the whole time axis",
@@ -38,19 +53,23 @@ _REFUSED = {
     "RepeatVector": "it repeats a vector over a new time axis",
     "Reshape": "it reshapes across the time axis",
     "Permute": "it permutes the time axis",
-    "BatchNormalization": "normalization layers are not supported by the stepper",
-    "LayerNormalization": "normalization layers are not supported by the stepper",
+    "GroupNormalization": "it normalizes over groups of channels with statistics the stepper "
+                          "does not compute",
     "Masking": "masks cannot stream (a masked step is simply a step not fed)",
 }
-_KNOWN = ("SimpleRNN, LSTM, GRU, Dense, TimeDistributed(Dense), Activation, Dropout and "
-          "InputLayer")
+# The activations a stage computes (cpp/model_stepper.hpp); others are refused by name.
+_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "elu", "selu", "softplus",
+                "softsign", "swish", "exponential")
+_KNOWN = ("SimpleRNN, LSTM, GRU, Dense, TimeDistributed(Dense), Activation, "
+          "LayerNormalization, BatchNormalization, causal Conv1D, Dropout and InputLayer")
 
 
-def _chain(model: Any) -> list:
-    """The model's layers in the order one step runs them (nested chain models unrolled)."""
+def _stream_graph(model: Any) -> tuple[int, int, list, bool]:
+    """``(input slot, output slot, calls in run order, whether the input is token ids)`` of
+    a model (a nested model's calls are its own, with slots of its own)."""
     model._require_built("stepper()")
-    layers, rank = model._stream_layers()
-    first = next((lyr for lyr in layers if not isinstance(lyr, InputLayer)), None)
+    (first_slot, last_slot, calls), rank = model._stream_graph()
+    first = next((lyr for lyr, _, _ in calls if not isinstance(lyr, InputLayer)), None)
     ids = isinstance(first, Embedding)
     if ids:
         _stages(first, [])  # refused with the reason when it cannot stream
@@ -59,39 +78,108 @@ def _chain(model: Any) -> list:
             f"Model `{model.name}` cannot be streamed by model.stepper(): its input is not "
             f"(batch, time, features) (got rank {rank + 1}), so it has no time steps."
         )
-    flat: list = []
-    for layer in layers:
+    return first_slot, last_slot, calls, ids
+
+
+def _add_model(model: Any, source: int, stages: list) -> int:
+    """Appends the stages of `model`'s calls, its input read from stage `source` (-1: the
+    stepper's input); returns the stage that gives its output (or `source` itself when every
+    call is an identity)."""
+    first_slot, last_slot, calls, _ = _stream_graph(model)
+    where = {first_slot: source}  # slot -> the stage that gives it
+    for layer, in_slots, out_slot in calls:
+        sources = [where[s] for s in in_slots]
         if is_model(layer):
-            flat.extend(_chain(layer))
+            where[out_slot] = _add_model(layer, sources[0], stages)
         else:
-            flat.append(layer)
-    return flat
+            where[out_slot] = _add_layer(layer, sources, stages)
+    return where[last_slot]
+
+
+_MERGES = {Add: "add", Subtract: "subtract", Multiply: "multiply", Average: "average",
+           Maximum: "maximum", Minimum: "minimum", Concatenate: "concatenate"}
+
+
+def _add_layer(layer: Any, sources: list, stages: list) -> int:
+    """Appends the stage of one call of `layer`, reading stages `sources`; returns the stage
+    that gives its output (its input's for an identity)."""
+    kind = _MERGES.get(type(layer))
+    if kind is not None:
+        if kind == "concatenate":
+            rank = len(layer.input_shape[0])
+            if layer._axis(rank) != rank - 1:
+                raise _refuse(layer, f"it concatenates along axis {layer.axis}, not the "
+                              "features (the last axis); only the features stream")
+        stages.append((kind, "linear", None, None, None, {"inputs": sources}))
+        return len(stages) - 1
+    if len(sources) != 1:
+        raise _refuse(layer, f"it takes {len(sources)} tensors; the stepper merges several "
+                      "only with Add, Subtract, Multiply, Average, Maximum, Minimum and "
+                      "Concatenate")
+    if stages and stages[0][0] == "embedding" and sources[0] == -1:
+        raise _refuse(layer, "it reads the token ids, which only the first Embedding may")
+    if isinstance(layer, Embedding) and sources[0] != -1:
+        raise _refuse(layer, "an Embedding streams only as the first layer (token ids in)")
+    count = len(stages)
+    _stages(layer, stages)
+    if len(stages) == count:  # an identity at inference
+        return sources[0]
+    stage = stages[-1]
+    options = dict(stage[5]) if len(stage) == 6 else {}
+    options["inputs"] = sources
+    stages[-1] = (*stage[:5], options)
+    return len(stages) - 1
 
 
 def _stages(layer: Any, stages: list) -> None:
     """Appends the stages of one layer (none for identities at inference)."""
     if isinstance(layer, (InputLayer, Dropout)):
         return
+    if isinstance(layer, (Dense, Activation, Conv1D)) and layer.activation not in _ACTIVATIONS:
+        raise _refuse(layer, f"its activation {layer.activation!r} is not one the stepper "
+                      f"computes ({', '.join(_ACTIVATIONS)})")
     if isinstance(layer, _RNN):
         if layer.go_backwards:
             raise _refuse(layer, "go_backwards=True reads the sequence from its end, which a "
                           "stream has not seen yet")
-        if layer.layer_norm:
-            raise _refuse(layer, "layer-normalized cells (layer_norm=True) are not supported "
-                          "by the stepper yet")
         w = layer._named()
-        stages.append((layer._cell, layer.activation, w["kernel"], w["recurrent_kernel"],
-                       w.get("bias")))
+        stage: tuple[Any, ...] = (layer._cell, layer.activation, w["kernel"],
+                                  w["recurrent_kernel"], w.get("bias"))
+        if layer.layer_norm:  # the layer-normalized cell: each gate block normalized
+            stage += ({"gamma": w["gamma"], "beta": w["beta"], "epsilon": LN_EPSILON},)
+        stages.append(stage)
         return
     if isinstance(layer, Dense):
         bias = layer.weights[1] if layer.use_bias else None
         stages.append(("dense", layer.activation, layer.weights[0], None, bias))
         return
     if isinstance(layer, Activation):
-        if not stages:
-            raise _refuse(layer, "an Activation before any layer with weights is not "
-                          "supported by the stepper")
         stages.append(("activation", layer.activation, None, None, None))
+        return
+    if isinstance(layer, Conv1D):
+        if layer.padding != "causal":
+            raise _refuse(layer, f"padding={layer.padding!r} makes output step t read input "
+                          + ("steps after t, which a stream has not seen yet"
+                             if layer.padding == "same" else
+                             f"steps t .. t + {layer.span - 1} (its output is shorter than its "
+                             "input)") + "; only padding='causal' streams")
+        if layer.strides != 1:
+            raise _refuse(layer, f"strides={layer.strides} gives one output every "
+                          f"{layer.strides} input steps, not one a step; only strides=1 streams")
+        bias = layer.weights[1] if layer.use_bias else None
+        stages.append(("conv1d", layer.activation, layer.weights[0], None, bias,
+                       {"dilation": layer.dilation_rate, "groups": layer.groups}))
+        return
+    if isinstance(layer, LayerNormalization):  # over the features of each step
+        gamma, beta = layer._affine()
+        stages.append(("layer_norm", "linear", None, None, None,
+                       {"gamma": gamma, "beta": beta, "epsilon": layer.epsilon}))
+        return
+    if isinstance(layer, BatchNormalization):  # at inference: the moving statistics
+        gamma, beta = layer._affine()
+        stages.append(("batch_norm", "linear", None, None, None,
+                       {"gamma": gamma, "beta": beta, "epsilon": layer.epsilon,
+                        "moving_mean": layer.weights[-2], "moving_variance": layer.weights[-1]}))
         return
     if isinstance(layer, TimeDistributed):
         if not isinstance(layer.layer, (Dense, Activation, Dropout)):
@@ -114,10 +202,21 @@ def _stages(layer: Any, stages: list) -> None:
 def model_stepper(model: Any, batch_size: int = 1) -> ops.ModelStepper:
     """The stepper of `model` (see :meth:`fastrnn.Model.stepper`)."""
     stages: list = []
-    for layer in _chain(model):
-        _stages(layer, stages)
+    last = _add_model(model, -1, stages)
     if not stages:
         raise ValueError(
             f"Model `{model.name}` has nothing to stream: no layer with weights or activation."
         )
-    return ops.ModelStepper(stages, batch_size, np.dtype(model.dtype))
+    if last != len(stages) - 1:  # every call leads to the output, so the output comes last
+        raise ValueError(f"Model `{model.name}` cannot be streamed by model.stepper(): its "
+                         "output does not come from its last layer.")
+    features = _input_features(model)
+    return ops.ModelStepper(stages, batch_size, np.dtype(model.dtype), input_dim=features)
+
+
+def _input_features(model: Any) -> Optional[int]:
+    """The features of the model's input steps, or None (token ids, or not known)."""
+    shape = model.input_shape
+    if not isinstance(shape, tuple) or len(shape) != 3 or not isinstance(shape[-1], int):
+        return None
+    return shape[-1]

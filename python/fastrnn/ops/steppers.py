@@ -1,7 +1,7 @@
 """Streaming: one time step at a time with the state carried inside the core.
 
-:class:`Stepper` steps one trained cell; :class:`ModelStepper` steps a whole chain model
-(what ``model.stepper()`` makes), one C++ call a step for all its layers.
+:class:`Stepper` steps one trained cell; :class:`ModelStepper` steps a whole model (what
+``model.stepper()`` makes), one C++ call a step for all its layers.
 """
 
 from __future__ import annotations
@@ -175,52 +175,93 @@ class Stepper:
 
 
 class ModelStepper:
-    """A chain of stages (cells, Dense, activations) stepped together, one C++ call a step.
+    """A graph of stages (cells, Dense, convolutions, normalizations, merges, ...) stepped
+    together, one C++ call a step.
 
     The kernel-level form of :meth:`fastrnn.Model.stepper` (which builds the stages from a
-    model's layers). Each stage maps this step's ``(B, in)`` to ``(B, out)``; the cells carry
-    their state from step to step. The weights are copied when the stepper is made: changing
-    the arrays afterwards does not change it. A step allocates nothing in C++ and runs
-    without the GIL; only the returned array is new (none with ``out=``).
+    model's layers). Each stage maps this step's ``(B, in)`` to ``(B, out)``; the cells (and
+    the causal convolutions' windows) carry their state from step to step. The weights are
+    copied when the stepper is made: changing the arrays afterwards does not change it. A
+    step allocates nothing in C++ and runs without the GIL; only the returned array is new
+    (none with ``out=``).
 
     Args:
         stages: first to last, each a tuple ``(kind, activation, kernel, recurrent_kernel,
-            bias)``: kind ``"simple_rnn"``, ``"lstm"`` or ``"gru"`` (weights as for the
-            matching ``*_forward``; activation ``"tanh"``, SimpleRNN also ``"relu"`` or
-            ``"linear"``), ``"dense"`` (kernel ``(in, N)``, bias ``(N,)`` or None, any
-            activation of ``fastrnn.layers``), ``"activation"`` (no weights) or, first only,
-            ``"embedding"`` (kernel: the table ``(vocabulary, N)``; steps then take token ids).
+            bias)`` or ``(kind, activation, kernel, recurrent_kernel, bias, options)`` with
+            ``options`` a dict of the kind's other arguments: kind ``"simple_rnn"``,
+            ``"lstm"`` or ``"gru"`` (weights as for the matching ``*_forward``; activation
+            ``"tanh"``, SimpleRNN also ``"relu"`` or ``"linear"``; with options ``gamma``,
+            ``beta`` ``(G,)`` and ``epsilon`` the layer-normalized cell, as for
+            ``layer_norm_*_forward``), ``"dense"`` (kernel
+            ``(in, N)``, bias ``(N,)`` or None, any activation of ``fastrnn.layers``),
+            ``"activation"`` (no weights), ``"layer_norm"`` (options ``gamma``, ``beta``
+            ``(C,)`` or None, ``epsilon``: LayerNormalization over the features),
+            ``"batch_norm"`` (options ``moving_mean``, ``moving_variance``, ``gamma``,
+            ``beta`` ``(C,)``, ``epsilon``: BatchNormalization at inference), ``"conv1d"``
+            (a causal convolution of stride 1: kernel ``(K, C / groups, O)``, bias ``(O,)`` or
+            None, options ``dilation`` and ``groups``; it keeps its last ``(K - 1) dilation
+            + 1`` inputs as its state), a merge ``"add"``, ``"subtract"``, ``"multiply"``,
+            ``"average"``, ``"maximum"``, ``"minimum"`` or ``"concatenate"`` (no weights; the
+            merge layers over the features) or, first only, ``"embedding"`` (kernel: the
+            table ``(vocabulary, N)``; steps then take token ids). Any stage's options may
+            name the stages it reads, ``inputs``: a list of earlier stage numbers, ``-1`` the
+            model's input (a merge reads several); by default the stage before. The last
+            stage gives the output.
         batch_size: ``B``, the number of independent streams stepped together.
         dtype: float32 (default) or float64; every weight is converted to it.
+        input_dim: the input's features ``I``; None: learnt from the first stage's weights
+            (needed when the first stage has none, e.g. an activation).
     """
 
-    def __init__(self, stages: list[Any], batch_size: int = 1, dtype: Any = np.float32):
+    def __init__(self, stages: list[Any], batch_size: int = 1, dtype: Any = np.float32,
+                 input_dim: Optional[int] = None):
         batch_size, dtype = _stream_setup(batch_size, dtype)
         if not isinstance(stages, (list, tuple)) or not stages:
             raise ValueError(
                 "Received an invalid value for argument `stages`: expected a non-empty list of "
                 f"stages, got {stages!r}."
             )
+        in_features = 0 if input_dim is None else check_positive_int("input_dim", input_dim)
         converted = []
         for k, stage in enumerate(stages):
-            if not isinstance(stage, (list, tuple)) or len(stage) != 5:
+            if not isinstance(stage, (list, tuple)) or len(stage) not in (5, 6) or (
+                    len(stage) == 6 and not isinstance(stage[5], dict)):
                 raise ValueError(
                     f"Received an invalid value for argument `stages[{k}]`: expected (kind, "
-                    f"activation, kernel, recurrent_kernel, bias), got {stage!r}."
+                    f"activation, kernel, recurrent_kernel, bias[, options dict]), got "
+                    f"{stage!r:.200}."
                 )
-            kind, activation, *weights = stage
+            kind, activation, *weights = stage[:5]
             for name, w in zip(("kernel", "recurrent_kernel", "bias"), weights):
                 if w is not None:
                     float_dtype(f"stages[{k}].{name}", np.asarray(w))
-            converted.append((str(kind), str(activation), *(
-                None if w is None else np.ascontiguousarray(w, dtype=dtype) for w in weights)))
-        self._core = _core.ModelStepper(converted, int(batch_size), dtype.name)
+            entry: tuple[Any, ...] = (str(kind), str(activation), *(
+                None if w is None else np.ascontiguousarray(w, dtype=dtype) for w in weights))
+            if len(stage) == 6:
+                entry += (self._options(k, stage[5], dtype),)
+            converted.append(entry)
+        self._core = _core.ModelStepper(converted, int(batch_size), dtype.name, in_features)
         self.dtype = dtype
         self.batch_size = int(batch_size)
         self.input_dim = self._core.in_features
         self.output_dim = self._core.out_features
         self.vocabulary = self._core.vocabulary  # > 0: an embedding first, fed token ids
-        self._cells = [k for k, s in enumerate(converted) if s[0] in ("simple_rnn", "lstm", "gru")]
+        # the stages with a state: the cells, and the causal convolutions' windows
+        self._cells = [k for k in range(len(converted)) if self._core.get_state(k)]
+
+    @staticmethod
+    def _options(k: int, options: dict[str, Any], dtype: np.dtype) -> dict[str, Any]:
+        """A stage's options with every array as a C-contiguous `dtype` array (numbers and
+        the list of `inputs` pass as they are)."""
+        out: dict[str, Any] = {}
+        for key, value in options.items():
+            if key == "inputs":
+                value = [int(i) for i in value]
+            elif isinstance(value, (np.ndarray, list, tuple)):
+                float_dtype(f"stages[{k}].{key}", np.asarray(value))
+                value = np.ascontiguousarray(value, dtype=dtype)
+            out[str(key)] = value
+        return out
 
     def step(self, x: ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Advances every stream by one step.
@@ -239,7 +280,9 @@ class ModelStepper:
 
     @property
     def states(self) -> list[list[np.ndarray]]:
-        """Copies of every cell's state, first to last: ``[h]`` (LSTM ``[h, c]``), ``(B, H)``."""
+        """Copies of the state of every stage that has one, first to last: a cell's ``[h]``
+        (LSTM ``[h, c]``) ``(B, H)``; a causal convolution's ``[window]`` ``(B, span, C)``,
+        its last ``span`` inputs, oldest first (zeros before the first step)."""
         return [self._core.get_state(k) for k in self._cells]
 
     def reset(self, states: Optional[list[Any]] = None) -> None:
@@ -253,7 +296,7 @@ class ModelStepper:
         if not isinstance(states, (list, tuple)) or len(states) != len(self._cells):
             raise ValueError(
                 "Received an invalid value for argument `states`: expected a list with one "
-                f"entry per recurrent stage ({len(self._cells)}), got {states!r:.80}."
+                f"entry per stage with a state ({len(self._cells)}), got {states!r:.80}."
             )
         checked = []
         for k, (stage, given) in enumerate(zip(self._cells, states)):
@@ -261,7 +304,7 @@ class ModelStepper:
             if not isinstance(given, (list, tuple)) or len(given) != want:
                 raise ValueError(
                     f"Received an invalid value for argument `states[{k}]`: expected a list of "
-                    f"{want} array(s) (batch, units), got {given!r:.80}."
+                    f"{want} array(s) as `states` gives them, got {given!r:.80}."
                 )
             arrays = []
             for j, s in enumerate(given):

@@ -25,7 +25,8 @@ values of the wrong shape, type or size, or not finite (NaN, Infinity).
 
 The stream table is bounded: at most `max_streams` streams (opening one more evicts the least
 recently used), and a stream idle for more than `stream_ttl` seconds expires. A stream holds
-only its states (``(units,)`` per state, nothing per step), so the table's memory is at most
+only its states (``(units,)`` per recurrent state, ``(span, channels)`` per causal
+convolution's window, nothing per step), so the table's memory is at most
 `max_streams` times the sum of the model's state sizes; steps run on a small pool of
 :class:`fastrnn.ops.ModelStepper` objects (one per concurrent step, each a copy of the
 weights), which load a stream's states, step, and store them back. Requests on one stream are
