@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "fastrnn"
 
 # models/, bottom to top: each file imports only files before it.
 MODELS_ORDER = ["common", "graph", "stepper", "trainer", "model", "functional", "sequential",
-                "serialization", "__init__"]
+                "cloning", "serialization", "__init__"]
 # What the models build on and what is built on models: nothing here imports fastrnn.models.
 BELOW_MODELS = ["_checks", "_core", "_identifiers", "_seed", "activations", "autodiff",
                 "callbacks", "constraints", "export", "initializers", "layers", "losses", "math",

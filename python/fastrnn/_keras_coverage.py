@@ -26,7 +26,7 @@ __all__ = ["MODULES", "NOT_IN_FASTRNN", "SKIPPED_SUBMODULES", "coverage", "keras
 MODULES = (
     "layers", "losses", "metrics", "optimizers", "optimizers.schedules", "activations",
     "initializers", "regularizers", "constraints", "callbacks", "utils", "preprocessing",
-    "preprocessing.sequence", "ops",
+    "preprocessing.sequence", "ops", "models", "saving",
 )
 
 # Submodules of the walked modules that are not walked, and why.
@@ -128,6 +128,12 @@ NOT_IN_FASTRNN: dict[str, list[tuple[str, str]]] = {
     ],
     "preprocessing.sequence": [],
     "ops": [(_NUMPY_OPS, "*")],
+    "models": [],
+    "saving": [
+        ("edits the weights inside a Keras .keras file; fastrnn's files are its own zip of "
+         "model.json and weights.npz (fastrnn.saving reads and writes both parts)",
+         "KerasFileEditor"),
+    ],
 }
 
 

@@ -49,15 +49,27 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
-from typing import Any, Optional, cast
+from typing import Any, Optional, Union, cast
 
 import numpy as np
 
 from .layers import base as layers_base
 
 __all__ = [
+    "CustomObjectScope",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "custom_object_scope",
+    "deserialize_keras_object",
+    "get_custom_objects",
+    "get_registered_name",
+    "get_registered_object",
+    "load_weights",
+    "model_from_config",
+    "model_from_json",
+    "save_weights",
+    "serialize_keras_object",
+    "serialize_model",
     "export_torch_state_dict",
     "import_torch_state_dict",
     "MAX_CONFIG_BYTES",
@@ -512,21 +524,25 @@ def malformed_config(path: str, where: str, expected: str, got: Any) -> ValueErr
                       f"{got!r}.")
 
 
+def serialize_model(model: Any) -> dict:
+    """A model's architecture, JSON-ready: ``{"class_name", "config"}`` (a subclassed model
+    also ``"subclassed"`` and the ``"build_input"`` it was traced for); what
+    :func:`model_from_config` rebuilds."""
+    out: dict = {"class_name": model._class_name(), "config": model.get_config()}
+    build_input = model._saved_build_input()
+    if build_input is not None:
+        out["subclassed"] = True
+        out["build_input"] = build_input
+    return out
+
+
 def save_model(model: Any, path: str, progress: Optional[dict] = None) -> None:
     """Writes `model` to `path` (see the module docstring); `progress` (JSON-ready: where a
     training run stands) is kept in the config too (a backup is a model file with it)."""
     model._require_built("save()")
-    config: dict = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "class_name": model._class_name(),
-        "config": model.get_config(),
-        "compile_config": model.get_compile_config(),
-    }
-    build_input = model._saved_build_input()
-    if build_input is not None:
-        config["subclassed"] = True
-        config["build_input"] = build_input
+    config: dict = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+                    **serialize_model(model),
+                    "compile_config": model.get_compile_config()}
     weights, names = model.get_weights(), model.weight_names
     # What continuing training exactly needs: the optimizer's slots (after the weights),
     # its step count and learning rate, and the random streams of shuffling and dropout.
@@ -644,6 +660,53 @@ def _subclassed_from_config(kind: Any, config: dict, build: Any, path: str) -> A
     return model
 
 
+def model_from_config(config: Any, custom_objects: Optional[dict] = None,
+                      path: str = "<config>") -> Any:
+    """The model (architecture only, new weights) of :func:`serialize_model`'s dict; errors
+    name `path` (where the config came from) and the entry."""
+    if not isinstance(config, dict):
+        raise malformed_config(path, "the top level", "an object", config)
+    kind = config.get("class_name")
+    arch = config.get("config") or {}
+    if not isinstance(arch, dict):
+        raise malformed_config(path, "config", "an object", arch)
+    subclassed = config.get("subclassed") is True
+    if not (isinstance(kind, str) and kind in _MODEL_CLASSES) and not subclassed:
+        raise ValueError(
+            f"{path!r} holds a model of class {kind!r}; fastrnn can load 'Sequential' and "
+            "'Functional' models, and subclassed ones."
+        )
+    try:
+        with layers_base.custom_object_scope(custom_objects):
+            if subclassed:
+                return _subclassed_from_config(kind, arch, config.get("build_input"), path)
+            return _MODEL_CLASSES[str(kind)]._from_file_config(arch, path)
+    except (TypeError, KeyError, AttributeError, IndexError, OverflowError,
+            MemoryError, NotImplementedError) as exc:
+        raise ValueError(f"{path!r}: malformed model config ({type(exc).__name__}: {exc}).") \
+            from exc
+    except ValueError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path!r}: {exc}") from exc
+
+
+def model_from_json(json_string: Union[str, bytes], custom_objects: Optional[dict] = None
+                    ) -> Any:
+    """The model of ``model.to_json()`` (Keras's ``model_from_json``): the architecture with
+    new weights; custom classes by `custom_objects` or the registry (no code is run from the
+    string)."""
+    if not isinstance(json_string, (str, bytes, bytearray)):
+        raise TypeError("Received an invalid value for argument `json_string`, expected a JSON "
+                        f"string, got {type(json_string).__name__}.")
+    try:
+        config = json.loads(json_string)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"Received an invalid value for argument `json_string`: not JSON "
+                         f"({exc}).") from exc
+    return model_from_config(config, custom_objects, "<json_string>")
+
+
 def load_model(path: str, custom_objects: Optional[dict] = None, compile: bool = True) -> Any:
     """Loads a model written by ``model.save`` (Sequential, functional or subclassed); never
     executes code from the file.
@@ -664,34 +727,11 @@ def load_model(path: str, custom_objects: Optional[dict] = None, compile: bool =
             f"{{name: class or function}}, got {type(custom_objects).__name__}.")
     config, weights = load_archive(path)
     weights, opt_state, rng_state = split_training_state(config, weights, path)
-    kind = config.get("class_name")
-    arch = config.get("config") or {}
-    if not isinstance(arch, dict):
-        raise malformed_config(path, "config", "an object", arch)
-    subclassed = config.get("subclassed") is True
-    if not (isinstance(kind, str) and kind in _MODEL_CLASSES) and not subclassed:
-        raise ValueError(
-            f"{path!r} holds a model of class {kind!r}; fastrnn can load 'Sequential' and "
-            "'Functional' models, and subclassed ones."
-        )
     # Layers are built without drawing initial values, and the file's weight shapes are
     # checked against the architecture before any buffer is filled.
-    try:
-        with layers_base.skipped_initialization(), \
-                expecting_weight_shapes([w.shape for w in weights]), \
-                layers_base.custom_object_scope(custom_objects):
-            if subclassed:
-                model = _subclassed_from_config(kind, arch, config.get("build_input"), path)
-            else:
-                model = _MODEL_CLASSES[str(kind)]._from_file_config(arch, path)
-    except (TypeError, KeyError, AttributeError, IndexError, OverflowError,
-            MemoryError, NotImplementedError) as exc:
-        raise ValueError(f"{path!r}: malformed model config ({type(exc).__name__}: {exc}).") \
-            from exc
-    except ValueError as exc:
-        if str(path) in str(exc):
-            raise
-        raise ValueError(f"{path!r}: {exc}") from exc
+    with layers_base.skipped_initialization(), \
+            expecting_weight_shapes([w.shape for w in weights]):
+        model = model_from_config(config, custom_objects, path)
     if not model.built and weights:
         raise ValueError(f"{path!r}: weights were saved for a model that was never built.")
     cc = config.get("compile_config")
@@ -967,3 +1007,160 @@ def register_keras_serializable(package: str = "Custom", name: Optional[str] = N
     """Keras's decorator: makes a custom layer or model class (or a function a ``Lambda``
     uses) known by name, so that ``load_model`` rebuilds it without ``custom_objects``."""
     return layers_base.register_keras_serializable(package, name)
+
+
+# ----------------------------------------------------------------------------- Keras's names
+# keras.saving's functions over fastrnn's objects. The kinds of object, by the module that
+# serializes them (its base class) and Keras's module path recorded in the config.
+_KINDS = (("optimizers", "Optimizer"), ("losses", "Loss"), ("metrics", "Metric"),
+          ("initializers", "Initializer"), ("regularizers", "Regularizer"),
+          ("constraints", "Constraint"), ("layers", "Layer"))
+# Modules whose functions (activations, loss functions) serialize by name.
+_FUNCTION_MODULES = ("activations", "losses", "metrics")
+
+CustomObjectScope = layers_base.custom_object_scope
+custom_object_scope = layers_base.custom_object_scope
+
+
+def get_custom_objects() -> dict:
+    """The global ``{name: object}`` that deserialization consults after the scopes (Keras's
+    ``get_custom_objects``; entries added to it are found by :func:`load_model`)."""
+    return layers_base._CUSTOM
+
+
+def get_registered_name(obj: Any) -> str:
+    """The name `obj` is serialized under: ``"package>Name"`` when registered with
+    :func:`register_keras_serializable`, else its ``__name__`` (its class's for an instance)."""
+    registered = getattr(obj, "_registered_name", None)
+    if isinstance(registered, str):
+        return registered
+    return getattr(obj, "__name__", None) or type(obj).__name__
+
+
+def get_registered_object(name: str, custom_objects: Optional[dict] = None,
+                          module_objects: Optional[dict] = None) -> Any:
+    """The object registered under `name` (the scopes, `custom_objects`, the registry, then
+    `module_objects`), or None (Keras's ``get_registered_object``)."""
+    for table in (layers_base.custom_objects_in_scope(), custom_objects or {},
+                  layers_base._CUSTOM, module_objects or {}):
+        if name in table:
+            return table[name]
+    return None
+
+
+def _module(name: str) -> Any:
+    import importlib
+    return importlib.import_module(f"fastrnn.{name}")
+
+
+def _short(module: Any) -> Optional[str]:
+    """``"losses"`` of a config's ``"module": "fastrnn.losses"`` (None for another)."""
+    if isinstance(module, str) and module.startswith("fastrnn."):
+        return module[len("fastrnn."):]
+    return None
+
+
+def serialize_keras_object(obj: Any) -> Any:
+    """`obj` as JSON-ready data (Keras's ``serialize_keras_object``): a model by
+    :func:`serialize_model`, a layer, loss, metric, optimizer, initializer, regularizer or
+    constraint as ``{"module", "class_name", "config"}``, a function of fastrnn's modules as
+    ``{"class_name": "function", "config": name}``; plain values (and lists and dicts of
+    them) as they are."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [serialize_keras_object(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: serialize_keras_object(v) for k, v in obj.items()}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if callable(getattr(obj, "_saved_build_input", None)):
+        return {"module": "fastrnn.models", **serialize_model(obj)}
+    for module, base in _KINDS:
+        mod = _module(module)
+        if isinstance(obj, getattr(mod, base)):
+            data = dict(mod.serialize(obj))  # the module's own config
+            if isinstance(getattr(obj, "_registered_name", None), str):
+                data["class_name"] = obj._registered_name
+            return {"module": f"fastrnn.{module}", **data}
+    if callable(obj):
+        name = getattr(obj, "__name__", None)
+        for module in _FUNCTION_MODULES:
+            if name is not None and getattr(_module(module), name, None) is obj:
+                return {"module": f"fastrnn.{module}", "class_name": "function",
+                        "config": name}
+        if isinstance(getattr(obj, "_registered_name", None), str):
+            return {"module": None, "class_name": "function", "config": obj._registered_name}
+    raise TypeError(f"Cannot serialize {obj!r}: fastrnn serializes models, layers, losses, "
+                    "metrics, optimizers, initializers, regularizers, constraints, functions "
+                    "of its modules or registered ones, and plain values.")
+
+
+def deserialize_keras_object(config: Any, custom_objects: Optional[dict] = None) -> Any:
+    """The object of :func:`serialize_keras_object`'s data (Keras's
+    ``deserialize_keras_object``); custom classes and functions by `custom_objects`, the
+    scopes or the registry. Never runs code from the data."""
+    if config is None or isinstance(config, (str, int, float, bool)):
+        return config
+    if isinstance(config, list):
+        return [deserialize_keras_object(c, custom_objects) for c in config]
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise ValueError("Received an invalid value for argument `config`: expected "
+                         "{'class_name': ..., 'config': ...} (or a plain value), got "
+                         f"{config!r:.200}.")
+    kind, module = config["class_name"], config.get("module")
+    inner = config.get("config")
+    with layers_base.custom_object_scope(custom_objects):
+        if kind == "function":
+            found = get_registered_object(str(inner))
+            short = _short(module)
+            for m in [short] if short in _FUNCTION_MODULES else _FUNCTION_MODULES:
+                if found is not None:
+                    break
+                found = getattr(_module(m), str(inner), None)
+            if not callable(found):
+                raise ValueError(f"Unknown function {inner!r}: pass it in `custom_objects` or "
+                                 "register it with @register_keras_serializable().")
+            return found
+        if module == "fastrnn.models" or kind in _MODEL_CLASSES or config.get("subclassed"):
+            return model_from_config(config, None, "<config>")
+        custom: Any = get_registered_object(kind)
+        if isinstance(custom, type) and callable(getattr(custom, "from_config", None)):
+            return cast(Any, custom).from_config(dict(inner or {}))
+        names = [m for m, _ in _KINDS]
+        if _short(module) is not None:
+            names = [m for m in names if m == _short(module)]
+        for m in names:
+            try:
+                return _module(m).deserialize({"class_name": kind, "config": dict(inner or {})})
+            except ValueError:
+                if len(names) == 1:
+                    raise
+    raise ValueError(f"Unknown class {kind!r}: not a fastrnn model, layer, loss, metric, "
+                     "optimizer, initializer, regularizer or constraint; pass it in "
+                     "`custom_objects` or register it with @register_keras_serializable().")
+
+
+def save_weights(model: Any, filepath: str, overwrite: bool = True) -> None:
+    """``model.save_weights(filepath)`` (Keras's ``keras.saving.save_weights``); with
+    ``overwrite=False`` an existing file is an error instead."""
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"Received `filepath` {filepath!r}, which exists, with "
+                              "overwrite=False.")
+    model.save_weights(filepath)
+
+
+def load_weights(model: Any, filepath: str, skip_mismatch: bool = False) -> None:
+    """``model.load_weights(filepath)`` (Keras's ``keras.saving.load_weights``). With
+    `skip_mismatch`, weights whose shape differs from the model's are left as they are
+    instead of refusing the file (the rest are loaded)."""
+    if not skip_mismatch:
+        model.load_weights(filepath)
+        return
+    model._require_built("load_weights()")
+    saved = load_weights_file(filepath)
+    mine = model.get_weights()
+    if len(saved) != len(mine):
+        raise ValueError(f"{filepath!r} holds {len(saved)} weights; model `{model.name}` has "
+                         f"{len(mine)}.")
+    model.set_weights([s if s.shape == m.shape else m for s, m in zip(saved, mine)])

@@ -13,6 +13,7 @@ The files, each importing only the ones before it (``tests/test_layering.py`` ch
   buffer; a model is a layer too) and the runtime of a subclassed model.
 * ``functional.py``: :class:`Functional`, what ``Model(inputs, outputs)`` makes.
 * ``sequential.py``: :class:`Sequential`, a chain of layers of its own, built lazily.
+* ``cloning.py``: :func:`clone_model`, a model of the same architecture with new layers.
 
 The file format (models, weights, optimizer state, random streams, backups) is
 :mod:`fastrnn.saving`'s, which imports no model module; :func:`load_model` lives there
@@ -22,9 +23,11 @@ The file format (models, weights, optimizer state, random streams, backups) is
 from __future__ import annotations
 
 from .._seed import set_seed
-from ..saving import load_model
+from ..saving import load_model, model_from_json, save_model
+from .cloning import clone_model
 from .functional import Functional
 from .model import Model
 from .sequential import Sequential
 
-__all__ = ["Functional", "Model", "Sequential", "load_model", "set_seed"]
+__all__ = ["Functional", "Model", "Sequential", "clone_model", "load_model", "model_from_json",
+           "save_model", "set_seed"]

@@ -4,9 +4,11 @@ model module."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Iterable
-from typing import Any
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -174,8 +176,29 @@ def forward_with_mask(layer: Any, x: Any, mask: Any, has_mask: bool, training: A
     return layer.forward(x, training=training, **kwargs)
 
 
+_rebuilding = threading.local()
+
+
+@contextlib.contextmanager
+def layers_made_by(make: Callable[[dict], Any]) -> Iterator[None]:
+    """Within it, :func:`rebuild_layer` asks ``make(config)`` first and uses what it returns
+    unless None (``clone_model``'s ``clone_function``: a model rebuilt from its config with
+    other layers). Per thread."""
+    before = getattr(_rebuilding, "make", None)
+    _rebuilding.make = make
+    try:
+        yield
+    finally:
+        _rebuilding.make = before
+
+
 def rebuild_layer(config: Any, path: str, where: str = "config.layers") -> Any:
     """The layer of a saved `config`; any error names where it sits in the file (`where`)."""
+    make = getattr(_rebuilding, "make", None)
+    if make is not None and isinstance(config, dict):
+        made = make(config)
+        if made is not None:
+            return made
     try:
         return layers_module.deserialize(config)
     except (KeyError, TypeError, ValueError, NotImplementedError, AttributeError,

@@ -42,9 +42,11 @@ class Functional(Model):
         by_name: dict = {}
         for k, lc in enumerate(layer_configs):
             layer = rebuild_layer(lc, path, f"config.layers[{k}]")
-            if layer.name in by_name:
-                raise _bad(path, f"config.layers[{k}]", "unique layer names", layer.name)
-            by_name[layer.name] = layer
+            # the calls name the layer as the config does (a clone_function may rename it)
+            name = (lc.get("config") or {}).get("name", layer.name)
+            if name in by_name:
+                raise _bad(path, f"config.layers[{k}]", "unique layer names", name)
+            by_name[name] = layer
         nodes = config.get("nodes")
         if not isinstance(nodes, list):
             raise _bad(path, "config.nodes", "a list of calls", nodes)

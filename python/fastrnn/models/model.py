@@ -13,6 +13,7 @@ with ``_check_inputs``/``_run_``; the file format is :mod:`fastrnn.saving`'s.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any, Callable, Optional
 
@@ -318,6 +319,29 @@ class Model(Trainer, Layer):
         if self._subclassed:
             return [layer for layer in layers if not isinstance(layer, InputLayer)]
         return list(layers)
+
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Any:
+        """The layer called `name`, or at position `index` of :attr:`layers` (Keras's
+        ``get_layer``; give one of the two)."""
+        if name is not None and index is not None:
+            raise ValueError("Provide only a layer name or a layer index. Received: "
+                             f"index={index}, name={name}.")
+        layers = self.layers
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise ValueError(f"Received an invalid value for argument `index`: expected an "
+                                 f"integer, got {index!r}.")
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model "
+                                 f"`{self.name}` only has {len(layers)} layers.")
+            return layers[index]
+        if name is not None:
+            for layer in layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(f"No such layer: {name}. Existing layers are: "
+                             f"{[layer.name for layer in layers]}.")
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
 
     def _unique_layers(self) -> list:
         return [] if self._graph is None else self._graph.layers
@@ -714,6 +738,12 @@ class Model(Trainer, Layer):
         """What rebuilding a subclassed model needs besides its config: the input specs it
         was traced for (None for other models)."""
         return self._built_from if self._subclassed else None
+
+    def to_json(self, **kwargs: Any) -> str:
+        """The architecture as a JSON string (Keras's ``to_json``; `kwargs` go to
+        ``json.dumps``): ``{"class_name", "config"}``, what :func:`fastrnn.models.model_from_json`
+        rebuilds (with new weights)."""
+        return json.dumps(saving.serialize_model(self), **kwargs)
 
     def save(self, path: str) -> None:
         """Saves architecture, compile config, weights, optimizer state and random streams to

@@ -63,7 +63,11 @@ class Sequential(Model):
     # ------------------------------------------------------------------ structure
     @property
     def layers(self) -> list:
-        """The layers, first to last (a copy of the list)."""
+        """The layers, first to last (a copy of the list), without the InputLayer of a
+        ``fastrnn.Input`` given first (as Keras's: ``layers[0]`` is the first layer added
+        after it)."""
+        if self._layers and isinstance(self._layers[0], InputLayer):
+            return self._layers[1:]
         return list(self._layers)
 
     def _unique_layers(self) -> list:

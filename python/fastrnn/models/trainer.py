@@ -659,11 +659,13 @@ class Trainer:
         return self._public_outputs(self._predict_arrays(xs, self._inference_batch(batch_size, n)))
 
     def evaluate(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int = 32,
-                 verbose: int = 0, sample_weight: ArrayLike = None) -> Union[float, list[float]]:
+                 verbose: int = 0, sample_weight: ArrayLike = None, return_dict: bool = False
+                 ) -> Union[float, list[float], dict[str, float]]:
         """The loss on (x, y), or ``[loss, *metrics]`` when the model has metrics or several
-        outputs (Keras's convention). `x` may also be an iterable of (x, y) or
-        (x, y, sample_weight) batches. `sample_weight` (as in :meth:`fit`) weighs the loss;
-        the loss includes the regularization penalties, as Keras's does."""
+        outputs (Keras's convention); ``{name: value}`` by :attr:`metrics_names` with
+        `return_dict`. `x` may also be an iterable of (x, y) or (x, y, sample_weight) batches.
+        `sample_weight` (as in :meth:`fit`) weighs the loss; the loss includes the
+        regularization penalties, as Keras's does."""
         self._require_compiled("evaluate()")
         batch_size = check_batch_size(batch_size)
         self._reg_cache = None
@@ -686,7 +688,71 @@ class Trainer:
                                   self._weight_penalty() + self._predicted_activity)
         if verbose:
             print(format_logs(dict(zip(self.metrics_names, scores))))
+        return self._results(scores, return_dict)
+
+    def _results(self, scores: list[float], return_dict: bool
+                 ) -> Union[float, list[float], dict[str, float]]:
+        """Keras's return convention of evaluate and the ``*_on_batch`` methods: the loss
+        alone, ``[loss, *metrics]``, or ``{name: value}`` with `return_dict`."""
+        if return_dict:
+            return dict(zip(self.metrics_names, scores))
         return scores[0] if not self._has_metrics else scores
+
+    # ------------------------------------------------------------------ one batch
+    def reset_metrics(self) -> None:
+        """Resets the state the compiled metrics accumulate (Keras's ``reset_metrics``)."""
+        if getattr(self, "compiled", False):
+            self._reset_metrics()
+
+    def predict_on_batch(self, x: ArrayLike) -> Any:
+        """Model outputs for `x` run as one batch (Keras's ``predict_on_batch``): ``(B,
+        *output_shape)``, a list of them for several outputs."""
+        outs = self._run_forward(self._check_inputs(x), training=False)
+        return self._public_outputs([np.array(o) for o in outs])
+
+    def test_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: ArrayLike = None,
+                      return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
+        """The loss (and metrics) of one batch (Keras's ``test_on_batch``): what
+        :meth:`evaluate` gives for ``batch_size=len(x)``; the metrics are reset first."""
+        self._require_compiled("test_on_batch()")
+        xs = self._check_inputs(x)
+        ys = self._check_targets(y, xs[0].shape[0])
+        sws = self._check_sample_weight(sample_weight, ys)
+        self._reg_cache = None
+        self.reset_metrics()
+        preds = self._run_forward(xs, training=False)
+        scores = self._scores(ys, preds, self._output_masks, sws,
+                              self._weight_penalty() + self._activity_loss, accumulate=True)
+        return self._results(scores, return_dict)
+
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: ArrayLike = None,
+                       class_weight: Optional[dict] = None, return_dict: bool = False
+                       ) -> Union[float, list[float], dict[str, float]]:
+        """One gradient update on one batch (Keras's ``train_on_batch``); returns its loss
+        (regularization penalties included, as :meth:`fit`'s) and the metrics of the batch's
+        training-mode outputs, by the convention of :meth:`evaluate`. The metrics are reset
+        first. A non-finite loss skips the update (the weights stay as they were) and is
+        returned as it came; ``model.stop_reason`` says so."""
+        self._require_compiled("train_on_batch()")
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError("You cannot pass `class_weight` and `sample_weight` at the same "
+                             "time.")
+        xs = self._check_inputs(x)
+        ys = self._check_targets(y, xs[0].shape[0])
+        sws = self._check_sample_weight(sample_weight, ys) if class_weight is None else \
+            self._class_weights(class_weight, ys)
+        self._ensure_packed()
+        self._reg_cache = self._flags_cache = None  # layers may have been frozen since
+        self.reset_metrics()
+        self.stop_reason = None
+        result = self._train_step(xs, ys, [], 0, 0, (), sws)
+        if result is None:
+            loss = float(self._last_nonfinite_loss)
+            return self._results([loss] + [math.nan] * (len(self.metrics_names) - 1),
+                                 return_dict)
+        loss, outs = result
+        scores = self._scores(ys, outs, self._output_masks, sws, accumulate=True)
+        return self._results([loss, *scores[1:]], return_dict)
 
     def _evaluate_dataset(self, dataset: Iterable) -> list[float]:
         totals: Any = None
@@ -1031,6 +1097,7 @@ class Trainer:
 
     def _nan_stop(self, cbs: list, epoch: int, step: int, loss: float, batch_logs: dict) -> None:
         """A non-finite loss: tell the callbacks (TerminateOnNaN stops), make sure we stop."""
+        self._last_nonfinite_loss = loss
         for cb in cbs:
             cb.on_train_batch_end(step, batch_logs)
         self.stop_training = True

@@ -1,0 +1,334 @@
+"""The Model methods and ``keras.models`` / ``keras.saving`` functions Keras code calls besides
+fit/evaluate/predict: ``train_on_batch``, ``test_on_batch``, ``predict_on_batch``,
+``reset_metrics``, ``evaluate(return_dict=True)``, ``get_layer``, ``to_json`` with
+``model_from_json``, ``clone_model``, ``Sequential.layers`` without the InputLayer, and the
+serialization helpers; against TF-Keras with copied weights where it is installed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fastrnn
+from _keras import import_keras
+from fastrnn import layers as L
+from fastrnn import saving
+
+
+def _data(n=16, t=7, f=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, t, f)).astype(np.float32),
+            rng.standard_normal((n, 1)).astype(np.float32))
+
+
+def _model(metrics=("mae",), optimizer="sgd"):
+    fastrnn.set_seed(1)
+    m = fastrnn.Sequential([fastrnn.Input((None, 3)), L.LSTM(5, return_sequences=True),
+                            L.GRU(4), L.Dense(1)])
+    m.compile(optimizer=optimizer, loss="mse", metrics=list(metrics))
+    return m
+
+
+# ------------------------------------------------------------------------- one batch
+def test_train_on_batch_is_one_fit_step():
+    x, y = _data()
+    a, b = _model(), _model()
+    loss, mae = a.train_on_batch(x, y)
+    b.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert loss == pytest.approx(b.history.history["loss"][0], rel=1e-6)
+    assert mae == pytest.approx(b.history.history["mae"][0], rel=1e-6)
+
+
+def test_on_batch_return_conventions():
+    x, y = _data()
+    m = _model(metrics=())
+    assert isinstance(m.train_on_batch(x, y), float)  # no metrics: the loss alone
+    assert isinstance(m.test_on_batch(x, y), float)
+    m = _model()
+    got = m.train_on_batch(x, y, return_dict=True)
+    assert list(got) == ["loss", "mae"]
+    assert list(m.test_on_batch(x, y, return_dict=True)) == ["loss", "mae"]
+    assert m.evaluate(x, y, return_dict=True, batch_size=4) == dict(
+        zip(["loss", "mae"], m.evaluate(x, y, batch_size=4)))
+
+
+def test_test_on_batch_is_evaluate_of_one_batch_and_changes_nothing():
+    x, y = _data()
+    m = _model()
+    before = m.get_weights()
+    assert m.test_on_batch(x, y) == pytest.approx(m.evaluate(x, y, batch_size=len(x)), rel=1e-6)
+    for w0, w1 in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(w0, w1)
+
+
+def test_predict_on_batch_is_predict_and_returns_a_copy():
+    x, _ = _data()
+    m = _model()
+    got = m.predict_on_batch(x)
+    np.testing.assert_allclose(got, m.predict(x), rtol=1e-6, atol=1e-7)
+    got[...] = 7.0
+    assert not np.array_equal(m.predict_on_batch(x), got)
+
+
+def test_on_batch_metrics_are_reset_each_call():
+    """A batch's MAE is its own, not a running mean over earlier calls (Keras resets the
+    metrics at the start of train_on_batch / test_on_batch)."""
+    x, y = _data()
+    m = _model()
+    m.test_on_batch(x[:8] * 100, y[:8])  # a large error that must not carry over
+    _, mae = m.test_on_batch(x[8:], y[8:])
+    fresh = _model()
+    assert mae == pytest.approx(fresh.test_on_batch(x[8:], y[8:])[1], rel=1e-6)
+    m.reset_metrics()  # public, and harmless on an uncompiled model
+    fastrnn.Sequential([L.Dense(1)]).reset_metrics()
+
+
+def test_train_on_batch_with_weights_and_class_weight():
+    x, y = _data()
+    w = np.linspace(0.5, 2.0, len(x))
+    a, b = _model(), _model()
+    a.train_on_batch(x, y, sample_weight=w)
+    b.fit(x, y, sample_weight=w, batch_size=len(x), shuffle=False, verbose=0)
+    np.testing.assert_array_equal(a.get_weights()[0], b.get_weights()[0])
+    with pytest.raises(ValueError, match="class_weight"):
+        a.train_on_batch(x, y, sample_weight=w, class_weight={0: 1.0})
+
+
+def test_train_on_batch_nonfinite_loss_keeps_weights():
+    x, y = _data()
+    m = _model(metrics=())
+    before = m.get_weights()
+    y_bad = y.copy()
+    y_bad[0] = np.nan
+    loss = m.train_on_batch(x, y_bad)
+    assert np.isnan(loss)
+    for w0, w1 in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(w0, w1)
+    assert "weights from before it kept" in m.stop_reason
+    assert np.isfinite(m.train_on_batch(x, y))
+
+
+def test_on_batch_bad_input():
+    x, y = _data()
+    with pytest.raises(ValueError, match="compiled"):
+        fastrnn.Sequential([fastrnn.Input((None, 3)), L.LSTM(2)]).train_on_batch(x, y)
+    m = _model()
+    with pytest.raises(ValueError, match="y"):
+        m.train_on_batch(x, y[:3])
+    with pytest.raises(ValueError):
+        m.test_on_batch(x[..., :2], y)
+    with pytest.raises(ValueError):
+        m.predict_on_batch(np.ones((2, 3)))
+
+
+# ------------------------------------------------------------------------- structure
+def test_sequential_layers_omit_the_input_layer_and_get_layer():
+    m = _model()
+    assert [type(layer).__name__ for layer in m.layers] == ["LSTM", "GRU", "Dense"]
+    assert m.get_layer(index=0) is m.layers[0]
+    assert m.get_layer(index=-1) is m.layers[-1]
+    assert m.get_layer(m.layers[1].name) is m.layers[1]
+    with pytest.raises(ValueError, match="No such layer: nope"):
+        m.get_layer("nope")
+    with pytest.raises(ValueError, match="only has 3 layers"):
+        m.get_layer(index=3)
+    with pytest.raises(ValueError, match="Provide only"):
+        m.get_layer("dense", 0)
+    with pytest.raises(ValueError, match="Provide either"):
+        m.get_layer()
+    with pytest.raises(ValueError, match="index"):
+        m.get_layer(index="0")
+
+
+def test_functional_get_layer():
+    i = fastrnn.Input((None, 3), name="x")
+    h = L.LSTM(4, name="enc")(i)
+    m = fastrnn.Model(i, L.Dense(2, name="head")(h))
+    assert m.get_layer("enc") is m.layers[1]
+    assert m.get_layer("x") is m.layers[0]  # a functional model lists its InputLayer, as Keras
+
+
+# ------------------------------------------------------------------------- json, clone
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_to_json_round_trip(kind):
+    if kind == "sequential":
+        m = _model()
+    else:
+        i = fastrnn.Input((None, 3))
+        h = L.Bidirectional(L.GRU(4, return_sequences=True))(i)
+        m = fastrnn.Model(i, L.Dense(2)(L.GlobalAveragePooling1D()(h)))
+    text = m.to_json(indent=2)
+    assert json.loads(text)["class_name"] in ("Sequential", "Functional")
+    m2 = fastrnn.models.model_from_json(text)
+    assert type(m2) is type(m)
+    assert [type(a).__name__ for a in m2.layers] == [type(a).__name__ for a in m.layers]
+    m2.set_weights(m.get_weights())
+    x, _ = _data()
+    np.testing.assert_array_equal(m2.predict(x), m.predict(x))
+
+
+def test_model_from_json_bad_input():
+    with pytest.raises(TypeError, match="json_string"):
+        fastrnn.models.model_from_json(3)
+    with pytest.raises(ValueError, match="not JSON"):
+        fastrnn.models.model_from_json("{")
+    with pytest.raises(ValueError, match="class 'Nope'"):
+        fastrnn.models.model_from_json('{"class_name": "Nope", "config": {}}')
+    with pytest.raises(ValueError, match="unknown layer class"):
+        fastrnn.models.model_from_json(
+            '{"class_name": "Sequential", "config": {"layers": [{"class_name": "Mine", '
+            '"config": {}}]}}')
+
+
+def test_clone_model_new_weights_same_architecture():
+    m = _model()
+    c = fastrnn.models.clone_model(m)
+    assert c is not m and all(a is not b for a, b in zip(c.layers, m.layers))
+    assert [w.shape for w in c.get_weights()] == [w.shape for w in m.get_weights()]
+    assert not np.array_equal(c.get_weights()[0], m.get_weights()[0])
+    c.set_weights(m.get_weights())
+    x, _ = _data()
+    np.testing.assert_array_equal(c.predict(x), m.predict(x))
+
+
+def test_clone_model_clone_function_and_sharing():
+    i = fastrnn.Input((None, 3))
+    h = L.LSTM(4, name="enc")(i)
+    m = fastrnn.Model(i, L.Dense(2, name="head")(h))
+    c = fastrnn.models.clone_model(
+        m, clone_function=lambda layer: L.GRU(4, name="enc_gru") if isinstance(layer, L.LSTM)
+        else layer)
+    assert [type(a).__name__ for a in c.layers] == ["InputLayer", "GRU", "Dense"]
+    assert c.get_layer("head") is m.get_layer("head")  # returned as is: shared
+    s = fastrnn.models.clone_model(_model(), clone_function=lambda layer: (
+        L.SimpleRNN(4) if isinstance(layer, L.GRU) else type(layer).from_config(
+            layer.get_config())))
+    assert [type(a).__name__ for a in s.layers] == ["LSTM", "SimpleRNN", "Dense"]
+
+
+def test_clone_model_input_tensors_recursive_and_refusals():
+    inner = fastrnn.Sequential([fastrnn.Input((None, 3)), L.GRU(4)], name="inner")
+    i = fastrnn.Input((None, 3))
+    m = fastrnn.Model(i, L.Dense(1)(inner(i)))
+    seen = []
+
+    def fn(layer):
+        seen.append(type(layer).__name__)
+        return type(layer).from_config(layer.get_config())
+
+    fastrnn.models.clone_model(m, clone_function=fn, recursive=True)
+    assert "GRU" in seen and "Sequential" not in seen
+    seen.clear()
+    fastrnn.models.clone_model(m, clone_function=fn)
+    assert "Sequential" in seen
+    j = fastrnn.Input((None, 3), name="new_input")
+    c = fastrnn.models.clone_model(m, input_tensors=j)
+    assert c.inputs[0] is j
+    with pytest.raises(ValueError, match="call_function"):
+        fastrnn.models.clone_model(m, call_function=lambda *a: None)
+    with pytest.raises(TypeError, match="model"):
+        fastrnn.models.clone_model(L.Dense(1))
+    with pytest.raises(ValueError, match="Sequential"):
+        fastrnn.models.clone_model(_model(), input_tensors=j)
+    with pytest.raises(TypeError, match="clone_function returned"):
+        fastrnn.models.clone_model(m, clone_function=lambda layer: 3)
+
+
+# ------------------------------------------------------------------------- keras.saving
+def test_serialize_deserialize_round_trips():
+    objs = [fastrnn.optimizers.Adam(learning_rate=0.003), fastrnn.losses.Huber(delta=2.0),
+            fastrnn.metrics.MeanAbsoluteError(), fastrnn.initializers.GlorotUniform(seed=3),
+            fastrnn.regularizers.L2(0.01), fastrnn.constraints.MaxNorm(2.0), L.GRU(3)]
+    for obj in objs:
+        data = saving.serialize_keras_object(obj)
+        json.dumps(data)
+        back = saving.deserialize_keras_object(data)
+        assert type(back) is type(obj)
+        assert saving.serialize_keras_object(back) == data
+    assert saving.deserialize_keras_object(
+        saving.serialize_keras_object(fastrnn.activations.relu)) is fastrnn.activations.relu
+    assert saving.serialize_keras_object([1, "a", None, {"k": 2.5}]) == [1, "a", None,
+                                                                         {"k": 2.5}]
+    m = saving.deserialize_keras_object(saving.serialize_keras_object(_model()))
+    assert [type(a).__name__ for a in m.layers] == ["LSTM", "GRU", "Dense"]
+
+
+def test_custom_objects_registry_and_scope():
+    class Twice(L.Layer):
+        def forward(self, x, training=False):
+            return x * 2
+
+        def backward(self, d):
+            return d * 2
+
+    data = {"class_name": "Twice", "config": {"name": "t"}}
+    with pytest.raises(ValueError, match="Twice"):
+        saving.deserialize_keras_object(data)
+    assert isinstance(saving.deserialize_keras_object(data, {"Twice": Twice}), Twice)
+    with saving.custom_object_scope({"Twice": Twice}):
+        assert isinstance(saving.deserialize_keras_object(data), Twice)
+    assert saving.CustomObjectScope is saving.custom_object_scope
+    saving.get_custom_objects()["Twice"] = Twice
+    try:
+        assert saving.get_registered_object("Twice") is Twice
+        assert isinstance(saving.deserialize_keras_object(data), Twice)
+    finally:
+        del saving.get_custom_objects()["Twice"]
+    assert saving.get_registered_object("Twice") is None
+    assert saving.get_registered_name(Twice) == "Twice"
+    with pytest.raises(TypeError, match="Cannot serialize"):
+        saving.serialize_keras_object(object())
+    with pytest.raises(ValueError, match="config"):
+        saving.deserialize_keras_object({"no": "class"})
+
+
+def test_saving_functions(tmp_path):
+    x, _ = _data()
+    m = _model()
+    path = str(tmp_path / "m.fastrnn")
+    fastrnn.models.save_model(m, path)
+    np.testing.assert_array_equal(fastrnn.models.load_model(path).predict(x), m.predict(x))
+    wpath = str(tmp_path / "w.npz")
+    saving.save_weights(m, wpath)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        saving.save_weights(m, wpath, overwrite=False)
+    c = fastrnn.models.clone_model(m)
+    saving.load_weights(c, wpath)
+    np.testing.assert_array_equal(c.predict(x), m.predict(x))
+    # skip_mismatch: a wider last layer keeps its own weights, the others load
+    fastrnn.set_seed(1)
+    other = fastrnn.Sequential([fastrnn.Input((None, 3)), L.LSTM(5, return_sequences=True),
+                                L.GRU(4), L.Dense(2)])
+    before = other.get_weights()
+    with pytest.raises(ValueError):
+        saving.load_weights(other, wpath)
+    saving.load_weights(other, wpath, skip_mismatch=True)
+    after = other.get_weights()
+    np.testing.assert_array_equal(after[0], m.get_weights()[0])
+    np.testing.assert_array_equal(after[-2], before[-2])
+
+
+# ------------------------------------------------------------------------- TF-Keras parity
+def test_on_batch_against_tf_keras():
+    keras = import_keras()
+    x, y = _data()
+    m = _model(optimizer="sgd")
+    k = keras.Sequential([keras.Input((None, 3)), keras.layers.LSTM(5, return_sequences=True),
+                          keras.layers.GRU(4), keras.layers.Dense(1)])
+    k.compile(optimizer=keras.optimizers.SGD(), loss="mse", metrics=["mae"])
+    k.set_weights(m.get_weights())
+    assert [type(a).__name__ for a in k.layers] == [type(a).__name__ for a in m.layers]
+    for _ in range(2):
+        got, want = m.train_on_batch(x, y), k.train_on_batch(x, y)
+        np.testing.assert_allclose(got, want, rtol=2e-5)
+    np.testing.assert_allclose(m.test_on_batch(x, y), k.test_on_batch(x, y), rtol=2e-5)
+    np.testing.assert_allclose(m.predict_on_batch(x), k.predict_on_batch(x), rtol=1e-4,
+                               atol=1e-6)
+    assert m.test_on_batch(x, y, return_dict=True).keys() == k.test_on_batch(
+        x, y, return_dict=True).keys()
+    for a, b in zip(m.get_weights(), k.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
