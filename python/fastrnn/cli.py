@@ -523,10 +523,11 @@ def _add_serve(commands: Any) -> None:
     serve = commands.add_parser(
         "serve", help="serve a saved model over HTTP (JSON in, forecasts out)",
         description="Loads a model saved with model.save() and serves it with uvicorn: GET "
-        "/health, POST /predict, POST /streams and /streams/ID/step for step-by-step streams "
-        "(see fastrnn.serving). Needs pip install 'fastrnn[serve]'.")
+        "/health, POST /predict, POST /streams and /streams/ID/step for step-by-step streams; "
+        "or a forecaster saved with RNNForecaster.save(): GET /health, POST /forecast (see "
+        "fastrnn.serving). Needs pip install 'fastrnn[serve]'.")
     serve.add_argument("model", metavar="MODEL", help="a file or directory written by "
-                       "model.save()")
+                       "model.save() or RNNForecaster.save()")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=_bounded_int(65535), default=8000,

@@ -59,6 +59,7 @@ __all__ = [
     "CustomObjectScope",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "archive_format",
     "custom_object_scope",
     "deserialize_keras_object",
     "get_custom_objects",
@@ -378,7 +379,8 @@ def _check_top(path: str) -> None:
                          "it is a device, FIFO or socket")
 
 
-def load_archive(path: str, format_name: str = FORMAT_NAME) -> tuple[dict, list[np.ndarray]]:
+def load_archive(path: str, format_name: Optional[str] = FORMAT_NAME
+                 ) -> tuple[dict, list[np.ndarray]]:
     """Reads a model file or directory written by :func:`save_archive` whose config's
     ``"format"`` is `format_name` (other fastrnn objects, e.g. a forecaster, use the same
     archive with their own format name).
@@ -422,14 +424,15 @@ def load_archive(path: str, format_name: str = FORMAT_NAME) -> tuple[dict, list[
     return config, _read_weights(io.BytesIO(blob), where)
 
 
-def _parse_config(text: bytes, path: str, format_name: str = FORMAT_NAME) -> dict:
+def _parse_config(text: bytes, path: str, format_name: Optional[str] = FORMAT_NAME) -> dict:
     try:
         config = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{path!r}: {CONFIG_MEMBER} is not valid JSON ({exc}).") from exc
-    if not isinstance(config, dict) or config.get("format") != format_name:
+    if not isinstance(config, dict) or (config.get("format") != format_name if format_name
+                                        else not isinstance(config.get("format"), str)):
         raise ValueError(f"{path!r}: {CONFIG_MEMBER} is not a fastrnn model config (expected "
-                         f"a JSON object with \"format\": \"{format_name}\").")
+                         f"a JSON object with \"format\": \"{format_name or '...'}\").")
     version = config.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"{path!r}: {CONFIG_MEMBER} has format_version {version!r}; expected "
@@ -440,6 +443,13 @@ def _parse_config(text: bytes, path: str, format_name: str = FORMAT_NAME) -> dic
             f"up to {FORMAT_VERSION}."
         )
     return config
+
+
+def archive_format(path: str) -> str:
+    """What a fastrnn archive holds: its config's ``"format"`` (``"fastrnn.model"`` for
+    :func:`save_model`'s files, ``"fastrnn.forecaster"`` for ``RNNForecaster.save``'s);
+    errors as :func:`load_archive`'s."""
+    return str(load_archive(path, None)[0]["format"])
 
 
 def load_weights_file(path: str) -> list[np.ndarray]:

@@ -17,6 +17,16 @@ Endpoints (JSON in and out; errors are ``{"error": "..."}`` with a 4xx status):
   given step (what ``predict`` gives on the stream's whole history up to that step).
 * ``DELETE /streams/{id}``: closes it (204).
 
+A saved ``RNNForecaster`` (or a fitted one given to :func:`create_app`) is served instead by:
+
+* ``GET /health``: ``{"status": "ok", "kind": "forecaster", "h", "quantiles", "strategy",
+  "series", "id_column", "time_column", "target_column", "future_covariates", ...}``.
+* ``POST /forecast`` with ``{"h"?, "ids"?, "data"?, "future"?, "num_samples"?}`` (every key
+  optional; ``data`` and ``future`` are long-table columns ``{name: [values]}``): ``{"forecasts":
+  {id column: [...], time column: [...], "forecast": [...], "q<level>": [...]}}``, what
+  ``forecaster.predict`` gives (see the documentation's Serving page). 422 for what the
+  forecaster refuses (its message names the series), 400 for unknown keys.
+
 Statuses: 400 a body that is not JSON or not ``{"inputs": ...}``, or a model that cannot do
 what was asked (streams of a model :meth:`fastrnn.Model.stepper` refuses; ``/predict`` on a
 stateful model, whose carried state would pass from one client to the next); 404 an unknown

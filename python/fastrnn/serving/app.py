@@ -44,8 +44,9 @@ def _reject_constant(name: str) -> Any:
     raise RequestError(422, f"the body holds {name}; every value must be a finite number")
 
 
-def parse_body(body: bytes) -> dict:
-    """The JSON object of a request body (``RequestError`` 400 or 422 otherwise)."""
+def parse_body(body: bytes, required: Optional[str] = "inputs") -> dict:
+    """The JSON object of a request body, with the key `required` (``RequestError`` 400 or
+    422 otherwise)."""
     try:
         value = json.loads(body, parse_constant=_reject_constant)
     except RequestError:
@@ -53,11 +54,11 @@ def parse_body(body: bytes) -> dict:
     except (ValueError, RecursionError) as e:
         raise RequestError(400, f"the body is not valid JSON ({e})") from None
     if not isinstance(value, dict):
-        raise RequestError(400, 'expected a JSON object {"inputs": ...}, got a '
+        raise RequestError(400, f'expected a JSON object {{"{required or "..."}": ...}}, got a '
                            f"{type(value).__name__}")
-    if "inputs" not in value:
-        raise RequestError(400, 'expected a JSON object {"inputs": ...}, got an object with '
-                           f"keys {sorted(value)[:5]}")
+    if required is not None and required not in value:
+        raise RequestError(400, f'expected a JSON object {{"{required}": ...}}, got an object '
+                           f"with keys {sorted(value)[:5]}")
     return value
 
 
@@ -155,14 +156,10 @@ class _Served:
     def __init__(self, model: Any):
         from ..models.model import Model
 
-        if isinstance(model, (str, os.PathLike)):
-            from ..models import load_model
-
-            model = load_model(os.fspath(model))
         if not isinstance(model, Model):
             raise TypeError(
-                "Received an invalid value for argument `model`, expected a fastrnn model or "
-                f"the path of a saved one, got {type(model).__name__}."
+                "Received an invalid value for argument `model`, expected a fastrnn model, an "
+                f"RNNForecaster or the path of a saved one, got {type(model).__name__}."
             )
         model._require_built("serving")
         self.model = model
@@ -287,6 +284,129 @@ class _Served:
             self._steppers.put(stepper)
 
 
+# ----------------------------------------------------------------------------- forecasters
+class _Columns:
+    """Columns from a JSON object ``{name: [values]}`` as the long table the forecaster reads
+    (``columns`` and ``table[name]``), so no DataFrame library is needed."""
+
+    def __init__(self, value: Any, what: str, max_rows: int):
+        if not isinstance(value, dict) or not value:
+            raise RequestError(422, f"`{what}` must be an object of columns {{name: [values, "
+                               f"...]}}, got {type(value).__name__}")
+        lengths = set()
+        self._data: dict[str, np.ndarray] = {}
+        for name, column in value.items():
+            if not isinstance(column, list) or not all(
+                    v is None or isinstance(v, (str, int, float)) for v in column):
+                raise RequestError(422, f"`{what}[{name!r}]` must be a list of numbers, "
+                                   "strings or nulls")
+            lengths.add(len(column))
+            self._data[name] = np.array(column, dtype=object)
+        if len(lengths) != 1 or not 0 < lengths.pop() <= max_rows:
+            raise RequestError(422, f"the columns of `{what}` must have one length, between 1 "
+                               f"and {max_rows} rows")
+        self.columns = list(self._data)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        column = self._data[name]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in column):
+            column = np.array(column.tolist())  # numbers as numbers, not objects
+        return column
+
+    def __len__(self) -> int:
+        return len(next(iter(self._data.values())))
+
+
+def _json_values(a: np.ndarray) -> list:
+    """A column of the answer: datetimes as ISO strings (dates alone when every time is a
+    midnight, as monthly or daily data's), numbers as numbers."""
+    if not np.issubdtype(a.dtype, np.datetime64):
+        return a.tolist()
+    ns = a.astype("datetime64[ns]").astype(np.int64)
+    for unit, size in (("D", 86400 * 10**9), ("s", 10**9)):
+        if not np.any(ns % size):
+            return [str(t) for t in a.astype(f"datetime64[{unit}]")]
+    return [str(t) for t in a.astype("datetime64[ns]")]
+
+
+class _ServedForecaster:
+    """An :class:`~fastrnn.forecasting.RNNForecaster` and the ``/forecast`` endpoint's work.
+    Forecasts run one at a time (each is one batched prediction over the series asked for)."""
+
+    MAX_ROWS = 1_000_000
+
+    def __init__(self, forecaster: Any):
+        forecaster._require_fitted()
+        self.forecaster = forecaster
+        self.lock = threading.Lock()
+        self.ids = list(forecaster.panel_.ids)
+
+    def describe(self) -> dict:
+        f = self.forecaster
+        return {"kind": "forecaster", "model": type(f).__name__, "h": f.h,
+                "strategy": f.strategy, "quantiles": f.quantiles.tolist(),
+                "series": len(self.ids), "id_column": f.id_col, "time_column": f.time_col,
+                "target_column": f.target_col, "future_covariates": list(f.future_covariates),
+                "past_covariates": list(f.past_covariates), "static": list(f.static)}
+
+    def forecast(self, body: dict) -> dict:
+        f = self.forecaster
+        unknown = sorted(set(body) - {"h", "ids", "data", "future", "num_samples"})
+        if unknown:
+            raise RequestError(400, 'expected a JSON object with optional keys "h", "ids", '
+                               f'"data", "future", "num_samples"; got unknown keys {unknown[:5]}')
+        h = body.get("h")
+        for key in ("h", "num_samples"):
+            v = body.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise RequestError(422, f"`{key}` must be a positive integer, got {v!r}")
+        data = None if body.get("data") is None else _Columns(body["data"], "data",
+                                                              self.MAX_ROWS)
+        future = None if body.get("future") is None else _Columns(body["future"], "future",
+                                                                  self.MAX_ROWS)
+        ids = body.get("ids")
+        try:
+            with self.lock:
+                panel, point, q = f.predict_arrays(h, data, future, body.get("num_samples"))
+        except (ValueError, TypeError, KeyError) as e:
+            raise RequestError(422, str(e).strip("'\"")) from None
+        rows = np.arange(len(panel.ids))
+        if ids is not None:
+            if not isinstance(ids, list) or not ids:
+                raise RequestError(422, "`ids` must be a non-empty list of series ids")
+            where = {sid: k for k, sid in enumerate(panel.ids)}
+            missing = [sid for sid in ids if not isinstance(sid, (str, int)) or sid not in where]
+            if missing:
+                source = "`data`" if data is not None else "the training data"
+                raise RequestError(422, f"unknown series id {missing[0]!r}: the series are "
+                                   f"those of {source}")
+            rows = np.array([where[sid] for sid in ids])
+        steps = point.shape[1]
+        times = panel.future_times(steps)
+        out = {f.id_col: [panel.ids[k] for k in rows for _ in range(steps)],
+               f.time_col: _json_values(np.concatenate([times[k] for k in rows])),
+               "forecast": point[rows].reshape(-1).tolist()}
+        for j, level in enumerate(f.quantiles):
+            out[f"q{float(level):g}"] = q[rows, :, j].reshape(-1).tolist()
+        return {"forecasts": out}
+
+
+def _load(model: Any) -> Any:
+    """The served object: a model, a forecaster, or the one a saved file holds."""
+    if isinstance(model, (str, os.PathLike)):
+        from ..saving import archive_format
+
+        path = os.fspath(model)
+        if archive_format(path) == "fastrnn.forecaster":
+            from ..forecasting import RNNForecaster
+
+            return RNNForecaster.load(path)
+        from ..models import load_model
+
+        return load_model(path)
+    return model
+
+
 # ----------------------------------------------------------------------------- the app
 def _positive_number(name: str, value: Any, integer: bool) -> Any:
     ok = not isinstance(value, bool) and isinstance(value, (int, float, np.number)) and (
@@ -322,14 +442,18 @@ def create_app(model: Any, max_streams: int = DEFAULT_MAX_STREAMS,
     max_streams = _positive_number("max_streams", max_streams, True)
     stream_ttl = _positive_number("stream_ttl", stream_ttl, False)
     max_body_bytes = _positive_number("max_body_bytes", max_body_bytes, True)
-    served = _Served(model)
+    from ..forecasting import RNNForecaster
+
+    target = _load(model)
+    forecaster = _ServedForecaster(target) if isinstance(target, RNNForecaster) else None
+    served = None if forecaster is not None else _Served(target)
     table = StreamTable(max_streams, stream_ttl,
                         lambda: [[s.copy() for s in layer] for layer in served.zero_states])
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
 
-    async def body_of(request: Request) -> dict:
+    async def body_of(request: Request, required: Optional[str] = "inputs") -> dict:
         declared = request.headers.get("content-length")
         if declared is not None:
             try:
@@ -345,7 +469,7 @@ def create_app(model: Any, max_streams: int = DEFAULT_MAX_STREAMS,
             if size > max_body_bytes:
                 raise RequestError(413, f"the body exceeds {max_body_bytes} bytes")
             chunks.append(chunk)
-        return parse_body(b"".join(chunks))
+        return parse_body(b"".join(chunks), required)
 
     def handled(fn: Callable) -> Callable:
         async def endpoint(request: Request) -> Response:
@@ -394,12 +518,31 @@ def create_app(model: Any, max_streams: int = DEFAULT_MAX_STREAMS,
         table.close(request.path_params["stream_id"])
         return Response(status_code=204)
 
+    @handled
+    async def forecaster_health(request: Request) -> Response:
+        assert forecaster is not None
+        return JSONResponse({"status": "ok", **forecaster.describe()})
+
+    @handled
+    async def forecast(request: Request) -> Response:
+        assert forecaster is not None
+        body = await body_of(request, None)
+        return JSONResponse(await run_in_threadpool(forecaster.forecast, body))
+
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return error(exc.status_code, str(exc.detail))
 
     async def server_error(request: Request, exc: Exception) -> Response:
         return error(500, f"internal error ({type(exc).__name__}); the request was not served")
 
+    handlers = {HTTPException: http_error, Exception: server_error}
+    if forecaster is not None:
+        app = Starlette(routes=[Route("/health", forecaster_health, methods=["GET"]),
+                                Route("/forecast", forecast, methods=["POST"])],
+                        exception_handlers=handlers)
+        app.state.model = forecaster.forecaster
+        return app
+    assert served is not None
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/predict", predict, methods=["POST"]),
@@ -407,8 +550,7 @@ def create_app(model: Any, max_streams: int = DEFAULT_MAX_STREAMS,
         Route("/streams/{stream_id}/step", step, methods=["POST"]),
         Route("/streams/{stream_id}", close_stream, methods=["DELETE"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error,
-                                                       Exception: server_error})
+    app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.model = served.model
     app.state.streams = table
     return app
