@@ -69,3 +69,34 @@ def test_long_csv_fill_gaps_and_baseline_intervals(tmp_path, capsys):
     rows = _read(tmp_path / "o" / "forecasts.csv")
     assert [r["month"] for r in rows[:2]] == ["2002-01-01", "2002-02-01"]
     assert all(float(r["q0.1"]) < float(r["forecast"]) < float(r["q0.9"]) for r in rows)
+
+
+def test_default_training_length_follows_the_data_as_validated_on_m3():
+    """The command's default length reproduces the M3 validation's choice per group (2,000
+    steps for yearly and other, 4,000 quarterly, 8,000 monthly) within the rule's rounding."""
+    from fastrnn.forecasting.pipeline import default_steps
+
+    chosen = {4351: 2000, 7931: 2000, 13984: 4000, 67091: 8000}  # M3's windows (h, 2h)
+    for windows, steps in chosen.items():
+        assert abs(default_steps(windows) - steps) <= 0.4 * steps
+    assert default_steps(0) == 2000 and default_steps(10**9) == 8000
+    lengths = [default_steps(w) for w in (1000, 5000, 20000, 50000, 100000)]
+    assert lengths == sorted(lengths) and all(v % 100 == 0 for v in lengths)
+
+
+def test_default_training_length_is_used_and_said(tmp_path, capsys, monkeypatch):
+    from fastrnn.forecasting import pipeline
+
+    seen = []
+    real = pipeline.default_steps
+    monkeypatch.setattr(pipeline, "default_steps", lambda w: seen.append(w) or 200)
+    path = _write(tmp_path / "long.csv", _rows())
+    args = ["forecast", "--csv", str(path), "--id-column", "id", "--time-column", "month",
+            "--column", "y", "--units", "4", "--horizon", "3", "--out", str(tmp_path / "o")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    from fastrnn.timeseries.panel import PanelWindows
+
+    assert seen == [len(PanelWindows(np.array([24, 24]), 6, 3))]  # window 2h, horizon 3
+    assert "training length: 200 steps a member" in out
+    assert real(4000) == 2000

@@ -482,8 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "predicts the changes (follows trends); level: the scaled values "
                     "(default change)")
     fc.add_argument("--epochs", type=_non_negative_int, default=None,
-                    help="maximum training epochs (default 30; with --id-column 10 epochs of "
-                    "200 batches)")
+                    help="maximum training epochs (default 30; with --id-column epochs of 200 "
+                    "batches, by default 10 to 40 by the data's size)")
     fc.add_argument("--patience", type=_non_negative_int, default=5,
                     help="stop after this many epochs without validation improvement and keep "
                     "the best weights (default 5)")

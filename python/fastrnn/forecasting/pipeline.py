@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..timeseries.classical import classical_forecast
-from ..timeseries.panel import Panel, read_long_csv
+from ..timeseries.panel import Panel, PanelWindows, read_long_csv
 from .forecaster import RNNForecaster, quantile_column
 from .stats import StatsForecaster
 
@@ -43,6 +43,17 @@ MODELS = (*RNN_MODELS, *BASELINE_MODELS)
 DEFAULT = dict(cell="lstm", units=64, loss="quantile", transform="log", scaler="none",
                relative=True, batch_size=128, learning_rate=1e-3, ensemble=5, epochs=10,
                steps_per_epoch=200)
+
+
+def default_steps(windows: int) -> int:
+    """Training steps (batches of 128 windows) for a data set of `windows` training windows:
+    ``2000 sqrt(windows / 4000)``, between 2,000 and 8,000, to the hundred. The validation on
+    M3's training parts (examples/m3.py, its ``CONFIGS``) chose 2,000 steps for the yearly
+    (4,351 windows) and other (7,931) groups, 4,000 for quarterly (13,984) and 8,000 for
+    monthly (67,091); the rule gives 2,100, 2,800, 3,700 and 8,000: more data, more steps,
+    about as many passes over the data as the square root of its size."""
+    steps = 2000.0 * float(np.sqrt(max(windows, 0) / 4000.0))
+    return int(round(min(max(steps, 2000.0), 8000.0), -2))
 
 
 @dataclass
@@ -79,6 +90,11 @@ def _model(name: str, horizon: int, quantiles: Optional[Sequence[float]], panel:
         config.update(loss="mae")
     if epochs is not None:
         config["epochs"] = epochs
+    else:  # the default's length grows with the data, as validated on M3 (default_steps)
+        size = window or 2 * horizon
+        out = 1 if strategy == "recursive" else horizon
+        count = len(PanelWindows(panel.lengths, size, out))
+        config["epochs"] = max(1, default_steps(count) // int(config["steps_per_epoch"]))
     if units is not None:
         config["units"] = units
     return RNNForecaster(h=horizon, input_size=window or 2 * horizon, quantiles=quantiles,
@@ -140,6 +156,9 @@ def run_long_csv(path: str, id_col: str, time_col: str, target_col: str, horizon
     forecaster = _model(model, horizon, quantiles, train, window, epochs, units, seed,
                         verbose, columns, strategy)
     say(f"training {forecaster!r}")
+    if epochs is None and isinstance(forecaster, RNNForecaster):
+        say(f"training length: {forecaster.epochs * forecaster.steps_per_epoch} steps a member, "
+            "the default for this data's windows (--epochs E: E x 200 steps)")
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -231,4 +250,4 @@ def _evaluate(run: LongRun, out: Path, train: Panel, truth: np.ndarray, point: n
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT", "MODELS", "LongRun", "format_time", "run_long_csv"]
+__all__ = ["DEFAULT", "MODELS", "LongRun", "default_steps", "format_time", "run_long_csv"]
