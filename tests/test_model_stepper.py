@@ -291,7 +291,19 @@ def _refused(model, match):
     (lambda: [layers.LSTM(3, return_sequences=True), layers.MaxPooling1D()],
      r"MaxPooling1D"),
     (lambda: [layers.LSTM(4, return_sequences=True), layers.GroupNormalization(2)],
-     r"GroupNormalization.*groups"),
+     r"GroupNormalization.*whole time axis"),
+    (lambda: [layers.LSTM(4, return_sequences=True), layers.UnitNormalization()],
+     r"UnitNormalization.*no stage"),
+    (lambda: [layers.LSTM(4, return_sequences=True), layers.LeakyReLU()],
+     r"LeakyReLU.*negative slope"),
+    (lambda: [layers.LSTM(4, return_sequences=True), layers.ReLU(max_value=6.0)],
+     r"ReLU.*max_value=6.0.*plain relu"),
+    (lambda: [layers.LSTM(4, return_sequences=True), layers.ELU(alpha=0.5)],
+     r"ELU.*alpha=0.5"),
+    (lambda: [layers.LSTM(4, return_sequences=True), layers.Softmax(axis=1)],
+     r"Softmax.*axis=1.*features"),
+    (lambda: [layers.Normalization(axis=None, mean=1.0, variance=2.0), layers.LSTM(3)],
+     r"Normalization.*axis=None.*per feature"),
     (lambda: [layers.TimeDistributed(layers.Flatten())], r"TimeDistributed.*wraps a Flatten"),
     (lambda: [layers.LSTM(3, return_sequences=True), layers.Dense(2, activation="gelu")],
      r"Dense.*activation 'gelu' is not one the stepper computes"),
@@ -321,8 +333,6 @@ def test_refused_models():
              r"1 inputs and 2 outputs.*one input and gives one output")
     out, state_h, state_c = layers.LSTM(3, return_state=True)(x)
     _refused(fastrnn.Model(x, out), r"several tensors")
-    shared = layers.Dense(2)
-    _refused(fastrnn.Model(x, shared(shared(x))), r"called more than once")
 
 
 def test_ops_model_stepper_checks_its_stages():
@@ -791,3 +801,46 @@ def test_layer_norm_cells_with_and_without_the_packed_product(mode, dtype):
         _core._set_packed_products("auto")
     got = _stream(s, x)
     assert_within(got[:, -1], model.predict(x), _rtol(dtype, 24 + 24 + 1, 6, len(body)))
+
+
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activation_noise_identity_and_normalization_layers_stream(functional, dtype):
+    """The activation layers of default parameters, the noise layers and Identity (identities
+    at inference), Normalization (adapted, and inverted) and TimeDistributed of per-step
+    layers stream as predict computes them."""
+    kw = {"dtype": np.dtype(dtype).name}
+    rng = np.random.default_rng(3)
+    norm = layers.Normalization(**kw)
+    norm.adapt(rng.standard_normal((40, 7, 4)) * 3.0 + 2.0)
+    body = [norm, layers.GaussianNoise(0.5, **kw), layers.LSTM(6, return_sequences=True, **kw),
+            layers.SpatialDropout1D(0.5, **kw), layers.ReLU(**kw),
+            layers.TimeDistributed(layers.LayerNormalization(**kw)),
+            layers.GaussianDropout(0.3, **kw), layers.AlphaDropout(0.2, **kw),
+            layers.Identity(**kw), layers.ActivityRegularization(0.1, **kw),
+            layers.GRU(5, return_sequences=True, **kw), layers.ELU(**kw),
+            layers.TimeDistributed(layers.Dense(3, **kw)), layers.Softmax(**kw),
+            layers.Normalization(invert=True, mean=[1.0, -2.0, 0.5],
+                                 variance=[4.0, 0.25, 9.0], **kw)]
+    model = _model(body, 4, functional, dtype)
+    norm.adapt(  # _model randomized every weight: the statistics again
+        rng.standard_normal((40, 7, 4)) * 3.0 + 2.0)
+    x = rng.standard_normal((3, 7, 4)).astype(dtype) * 3 + 2
+    _check_streams(model, x, _rtol(dtype, 6 + 6 + 1, 7, len(body)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_shared_layers_stream_one_stage_a_call(dtype):
+    """A layer called twice becomes two stages: a shared Dense twice in a chain, a shared LSTM
+    on two branches, each call with its own state (as each call runs its own sequence)."""
+    kw = {"dtype": np.dtype(dtype).name}
+    x = fastrnn.Input((None, 3), **kw)
+    dense = layers.Dense(3, activation="tanh", **kw)
+    rnn = layers.LSTM(5, return_sequences=True, **kw)
+    a = rnn(dense(dense(x)))
+    b = rnn(layers.Dense(3, **kw)(x))
+    model = fastrnn.Model(x, layers.Dense(2, **kw)(layers.Concatenate()([a, b])))
+    _randomize(model, 11)
+    assert len(model.stepper().states) == 2  # one state per call of the LSTM
+    xs = np.random.default_rng(4).standard_normal((2, 6, 3)).astype(dtype)
+    _check_streams(model, xs, _rtol(dtype, 10, 6, 6))

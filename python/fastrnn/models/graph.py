@@ -376,9 +376,6 @@ class Graph:
             if step.state_slots or step.outputs_is_list:
                 raise _refuse(step.layer, "it takes or gives several tensors (initial states or "
                               "return_state), which the stepper does not pass between layers")
-            if step.shared:
-                raise _refuse(step.layer, "it is called more than once (shared weights), "
-                              "which the stepper does not support")
             if step.training is not None:
                 raise _refuse(step.layer, f"it was called with training={step.training}, "
                               "which predict honours and a stepper cannot")

@@ -654,15 +654,18 @@ class Model(Trainer, Layer):
 
         The model must have one input ``(batch, time, features)`` and one output, and be made
         of layers that act one step at a time: SimpleRNN/LSTM/GRU (with or without
-        layer_norm; not go_backwards), Dense, TimeDistributed(Dense), Activation,
-        LayerNormalization, BatchNormalization (its moving statistics), Conv1D with
-        ``padding="causal"`` and ``strides=1`` (any kernel_size, dilation_rate, groups),
-        Dropout and InputLayer, in a chain or in branches joined by Add, Subtract, Multiply,
+        layer_norm; not go_backwards), Dense, Activation (and ReLU, ELU, Softmax of the
+        default parameters), LayerNormalization, BatchNormalization (its moving
+        statistics), Normalization (per feature), Conv1D with ``padding="causal"`` and
+        ``strides=1`` (any kernel_size, dilation_rate, groups), TimeDistributed of the
+        per-step layers, and the identities at inference (Dropout, the noise layers,
+        Identity, InputLayer), in a chain or in branches joined by Add, Subtract, Multiply,
         Average, Maximum, Minimum or Concatenate (over the features); nested models are
-        unrolled. An Embedding (without mask_zero) may come first: its steps take ``(B,)``
-        token ids. Anything else (Bidirectional, go_backwards, masks, pooling, Flatten,
-        non-causal or strided convolutions, several inputs or outputs, ...) raises
-        ``ValueError`` naming the layer and why it cannot stream.
+        unrolled; a shared layer is a stage per call. An Embedding (without mask_zero) may
+        come first: its steps take ``(B,)`` token ids. Anything else (Bidirectional,
+        go_backwards, masks, pooling, Flatten, non-causal or strided convolutions, several
+        inputs or outputs, ...) raises ``ValueError`` naming the layer and why it cannot
+        stream.
         """
         return stepper.model_stepper(self, batch_size)
 

@@ -7,10 +7,14 @@ GRU (plain or ``layer_norm=True`` cells, any ``return_sequences``), Dense,
 TimeDistributed(Dense), Activation, LayerNormalization, BatchNormalization (at inference: its
 moving statistics), Conv1D with ``padding="causal"`` and ``strides=1`` (its state: the window
 of its last ``(kernel_size - 1) * dilation_rate + 1`` inputs), and the identities at inference
-(Dropout, InputLayer). The layers may form a graph: branches that meet again in Add,
-Subtract, Multiply, Average, Maximum, Minimum or Concatenate (over the features); each call
-becomes a stage that names the stages it reads, run in the graph's order (a chain is the case
-where each reads the one before). Nested models are unrolled into the same stages. An
+(Dropout, the noise layers, Identity, InputLayer); the activation layers ReLU, ELU and
+Softmax with their default parameters, Normalization with statistics per feature, and
+TimeDistributed of any of these per-step layers. The layers may form a graph: branches that
+meet again in Add, Subtract, Multiply, Average, Maximum, Minimum or Concatenate (over the
+features); each call becomes a stage that names the stages it reads, run in the graph's order
+(a chain is the case where each reads the one before); a layer called more than once (shared
+weights) becomes one stage per call, each with its own state, as each call runs its own
+sequence. Nested models are unrolled into the same stages. An
 Embedding (without ``mask_zero``) may come first: the input is then ``(batch, time)`` token
 ids, and a step takes ``(batch,)`` ids. Everything else is refused, naming the layer and why.
 """
@@ -22,6 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import ops
+from ..layers.activation import ELU, ReLU, Softmax
 from ..layers.convolutional import Conv1D
 from ..layers.core import Activation, Dense, Dropout, Embedding, Flatten, InputLayer, Masking
 from ..layers.merging import (
@@ -33,8 +38,10 @@ from ..layers.merging import (
     Multiply,
     Subtract,
 )
-from ..layers.normalization import BatchNormalization, LayerNormalization
+from ..layers.normalization import BatchNormalization, LayerNormalization, Normalization
 from ..layers.recurrent import _RNN, LN_EPSILON
+from ..layers.regularization import _Noise
+from ..layers.reshaping import Identity
 from ..layers.wrappers import Bidirectional, TimeDistributed
 from .common import is_model
 from .graph import stream_refusal as _refuse
@@ -53,15 +60,26 @@ _REFUSED = {
     "RepeatVector": "it repeats a vector over a new time axis",
     "Reshape": "it reshapes across the time axis",
     "Permute": "it permutes the time axis",
-    "GroupNormalization": "it normalizes over groups of channels with statistics the stepper "
-                          "does not compute",
+    "GroupNormalization": "its statistics run over the whole time axis (each group of "
+                          "channels at every step), which a stream has not seen yet",
+    "UnitNormalization": "the stepper has no stage for it yet (a per-step L2 normalization: "
+                         "put it after the streamed model)",
+    "RMSNormalization": "the stepper has no stage for it yet (put it after the streamed "
+                        "model)",
+    "PReLU": "the stepper computes activations without learned parameters",
+    "LeakyReLU": "the stepper computes activations without parameters (its negative slope)",
     "Masking": "masks cannot stream (a masked step is simply a step not fed)",
 }
 # The activations a stage computes (cpp/model_stepper.hpp); others are refused by name.
 _ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "elu", "selu", "softplus",
                 "softsign", "swish", "exponential")
-_KNOWN = ("SimpleRNN, LSTM, GRU, Dense, TimeDistributed(Dense), Activation, "
-          "LayerNormalization, BatchNormalization, causal Conv1D, Dropout and InputLayer")
+_KNOWN = ("SimpleRNN, LSTM, GRU, Dense, Activation (and ReLU, ELU, Softmax of the default "
+          "parameters), LayerNormalization, BatchNormalization, Normalization, causal Conv1D, "
+          "TimeDistributed of the per-step ones, and the identities at inference (Dropout and "
+          "the noise layers, Identity, InputLayer)")
+# Layers that act on each step's features alone: what TimeDistributed may wrap.
+_PER_STEP = (Dense, Activation, ReLU, ELU, Softmax, LayerNormalization, BatchNormalization,
+             Normalization, Dropout, _Noise, Identity)
 
 
 def _stream_graph(model: Any) -> tuple[int, int, list, bool]:
@@ -133,7 +151,11 @@ def _add_layer(layer: Any, sources: list, stages: list) -> int:
 
 def _stages(layer: Any, stages: list) -> None:
     """Appends the stages of one layer (none for identities at inference)."""
-    if isinstance(layer, (InputLayer, Dropout)):
+    if isinstance(layer, (InputLayer, Dropout, _Noise, Identity)):
+        return  # identities at inference (ActivityRegularization is an Identity)
+    activation = _activation_of(layer)
+    if activation is not None:
+        stages.append(("activation", activation, None, None, None))
         return
     if isinstance(layer, (Dense, Activation, Conv1D)) and layer.activation not in _ACTIVATIONS:
         raise _refuse(layer, f"its activation {layer.activation!r} is not one the stepper "
@@ -181,10 +203,14 @@ def _stages(layer: Any, stages: list) -> None:
                        {"gamma": gamma, "beta": beta, "epsilon": layer.epsilon,
                         "moving_mean": layer.weights[-2], "moving_variance": layer.weights[-1]}))
         return
+    if isinstance(layer, Normalization):  # per feature: the batch_norm stage's affine map
+        stages.append(("batch_norm", "linear", None, None, None, _normalization(layer)))
+        return
     if isinstance(layer, TimeDistributed):
-        if not isinstance(layer.layer, (Dense, Activation, Dropout)):
+        if not isinstance(layer.layer, _PER_STEP):
             raise _refuse(layer, f"it wraps a {type(layer.layer).__name__}; the stepper "
-                          "streams TimeDistributed(Dense), (Activation) and (Dropout)")
+                          "streams TimeDistributed of layers that act on each step's features "
+                          "(Dense, activations, normalizations, the identities)")
         _stages(layer.layer, stages)
         return
     if isinstance(layer, Embedding):
@@ -197,6 +223,46 @@ def _stages(layer: Any, stages: list) -> None:
     if isinstance(layer, (Bidirectional, Flatten, Masking)) or type(layer).__name__ in _REFUSED:
         raise _refuse(layer, _REFUSED[type(layer).__name__])
     raise _refuse(layer, f"the stepper streams {_KNOWN}")
+
+
+def _activation_of(layer: Any) -> Optional[str]:
+    """The stage activation of an activation layer (ReLU, ELU, Softmax) when its parameters
+    are the defaults the stepper computes; None for other layers. Other parameters are
+    refused naming them."""
+    if isinstance(layer, ReLU):
+        if layer.max_value is not None or layer.negative_slope != 0 or layer.threshold != 0:
+            raise _refuse(layer, f"max_value={layer.max_value}, negative_slope="
+                          f"{layer.negative_slope}, threshold={layer.threshold}: the stepper "
+                          "computes the plain relu only")
+        return "relu"
+    if isinstance(layer, ELU):
+        if layer.alpha != 1.0:
+            raise _refuse(layer, f"alpha={layer.alpha}: the stepper computes elu with alpha=1")
+        return "elu"
+    if isinstance(layer, Softmax):
+        if tuple(a % 3 for a in layer._axes) != (2,):  # a stream's tensors: (B, T, F)
+            raise _refuse(layer, f"axis={layer.axis}: only a softmax over the features (the "
+                          "last axis) streams")
+        return "softmax"
+    return None
+
+
+def _normalization(layer: Normalization) -> dict:
+    """A per-feature Normalization as the batch_norm stage's ``(x - mean) / sqrt(variance +
+    epsilon) * gamma + beta``: the layer's std squared as the variance, epsilon the smallest
+    positive float (``invert``: mean 0, variance 1, gamma = std, beta = mean)."""
+    if layer.input_shape is None or len(layer._kept(len(layer.input_shape) + 1)) != 1 or \
+            layer._kept(len(layer.input_shape) + 1)[0] != len(layer.input_shape):
+        raise _refuse(layer, f"axis={layer.axis}: only statistics per feature (the last "
+                      "axis) stream")
+    mean, std = (a.reshape(-1) for a in layer._broadcast(len(layer.input_shape) + 1))
+    ones, zeros = np.ones_like(std), np.zeros_like(std)
+    tiny = float(np.finfo(layer.dtype).tiny)  # the stage's epsilon must be positive
+    if layer.invert:
+        return {"gamma": std, "beta": mean, "epsilon": tiny, "moving_mean": zeros,
+                "moving_variance": ones}
+    return {"gamma": ones, "beta": zeros, "epsilon": tiny, "moving_mean": mean,
+            "moving_variance": std * std}
 
 
 def model_stepper(model: Any, batch_size: int = 1) -> ops.ModelStepper:
