@@ -332,3 +332,60 @@ def test_on_batch_against_tf_keras():
         x, y, return_dict=True).keys()
     for a, b in zip(m.get_weights(), k.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------------------------------- symbolic views
+def test_layer_output_builds_feature_extractors():
+    """``Model(model.input, model.get_layer(name).output)`` and, for a Sequential,
+    ``Model(model.inputs, [layer.output for layer in model.layers])``: Keras's feature
+    extraction, giving what the layers compute."""
+    x, _ = _data()
+    i = fastrnn.Input((None, 3))
+    h = L.LSTM(4, return_sequences=True, name="enc")(i)
+    m = fastrnn.Model(i, L.Dense(1)(L.GRU(2)(h)))
+    features = fastrnn.Model(m.input, m.get_layer("enc").output)
+    np.testing.assert_array_equal(features.predict(x), m.get_layer("enc")(x))
+    assert m.get_layer("enc").input is i and m.output is m.outputs[0]
+    seq = _model()
+    probe = fastrnn.Model(seq.inputs, [layer.output for layer in seq.layers])
+    outs = probe.predict(x)
+    assert [o.shape for o in outs] == [(16, 7, 5), (16, 4), (16, 1)]
+    np.testing.assert_allclose(outs[-1], seq.predict(x), rtol=1e-6, atol=1e-7)
+    merged = L.Concatenate()([L.Dense(2)(i), L.Dense(3)(i)])
+    assert [t.shape for t in merged.producer.input] == [(None, None, 2), (None, None, 3)]
+    for what in ("output", "input"):
+        with pytest.raises(ValueError, match=f"never been called and thus has no defined {what}"):
+            getattr(L.Dense(3), what)
+
+
+def test_trainable_weights_and_variables_follow_freezing_as_keras():
+    seq = fastrnn.Sequential([fastrnn.Input((None, 3)), L.LSTM(4, return_sequences=True),
+                              L.BatchNormalization(), L.Dense(1)])
+    seq.build()
+    counts = (len(seq.trainable_weights), len(seq.non_trainable_weights))
+    assert counts == (7, 2)  # BatchNormalization's moving statistics do not train
+    assert [v.name for v in seq.non_trainable_variables] == ["moving_mean", "moving_variance"]
+    assert len(seq.trainable_variables) == 7 and len(seq.variables) == 9
+    seq.layers[0].trainable = False
+    assert (len(seq.trainable_weights), len(seq.non_trainable_weights)) == (4, 5)
+    seq.trainable = False
+    assert (len(seq.trainable_weights), len(seq.non_trainable_weights)) == (0, 9)
+
+
+def test_trainable_weight_counts_against_tf_keras():
+    keras = import_keras()
+    seq = fastrnn.Sequential([fastrnn.Input((None, 3)), L.LSTM(4, return_sequences=True),
+                              L.BatchNormalization(), L.Dense(1)])
+    k = keras.Sequential([keras.Input((None, 3)), keras.layers.LSTM(4, return_sequences=True),
+                          keras.layers.BatchNormalization(), keras.layers.Dense(1)])
+    seq.build()
+    for frozen in (None, 0, 1):
+        if frozen is not None:
+            seq.layers[frozen].trainable = False
+            k.layers[frozen].trainable = False
+        assert [w.shape for w in seq.trainable_weights] == [
+            tuple(w.shape) for w in k.trainable_weights]
+        assert [w.shape for w in seq.non_trainable_weights] == [
+            tuple(w.shape) for w in k.non_trainable_weights]
+    assert [layer.output.shape for layer in seq.layers] == [
+        tuple(layer.output.shape) for layer in k.layers]

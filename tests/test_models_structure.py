@@ -44,11 +44,16 @@ def test_each_class_rebuilds_itself_from_its_config() -> None:
     assert [w.shape for w in again.get_weights()] == [w.shape for w in seq.get_weights()]
 
 
-def test_a_sequential_has_no_symbolic_inputs_or_outputs() -> None:
+def test_a_built_sequential_has_symbolic_inputs_and_outputs_as_keras() -> None:
     seq = fastrnn.Sequential([layers.SimpleRNN(3, input_shape=[None, 2]), layers.Dense(1)])
+    assert not hasattr(fastrnn.Sequential([layers.Dense(1)]), "inputs")  # no input shape yet
     seq.build()
-    assert not hasattr(seq, "inputs") and not hasattr(seq, "outputs")
+    assert seq.input.shape == (None, None, 2) and seq.output.shape == (None, 1)
+    assert seq.inputs == [seq.input] and seq.outputs == [seq.output]
     assert seq.input_shape == (None, None, 2) and seq.output_shape == (None, 1)
+    assert seq.layers[0].output.shape == (None, 3)
+    lazy = fastrnn.Sequential([fastrnn.Input((None, 2)), layers.GRU(4)])
+    assert lazy.output.shape == (None, 4)  # built from its Input when asked, as Keras's is
 
 
 def test_the_compile_config_round_trips_through_the_trainer() -> None:

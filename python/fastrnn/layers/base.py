@@ -659,6 +659,44 @@ class Layer:
                       for v in sub.variables]
 
     @property
+    def trainable_variables(self) -> list[Variable]:
+        """The :attr:`variables` that train (Keras 3's name; none when the layer is frozen)."""
+        kept = {id(w) for w in self.trainable_weights}
+        return [v for v in self.variables if id(v.value) in kept]
+
+    @property
+    def non_trainable_variables(self) -> list[Variable]:
+        """The :attr:`variables` that do not train (Keras 3's name)."""
+        kept = {id(w) for w in self.trainable_weights}
+        return [v for v in self.variables if id(v.value) not in kept]
+
+    # ------------------------------------------------------------------ symbolic calls
+    def _first_node(self, what: str) -> Any:
+        nodes = self.__dict__.get("_inbound_nodes")
+        if not nodes:
+            raise ValueError(f"The layer {self.name} has never been called and thus has no "
+                             f"defined {what}.")
+        return nodes[0]
+
+    @property
+    def input(self) -> Any:
+        """The symbolic input tensor of the layer's first call on symbolic tensors (a list
+        for a layer taking several), as Keras's ``layer.input``."""
+        node = self._first_node("input")
+        if node.is_input:
+            return node.outputs[0]
+        main = node.inputs[:node.n_main]
+        return list(main) if node.main_is_list else main[0]
+
+    @property
+    def output(self) -> Any:
+        """The symbolic output tensor of the layer's first call on symbolic tensors (a list
+        for a layer giving several), as Keras's ``layer.output``: e.g.
+        ``Model(model.input, model.get_layer("encoder").output)``."""
+        node = self._first_node("output")
+        return list(node.outputs) if node.outputs_is_list else node.outputs[0]
+
+    @property
     def trainable_weights(self) -> list[np.ndarray]:
         if not self.trainable:
             return []

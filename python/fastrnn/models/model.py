@@ -362,6 +362,20 @@ class Model(Trainer, Layer):
         return list(self._graph.outputs)
 
     @property
+    def input(self) -> Any:
+        """The symbolic input tensor, or the list of them for several inputs (Keras's
+        ``model.input``)."""
+        inputs = self.inputs
+        return inputs[0] if len(inputs) == 1 else inputs
+
+    @property
+    def output(self) -> Any:
+        """The symbolic output tensor, or the list of them for several outputs (Keras's
+        ``model.output``)."""
+        outputs = self.outputs
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    @property
     def input_names(self) -> list[str]:
         return list(self._input_names)
 
@@ -513,6 +527,20 @@ class Model(Trainer, Layer):
     @property
     def grads(self) -> list[np.ndarray]:
         return [g for layer in self._unique_layers() for g in layer.grads]
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """The weights that train: each trainable layer's own (a frozen layer's none, a
+        BatchNormalization's moving statistics never), none when the model is frozen."""
+        if not self.trainable:
+            return []
+        return [w for layer in self._unique_layers() for w in layer.trainable_weights]
+
+    @property
+    def variables(self) -> list:
+        """Every layer's :attr:`~fastrnn.layers.Layer.variables`, in the order of
+        :attr:`weights`."""
+        return [v for layer in self._unique_layers() for v in layer.variables]
 
     @property
     def weight_names(self) -> list[str]:

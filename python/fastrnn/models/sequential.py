@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import layers as layers_module
 from .. import saving
+from ..layers import symbolic
 from ..layers.core import InputLayer
 from ..layers.symbolic import SymbolicTensor
 from .common import (
@@ -203,6 +204,52 @@ class Sequential(Model):
         self._set_input_grads()
         self._pack_weights()
         self.built = True
+        self._trace_symbolic(shape)
+
+    def _trace_symbolic(self, shape: tuple) -> None:
+        """Records each layer's call on symbolic tensors, as Keras's Sequential is a functional
+        model once its input shape is known: ``layer.input`` / ``layer.output`` and the
+        model's ``inputs`` / ``outputs`` (e.g. ``Model(model.inputs, [layer.output for layer
+        in model.layers])``). A layer that cannot be called symbolically leaves the model
+        without them (it runs on arrays all the same)."""
+        self._symbolic_io = None
+        first = self._layers[0]
+        nodes = first.__dict__.get("_inbound_nodes") if isinstance(first, InputLayer) else None
+        try:
+            if nodes:  # fastrnn.Input(...) given first: its tensor
+                x = source = nodes[0].outputs[0]
+            else:  # input_shape= or data: an InputLayer of the model's own, as Keras makes
+                layer = InputLayer(input_shape=shape, dtype=self._dtype.name,
+                                   name=f"{self.name}_input")
+                x = source = symbolic.input_tensor(layer, shape, self._dtype, None)
+            for layer in self._layers:
+                if not isinstance(layer, InputLayer):
+                    x = symbolic.call(layer, x)
+        except (ValueError, TypeError, NotImplementedError, AttributeError):
+            return
+        if isinstance(x, SymbolicTensor):
+            self._symbolic_io = ([source], [x])
+
+    def _symbolic(self, what: str) -> tuple:
+        """``(inputs, outputs)`` of the symbolic trace, building the model first when its
+        input shape is declared (as Keras's Sequential is built from its Input)."""
+        if not self.built and self._layers and self._layers[0].input_shape is not None:
+            self.build()
+        io = getattr(self, "_symbolic_io", None)
+        if io is None:
+            raise AttributeError(f"Sequential model `{self.name}` has no defined {what} yet: "
+                                 "give fastrnn.Input(shape) first, or build it.")
+        return io
+
+    @property
+    def inputs(self) -> list:
+        """The symbolic input tensor, in a list (Keras's ``model.inputs``)."""
+        return list(self._symbolic("inputs")[0])
+
+    @property
+    def outputs(self) -> list:
+        """The symbolic output tensor, in a list (Keras's ``model.outputs``)."""
+        return list(self._symbolic("outputs")[1])
 
     def _stream_graph(self) -> tuple[tuple[int, int, list], int]:
         """``((input slot, output slot, calls in run order), input rank without the batch
