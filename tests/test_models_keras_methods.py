@@ -389,3 +389,99 @@ def test_trainable_weight_counts_against_tf_keras():
             tuple(w.shape) for w in k.non_trainable_weights]
     assert [layer.output.shape for layer in seq.layers] == [
         tuple(layer.output.shape) for layer in k.layers]
+
+
+# ------------------------------------------------------------------------- fit / evaluate steps
+class _Batches:
+    """A re-iterable dataset of (x, y) batches that counts the batches it gives."""
+
+    def __init__(self, x, y, size):
+        self.x, self.y, self.size, self.given = x, y, size, 0
+
+    def __iter__(self):
+        for i in range(0, len(self.x), self.size):
+            self.given += 1
+            yield self.x[i:i + self.size], self.y[i:i + self.size]
+
+
+def test_steps_per_epoch_on_arrays_is_the_first_batches():
+    x, y = _data(32)
+    a, b = _model(), _model()
+    a.fit(x, y, batch_size=8, epochs=2, steps_per_epoch=2, shuffle=False, verbose=0)
+    b.fit(x[:16], y[:16], batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    with pytest.raises(ValueError, match="steps_per_epoch=5.*only 4 batches"):
+        a.fit(x, y, batch_size=8, steps_per_epoch=5, verbose=0)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        a.fit(x, y, steps_per_epoch=0, verbose=0)
+
+
+def test_steps_per_epoch_on_a_dataset_reads_one_pass_across_epochs():
+    x, y = _data(64)
+    data = _Batches(x, y, 8)  # 8 batches in one pass
+    m = _model(metrics=())
+    with pytest.warns(UserWarning, match="ran out of data: epoch 3 had 2 of steps_per_epoch=3"):
+        history = m.fit(data, epochs=5, steps_per_epoch=3, verbose=0)
+    assert len(history.history["loss"]) == 3 and data.given == 8  # 3 + 3 + 2, then stop
+    # the same batches as one fit over them in that order
+    other = _model(metrics=())
+    other.fit(_Batches(x, y, 8), epochs=1, verbose=0)
+    for wa, wb in zip(m.get_weights(), other.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
+
+
+def test_validation_freq_and_validation_steps():
+    x, y = _data(32)
+    seen = []
+
+    class Probe(fastrnn.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            seen.append(len(self.model.history.history.get("loss", [])))
+
+    m = _model()
+    h = m.fit(x, y, batch_size=8, epochs=5, validation_data=(x, y), validation_freq=2,
+              callbacks=[Probe()], verbose=0)
+    assert len(h.history["loss"]) == 5 and len(h.history["val_loss"]) == 2
+    assert seen == [1, 3]  # validated after epochs 2 and 4 (history holds the ones before)
+    m = _model()
+    h = m.fit(x, y, batch_size=8, epochs=1, validation_data=(x, y), validation_steps=1,
+              validation_batch_size=8, verbose=0)
+    assert h.history["val_loss"][0] == pytest.approx(m.evaluate(x[:8], y[:8])[0], rel=1e-6)
+    m = _model()
+    data = _Batches(x, y, 8)
+    h = m.fit(_Batches(x, y, 8), epochs=2, validation_data=data, validation_steps=1, verbose=0)
+    assert data.given == 2  # one batch each epoch
+    assert h.history["val_loss"][-1] == pytest.approx(m.evaluate(x[:8], y[:8])[0], rel=1e-6)
+    with pytest.raises(ValueError, match="validation_freq"):
+        m.fit(x, y, validation_freq=0, verbose=0)
+
+
+def test_evaluate_and_predict_steps():
+    x, y = _data(32)
+    m = _model()
+    assert m.evaluate(x, y, batch_size=8, steps=2) == pytest.approx(
+        m.evaluate(x[:16], y[:16]), rel=1e-6)
+    data = _Batches(x, y, 8)
+    assert m.evaluate(data, steps=1) == pytest.approx(m.evaluate(x[:8], y[:8], batch_size=8),
+                                                      rel=1e-6)
+    assert data.given == 1
+    np.testing.assert_array_equal(m.predict(x, batch_size=8, steps=3), m.predict(x[:24]))
+    assert m.predict(_Batches(x, y, 8), steps=2).shape == (16, 1)
+    with pytest.raises(ValueError, match="steps"):
+        m.predict(x, steps=-1)
+
+
+def test_compile_accepts_kerass_execution_settings():
+    m = _model()
+    m.compile(optimizer="adam", loss="mse", run_eagerly=True, steps_per_execution=8,
+              jit_compile=False, auto_scale_loss=False, weighted_metrics=[])
+    x, y = _data()
+    assert np.isfinite(m.train_on_batch(x, y))
+    for kwargs, match in (({"weighted_metrics": ["mae"]}, "weighted_metrics"),
+                          ({"run_eagerly": "yes"}, "run_eagerly"),
+                          ({"jit_compile": "xla"}, "jit_compile"),
+                          ({"steps_per_execution": 0}, "steps_per_execution")):
+        with pytest.raises(ValueError, match=match):
+            m.compile(optimizer="sgd", loss="mae", **kwargs)
+    assert m.get_compile_config()["loss"] == "mse"  # a refused compile changed nothing

@@ -34,9 +34,11 @@ gradient buffer across processes between backward and the update (``forward_back
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -167,6 +169,50 @@ def _deserialize_function(value: Any, what: str, custom_objects: dict) -> Any:
     )
 
 
+def _check_execution_settings(weighted_metrics: Any, run_eagerly: Any,
+                              steps_per_execution: Any, jit_compile: Any,
+                              auto_scale_loss: Any) -> None:
+    """compile's Keras execution settings: valid values pass (they change nothing)."""
+    if weighted_metrics is not None and not (isinstance(weighted_metrics, (list, tuple, dict))
+                                             and len(weighted_metrics) == 0):
+        raise ValueError(
+            "Received `weighted_metrics`: fastrnn's metrics are not weighted by sample_weight; "
+            "pass them as `metrics` (the loss is weighted)."
+        )
+    for name, value in (("run_eagerly", run_eagerly), ("auto_scale_loss", auto_scale_loss)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"Received an invalid value for argument `{name}`: expected True "
+                             f"or False, got {value!r}.")
+    if jit_compile not in (True, False, "auto"):
+        raise ValueError("Received an invalid value for argument `jit_compile`: expected True, "
+                         f"False or 'auto', got {jit_compile!r}.")
+    check_batch_size(steps_per_execution, "steps_per_execution")
+
+
+def _steps(value: Any, name: str) -> Optional[int]:
+    """None or a positive integer (fit/evaluate/predict's step limits)."""
+    return None if value is None else check_batch_size(value, name)
+
+
+def _limit(dataset: Iterable, steps: Optional[int]) -> Iterable:
+    """The first `steps` batches of `dataset` (all of them for None)."""
+    return dataset if steps is None else _Limited(dataset, steps)
+
+
+class _Limited:
+    """The first `steps` batches of an iterable, again at each pass (a validation set read
+    every epoch); ``given`` counts what the last pass gave."""
+
+    def __init__(self, source: Iterable, steps: int):
+        self.source, self.steps, self.given = source, steps, 0
+
+    def __iter__(self) -> Any:
+        self.given = 0
+        for batch in itertools.islice(self.source, self.steps):
+            self.given += 1
+            yield batch
+
+
 class _Compiled:
     """What ``compile`` decided, validated as a whole before the model keeps it."""
 
@@ -216,7 +262,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None,
-                metrics: Any = None, loss_weights: Any = None) -> None:
+                metrics: Any = None, loss_weights: Any = None, weighted_metrics: Any = None,
+                run_eagerly: bool = False, steps_per_execution: int = 1,
+                jit_compile: Any = "auto", auto_scale_loss: bool = True) -> None:
         """Sets the optimizer, the loss(es) and the metrics (names, objects or callables).
 
         Args:
@@ -230,10 +278,18 @@ class Trainer:
                 list applies to every output, a list of lists or a dict picks per output.
             loss_weights: with several outputs, a list or dict of factors; the total loss is
                 the weighted sum of the outputs' losses.
+            weighted_metrics: not supported: fastrnn's metrics are not weighted by
+                ``sample_weight`` (pass them as `metrics`); anything but None or an empty list
+                is refused.
+            run_eagerly, steps_per_execution, jit_compile, auto_scale_loss: Keras's execution
+                settings, accepted (and checked) so Keras code runs; they change nothing here:
+                every step runs in fastrnn's C++ core, in float32 or float64 as the model is.
 
         Nothing changes unless every argument is valid (a failed compile leaves the model,
         its optimizer state and its compiled status as they were).
         """
+        _check_execution_settings(weighted_metrics, run_eagerly, steps_per_execution,
+                                  jit_compile, auto_scale_loss)
         compiled = self._validate_compile(optimizer, loss, metrics, loss_weights)
         self.optimizer = compiled.optimizer
         self._compiled = compiled
@@ -639,35 +695,43 @@ class Trainer:
         self._predicted_activity = activity / n if n else 0.0
         return out
 
-    def predict(self, x: ArrayLike, batch_size: int = 32, verbose: int = 0) -> Any:
+    def predict(self, x: ArrayLike, batch_size: int = 32, verbose: int = 0,
+                steps: Optional[int] = None) -> Any:
         """Model outputs ``(N, *output_shape)`` (a list of them for several outputs) for inputs
         `x` (an array, a list or dict of arrays for several inputs, or an iterable of batches or
-        of (x, y) batches). Large batches are used unless a layer is stateful."""
+        of (x, y) batches). Large batches are used unless a layer is stateful. `steps`: only
+        the first `steps` batches of `batch_size` samples (of a dataset: its first `steps`
+        batches), as Keras's."""
         batch_size = check_batch_size(batch_size)
+        steps = _steps(steps, "steps")
         if is_dataset(x):
             parts = [[o.copy() for o in self._run_forward(
                 self._check_inputs(b[0] if isinstance(b, tuple) else b, "x batch"),
-                training=False)] for b in x]
+                training=False)] for b in _limit(x, steps)]
             if not parts:
                 raise ValueError("Received an empty dataset for argument `x`.")
             return self._public_outputs(
                 [np.concatenate([p[k] for p in parts], axis=0) for k in range(len(parts[0]))])
         xs = self._check_inputs(x)
+        if steps is not None:
+            xs = [a[:steps * batch_size] for a in xs]
         n = xs[0].shape[0]
         if n % batch_size and self._stateful():
             raise self._stateful_batch_error(n, batch_size, "predict")
         return self._public_outputs(self._predict_arrays(xs, self._inference_batch(batch_size, n)))
 
     def evaluate(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int = 32,
-                 verbose: int = 0, sample_weight: ArrayLike = None, return_dict: bool = False
-                 ) -> Union[float, list[float], dict[str, float]]:
+                 verbose: int = 0, sample_weight: ArrayLike = None, steps: Optional[int] = None,
+                 return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
         """The loss on (x, y), or ``[loss, *metrics]`` when the model has metrics or several
         outputs (Keras's convention); ``{name: value}`` by :attr:`metrics_names` with
         `return_dict`. `x` may also be an iterable of (x, y) or (x, y, sample_weight) batches.
         `sample_weight` (as in :meth:`fit`) weighs the loss; the loss includes the
-        regularization penalties, as Keras's does."""
+        regularization penalties, as Keras's does. `steps`: only the first `steps` batches
+        (of `batch_size` samples, or of the dataset)."""
         self._require_compiled("evaluate()")
         batch_size = check_batch_size(batch_size)
+        steps = _steps(steps, "steps")
         self._reg_cache = None
         if is_dataset(x):
             if sample_weight is not None:
@@ -675,12 +739,16 @@ class Trainer:
                     "Received `sample_weight` together with a dataset `x`: a dataset yields "
                     "(x, y, sample_weight) batches instead."
                 )
-            scores = self._evaluate_dataset(x)
+            scores = self._evaluate_dataset(_limit(x, steps))
         else:
             xs = self._check_inputs(x)
             n = xs[0].shape[0]
             ys = self._check_targets(y, n)
             sws = self._check_sample_weight(sample_weight, ys)
+            if steps is not None and steps * batch_size < n:
+                n = steps * batch_size
+                xs, ys = [a[:n] for a in xs], [a[:n] for a in ys]
+                sws = None if sws is None else [None if w is None else w[:n] for w in sws]
             if n % batch_size and self._stateful():
                 raise self._stateful_batch_error(n, batch_size, "evaluate")
             preds = self._predict_arrays(xs, self._inference_batch(batch_size, n))
@@ -853,6 +921,9 @@ class Trainer:
         validation_batch_size: Optional[int] = None,
         sample_weight: ArrayLike = None,
         class_weight: Optional[dict] = None,
+        steps_per_epoch: Optional[int] = None,
+        validation_steps: Optional[int] = None,
+        validation_freq: int = 1,
     ) -> Any:
         """Trains the model; returns a ``History`` (``history.history["loss"]``, ...).
 
@@ -887,12 +958,23 @@ class Trainer:
                 step) weighs as its class, the class being the integer label (sparse losses),
                 the argmax of a one-hot target, or the rounded value of a single-unit target;
                 classes not in the dict weigh 1. Not with `sample_weight`.
+            steps_per_epoch: batches per epoch. With arrays, the first `steps_per_epoch`
+                batches of each epoch's order (at most as many as there are). With a dataset,
+                one pass over it is read across the epochs, `steps_per_epoch` batches each
+                (what an endlessly repeating dataset needs): when it runs out, training stops
+                after that epoch with a warning, as Keras's does.
+            validation_steps: validate on the first `validation_steps` batches only.
+            validation_freq: validate every `validation_freq` epochs (the epochs whose
+                number is a multiple of it), as Keras's.
 
         A NaN/inf loss stops training before that batch's update, so the weights are those
         from before it; ``model.stop_reason`` (and ``history.stop_reason``) says why.
         """
         self._require_compiled("fit()")
         batch_size = check_batch_size(batch_size)
+        steps_per_epoch = _steps(steps_per_epoch, "steps_per_epoch")
+        validation_steps = _steps(validation_steps, "validation_steps")
+        validation_freq = check_batch_size(validation_freq, "validation_freq")
         for name, value, lo in (("epochs", epochs, 0), ("initial_epoch", initial_epoch, 0)):
             if isinstance(value, (bool, np.bool_)) or not isinstance(
                     value, (int, np.integer)) or value < lo:
@@ -956,6 +1038,23 @@ class Trainer:
                                    part(sws if class_weight is None else None, held))
                 train = (part(xs, kept), part(ys, kept), part(sws, kept))
         val = self._check_validation(validation_data)
+        if validation_steps is not None and val is not None:
+            if is_dataset(val):
+                source = val
+                val = _Limited(source, validation_steps)
+            else:
+                vb = validation_batch_size or self._inference_batch(batch_size)
+                rows = validation_steps * check_batch_size(vb, "validation_batch_size")
+                val = tuple(None if part is None else [None if a is None else a[:rows]
+                                                       for a in part] for part in val)
+        if steps_per_epoch is not None and train is not None:
+            batches = math.ceil(train[0][0].shape[0] / batch_size)
+            if steps_per_epoch > batches:
+                raise ValueError(
+                    f"Received steps_per_epoch={steps_per_epoch}, but the {train[0][0].shape[0]} "
+                    f"training samples make only {batches} batches of {batch_size}; an epoch "
+                    "over arrays cannot have more."
+                )
 
         stateful = self._stateful()
         if stateful and train is not None and train[0][0].shape[0] % batch_size:
@@ -978,6 +1077,9 @@ class Trainer:
         self.stop_reason = None
         steps = (len(x) if hasattr(x, "__len__") else None) if dataset else math.ceil(
             train[0][0].shape[0] / (batch_size * (1 if dp is None else dp.size)))
+        if steps_per_epoch is not None:
+            steps = steps_per_epoch if steps is None else min(steps, steps_per_epoch)
+        stream = iter(x) if dataset and steps_per_epoch is not None else None
         params = {"epochs": epochs, "steps": steps, "verbose": verbose,
                   "batch_size": batch_size}
         # A ProgbarLogger among the callbacks prints the progress instead of fit (Keras's rule).
@@ -1008,13 +1110,17 @@ class Trainer:
                                file=sys.stdout, leave=True, dynamic_ncols=True)
                 t0 = time.perf_counter()
                 try:
-                    if dataset:
+                    if stream is not None:  # steps_per_epoch batches of one pass
+                        assert steps_per_epoch is not None
+                        logs = self._train_epoch_stream(stream, steps_per_epoch, cbs, bar,
+                                                        epoch)
+                    elif dataset:
                         logs = self._train_epoch_dataset(x, cbs, bar, epoch)
                     else:
                         logs = self._train_epoch_arrays(
                             train[0], train[1], batch_size, shuffle and not stateful, cbs, bar,
-                            epoch, train[2])
-                    if val is not None and logs is not None:
+                            epoch, train[2], steps_per_epoch)
+                    if val is not None and logs is not None and (epoch + 1) % validation_freq == 0:
                         for cb in cbs:
                             cb.on_test_begin({})
                         val_logs = self._validation_logs(val, val_batch)
@@ -1114,9 +1220,11 @@ class Trainer:
 
     def _train_epoch_arrays(self, xs: list, ys: list, batch_size: int,
                             shuffle: bool, cbs: list, bar: Any, epoch: int,
-                            sws: Optional[list] = None) -> Optional[dict]:
+                            sws: Optional[list] = None, max_steps: Optional[int] = None
+                            ) -> Optional[dict]:
         """One epoch over arrays; returns the epoch's logs, or None if a NaN loss stopped it.
-        `sws`: per output, None or its sample weights (rows gathered like `ys`)."""
+        `sws`: per output, None or its sample weights (rows gathered like `ys`); `max_steps`:
+        at most that many batches (``steps_per_epoch``)."""
         n = xs[0].shape[0]
         batch_cbs = _batch_callbacks(cbs)
         rows = min(n, batch_size)
@@ -1126,6 +1234,8 @@ class Trainer:
             bounds = [*range(0, n, batch_size), n]  # batch k is order[bounds[k]:bounds[k + 1]]
         else:  # this process's rows of each global batch, and where each batch starts
             order, bounds = dp.shard(order, n, batch_size)
+        if max_steps is not None:
+            bounds = bounds[:max_steps + 1]
         if order is not None:
             # Batches are gathered into these, allocated once per epoch (the last batch of a
             # ragged epoch uses views of them).
@@ -1418,6 +1528,28 @@ class Trainer:
         for cls, w in class_weight.items():
             weights[labels == cls] = float(w)
         return [weights]
+
+    def _train_epoch_stream(self, stream: Any, steps: int, cbs: list, bar: Any,
+                            epoch: int) -> Optional[dict]:
+        """An epoch of the next `steps` batches of one pass over a dataset (``fit``'s
+        ``steps_per_epoch``); when the pass runs out, training stops after this epoch (with
+        a warning), or before it when no batch is left."""
+        first = next(stream, None)
+        if first is None:
+            warnings.warn("Your input ran out of data: the dataset gave no batch for epoch "
+                          f"{epoch + 1}; training stops. Give a dataset with at least "
+                          "steps_per_epoch * epochs batches (e.g. one that repeats).",
+                          stacklevel=3)
+            self.stop_training = True
+            return None
+        counted = _Limited(itertools.chain([first], stream), steps)
+        logs = self._train_epoch_dataset(counted, cbs, bar, epoch)
+        if logs is not None and counted.given < steps:
+            warnings.warn(f"Your input ran out of data: epoch {epoch + 1} had {counted.given} of "
+                          f"steps_per_epoch={steps} batches; training stops after it.",
+                          stacklevel=3)
+            self.stop_training = True
+        return logs
 
     def _train_epoch_dataset(self, dataset: Iterable, cbs: list, bar: Any,
                              epoch: int) -> Optional[dict]:
