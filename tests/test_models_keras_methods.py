@@ -485,3 +485,59 @@ def test_compile_accepts_kerass_execution_settings():
         with pytest.raises(ValueError, match=match):
             m.compile(optimizer="sgd", loss="mae", **kwargs)
     assert m.get_compile_config()["loss"] == "mse"  # a refused compile changed nothing
+
+
+# ------------------------------------------------------------------------- summary, pop
+def _nested():
+    inner = fastrnn.Sequential([fastrnn.Input((None, 3)),
+                                L.GRU(4, return_sequences=True, name="inner_gru")], name="inner")
+    i = fastrnn.Input((None, 3))
+    m = fastrnn.Model(i, L.Dense(1, name="head")(L.LSTM(2, name="enc")(inner(i))))
+    m.get_layer("head").trainable = False
+    return m
+
+
+def test_summary_options():
+    m = _nested()
+    text = m.summary(print_fn=None, expand_nested=True, show_trainable=True)
+    lines = text.splitlines()
+    assert "Trainable" in lines[2]
+    nested = [line for line in lines if line.startswith("  inner_gru (GRU)")]
+    assert len(nested) == 1 and nested[0].rstrip().endswith("Y")  # indented under `inner`
+    assert next(line for line in lines if line.startswith("head")).rstrip().endswith("N")
+    assert next(line for line in lines if line.startswith("input_layer")).rstrip().endswith("-")
+    assert "inner_gru" not in m.summary(print_fn=None)  # not expanded by default
+    part = m.summary(print_fn=None, layer_range=["inn.*", "enc"]).splitlines()
+    names = [line.split(" ")[0] for line in part[4:] if line and line[0].isalpha()]
+    assert names[:2] == ["inner", "enc"] and "head" not in names
+    narrow = m.summary(print_fn=None, line_length=80, positions=[0.4, 0.6, 0.7, 1.0])
+    assert max(len(line) for line in narrow.splitlines()) == 80
+    for kwargs, match in (({"line_length": 3}, "line_length"),
+                          ({"positions": [0.5, 0.2, 0.9, 1.0]}, "positions"),
+                          ({"positions": [0.5]}, "positions"),
+                          ({"layer_range": ["nope", "enc"]}, "layer_range"),
+                          ({"layer_range": "enc"}, "layer_range")):
+        with pytest.raises(ValueError, match=match):
+            m.summary(print_fn=None, **kwargs)
+    seq = _model()
+    assert "InputLayer" not in seq.summary(print_fn=None)  # Keras lists none for a Sequential
+
+
+def test_sequential_pop():
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, verbose=0)
+    before = m.get_weights()
+    last = m.pop()
+    assert isinstance(last, L.Dense) and [type(a).__name__ for a in m.layers] == ["LSTM", "GRU"]
+    assert m.output_shape == (None, 4) and m.output.shape == (None, 4)
+    for a, b in zip(m.get_weights(), before):
+        np.testing.assert_array_equal(a, b)  # the rest keep their weights
+    m.add(L.Dense(2))
+    m.compile(optimizer="adam", loss="mse")
+    m.fit(x, np.ones((len(x), 2), np.float32), verbose=0)
+    assert m.predict(x).shape == (len(x), 2)
+    empty = fastrnn.Sequential([L.Dense(1)])
+    empty.pop()
+    with pytest.raises(TypeError, match="no layers"):
+        empty.pop()

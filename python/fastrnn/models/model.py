@@ -14,6 +14,7 @@ with ``_check_inputs``/``_run_``; the file format is :mod:`fastrnn.saving`'s.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any, Callable, Optional
 
@@ -30,6 +31,7 @@ from .common import (
     aligned_zeros,
     check_input_array,
     check_name,
+    is_model,
     shape_str,
     sublayers,
     trainable_params,
@@ -698,24 +700,45 @@ class Model(Trainer, Layer):
         return stepper.model_stepper(self, batch_size)
 
     # ------------------------------------------------------------------ summary
-    def summary(self, print_fn: Optional[Callable[[str], Any]] = print) -> str:
+    def summary(self, line_length: Optional[int] = None, positions: Optional[list] = None,
+                print_fn: Optional[Callable[[str], Any]] = print, expand_nested: bool = False,
+                show_trainable: bool = False, layer_range: Optional[Any] = None) -> str:
         """Prints (with `print_fn`; None: not at all) and returns a Keras-like table of layers,
-        output shapes, parameter counts and, for graphs, what each layer is connected to."""
+        output shapes, parameter counts and, for graphs, what each layer is connected to.
+
+        Args:
+            line_length: the table's width in characters (default 102, or 72 without the
+                connections column).
+            positions: where each column ends: fractions of `line_length` (values <= 1) or
+                character positions, one per column.
+            print_fn: called with the table's text; None: not printed (it is returned).
+            expand_nested: list the layers of nested models under them, indented.
+            show_trainable: a ``Trainable`` column: Y, N, or - for a layer without weights.
+            layer_range: ``(first, last)`` layer names (regular expressions, both included):
+                only the rows from the first layer matching `first` to the next matching
+                `last`.
+        """
         self._summary_ready()
-        rows = self._summary_rows()
-        connected = any(len(r) > 3 for r in rows)
-        widths = (33, 27, 12, 30) if connected else (33, 27, 12)
+        rows = self._summary_table(expand_nested, show_trainable)
+        if layer_range is not None:
+            rows = _rows_in_range(rows, layer_range)
+        connected = self._graph is not None  # a graph's rows say what feeds each layer
+        head = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if connected
+                                                             else []) + (
+            ["Trainable"] if show_trainable else [])
+        widths = _column_widths(len(head), connected, show_trainable, line_length, positions)
         rule = "_" * sum(widths)
 
         def row(*cells: str) -> str:
             return "".join(c[:w - 1].ljust(w) for c, w in zip(cells, widths)).rstrip()
 
-        head = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if connected
-                                                             else [])
         lines = [f'Model: "{self.name}"', rule, row(*head), "=" * sum(widths)]
         for k, cells in enumerate(rows):
-            extra = cells[4:] if len(cells) > 4 else []
-            lines.append(row(*cells[:4]))
+            flag = [cells[-1]] if show_trainable else []
+            cells = cells[:-1] if show_trainable else cells
+            extra = cells[4:] if connected and len(cells) > 4 else []
+            main = (cells + ["", ""])[:4] if connected else cells[:3]  # nested rows padded
+            lines.append(row(*main, *flag))
             for more in extra:
                 lines.append(row("", "", "", more))
             lines.append("" if k < len(rows) - 1 else "=" * sum(widths))
@@ -727,6 +750,25 @@ class Model(Trainer, Layer):
         if print_fn is not None:
             print_fn(text)
         return text
+
+    def _summary_table(self, expand_nested: bool, show_trainable: bool, depth: int = 0
+                       ) -> list[list[str]]:
+        """The rows of :meth:`summary` (nested models' rows after theirs when expanded)."""
+        out = []
+        for layer, cells in zip(self._unique_layers_in_summary(), self._summary_rows()):
+            cells = list(cells)
+            cells[0] = "  " * depth + cells[0]
+            if show_trainable:
+                cells.append("-" if not layer.weights else "Y" if layer.trainable else "N")
+            out.append(cells)
+            if expand_nested and is_model(layer):
+                layer._summary_ready()
+                out += layer._summary_table(True, show_trainable, depth + 1)
+        return out
+
+    def _unique_layers_in_summary(self) -> list:
+        """The layers of :meth:`_summary_rows`, row by row."""
+        return list(self._unique_layers())
 
     def _summary_ready(self) -> None:
         self._require_built("summary()")
@@ -788,3 +830,48 @@ class Model(Trainer, Layer):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
 
+
+
+def _column_widths(columns: int, connected: bool, show_trainable: bool,
+                   line_length: Optional[int], positions: Optional[list]) -> list[int]:
+    """Each summary column's width: from `positions` (fractions of `line_length` or character
+    positions where columns end) or the defaults scaled to `line_length`."""
+    default = [33, 27, 12] + ([30] if connected else []) + ([11] if show_trainable else [])
+    if line_length is not None and (isinstance(line_length, bool) or not isinstance(
+            line_length, int) or line_length < columns * 4):
+        raise ValueError(f"Received an invalid value for argument `line_length`: expected an "
+                         f"integer of at least {columns * 4}, got {line_length!r}.")
+    length = line_length or sum(default)
+    if positions is None:
+        ends = list(np.cumsum(default) * length / sum(default))
+    else:
+        if not isinstance(positions, (list, tuple)) or len(positions) != columns or not all(
+                isinstance(p, (int, float)) and not isinstance(p, bool) and p > 0
+                for p in positions):
+            raise ValueError(f"Received an invalid value for argument `positions`: expected "
+                             f"{columns} positive numbers (fractions or character positions "
+                             f"where the columns end), got {positions!r}.")
+        ends = [p * length if p <= 1 else p for p in positions]
+    ends = [int(round(e)) for e in ends]
+    widths = [b - a for a, b in zip([0, *ends[:-1]], ends)]
+    if any(w < 2 for w in widths):
+        raise ValueError(f"Received an invalid value for argument `positions`: the columns must "
+                         f"end in increasing order, got {positions!r}.")
+    return widths
+
+
+def _rows_in_range(rows: list, layer_range: Any) -> list:
+    """The summary rows from the first whose layer name matches ``layer_range[0]`` to the next
+    matching ``layer_range[1]`` (regular expressions)."""
+    if not (isinstance(layer_range, (list, tuple)) and len(layer_range) == 2
+            and all(isinstance(p, str) for p in layer_range)):
+        raise ValueError("Received an invalid value for argument `layer_range`: expected two "
+                         f"layer names (or patterns), got {layer_range!r}.")
+    names = [cells[0].strip().split(" (")[0] for cells in rows]
+    first = next((k for k, n in enumerate(names) if re.match(layer_range[0], n)), None)
+    last = next((k for k, n in enumerate(names) if first is not None and k >= first
+                 and re.match(layer_range[1], n)), None)
+    if first is None or last is None:
+        raise ValueError(f"Received an invalid value for argument `layer_range`: no layers "
+                         f"from {layer_range[0]!r} to {layer_range[1]!r} among {names}.")
+    return rows[first:last + 1]

@@ -55,6 +55,7 @@ class Sequential(Model):
         self._build_shape: Optional[tuple] = None  # without the batch axis
         self._input_spec: Optional[tuple] = None  # None where any size is accepted
         self._output_shape: Optional[tuple] = None
+        self._symbolic_io: Optional[tuple[list, list]] = None  # (inputs, outputs) when traced
         self._input_names = ["input"]
         self._output_names = ["output"]
         self._build_lock = threading.Lock()
@@ -96,6 +97,21 @@ class Sequential(Model):
         self._layers.append(layer)
         if self.built:
             self.built = False
+
+    def pop(self, rebuild: bool = True) -> Any:
+        """Removes the last layer and returns it (Keras's ``pop``). The other layers keep
+        their weights; a built model is rebuilt at once (`rebuild`) or on its next use."""
+        if not any(not isinstance(layer, InputLayer) for layer in self._layers):
+            raise TypeError(f"There are no layers in model `{self.name}` to pop.")
+        layer = self._layers.pop()
+        if self.built:
+            self.built = False
+            self._symbolic_io = None
+            if rebuild and self._build_shape is not None:
+                assert self._input_spec is not None
+                with self._build_lock:
+                    self._build_from(self._build_shape, self._input_spec)
+        return layer
 
     @property
     def input_shape(self) -> Optional[tuple]:
@@ -301,9 +317,14 @@ class Sequential(Model):
         self._require_built("summary()")
 
     def _summary_rows(self) -> list[list[str]]:
+        """A row per layer but the InputLayer (Keras's Sequential lists none)."""
         return [[f"{layer.name} ({type(layer).__name__})", shape_str((None, *shape)),
                  f"{layer.count_params():,}"]
-                for layer, shape in zip(self._layers, self._layer_output_shapes)]
+                for layer, shape in zip(self._layers, self._layer_output_shapes)
+                if not isinstance(layer, InputLayer)]
+
+    def _unique_layers_in_summary(self) -> list:
+        return [layer for layer in self._layers if not isinstance(layer, InputLayer)]
 
     # ------------------------------------------------------------------ arrays in
     def _check_inputs(self, x: Any, name: str = "x") -> list[np.ndarray]:
