@@ -74,6 +74,70 @@ EIGEN_ALWAYS_INLINE void block(const F* a, const F* panel, Index K, F beta, F* t
   }
 }
 
+// Few rows (a batch-1 step): R rows times S consecutive whole panels at once, so that 2 R S
+// accumulators are in flight. One panel of one row leaves two multiply-add chains of K
+// dependent steps, a quarter of what two FMA units with 4-cycle latency can issue; S panels
+// of the same rows are independent chains. The product is then bound by reading W from L2
+// (each of its values used R times; measured 1x256x64 avx2 1.0 -> 0.6 us, about 100 GB/s),
+// which a step of few rows cannot avoid. Panel s is (K, width) at panel + s K width; tile
+// (R, S width), row stride ldt.
+template <typename F, int R, int S>
+EIGEN_ALWAYS_INLINE void wide_block(const F* a, const F* panel, Index K, F beta, F* tile,
+                                    Index ldt) {
+  using namespace Eigen::internal;
+  using P = Packet<F>;
+  constexpr Index L = kLanes<F>, W = 2 * L;
+  P acc[R][2 * S];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 2 * S; ++j) acc[r][j] = pset1<P>(F(0));
+  for (Index k = 0; k < K; ++k) {
+    P x[R];
+    for (int r = 0; r < R; ++r) x[r] = pset1<P>(a[k * R + r]);
+    for (int s = 0; s < S; ++s) {
+      const F* b = panel + s * K * W + k * W;
+      const P b0 = ploadu<P>(b), b1 = ploadu<P>(b + L);
+      for (int r = 0; r < R; ++r) {
+        acc[r][2 * s] = pmadd(x[r], b0, acc[r][2 * s]);
+        acc[r][2 * s + 1] = pmadd(x[r], b1, acc[r][2 * s + 1]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 2 * S; ++j) {
+      F* t = tile + r * ldt + j * L;
+      if (beta != F(0)) acc[r][j] = pmadd(pset1<P>(beta), ploadu<P>(t), acc[r][j]);
+      pstoreu(t, acc[r][j]);
+    }
+}
+
+// Panels at a time for R rows in wide_block: 8 accumulators for 1 and 2 rows, 12 for 3; from
+// 4 rows on the plain block (one panel) has 8 already.
+template <int R>
+constexpr int kWidePanels = R == 1 ? 4 : 2;
+inline constexpr Index kWideRows = 3;
+
+// The first n whole panels at `panels` for M = R rows, S panels at a time (C's columns from
+// 0); returns how many were done (the rest, fewer than S, are left to the plain block).
+template <typename F, int R>
+EIGEN_ALWAYS_INLINE Index wide_panels(const F* a, const F* panels, Index K, Index n, F beta,
+                                      F* C, Index ldc) {
+  constexpr int S = kWidePanels<R>;
+  constexpr Index W = kWidth<F>;
+  Index p = 0;
+  for (; p + S <= n; p += S) wide_block<F, R, S>(a, panels + p * K * W, K, beta, C + p * W, ldc);
+  return p;
+}
+template <typename F>
+Index wide_panels_of(Index rows, const F* a, const F* panels, Index K, Index n, F beta, F* C,
+                     Index ldc) {
+  switch (rows) {
+    case 1: return wide_panels<F, 1>(a, panels, K, n, beta, C, ldc);
+    case 2: return wide_panels<F, 2>(a, panels, K, n, beta, C, ldc);
+    case 3: return wide_panels<F, 3>(a, panels, K, n, beta, C, ldc);
+    default: return 0;
+  }
+}
+
 // A block of R <= kRows rows (R a run-time value; the tail of M), by its compile-time case.
 template <typename F, int R = kRows>
 EIGEN_ALWAYS_INLINE void block_of(Index rows, const F* a, const F* panel, Index K, F beta,
@@ -106,12 +170,12 @@ const F* pack_rows(Index M, Index K, const F* A, Index lda, Index block_rows = k
 }
 
 // Columns [c0, c1) of C (M, ldc) = A W + beta C, W packed (see above), A (M, K) already
-// packed by pack_rows. Panels entirely inside [c0, c1) are computed in place in C; a panel cut
-// by c0, c1 or N goes through a tile of R x width on the stack (its columns outside are
-// computed and dropped).
+// packed by pack_rows, panel by panel. Panels entirely inside [c0, c1) are computed in place
+// in C; a panel cut by c0, c1 or N goes through a tile of R x width on the stack (its columns
+// outside are computed and dropped).
 template <typename F>
-void product_of_packed(const Packed<F>& w, Index M, const F* a, F beta, F* C, Index ldc,
-                       Index c0, Index c1) {
+void panel_by_panel(const Packed<F>& w, Index M, const F* a, F beta, F* C, Index ldc, Index c0,
+                    Index c1) {
   constexpr Index W = kWidth<F>;
   const Index K = w.K;
   alignas(64) F tile[kRows * W];  // (kRows, W) for the cut panels
@@ -133,6 +197,20 @@ void product_of_packed(const Packed<F>& w, Index M, const F* a, F beta, F* C, In
         std::copy(tile + r * W + (lo - p0), tile + r * W + (hi - p0), C + (m + r) * ldc + lo);
     }
   }
+}
+
+// Columns [c0, c1) of C (M, ldc) = A W + beta C, W packed, A packed by pack_rows: with few
+// rows (M <= kWideRows) the whole panels inside [c0, c1) several at a time (wide_block), the
+// cut ones and the remainder panel by panel.
+template <typename F>
+void product_of_packed(const Packed<F>& w, Index M, const F* a, F beta, F* C, Index ldc,
+                       Index c0, Index c1) {
+  constexpr Index W = kWidth<F>;
+  const Index lo = (c0 + W - 1) / W * W, hi = std::min(c1, w.N) / W * W;
+  if (M > kWideRows || lo >= hi) return panel_by_panel(w, M, a, beta, C, ldc, c0, c1);
+  const Index done = wide_panels_of(M, a, w.data + lo * w.K, w.K, (hi - lo) / W, beta, C + lo, ldc);
+  panel_by_panel(w, M, a, beta, C, ldc, c0, lo);
+  panel_by_panel(w, M, a, beta, C, ldc, lo + done * W, c1);
 }
 
 // Columns [c0, c1) of C (M, ldc) = A (M, K; lda) W + beta C, W packed.

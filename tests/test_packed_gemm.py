@@ -27,7 +27,8 @@ from fastrnn import reference as ref
 KERNEL_SETS = _core.available_kernel_sets()
 
 # (M, K, N): one row and one column; every row-block tail (M = 1..13 covers 12, 6 and 4 rows a
-# block); N below, at and past one panel (8, 16 or 32 columns) and not a multiple of it; primes.
+# block); N below, at and past one panel (8, 16 or 32 columns) and not a multiple of it; primes;
+# the few-row path (M <= 3) over several whole panels.
 PRODUCT_SHAPES = [
     (1, 1, 1),
     (2, 3, 5),
@@ -39,6 +40,14 @@ PRODUCT_SHAPES = [
     (25, 29, 97),
     (37, 64, 130),
     (64, 131, 256),
+    # few rows (1-3: several panels at a time) over enough whole panels for one group (4 panels
+    # a row, 2 for 2-3 rows; 8-32 columns a panel), with a remainder and a cut last panel
+    (1, 64, 256),
+    (1, 13, 300),
+    (2, 5, 100),
+    (2, 37, 193),
+    (3, 64, 260),
+    (3, 9, 129),
 ]
 
 
