@@ -25,7 +25,9 @@
 //
 // Causal attention never looks at the upper triangle: the query rows are taken in blocks of
 // kCausalRows, and block [r0, r1) multiplies only against key steps [0, r1) (at T = 100, blocks
-// of 32 rows: 73% of the columns on average, 27% fewer flops in all six products).
+// of 32 rows: 73% of the columns on average, 27% fewer flops in all six products). Measured
+// (1 thread, B=32 T=100, H=8 Dk=32, backward, best of 30): one block of all 100 rows 13.5 ms,
+// blocks of 24-48 rows 10.5-11.3 ms; 16 rows no better than 32 (more, smaller products).
 #pragma once
 
 #include <cmath>

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import fastrnn
+from _layer_harness import numeric_gradient
 from _tolerance import assert_within, rounding_rtol
 from fastrnn import _core
 from fastrnn import reference as ref
@@ -35,13 +36,6 @@ def case_id(c) -> str:
     B, Tq, Tv, H, Hkv, Dk, Dv, causal, mask, drop = c
     return (f"B{B}-Tq{Tq}-Tv{Tv}-H{H}/{Hkv}-Dk{Dk}-Dv{Dv}" + ("-causal" * causal)
             + ("-mask" * mask) + ("-drop" * drop))
-
-
-@pytest.fixture
-def kernel_set_restored():
-    before = _core.kernel_set()
-    yield
-    _core.select_kernel_set(before)
 
 
 def make(rng, case, dtype):
@@ -141,19 +135,10 @@ def test_gradients_by_finite_differences(causal, mask, drop):
     p, _ = _core.attention_forward(q, k, v, keep, d, causal)
     grads = _core.attention_backward(q, k, v, p, d_ctx, d, d_p, causal)
     arrays = [q, k, v]
-    eps = 1e-6
     for which, (a, g) in enumerate(zip(arrays, grads)):
-        numeric = np.empty_like(a)
-        flat, out = a.reshape(-1), numeric.reshape(-1)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + eps
-            up = loss(*arrays)
-            flat[i] = old - eps
-            down = loss(*arrays)
-            flat[i] = old
-            out[i] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-8, err_msg="qkv"[which])
+        numeric = [numeric_gradient(lambda: loss(*arrays), a, i) for i in np.ndindex(a.shape)]
+        np.testing.assert_allclose(g.reshape(-1), numeric, rtol=1e-6, atol=1e-8,
+                                   err_msg="qkv"[which])
 
 
 def test_threads_give_the_same_result():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastrnn
+from _layer_harness import numeric_gradient
 from _tolerance import assert_within, rounding_rtol
 from fastrnn import _core
 from fastrnn import reference as ref
@@ -42,13 +43,6 @@ def geometry(case) -> tuple[int, int, int, int]:
     B, T, C, F, K, s, d, padding, op = case
     length = conv1d_transpose_output_length(T, K, s, padding, op, d)
     return s, d, _transpose_left(length, s, (K - 1) * d + 1, padding), length
-
-
-@pytest.fixture
-def kernel_set_restored():
-    before = _core.kernel_set()
-    yield
-    _core.select_kernel_set(before)
 
 
 def make(rng, case, dtype):
@@ -105,18 +99,8 @@ def test_gradients_by_finite_differences(case):
         return float(np.sum(y * d_y))
 
     got = _core.conv1d_transpose_backward(x, kernel, d_y, strides, dilation, left)
-    eps = 1e-6
     for name, a, g in zip(("x", "kernel", "bias"), (x, kernel, bias), got):
-        flat = a.reshape(-1)
-        numeric = np.empty(flat.size)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + eps
-            up = loss()
-            flat[i] = old - eps
-            down = loss()
-            flat[i] = old
-            numeric[i] = (up - down) / (2 * eps)
+        numeric = [numeric_gradient(loss, a, i) for i in np.ndindex(a.shape)]
         np.testing.assert_allclose(g.reshape(-1), numeric, rtol=1e-6, atol=1e-8, err_msg=name)
 
 

@@ -65,6 +65,15 @@ void add_partials(F* total, const F* partials, std::size_t per, Index n, int sli
 }
 
 // ------------------------------------------------------------------------------- Conv1D
+// At least one tap, channel and filter, and a kernel that 32-bit BLAS can index.
+void check_taps_and_channels(const Conv1dShape& s) {
+  if (s.K < 1 || s.O < 1 || s.C < 1)
+    throw std::invalid_argument("arguments `x`, `kernel`: need at least one channel, tap and "
+                                "filter");
+  if (double(s.K) * double(s.C) * double(s.O) >= double(INT_MAX))
+    throw std::invalid_argument("argument `kernel`: too large for 32-bit BLAS indexing");
+}
+
 struct ConvCall {
   Conv1dShape s;
   int slices;
@@ -90,11 +99,7 @@ ConvCall conv_call(Args& a, const py::array& x, const py::array& kernel, Index s
                                 std::to_string(s.C) + ") and the filters (" +
                                 std::to_string(s.O) + "), got " + std::to_string(groups));
   checked<F>(kernel, "kernel", {s.K, s.C / groups, s.O});
-  if (s.K < 1 || s.O < 1 || s.C < 1)
-    throw std::invalid_argument("arguments `x`, `kernel`: need at least one channel, tap and "
-                                "filter");
-  if (double(s.K) * double(s.C) * double(s.O) >= double(INT_MAX))
-    throw std::invalid_argument("argument `kernel`: too large for 32-bit BLAS indexing");
+  check_taps_and_channels(s);
   const double extent = double(s.K - 1) * double(dilation) + 1.0;
   if (extent >= double(INT_MAX))
     throw std::invalid_argument("arguments `kernel`, `dilation`: the receptive field is too "
@@ -114,6 +119,20 @@ std::size_t conv_chunk_size(const Conv1dShape& s) {
   return std::size_t(s.chunk_rows * s.K * (s.C / s.groups));
 }
 
+// kernel(part) over `slices` slices of the batch a.s.B: part is a for items [b0, b0 + nb)
+// (move(part, b0) offsets its batch pointers) with a chunk of `chunk` values of its own.
+template <typename F, typename Args, typename Move>
+void over_batch_chunks(const Args& a, int slices, std::size_t chunk, void (*kernel)(const Args&),
+                       const Move& move) {
+  F* ws = workspace<F, 2>().get(chunk * std::size_t(slices));
+  over_slices(slices, a.s.B, [&](int k, Index b0, Index nb) {
+    Args part = a;
+    move(part, b0);
+    part.s.B = nb, part.cols = ws + chunk * std::size_t(k);
+    kernel(part);
+  });
+}
+
 template <typename F>
 py::object conv1d_forward(const py::array& x, const py::array& kernel, const OptionalArray& bias,
                           Index stride, Index dilation, Index pad_left, Index pad_right,
@@ -126,14 +145,10 @@ py::object conv1d_forward(const py::array& x, const py::array& kernel, const Opt
   a.y = data(y);
   if (s.B == 0) return std::move(y);
   py::gil_scoped_release release;
-  const std::size_t chunk = conv_chunk_size(s);
-  F* ws = workspace<F, 2>().get(chunk * std::size_t(c.slices));
-  over_slices(c.slices, s.B, [&](int k, Index b0, Index nb) {
-    Conv1dForwardArgs<F> part = a;
-    part.x += b0 * s.T * s.C, part.y += b0 * s.L * s.O, part.s.B = nb;
-    part.cols = ws + chunk * std::size_t(k);
-    layer_kernel_set<F>().conv1d_forward(part);
-  });
+  over_batch_chunks<F>(a, c.slices, conv_chunk_size(s), layer_kernel_set<F>().conv1d_forward,
+                       [&](Conv1dForwardArgs<F>& part, Index b0) {
+                         part.x += b0 * s.T * s.C, part.y += b0 * s.L * s.O;
+                       });
   return std::move(y);
 }
 
@@ -204,11 +219,7 @@ ConvCall transpose_call(Conv1dTransposeArgs<F>& a, const py::array& x, const py:
   s.B = xd[0], s.L = xd[1], s.O = xd[2], s.K = kernel.shape(0), s.C = kernel.shape(1);
   s.T = length, s.stride = stride, s.dilation = dilation, s.pad_left = left, s.groups = 1;
   checked<F>(kernel, "kernel", {s.K, s.C, s.O});
-  if (s.K < 1 || s.O < 1 || s.C < 1)
-    throw std::invalid_argument("arguments `x`, `kernel`: need at least one channel, tap and "
-                                "filter");
-  if (double(s.K) * double(s.C) * double(s.O) >= double(INT_MAX))
-    throw std::invalid_argument("argument `kernel`: too large for 32-bit BLAS indexing");
+  check_taps_and_channels(s);
   const double span = double(s.K - 1) * double(dilation) + 1.0;
   // Keras crops at most span - 1 steps on the left and pads fewer than `stride` on the right
   const double most = double(std::max<Index>(s.L - 1, 0)) * double(stride) + span +
@@ -242,14 +253,11 @@ py::object conv1d_transpose_forward(const py::array& x, const py::array& kernel,
   auto y = empty<F>({s.B, s.T, s.C});
   a.y = data(y);
   py::gil_scoped_release release;
-  const std::size_t chunk = conv_chunk_size(s);
-  F* ws = workspace<F, 2>().get(chunk * std::size_t(c.slices));
-  over_slices(c.slices, s.B, [&](int k, Index b0, Index nb) {
-    Conv1dTransposeArgs<F> part = a;
-    part.x += b0 * s.L * s.O, part.y += b0 * s.T * s.C, part.s.B = nb;
-    part.cols = ws + chunk * std::size_t(k);
-    layer_kernel_set<F>().conv1d_transpose_forward(part);
-  });
+  over_batch_chunks<F>(a, c.slices, conv_chunk_size(s),
+                       layer_kernel_set<F>().conv1d_transpose_forward,
+                       [&](Conv1dTransposeArgs<F>& part, Index b0) {
+                         part.x += b0 * s.L * s.O, part.y += b0 * s.T * s.C;
+                       });
   return std::move(y);
 }
 
