@@ -1,5 +1,5 @@
 """The attention core (cpp/attention.hpp, ``_core.attention_forward`` / ``_backward``) against
-the NumPy form in :mod:`fastrnn.reference`, on every kernel set and both float types: ragged
+the NumPy form in tests/_reference_layers.py, on every kernel set and both float types: ragged
 shapes (Tq != Tv, Dk != Dv, one step, one batch item, shared key/value heads), masks with fully
 masked rows, the causal flag with Tq != Tv and over several row blocks, dropout scales and a
 gradient on the returned probabilities; the gradients against finite differences; bad input."""
@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import _reference_layers as ref
 import fastrnn
 from _layer_harness import numeric_gradient
 from _tolerance import assert_within, rounding_rtol
 from fastrnn import _core
-from fastrnn import reference as ref
 
 KERNEL_SETS = _core.available_kernel_sets()
 

@@ -1,5 +1,5 @@
 """The Conv1DTranspose core (cpp/conv1d.hpp, ``_core.conv1d_transpose_forward`` /
-``_backward``) against the NumPy form in :mod:`fastrnn.reference`, on every kernel set and both
+``_backward``) against the NumPy form in tests/_reference_layers.py, on every kernel set and both
 float types, at Keras's geometries (strides, dilation, "valid"/"same", output_padding, one step,
 one batch item, strides past the kernel); gradients by finite differences; bad input."""
 
@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import _reference_layers as ref
 import fastrnn
 from _layer_harness import numeric_gradient
 from _tolerance import assert_within, rounding_rtol
 from fastrnn import _core
-from fastrnn import reference as ref
 from fastrnn.layers.convolutional import _transpose_left, conv1d_transpose_output_length
 
 KERNEL_SETS = _core.available_kernel_sets()

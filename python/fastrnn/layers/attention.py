@@ -1,7 +1,7 @@
 """Attention layers, as Keras's: Attention (Luong, dot or concat scores), AdditiveAttention
 (Bahdanau) over NumPy's batched products, and MultiHeadAttention (GroupQueryAttention) with
 its projections on the core's products and the attention itself on the core's kernel
-(cpp/attention.hpp; :mod:`fastrnn.reference` has the NumPy form).
+(cpp/attention.hpp; the tests keep the NumPy form it replaced, tests/_reference_layers.py).
 
 Letters: B batch, Tq query steps, Tv value (and key) steps, D features, H heads, Dk key_dim
 (per head), Dv value_dim (per head), O output features.

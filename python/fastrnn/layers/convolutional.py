@@ -331,7 +331,7 @@ class Conv1DTranspose(_ConvBase):
     + span + output_padding`` resp. ``(T - 1) * strides + span % 2 + output_padding``).
     Weights: ``kernel (kernel_size, filters, C)`` (Keras's layout) and ``bias (filters,)``.
     Forward and backward run on the core (cpp/conv1d.hpp: products per chunk of steps and a
-    scatter onto the taps, threaded over the batch); :mod:`fastrnn.reference` has the NumPy
+    scatter onto the taps, threaded over the batch); tests/_reference_layers.py has the NumPy
     form the tests check them against.
     """
 
