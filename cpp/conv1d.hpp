@@ -101,6 +101,16 @@ inline void fold(F* d_x, const F* d_cols, const Conv1dShape& s, Index row0, Inde
   }
 }
 
+// d_x[rows' taps] += d_y rows (n, Og) times group g's kernel, transposed: d_cols (n, K*Cg) =
+// d_y W_g^T (Og, K*Cg), then each row added back onto the taps it came from.
+template <typename F>
+inline void scatter(F* d_x, const F* dy, const F* kernel, F* d_cols, const Conv1dShape& s,
+                    Index row0, Index n, Index g) {
+  const Index KC = s.K * (s.C / s.groups), Og = s.O / s.groups;
+  gemm(false, true, n, KC, Og, F(1), dy + g * Og, s.O, kernel + g * Og, s.O, F(0), d_cols, KC);
+  fold(d_x, d_cols, s, row0, n, g);
+}
+
 template <typename F>
 void forward(const Conv1dForwardArgs<F>& a) {
   const Conv1dShape& s = a.s;
@@ -180,14 +190,56 @@ void backward(const Conv1dBackwardArgs<F>& a) {
       if (d_x == nullptr) continue;
       if (pointwise) {  // d_x rows (n, C) = d_y (n, O) kernel^T (O, C)
         gemm(false, true, n, s.C, s.O, F(1), dy, s.O, a.kernel, s.O, F(0), d_x + r0 * s.C, s.C);
-      } else {  // d_cols (n, K*Cg) = d_y (n, Og) W_g^T (Og, K*Cg), then back onto the taps
-        gemm(false, true, n, KC, Og, F(1), dy + g * Og, s.O, a.kernel + g * Og, s.O, F(0),
-             a.d_cols, KC);
-        fold(d_x, a.d_cols, s, r0, n, g);
+      } else {
+        scatter(d_x, dy, a.kernel, a.d_cols, s, r0, n, g);
       }
     }
     if (a.d_bias != nullptr)
       for (Index r = 0; r < n; ++r) Vec<F>(a.d_bias, s.O) += CVec<F>(dy + r * s.O, s.O);
+  }
+}
+
+// ------------------------------------------------------------------------ Conv1DTranspose
+// The transposed convolution is the input gradient of the Conv1D of shape s (layer_args.hpp),
+// so it runs on that convolution's pieces, with the roles of the arrays swapped:
+//   forward   y = scatter of x's rows (n, O) times kernel^T (O, K*C) onto their taps, chunk by
+//             chunk of R input rows (the NumPy form made one (B*T, K*F) product and K strided
+//             adds over all of it: each chunk here stays in the L2 cache and threads take
+//             slices of the batch);
+//   backward  cols = d_y unrolled at x's rows' taps (R, K*C), then d_x rows = cols kernel
+//             (K*C, O) and d_kernel += cols^T x rows: one unrolling for both products.
+// Taps landing outside [0, T) are the cropped output steps ("same" padding's left crop,
+// output_padding's extra zeros at the end): fold drops them, unroll reads them as zeros.
+template <typename F>
+void transpose_forward(const Conv1dTransposeArgs<F>& a) {
+  const Conv1dShape& s = a.s;
+  const Index rows = s.B * s.L;
+  std::fill(a.y, a.y + s.B * s.T * s.C, F(0));
+  for (Index r0 = 0; r0 < rows; r0 += s.chunk_rows) {
+    const Index n = std::min(s.chunk_rows, rows - r0);
+    scatter(a.y, a.x + r0 * s.O, a.kernel, a.cols, s, r0, n, 0);
+  }
+  if (a.bias != nullptr)
+    for (Index r = 0; r < s.B * s.T; ++r) Vec<F>(a.y + r * s.C, s.C) += CVec<F>(a.bias, s.C);
+}
+
+template <typename F>
+void transpose_backward(const Conv1dTransposeArgs<F>& a) {
+  const Conv1dShape& s = a.s;
+  const Index KC = s.K * s.C, rows = s.B * s.L;
+  std::fill(a.d_kernel, a.d_kernel + KC * s.O, F(0));
+  for (Index r0 = 0; r0 < rows; r0 += s.chunk_rows) {
+    const Index n = std::min(s.chunk_rows, rows - r0);
+    unroll(a.cols, a.d_y, s, r0, n, Index(0));
+    const F* x = a.x + r0 * s.O;  // (n, O)
+    if (a.d_x != nullptr)  // d_x (n, O) = cols (n, K*C) kernel (K*C, O)
+      gemm(false, false, n, s.O, KC, F(1), a.cols, KC, a.kernel, s.O, F(0), a.d_x + r0 * s.O,
+           s.O);
+    gemm(true, false, KC, s.O, n, F(1), a.cols, KC, x, s.O, F(1), a.d_kernel, s.O);
+  }
+  if (a.d_bias != nullptr) {
+    std::fill(a.d_bias, a.d_bias + s.C, F(0));
+    for (Index r = 0; r < s.B * s.T; ++r) Vec<F>(a.d_bias, s.C) += CVec<F>(a.d_y + r * s.C, s.C);
   }
 }
 

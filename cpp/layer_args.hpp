@@ -51,6 +51,24 @@ struct Conv1dBackwardArgs {
   Conv1dShape s;
 };
 
+// Conv1DTranspose: the input gradient of the Conv1D of shape s (groups 1), taken as an
+// operation of its own. In s's letters the transposed convolution maps x (B, L, O) to
+// y (B, T, C): input step l, tap k lands on output step l * stride + k * dilation - pad_left
+// (steps outside [0, T) are cropped), y[b, that step] += kernel[k] (C, O) x[b, l].
+template <typename F>
+struct Conv1dTransposeArgs {
+  F* y;              // forward: (B, T, C) out, plus bias
+  F* d_x;            // backward: (B, L, O) out, or nullptr (not wanted)
+  F* d_kernel;       // backward: (K, C, O) out: this call's rows' share
+  F* d_bias;         // backward: (C,) out, likewise, or nullptr
+  const F* x;        // (B, L, O)
+  const F* d_y;      // backward: (B, T, C)
+  const F* kernel;   // (K, C, O), Keras's Conv1DTranspose layout (kernel_size, filters, channels)
+  const F* bias;     // forward: (C,) or nullptr
+  F* cols;           // (R, K * C) workspace
+  Conv1dShape s;
+};
+
 // ---------------------------------------------------------------------------------------
 // MaxPooling1D / AveragePooling1D: output step l pools input steps
 //   [l * stride - pad_left, l * stride - pad_left + pool) clipped to [0, T)
@@ -123,6 +141,48 @@ struct BatchNormArgs {
   Index N, C, n_all;    // n_all: rows of the whole batch (backward means)
 };
 
+// ---------------------------------------------------------------------------------------
+// The core of (multi-head, grouped-query) dot-product attention, see attention.hpp. Letters:
+// Tq query steps, Tv key/value steps, H query heads, Hkv key/value heads (H / Hkv query heads
+// share one; MultiHeadAttention: Hkv = H), Dk per-head query/key size, Dv per-head value size.
+// Query head h reads key/value head h / (H / Hkv). A call handles the (batch item, key/value
+// head) pairs [pair0, pair0 + pairs), pair = b * Hkv + g, with every query head of each.
+struct AttentionShape {
+  Index B, Tq, Tv, H, Hkv, Dk, Dv;
+  bool causal;  // query step i attends to key steps j <= i only (no mask array needed)
+  Index pair0, pairs;
+};
+
+template <typename F>
+struct AttentionForwardArgs {
+  F* p;                       // (B, H, Tq, Tv) out: softmax probabilities (before dropout)
+  F* ctx;                     // (B, Tq, H, Dv) out: p (times drop) @ V, per head
+  const F* q;                 // (B, Tq, H, Dk), already scaled by 1 / sqrt(Dk)
+  const F* k;                 // (B, Tv, Hkv, Dk)
+  const F* v;                 // (B, Tv, Hkv, Dv)
+  const std::uint8_t* keep;   // (B, Tq, Tv) 1: attend, or nullptr
+  const F* drop;              // (B, H, Tq, Tv) dropout keep-scale on p, or nullptr
+  F* scratch;                 // (Tq, Tv) workspace of this call (with drop)
+  AttentionShape s;
+};
+
+template <typename F>
+struct AttentionBackwardArgs {
+  F* d_q;                     // (B, Tq, H, Dk) out, times d_q_scale
+  F* d_k;                     // (B, Tv, Hkv, Dk) out
+  F* d_v;                     // (B, Tv, Hkv, Dv) out
+  const F* d_ctx;             // (B, Tq, H, Dv)
+  const F* d_p;               // (B, H, Tq, Tv) gradient on the returned p, or nullptr
+  const F* p;                 // (B, H, Tq, Tv) from the forward
+  const F* q;                 // as the forward's
+  const F* k;
+  const F* v;
+  const F* drop;              // as the forward's, or nullptr
+  F* scratch;                 // (2, Tq, Tv) workspace of this call
+  F d_q_scale;                // d_q = d_q_scale * dL/dq (the query projection's scale)
+  AttentionShape s;
+};
+
 // One instruction-set variant of the layer kernels; each runs on the rows (batch items or
 // normalization rows) it is given, so the bindings split a call over threads by rows.
 template <typename F>
@@ -138,6 +198,10 @@ struct LayerKernelSet {
   void (*batch_norm_apply)(const BatchNormArgs<F>&);
   void (*batch_norm_backward_sums)(const BatchNormArgs<F>&);
   void (*batch_norm_backward)(const BatchNormArgs<F>&);
+  void (*conv1d_transpose_forward)(const Conv1dTransposeArgs<F>&);
+  void (*conv1d_transpose_backward)(const Conv1dTransposeArgs<F>&);
+  void (*attention_forward)(const AttentionForwardArgs<F>&);
+  void (*attention_backward)(const AttentionBackwardArgs<F>&);
 };
 
 struct LayerKernelTable {

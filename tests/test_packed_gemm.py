@@ -52,13 +52,6 @@ PRODUCT_SHAPES = [
 
 
 @pytest.fixture
-def kernel_set_restored():
-    before = _core.kernel_set()
-    yield
-    _core.select_kernel_set(before)
-
-
-@pytest.fixture
 def packed_always():
     _core._set_packed_products("always")
     try:

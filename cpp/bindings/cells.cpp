@@ -23,18 +23,7 @@ Index parse_truncate(Index truncate) {
 }
 
 const std::uint8_t* checked_step_mask(const OptionalArray& m, Index B, Index T) {
-  if (!m) return nullptr;
-  const py::array& a = *m;
-  std::vector<Index> got(a.shape(), a.shape() + a.ndim());
-  const bool dtype_ok =
-      a.dtype().equal(py::dtype::of<bool>()) || a.dtype().equal(py::dtype::of<std::uint8_t>());
-  if (!dtype_ok || got != std::vector<Index>{B, T})
-    throw std::invalid_argument("argument `step_mask`: expected a bool or uint8 array of shape " +
-                                shape_str({B, T}) + " (batch, time), got " + dtype_str(a) + " " +
-                                shape_str(got));
-  if (!(a.flags() & py::array::c_style))
-    throw std::invalid_argument("argument `step_mask`: must be C-contiguous");
-  return static_cast<const std::uint8_t*>(a.data());
+  return checked_mask(m, "step_mask", {B, T}, " (batch, time)");
 }
 
 void transpose(const float* src, Index rows, Index cols, float* dst) {

@@ -36,6 +36,22 @@ std::string shape_str(const std::vector<Index>& s) {
 
 std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
+const std::uint8_t* checked_mask(const OptionalArray& m, const char* name,
+                                 const std::vector<Index>& shape, const char* what) {
+  if (!m) return nullptr;
+  const py::array& a = *m;
+  std::vector<Index> got(a.shape(), a.shape() + a.ndim());
+  const bool dtype_ok =
+      a.dtype().equal(py::dtype::of<bool>()) || a.dtype().equal(py::dtype::of<std::uint8_t>());
+  if (!dtype_ok || got != shape)
+    throw std::invalid_argument(std::string("argument `") + name +
+                                "`: expected a bool or uint8 array of shape " + shape_str(shape) +
+                                what + ", got " + dtype_str(a) + " " + shape_str(got));
+  if (!(a.flags() & py::array::c_style))
+    throw std::invalid_argument(std::string("argument `") + name + "`: must be C-contiguous");
+  return static_cast<const std::uint8_t*>(a.data());
+}
+
 void check_at_least(const char* name, Index value, Index least) {
   if (value < least)
     throw std::invalid_argument(std::string("argument `") + name + "`: expected an integer >= " +

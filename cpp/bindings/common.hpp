@@ -64,6 +64,11 @@ F* checked_writeable(const py::array& a, const char* name, const std::vector<Ind
   return static_cast<F*>(arr.mutable_data());
 }
 
+// A C-contiguous bool or uint8 mask of exactly `shape` (`what` follows the shape in the
+// message, e.g. " (batch, time)"); nullptr when None.
+const std::uint8_t* checked_mask(const OptionalArray& m, const char* name,
+                                 const std::vector<Index>& shape, const char* what);
+
 // An integer argument with a lower bound.
 void check_at_least(const char* name, Index value, Index least);
 

@@ -1,4 +1,6 @@
-// Convolution, pooling and normalization kernels of one instruction set (see families.hpp).
+// Convolution, pooling, normalization and attention kernels of one instruction set (see
+// families.hpp).
+#include "attention.hpp"
 #include "conv1d.hpp"
 #include "normalization.hpp"
 #include "pooling.hpp"
@@ -9,4 +11,6 @@ FASTRNN_KERNEL_FAMILY(LayerKernelSet, sequence_layer_kernels, &conv1d::forward<F
                       &pool1d::backward<F>, &norm::layer_norm_forward<F>,
                       &norm::layer_norm_backward<F>, &norm::batch_norm_moments<F>,
                       &norm::batch_norm_apply<F>, &norm::batch_norm_backward_sums<F>,
-                      &norm::batch_norm_backward<F>)
+                      &norm::batch_norm_backward<F>, &conv1d::transpose_forward<F>,
+                      &conv1d::transpose_backward<F>, &attention::forward<F>,
+                      &attention::backward<F>)

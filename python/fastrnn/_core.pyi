@@ -343,6 +343,53 @@ def conv1d_backward(
 ) -> tuple[_Array | None, _Array, _Array | None]:
     """-> (d_x or None, d_kernel, d_bias or None)"""
 
+def conv1d_transpose_forward(
+    x: _Array,
+    kernel: _Array,
+    bias: _Array | None = None,
+    stride: int = 1,
+    dilation: int = 1,
+    left: int = 0,
+    length: int = 0,
+) -> _Array:
+    """-> y (B, length, F): steps [left, left + length) of the transposed convolution of x
+    (B, T, C) by kernel (K, F, C)"""
+
+def conv1d_transpose_backward(
+    x: _Array,
+    kernel: _Array,
+    d_y: _Array,
+    stride: int = 1,
+    dilation: int = 1,
+    left: int = 0,
+    use_bias: bool = True,
+    input_grad: bool = True,
+) -> tuple[_Array | None, _Array, _Array | None]:
+    """-> (d_x or None, d_kernel, d_bias or None)"""
+
+def attention_forward(
+    q: _Array,
+    k: _Array,
+    v: _Array,
+    keep: NDArray[np.bool_] | NDArray[np.uint8] | None = None,
+    drop: _Array | None = None,
+    causal: bool = False,
+) -> tuple[_Array, _Array]:
+    """-> (p (B, H, Tq, Tv), ctx (B, Tq, H, Dv)); q (B, Tq, H, Dk) already scaled"""
+
+def attention_backward(
+    q: _Array,
+    k: _Array,
+    v: _Array,
+    p: _Array,
+    d_ctx: _Array,
+    drop: _Array | None = None,
+    d_p: _Array | None = None,
+    causal: bool = False,
+    d_q_scale: float = 1.0,
+) -> tuple[_Array, _Array, _Array]:
+    """-> (d_q (B, Tq, H, Dk) times d_q_scale, d_k (B, Tv, Hkv, Dk), d_v (B, Tv, Hkv, Dv))"""
+
 def pool1d_forward(
     x: _Array,
     pool_size: int,

@@ -1,5 +1,7 @@
 """Attention layers, as Keras's: Attention (Luong, dot or concat scores), AdditiveAttention
-(Bahdanau) and MultiHeadAttention, forward and backward over NumPy's batched products (BLAS).
+(Bahdanau) over NumPy's batched products, and MultiHeadAttention (GroupQueryAttention) with
+its projections on the core's products and the attention itself on the core's kernel
+(cpp/attention.hpp; the tests keep the NumPy form it replaced, tests/_reference_layers.py).
 
 Letters: B batch, Tq query steps, Tv value (and key) steps, D features, H heads, Dk key_dim
 (per head), Dv value_dim (per head), O output features.
@@ -643,15 +645,13 @@ class MultiHeadAttention(Layer):
             if m is not None:
                 m = m.reshape(shape)
                 keep = m if keep is None else keep & m
-        if _option(self, "use_causal_mask", use_causal_mask):
-            c = _causal(Tq, Tv)
-            keep = c if keep is None else keep & c
+        causal = _option(self, "use_causal_mask", use_causal_mask)  # the core's flag, no mask
         am = _bool_mask("attention_mask", attention_mask, (B, Tq, Tv))
         if am is not None:
             keep = am if keep is None else keep & am
         if keep is not None:
-            keep = np.ascontiguousarray(np.broadcast_to(keep, (B, Tq, Tv)))[:, None]
-        out, p = self._forward(q, v, k, keep, training)
+            keep = np.ascontiguousarray(np.broadcast_to(keep, (B, Tq, Tv)))
+        out, p = self._forward(q, v, k, keep, causal, training)
         self._has_key = key is not None
         self._has_am = am is not None
         if _option(self, "return_attention_scores", return_attention_scores):
@@ -668,45 +668,34 @@ class MultiHeadAttention(Layer):
         return y.reshape(B, T, -1)
 
     def _forward(self, q: np.ndarray, v: np.ndarray, k: np.ndarray,
-                 keep: Optional[np.ndarray], training: bool) -> tuple:
+                 keep: Optional[np.ndarray], causal: bool, training: bool) -> tuple:
+        """``(out (B, Tq, O), p (B, H, Tq, Tv))``; `keep` ``(B, Tq, Tv)`` bool or None (the
+        causal mask is the core's flag). The projections are products over all ``B*T`` rows;
+        the attention itself is the core's (cpp/attention.hpp), which reads each head of the
+        ``(B, T, H, D)`` projections in place."""
         w = self._params()
         b = self.use_bias
-        H, Dk, Dv = self.num_heads, self.key_dim, self.value_dim
+        H, Hkv, Dk, Dv = self.num_heads, self._kv_heads, self.key_dim, self.value_dim
         B, Tq, _ = q.shape
         Tv = v.shape[1]
         Q = self._project(q, w["query/kernel"], w["query/bias"] if b else None)  # (B,Tq,H*Dk)
         Q *= self.dtype.type(1.0 / math.sqrt(Dk))
-        K = self._project(k, w["key/kernel"], w["key/bias"] if b else None)      # (B,Tv,H*Dk)
-        V = self._project(v, w["value/kernel"], w["value/bias"] if b else None)  # (B,Tv,H*Dv)
-        if self._kv_heads != H:  # each key/value head serves H / Hkv query heads in a row
-            r = H // self._kv_heads
-            K = np.repeat(K.reshape(B, Tv, self._kv_heads, Dk), r, axis=2).reshape(B, Tv, -1)
-            V = np.repeat(V.reshape(B, Tv, self._kv_heads, Dv), r, axis=2).reshape(B, Tv, -1)
-        Qh = Q.reshape(B, Tq, H, Dk).transpose(0, 2, 1, 3)                        # (B,H,Tq,Dk)
-        Kh = K.reshape(B, Tv, H, Dk).transpose(0, 2, 3, 1)                        # (B,H,Dk,Tv)
-        Vh = V.reshape(B, Tv, H, Dv).transpose(0, 2, 1, 3)                        # (B,H,Tv,Dv)
-        s = np.matmul(Qh, Kh)                                                     # (B,H,Tq,Tv)
-        if keep is not None:
-            np.copyto(s, self.dtype.type(-_LARGE), where=~keep)
-        p = _softmax_rows(s)
-        if keep is not None:
-            p *= keep  # a fully masked row attends to nothing
+        K = self._project(k, w["key/kernel"], w["key/bias"] if b else None)  # (B,Tv,Hkv*Dk)
+        V = self._project(v, w["value/kernel"], w["value/bias"] if b else None)  # (B,Tv,Hkv*Dv)
+        Q, K, V = Q.reshape(B, Tq, H, Dk), K.reshape(B, Tv, Hkv, Dk), V.reshape(B, Tv, Hkv, Dv)
         drop = None
-        p_used = p
         if training and self.dropout > 0:
-            drop = (self.rng.random(p.shape) >= self.dropout).astype(self.dtype)
+            drop = (self.rng.random((B, H, Tq, Tv)) >= self.dropout).astype(self.dtype)
             drop /= self.dtype.type(1 - self.dropout)
-            p_used = p * drop
-        ctx = np.empty((B, Tq, H, Dv), dtype=self.dtype)
-        np.matmul(p_used, Vh, out=ctx.transpose(0, 2, 1, 3))                    # (B,H,Tq,Dv)
+        p, ctx = ops.internal.attention_checked(Q, K, V, keep, drop, causal)  # ctx (B,Tq,H,Dv)
         ctx2 = ctx.reshape(B * Tq, H * Dv)
         Wo = w["attention_output/kernel"]
         O = Wo.shape[-1]
         out = ops.matmul(ctx2, Wo.reshape(H * Dv, O))
         if b:
             out += w["attention_output/bias"]
-        self._cache = dict(q=q, v=v, k=k, Qh=Qh, Kh=Kh, Vh=Vh, p=p, p_used=p_used,
-                           drop=drop, ctx2=ctx2) if training else None
+        self._cache = dict(q=q, v=v, k=k, Q=Q, K=K, V=V, p=p, drop=drop, causal=causal,
+                           ctx2=ctx2) if training else None
         return out.reshape(B, Tq, O), p
 
     def backward(self, d_out: Any) -> list:
@@ -732,25 +721,13 @@ class MultiHeadAttention(Layer):
         if b:
             grads["attention_output/bias"] = d_o2.sum(axis=0)
         d_ctx = ops.matmul(d_o2, Wo.reshape(H * Dv, O), trans_b=True)           # (B*Tq,H*Dv)
-        d_ctx_h = d_ctx.reshape(B, Tq, H, Dv).transpose(0, 2, 1, 3)              # (B,H,Tq,Dv)
-        d_V = np.empty((B, Tv, H, Dv), dtype=self.dtype)
-        np.matmul(c["p_used"].transpose(0, 1, 3, 2), d_ctx_h, out=d_V.transpose(0, 2, 1, 3))
-        d_p = np.matmul(d_ctx_h, c["Vh"].transpose(0, 1, 3, 2))                 # (B,H,Tq,Tv)
-        if c["drop"] is not None:
-            d_p *= c["drop"]
         if d_scores is not None:
-            d_p += np.asarray(d_scores, dtype=self.dtype)
-        d_s = _softmax_backward(c["p"], d_p)   # masked entries have p = 0: no gradient
-        scale = self.dtype.type(1.0 / math.sqrt(Dk))
-        d_Q = np.empty((B, Tq, H, Dk), dtype=self.dtype)
-        np.matmul(d_s, c["Kh"].transpose(0, 1, 3, 2), out=d_Q.transpose(0, 2, 1, 3))
-        d_Q *= scale
-        d_K = np.empty((B, Tv, H, Dk), dtype=self.dtype)
-        np.matmul(d_s.transpose(0, 1, 3, 2), c["Qh"], out=d_K.transpose(0, 2, 1, 3))
-        if self._kv_heads != H:  # the repeated heads' gradients summed back
-            r = H // self._kv_heads
-            d_K = d_K.reshape(B, Tv, self._kv_heads, r, Dk).sum(axis=3)
-            d_V = d_V.reshape(B, Tv, self._kv_heads, r, Dv).sum(axis=3)
+            d_scores = np.ascontiguousarray(
+                np.broadcast_to(np.asarray(d_scores, dtype=self.dtype), c["p"].shape))
+        # d_Q is for the unscaled projection: the core multiplies it by the scale
+        d_Q, d_K, d_V = ops.internal.attention_backward_checked(
+            c["Q"], c["K"], c["V"], c["p"], d_ctx.reshape(B, Tq, H, Dv), c["drop"], d_scores,
+            c["causal"], 1.0 / math.sqrt(Dk))   # (B,Tq,H,Dk), (B,Tv,Hkv,Dk), (B,Tv,Hkv,Dv)
         d_inputs = []
         for name, x, d in (("query", q, d_Q), ("key", k, d_K), ("value", v, d_V)):
             kernel = w[f"{name}/kernel"]

@@ -227,7 +227,8 @@ class Conv1D(Layer):
 
 # ----------------------------------------------------------------------------- transposed
 # Letters: B batch, T input steps, C input channels, F filters, K taps, s stride, d dilation,
-# L output steps. Input step t, tap k lands on output step ``t*s + k*d - left``.
+# L output steps. Input step t, tap k lands on output step ``t*s + k*d - left``; the core
+# computes steps [left, left + L) of that (cpp/conv1d.hpp).
 def conv1d_transpose_output_length(steps: Optional[int], kernel_size: int, strides: int,
                                    padding: str, output_padding: Optional[int],
                                    dilation_rate: int) -> Optional[int]:
@@ -250,47 +251,6 @@ def _transpose_left(length: int, strides: int, span: int, padding: str) -> int:
         return 0
     total = max((-(-length // strides) - 1) * strides + span - length, 0)
     return total // 2
-
-
-def conv1d_transpose_forward(x: np.ndarray, kernel: np.ndarray, strides: int,
-                             dilation: int, left: int, length: int) -> np.ndarray:
-    """``y (B, L, F)`` from ``x (B, T, C)`` and Keras's ``kernel (K, F, C)``: one GEMM
-    ``(B*T, C) x (C, K*F)`` for every tap's contribution, then K strided adds."""
-    B, T, C = x.shape
-    K, F, _ = kernel.shape
-    cols = ops.matmul(x.reshape(B * T, C), kernel.reshape(K * F, C), trans_b=True)
-    cols = cols.reshape(B, T, K, F)                      # (B, T, K, F)
-    full = max((T - 1) * strides + (K - 1) * dilation + 1, left + length)
-    y = np.zeros((B, full, F), dtype=x.dtype)           # (B, full, F)
-    reach = (T - 1) * strides + 1
-    for k in range(K):
-        y[:, k * dilation: k * dilation + reach: strides] += cols[:, :, k]
-    return y[:, left: left + length]
-
-
-def conv1d_transpose_backward(x: np.ndarray, kernel: np.ndarray, d_y: np.ndarray,
-                              strides: int, dilation: int, left: int,
-                              input_grad: bool = True) -> tuple:
-    """``(d_x (B, T, C) or None, d_kernel (K, F, C))`` for :func:`conv1d_transpose_forward`:
-    the K strided reads gather each tap's slice of ``d_y``, then two GEMMs."""
-    B, T, C = x.shape
-    K, F, _ = kernel.shape
-    L = d_y.shape[1]
-    full = max((T - 1) * strides + (K - 1) * dilation + 1, left + L)
-    if left == 0 and full == L:
-        padded = d_y
-    else:
-        padded = np.zeros((B, full, F), dtype=d_y.dtype)  # d_y placed where y was cut
-        padded[:, left: left + L] = d_y
-    reach = (T - 1) * strides + 1
-    d_cols = np.empty((B, T, K, F), dtype=d_y.dtype)       # (B, T, K, F)
-    for k in range(K):
-        d_cols[:, :, k] = padded[:, k * dilation: k * dilation + reach: strides]
-    d_cols = d_cols.reshape(B * T, K * F)
-    x2 = x.reshape(B * T, C)
-    d_kernel = ops.matmul(d_cols, x2, trans_a=True).reshape(K, F, C)
-    d_x = ops.matmul(d_cols, kernel.reshape(K * F, C)).reshape(B, T, C) if input_grad else None
-    return d_x, d_kernel
 
 
 class _ConvBase(Layer):
@@ -370,8 +330,9 @@ class Conv1DTranspose(_ConvBase):
     + max(span, strides)``, same ``T * strides`` (with `output_padding`: ``(T - 1) * strides
     + span + output_padding`` resp. ``(T - 1) * strides + span % 2 + output_padding``).
     Weights: ``kernel (kernel_size, filters, C)`` (Keras's layout) and ``bias (filters,)``.
-    Forward: one GEMM over all steps and K strided adds; backward: K strided reads and two
-    GEMMs.
+    Forward and backward run on the core (cpp/conv1d.hpp: products per chunk of steps and a
+    scatter onto the taps, threaded over the batch); tests/_reference_layers.py has the NumPy
+    form the tests check them against.
     """
 
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
@@ -420,18 +381,17 @@ class Conv1DTranspose(_ConvBase):
         self._check_input(x)
         length = self._length(x.shape[1])
         left = _transpose_left(length, self.strides, self.span, self.padding)
-        z = conv1d_transpose_forward(x, self._weights[0], self.strides, self.dilation_rate,
-                                     left, length)
-        if self.use_bias:
-            z += self._weights[1]
+        bias = self._weights[1] if self.use_bias else None
+        z = ops.internal.conv1d_transpose_checked(x, self._weights[0], bias, self.strides,
+                                                  self.dilation_rate, left, length)
         return self._activate(x, z, left, training)
 
     def backward(self, d_out: np.ndarray) -> Optional[np.ndarray]:
         x, d_z, left = self._d_z(d_out)
-        d_x, d_kernel = conv1d_transpose_backward(x, self._weights[0], d_z, self.strides,
-                                                  self.dilation_rate, left,
-                                                  self.input_grad_needed)
-        self._write_grads([d_kernel] + self._bias_grad(d_z))
+        d_x, d_kernel, d_bias = ops.internal.conv1d_transpose_backward_checked(
+            x, self._weights[0], d_z, self.strides, self.dilation_rate, left, self.use_bias,
+            self.input_grad_needed)
+        self._write_grads([d_kernel] + ([d_bias] if self.use_bias else []))
         return d_x
 
     def get_config(self) -> dict:

@@ -22,6 +22,12 @@ Sequence ops (:mod:`.sequence`):
 * ``conv1d_checked(x, kernel, bias, stride, dilation, left, right, groups) -> y``
 * ``conv1d_backward_checked(x, kernel, d_y, stride, dilation, left, right, groups, use_bias,
   input_grad) -> (d_x or None, d_kernel, d_bias or None)``
+* ``conv1d_transpose_checked(x, kernel, bias, stride, dilation, left, length) -> y`` and
+  ``conv1d_transpose_backward_checked(x, kernel, d_y, stride, dilation, left, use_bias,
+  input_grad) -> (d_x or None, d_kernel, d_bias or None)``: Conv1DTranspose.
+* ``attention_checked(q, k, v, keep, drop, causal) -> (p, ctx)`` and
+  ``attention_backward_checked(q, k, v, p, d_ctx, drop, d_p, causal, d_q_scale) -> (d_q, d_k,
+  d_v)``: the core of MultiHeadAttention.
 """
 
 from __future__ import annotations
@@ -29,13 +35,25 @@ from __future__ import annotations
 from .arrays import step_mask_array
 from .layer_norm_cells import ln_backward_checked, ln_forward_checked
 from .recurrent import backward_checked, forward_checked
-from .sequence import check_padding, conv1d_backward_checked, conv1d_checked
+from .sequence import (
+    attention_backward_checked,
+    attention_checked,
+    check_padding,
+    conv1d_backward_checked,
+    conv1d_checked,
+    conv1d_transpose_backward_checked,
+    conv1d_transpose_checked,
+)
 
 __all__ = [
+    "attention_backward_checked",
+    "attention_checked",
     "backward_checked",
     "check_padding",
     "conv1d_backward_checked",
     "conv1d_checked",
+    "conv1d_transpose_backward_checked",
+    "conv1d_transpose_checked",
     "forward_checked",
     "ln_backward_checked",
     "ln_forward_checked",

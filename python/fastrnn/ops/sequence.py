@@ -150,6 +150,39 @@ def conv1d_backward_checked(x: np.ndarray, kernel: np.ndarray, d_y: np.ndarray, 
                                  use_bias, input_grad)
 
 
+def conv1d_transpose_checked(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray],
+                             stride: int, dilation: int, left: int, length: int) -> np.ndarray:
+    """Conv1DTranspose's core call: ``y (B, length, F)``, steps [left, left + length) of the
+    transposed convolution of ``x (B, T, C)`` by Keras's ``kernel (K, F, C)``, plus bias."""
+    return _core.conv1d_transpose_forward(x, kernel, bias, stride, dilation, left, length)
+
+
+def conv1d_transpose_backward_checked(x: np.ndarray, kernel: np.ndarray, d_y: np.ndarray,
+                                      stride: int, dilation: int, left: int, use_bias: bool,
+                                      input_grad: bool) -> tuple[Any, ...]:
+    """Its backward: ``(d_x (B, T, C) or None, d_kernel (K, F, C), d_bias (F,) or None)``."""
+    return _core.conv1d_transpose_backward(x, kernel, d_y, stride, dilation, left, use_bias,
+                                           input_grad)
+
+
+def attention_checked(q: np.ndarray, k: np.ndarray, v: np.ndarray, keep: Optional[np.ndarray],
+                      drop: Optional[np.ndarray], causal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The attention core (cpp/attention.hpp): ``(p (B, H, Tq, Tv), ctx (B, Tq, H, Dv))`` from
+    ``q (B, Tq, H, Dk)`` (already scaled), ``k (B, Tv, Hkv, Dk)``, ``v (B, Tv, Hkv, Dv)``, a
+    bool ``keep (B, Tq, Tv)`` or None, the dropout keep-scale ``drop (B, H, Tq, Tv)`` or None
+    and the causal flag. A row with nothing kept has p = 0."""
+    return _core.attention_forward(q, k, v, keep, drop, causal)
+
+
+def attention_backward_checked(q: np.ndarray, k: np.ndarray, v: np.ndarray, p: np.ndarray,
+                               d_ctx: np.ndarray, drop: Optional[np.ndarray],
+                               d_p: Optional[np.ndarray], causal: bool,
+                               d_q_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Its backward, given ``d_ctx (B, Tq, H, Dv)`` and a gradient ``d_p (B, H, Tq, Tv)`` on the
+    returned p or None: ``(d_q * d_q_scale, d_k, d_v)`` in the shapes of q, k, v."""
+    return _core.attention_backward(q, k, v, p, d_ctx, drop, d_p, causal, d_q_scale)
+
+
 def conv1d_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike = None, strides: int = 1,
                    padding: str = "valid", dilation_rate: int = 1,
                    groups: int = 1) -> np.ndarray:
