@@ -1120,10 +1120,10 @@ def deserialize_keras_object(config: Any, custom_objects: Optional[dict] = None)
                          f"{config!r:.200}.")
     kind, module = config["class_name"], config.get("module")
     inner = config.get("config")
+    short = _short(module)
     with layers_base.custom_object_scope(custom_objects):
         if kind == "function":
             found = get_registered_object(str(inner))
-            short = _short(module)
             for m in [short] if short in _FUNCTION_MODULES else _FUNCTION_MODULES:
                 if found is not None:
                     break
@@ -1138,8 +1138,8 @@ def deserialize_keras_object(config: Any, custom_objects: Optional[dict] = None)
         if isinstance(custom, type) and callable(getattr(custom, "from_config", None)):
             return cast(Any, custom).from_config(dict(inner or {}))
         names = [m for m, _ in _KINDS]
-        if _short(module) is not None:
-            names = [m for m in names if m == _short(module)]
+        if short is not None:
+            names = [m for m in names if m == short]
         for m in names:
             try:
                 return _module(m).deserialize({"class_name": kind, "config": dict(inner or {})})

@@ -318,15 +318,13 @@ class _Columns:
 
 
 def _json_values(a: np.ndarray) -> list:
-    """A column of the answer: datetimes as ISO strings (dates alone when every time is a
-    midnight, as monthly or daily data's), numbers as numbers."""
+    """A column of the answer: times as the forecasts CSV writes them (ISO dates, with the
+    time of day when there is one), numbers as numbers."""
     if not np.issubdtype(a.dtype, np.datetime64):
         return a.tolist()
-    ns = a.astype("datetime64[ns]").astype(np.int64)
-    for unit, size in (("D", 86400 * 10**9), ("s", 10**9)):
-        if not np.any(ns % size):
-            return [str(t) for t in a.astype(f"datetime64[{unit}]")]
-    return [str(t) for t in a.astype("datetime64[ns]")]
+    from ..forecasting.pipeline import format_time
+
+    return format_time(a)
 
 
 class _ServedForecaster:
