@@ -85,24 +85,35 @@ inline void for_heads(const AttentionShape& s, const Fn& fn) {
   }
 }
 
+// row[j] = exp(row[j] - m) for j < n, every element by the same packet code (Eigen's array
+// expressions do the elements before the first aligned address with the scalar exp, whose
+// last bit differs: the row's placement in memory would change the result).
+template <typename F>
+inline void exp_shifted(F* row, Index n, F m) {
+  using P = pk::Packet<F>;
+  const P shift = Eigen::internal::pset1<P>(m);
+  row_pass<F, 1, 1>(n, {row}, {row}, [&](const auto& ld, const auto& st) {
+    st(0, Eigen::internal::pexp(Eigen::internal::psub(ld(0), shift)));
+  });
+}
+
 // The softmax of row[0, n) in place over the kept entries (keep: nullptr keeps all); the
 // others and row[n, Tv) become 0, and so does the whole row when nothing is kept.
 template <typename F>
 inline void softmax_row(F* row, Index n, Index Tv, const std::uint8_t* keep) {
-  Vec<F> r(row, n);
   if (keep == nullptr) {
-    r = (r - r.maxCoeff()).exp();
+    exp_shifted(row, n, n > 0 ? CVec<F>(row, n).maxCoeff() : F(0));
   } else {
     F m = -std::numeric_limits<F>::infinity();
     Index kept = 0;
     for (Index j = 0; j < n; ++j)
       if (keep[j]) m = std::max(m, row[j]), ++kept;
     if (kept == 0) n = 0;
-    else r = (r - m).exp();
+    else exp_shifted(row, n, m);
     for (Index j = 0; j < n; ++j)
       if (!keep[j]) row[j] = F(0);
   }
-  if (n > 0) Vec<F>(row, n) *= F(1) / Vec<F>(row, n).sum();
+  if (n > 0) Vec<F>(row, n) *= F(1) / ordered_sum<F>(n, [&](Index j) { return row[j]; });
   std::fill(row + n, row + Tv, F(0));
 }
 
@@ -169,7 +180,7 @@ void backward(const AttentionBackwardArgs<F>& a) {
         CVec<F> pi(p + i * s.Tv, k.cols);
         if (drop != nullptr) dp *= CVec<F>(drop + (k.r0 + i) * s.Tv, k.cols);
         if (a.d_p != nullptr) dp += CVec<F>(a.d_p + x.p + (k.r0 + i) * s.Tv, k.cols);
-        const F dot = (dp * pi).sum();
+        const F dot = ordered_sum<F>(k.cols, [&](Index j) { return dp[j] * pi[j]; });
         dp = pi * (dp - dot);
       }
       // d_Q rows = d_q_scale * dS (rows, cols) K[0, cols);  d_K[0, cols) += dS^T Q rows

@@ -33,6 +33,23 @@ using Vec = Eigen::Map<Eigen::Array<F, Eigen::Dynamic, 1>>;
 template <typename F>
 using CVec = Eigen::Map<const Eigen::Array<F, Eigen::Dynamic, 1>>;
 
+// sum_i term(i) for i in [0, n), added in an order set by n alone. Eigen's reductions
+// (`.sum()` of a Map) start their packets at the first aligned address, so the same row gave
+// other bits when NumPy placed it 16 bytes further; here term i always goes to lane i % 16 and
+// the lanes are combined in one fixed tree: the same bits at any address, on every kernel set.
+template <typename F, typename Term>
+EIGEN_ALWAYS_INLINE F ordered_sum(Index n, const Term& term) {
+  constexpr Index kLanes = 16;
+  std::array<F, kLanes> lane{};
+  Index i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (Index l = 0; l < kLanes; ++l) lane[l] += term(i + l);
+  for (Index l = 0; i < n; ++i, ++l) lane[l] += term(i);
+  for (Index width = kLanes / 2; width > 0; width /= 2)
+    for (Index l = 0; l < width; ++l) lane[l] += lane[l + width];
+  return lane[0];
+}
+
 // ------------------------------------------------------------------ gate math in one pass
 // The gate math of a step is one pass over each row: every gate's value is loaded once, all
 // activations and the state update computed in registers, every result stored once. Packets
