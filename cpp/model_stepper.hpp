@@ -14,6 +14,12 @@
 //   embedding   y = table[id]: an Embedding as the first stage, fed one token id a row.
 //   layer_norm  y = (x - mean) rstd gamma + beta over the row's features, rstd = 1 / sqrt(var
 //               + epsilon) (biased variance): LayerNormalization, by the layer's own kernel.
+//   relu        y = x > threshold ? x : slope_c (x - threshold) (x >= threshold with
+//               `inclusive`), then min(y, max_value) when there is one, slope_c one per
+//               feature or one for all: ReLU with its parameters, LeakyReLU, PReLU (a
+//               learned slope per feature, shared over time).
+//   unit_norm   y = x / sqrt(max(sum x^2, 1e-12)) over the row's features: UnitNormalization.
+//   rms_norm    y = x / sqrt(mean x^2 + epsilon) scale_c: RMSNormalization.
 //   batch_norm  y = x scale + shift per feature, with scale = gamma / sqrt(moving_variance +
 //               epsilon) and shift = beta - moving_mean scale folded once at construction (as
 //               the layer does at inference): BatchNormalization.
@@ -39,6 +45,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -52,7 +59,8 @@ namespace fastrnn {
 namespace stream {
 
 enum class StageKind : int {
-  simple_rnn, lstm, gru, dense, activation, embedding, layer_norm, batch_norm, conv1d, merge
+  simple_rnn, lstm, gru, dense, activation, embedding, layer_norm, batch_norm, conv1d, merge,
+  relu, unit_norm, rms_norm
 };
 
 // How a merge stage combines its inputs (the merge layers of the same names).
@@ -84,9 +92,9 @@ inline F sigmoid(F z) {
   return e / (F(1) + e);
 }
 
-// Applies `act` in place to B rows of n values (row stride n).
+// Applies `act` in place to B rows of n values (row stride n); `alpha`: elu's scale below 0.
 template <typename F>
-void activate_rows(StageActivation act, F* y, Index B, Index n) {
+void activate_rows(StageActivation act, F* y, Index B, Index n, F alpha = F(1)) {
   using A = StageActivation;
   constexpr F kSeluAlpha = F(1.6732632423543772), kSeluScale = F(1.0507009873554805);
   if (act == A::linear) return;
@@ -106,7 +114,7 @@ void activate_rows(StageActivation act, F* y, Index B, Index n) {
       case A::relu: y[k] = z > F(0) ? z : F(0); break;
       case A::tanh: y[k] = std::tanh(z); break;
       case A::sigmoid: y[k] = sigmoid(z); break;
-      case A::elu: y[k] = z > F(0) ? z : std::expm1(z); break;
+      case A::elu: y[k] = z > F(0) ? z : alpha * std::expm1(z); break;
       case A::selu: y[k] = kSeluScale * (z > F(0) ? z : kSeluAlpha * std::expm1(z)); break;
       case A::softplus:  // log(1 + e^z), as np.logaddexp(0, z)
         y[k] = std::max(z, F(0)) + std::log1p(std::exp(-std::abs(z)));
@@ -156,7 +164,13 @@ struct StageSpec {
   // into scale and shift. A cell with layer_norm: gamma and beta (G,), each gate block
   // normalized over its units.
   std::vector<F> gamma, beta, moving_mean, moving_variance, scale, shift;
-  F epsilon = F(1e-3);                // layer_norm, batch_norm, a cell with layer_norm
+  F epsilon = F(1e-3);                // layer_norm, batch_norm, rms_norm, a cell with layer_norm
+  F alpha = F(1);                     // activation elu: alpha (e^x - 1) below 0
+  // relu: slope (out,) or (1,) below the threshold, the cap (max_value, none when infinite),
+  // and whether x == threshold gives x (LeakyReLU, PReLU) or the slope's side (ReLU).
+  std::vector<F> slope;
+  F threshold = F(0), max_value = std::numeric_limits<F>::infinity();
+  bool inclusive = false;
   bool layer_norm = false;            // a cell: the layer-normalized cell
   Index taps = 1, dilation = 1, groups = 1;  // conv1d: K, d and groups; kernel (K, C / groups,
                                              // O), bias (O,) or empty
@@ -305,6 +319,21 @@ class ModelStepper {
           st.shift[c] = st.beta.empty() ? -mean_scale : st.beta[c] - mean_scale;
         }
         buf.y.assign(std::size_t(B_ * st.out), F(0));
+      } else if (st.kind == StageKind::relu) {
+        if (st.in != st.out) throw std::invalid_argument(where + "an activation keeps widths");
+        if (st.slope.size() != 1 && Index(st.slope.size()) != st.out)
+          throw std::invalid_argument(where + "slope has " + std::to_string(st.slope.size()) +
+                                      " values, expected 1 or " + std::to_string(st.out));
+        if (std::isnan(st.threshold) || std::isnan(st.max_value))
+          throw std::invalid_argument(where + "threshold and max_value must be numbers");
+        buf.y.assign(std::size_t(B_ * st.out), F(0));
+      } else if (st.kind == StageKind::unit_norm || st.kind == StageKind::rms_norm) {
+        if (st.in != st.out) throw std::invalid_argument(where + "a normalization keeps widths");
+        if (st.kind == StageKind::rms_norm) {
+          if (!(st.epsilon >= F(0))) throw std::invalid_argument(where + "epsilon must be >= 0");
+          expect(st.scale, st.out, "scale", false);
+        }
+        buf.y.assign(std::size_t(B_ * st.out), F(0));
       } else {
         if (st.in != st.out) throw std::invalid_argument(where + "an activation keeps widths");
         buf.y.assign(std::size_t(B_ * st.out), F(0));
@@ -322,7 +351,8 @@ class ModelStepper {
   Index batch() const { return B_; }
   // Whether a stage of `kind` without weights takes its width from its input.
   static bool width_from_input(StageKind kind) {
-    return kind == StageKind::activation || kind == StageKind::layer_norm;
+    return kind == StageKind::activation || kind == StageKind::layer_norm ||
+           kind == StageKind::unit_norm || kind == StageKind::relu;
   }
   // The first stage's vocabulary when it is an embedding (its input: B token ids), else 0.
   Index vocabulary() const { return vocabulary_; }
@@ -552,7 +582,10 @@ class ModelStepper {
         case StageKind::layer_norm:
         case StageKind::batch_norm:
         case StageKind::conv1d:
-        case StageKind::merge: {
+        case StageKind::merge:
+        case StageKind::relu:
+        case StageKind::unit_norm:
+        case StageKind::rms_norm: {
           const bool last = s + 1 == stages_.size();
           F* y = last ? out + b0 * st.out : buf.y.data() + b0 * st.out;
           if (st.kind == StageKind::embedding) {
@@ -579,6 +612,14 @@ class ModelStepper {
             lks.layer_norm_forward(a);
             continue;
           }
+          if (st.kind == StageKind::relu) {
+            relu_rows(st, in, nb, y);
+            continue;
+          }
+          if (st.kind == StageKind::unit_norm || st.kind == StageKind::rms_norm) {
+            scale_rows(st, in, nb, y);
+            continue;
+          }
           if (st.kind == StageKind::batch_norm) {
             BatchNormArgs<F> a{};
             a.y = y, a.x = in, a.N = nb, a.C = st.out, a.n_all = nb;
@@ -598,11 +639,42 @@ class ModelStepper {
           } else {
             std::copy(in, in + nb * st.in, y);
           }
-          activate_rows(st.act, y, nb, st.out);
+          activate_rows(st.act, y, nb, st.out, st.alpha);
           continue;
         }
       }
       if (s + 1 == stages_.size()) std::copy(h, h + nb * H, out + b0 * H);  // its new state
+    }
+  }
+
+  // A relu stage on nb rows: x (nb, out) -> y (nb, out).
+  static void relu_rows(const StageSpec<F>& st, const F* x, Index nb, F* y) {
+    const Index n = st.out;
+    const bool per_feature = st.slope.size() > 1, capped = !std::isinf(st.max_value);
+    for (Index b = 0; b < nb; ++b)
+      for (Index j = 0; j < n; ++j) {
+        const F z = x[b * n + j], slope = st.slope[per_feature ? std::size_t(j) : 0];
+        const bool follows = st.inclusive ? z >= st.threshold : z > st.threshold;
+        F v = follows ? z : slope * (z - st.threshold);
+        if (capped && st.max_value < v) v = st.max_value;  // (a NaN stays NaN)
+        y[b * n + j] = v;
+      }
+  }
+
+  // A unit_norm or rms_norm stage on nb rows: each row times 1 / its root (sum or mean of
+  // squares), rms_norm then times scale.
+  static void scale_rows(const StageSpec<F>& st, const F* x, Index nb, F* y) {
+    const Index n = st.out;
+    for (Index b = 0; b < nb; ++b) {
+      const F* row = x + b * n;
+      F squares = F(0);
+      for (Index j = 0; j < n; ++j) squares += row[j] * row[j];
+      const F inv = st.kind == StageKind::unit_norm
+                        ? F(1) / std::sqrt(std::max(squares, F(1e-12)))
+                        : F(1) / std::sqrt(squares / F(n) + st.epsilon);
+      for (Index j = 0; j < n; ++j)
+        y[b * n + j] = st.kind == StageKind::unit_norm ? row[j] * inv
+                                                        : row[j] * inv * st.scale[std::size_t(j)];
     }
   }
 

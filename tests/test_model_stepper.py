@@ -292,14 +292,10 @@ def _refused(model, match):
      r"MaxPooling1D"),
     (lambda: [layers.LSTM(4, return_sequences=True), layers.GroupNormalization(2)],
      r"GroupNormalization.*whole time axis"),
-    (lambda: [layers.LSTM(4, return_sequences=True), layers.UnitNormalization()],
-     r"UnitNormalization.*no stage"),
-    (lambda: [layers.LSTM(4, return_sequences=True), layers.LeakyReLU()],
-     r"LeakyReLU.*negative slope"),
-    (lambda: [layers.LSTM(4, return_sequences=True), layers.ReLU(max_value=6.0)],
-     r"ReLU.*max_value=6.0.*plain relu"),
-    (lambda: [layers.LSTM(4, return_sequences=True), layers.ELU(alpha=0.5)],
-     r"ELU.*alpha=0.5"),
+    (lambda: [layers.LSTM(4, return_sequences=True), layers.UnitNormalization(axis=1)],
+     r"UnitNormalization.*axis=1.*over the features"),
+    (lambda: [layers.LSTM(4, return_sequences=True), layers.PReLU()],
+     r"PReLU.*alpha \(6, 4\) has a slope per time step.*shared_axes=\[1\]"),
     (lambda: [layers.LSTM(4, return_sequences=True), layers.Softmax(axis=1)],
      r"Softmax.*axis=1.*features"),
     (lambda: [layers.Normalization(axis=None, mean=1.0, variance=2.0), layers.LSTM(3)],
@@ -844,3 +840,47 @@ def test_shared_layers_stream_one_stage_a_call(dtype):
     assert len(model.stepper().states) == 2  # one state per call of the LSTM
     xs = np.random.default_rng(4).standard_normal((2, 6, 3)).astype(dtype)
     _check_streams(model, xs, _rtol(dtype, 10, 6, 6))
+
+
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B", [1, 3])
+def test_parametric_activations_and_row_normalizations_stream(functional, dtype, B):
+    """ReLU with its parameters, LeakyReLU, PReLU (slopes per feature and one for all, also in
+    TimeDistributed), ELU(alpha), UnitNormalization and RMSNormalization stream as predict
+    computes them (each slope, cap and scale random)."""
+    kw = {"dtype": np.dtype(dtype).name}
+    body = [layers.LSTM(6, return_sequences=True, **kw), layers.LeakyReLU(0.2, **kw),
+            layers.PReLU(shared_axes=[1], **kw),
+            layers.ReLU(max_value=0.3, negative_slope=0.1, threshold=0.05, **kw),
+            layers.UnitNormalization(**kw), layers.GRU(5, return_sequences=True, **kw),
+            layers.ELU(alpha=0.5, **kw), layers.RMSNormalization(**kw),
+            layers.TimeDistributed(layers.PReLU(**kw)),
+            layers.PReLU(shared_axes=[1, 2], **kw), layers.Dense(3, **kw),
+            layers.ReLU(negative_slope=0.2, **kw)]
+    model = _model(body, 4, functional, dtype)
+    x = np.random.default_rng(5).standard_normal((B, 7, 4)).astype(dtype) * 2
+    assert model.predict(x).min() < 0 < model.predict(x).max()  # both sides of each slope
+    _check_streams(model, x, _rtol(dtype, 6 + 6 + 1, 7, len(body)))
+
+
+def test_relu_and_row_normalization_stage_options_are_checked():
+    lstm = ("lstm", "tanh", np.full((2, 12), 0.5, np.float32), np.zeros((3, 12), np.float32),
+            None)
+    with pytest.raises(ValueError, match=r"stages\[1\].slope`: required"):
+        ops.ModelStepper([lstm, ("relu", "linear", None, None, None, {})])
+    with pytest.raises(ValueError, match=r"stage 1: takes 2 features, the stage before gives 3"):
+        ops.ModelStepper([lstm, ("relu", "linear", None, None, None,
+                                 {"slope": np.ones(2, np.float32)})])
+    with pytest.raises(ValueError, match=r"stage 1: threshold and max_value must be numbers"):
+        ops.ModelStepper([lstm, ("relu", "linear", None, None, None,
+                                 {"slope": np.ones(1, np.float32), "threshold": float("nan")})])
+    with pytest.raises(ValueError, match=r"stage 1: takes 4 features, the stage before gives 3"):
+        ops.ModelStepper([lstm, ("rms_norm", "linear", None, None, None,
+                                 {"scale": np.ones(4, np.float32)})])
+    with pytest.raises(ValueError, match=r"stages\[1\].scale`: required"):
+        ops.ModelStepper([lstm, ("rms_norm", "linear", None, None, None, {})])
+    s = ops.ModelStepper([lstm, ("unit_norm", "linear", None, None, None)])
+    y = s.step(np.ones((1, 2), np.float32))
+    assert y.shape == (1, 3)
+    np.testing.assert_allclose(np.sum(y * y), 1.0, rtol=1e-6)

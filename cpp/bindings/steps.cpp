@@ -110,7 +110,10 @@ class PyModelStepper {
   // or a merge: "add", "subtract", "multiply", "average", "maximum", "minimum",
   // "concatenate"; options a dict of the kind's other arguments: "gamma", "beta" (arrays or
   // None), "epsilon" (a float), for batch_norm "moving_mean", "moving_variance", for conv1d
-  // "dilation" and "groups" (integers; its kernel is (K, C / groups, O)), and for any stage
+  // "dilation" and "groups" (integers; its kernel is (K, C / groups, O)), for "relu" "slope"
+  // (an array of one value or one per feature), "threshold", "max_value" (floats, None: no
+  // cap) and "inclusive" (bool), for "rms_norm" "scale" (an array) and "epsilon", for an
+  // elu activation "alpha"; "unit_norm" takes none; and for any stage
   // "inputs", the stages it reads (a list of earlier stage numbers, -1 the model's input;
   // default: the stage before). A cell with gamma and beta (G,) is the layer-normalized cell.
   template <typename F>
@@ -221,6 +224,26 @@ class PyModelStepper {
       } else if (kind == "activation") {
         st.kind = StageKind::activation;  // its width: its input's
         st.act = stream::parse_stage_activation(act);
+        if (options.contains("alpha")) st.alpha = F(options["alpha"].cast<double>());
+      } else if (kind == "relu") {
+        st.kind = StageKind::relu;
+        st.slope = option("slope", 0);
+        if (st.slope.empty())
+          throw std::invalid_argument("argument `" + name + ".slope`: required");
+        if (st.slope.size() > 1) st.in = st.out = Index(st.slope.size());  // else its input's
+        if (options.contains("threshold")) st.threshold = F(options["threshold"].cast<double>());
+        if (options.contains("max_value") && !options["max_value"].is_none())
+          st.max_value = F(options["max_value"].cast<double>());
+        if (options.contains("inclusive")) st.inclusive = options["inclusive"].cast<bool>();
+      } else if (kind == "unit_norm") {
+        st.kind = StageKind::unit_norm;  // its width: its input's
+      } else if (kind == "rms_norm") {
+        st.kind = StageKind::rms_norm;
+        st.scale = option("scale", 0);
+        if (st.scale.empty())
+          throw std::invalid_argument("argument `" + name + ".scale`: required");
+        st.in = st.out = Index(st.scale.size());
+        st.epsilon = options.contains("epsilon") ? F(options["epsilon"].cast<double>()) : F(1e-6);
       } else if (kind == "conv1d") {  // a causal convolution of stride 1
         st.kind = StageKind::conv1d;
         if (!py::isinstance<py::array>(t[2]) || t[2].cast<py::array>().ndim() != 3)

@@ -1,22 +1,22 @@
-"""Streaming a whole model: :meth:`Model.stepper` turns a model's layers into the stages of
-an :class:`fastrnn.ops.ModelStepper` (one C++ call a step for the whole model).
-
-A model streams when it has one input ``(batch, time, features)`` and one output, and each of
-its layers acts on one time step given the state carried from the last: SimpleRNN, LSTM and
-GRU (plain or ``layer_norm=True`` cells, any ``return_sequences``), Dense,
-TimeDistributed(Dense), Activation, LayerNormalization, BatchNormalization (at inference: its
-moving statistics), Conv1D with ``padding="causal"`` and ``strides=1`` (its state: the window
-of its last ``(kernel_size - 1) * dilation_rate + 1`` inputs), and the identities at inference
-(Dropout, the noise layers, Identity, InputLayer); the activation layers ReLU, ELU and
-Softmax with their default parameters, Normalization with statistics per feature, and
+"""Streaming a whole model: :meth:`Model.stepper` turns a model's layers into the stages of an
+:class:`fastrnn.ops.ModelStepper` (one C++ call a step for the whole model). A model streams
+when it has one input ``(batch, time, features)`` and one output, and each of its layers acts
+on one time step given the state carried from the last: SimpleRNN, LSTM and GRU (plain or
+``layer_norm=True`` cells, any ``return_sequences``), Dense, TimeDistributed(Dense),
+Activation, LayerNormalization, BatchNormalization (at inference: its moving statistics),
+Conv1D with ``padding="causal"`` and ``strides=1`` (its state: the window of its last
+``(kernel_size - 1) * dilation_rate + 1`` inputs), and the identities at inference (Dropout,
+the noise layers, Identity, InputLayer); the activation layers ReLU, LeakyReLU, PReLU (its
+slopes shared over the time axis), ELU and Softmax (over the features), Normalization with
+statistics per feature, UnitNormalization and RMSNormalization (over the features), and
 TimeDistributed of any of these per-step layers. The layers may form a graph: branches that
 meet again in Add, Subtract, Multiply, Average, Maximum, Minimum or Concatenate (over the
 features); each call becomes a stage that names the stages it reads, run in the graph's order
 (a chain is the case where each reads the one before); a layer called more than once (shared
 weights) becomes one stage per call, each with its own state, as each call runs its own
-sequence. Nested models are unrolled into the same stages. An
-Embedding (without ``mask_zero``) may come first: the input is then ``(batch, time)`` token
-ids, and a step takes ``(batch,)`` ids. Everything else is refused, naming the layer and why.
+sequence. Nested models are unrolled into the same stages. An Embedding (without ``mask_zero``)
+may come first: the input is then ``(batch, time)`` token ids, and a step takes ``(batch,)``
+ids. Everything else is refused, naming the layer and why.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import ops
-from ..layers.activation import ELU, ReLU, Softmax
+from ..layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from ..layers.convolutional import Conv1D
 from ..layers.core import Activation, Dense, Dropout, Embedding, Flatten, InputLayer, Masking
 from ..layers.merging import (
@@ -38,7 +38,13 @@ from ..layers.merging import (
     Multiply,
     Subtract,
 )
-from ..layers.normalization import BatchNormalization, LayerNormalization, Normalization
+from ..layers.normalization import (
+    BatchNormalization,
+    LayerNormalization,
+    Normalization,
+    RMSNormalization,
+    UnitNormalization,
+)
 from ..layers.recurrent import _RNN, LN_EPSILON
 from ..layers.regularization import _Noise
 from ..layers.reshaping import Identity
@@ -62,24 +68,19 @@ _REFUSED = {
     "Permute": "it permutes the time axis",
     "GroupNormalization": "its statistics run over the whole time axis (each group of "
                           "channels at every step), which a stream has not seen yet",
-    "UnitNormalization": "the stepper has no stage for it yet (a per-step L2 normalization: "
-                         "put it after the streamed model)",
-    "RMSNormalization": "the stepper has no stage for it yet (put it after the streamed "
-                        "model)",
-    "PReLU": "the stepper computes activations without learned parameters",
-    "LeakyReLU": "the stepper computes activations without parameters (its negative slope)",
     "Masking": "masks cannot stream (a masked step is simply a step not fed)",
 }
 # The activations a stage computes (cpp/model_stepper.hpp); others are refused by name.
 _ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "elu", "selu", "softplus",
                 "softsign", "swish", "exponential")
-_KNOWN = ("SimpleRNN, LSTM, GRU, Dense, Activation (and ReLU, ELU, Softmax of the default "
-          "parameters), LayerNormalization, BatchNormalization, Normalization, causal Conv1D, "
-          "TimeDistributed of the per-step ones, and the identities at inference (Dropout and "
-          "the noise layers, Identity, InputLayer)")
+_KNOWN = ("SimpleRNN, LSTM, GRU, Dense, Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax, "
+          "LayerNormalization, BatchNormalization, Normalization, UnitNormalization, "
+          "RMSNormalization, causal Conv1D, TimeDistributed of the per-step ones, and the "
+          "identities at inference (Dropout and the noise layers, Identity, InputLayer)")
 # Layers that act on each step's features alone: what TimeDistributed may wrap.
-_PER_STEP = (Dense, Activation, ReLU, ELU, Softmax, LayerNormalization, BatchNormalization,
-             Normalization, Dropout, _Noise, Identity)
+_PER_STEP = (Dense, Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax, LayerNormalization,
+             BatchNormalization, Normalization, UnitNormalization, RMSNormalization, Dropout,
+             _Noise, Identity)
 
 
 def _stream_graph(model: Any) -> tuple[int, int, list, bool]:
@@ -155,7 +156,7 @@ def _stages(layer: Any, stages: list) -> None:
         return  # identities at inference (ActivityRegularization is an Identity)
     activation = _activation_of(layer)
     if activation is not None:
-        stages.append(("activation", activation, None, None, None))
+        stages.append(activation)
         return
     if isinstance(layer, (Dense, Activation, Conv1D)) and layer.activation not in _ACTIVATIONS:
         raise _refuse(layer, f"its activation {layer.activation!r} is not one the stepper "
@@ -206,6 +207,9 @@ def _stages(layer: Any, stages: list) -> None:
     if isinstance(layer, Normalization):  # per feature: the batch_norm stage's affine map
         stages.append(("batch_norm", "linear", None, None, None, _normalization(layer)))
         return
+    if isinstance(layer, (UnitNormalization, RMSNormalization)):
+        stages.append(_row_normalization(layer))
+        return
     if isinstance(layer, TimeDistributed):
         if not isinstance(layer.layer, _PER_STEP):
             raise _refuse(layer, f"it wraps a {type(layer.layer).__name__}; the stepper "
@@ -225,26 +229,49 @@ def _stages(layer: Any, stages: list) -> None:
     raise _refuse(layer, f"the stepper streams {_KNOWN}")
 
 
-def _activation_of(layer: Any) -> Optional[str]:
-    """The stage activation of an activation layer (ReLU, ELU, Softmax) when its parameters
-    are the defaults the stepper computes; None for other layers. Other parameters are
-    refused naming them."""
+def _activation_of(layer: Any) -> Optional[tuple]:
+    """The stage of an activation layer (ReLU, LeakyReLU, PReLU, ELU, Softmax); None for
+    other layers. What a stage cannot compute is refused naming it."""
+    dtype = np.dtype(layer.dtype)
     if isinstance(layer, ReLU):
-        if layer.max_value is not None or layer.negative_slope != 0 or layer.threshold != 0:
-            raise _refuse(layer, f"max_value={layer.max_value}, negative_slope="
-                          f"{layer.negative_slope}, threshold={layer.threshold}: the stepper "
-                          "computes the plain relu only")
-        return "relu"
+        if layer.max_value is None and layer.negative_slope == 0 and layer.threshold == 0:
+            return ("activation", "relu", None, None, None)
+        return ("relu", "linear", None, None, None, {
+            "slope": np.array([layer.negative_slope], dtype), "threshold": layer.threshold,
+            "max_value": layer.max_value, "inclusive": False})
+    if isinstance(layer, LeakyReLU):
+        return ("relu", "linear", None, None, None, {
+            "slope": np.array([layer.negative_slope], dtype), "inclusive": True})
+    if isinstance(layer, PReLU):
+        alpha = np.asarray(layer.weights[0])  # (T or 1, F or 1); in TimeDistributed (F or 1,)
+        if alpha.ndim != 1 and (alpha.ndim != 2 or alpha.shape[0] != 1):
+            raise _refuse(layer, f"its alpha {alpha.shape} has a slope per time step (shared_axes="
+                          f"{list(layer.shared_axes) or None} does not share axis 1), which a "
+                          "stream past those steps has not got; build it with shared_axes=[1]")
+        return ("relu", "linear", None, None, None, {"slope": alpha.reshape(-1),
+                                                     "inclusive": True})
     if isinstance(layer, ELU):
-        if layer.alpha != 1.0:
-            raise _refuse(layer, f"alpha={layer.alpha}: the stepper computes elu with alpha=1")
-        return "elu"
+        if layer.alpha == 1.0:
+            return ("activation", "elu", None, None, None)
+        return ("activation", "elu", None, None, None, {"alpha": layer.alpha})
     if isinstance(layer, Softmax):
         if tuple(a % 3 for a in layer._axes) != (2,):  # a stream's tensors: (B, T, F)
             raise _refuse(layer, f"axis={layer.axis}: only a softmax over the features (the "
                           "last axis) streams")
-        return "softmax"
+        return ("activation", "softmax", None, None, None)
     return None
+
+
+def _row_normalization(layer: Any) -> tuple:
+    """The stage of a UnitNormalization or RMSNormalization over the features of each
+    step; other axes are refused naming them."""
+    if isinstance(layer, RMSNormalization):  # fastrnn's normalizes the last axis only
+        return ("rms_norm", "linear", None, None, None,
+                {"scale": layer.weights[0], "epsilon": layer.epsilon})
+    if tuple(a % 3 for a in layer._axes) != (2,):
+        raise _refuse(layer, f"axis={layer.axis}: only a normalization over the features (the "
+                      "last axis) streams")
+    return ("unit_norm", "linear", None, None, None)
 
 
 def _normalization(layer: Normalization) -> dict:

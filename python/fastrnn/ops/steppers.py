@@ -194,7 +194,13 @@ class ModelStepper:
             ``beta`` ``(G,)`` and ``epsilon`` the layer-normalized cell, as for
             ``layer_norm_*_forward``), ``"dense"`` (kernel
             ``(in, N)``, bias ``(N,)`` or None, any activation of ``fastrnn.layers``),
-            ``"activation"`` (no weights), ``"layer_norm"`` (options ``gamma``, ``beta``
+            ``"activation"`` (no weights; an ``"elu"`` takes option ``alpha``), ``"relu"``
+            (options ``slope``: an array of one value or one per feature, ``threshold``,
+            ``max_value`` (None: no cap) and ``inclusive``: ``x == threshold`` gives ``x``;
+            ``y = x`` above the threshold, ``slope * (x - threshold)`` below, then capped:
+            ReLU, LeakyReLU, PReLU), ``"unit_norm"`` (no weights: UnitNormalization over the
+            features), ``"rms_norm"`` (options ``scale`` ``(C,)`` and ``epsilon``:
+            RMSNormalization), ``"layer_norm"`` (options ``gamma``, ``beta``
             ``(C,)`` or None, ``epsilon``: LayerNormalization over the features),
             ``"batch_norm"`` (options ``moving_mean``, ``moving_variance``, ``gamma``,
             ``beta`` ``(C,)``, ``epsilon``: BatchNormalization at inference), ``"conv1d"``
