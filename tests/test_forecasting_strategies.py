@@ -241,3 +241,44 @@ def test_one_step_draws_follow_the_forecast_distribution():
     raw = np.log(np.expm1(2.0))  # softplus(raw) = 2
     draws = model._sample(np.tile([3.0, raw], (n, 1)), rng)
     assert abs(draws.mean() - 3) < 0.04 and abs(draws.std() - 2) < 0.04  # sd 0.01
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_predict_ids_forecasts_those_series_alone(strategy):
+    """predict(ids=...) gives the rows predict() gives for those series, in the order asked,
+    and runs only their windows through the network (static and future covariates, scalers
+    and times follow each series)."""
+    df = _table(n_series=5)
+    model = RNNForecaster(h=3, input_size=6, strategy=strategy, loss="quantile",
+                          quantiles=[0.2, 0.8], future_covariates=["promo"],
+                          past_covariates=["temp"], static=["size"], calendar=True,
+                          ensemble=2, input_sizes=(5, 6), **SMALL).fit(df)
+    future = _future(df, 3, promo=[1.0, 0.0, 1.0])
+    full = model.predict(futr_df=future)
+    rows = []
+    for _, member in model.members_:
+        run = member.predict
+        member.predict = (lambda x, *a, run=run, **k: rows.append(len(x)) or run(x, *a, **k))
+    try:
+        part = model.predict(futr_df=future, ids=["s3", "s1"])
+    finally:
+        for _, member in model.members_:
+            del member.predict
+    assert rows and set(rows) == {2}  # two series' windows a call, never five
+    want = pd.concat([full[full.unique_id == sid] for sid in ("s3", "s1")], ignore_index=True)
+    assert part.unique_id.tolist() == want.unique_id.tolist()
+    assert part.ds.tolist() == want.ds.tolist()
+    for column in ("forecast", "q0.2", "q0.5", "q0.8"):
+        np.testing.assert_allclose(part[column], want[column], rtol=1e-5)
+    # the same from a given table, and refusals naming the argument
+    other = model.predict(df=df, futr_df=future, ids=["s4"])
+    np.testing.assert_allclose(other.forecast, full[full.unique_id == "s4"].forecast,
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match=r"unknown series id 'nope'"):
+        model.predict(ids=["s0", "nope"])
+    with pytest.raises(ValueError, match=r"'s0' is asked for twice"):
+        model.predict(ids=["s0", "s0"])
+    with pytest.raises(ValueError, match=r"`ids`.*non-empty list"):
+        model.predict(ids="s0")
+    with pytest.raises(ValueError, match=r"`ids`.*non-empty list"):
+        model.predict(ids=[])

@@ -581,21 +581,24 @@ class RNNForecaster:
         return out
 
     def predict_arrays(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None,
-                       num_samples: Optional[int] = None
+                       num_samples: Optional[int] = None, ids: Optional[Sequence[Any]] = None
                        ) -> tuple[Panel, np.ndarray, np.ndarray]:
         """The forecasts as arrays: ``(panel, point (S, H), quantiles (S, H, Q))`` in the
         data's units (the members' median), after the end of ``df`` (default: the training
         data). H is at most the trained horizon, except for the recursive strategy.
-        ``num_samples``: see :meth:`predict`."""
-        return self._predict_arrays(h, df, futr_df, num_samples=num_samples)
+        ``num_samples``, ``ids``: see :meth:`predict` (``panel`` then holds those series)."""
+        return self._predict_arrays(h, df, futr_df, num_samples=num_samples, ids=ids)
 
     def _predict_arrays(self, h: Optional[int], df: Any, futr_df: Any,
                         _future: Optional[list[np.ndarray]] = None,
-                        num_samples: Optional[int] = None
+                        num_samples: Optional[int] = None, ids: Optional[Sequence[Any]] = None
                         ) -> tuple[Panel, np.ndarray, np.ndarray]:
         """:meth:`predict_arrays`; ``_future`` (S of (>= H, C_future)) the future-known
         covariates when they come from the table itself (cross-validation)."""
         self._require_fitted()
+        if ids is not None and (isinstance(ids, (str, bytes)) or not isinstance(
+                ids, (Sequence, np.ndarray)) or len(ids) == 0):
+            raise invalid("ids", "None or a non-empty list of series ids", ids)
         h = self.h if h is None else positive_int("h", h)
         recursive = self.strategy == "recursive"
         if num_samples is not None:
@@ -609,6 +612,8 @@ class RNNForecaster:
                           "strategy)", h)
         steps = h if recursive else self.h  # the steps the network is run over
         panel = self.panel_ if df is None else self._panel(df)
+        if ids is not None:  # only these series are forecast
+            panel = panel.select(np.asarray(ids, dtype=object).tolist())
         scalers = self._scalers_for(panel)
         extend = recursive or self._after > 0  # the arrays go on over the future steps
         future_times = panel.future_times(steps) if extend else None
@@ -731,7 +736,7 @@ class RNNForecaster:
         return out[..., 0], np.zeros((*out.shape[:2], 0))
 
     def predict(self, h: Optional[int] = None, df: Any = None, futr_df: Any = None,
-                num_samples: Optional[int] = None) -> Any:
+                num_samples: Optional[int] = None, ids: Optional[Sequence[Any]] = None) -> Any:
         """Forecasts for the ``h`` steps after each series' end: a DataFrame with the id and
         time columns, ``forecast`` and one ``q<level>`` column per quantile level.
 
@@ -746,8 +751,10 @@ class RNNForecaster:
                 fed back, darts' ``num_samples``) and report their median and quantiles, so
                 the intervals widen with the uncertainty of the earlier steps. None: feed
                 back the median / location (one-step intervals).
+            ids: forecast only these series of ``df`` (or of the training data), in this
+                order; None: every series. Only their windows are run through the network.
         """
-        panel, point, q = self.predict_arrays(h, df, futr_df, num_samples)
+        panel, point, q = self.predict_arrays(h, df, futr_df, num_samples, ids)
         return self._to_frame(panel, point, q, like=df if df is not None else self.output_)
 
     def _to_frame(self, panel: Panel, point: np.ndarray, q: np.ndarray, like: Any = None,

@@ -329,7 +329,8 @@ def _json_values(a: np.ndarray) -> list:
 
 class _ServedForecaster:
     """An :class:`~fastrnn.forecasting.RNNForecaster` and the ``/forecast`` endpoint's work.
-    Forecasts run one at a time (each is one batched prediction over the series asked for)."""
+    Forecasts run one at a time, each one batched prediction over the series asked for
+    (``ids``; all of them without it): a request for a few series of thousands runs a few."""
 
     MAX_ROWS = 1_000_000
 
@@ -363,29 +364,22 @@ class _ServedForecaster:
         future = None if body.get("future") is None else _Columns(body["future"], "future",
                                                                   self.MAX_ROWS)
         ids = body.get("ids")
+        if ids is not None and (not isinstance(ids, list) or not ids or not all(
+                isinstance(sid, (str, int)) and not isinstance(sid, bool) for sid in ids)):
+            raise RequestError(422, "`ids` must be a non-empty list of series ids (strings or "
+                               "integers)")
         try:
-            with self.lock:
-                panel, point, q = f.predict_arrays(h, data, future, body.get("num_samples"))
+            with self.lock:  # only the series asked for are run through the network
+                panel, point, q = f.predict_arrays(h, data, future, body.get("num_samples"),
+                                                   ids)
         except (ValueError, TypeError, KeyError) as e:
             raise RequestError(422, str(e).strip("'\"")) from None
-        rows = np.arange(len(panel.ids))
-        if ids is not None:
-            if not isinstance(ids, list) or not ids:
-                raise RequestError(422, "`ids` must be a non-empty list of series ids")
-            where = {sid: k for k, sid in enumerate(panel.ids)}
-            missing = [sid for sid in ids if not isinstance(sid, (str, int)) or sid not in where]
-            if missing:
-                source = "`data`" if data is not None else "the training data"
-                raise RequestError(422, f"unknown series id {missing[0]!r}: the series are "
-                                   f"those of {source}")
-            rows = np.array([where[sid] for sid in ids])
         steps = point.shape[1]
-        times = panel.future_times(steps)
-        out = {f.id_col: [panel.ids[k] for k in rows for _ in range(steps)],
-               f.time_col: _json_values(np.concatenate([times[k] for k in rows])),
-               "forecast": point[rows].reshape(-1).tolist()}
+        out = {f.id_col: [sid for sid in panel.ids for _ in range(steps)],
+               f.time_col: _json_values(np.concatenate(panel.future_times(steps))),
+               "forecast": point.reshape(-1).tolist()}
         for j, level in enumerate(f.quantiles):
-            out[f"q{float(level):g}"] = q[rows, :, j].reshape(-1).tolist()
+            out[f"q{float(level):g}"] = q[:, :, j].reshape(-1).tolist()
         return {"forecasts": out}
 
 

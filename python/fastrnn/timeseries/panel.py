@@ -449,6 +449,31 @@ class Panel:
             cut.covariates = [c[:e] for c, e in zip(self.covariates, ends)]
         return cut
 
+    def select(self, ids: Sequence[Any]) -> Panel:
+        """The series named by ``ids``, in that order (a ValueError names the first id the
+        panel does not have)."""
+        where = {sid: k for k, sid in enumerate(self.ids)}
+        ids = list(ids)
+        missing = [sid for sid in ids if not _hashable(sid) or sid not in where]
+        if missing:
+            raise ValueError(f"unknown series id {missing[0]!r} (the panel has "
+                             f"{len(self.ids)} series, e.g. {self.ids[:3]!r}).")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"series {Counter(ids).most_common(1)[0][0]!r} is asked for twice.")
+        rows = [where[sid] for sid in ids]
+        part = Panel.__new__(Panel)
+        part.__dict__.update(self.__dict__)
+        part.ids = ids
+        part.values = [self.values[k] for k in rows]
+        part.times = [self.times[k] for k in rows]
+        part.freqs = [self.freqs[k] for k in rows]
+        part.filled = self.filled[rows]
+        if self.covariates is not None:
+            part.covariates = [self.covariates[k] for k in rows]
+        if self.static is not None:
+            part.static = self.static[rows]
+        return part
+
     def season(self) -> list[int]:
         """Each series' seasonal period from its frequency (12 monthly, 4 quarterly,
         7 daily, 24 hourly, 52 weekly; 1 otherwise)."""
@@ -607,3 +632,11 @@ def read_long_csv(path: str, id_col: str = "unique_id", time_col: str = "ds",
             if name in (id_col, time_col) else column
     return Panel.from_columns(columns, id_col, time_col, target_col, covariates, static,
                               fill_gaps)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
