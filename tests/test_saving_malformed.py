@@ -232,3 +232,18 @@ def test_missing_files_are_file_not_found(tmp_path):
         saving.load_archive(str(tmp_path / "nothing.fastrnn"))
     with pytest.raises(FileNotFoundError):
         saving.load_weights_file(str(tmp_path / "nothing.npz"))
+
+
+def test_archive_format_reads_the_config_alone(tmp_path):
+    """archive_format (what the server and the command ask first) reads the config only: a
+    file whose weights are broken still names its format, and load_archive still refuses it;
+    a broken config is refused by both."""
+    broken = archive(tmp_path / "w.fastrnn", weights=b"not a zip of arrays")
+    assert saving.archive_format(str(broken)) == saving.FORMAT_NAME
+    refused(broken, "weights")
+    bad_config = archive(tmp_path / "c.fastrnn", config=b"[1, 2]")
+    refused(bad_config, "not a fastrnn model config", loader=saving.archive_format)
+    (tmp_path / "d").mkdir()
+    saving.save_archive(str(tmp_path / "d"), dict(CONFIG, format="fastrnn.forecaster"), WEIGHTS)
+    (tmp_path / "d" / "weights.npz").write_bytes(b"broken")
+    assert saving.archive_format(str(tmp_path / "d")) == "fastrnn.forecaster"
