@@ -113,7 +113,8 @@ inline void softmax_row(F* row, Index n, Index Tv, const std::uint8_t* keep) {
     for (Index j = 0; j < n; ++j)
       if (!keep[j]) row[j] = F(0);
   }
-  if (n > 0) Vec<F>(row, n) *= F(1) / ordered_sum<F>(n, [&](Index j) { return row[j]; });
+  const auto itself = [](auto v, auto) { return v; };
+  if (n > 0) Vec<F>(row, n) *= F(1) / packet_sum<F>(n, row, nullptr, itself);
   std::fill(row + n, row + Tv, F(0));
 }
 
@@ -180,7 +181,9 @@ void backward(const AttentionBackwardArgs<F>& a) {
         CVec<F> pi(p + i * s.Tv, k.cols);
         if (drop != nullptr) dp *= CVec<F>(drop + (k.r0 + i) * s.Tv, k.cols);
         if (a.d_p != nullptr) dp += CVec<F>(a.d_p + x.p + (k.r0 + i) * s.Tv, k.cols);
-        const F dot = ordered_sum<F>(k.cols, [&](Index j) { return dp[j] * pi[j]; });
+        const F dot = packet_sum<F>(k.cols, dp.data(), pi.data(), [](auto g, auto w) {
+          return Eigen::internal::pmul(g, w);
+        });
         dp = pi * (dp - dot);
       }
       // d_Q rows = d_q_scale * dS (rows, cols) K[0, cols);  d_K[0, cols) += dS^T Q rows

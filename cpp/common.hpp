@@ -33,23 +33,6 @@ using Vec = Eigen::Map<Eigen::Array<F, Eigen::Dynamic, 1>>;
 template <typename F>
 using CVec = Eigen::Map<const Eigen::Array<F, Eigen::Dynamic, 1>>;
 
-// sum_i term(i) for i in [0, n), added in an order set by n alone. Eigen's reductions
-// (`.sum()` of a Map) start their packets at the first aligned address, so the same row gave
-// other bits when NumPy placed it 16 bytes further; here term i always goes to lane i % 16 and
-// the lanes are combined in one fixed tree: the same bits at any address, on every kernel set.
-template <typename F, typename Term>
-EIGEN_ALWAYS_INLINE F ordered_sum(Index n, const Term& term) {
-  constexpr Index kLanes = 16;
-  std::array<F, kLanes> lane{};
-  Index i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (Index l = 0; l < kLanes; ++l) lane[l] += term(i + l);
-  for (Index l = 0; i < n; ++i, ++l) lane[l] += term(i);
-  for (Index width = kLanes / 2; width > 0; width /= 2)
-    for (Index l = 0; l < width; ++l) lane[l] += lane[l + width];
-  return lane[0];
-}
-
 // ------------------------------------------------------------------ gate math in one pass
 // The gate math of a step is one pass over each row: every gate's value is loaded once, all
 // activations and the state update computed in registers, every result stored once. Packets
@@ -125,6 +108,56 @@ EIGEN_ALWAYS_INLINE void row_pass(Index n, const std::array<const F*, NI>& in,
        [&](std::size_t k, const P& v) { pk::store(tout[k], v); });
     for (std::size_t k = 0; k < NO; ++k) std::copy(tout[k], tout[k] + r, out[k] + j);
   }
+}
+
+// x with its lanes from `valid` on set to zero (the padding lanes of a row's last packet).
+template <typename P>
+EIGEN_ALWAYS_INLINE P keep_lanes(const P& x, Index valid) {
+  using namespace Eigen::internal;
+  using F = typename unpacket_traits<P>::type;
+  if constexpr (unpacket_traits<P>::size > 1) {
+    if (valid < unpacket_traits<P>::size)
+      return pselect(pcmp_lt(plset<P>(F(0)), pset1<P>(F(valid))), x, pzero(x));
+  }
+  return x;
+}
+
+// sum_j term(a_j, b_j) over j in [0, n), term taking and giving packets (b may be nullptr:
+// term then gets zeros for it). The packets start at a and b themselves, whatever their
+// alignment: Eigen's reductions (`.sum()` of a Map) begin at the first aligned address, so
+// the same row gave other bits when NumPy placed it 16 bytes further. The last packet is
+// zero-padded and its padding lanes dropped after term.
+template <typename F, typename Term>
+EIGEN_ALWAYS_INLINE F packet_sum(Index n, const F* a, const F* b, const Term& term) {
+  using P = pk::Packet<F>;
+  using Eigen::internal::padd;
+  constexpr Index L = pk::lanes<F>;
+  const P zero = Eigen::internal::pset1<P>(F(0));
+  auto ld = [&](const F* p, Index j) { return p != nullptr ? pk::load<P>(p + j) : zero; };
+  P acc0 = zero, acc1 = zero;
+  Index j = 0;
+  for (; j + 2 * L <= n; j += 2 * L) {
+    acc0 = padd(acc0, term(ld(a, j), ld(b, j)));
+    acc1 = padd(acc1, term(ld(a, j + L), ld(b, j + L)));
+  }
+  if (j + L <= n) acc0 = padd(acc0, term(ld(a, j), ld(b, j))), j += L;
+  if (j < n) {
+    using Traits = Eigen::internal::unpacket_traits<P>;
+    if constexpr (Traits::masked_load_available) {
+      using Mask = typename Traits::mask_t;
+      const Mask mask = static_cast<Mask>((Mask(1) << (n - j)) - 1);
+      auto part = [&](const F* p) {
+        return p != nullptr ? Eigen::internal::ploadu<P>(p + j, mask) : zero;
+      };
+      acc1 = padd(acc1, keep_lanes(term(part(a), part(b)), n - j));
+    } else {
+      alignas(64) F ta[L] = {}, tb[L] = {};
+      std::copy(a + j, a + n, ta);
+      if (b != nullptr) std::copy(b + j, b + n, tb);
+      acc1 = padd(acc1, keep_lanes(term(pk::load<P>(ta), pk::load<P>(tb)), n - j));
+    }
+  }
+  return Eigen::internal::predux(padd(acc0, acc1));
 }
 
 // Inlines every call in the function's body (GCC, Clang): for the per-step gate loops, whose

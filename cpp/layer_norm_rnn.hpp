@@ -59,18 +59,6 @@ struct Relu {
 };
 }  // namespace act
 
-// x with its lanes from `valid` on set to zero (the padding lanes of a row's last packet).
-template <typename P>
-EIGEN_ALWAYS_INLINE P keep_lanes(const P& x, Index valid) {
-  using namespace Eigen::internal;
-  using F = typename unpacket_traits<P>::type;
-  if constexpr (unpacket_traits<P>::size > 1) {
-    if (valid < unpacket_traits<P>::size)
-      return pselect(pcmp_lt(plset<P>(F(0)), pset1<P>(F(valid))), x, pzero(x));
-  }
-  return x;
-}
-
 // K consecutive gate blocks (H apart) of one row: a (K H) holds the pre-activations without
 // the bias on entry (bias may be nullptr), xhat on return; rstd (K) receives each block's
 // 1 / std. Two passes: the first (block_sums) adds the bias and sums each block's values,

@@ -31,8 +31,12 @@ void layer_norm_forward(const LayerNormForwardArgs<F>& a) {
   for (Index n = 0; n < a.N; ++n) {
     CVec<F> x(a.x + n * C, C);
     Vec<F> y(a.y + n * C, C);
-    const F mean = ordered_sum<F>(C, [&](Index c) { return x[c]; }) / F(C);
-    const F var = ordered_sum<F>(C, [&](Index c) { return (x[c] - mean) * (x[c] - mean); }) / F(C);
+    const F mean = packet_sum<F>(C, a.x + n * C, nullptr, [](auto v, auto) { return v; }) / F(C);
+    const auto shift = Eigen::internal::pset1<pk::Packet<F>>(mean);
+    const F var = packet_sum<F>(C, a.x + n * C, nullptr, [&](auto v, auto) {
+                    const auto d = Eigen::internal::psub(v, shift);
+                    return Eigen::internal::pmul(d, d);
+                  }) / F(C);
     const F rstd = F(1) / std::sqrt(var + a.epsilon);
     a.mean[n] = mean, a.rstd[n] = rstd;
     y = (x - mean) * rstd;
@@ -57,9 +61,11 @@ void layer_norm_backward(const LayerNormBackwardArgs<F>& a) {
       dx = dy * CVec<F>(a.gamma, C);  // g, built in d_x's row
     else
       dx = dy;
-    const F mean_g = ordered_sum<F>(C, [&](Index c) { return dx[c]; }) / F(C);
-    const F mean_gx =
-        ordered_sum<F>(C, [&](Index c) { return dx[c] * (x[c] - mean); }) * rstd / F(C);
+    const F mean_g = packet_sum<F>(C, dx.data(), nullptr, [](auto g, auto) { return g; }) / F(C);
+    const auto shift = Eigen::internal::pset1<pk::Packet<F>>(mean);
+    const F mean_gx = packet_sum<F>(C, dx.data(), a.x + n * C, [&](auto g, auto v) {
+                        return Eigen::internal::pmul(g, Eigen::internal::psub(v, shift));
+                      }) * rstd / F(C);
     dx = rstd * (dx - mean_g - (x - mean) * rstd * mean_gx);
   }
 }
