@@ -95,7 +95,14 @@ def check_input_array(x: Any, name: str) -> np.ndarray:
 
 def is_model(layer: Any) -> bool:
     """Whether `layer` is a model (a layer whose layers live in one flat buffer)."""
-    return callable(getattr(type(layer), "_unique_layers", None))
+    kind = type(layer)
+    known = _MODEL_TYPES.get(kind)
+    if known is None:  # (a missing class attribute costs a failed lookup: once per class)
+        known = _MODEL_TYPES[kind] = callable(getattr(kind, "_unique_layers", None))
+    return known
+
+
+_MODEL_TYPES: dict[type, bool] = {}
 
 
 def sublayers(layer: Any) -> list:
@@ -108,12 +115,31 @@ def sublayers(layer: Any) -> list:
         if is_model(current):
             stack.extend(current._unique_layers())
             continue
-        for attr in ("layer", "forward_layer", "backward_layer", "cell"):
-            sub = getattr(current, attr, None)
+        own = current.__dict__
+        looked_up = _class_level(type(current))
+        for attr in _SUB_ATTRS:
+            sub = getattr(current, attr, None) if attr in looked_up else own.get(attr)
             if isinstance(sub, Layer):
                 stack.append(sub)
-        stack.extend(current.__dict__.get("_tracked_layers", ()))
+        stack.extend(own.get("_tracked_layers", ()))
     return out
+
+
+# The attributes that hold a layer's inner layers (wrappers, RNN's cell).
+_SUB_ATTRS = ("layer", "forward_layer", "backward_layer", "cell")
+_CLASS_LEVEL: dict[type, frozenset] = {}
+
+
+def _class_level(kind: type) -> frozenset:
+    """Which of _SUB_ATTRS a class gives itself (a property, or every one behind a
+    ``__getattr__``): those are read with getattr, the others from the instance's dict,
+    which spares a failed lookup per missing attribute (predict walks the layers each call)."""
+    known = _CLASS_LEVEL.get(kind)
+    if known is None:
+        dynamic = hasattr(kind, "__getattr__")
+        known = _CLASS_LEVEL[kind] = frozenset(
+            a for a in _SUB_ATTRS if dynamic or hasattr(kind, a))
+    return known
 
 
 def trainable_params(layer: Any) -> int:
