@@ -665,16 +665,18 @@ class ModelStepper {
   // squares), rms_norm then times scale.
   static void scale_rows(const StageSpec<F>& st, const F* x, Index nb, F* y) {
     const Index n = st.out;
+    const bool unit = st.kind == StageKind::unit_norm;
     for (Index b = 0; b < nb; ++b) {
       const F* row = x + b * n;
+      F* out = y + b * n;
       F squares = F(0);
       for (Index j = 0; j < n; ++j) squares += row[j] * row[j];
-      const F inv = st.kind == StageKind::unit_norm
-                        ? F(1) / std::sqrt(std::max(squares, F(1e-12)))
-                        : F(1) / std::sqrt(squares / F(n) + st.epsilon);
-      for (Index j = 0; j < n; ++j)
-        y[b * n + j] = st.kind == StageKind::unit_norm ? row[j] * inv
-                                                        : row[j] * inv * st.scale[std::size_t(j)];
+      const F inv = unit ? F(1) / std::sqrt(std::max(squares, F(1e-12)))
+                         : F(1) / std::sqrt(squares / F(n) + st.epsilon);
+      if (unit)
+        for (Index j = 0; j < n; ++j) out[j] = row[j] * inv;
+      else
+        for (Index j = 0; j < n; ++j) out[j] = row[j] * inv * st.scale[std::size_t(j)];
     }
   }
 

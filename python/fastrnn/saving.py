@@ -396,29 +396,25 @@ def load_archive(path: str, format_name: Optional[str] = FORMAT_NAME
             float arrays, sizes over :data:`MAX_CONFIG_BYTES`/:data:`MAX_WEIGHTS_BYTES` or
             inflating like a zip bomb); the message names the file and what was expected.
     """
-    path = os.fspath(path)
-    config = _read_config(path, format_name)  # (checked before the weights are read)
-    where = repr(path)
-    if os.path.isdir(path):
-        with _open_regular(os.path.join(path, WEIGHTS_MEMBER), where) as f:
-            return config, _read_weights(f, where)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            blob = _read_member(zf, WEIGHTS_MEMBER, MAX_WEIGHTS_BYTES + (64 << 20), where)
-    except _ZIP_ERRORS as exc:
-        raise _malformed(where, "a readable zip archive", str(exc)) from exc
-    return config, _read_weights(io.BytesIO(blob), where)
+    config, weights = _read_archive(os.fspath(path), format_name, with_weights=True)
+    assert weights is not None
+    return config, weights
 
 
-def _read_config(path: str, format_name: Optional[str]) -> dict:
-    """The checked config of an archive (file or directory), its weights not read (errors as
-    :func:`load_archive`'s)."""
+def _read_archive(path: str, format_name: Optional[str], with_weights: bool
+                  ) -> tuple[dict, Optional[list[np.ndarray]]]:
+    """The checked config of an archive (file or directory) and, `with_weights`, its weights
+    (read after the config is checked; errors as :func:`load_archive`'s)."""
     where = repr(path)
     _check_top(path)
     if os.path.isdir(path):
         with _open_regular(os.path.join(path, CONFIG_MEMBER), where) as f:
             text = _read_bounded(f, MAX_CONFIG_BYTES, where, CONFIG_MEMBER)
-        return _parse_config(text, path, format_name)
+        config = _parse_config(text, path, format_name)
+        if not with_weights:
+            return config, None
+        with _open_regular(os.path.join(path, WEIGHTS_MEMBER), where) as f:
+            return config, _read_weights(f, where)
     if not _is_zip(path):
         raise ValueError(f"{where} is not a fastrnn model file (not a zip archive).")
     try:
@@ -429,10 +425,14 @@ def _read_config(path: str, format_name: Optional[str]) -> dict:
                     f"{where} is not a fastrnn model file: expected members {CONFIG_MEMBER} "
                     f"and {WEIGHTS_MEMBER}, found {sorted(members)[:5]}."
                 )
-            return _parse_config(_read_member(zf, CONFIG_MEMBER, MAX_CONFIG_BYTES, where),
-                                 path, format_name)
+            config = _parse_config(_read_member(zf, CONFIG_MEMBER, MAX_CONFIG_BYTES, where),
+                                   path, format_name)
+            if not with_weights:
+                return config, None
+            blob = _read_member(zf, WEIGHTS_MEMBER, MAX_WEIGHTS_BYTES + (64 << 20), where)
     except _ZIP_ERRORS as exc:
         raise _malformed(where, "a readable zip archive", str(exc)) from exc
+    return config, _read_weights(io.BytesIO(blob), where)
 
 
 def _parse_config(text: bytes, path: str, format_name: Optional[str] = FORMAT_NAME) -> dict:
@@ -460,7 +460,7 @@ def archive_format(path: str) -> str:
     """What a fastrnn archive holds: its config's ``"format"`` (``"fastrnn.model"`` for
     :func:`save_model`'s files, ``"fastrnn.forecaster"`` for ``RNNForecaster.save``'s),
     from the config alone (the weights are not read); errors as :func:`load_archive`'s."""
-    return str(_read_config(os.fspath(path), None)["format"])
+    return str(_read_archive(os.fspath(path), None, with_weights=False)[0]["format"])
 
 
 def load_weights_file(path: str) -> list[np.ndarray]:

@@ -613,7 +613,7 @@ class RNNForecaster:
         steps = h if recursive else self.h  # the steps the network is run over
         panel = self.panel_ if df is None else self._panel(df)
         if ids is not None:  # only these series are forecast
-            panel = panel.select(np.asarray(ids, dtype=object).tolist())
+            panel = panel.select(list(ids))
         scalers = self._scalers_for(panel)
         extend = recursive or self._after > 0  # the arrays go on over the future steps
         future_times = panel.future_times(steps) if extend else None

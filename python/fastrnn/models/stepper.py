@@ -154,9 +154,9 @@ def _stages(layer: Any, stages: list) -> None:
     """Appends the stages of one layer (none for identities at inference)."""
     if isinstance(layer, (InputLayer, Dropout, _Noise, Identity)):
         return  # identities at inference (ActivityRegularization is an Identity)
-    activation = _activation_of(layer)
-    if activation is not None:
-        stages.append(activation)
+    activation_stage = _activation_stage(layer)
+    if activation_stage is not None:
+        stages.append(activation_stage)
         return
     if isinstance(layer, (Dense, Activation, Conv1D)) and layer.activation not in _ACTIVATIONS:
         raise _refuse(layer, f"its activation {layer.activation!r} is not one the stepper "
@@ -229,7 +229,7 @@ def _stages(layer: Any, stages: list) -> None:
     raise _refuse(layer, f"the stepper streams {_KNOWN}")
 
 
-def _activation_of(layer: Any) -> Optional[tuple]:
+def _activation_stage(layer: Any) -> Optional[tuple]:
     """The stage of an activation layer (ReLU, LeakyReLU, PReLU, ELU, Softmax); None for
     other layers. What a stage cannot compute is refused naming it."""
     dtype = np.dtype(layer.dtype)

@@ -463,7 +463,7 @@ class Panel:
         rows = [where[sid] for sid in ids]
         part = Panel.__new__(Panel)
         part.__dict__.update(self.__dict__)
-        part.ids = ids
+        part.ids = [self.ids[k] for k in rows]  # the panel's own id objects
         part.values = [self.values[k] for k in rows]
         part.times = [self.times[k] for k in rows]
         part.freqs = [self.freqs[k] for k in rows]
