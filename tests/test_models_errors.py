@@ -141,6 +141,21 @@ def test_stateful_needs_a_fixed_batch_size():
         model.predict(X, batch_size=4)
 
 
+@pytest.mark.parametrize("nested", [False, True])
+def test_stateful_check_sees_layers_added_after_a_predict(nested):
+    """predict's stateful check (kept between calls) follows the model's layers: a stateful
+    layer added after a predict, to the model or to a model inside it, is seen."""
+    x = np.zeros((3, 4, 3), np.float32)
+    inner = Sequential([layers.LSTM(2, return_sequences=True, input_shape=[4, 3])])
+    model = Sequential([inner] if nested else list(inner.layers))
+    model.predict(x, batch_size=2)  # not stateful: 3 samples in batches of 2 are fine
+    (inner if nested else model).add(layers.GRU(2, stateful=True))
+    with pytest.raises(ValueError, match="multiple of batch_size"):
+        model.predict(x, batch_size=2)
+    (inner if nested else model).pop()
+    assert model.predict(x, batch_size=2).shape == (3, 4, 2)
+
+
 def test_set_seed_and_add_validate():
     with pytest.raises(ValueError, match="seed"):
         set_seed(-1)

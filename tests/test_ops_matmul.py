@@ -70,3 +70,40 @@ def test_core_matmul_rejects_bad_input_without_crashing(a, b, match):
 
     with pytest.raises(ValueError, match=match):
         _core.matmul(a, b, False, False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m,k,n", [(1, 16, 1), (7, 3, 5), (1600, 20, 10), (700, 301, 257),
+                                   (3, 0, 4), (0, 5, 2)])
+def test_affine_adds_the_bias_to_every_row(dtype, threads, m, k, n):
+    """Dense's product: x @ w + bias in one core call (the bias is where the product starts,
+    also when the inner dimension is empty and for row slices over threads)."""
+    rng = np.random.default_rng(m * 7 + k + n)
+    x = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((k, n)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    before = fastrnn.get_num_threads()
+    fastrnn.set_num_threads(threads)
+    try:
+        got = ops.internal.affine_checked(x, w, bias)
+        plain = ops.internal.affine_checked(x, w, None)
+    finally:
+        fastrnn.set_num_threads(before)
+    want = x.astype(np.float64) @ w.astype(np.float64)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    assert got.dtype == dtype and got.shape == (m, n)
+    np.testing.assert_allclose(got, want + bias, rtol=tol, atol=tol * np.sqrt(k + 1))
+    np.testing.assert_allclose(plain, want, rtol=tol, atol=tol * np.sqrt(k + 1))
+
+
+@pytest.mark.parametrize("bias, match", [
+    (np.zeros(3, np.float32), r"`bias`.*shape \(4,\), got float32 \(3,\)"),
+    (np.zeros((1, 4), np.float32), r"`bias`"),
+    (np.zeros(4, np.float64), r"`bias`.*float32"),
+    (np.zeros(8, np.float32)[::2], r"`bias`.*C-contiguous"),
+])
+def test_core_matmul_rejects_a_bad_bias(bias, match):
+    from fastrnn import _core
+    with pytest.raises(ValueError, match=match):
+        _core.matmul(np.ones((2, 3), np.float32), np.ones((3, 4), np.float32), False, False, bias)

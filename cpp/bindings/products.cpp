@@ -65,22 +65,23 @@ py::array packed_product(const py::array& a, const py::array& w, const py::array
 
 // ---------------------------------------------------------------------------- matmul
 void blas_gemm(bool ta, bool tb, Index M, Index N, Index K, const float* A, Index lda,
-               const float* B, Index ldb, float* C, Index ldc) {
+               const float* B, Index ldb, float beta, float* C, Index ldc) {
   scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    int(M), int(N), int(K), 1.0f, A, int(lda), B, int(ldb), 0.0f, C, int(ldc));
+                    int(M), int(N), int(K), 1.0f, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
 void blas_gemm(bool ta, bool tb, Index M, Index N, Index K, const double* A, Index lda,
-               const double* B, Index ldb, double* C, Index ldc) {
+               const double* B, Index ldb, double beta, double* C, Index ldc) {
   scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    int(M), int(N), int(K), 1.0, A, int(lda), B, int(ldb), 0.0, C, int(ldc));
+                    int(M), int(N), int(K), 1.0, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
-// C (M, N) = op(a) op(b) for 2-D arrays, through the kernels' OpenBLAS (kept single-threaded)
-// with the rows of C split over the core's threads when the product is large. The Dense
-// layers use it, so a training step never wakes a second BLAS thread pool (NumPy's, whose idle
-// workers then spin on the cores the kernels' threads need).
+// C (M, N) = op(a) op(b) (+ bias, a row of N added to every row) for 2-D arrays, through the
+// kernels' OpenBLAS (kept single-threaded) with the rows of C split over the core's threads when
+// the product is large. The Dense layers use it, so a training step never wakes a second BLAS
+// thread pool (NumPy's, whose idle workers then spin on the cores the kernels' threads need).
 template <typename F>
-py::array matmul(const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
+py::array matmul(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
+                 const OptionalArray& bias) {
   keep_blas_single_threaded();
   if (a.ndim() != 2 || b.ndim() != 2)
     throw std::invalid_argument("arguments `a` and `b`: expected 2-D arrays, got " +
@@ -96,20 +97,24 @@ py::array matmul(const py::array& a, const py::array& b, bool trans_a, bool tran
     throw std::invalid_argument("arguments `a` and `b`: too large for 32-bit BLAS indexing");
   const F* pa = checked<F>(a, "a", {ra, ca});
   const F* pb = checked<F>(b, "b", {rb, cb});
+  const F* pbias = checked<F>(bias, "bias", {N});
   auto c = empty<F>({M, N});
   F* pc = data(c);
   {
     py::gil_scoped_release release;
-    if (K == 0) {
-      std::fill(pc, pc + M * N, F(0));
-    } else if (M > 0 && N > 0) {
+    if (K == 0 || M == 0 || N == 0) {
+      for (Index r = 0; r < M; ++r)
+        for (Index j = 0; j < N; ++j) pc[r * N + j] = pbias != nullptr ? pbias[j] : F(0);
+    } else {
       const double flops = 2.0 * double(M) * double(N) * double(K);
       const int slices = slices_for(call_threads(), flops, M, 16);
       run_parallel(slices, [&](int s) {
         const Index r0 = M * s / slices, r1 = M * (s + 1) / slices;
+        if (pbias != nullptr)  // C starts as the bias, and the product adds to it (beta 1)
+          for (Index r = r0; r < r1; ++r) std::copy(pbias, pbias + N, pc + r * N);
         // Rows r0.. of C come from rows r0.. of a, or from its columns r0.. when transposed.
         blas_gemm(trans_a, trans_b, r1 - r0, N, K, pa + (trans_a ? r0 : r0 * ca), ca, pb, cb,
-                  pc + r0 * N, N);
+                  F(pbias != nullptr ? 1 : 0), pc + r0 * N, N);
       });
     }
   }
@@ -122,8 +127,8 @@ constexpr char kA[] = "a";
 
 void def_products(py::module_& m) {
   m.def("matmul", by_dtype_of<kA, 0, matmul<float>, matmul<double>>, py::arg("a"), py::arg("b"),
-        py::arg("trans_a") = false, py::arg("trans_b") = false,
-        "op(a) @ op(b) for 2-D float arrays of one dtype -> (M, N)");
+        py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("bias") = py::none(),
+        "op(a) @ op(b) (+ bias, shape (N,)) for 2-D float arrays of one dtype -> (M, N)");
   m.def("_packed_product", by_dtype_of<kA, 0, packed_product<float>, packed_product<double>>,
         py::arg("a"), py::arg("w"), py::arg("c"), py::arg("beta") = 0.0, py::arg("c0") = 0,
         py::arg("c1") = -1, py::arg("blas") = false, py::arg("repeat") = 1,

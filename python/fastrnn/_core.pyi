@@ -298,8 +298,14 @@ def rmsprop_update(
 ) -> tuple[()]:
     """RMSprop step, in place."""
 
-def matmul(a: _Array, b: _Array, trans_a: bool = False, trans_b: bool = False) -> _Array:
-    """op(a) @ op(b) for 2-D float arrays of one dtype -> (M, N)"""
+def matmul(
+    a: _Array,
+    b: _Array,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    bias: _Array | None = None,
+) -> _Array:
+    """op(a) @ op(b) (+ bias, shape (N,)) for 2-D float arrays of one dtype -> (M, N)"""
 
 def _packed_product(
     a: _Array,

@@ -182,9 +182,10 @@ class Dense(Layer):
         self._ensure_built(x)
         self._check_input(x)
         x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
-        z = ops.matmul(x2, self._weights[0]).reshape(*x.shape[:-1], self.units)
-        if self.use_bias:
-            z += self._weights[1]
+        bias = self._weights[1] if self.use_bias else None
+        z = ops.internal.affine_checked(x2, self._weights[0], bias)
+        if x.ndim != 2:
+            z = z.reshape(*x.shape[:-1], self.units)
         y = activation_forward(self.activation, z)
         self._cache = (x, z, y) if training else None
         return y

@@ -49,7 +49,7 @@ from .. import callbacks as callbacks_module
 from .. import losses as losses_module
 from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
-from .common import format_logs, is_array_like, is_dataset, shape_str
+from .common import format_logs, is_array_like, is_dataset, is_model, shape_str
 
 __all__ = ["Trainer"]
 
@@ -667,7 +667,21 @@ class Trainer:
         return outs[0] if len(outs) == 1 else outs
 
     def _stateful(self) -> bool:
-        return any(getattr(layer, "stateful", False) for layer in self._iter_all_layers())
+        return any(getattr(layer, "stateful", False) for layer in self._all_layers_kept())
+
+    def _all_layers_kept(self) -> list:
+        """``_iter_all_layers()``, kept between calls while the model's own layers are the
+        same objects and none of the layers found can change what it holds (a nested model, a
+        layer tracking layers of its own): predict checks for stateful layers on every call."""
+        top = self._unique_layers()
+        kept = self.__dict__.get("_all_layers_cache")
+        if kept is not None and len(kept[0]) == len(top) and all(
+                a is b for a, b in zip(kept[0], top)):
+            return kept[1]
+        found = self._iter_all_layers()
+        if not any(is_model(layer) or layer.__dict__.get("_tracked_layers") for layer in found):
+            self._all_layers_cache = (tuple(top), found)
+        return found
 
     def _inference_batch(self, batch_size: int, n: Optional[int] = None) -> int:
         """The rows of an inference batch for `n` samples (None: not known yet)."""
@@ -681,6 +695,11 @@ class Trainer:
         """Forward passes over `xs` in batches, written into `out` (allocated if None). The
         outputs' masks (None where an output has none) are left in ``_predicted_masks``."""
         n = xs[0].shape[0]
+        if 0 < n <= batch_size and out is None:  # one batch (a server's request): no slicing
+            ys = self._run_forward(xs, training=False)
+            self._predicted_masks = _gather_masks(None, self._output_masks, n, 0)
+            self._predicted_activity = self._activity_loss
+            return [np.array(y) for y in ys]
         masks: Optional[list] = None
         activity = 0.0
         for start in range(0, n, batch_size):

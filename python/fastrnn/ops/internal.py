@@ -16,6 +16,9 @@ Recurrent cells (:mod:`.recurrent`, :mod:`.layer_norm_cells`):
   with ``gamma``, ``beta``, ``epsilon`` after ``bias``.
 * ``step_mask_array(mask, B, T)``: a step mask checked and made a bool ``(B, T)`` array.
 
+Products (:mod:`.products`): ``affine_checked(x, w, bias) -> x @ w + bias`` (bias None: none),
+for Dense.
+
 Sequence ops (:mod:`.sequence`):
 
 * ``check_padding(value, allowed) -> str``: Keras's padding names, case-insensitive.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 from .arrays import step_mask_array
 from .layer_norm_cells import ln_backward_checked, ln_forward_checked
+from .products import affine_checked
 from .recurrent import backward_checked, forward_checked
 from .sequence import (
     attention_backward_checked,
@@ -46,6 +50,7 @@ from .sequence import (
 )
 
 __all__ = [
+    "affine_checked",
     "attention_backward_checked",
     "attention_checked",
     "backward_checked",

@@ -66,6 +66,13 @@ def matmul(a: ArrayLike, b: ArrayLike, trans_a: bool = False, trans_b: bool = Fa
     return _core.matmul(a, b, bool(trans_a), bool(trans_b))
 
 
+def affine_checked(x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
+    """``x @ w + bias`` in one core call, for a layer's own checked arrays (C-contiguous, one
+    float dtype): x ``(M, K)``, w ``(K, N)``, bias ``(N,)`` or None -> ``(M, N)``. The bias
+    is where the product starts, so it costs no pass of its own."""
+    return _core.matmul(x, w, False, False, bias)
+
+
 # ----------------------------------------------------------------------------- optimizers
 # In-place updates over flat parameter buffers (one C++ pass per step instead of a dozen
 # NumPy passes). Every array: C-contiguous, writeable, float32 or float64, one shape.
