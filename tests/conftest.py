@@ -1,9 +1,10 @@
-"""Fixtures shared by the kernel tests."""
+"""Fixtures shared by the tests."""
 
 from __future__ import annotations
 
 import pytest
 
+import fastrnn
 from fastrnn import _core
 
 
@@ -13,3 +14,14 @@ def kernel_set_restored():
     before = _core.kernel_set()
     yield
     _core.select_kernel_set(before)
+
+
+@pytest.fixture
+def two_threads():
+    """The core's thread count set to 2 for the test (and put back after)."""
+    before = fastrnn.get_num_threads()
+    fastrnn.set_num_threads(2)
+    try:
+        yield
+    finally:
+        fastrnn.set_num_threads(before)

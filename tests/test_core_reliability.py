@@ -131,16 +131,6 @@ def _fork_and_run_kernel(prepared=None, seconds: float = 60) -> None:
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
 
 
-@pytest.fixture
-def two_threads():
-    before = fastrnn.get_num_threads()
-    fastrnn.set_num_threads(2)
-    try:
-        yield
-    finally:
-        fastrnn.set_num_threads(before)
-
-
 @needs_fork
 def test_fork_while_another_thread_holds_the_core_locks(two_threads):
     """A fork() at the moment another thread holds the worker pool's or the buffer pool's

@@ -25,16 +25,6 @@ SHAPES = [
 ]
 
 
-@pytest.fixture
-def two_threads():
-    before = fastrnn.get_num_threads()
-    fastrnn.set_num_threads(2)
-    try:
-        yield
-    finally:
-        fastrnn.set_num_threads(before)
-
-
 def _run(case, d_out, d_states, truncate):
     out, states, tape = forward(fastrnn.ops, case)
     grads = backward(fastrnn.ops, case.cell, tape, d_out, d_states, truncate)

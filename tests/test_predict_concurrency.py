@@ -25,16 +25,6 @@ THREADS = 8  # more than the machine's cores: the worker pool is contended
 REPEATS = 4
 
 
-@pytest.fixture
-def two_threads():
-    before = fastrnn.get_num_threads()
-    fastrnn.set_num_threads(2)
-    try:
-        yield
-    finally:
-        fastrnn.set_num_threads(before)
-
-
 def _randomize(model, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0.0, 0.3, w.shape) for w in model.get_weights()])

@@ -198,6 +198,7 @@ void def_steps(py::module_& m);              // steps.cpp: single steps, the mod
 void def_products(py::module_& m);           // products.cpp: matmul, the packed product
 void def_optimizers(py::module_& m);         // optimizers.cpp
 void def_sequence_layers(py::module_& m);    // sequence_layers.cpp: conv, pooling, norms
+void def_stacked(py::module_& m);            // stacked.cpp: stacked layers' wavefront
 
 }  // namespace bindings
 }  // namespace fastrnn

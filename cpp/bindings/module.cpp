@@ -61,6 +61,7 @@ PYBIND11_MODULE(_core, m) {
   def_optimizers(m);
   def_products(m);
   def_sequence_layers(m);
+  def_stacked(m);
 
   m.def("set_num_threads", &set_num_threads, py::arg("n"),
         "Threads used by the core (at most kMaxThreads; larger counts are capped).");

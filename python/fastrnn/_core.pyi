@@ -29,6 +29,11 @@ def simple_rnn_forward(
 ) -> tuple[_Array, _Array]:
     """-> (outputs, h_last)"""
 
+def stacked_forward(
+    x: _Array, layers: list[tuple[str, _Array, _Array, _Array | None, str]], chunk: int = 6
+) -> tuple[_Array, _Array] | None:
+    """-> (outputs, h_last) of the last layer, or None (see cpp/bindings/stacked.cpp)"""
+
 def simple_rnn_backward(
     x: _Array,
     h0: _Array | None,

@@ -15,6 +15,8 @@ import numpy as np
 from .. import layers as layers_module
 from ..layers import traced
 from ..layers.base import Layer
+from ..layers.recurrent import GRU, LSTM, SimpleRNN
+from ..ops import internal as ops_internal
 
 _model_names: dict[str, int] = {}
 
@@ -236,3 +238,52 @@ def rebuild_layer(config: Any, path: str, where: str = "config.layers") -> Any:
             what, str) else ""
         raise ValueError(f"{path!r}: malformed model config at {where}{label}: "
                          f"{exc}") from exc
+
+
+# ----------------------------------------------------------------- stacked recurrent layers
+_STACKABLE = (SimpleRNN, LSTM, GRU)
+
+
+def _stackable(layer: Any, dtype: np.dtype) -> bool:
+    """Whether a layer's call at inference is exactly its plain kernel's forward from zero
+    states over the whole input (what the stacked forward runs)."""
+    return (type(layer) in _STACKABLE and layer.built and not layer.layer_norm
+            and not layer.go_backwards and not layer.stateful and not layer.return_state
+            and getattr(layer, "_activity_regularizer", None) is None
+            and np.dtype(layer.dtype) == dtype)
+
+
+def stacked_run(layers: list, start: int, x: np.ndarray) -> int:
+    """The end (exclusive) of the run of recurrent layers from ``layers[start]`` that the
+    stacked forward can run at once on `x`: plain SimpleRNN/LSTM/GRU layers each feeding the
+    next its sequences (the last may return its last state); `start` when fewer than two.
+    Only for one sequence (batch 1), where each layer's step is one row and the wavefront
+    puts the layers on two cores."""
+    if x.ndim != 3 or x.shape[0] != 1 or x.shape[1] < 2:
+        return start
+    end = start
+    while end < len(layers) and _stackable(layers[end], x.dtype):
+        end += 1
+        if not layers[end - 1].return_sequences:
+            break
+    return end if end - start >= 2 else start
+
+
+def stacked_forward(layers: list, x: np.ndarray) -> Any:
+    """The output of ``layers`` (a run from :func:`stacked_run`) on `x` (1, T, I), or None
+    when the core declines (a layer it would split over threads)."""
+    specs = []
+    for layer in layers:
+        w = layer._named()
+        activation = layer.activation if layer._cell == "simple_rnn" else "tanh"
+        specs.append((layer._cell, w["kernel"], w["recurrent_kernel"], w.get("bias"),
+                      activation))
+    T = x.shape[1]
+    result = ops_internal.stacked_forward_checked(x, specs, max(2, min(16, T // 8)))
+    if result is None:
+        return None
+    for layer in layers:  # what an inference call of each leaves behind: no tape, no masks
+        layer._tape = None
+        layer.last_dropout_mask = layer.last_recurrent_mask = None
+    outputs, h_last = result
+    return outputs if layers[-1].return_sequences else h_last

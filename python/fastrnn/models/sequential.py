@@ -28,6 +28,8 @@ from .common import (
     output_mask,
     rebuild_layer,
     shape_str,
+    stacked_forward,
+    stacked_run,
     sublayers,
 )
 from .model import Model
@@ -355,12 +357,21 @@ class Sequential(Model):
         x = xs[0]
         mask = None
         self._activity_reset()
-        for i, layer in enumerate(self._layers):
+        i = 0
+        while i < len(self._layers):
+            layer = self._layers[i]
+            if not training and mask is None:  # recurrent layers at once on one sequence
+                end = stacked_run(self._layers, i, x)
+                y = stacked_forward(self._layers[i:end], x) if end > i else None
+                if y is not None:
+                    x, i = y, end
+                    continue
             y = forward_with_mask(layer, x, mask, mask is not None, training)
             if getattr(layer, "_activity_regularizer", None) is not None:
                 self._activity_forward(i, layer._activity_regularizer, y, training)
             mask = output_mask(layer, x, mask, mask is not None)
             x = y
+            i += 1
         self._output_masks = [mask]
         return [x]
 

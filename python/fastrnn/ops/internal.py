@@ -15,6 +15,8 @@ Recurrent cells (:mod:`.recurrent`, :mod:`.layer_norm_cells`):
 * ``ln_forward_checked`` / ``ln_backward_checked``: the same for the layer-normalized cells,
   with ``gamma``, ``beta``, ``epsilon`` after ``bias``.
 * ``step_mask_array(mask, B, T)``: a step mask checked and made a bool ``(B, T)`` array.
+* ``stacked_forward_checked(x, layers, chunk) -> (outputs, h_last) or None``: stacked cells
+  over one sequence at inference, as a wavefront on two threads.
 
 Products (:mod:`.products`): ``affine_checked(x, w, bias) -> x @ w + bias`` (bias None: none),
 for Dense.
@@ -38,7 +40,7 @@ from __future__ import annotations
 from .arrays import step_mask_array
 from .layer_norm_cells import ln_backward_checked, ln_forward_checked
 from .products import affine_checked
-from .recurrent import backward_checked, forward_checked
+from .recurrent import backward_checked, forward_checked, stacked_forward_checked
 from .sequence import (
     attention_backward_checked,
     attention_checked,
@@ -62,5 +64,6 @@ __all__ = [
     "forward_checked",
     "ln_backward_checked",
     "ln_forward_checked",
+    "stacked_forward_checked",
     "step_mask_array",
 ]

@@ -99,6 +99,17 @@ def forward_checked(
     return read_only(outputs), last, Tape(cell, arrays, **options)
 
 
+def stacked_forward_checked(x: np.ndarray, layers: list[tuple[Any, ...]], chunk: int
+                            ) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """Stacked cells over one sequence at inference (cpp/bindings/stacked.cpp): `x` (1, T, I),
+    `layers` ``[(cell, kernel, recurrent_kernel, bias or None, activation)]``, each reading
+    the outputs of the one before, run as a wavefront over chunks of `chunk` steps on two
+    threads. Returns the last layer's ``(outputs (1, T, H), h_last (1, H))``, or None when a
+    layer would be split over threads by a call of its own (then call the layers one by
+    one)."""
+    return _core.stacked_forward(x, layers, chunk)
+
+
 def backward_checked(
     tape: Tape,
     d_outputs: Optional[np.ndarray],
