@@ -160,7 +160,7 @@ void run_group(std::vector<std::unique_ptr<StackLayer<F>>>& stack, std::size_t f
         const std::atomic<Index>& before = stack[first - 1]->done;
         for (int spins = 0; before.load(std::memory_order_acquire) <= k; ++spins) {
           if (abort.load(std::memory_order_relaxed)) return;
-          if (spins > 4000) std::this_thread::yield();
+          if (spins > 256) std::this_thread::yield();  // a busy machine: give the core up
           cpu_pause();
         }
       }
