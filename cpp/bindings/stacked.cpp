@@ -31,8 +31,8 @@ struct StackLayer {
   std::vector<F> packed, panels, h, c;
   const F* x = nullptr;  // (T, I): the stack's input or the outputs of the layer before
   F* outputs = nullptr;  // (T, H)
-  double cost = 0.0;     // multiply-adds of a step
-  std::atomic<Index> done{0};
+  std::atomic<Index> done{0};     // chunks finished
+  std::atomic<Index> claimed{0};  // chunks taken by a thread (done, or done + 1 while running)
 
   // The recurrent product's form a whole call would use, into this layer's own buffers (the
   // per-thread workspaces the whole call keeps it in are shared by the layers of a thread).
@@ -125,48 +125,44 @@ bool set_up(std::vector<std::unique_ptr<StackLayer<F>>>& stack, const py::list& 
     arrays.push_back(outputs);
     s.h.assign(std::size_t(s.d.H), F(0));
     s.c.assign(std::size_t(s.d.H), F(0));
-    s.cost = double(s.d.I + s.d.H) * double(s.d.G);
     input = arrays.back();
     stack.push_back(std::move(layer));
   }
   return true;
 }
 
-// The first layer that runs on the second thread: the split of the layers' cost nearest to
-// half (at least one layer on each thread).
+// Runs chunks of the stack until every layer has done all `chunks` of them; called by each
+// thread of the call. Chunk k of layer l is ready once layer l - 1 has done chunk k and no
+// chunk of layer l is running; a thread claims the deepest ready one (so a lone thread runs
+// the wavefront in order, and a second one, once awake, takes whatever is ready then).
+// `abort`: set by a thread that failed, so that the other stops waiting.
 template <typename F>
-std::size_t cut_of(const std::vector<std::unique_ptr<StackLayer<F>>>& stack) {
-  double total = 0.0;
-  for (const auto& layer : stack) total += layer->cost;
-  std::size_t best = 1;
-  double before = stack[0]->cost, gap = std::abs(total - 2.0 * before);
-  for (std::size_t cut = 2; cut < stack.size(); ++cut) {
-    before += stack[cut - 1]->cost;
-    if (std::abs(total - 2.0 * before) < gap) gap = std::abs(total - 2.0 * before), best = cut;
-  }
-  return best;
-}
-
-// Runs the layers [first, last) of the stack over every chunk; the first of them waits for
-// the layer before it (on the other thread) to finish each chunk. `abort`: set by a thread
-// that failed, so that the other stops waiting.
-template <typename F>
-void run_group(std::vector<std::unique_ptr<StackLayer<F>>>& stack, std::size_t first,
-               std::size_t last, Index T, Index chunk, std::atomic<bool>& abort) {
+void run_chunks(std::vector<std::unique_ptr<StackLayer<F>>>& stack, Index T, Index chunk,
+                Index chunks, std::atomic<bool>& abort) {
   const KernelSet<F>& ks = kernel_set<F>();
+  const std::size_t L = stack.size();
   try {
-    for (Index k = 0, t0 = 0; t0 < T; ++k, t0 += chunk) {
-      if (first > 0) {
-        const std::atomic<Index>& before = stack[first - 1]->done;
-        for (int spins = 0; before.load(std::memory_order_acquire) <= k; ++spins) {
-          if (abort.load(std::memory_order_relaxed)) return;
-          if (spins > 256) std::this_thread::yield();  // a busy machine: give the core up
-          cpu_pause();
-        }
+    for (int idle = 0;;) {
+      if (abort.load(std::memory_order_relaxed)) return;
+      if (stack[L - 1]->done.load(std::memory_order_acquire) == chunks) return;
+      bool ran = false;
+      for (std::size_t l = L; l-- > 0 && !ran;) {
+        StackLayer<F>& layer = *stack[l];
+        Index k = layer.done.load(std::memory_order_acquire);
+        if (k == chunks || layer.claimed.load(std::memory_order_relaxed) != k) continue;
+        if (l > 0 && stack[l - 1]->done.load(std::memory_order_acquire) <= k) continue;
+        if (!layer.claimed.compare_exchange_strong(k, k + 1, std::memory_order_acq_rel))
+          continue;
+        const Index t0 = k * chunk;
+        layer.run(ks, t0, std::min(chunk, T - t0));
+        layer.done.store(k + 1, std::memory_order_release);
+        ran = true;
       }
-      for (std::size_t l = first; l < last; ++l) {
-        stack[l]->run(ks, t0, std::min(chunk, T - t0));
-        stack[l]->done.store(k + 1, std::memory_order_release);
+      if (ran) {
+        idle = 0;
+      } else {
+        if (++idle > 256) std::this_thread::yield();  // a busy machine: give the core up
+        cpu_pause();
       }
     }
   } catch (...) {
@@ -193,18 +189,12 @@ py::object stacked_forward(const py::array& x, const py::list& layers, Index chu
     const Index T = top.d.T;
     if (T > 0) {
       std::atomic<bool> abort{false};
-      const std::size_t cut = stack.size() > 1 ? cut_of(stack) : stack.size();
-      const auto group = [&](int s) {
-        if (s == 0) run_group(stack, 0, cut, T, chunk, abort);
-        else run_group(stack, cut, stack.size(), T, chunk, abort);
-      };
-      // Both groups at once on the pool (the second waits for the first chunk by chunk); one
-      // after the other on this thread when the pool is busy or there is one layer.
-      if (cut == stack.size() || call_threads() < 2 ||
-          !WorkerPool::instance().run(2, group, true)) {
-        group(0);
-        if (cut < stack.size()) group(1);
-      }
+      const Index chunks = (T + chunk - 1) / chunk;
+      const auto work = [&](int) { run_chunks(stack, T, chunk, chunks, abort); };
+      // Both threads claim chunks (the pool's second slice starts when its worker wakes, and
+      // finds nothing left if the caller was faster); one thread when the pool is busy.
+      if (stack.size() == 1 || call_threads() < 2 || !WorkerPool::instance().run(2, work, false))
+        work(0);
     }
     std::copy(top.h.begin(), top.h.end(), data(h_last));
   }
