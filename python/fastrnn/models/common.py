@@ -253,16 +253,14 @@ def _stackable(layer: Any, dtype: np.dtype) -> bool:
             and np.dtype(layer.dtype) == dtype)
 
 
-def stacked_run(layers: list, start: int, x: np.ndarray) -> int:
+def stacked_run(layers: list, start: int, dtype: np.dtype) -> int:
     """The end (exclusive) of the run of recurrent layers from ``layers[start]`` that the
-    stacked forward can run at once on `x`: plain SimpleRNN/LSTM/GRU layers each feeding the
-    next its sequences (the last may return its last state); `start` when fewer than two.
-    Only for one sequence (batch 1), where each layer's step is one row and the wavefront
-    puts the layers on two cores."""
-    if x.ndim != 3 or x.shape[0] != 1 or x.shape[1] < 2:
-        return start
+    stacked forward can run at once on inputs of `dtype`: plain SimpleRNN/LSTM/GRU layers
+    each feeding the next its sequences (the last may return its last state); `start` when
+    fewer than two. Only for one sequence (batch 1, two steps or more), where each layer's
+    step is one row and the wavefront puts the layers on two cores."""
     end = start
-    while end < len(layers) and _stackable(layers[end], x.dtype):
+    while end < len(layers) and _stackable(layers[end], dtype):
         end += 1
         if not layers[end - 1].return_sequences:
             break

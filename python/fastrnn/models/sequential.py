@@ -97,6 +97,7 @@ class Sequential(Model):
         if any(layer is other for other in self._layers):
             raise ValueError(f"Layer `{layer.name}` is already in model `{self.name}`.")
         self._layers.append(layer)
+        self.__dict__.pop("_stacked_ends", None)
         if self.built:
             self.built = False
 
@@ -106,6 +107,7 @@ class Sequential(Model):
         if not any(not isinstance(layer, InputLayer) for layer in self._layers):
             raise TypeError(f"There are no layers in model `{self.name}` to pop.")
         layer = self._layers.pop()
+        self.__dict__.pop("_stacked_ends", None)
         if self.built:
             self.built = False
             self._symbolic_io = None
@@ -360,8 +362,9 @@ class Sequential(Model):
         i = 0
         while i < len(self._layers):
             layer = self._layers[i]
-            if not training and mask is None:  # recurrent layers at once on one sequence
-                end = stacked_run(self._layers, i, x)
+            if not training and mask is None and x.ndim == 3 and x.shape[0] == 1 \
+                    and x.shape[1] > 1:  # recurrent layers at once on one sequence
+                end = self._stacked_end(i, x.dtype)
                 y = stacked_forward(self._layers[i:end], x) if end > i else None
                 if y is not None:
                     x, i = y, end
@@ -374,6 +377,17 @@ class Sequential(Model):
             i += 1
         self._output_masks = [mask]
         return [x]
+
+    def _stacked_end(self, start: int, dtype: np.dtype) -> int:
+        """:func:`stacked_run` from layer `start`, kept until a layer is added or popped."""
+        ends = self.__dict__.setdefault("_stacked_ends", {})
+        key = (start, dtype)
+        end = ends.get(key)
+        if end is None:
+            end = stacked_run(self._layers, start, dtype)
+            if self.built:  # (every layer is then built: whether each can stack is settled)
+                ends[key] = end
+        return end
 
     def _run_backward(self, d_outputs: list) -> None:
         d = d_outputs[0]
