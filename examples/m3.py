@@ -49,9 +49,12 @@ PUBLISHED = {
 }
 
 # The shared training setup; per group the window (in horizons) and the training length.
+# Seasonal series deseasonalized as the Theta method does (the season: the group's period):
+# validation sMAPE (CANDIDATES "chosen" against "no deseasonalization", 5 members) monthly
+# 14.52 -> 14.08, quarterly 9.37 -> 9.31 (Theta 14.32 and 9.19); yearly and other have none.
 BASE = dict(cell="lstm", units=64, layers=1, loss="quantile", quantiles=QUANTILES,
             transform="log", scaler="none", relative=True, batch_size=128,
-            learning_rate=1e-3, ensemble=5)
+            learning_rate=1e-3, ensemble=5, deseasonalize=True)
 # Training length by validation (CANDIDATES "epochs x 2" and "x 4" against 10 epochs: yearly
 # and other best at 20, quarterly and monthly at 40; yearly overfits at 40).
 CONFIGS = {
@@ -72,6 +75,7 @@ CANDIDATES = {
     "series weighted": dict(window_weights="series"),
     "epochs x 2": "epochs2",
     "epochs x 4": "epochs4",
+    "no deseasonalization": dict(deseasonalize=False),
 }
 
 
@@ -103,8 +107,8 @@ def load(dataset: str, group: str, subset: int | None) -> tuple[list, np.ndarray
 
 
 def config_for(group: str, h: int, extra: dict | str, quick: bool, ensemble: int | None,
-               epochs: int | None = None) -> dict:
-    config = {**BASE, **CONFIGS[group]}
+               epochs: int | None = None, period: int = 1) -> dict:
+    config = {**BASE, **CONFIGS[group], "season_length": period}
     if extra == "window3":
         config["input_size"] = 3 * h
     elif extra == "windows234":  # three members per window, the median of all nine
@@ -146,7 +150,7 @@ def run_group(dataset: str, group: str, args: argparse.Namespace, validate: bool
     else:
         candidates = strategies
     for label, extra in candidates.items():
-        config = config_for(group, h, extra, args.quick, args.ensemble, args.epochs)
+        config = config_for(group, h, extra, args.quick, args.ensemble, args.epochs, period)
         if config["transform"] == "log" and any(np.any(x <= 0) for x in train):
             # log needs positive values (Tourism has zeros): mean-abs scaling instead, the
             # best of the unlogged scalers in validation

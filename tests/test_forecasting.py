@@ -236,3 +236,70 @@ def test_student_t_head_learns_its_tails():
     assert fixed._width == 2
     with pytest.raises(ValueError, match="`student_t_df`"):
         RNNForecaster(h=2, student_t_df=0.0)
+
+
+def _seasonal_arrays(n_series=4, n=96, m=12, seed=0):
+    """Multiplicative seasonal series (the season's indices known), and one without."""
+    rng = np.random.default_rng(seed)
+    season = 1 + 0.3 * np.sin(2 * np.pi * np.arange(m) / m)
+    ys = [(10 + i + 0.05 * np.arange(n + i) + rng.normal(0, 0.1, n + i))
+          * season[np.arange(n + i) % m] for i in range(n_series)]
+    return ys + [5 + rng.normal(0, 1, n) ** 2], season
+
+
+@pytest.mark.parametrize("strategy", ["direct", "recursive"])
+def test_deseasonalize_is_the_model_of_the_adjusted_series_reseasonalized(strategy):
+    """deseasonalize=True forecasts exactly what the same forecaster forecasts for the series
+    divided by their seasonal indices (Theta's classical decomposition, found by the 90%
+    test), multiplied back by the indices of the forecast positions; a series without a
+    season is left as it is."""
+    from fastrnn.timeseries.classical import seasonal_factors
+
+    ys, _ = _seasonal_arrays()
+    kw = dict(h=6, input_size=24, loss="quantile", transform="log", scaler="none", seed=3,
+              strategy=strategy, **SMALL)
+    _, point, q = RNNForecaster(deseasonalize=True, season_length=12, **kw).fit(
+        ys).predict_arrays()
+    index = [seasonal_factors(y, 12) for y in ys]
+    assert [i is None for i in index] == [False] * 4 + [True]
+    adjusted = [y if i is None else y / i[np.arange(len(y)) % 12] for y, i in zip(ys, index)]
+    _, want_point, want_q = RNNForecaster(**kw).fit(adjusted).predict_arrays()
+    factors = np.stack([np.ones(6) if i is None else i[(len(y) + np.arange(6)) % 12]
+                        for y, i in zip(ys, index)])
+    np.testing.assert_allclose(point, want_point * factors, rtol=1e-12)
+    np.testing.assert_allclose(q, want_q * factors[..., None], rtol=1e-12)
+    np.testing.assert_array_equal(point[-1], want_point[-1])  # no season: as it was
+
+
+def test_deseasonalize_takes_the_season_from_the_dates_and_survives_save_load(tmp_path):
+    """Monthly dates give a season of 12 (integer times none); cross-validation fits the
+    indices on each window's training part; the setting is saved with the model."""
+    ys, season = _seasonal_arrays(n_series=3, n=72)
+    frames = [pd.DataFrame({"unique_id": f"s{i}", "y": y, "ds": pd.date_range(
+        "1990-01-01", periods=len(y), freq="MS")}) for i, y in enumerate(ys)]
+    df = pd.concat(frames, ignore_index=True)
+    model = RNNForecaster(h=4, input_size=12, deseasonalize=True, **SMALL).fit(df)
+    dated = model.predict()
+    assert model.get_config()["deseasonalize"] is True
+    # the forecasts follow the season: their month-to-month ratios are the indices'
+    s0 = dated[dated.unique_id == "s0"].forecast.to_numpy()
+    months = (len(ys[0]) + np.arange(4)) % 12
+    np.testing.assert_allclose(s0[1:] / s0[:-1], season[months[1:]] / season[months[:-1]],
+                               rtol=0.1)
+    path = tmp_path / "seasonal.fastrnn"
+    model.save(str(path))
+    pd.testing.assert_frame_equal(RNNForecaster.load(str(path)).predict(), dated)
+    plain = RNNForecaster(h=4, input_size=12, deseasonalize=True, **SMALL)
+    assert plain.fit(ys)._seasons(plain.panel_) == [None] * 4  # integer times: no season
+    cv = RNNForecaster(h=4, input_size=12, deseasonalize=True, **SMALL).cross_validation(
+        df, n_windows=2, step_size=4)
+    assert np.all(np.isfinite(cv.forecast)) and np.all(cv.ds > cv.cutoff)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(deseasonalize="yes"), "deseasonalize"), (dict(deseasonalize=1), "deseasonalize"),
+    (dict(season_length=0), "season_length"), (dict(season_length=2.5), "season_length"),
+])
+def test_bad_season_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        RNNForecaster(h=2, **kwargs)

@@ -100,3 +100,27 @@ def test_default_training_length_is_used_and_said(tmp_path, capsys, monkeypatch)
     assert seen == [len(PanelWindows(np.array([24, 24]), 6, 3))]  # window 2h, horizon 3
     assert "training length: 200 steps a member" in out
     assert real(4000) == 2000
+
+
+@pytest.mark.parametrize("extra, want", [
+    ([], "deseasonalize=True, season_length=None"),
+    (["--season", "6"], "deseasonalize=True, season_length=6"),
+    (["--no-deseasonalize"], None),
+])
+def test_long_csv_deseasonalizes_by_default(tmp_path, capsys, extra, want):
+    """The command's default (M3's validated choice) deseasonalizes seasonal series, the
+    season from the dates unless --season gives it; --no-deseasonalize turns it off."""
+    path = _write(tmp_path / "long.csv", _rows())
+    assert main(["forecast", "--csv", str(path), *LONG[:-1], "--horizon", "3", *extra,
+                 "--out", str(tmp_path / "o")]) == 0
+    trained = [line for line in capsys.readouterr().out.splitlines() if "training " in line]
+    assert trained and ((want in trained[0]) if want else "deseasonalize" not in trained[0])
+
+
+def test_no_deseasonalize_goes_with_many_series(tmp_path, capsys):
+    path = tmp_path / "one.csv"
+    path.write_text("t,x\n" + "".join(f"{i},{np.sin(i / 3):.4f}\n" for i in range(60)))
+    status = main(["forecast", "--csv", str(path), "--column", "x", "--no-deseasonalize",
+                   "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and "--no-deseasonalize goes with --id-column" in err

@@ -276,9 +276,10 @@ def _run_forecast(args: argparse.Namespace) -> int:
     then one library call (fastrnn.forecasting.single / .pipeline)."""
     if args.id_column is not None:
         return _run_forecast_long(args)
-    for name in ("quantiles", "evaluate"):
+    for name in ("quantiles", "evaluate", "no_deseasonalize"):
         if getattr(args, name):
-            raise usage_error(f"--{name} goes with --id-column (many series in a long CSV)")
+            raise usage_error(f"--{name.replace('_', '-')} goes with --id-column (many series "
+                              "in a long CSV)")
     for name, value in SINGLE_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -345,7 +346,8 @@ def _run_forecast_long(args: argparse.Namespace) -> int:
                            args.horizon, out, quantiles, model, args.evaluate, args.window,
                            args.epochs, args.units, args.seed, 0 if args.quiet else 1, say=say,
                            strategy=args.strategy,
-                           fill_gaps="interpolate" if args.fill_gaps else None)
+                           fill_gaps="interpolate" if args.fill_gaps else None,
+                           season=args.season, deseasonalize=not args.no_deseasonalize)
     except ValueError as err:  # the library's argument names, as the command's options
         message = str(err)
         for name, option in (("target_col", "--column"), ("id_col", "--id-column"),
@@ -494,7 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"recurrent layers (default 1, at most {MAX_LAYERS})")
     fc.add_argument("--season", type=_positive_int, default=None,
                     help="seasonal period in steps (default: from the time step, e.g. 52 for "
-                    "weekly data; 1 = none)")
+                    "weekly data; 1 = none); with --id-column, the season the RNN's series "
+                    "are deseasonalized by (default: from each series' dates; integer "
+                    "times have none)")
+    fc.add_argument("--no-deseasonalize", action="store_true",
+                    help="with --id-column: the RNN sees seasonal series as they are (by "
+                    "default a series whose season passes the M3 Theta method's test is "
+                    "divided by its seasonal indices, and its forecasts multiplied back)")
     fc.add_argument("--out", default="fastrnn_forecast",
                     help="directory for forecasts and plots (default fastrnn_forecast/)")
     fc.add_argument("--seed", type=_non_negative_int, default=42, help="seed (default 42)")

@@ -46,6 +46,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..timeseries._checks import invalid, positive_int, require
+from ..timeseries.classical import seasonal_factors
 from ..timeseries.metrics import check_quantiles
 from ..timeseries.panel import (
     FILL_GAPS,
@@ -147,6 +148,16 @@ class RNNForecaster:
         transform: None, or ``"log"``: the model sees log values (every value must be
             positive), so relative changes are ratios; forecasts are transformed back
             (quantiles stay quantiles; the point forecast is the median's).
+        deseasonalize: the network sees each seasonal series divided by its multiplicative
+            seasonal indices (a classical decomposition, as the M3 Theta method: applied to
+            a series whose values are positive and whose autocorrelation at the season's lag
+            passes the 90% test; other series as they are); forecasts and quantiles are
+            multiplied back by the indices of their positions. The indices come from the
+            values the forecaster is given: the training series in ``fit`` (each window of
+            ``cross_validation`` its own part), the series predicted from in ``predict``.
+        season_length: the season in steps for ``deseasonalize`` (e.g. 12 for monthly
+            data); None takes each series' from its dates (12 monthly, 4 quarterly, 7
+            daily, 24 hourly, 52 weekly; integer times have none).
         ensemble: M members (seeds ``seed``, ``seed + 1``...), combined by the median.
         input_sizes: optional windows per member (cycled), e.g. ``(2 * h, 3 * h)``.
         epochs, steps_per_epoch, batch_size, learning_rate: training (Adam, gradient norm
@@ -182,7 +193,8 @@ class RNNForecaster:
                  past_covariates: Sequence[str] = (), future_covariates: Sequence[str] = (),
                  calendar: bool = False, student_t_df: Optional[float] = None,
                  id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
-                 fill_gaps: Optional[str] = None, seed: int = 0, verbose: int = 0) -> None:
+                 fill_gaps: Optional[str] = None, seed: int = 0, verbose: int = 0,
+                 deseasonalize: bool = False, season_length: Optional[int] = None) -> None:
         self.h = positive_int("h", h)
         self.input_size = positive_int("input_size", input_size if input_size is not None
                                        else 2 * self.h)
@@ -210,6 +222,11 @@ class RNNForecaster:
         if transform not in (None, "log"):
             raise invalid("transform", "None or 'log'", transform)
         self.transform = transform
+        if not isinstance(deseasonalize, (bool, np.bool_)):
+            raise invalid("deseasonalize", "True or False", deseasonalize)
+        self.deseasonalize = bool(deseasonalize)
+        self.season_length = None if season_length is None else positive_int(
+            "season_length", season_length)
         self.ensemble = positive_int("ensemble", ensemble)
         self.input_sizes = [positive_int("input_sizes", k) for k in input_sizes] \
             if input_sizes else [self.input_size]
@@ -267,6 +284,7 @@ class RNNForecaster:
             "student_t_df": self.student_t_df, "id_col": self.id_col,
             "time_col": self.time_col, "target_col": self.target_col,
             "fill_gaps": self.fill_gaps, "seed": self.seed,
+            "deseasonalize": self.deseasonalize, "season_length": self.season_length,
             "verbose": self.verbose,
         }
 
@@ -274,7 +292,9 @@ class RNNForecaster:
         return (f"RNNForecaster(h={self.h}, input_size={self.input_size}, cell={self.cell!r}, "
                 f"units={self.units}, loss={self.loss!r}, strategy={self.strategy!r}, "
                 f"ensemble={self.ensemble}, "
-                f"fitted={bool(self.members_)})")
+                + (f"deseasonalize=True, season_length={self.season_length}, "
+                   if self.deseasonalize else "")
+                + f"fitted={bool(self.members_)})")
 
     @property
     def _width(self) -> int:
@@ -331,6 +351,28 @@ class RNNForecaster:
     def _forward(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
         return [np.log(v) for v in values] if self.transform == "log" else list(values)
 
+    def _seasons(self, panel: Panel) -> list[Optional[np.ndarray]]:
+        """Each series' seasonal indices (m,) under ``deseasonalize``, or None (no season
+        found, or not asked)."""
+        if not self.deseasonalize:
+            return [None] * len(panel)
+        periods = [self.season_length] * len(panel) if self.season_length is not None \
+            else panel.season()
+        return [seasonal_factors(v, m) for v, m in zip(panel.values, periods)]
+
+    @staticmethod
+    def _season_at(index: Optional[np.ndarray], start: int, count: int) -> np.ndarray:
+        """The factors of positions ``start .. start + count - 1`` (ones without a season)."""
+        if index is None:
+            return np.ones(count)
+        return index[(start + np.arange(count)) % len(index)]
+
+    def _adjusted(self, values: Sequence[np.ndarray], seasons: list[Optional[np.ndarray]]
+                  ) -> list[np.ndarray]:
+        """The values the network sees before scaling: deseasonalized, then transformed."""
+        return self._forward([v if s is None else v / self._season_at(s, 0, len(v))
+                              for v, s in zip(values, seasons)])
+
     def _backward(self, x: np.ndarray) -> np.ndarray:
         return np.exp(np.minimum(x, 700.0)) if self.transform == "log" else x
 
@@ -348,16 +390,18 @@ class RNNForecaster:
 
     def _prepare(self, panel: Panel, scalers: np.ndarray,
                  future: Optional[list[np.ndarray]] = None,
-                 future_times: Optional[list[np.ndarray]] = None) -> dict:
+                 future_times: Optional[list[np.ndarray]] = None,
+                 seasons: Optional[list[Optional[np.ndarray]]] = None) -> dict:
         """Flat per-step arrays of every series (history, then ``future`` steps when given):
         z (N,) the scaled target, feats (N, F - 2) the covariate features."""
+        adjusted = self._adjusted(panel.values, seasons or [None] * len(panel))
         npast, nfut = len(self.past_covariates), len(self.future_covariates)
         extra = 0 if future_times is None else len(future_times[0])
         zs, feats, lengths = [], [], []
         for i, v in enumerate(panel.values):
             n = len(v)
             z = np.zeros(n + extra)
-            z[:n] = (self._forward([v])[0] - scalers[i, 0]) / scalers[i, 1]
+            z[:n] = (adjusted[i] - scalers[i, 0]) / scalers[i, 1]
             f = np.zeros((n + extra, self._n_features - 2))
             col = 0
             if npast:
@@ -481,13 +525,14 @@ class RNNForecaster:
         previous = (self.panel_, self.scalers_, self.cov_stats_, self.members_)
         self.panel_ = panel
         try:
-            self.scalers_ = fit_scalers(self._forward(panel.values), self.scaler)
+            seasons = self._seasons(panel)
+            self.scalers_ = fit_scalers(self._adjusted(panel.values, seasons), self.scaler)
             self.cov_stats_ = None
             if panel.covariates is not None:
                 flat = np.concatenate(panel.covariates)
                 std = flat.std(axis=0)
                 self.cov_stats_ = np.stack([flat.mean(axis=0), np.where(std > 0, std, 1.0)])
-            data = self._prepare(panel, self.scalers_)
+            data = self._prepare(panel, self.scalers_, seasons=seasons)
             members = []
             for m in range(self.ensemble):
                 window = self.input_sizes[m % len(self.input_sizes)]
@@ -570,10 +615,11 @@ class RNNForecaster:
             out.append(fut.covariates[k][rows])
         return out
 
-    def _scalers_for(self, panel: Panel) -> np.ndarray:
+    def _scalers_for(self, panel: Panel, seasons: list[Optional[np.ndarray]]) -> np.ndarray:
         known = {sid: k for k, sid in enumerate(self.panel_.ids)}
         new = [i for i, sid in enumerate(panel.ids) if sid not in known]
-        fresh = fit_scalers(self._forward([panel.values[i] for i in new]), self.scaler) \
+        fresh = fit_scalers(self._adjusted([panel.values[i] for i in new],
+                                           [seasons[i] for i in new]), self.scaler) \
             if new else None
         out = np.empty((len(panel), 2))
         for i, sid in enumerate(panel.ids):
@@ -614,7 +660,8 @@ class RNNForecaster:
         panel = self.panel_ if df is None else self._panel(df)
         if ids is not None:  # only these series are forecast
             panel = panel.select(list(ids))
-        scalers = self._scalers_for(panel)
+        seasons = self._seasons(panel)
+        scalers = self._scalers_for(panel, seasons)
         extend = recursive or self._after > 0  # the arrays go on over the future steps
         future_times = panel.future_times(steps) if extend else None
         if _future is not None:  # cross-validation: the table's own later values
@@ -622,7 +669,7 @@ class RNNForecaster:
         else:
             future = self._future_covariates(panel, futr_df, steps, future_times) \
                 if extend else None
-        data = self._prepare(panel, scalers, future, future_times)
+        data = self._prepare(panel, scalers, future, future_times, seasons)
         series = np.arange(len(panel))
         origins = panel.lengths
         points, quants = [], []
@@ -645,6 +692,9 @@ class RNNForecaster:
         loc, scale = scalers[:, 0, None], scalers[:, 1, None]
         point = self._backward(point * scale + loc)[:, :h]
         q = self._backward(q * scale[..., None] + loc[..., None])[:, :h]
+        if any(s is not None for s in seasons):  # the seasons back, position by position
+            factors = np.stack([self._season_at(s, n, h) for s, n in zip(seasons, origins)])
+            point, q = point * factors, q * factors[..., None]
         return panel, point, q
 
     def _recursive(self, data: dict, window: int, model: Any, steps: int

@@ -39,10 +39,11 @@ MODELS = (*RNN_MODELS, *BASELINE_MODELS)
 
 # The command's default: the configuration chosen by validation on M3's training parts
 # (examples/m3.py): an LSTM of 64 units on log values relative to the window's last value,
-# a window of two horizons, the pinball loss, 5 members combined by the median.
+# seasonal series deseasonalized (the season from the dates, or --season), a window of two
+# horizons, the pinball loss, 5 members combined by the median.
 DEFAULT = dict(cell="lstm", units=64, loss="quantile", transform="log", scaler="none",
                relative=True, batch_size=128, learning_rate=1e-3, ensemble=5, epochs=10,
-               steps_per_epoch=200)
+               steps_per_epoch=200, deseasonalize=True)
 
 
 def default_steps(windows: int) -> int:
@@ -78,7 +79,8 @@ def format_time(values: np.ndarray) -> list[str]:
 
 def _model(name: str, horizon: int, quantiles: Optional[Sequence[float]], panel: Panel,
            window: Optional[int], epochs: Optional[int], units: Optional[int], seed: int,
-           verbose: int, columns: tuple[str, str, str], strategy: str = "direct") -> Any:
+           verbose: int, columns: tuple[str, str, str], strategy: str = "direct",
+           season: Optional[int] = None, deseasonalize: bool = True) -> Any:
     if name in BASELINE_MODELS:  # quantiles: the textbook normal intervals
         return StatsForecaster(name, horizon, id_col=columns[0], time_col=columns[1],
                                target_col=columns[2], quantiles=quantiles)
@@ -97,6 +99,7 @@ def _model(name: str, horizon: int, quantiles: Optional[Sequence[float]], panel:
         config["epochs"] = max(1, default_steps(count) // int(config["steps_per_epoch"]))
     if units is not None:
         config["units"] = units
+    config.update(deseasonalize=deseasonalize, season_length=season)
     return RNNForecaster(h=horizon, input_size=window or 2 * horizon, quantiles=quantiles,
                          seed=seed, verbose=verbose, id_col=columns[0], time_col=columns[1],
                          target_col=columns[2], strategy=strategy, **config)
@@ -120,12 +123,14 @@ def run_long_csv(path: str, id_col: str, time_col: str, target_col: str, horizon
                  epochs: Optional[int] = None, units: Optional[int] = None, seed: int = 0,
                  verbose: int = 0, plots: int = 3,
                  say: Callable[[str], None] = print, strategy: str = "direct",
-                 fill_gaps: Optional[str] = None) -> LongRun:
+                 fill_gaps: Optional[str] = None, season: Optional[int] = None,
+                 deseasonalize: bool = True) -> LongRun:
     """Reads the long CSV at ``path``, trains ``model`` across every series and writes
     ``out/forecasts.csv`` (id, time, ``forecast``, one ``q<level>`` per quantile); with
     ``evaluate`` also ``out/metrics.csv`` and up to ``plots`` PNGs (see the module
     docstring). ``strategy`` is the RNN's (:class:`RNNForecaster`); ``fill_gaps`` fills
-    missing periods and values (:class:`~fastrnn.timeseries.panel.Panel`)."""
+    missing periods and values (:class:`~fastrnn.timeseries.panel.Panel`); ``deseasonalize``
+    and ``season`` (its ``season_length``: None takes it from the dates) are the RNN's."""
     if model not in MODELS:
         raise ValueError(f"Received an invalid value for argument `model`: expected one of "
                          f"{MODELS}, got {model!r}.")
@@ -154,7 +159,7 @@ def run_long_csv(path: str, id_col: str, time_col: str, target_col: str, horizon
     else:
         train, truth = panel, None
     forecaster = _model(model, horizon, quantiles, train, window, epochs, units, seed,
-                        verbose, columns, strategy)
+                        verbose, columns, strategy, season, deseasonalize)
     say(f"training {forecaster!r}")
     if epochs is None and isinstance(forecaster, RNNForecaster):
         say(f"training length: {forecaster.epochs * forecaster.steps_per_epoch} steps a member, "

@@ -134,11 +134,19 @@ def _residual_sd(residuals: np.ndarray, parameters: int) -> float:
     return float(np.sqrt(np.sum(residuals ** 2) / dof)) if dof > 0 else float("nan")
 
 
+def seasonal_factors(y: np.ndarray, season: int) -> np.ndarray | None:
+    """The multiplicative seasonal indices (season,) of `y` when the M3 Theta method would
+    deseasonalise it (a season above 1, positive values, the 90% autocorrelation test of
+    :func:`seasonality_test` passed), else None. Index k applies to y[k], y[k + m], ...
+    and, going on, to the forecast of position n + j at ``(n + j) % season``."""
+    seasonal = season > 1 and np.all(y > 0) and seasonality_test(y, season)
+    return seasonal_indices(y, season) if seasonal else None
+
+
 def _deseasonalised(y: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Theta's input: the series divided by its seasonal indices when the 90% test finds a
     season (positive values only), and the indices (season,) or None."""
-    seasonal = season > 1 and np.all(y > 0) and seasonality_test(y, season)
-    index = seasonal_indices(y, season) if seasonal else None
+    index = seasonal_factors(y, season)
     x = y / index[np.arange(len(y)) % season] if index is not None else y
     return x, index
 
