@@ -6,6 +6,7 @@
     python examples/m3.py --tourism      # Tourism monthly/quarterly MASE too
     python examples/m3.py --groups monthly --subset 50 --quick   # a short run
     python examples/m3.py --strategy direct,recursive,encoder-decoder --subset 100
+    python examples/m3.py --groups monthly --neuralforecast-python ~/nf/bin/python
 
 Per frequency group (yearly, quarterly, monthly, other; horizons 6/8/18/8) one
 :class:`fastrnn.forecasting.RNNForecaster` is trained across every series of the group and
@@ -27,8 +28,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -126,6 +130,27 @@ def config_for(group: str, h: int, extra: dict | str, quick: bool, ensemble: int
     return config
 
 
+def neuralforecast_forecast(python: str, train: list, h: int, input_size: int, seed: int
+                            ) -> tuple[np.ndarray, np.ndarray, float, float, str]:
+    """neuralforecast's LSTM on the same training parts, in the Python named (it needs
+    neuralforecast, not fastrnn): examples/m3_neuralforecast.py. Returns point (S, h),
+    quantiles (S, h, 3), fit and predict seconds, its version."""
+    worker = Path(__file__).with_name("m3_neuralforecast.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        source, target = Path(tmp, "in.npz"), Path(tmp, "out.npz")
+        np.savez(source, values=np.concatenate(train), lengths=[len(x) for x in train], h=h,
+                 input_size=input_size, max_steps=1000, seed=seed)
+        done = subprocess.run([python, str(worker), str(source), str(target)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            sys.exit(f"examples/m3.py: error: --neuralforecast-python {python}: the run "
+                     f"failed: {tail}")
+        out = np.load(target)
+        return (out["point"], out["quantiles"], float(out["fit_seconds"]),
+                float(out["predict_seconds"]), str(out["version"]))
+
+
 def run_group(dataset: str, group: str, args: argparse.Namespace, validate: bool) -> list:
     train, test, h, period = load(dataset, group, args.subset)
     if validate:  # the training parts only: their last horizon is the validation target
@@ -167,6 +192,17 @@ def run_group(dataset: str, group: str, args: argparse.Namespace, validate: bool
                          seconds=fitted - start, predict_seconds=predicted - fitted))
         print(f"  {dataset} {group} {label}: sMAPE {rows[-1]['smape'].mean():.2f}, fit "
               f"{fitted - start:.1f} s, predict {predicted - fitted:.2f} s", flush=True)
+    if args.neuralforecast_python:
+        size = CONFIGS[group]["input_size"]
+        point, q, fit_s, predict_s, version = neuralforecast_forecast(
+            args.neuralforecast_python, train, h, size, args.seed)
+        cover = np.mean((test >= q[..., 0]) & (test <= q[..., -1]), axis=1)
+        rows.append(dict(group=group, model=f"neuralforecast {version} LSTM", n=len(train),
+                         smape=smape(test, point), mase=mase(test, point, train, period),
+                         coverage=cover, seconds=fit_s, predict_seconds=predict_s))
+        print(f"  {dataset} {group} neuralforecast LSTM: sMAPE "
+              f"{rows[-1]['smape'].mean():.2f}, fit {fit_s:.1f} s, predict {predict_s:.2f} s",
+              flush=True)
     return rows
 
 
@@ -221,6 +257,10 @@ def main(argv: list[str] | None = None) -> str:
                         help="epochs per member (default: the group's; fewer for a subset, "
                         "whose series are fewer than the group's training steps assume)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--neuralforecast-python", metavar="PATH", default=None,
+                        help="a Python with neuralforecast installed (not a dependency): its "
+                        "LSTM (the group's input window, scaler_type='standard', its default "
+                        "1,000 steps, MQLoss(level=[80])) on the same data and split")
     parser.add_argument("--num-samples", type=int, default=None,
                         help="the recursive strategy's sample paths per series (intervals "
                         "that widen with the horizon; default: the median path)")
