@@ -143,11 +143,19 @@ def seasonal_factors(y: np.ndarray, season: int) -> np.ndarray | None:
     return seasonal_indices(y, season) if seasonal else None
 
 
+def season_at(index: np.ndarray | None, start: int, count: int) -> np.ndarray:
+    """The factors (count,) of positions ``start .. start + count - 1`` of a series whose
+    seasonal indices are `index` (position k has index ``k % len(index)``); ones for None."""
+    if index is None:
+        return np.ones(count)
+    return index[(start + np.arange(count)) % len(index)]
+
+
 def _deseasonalised(y: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Theta's input: the series divided by its seasonal indices when the 90% test finds a
     season (positive values only), and the indices (season,) or None."""
     index = seasonal_factors(y, season)
-    x = y / index[np.arange(len(y)) % season] if index is not None else y
+    x = y / season_at(index, 0, len(y)) if index is not None else y
     return x, index
 
 
@@ -167,7 +175,7 @@ def theta(y: np.ndarray, h: int, season: int = 1) -> np.ndarray:
     slope = np.polyfit(t, x, 1)[0]
     out = level + slope / 2 * (np.arange(h) + (1 - (1 - alpha) ** n) / alpha)
     if index is not None:
-        out = out * index[(n + np.arange(h)) % season]
+        out = out * season_at(index, n, h)
     return out
 
 
@@ -204,7 +212,7 @@ def forecast_std(method: str, y: np.ndarray, h: int, season: int = 1) -> np.ndar
     sigma = float(np.sqrt(sse[0] / (n - 2)))
     out = sigma * np.sqrt(1 + alpha ** 2 * (k - 1))
     if index is not None:
-        out = out * index[(n + np.arange(h)) % season]
+        out = out * season_at(index, n, h)
     return out
 
 
